@@ -1,0 +1,116 @@
+"""The message bus the services talk over, and its in-process implementation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any]], Awaitable[None]]
+"""Handles one message; returning acknowledges it, raising rejects it."""
+
+
+class BusUnavailable(Exception):
+    """The bus cannot accept a message right now."""
+
+
+class MessageBus(ABC):
+    """Queues (each message to one consumer, kept until handled) and topics (a copy to everyone)."""
+
+    async def connect(self) -> None:
+        """Open connections; called once before use."""
+
+    async def close(self) -> None:
+        """Stop consumers and close connections."""
+
+    @abstractmethod
+    async def send(self, queue: str, body: dict[str, Any]) -> None:
+        """Put a message on a queue; returns once the bus has accepted it."""
+
+    @abstractmethod
+    async def consume(self, queue: str, handler: Handler, *, prefetch: int = 16) -> None:
+        """Handle the queue's messages, up to `prefetch` at a time, until the bus closes."""
+
+    @abstractmethod
+    async def publish(self, topic: str, body: dict[str, Any]) -> None:
+        """Send a copy of a message to every current subscriber of a topic."""
+
+    @abstractmethod
+    async def subscribe(self, topic: str, handler: Handler) -> None:
+        """Receive, in order, every message published on a topic from now on."""
+
+    async def is_ready(self) -> bool:
+        """True when the bus can take messages."""
+        return True
+
+
+def _copy(body: dict[str, Any]) -> dict[str, Any]:
+    # A JSON round trip gives in-process consumers exactly what a broker would hand them.
+    result: dict[str, Any] = json.loads(json.dumps(body))
+    return result
+
+
+class InMemoryBus(MessageBus):
+    """A bus inside one process, for `qrt dev` and tests. Nothing survives the process;
+    the store holds the jobs, and the scheduler re-reads them at start-up."""
+
+    def __init__(self) -> None:
+        self._queues: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        self._subscribers: dict[str, list[asyncio.Queue[dict[str, Any]]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _queue(self, name: str) -> asyncio.Queue[dict[str, Any]]:
+        return self._queues.setdefault(name, asyncio.Queue())
+
+    def _spawn(self, coro: Awaitable[None], name: str) -> None:
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def send(self, queue: str, body: dict[str, Any]) -> None:
+        self._queue(queue).put_nowait(_copy(body))
+
+    async def consume(self, queue: str, handler: Handler, *, prefetch: int = 16) -> None:
+        source = self._queue(queue)
+        for n in range(prefetch):
+            self._spawn(self._work(queue, source, handler), f"consume:{queue}:{n}")
+
+    async def publish(self, topic: str, body: dict[str, Any]) -> None:
+        for inbox in self._subscribers.get(topic, ()):
+            inbox.put_nowait(_copy(body))
+
+    async def subscribe(self, topic: str, handler: Handler) -> None:
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._subscribers.setdefault(topic, []).append(inbox)
+        self._spawn(self._work(topic, inbox, handler), f"subscribe:{topic}")
+
+    async def _work(
+        self, name: str, source: asyncio.Queue[dict[str, Any]], handler: Handler
+    ) -> None:
+        while True:
+            body = await source.get()
+            try:
+                await handler(body)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("message on %s rejected and dropped", name)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+
+def open_bus(url: str) -> MessageBus:
+    """The bus for a `QRT_BUS_URL`."""
+    if url.startswith("memory:"):
+        return InMemoryBus()
+    raise ValueError(f"unsupported QRT_BUS_URL {url!r}: use memory://")

@@ -1,0 +1,155 @@
+"""Jobs: their status words, the record the platform keeps, and the one transition function."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+
+class JobStatus(StrEnum):
+    """A job's status, in IBM Qiskit Runtime's words."""
+
+    QUEUED = "Queued"
+    RUNNING = "Running"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+    CANCELLED_RAN_TOO_LONG = "Cancelled - Ran too long"
+
+    @property
+    def is_final(self) -> bool:
+        """True when no further transition can happen."""
+        return not _ALLOWED[self]
+
+
+_ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.FAILED}),
+    JobStatus.RUNNING: frozenset(
+        {
+            JobStatus.COMPLETED,
+            JobStatus.FAILED,
+            JobStatus.CANCELLED,
+            JobStatus.CANCELLED_RAN_TOO_LONG,
+            # An executor lost mid-job hands the job back to the queue for another attempt.
+            JobStatus.QUEUED,
+        }
+    ),
+    JobStatus.COMPLETED: frozenset(),
+    JobStatus.FAILED: frozenset(),
+    JobStatus.CANCELLED: frozenset(),
+    JobStatus.CANCELLED_RAN_TOO_LONG: frozenset(),
+}
+
+DEFAULT_HUB = "ibm-q"
+DEFAULT_GROUP = "open"
+DEFAULT_PROJECT = "main"
+
+
+class IllegalTransition(Exception):
+    """Raised when a job is asked to move to a status its current one cannot reach."""
+
+    def __init__(self, job_id: str, current: JobStatus, wanted: JobStatus) -> None:
+        super().__init__(f"job {job_id} cannot go from {current} to {wanted}")
+        self.job_id, self.current, self.wanted = job_id, current, wanted
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+def new_job_id() -> str:
+    """A fresh job id."""
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A request to run one program once, and everything known about that run."""
+
+    id: str
+    program_id: str
+    backend: str
+    params: str
+    """The program's keyword arguments as RuntimeEncoder JSON text, decoded only by the program."""
+    max_execution_time: int
+    """Seconds the program may run before it is stopped as `Cancelled - Ran too long`."""
+    hub: str = DEFAULT_HUB
+    group: str = DEFAULT_GROUP
+    project: str = DEFAULT_PROJECT
+    tags: tuple[str, ...] = ()
+    status: JobStatus = JobStatus.QUEUED
+    created: datetime = field(default_factory=utcnow)
+    started: datetime | None = None
+    ended: datetime | None = None
+    reason: str | None = None
+    """Why the job failed or was cancelled, for people."""
+    attempt: int = 0
+    """How many times an executor has started this job."""
+    executor_id: str | None = None
+    """The executor running (or that last ran) the job."""
+
+    @property
+    def instance(self) -> str:
+        """The `hub/group/project` the job belongs to."""
+        return f"{self.hub}/{self.group}/{self.project}"
+
+
+def transition(
+    job: Job,
+    to: JobStatus,
+    *,
+    at: datetime | None = None,
+    reason: str | None = None,
+    executor_id: str | None = None,
+) -> Job:
+    """Return `job` moved to status `to`, or raise IllegalTransition if the move is not allowed."""
+    if to not in _ALLOWED[job.status]:
+        raise IllegalTransition(job.id, job.status, to)
+    at = at or utcnow()
+    changes: dict[str, object] = {"status": to, "reason": reason}
+    if to is JobStatus.RUNNING:
+        changes.update(started=at, attempt=job.attempt + 1, executor_id=executor_id)
+    elif to is JobStatus.QUEUED:
+        changes.update(started=None, executor_id=None)
+    else:
+        changes["ended"] = at
+    return dataclasses.replace(job, **changes)  # type: ignore[arg-type]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _from_iso(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def job_to_dict(job: Job) -> dict[str, object]:
+    """A job as a JSON-ready dict, the form the stores keep."""
+    doc = dataclasses.asdict(job)
+    doc.update(
+        status=job.status.value,
+        tags=list(job.tags),
+        created=_iso(job.created),
+        started=_iso(job.started),
+        ended=_iso(job.ended),
+    )
+    return doc
+
+
+def job_from_dict(doc: dict[str, object]) -> Job:
+    """The job a `job_to_dict` dict describes."""
+    fields = {f.name for f in dataclasses.fields(Job)}
+    values = {k: v for k, v in doc.items() if k in fields}
+    values.update(
+        status=JobStatus(doc["status"]),
+        tags=tuple(doc.get("tags") or ()),  # type: ignore[call-overload]
+        created=_from_iso(doc["created"]),  # type: ignore[arg-type]
+        started=_from_iso(doc.get("started")),  # type: ignore[arg-type]
+        ended=_from_iso(doc.get("ended")),  # type: ignore[arg-type]
+    )
+    return Job(**values)  # type: ignore[arg-type]

@@ -1,0 +1,131 @@
+"""What the services say to each other over the bus, and the queue and topic names they use.
+
+Queues deliver each message to one consumer and keep it until it is handled; topics deliver a
+copy to every current subscriber and keep nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cache
+from typing import Any, TypeVar
+
+from pydantic import TypeAdapter
+
+SUBMITTED_QUEUE = "qrt.jobs.submitted"
+"""Gateway to scheduler: a job was stored and waits to be scheduled."""
+CANCEL_QUEUE = "qrt.jobs.cancel"
+"""Gateway to scheduler: a user asked to cancel a job."""
+EVENTS_QUEUE = "qrt.jobs.events"
+"""Executors to the job ledger: what happened to a running job."""
+UPDATES_TOPIC = "qrt.jobs.updates"
+"""Ledger to gateways: job events once they are stored, for live streams."""
+CONTROL_TOPIC = "qrt.executors.control"
+"""Scheduler to executors: stop a job wherever it runs."""
+HEARTBEAT_TOPIC = "qrt.executors.heartbeat"
+"""Executors to scheduler: who is alive and what it can take."""
+
+
+def executor_queue(executor_id: str) -> str:
+    """The queue on which one executor receives its assignments."""
+    return f"qrt.executor.{executor_id}"
+
+
+class EventKind(StrEnum):
+    """What a job event reports."""
+
+    RUNNING = "running"
+    LOG = "log"
+    INTERIM = "interim"
+    RESULT = "result"
+    FINISHED = "finished"
+
+
+@dataclass(frozen=True, slots=True)
+class JobSubmitted:
+    """A job waits in the store to be scheduled."""
+
+    job_id: str
+    backend: str
+    instance: str
+    created: float
+
+
+@dataclass(frozen=True, slots=True)
+class CancelJob:
+    """A user wants the job stopped."""
+
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """The scheduler gives one job attempt to one executor."""
+
+    job_id: str
+    program_id: str
+    backend: str
+    params: str
+    max_execution_time: int
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    """Something that happened to a job attempt; applying one twice changes nothing."""
+
+    job_id: str
+    kind: EventKind
+    attempt: int
+    executor_id: str = ""
+    seq: int = 0
+    """Position among the attempt's events of the same kind (log chunk or interim index)."""
+    data: str | None = None
+    """Log text, or a RuntimeEncoder JSON text for interim and final results."""
+    status: str | None = None
+    """The job's new status, on `finished`."""
+    reason: str | None = None
+    at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """An executor says it is alive and what it can take."""
+
+    executor_id: str
+    capacity: int
+    backends: list[str]
+    running: list[str]
+    draining: bool = False
+    sent_at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True, slots=True)
+class StopJob:
+    """The executor running the job must kill it and report `status`."""
+
+    job_id: str
+    status: str
+
+
+Message = JobSubmitted | CancelJob | Assignment | JobEvent | Heartbeat | StopJob
+M = TypeVar("M", JobSubmitted, CancelJob, Assignment, JobEvent, Heartbeat, StopJob)
+
+
+def encode(message: Message) -> dict[str, Any]:
+    """A message as a JSON-ready dict."""
+    return dataclasses.asdict(message)
+
+
+@cache
+def _adapter(kind: type[Any]) -> TypeAdapter[Any]:
+    return TypeAdapter(kind)
+
+
+def decode(kind: type[M], body: dict[str, Any]) -> M:
+    """Validate `body` as a `kind` message; raises pydantic.ValidationError if it is not one."""
+    result: M = _adapter(kind).validate_python(body)
+    return result

@@ -1,0 +1,96 @@
+"""The program registry: `programs.ini` names the programs, re-read whenever it or a program changes."""
+
+from __future__ import annotations
+
+import configparser
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .programs import InvalidProgram, Program, load_program
+
+logger = logging.getLogger(__name__)
+
+CONFIG_NAME = "programs.ini"
+
+
+@dataclass(frozen=True, slots=True)
+class _Stamp:
+    mtime_ns: int
+    size: int
+
+
+def _stamp(path: Path) -> _Stamp | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return _Stamp(st.st_mtime_ns, st.st_size)
+
+
+class ProgramRegistry:
+    """Programs listed in `<programs_dir>/programs.ini` as `program-id=dotted.module`.
+
+    Every lookup checks the files' modification stamps (a few `stat` calls), so a program
+    added, changed or removed on disk is seen on the next request without a restart.
+    """
+
+    def __init__(self, programs_dir: Path) -> None:
+        self.programs_dir = programs_dir.resolve()
+        self.config_path = self.programs_dir / CONFIG_NAME
+        self._config_stamp: _Stamp | None = None
+        self._modules: dict[str, str] = {}
+        self._cache: dict[str, tuple[_Stamp | None, Program | None]] = {}
+
+    def _refresh_config(self) -> None:
+        stamp = _stamp(self.config_path)
+        if stamp == self._config_stamp and stamp is not None:
+            return
+        self._config_stamp = stamp
+        parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
+        parser.optionxform = str  # type: ignore[assignment,method-assign]
+        try:
+            parser.read_string(self.config_path.read_text(encoding="utf-8"), str(self.config_path))
+        except FileNotFoundError:
+            logger.warning("no program registry", extra={"path": str(self.config_path)})
+            self._modules = {}
+            return
+        except (OSError, configparser.Error) as exc:
+            logger.error("unreadable program registry: %s", exc)
+            self._modules = {}
+            return
+        self._modules = dict(parser["programs"]) if parser.has_section("programs") else {}
+
+    def _program(self, program_id: str, module: str) -> Program | None:
+        meta_path = self.programs_dir.joinpath(*module.split(".")).with_suffix(".json")
+        stamp = _stamp(meta_path)
+        cached = self._cache.get(program_id)
+        if cached is not None and cached[0] == stamp and stamp is not None:
+            program = cached[1]
+            if program is None or program.module == module:
+                return program
+        try:
+            program = load_program(program_id, module, self.programs_dir)
+        except InvalidProgram as exc:
+            logger.error("program %s skipped: %s", program_id, exc)
+            program = None
+        self._cache[program_id] = (stamp, program)
+        return program
+
+    def get(self, program_id: str) -> Program | None:
+        """The program registered under `program_id`, or None."""
+        self._refresh_config()
+        module = self._modules.get(program_id)
+        return None if module is None else self._program(program_id, module)
+
+    def all(self) -> list[Program]:
+        """Every usable program, in the order `programs.ini` lists them."""
+        self._refresh_config()
+        programs = (self._program(pid, module) for pid, module in self._modules.items())
+        return [p for p in programs if p is not None]
+
+    @property
+    def search_path(self) -> str:
+        """What a job process puts on `sys.path` to import program modules."""
+        return os.fspath(self.programs_dir)

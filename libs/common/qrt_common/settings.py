@@ -1,0 +1,52 @@
+"""The one settings object: every knob is a `QRT_`-prefixed environment variable."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration of every qrt service, read from `QRT_*` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="QRT_", frozen=True)
+
+    host: str = "127.0.0.1"
+    """Address the API gateway listens on."""
+    port: int = Field(8000, ge=0, le=65535)
+    """Port the API gateway listens on (0 picks a free one)."""
+    data_dir: Path = Path(".qrt")
+    """Where the embedded store keeps its database."""
+    store_url: str = ""
+    """`sqlite:///path` for the embedded store; empty means `<data_dir>/qrt.db`."""
+    bus_url: str = "memory://"
+    """`memory://` for the in-process bus."""
+    programs_dir: Path = Path("programs")
+    """Directory holding `programs.ini` and the program packages it names."""
+    executor_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    """This executor's identity in heartbeats and assignments."""
+    executor_capacity: int = Field(4, ge=1)
+    """How many jobs one executor runs at the same time."""
+    warm_pool_size: int = Field(2, ge=0)
+    """Job processes kept forked and waiting, so a job starts without a fork on its path."""
+    max_request_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    """Largest request body the gateway accepts (413 beyond it)."""
+    max_log_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    """Largest log kept per job attempt; the rest is dropped with a note in the log."""
+    heartbeat_interval: float = Field(2.0, gt=0)
+    """Seconds between executor heartbeats."""
+    heartbeat_timeout: float = Field(10.0, gt=0)
+    """Seconds without a heartbeat after which an executor counts as gone."""
+    max_attempts: int = Field(3, ge=1)
+    """How often a job is started before an executor loss makes it Failed."""
+    log_level: str = "INFO"
+    """Level of the services' structured logs."""
+
+    @property
+    def effective_store_url(self) -> str:
+        """The store URL in force: QRT_STORE_URL, or the SQLite file under the data directory."""
+        return self.store_url or f"sqlite:///{(self.data_dir / 'qrt.db').resolve()}"

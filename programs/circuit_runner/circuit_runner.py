@@ -1,0 +1,35 @@
+"""Circuit runner: transpiles circuits for the backend, runs them, returns the Result as a dict."""
+
+from qiskit import QuantumCircuit, transpile
+
+
+def main(
+    backend,
+    user_messenger,
+    circuits,
+    initial_layout=None,
+    seed_transpiler=None,
+    optimization_level=None,
+    transpiler_options=None,
+    shots=1024,
+    seed_simulator=None,
+    memory=False,
+):
+    """Run `circuits` (one QuantumCircuit or a list) and return `Result.to_dict()`."""
+    if isinstance(circuits, QuantumCircuit):
+        circuits = [circuits]
+    if not circuits or not all(isinstance(c, QuantumCircuit) for c in circuits):
+        raise TypeError("circuits must be a QuantumCircuit or a non-empty list of them")
+    transpiled = transpile(
+        circuits,
+        backend=backend,
+        initial_layout=initial_layout,
+        seed_transpiler=seed_transpiler,
+        optimization_level=optimization_level,
+        **(transpiler_options or {}),
+    )
+    run_options = {"shots": shots, "memory": memory}
+    if seed_simulator is not None:
+        run_options["seed_simulator"] = seed_simulator
+    result = backend.run(transpiled, **run_options).result()
+    return result.to_dict()

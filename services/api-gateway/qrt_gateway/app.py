@@ -1,0 +1,112 @@
+"""The API gateway: the aiohttp application serving the Qiskit Runtime API of qrt."""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import swagger_ui_bundle
+from aiohttp import web
+
+from qrt_common.messages import UPDATES_TOPIC
+
+from . import jobs, programs, websockets
+from .context import GATEWAY, Gateway, gateway
+from .errors import json_errors
+from .openapi import Query, Route, docs_page, openapi_document
+from .schemas import BackendList, JobCreated, JobList, JobOut, JobRequest, ProgramList, ProgramOut
+
+try:
+    VERSION = version("qrt")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    VERSION = "0.0.0"
+
+_JOB_FILTERS = (
+    Query("limit", "Page size, 1 to 1000 (default 200).", "integer"),
+    Query("offset", "How many matching jobs to skip.", "integer"),
+    Query("pending", "true: only Queued and Running jobs; false: only ended ones.", "boolean"),
+    Query("status", "Only jobs with this status (repeatable)."),
+    Query("program", "Only jobs of this program."),
+    Query("backend", "Only jobs on this backend."),
+    Query("hub", "Only jobs of this hub."),
+    Query("group", "Only jobs of this group."),
+    Query("project", "Only jobs of this project."),
+    Query("tags", "Only jobs carrying all these tags (comma-separated or repeated)."),
+)
+
+_STRING = {"type": "string"}
+_WEBSOCKET = {"101": {"description": "Switching to the websocket protocol"}}
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    gw = gateway(request)
+    checks = {"store": await gw.store.is_ready(), "bus": await gw.bus.is_ready()}
+    ready = all(checks.values())
+    return web.json_response(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status=200 if ready else 503,
+    )
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/programs", programs.list_programs, "List programs", "programs",
+          response=ProgramList),
+    Route("GET", "/programs/{program_id}", programs.get_program, "A program's metadata",
+          "programs", response=ProgramOut, errors=(404,)),
+    Route("GET", "/backends", programs.list_backends, "List backends", "programs",
+          response=BackendList),
+    Route("POST", "/jobs", jobs.create_job, "Run a program", "jobs", response=JobCreated,
+          body=JobRequest, errors=(400, 404, 413, 503)),
+    Route("GET", "/jobs", jobs.list_jobs, "List jobs, newest first", "jobs", response=JobList,
+          errors=(400,), query=_JOB_FILTERS),
+    Route("GET", "/jobs/{job_id}", jobs.get_job, "A job", "jobs", response=JobOut,
+          errors=(404,)),
+    Route("GET", "/jobs/{job_id}/logs", jobs.get_logs, "A job's log (stdout, stderr, publishes)",
+          "jobs", response_schema=_STRING, errors=(404,)),
+    Route("GET", "/jobs/{job_id}/results", jobs.get_results,
+          "A job's final result (RuntimeEncoder JSON text in a JSON string)", "jobs",
+          response_schema=_STRING, errors=(404,),
+          description="204 while the job has no final result."),
+    Route("POST", "/jobs/{job_id}/cancel", jobs.cancel_job, "Cancel a queued or running job",
+          "jobs", status=204, errors=(404, 409)),
+    Route("DELETE", "/jobs/{job_id}", jobs.delete_job, "Delete an ended job", "jobs",
+          status=204, errors=(404, 409)),
+    Route("GET", "/stream/jobs/{job_id}", websockets.stream_results,
+          "Websocket: interim results then the final result", "streams", errors=(404,),
+          status=101, extra={"responses": _WEBSOCKET}),
+    Route("GET", "/stream/jobs/{job_id}/logs", websockets.stream_logs,
+          "Websocket: the job's log as it is written", "streams", errors=(404,),
+          status=101, extra={"responses": _WEBSOCKET}),
+    Route("GET", "/healthz", healthz, "The gateway is alive", "health"),
+    Route("GET", "/readyz", readyz, "The gateway's store and bus answer", "health",
+          errors=(503,)),
+)  # fmt: skip
+
+
+def create_app(context: Gateway) -> web.Application:
+    """The gateway application for `context`; its startup subscribes to job updates."""
+    app = web.Application(
+        client_max_size=context.settings.max_request_bytes, middlewares=[json_errors]
+    )
+    app[GATEWAY] = context
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)
+    document = json.dumps(openapi_document(ROUTES, title="qrt", version=VERSION))
+
+    async def openapi(request: web.Request) -> web.Response:
+        return web.Response(text=document, content_type="application/json")
+
+    app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/docs", docs_page)
+    app.router.add_static("/docs/static", Path(swagger_ui_bundle.swagger_ui_path))
+
+    async def follow_updates(app: web.Application) -> None:
+        await context.bus.subscribe(UPDATES_TOPIC, context.streams.on_update)
+
+    app.on_startup.append(follow_updates)
+    return app

@@ -1,0 +1,228 @@
+"""`/jobs`: submit, list, inspect, cancel and delete jobs; read their logs and results."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from qrt_common.backends import DEFAULT_BACKEND
+from qrt_common.jobs import Job, JobStatus, new_job_id
+from qrt_common.messages import CANCEL_QUEUE, SUBMITTED_QUEUE, CancelJob, JobSubmitted, encode
+from qrt_common.programs import Program
+from qrt_common.store import JobQuery
+
+from .context import gateway
+from .errors import ApiError, from_validation_error
+from .schemas import JobCreated, JobList, JobOut, JobRequest, dump
+
+MAX_PAGE = 1000
+
+_PARAM_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "integer": (int,),
+    "float": (int, float),
+    "number": (int, float),
+    "str": (str,),
+    "string": (str,),
+    "bool": (bool,),
+    "boolean": (bool,),
+    "dict": (dict,),
+    "object": (dict,),
+    "list": (list,),
+    "array": (list,),
+}
+
+
+def json_response(text: str, status: int = 200) -> web.Response:
+    return web.Response(status=status, text=text, content_type="application/json")
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request body as JSON, or a 400 that says why it is not."""
+    raw = await request.read()
+    if not raw:
+        raise ApiError(400, "request body is empty; send a JSON object")
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise ApiError(400, f"request body is not valid JSON: {exc}") from None
+
+
+def _check_type(program: Program, name: str, value: Any) -> None:
+    declared = program.parameter_type(name)
+    expected = _PARAM_TYPES.get((declared or "").lower())
+    if expected is None or (isinstance(value, dict) and "__type__" in value):
+        return  # undeclared, exotic or RuntimeEncoder-wrapped: the program decodes it
+    wrong_bool = isinstance(value, bool) and bool not in expected
+    if wrong_bool or not isinstance(value, expected):
+        raise ApiError(
+            400,
+            f"parameter '{name}' must be of type {declared}, got {type(value).__name__}",
+            f"params.{name}",
+        )
+
+
+def program_params(raw: Any, program: Program) -> str:
+    """The job's params as JSON text, after checking them against the program's metadata.
+
+    Only the outer object is parsed here; RuntimeEncoder values inside it are decoded by the
+    program's own process.
+    """
+    if raw is None or raw == []:
+        text, values = "{}", {}
+    elif isinstance(raw, list):
+        if len(raw) != 1 or not isinstance(raw[0], str):
+            raise ApiError(400, "params must be a list holding one JSON string", "params")
+        text = raw[0]
+        try:
+            values = json.loads(text)
+        except ValueError as exc:
+            raise ApiError(400, f"params[0] is not valid JSON: {exc}", "params[0]") from None
+        if not isinstance(values, dict):
+            raise ApiError(400, "params[0] must encode a JSON object", "params[0]")
+    elif isinstance(raw, dict):
+        text, values = json.dumps(raw), raw
+    else:
+        raise ApiError(400, "params must be a JSON object or a list of one JSON string", "params")
+    for name in program.required_parameters():
+        if name not in values:
+            raise ApiError(400, f"missing required parameter '{name}'", f"params.{name}")
+    for name, value in values.items():
+        _check_type(program, name, value)
+    return text
+
+
+def submitted(job: Job) -> JobSubmitted:
+    return JobSubmitted(job.id, job.backend, job.instance, job.created.timestamp())
+
+
+async def create_job(request: web.Request) -> web.Response:
+    gw = gateway(request)
+    body = await read_json(request)
+    try:
+        spec = JobRequest.model_validate(body)
+    except ValidationError as exc:
+        raise from_validation_error(exc) from None
+    program = gw.registry.get(spec.program_id)
+    if program is None:
+        raise ApiError(404, f"program '{spec.program_id}' not found", "programId")
+    backend = spec.backend or DEFAULT_BACKEND
+    if backend not in gw.backends():
+        known = ", ".join(gw.backends())
+        raise ApiError(400, f"unknown backend '{backend}'; available: {known}", "backend")
+    limit = min(spec.max_execution_time or program.max_execution_time, program.max_execution_time)
+    job = Job(
+        id=new_job_id(),
+        program_id=program.id,
+        backend=backend,
+        params=program_params(spec.params, program),
+        max_execution_time=limit,
+        hub=spec.hub,
+        group=spec.group,
+        project=spec.project,
+        tags=tuple(spec.tags),
+    )
+    await gw.store.add_job(job)
+    try:
+        await gw.bus.send(SUBMITTED_QUEUE, encode(submitted(job)))
+    except Exception as exc:
+        # Accepting a job nobody will schedule would lose it silently: take it back.
+        await gw.store.delete_job(job.id)
+        raise ApiError(503, f"job not accepted, the message bus is unavailable: {exc}") from exc
+    return json_response(dump(JobCreated(id=job.id)))
+
+
+def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"query parameter '{name}' must be an integer", name) from None
+    if not low <= value <= high:
+        raise ApiError(400, f"query parameter '{name}' must be between {low} and {high}", name)
+    return value
+
+
+def _statuses(request: web.Request) -> set[JobStatus]:
+    """The statuses the `pending` and `status` query parameters allow."""
+    allowed = set(JobStatus)
+    pending = request.query.get("pending")
+    if pending is not None:
+        if pending.lower() not in ("true", "false"):
+            raise ApiError(400, "query parameter 'pending' must be true or false", "pending")
+        allowed = {s for s in allowed if s.is_final == (pending.lower() == "false")}
+    named = request.query.getall("status", [])
+    if named:
+        try:
+            allowed &= {JobStatus(raw) for raw in named}
+        except ValueError:
+            known = ", ".join(s.value for s in JobStatus)
+            raise ApiError(400, f"unknown status; use one of: {known}", "status") from None
+    return allowed
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    statuses = _statuses(request)
+    query = JobQuery(
+        limit=_int_query(request, "limit", 200, 1, MAX_PAGE),
+        offset=_int_query(request, "offset", 0, 0, 2**62),
+        statuses=() if statuses == set(JobStatus) else statuses,
+        program_id=request.query.get("program"),
+        backend=request.query.get("backend"),
+        hub=request.query.get("hub"),
+        group=request.query.get("group"),
+        project=request.query.get("project"),
+        tags=[t for raw in request.query.getall("tags", []) for t in raw.split(",") if t],
+    )
+    if not statuses:
+        return json_response(dump(JobList(jobs=[], count=0)))
+    jobs, total = await gateway(request).store.list_jobs(query)
+    return json_response(dump(JobList(jobs=[JobOut.of(j) for j in jobs], count=total)))
+
+
+async def find_job(request: web.Request) -> Job:
+    job_id = request.match_info["job_id"]
+    job = await gateway(request).store.get_job(job_id)
+    if job is None:
+        raise ApiError(404, f"job '{job_id}' not found")
+    return job
+
+
+async def get_job(request: web.Request) -> web.Response:
+    return json_response(dump(JobOut.of(await find_job(request))))
+
+
+async def get_logs(request: web.Request) -> web.Response:
+    job = await find_job(request)
+    return json_response(json.dumps(await gateway(request).store.read_log(job.id), ensure_ascii=False))
+
+
+async def get_results(request: web.Request) -> web.Response:
+    job = await find_job(request)
+    result = await gateway(request).store.get_result(job.id)
+    if result is None:
+        return web.Response(status=204)
+    return json_response(json.dumps(result, ensure_ascii=False))
+
+
+async def cancel_job(request: web.Request) -> web.Response:
+    job = await find_job(request)
+    if job.status.is_final:
+        raise ApiError(409, f"job '{job.id}' has already ended: {job.status.value}")
+    await gateway(request).bus.send(CANCEL_QUEUE, encode(CancelJob(job.id)))
+    return web.Response(status=204)
+
+
+async def delete_job(request: web.Request) -> web.Response:
+    job = await find_job(request)
+    if not job.status.is_final:
+        raise ApiError(
+            409, f"job '{job.id}' is {job.status.value}; cancel it before deleting it"
+        )
+    await gateway(request).store.delete_job(job.id)
+    return web.Response(status=204)

@@ -1,0 +1,133 @@
+"""The OpenAPI 3 document, built from the same route table the app serves, and the `/docs` page."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from .schemas import ErrorOut
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_REASONS = {
+    200: "OK",
+    204: "No content",
+    400: "Bad request: the body names the field at fault",
+    404: "Not found",
+    409: "Conflict with the job's status",
+    413: "Request body too large",
+    503: "A backing service is unavailable",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A query parameter of a route."""
+
+    name: str
+    description: str
+    type: str = "string"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One operation of the API: how it is served and how it is documented."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    response: type[BaseModel] | None = None
+    body: type[BaseModel] | None = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    query: tuple[Query, ...] = ()
+    response_schema: dict[str, Any] | None = None
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _operation(route: Route) -> dict[str, Any]:
+    params = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{(\w+)}", route.path)
+    ]
+    params += [
+        {"name": q.name, "in": "query", "description": q.description, "schema": {"type": q.type}}
+        for q in route.query
+    ]
+    responses: dict[str, Any] = {}
+    ok: dict[str, Any] = {"description": _REASONS.get(route.status, "OK")}
+    if route.response is not None:
+        ok["content"] = {"application/json": {"schema": _ref(route.response)}}
+    elif route.response_schema is not None:
+        ok["content"] = {"application/json": {"schema": route.response_schema}}
+    responses[str(route.status)] = ok
+    for status in route.errors:
+        responses[str(status)] = {
+            "description": _REASONS[status],
+            "content": {"application/json": {"schema": _ref(ErrorOut)}},
+        }
+    operation: dict[str, Any] = {
+        "summary": route.summary,
+        "operationId": route.handler.__name__,
+        "tags": [route.tag],
+        "parameters": params,
+        "responses": responses,
+    }
+    if route.description:
+        operation["description"] = route.description
+    if route.body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(route.body)}},
+        }
+    operation.update(route.extra)
+    return operation
+
+
+def openapi_document(routes: Sequence[Route], *, title: str, version: str) -> dict[str, Any]:
+    """An OpenAPI 3.1 document describing `routes`."""
+    models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(ErrorOut, "serialization")]
+    for route in routes:
+        if route.response is not None:
+            models.append((route.response, "serialization"))
+        if route.body is not None:
+            models.append((route.body, "validation"))
+    _, schemas = models_json_schema(
+        list(dict.fromkeys(models)), by_alias=True, ref_template="#/components/schemas/{model}"
+    )
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version},
+        "paths": paths,
+        "components": {"schemas": schemas.get("$defs", {})},
+    }
+
+
+DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>qrt API</title>
+<link rel="stylesheet" href="/docs/static/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/static/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui"});</script>
+</body></html>
+"""
+
+
+async def docs_page(request: web.Request) -> web.Response:
+    return web.Response(text=DOCS_PAGE, content_type="text/html")

@@ -1,0 +1,151 @@
+"""The shapes of the API's request and response bodies; they also feed the OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from qrt_common.jobs import DEFAULT_GROUP, DEFAULT_HUB, DEFAULT_PROJECT, Job
+from qrt_common.programs import Program
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class JobRequest(_Body):
+    """What `POST /jobs` takes: the test server's body, plus optional tags and a time limit."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    program_id: str = Field(alias="programId", min_length=1, description="Program to run.")
+    hub: str = Field(DEFAULT_HUB, min_length=1)
+    group: str = Field(DEFAULT_GROUP, min_length=1)
+    project: str = Field(DEFAULT_PROJECT, min_length=1)
+    backend: str | None = Field(None, description="Backend name; aer_simulator when omitted.")
+    params: list[str] | dict[str, Any] | None = Field(
+        None,
+        description="Keyword arguments of the program: a list holding one RuntimeEncoder "
+        "JSON string (as the Qiskit Runtime test server takes it), or a JSON object.",
+    )
+    tags: list[str] = Field(default_factory=list)
+    max_execution_time: int | None = Field(
+        None,
+        alias="maxExecutionTime",
+        gt=0,
+        description="Seconds the job may run; at most the program's own limit.",
+    )
+
+
+class JobCreated(_Body):
+    id: str
+
+
+class ProgramRef(_Body):
+    id: str
+
+
+class JobOut(_Body):
+    """A job as `GET /jobs/{id}` shows it."""
+
+    id: str
+    program: ProgramRef
+    hub: str
+    group: str
+    project: str
+    backend: str
+    status: str
+    reason: str | None = None
+    params: list[str]
+    tags: list[str]
+    created: str
+    started: str | None = None
+    ended: str | None = None
+    max_execution_time: int = Field(alias="maxExecutionTime")
+    attempt: int
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        return cls(
+            id=job.id,
+            program=ProgramRef(id=job.program_id),
+            hub=job.hub,
+            group=job.group,
+            project=job.project,
+            backend=job.backend,
+            status=job.status.value,
+            reason=job.reason,
+            params=[job.params],
+            tags=list(job.tags),
+            created=job.created.strftime(TIME_FORMAT),
+            started=job.started.strftime(TIME_FORMAT) if job.started else None,
+            ended=job.ended.strftime(TIME_FORMAT) if job.ended else None,
+            max_execution_time=job.max_execution_time,
+            attempt=job.attempt,
+        )
+
+
+class JobList(_Body):
+    jobs: list[JobOut]
+    count: int = Field(description="How many jobs match in all, across pages.")
+
+
+class ProgramOut(_Body):
+    """A program's metadata as the Qiskit Runtime API names it."""
+
+    id: str
+    name: str
+    cost: int = Field(description="The program's maximum execution time in seconds.")
+    description: str
+    version: str
+    max_execution_time: int = Field(alias="maxExecutionTime")
+    backend_requirements: dict[str, Any] | None = Field(alias="backendRequirements")
+    parameters: list[dict[str, Any]] | None
+    return_values: list[dict[str, Any]] | None = Field(alias="returnValues")
+    interim_results: list[dict[str, Any]] | None = Field(alias="interimResults")
+    is_public: bool = Field(alias="isPublic")
+
+    @classmethod
+    def of(cls, program: Program) -> ProgramOut:
+        return cls(
+            id=program.id,
+            name=program.name,
+            cost=program.max_execution_time,
+            description=program.description,
+            version=program.version,
+            max_execution_time=program.max_execution_time,
+            backend_requirements=program.backend_requirements,
+            parameters=program.parameters,
+            return_values=program.return_values,
+            interim_results=program.interim_results,
+            is_public=program.is_public,
+        )
+
+
+class ProgramList(_Body):
+    programs: list[ProgramOut]
+
+
+class BackendOut(_Body):
+    name: str
+    simulator: bool
+
+
+class BackendList(_Body):
+    backends: list[BackendOut]
+
+
+class ErrorOut(_Body):
+    """Every error the API returns."""
+
+    detail: str = Field(description="What went wrong, for people.")
+    field: str | None = Field(None, description="The request field at fault, if one is.")
+
+
+def dump(model: BaseModel) -> str:
+    """A response model as JSON text, with the API's field names."""
+    return json.dumps(model.model_dump(mode="json", by_alias=True))

@@ -1,0 +1,115 @@
+"""The program's side of a job: runs inside the job's own process, forked from the warm pool.
+
+The forkserver imports this module (and with it qiskit, qiskit-aer and the runtime codec)
+once, so every job process starts with them already loaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import os
+import socket
+import sys
+import threading
+import traceback
+from typing import Any
+
+import qiskit_ibm_runtime
+from qiskit_aer import AerSimulator
+
+from qrt_common.backends import SIMULATORS
+
+RuntimeEncoder: type[json.JSONEncoder] = qiskit_ibm_runtime.RuntimeEncoder
+RuntimeDecoder: type[json.JSONDecoder] = qiskit_ibm_runtime.RuntimeDecoder
+
+
+class UserMessenger:
+    """Handed to a program's `main()` to publish interim results and its final result."""
+
+    def __init__(self, channel: socket.socket) -> None:
+        self._channel = channel
+        self._lock = threading.Lock()
+        self.final_published = False
+
+    def publish(
+        self,
+        message: Any,
+        encoder: type[json.JSONEncoder] = RuntimeEncoder,
+        final: bool = False,
+    ) -> None:
+        """Publish `message`: an interim result, or the final result if `final`."""
+        text = json.dumps(message, cls=encoder)
+        # As in Qiskit Runtime, the log shows every published message.
+        print(text, flush=True)
+        self.send({"kind": "final" if final else "interim", "data": text})
+        self.final_published = self.final_published or final
+
+    def send(self, frame: dict[str, Any]) -> None:
+        """Write one control frame to the executor."""
+        line = (json.dumps(frame) + "\n").encode()
+        with self._lock:
+            self._channel.sendall(line)
+
+
+def make_backend(name: str) -> Any:
+    """The Qiskit backend a job asked for."""
+    if name in SIMULATORS:
+        return AerSimulator(**SIMULATORS[name])
+    raise ValueError(f"unknown backend {name!r}")
+
+
+def run_program(spec: dict[str, Any], messenger: UserMessenger) -> int:
+    """Import the program, decode its inputs and call `main()`; returns the exit code."""
+    try:
+        sys.path.insert(0, spec["programs_dir"])
+        importlib.invalidate_caches()
+        module = importlib.import_module(spec["module"])
+        main = getattr(module, "main", None)
+        if not callable(main):
+            raise AttributeError(f"program module {spec['module']} has no main() function")
+        backend = make_backend(spec["backend"])
+        # User input is decoded only here, inside the program's own process.
+        kwargs = json.loads(spec["params"], cls=RuntimeDecoder) if spec["params"] else {}
+        if not isinstance(kwargs, dict):
+            raise TypeError("params must decode to an object of keyword arguments")
+        result = main(backend, messenger, **kwargs)
+        if result is not None and not messenger.final_published:
+            messenger.publish(result, final=True)
+        return 0
+    except SystemExit as exc:
+        if exc.code in (0, None):
+            return 0
+        traceback.print_exc()
+        messenger.send({"kind": "error", "reason": f"program exited with {exc.code!r}"})
+        return 1
+    except BaseException as exc:
+        traceback.print_exc()
+        messenger.send({"kind": "error", "reason": f"{type(exc).__name__}: {exc}"})
+        return 1
+
+
+def _attach(sock: socket.socket, fd: int) -> io.TextIOWrapper:
+    os.dup2(sock.fileno(), fd)
+    sock.close()
+    raw = io.FileIO(fd, "w", closefd=False)
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", line_buffering=True)
+
+
+def serve(control: socket.socket, stdout: socket.socket, stderr: socket.socket) -> None:
+    """Wait for one job on `control`, run it with stdout and stderr on the given sockets, exit."""
+    # A process group of its own lets the executor kill the program and anything it started.
+    os.setsid()
+    sys.stdout = _attach(stdout, 1)
+    sys.stderr = _attach(stderr, 2)
+    line = control.makefile("rb").readline()
+    if not line:
+        os._exit(0)
+    spec = json.loads(line)
+    os.environ["QRT_JOB_ID"] = spec["job_id"]
+    os.chdir(spec["workdir"])
+    code = run_program(spec, UserMessenger(control))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

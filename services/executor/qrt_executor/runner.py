@@ -1,0 +1,217 @@
+"""Running one job attempt in a job process: its output becomes job events, in order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from qrt_common.jobs import JobStatus
+from qrt_common.messages import EventKind, JobEvent
+
+from .pool import JobProcess
+
+logger = logging.getLogger(__name__)
+
+LOG_FLUSH_SECONDS = 0.05
+LOG_CHUNK_BYTES = 64 * 1024
+MAX_LINE_BYTES = 1024 * 1024
+DRAIN_SECONDS = 2.0
+"""How long output may still arrive after the process exited before the rest is dropped."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a job attempt ended."""
+
+    status: JobStatus
+    reason: str | None = None
+
+
+class JobOutput:
+    """Turns a job attempt's output into numbered events and sends them one at a time, in order.
+
+    Log lines are batched into chunks (every 50 ms or 64 KiB) so a chatty program costs
+    a few messages a second, not one per line.
+    """
+
+    def __init__(
+        self,
+        job_id: str,
+        attempt: int,
+        executor_id: str,
+        send: Callable[[JobEvent], Awaitable[None]],
+        *,
+        max_log_bytes: int,
+    ) -> None:
+        self.job_id, self.attempt, self.executor_id = job_id, attempt, executor_id
+        self._send = send
+        self._max_log_bytes = max_log_bytes
+        self._outbox: asyncio.Queue[JobEvent | None] = asyncio.Queue()
+        self._pending: list[str] = []
+        self._pending_bytes = 0
+        self._log_bytes = 0
+        self._truncated = False
+        self._seq = {EventKind.LOG: 0, EventKind.INTERIM: 0}
+        self._timer: asyncio.TimerHandle | None = None
+        self._drainer = asyncio.create_task(self._drain())
+
+    def log(self, line: str) -> None:
+        """Add one line of output to the job's log."""
+        if self._truncated:
+            return
+        size = len(line.encode()) + 1
+        if self._log_bytes + size > self._max_log_bytes:
+            self._truncated = True
+            line, size = f"[qrt] log truncated at {self._max_log_bytes} bytes", 0
+        self._log_bytes += size
+        self._pending.append(line + "\n")
+        self._pending_bytes += size
+        if self._pending_bytes >= LOG_CHUNK_BYTES:
+            self._flush_log()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(LOG_FLUSH_SECONDS, self._flush_log)
+
+    def _flush_log(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._pending:
+            self._put(EventKind.LOG, data="".join(self._pending))
+            self._pending.clear()
+            self._pending_bytes = 0
+
+    def _put(self, kind: EventKind, **fields: Any) -> None:
+        seq = self._seq.get(kind, 0)
+        if kind in self._seq:
+            self._seq[kind] += 1
+        event = JobEvent(
+            job_id=self.job_id,
+            kind=kind,
+            attempt=self.attempt,
+            executor_id=self.executor_id,
+            seq=seq,
+            **fields,
+        )
+        self._outbox.put_nowait(event)
+
+    def event(self, kind: EventKind, **fields: Any) -> None:
+        """Queue an event after all the log written before it."""
+        self._flush_log()
+        self._put(kind, **fields)
+
+    async def _drain(self) -> None:
+        while (event := await self._outbox.get()) is not None:
+            try:
+                await self._send(event)
+            except Exception:
+                logger.exception("lost a %s event of job %s", event.kind, event.job_id)
+
+    async def close(self) -> None:
+        """Send everything queued, then stop."""
+        self._flush_log()
+        self._outbox.put_nowait(None)
+        await self._drainer
+
+
+async def _lines(reader: asyncio.StreamReader, max_line: int | None) -> AsyncIterator[str]:
+    pending = b""
+    while chunk := await reader.read(65536):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            yield line.decode("utf-8", "replace")
+        if max_line is not None and len(pending) > max_line:
+            # An endless line is cut into pieces rather than held in memory.
+            yield pending.decode("utf-8", "replace")
+            pending = b""
+    if pending:
+        yield pending.decode("utf-8", "replace")
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is not None and code < 0:
+        with contextlib.suppress(ValueError):
+            return f"program process killed by {signal.Signals(-code).name}"
+    return f"program process exited with code {code}"
+
+
+async def run_job(
+    proc: JobProcess,
+    spec: dict[str, Any],
+    output: JobOutput,
+    *,
+    timeout: float,
+    stop: asyncio.Future[JobStatus],
+) -> Outcome:
+    """Hand `spec` to `proc` and follow it until it exits, runs out of time or is stopped."""
+    loop = asyncio.get_running_loop()
+    readers = []
+    for sock in (proc.control, proc.stdout, proc.stderr):
+        reader, _writer = await asyncio.open_unix_connection(sock=sock, limit=MAX_LINE_BYTES)
+        readers.append((reader, _writer))
+    (control, control_writer), (stdout, _), (stderr, _) = readers
+    control_writer.write(json.dumps(spec).encode() + b"\n")
+    await control_writer.drain()
+
+    errors: list[str] = []
+
+    async def follow_output(reader: asyncio.StreamReader) -> None:
+        async for line in _lines(reader, MAX_LINE_BYTES):
+            output.log(line)
+
+    async def follow_control() -> None:
+        async for line in _lines(control, None):
+            try:
+                frame = json.loads(line)
+                kind = frame["kind"]
+            except (ValueError, KeyError, TypeError):
+                output.log("[qrt] ignored a malformed frame from the program process")
+                continue
+            if kind == "interim":
+                output.event(EventKind.INTERIM, data=frame["data"])
+            elif kind == "final":
+                output.event(EventKind.RESULT, data=frame["data"])
+            elif kind == "error":
+                errors.append(str(frame.get("reason")))
+
+    followers = asyncio.gather(follow_output(stdout), follow_output(stderr), follow_control())
+    exited: asyncio.Future[None] = loop.create_future()
+    sentinel = proc.process.sentinel
+    loop.add_reader(sentinel, lambda: exited.done() or exited.set_result(None))
+    try:
+        done, _ = await asyncio.wait(
+            {exited, stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        loop.remove_reader(sentinel)
+    if exited not in done:
+        proc.kill()
+    try:
+        await asyncio.wait_for(asyncio.shield(followers), DRAIN_SECONDS)
+    except TimeoutError:
+        # Something the program started still holds its stdout open: end it.
+        proc.kill()
+        followers.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await followers
+    for _, writer in readers:
+        writer.close()
+    code = await asyncio.to_thread(_join, proc)
+    if exited not in done:
+        if stop in done:
+            return Outcome(stop.result(), "cancelled on request")
+        return Outcome(JobStatus.CANCELLED_RAN_TOO_LONG, f"ran longer than {timeout:g} s")
+    if code == 0:
+        return Outcome(JobStatus.COMPLETED)
+    return Outcome(JobStatus.FAILED, errors[0] if errors else _exit_reason(code))
+
+
+def _join(proc: JobProcess) -> int | None:
+    proc.process.join(5)
+    return proc.exit_code()

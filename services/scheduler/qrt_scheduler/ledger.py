@@ -1,0 +1,105 @@
+"""The job ledger: the one place a job's status changes, and where job events are stored."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from qrt_common.bus import MessageBus
+from qrt_common.jobs import IllegalTransition, Job, JobStatus, transition
+from qrt_common.messages import UPDATES_TOPIC, EventKind, JobEvent, encode
+from qrt_common.store import JobStore
+
+logger = logging.getLogger(__name__)
+
+
+class Ledger:
+    """Applies job events to the store, each at most once, then tells the gateways.
+
+    Status changes are compare-and-set on the status the ledger read, and events of one job
+    are applied one at a time, so a duplicate, late or reordered event never corrupts a job.
+    """
+
+    def __init__(self, store: JobStore, bus: MessageBus) -> None:
+        self._store = store
+        self._bus = bus
+        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+
+    @asynccontextmanager
+    async def _serialized(self, job_id: str) -> AsyncIterator[None]:
+        lock, users = self._locks.setdefault(job_id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._locks[job_id]
+
+    async def apply(self, event: JobEvent) -> bool:
+        """Store what `event` says; True if it changed anything (and was announced)."""
+        async with self._serialized(event.job_id):
+            applied = await self._apply(event)
+        if applied:
+            await self._bus.publish(UPDATES_TOPIC, encode(event))
+        return applied
+
+    async def _apply(self, event: JobEvent) -> bool:
+        job_id, attempt = event.job_id, event.attempt
+        if event.kind is EventKind.LOG:
+            return await self._store.append_log(job_id, attempt, event.seq, event.data or "")
+        if event.kind is EventKind.INTERIM:
+            return await self._store.add_interim(job_id, attempt, event.seq, event.data or "")
+        if event.kind is EventKind.RESULT:
+            return await self._store.set_result(job_id, event.data or "")
+        job = await self._store.get_job(job_id)
+        if job is None:
+            return False
+        at = datetime.fromtimestamp(event.at, UTC)
+        if event.kind is EventKind.RUNNING:
+            if job.status is not JobStatus.QUEUED or attempt != job.attempt + 1:
+                return False
+            return await self._move(
+                job, JobStatus.RUNNING, at=at, executor_id=event.executor_id
+            )
+        # FINISHED: only the attempt the store knows about may end the job.
+        started = job.status is JobStatus.RUNNING and attempt == job.attempt
+        never_started = job.status is JobStatus.QUEUED and attempt == job.attempt + 1
+        if not (started or never_started):
+            return False
+        return await self._move(job, JobStatus(event.status), at=at, reason=event.reason)
+
+    async def _move(
+        self,
+        job: Job,
+        to: JobStatus,
+        *,
+        at: datetime | None = None,
+        reason: str | None = None,
+        executor_id: str | None = None,
+    ) -> bool:
+        try:
+            moved = transition(job, to, at=at, reason=reason, executor_id=executor_id)
+        except IllegalTransition as exc:
+            logger.info("ignored: %s", exc, extra={"job_id": job.id})
+            return False
+        return await self._store.replace_job(moved, expected=job.status)
+
+    async def change_status(self, job: Job, to: JobStatus, reason: str | None = None) -> bool:
+        """Move `job` (as read from the store) to `to` and announce it; False if it had moved."""
+        event = JobEvent(
+            job_id=job.id,
+            kind=EventKind.FINISHED,
+            attempt=job.attempt,
+            status=to.value,
+            reason=reason,
+        )
+        async with self._serialized(job.id):
+            moved = await self._move(job, to, reason=reason)
+        if moved:
+            await self._bus.publish(UPDATES_TOPIC, encode(event))
+        return moved
