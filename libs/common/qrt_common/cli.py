@@ -22,6 +22,7 @@ from .store import JobStore
 
 if TYPE_CHECKING:
     from aiohttp import web
+
     from qrt_executor.service import Executor
     from qrt_scheduler.service import Scheduler
 
@@ -43,6 +44,7 @@ class Platform:
     @classmethod
     async def start(cls, settings: Settings) -> Platform:
         from aiohttp import web
+
         from qrt_executor.service import Executor
         from qrt_gateway.app import create_app
         from qrt_gateway.context import Gateway

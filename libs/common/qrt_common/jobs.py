@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 
 class JobStatus(StrEnum):
@@ -128,7 +129,7 @@ def _from_iso(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-def job_to_dict(job: Job) -> dict[str, object]:
+def job_to_dict(job: Job) -> dict[str, Any]:
     """A job as a JSON-ready dict, the form the stores keep."""
     doc = dataclasses.asdict(job)
     doc.update(
@@ -141,15 +142,15 @@ def job_to_dict(job: Job) -> dict[str, object]:
     return doc
 
 
-def job_from_dict(doc: dict[str, object]) -> Job:
-    """The job a `job_to_dict` dict describes."""
+def job_from_dict(doc: dict[str, Any]) -> Job:
+    """The job a `job_to_dict` dict describes; keys it does not know are ignored."""
     fields = {f.name for f in dataclasses.fields(Job)}
     values = {k: v for k, v in doc.items() if k in fields}
     values.update(
         status=JobStatus(doc["status"]),
-        tags=tuple(doc.get("tags") or ()),  # type: ignore[call-overload]
-        created=_from_iso(doc["created"]),  # type: ignore[arg-type]
-        started=_from_iso(doc.get("started")),  # type: ignore[arg-type]
-        ended=_from_iso(doc.get("ended")),  # type: ignore[arg-type]
+        tags=tuple(doc.get("tags") or ()),
+        created=_from_iso(doc["created"]),
+        started=_from_iso(doc.get("started")),
+        ended=_from_iso(doc.get("ended")),
     )
-    return Job(**values)  # type: ignore[arg-type]
+    return Job(**values)

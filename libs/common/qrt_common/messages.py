@@ -10,7 +10,6 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cache
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
@@ -120,9 +119,14 @@ def encode(message: Message) -> dict[str, Any]:
     return dataclasses.asdict(message)
 
 
-@cache
+_ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
+
+
 def _adapter(kind: type[Any]) -> TypeAdapter[Any]:
-    return TypeAdapter(kind)
+    adapter = _ADAPTERS.get(kind)
+    if adapter is None:
+        adapter = _ADAPTERS[kind] = TypeAdapter(kind)
+    return adapter
 
 
 def decode(kind: type[M], body: dict[str, Any]) -> M:

@@ -45,7 +45,7 @@ class Program:
 
 
 def _pick(meta: dict[str, Any], snake: str, camel: str, default: Any = None) -> Any:
-    # The 2021 test server dropped snake_case keys; real metadata files use them, clients send camelCase.
+    # The 2021 test server dropped snake_case keys; metadata files use them, clients camelCase.
     if snake in meta:
         return meta[snake]
     return meta.get(camel, default)

@@ -1,4 +1,4 @@
-"""The program registry: `programs.ini` names the programs, re-read whenever it or a program changes."""
+"""The program registry: `programs.ini` names the programs and is re-read when it changes."""
 
 from __future__ import annotations
 

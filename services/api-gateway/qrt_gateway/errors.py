@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from qrt_common.bus import BusUnavailable
 from qrt_common.store import StoreUnavailable
 
+from .context import GATEWAY
 from .schemas import ErrorOut, dump
 
 
@@ -48,10 +49,9 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.detail, exc.field)
-    except web.HTTPRequestEntityTooLarge as exc:
-        return error_response(
-            413, f"request body is larger than the limit of {exc.max_size} bytes"
-        )
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[GATEWAY].settings.max_request_bytes
+        return error_response(413, f"request body is larger than the limit of {limit} bytes")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

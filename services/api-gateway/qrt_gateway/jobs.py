@@ -199,7 +199,9 @@ async def get_job(request: web.Request) -> web.Response:
 
 async def get_logs(request: web.Request) -> web.Response:
     job = await find_job(request)
-    return json_response(json.dumps(await gateway(request).store.read_log(job.id), ensure_ascii=False))
+    return json_response(
+        json.dumps(await gateway(request).store.read_log(job.id), ensure_ascii=False)
+    )
 
 
 async def get_results(request: web.Request) -> web.Response:
@@ -221,8 +223,6 @@ async def cancel_job(request: web.Request) -> web.Response:
 async def delete_job(request: web.Request) -> web.Response:
     job = await find_job(request)
     if not job.status.is_final:
-        raise ApiError(
-            409, f"job '{job.id}' is {job.status.value}; cancel it before deleting it"
-        )
+        raise ApiError(409, f"job '{job.id}' is {job.status.value}; cancel it before deleting it")
     await gateway(request).store.delete_job(job.id)
     return web.Response(status=204)

@@ -59,13 +59,17 @@ async def _follow(
                 if event.kind is kind and key not in seen:
                     seen.add(key)
                     await ws.send_str(event.data or "")
-                ended = event.kind is EventKind.FINISHED and JobStatus(event.status).is_final
+                ended = event.kind is EventKind.FINISHED and _is_final(event.status)
             await _finish(ws, gw, job.id, send_result=kind is EventKind.INTERIM)
     finally:
         client.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await client
     return ws
+
+
+def _is_final(status: str | None) -> bool:
+    return status is not None and JobStatus(status).is_final
 
 
 async def _next(inbox: asyncio.Queue[JobEvent], client: asyncio.Task[None]) -> JobEvent | None:

@@ -146,7 +146,7 @@ async def run_job(
     spec: dict[str, Any],
     output: JobOutput,
     *,
-    timeout: float,
+    time_limit: float,
     stop: asyncio.Future[JobStatus],
 ) -> Outcome:
     """Hand `spec` to `proc` and follow it until it exits, runs out of time or is stopped."""
@@ -183,10 +183,16 @@ async def run_job(
     followers = asyncio.gather(follow_output(stdout), follow_output(stderr), follow_control())
     exited: asyncio.Future[None] = loop.create_future()
     sentinel = proc.process.sentinel
-    loop.add_reader(sentinel, lambda: exited.done() or exited.set_result(None))
+
+    def on_exit() -> None:
+        if not exited.done():
+            exited.set_result(None)
+
+    loop.add_reader(sentinel, on_exit)
     try:
+        waiting: set[asyncio.Future[Any]] = {exited, stop}
         done, _ = await asyncio.wait(
-            {exited, stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            waiting, timeout=time_limit, return_when=asyncio.FIRST_COMPLETED
         )
     finally:
         loop.remove_reader(sentinel)
@@ -206,7 +212,7 @@ async def run_job(
     if exited not in done:
         if stop in done:
             return Outcome(stop.result(), "cancelled on request")
-        return Outcome(JobStatus.CANCELLED_RAN_TOO_LONG, f"ran longer than {timeout:g} s")
+        return Outcome(JobStatus.CANCELLED_RAN_TOO_LONG, f"ran longer than {time_limit:g} s")
     if code == 0:
         return Outcome(JobStatus.COMPLETED)
     return Outcome(JobStatus.FAILED, errors[0] if errors else _exit_reason(code))

@@ -175,7 +175,7 @@ class Executor:
         }
         try:
             return await run_job(
-                proc, spec, output, timeout=assignment.max_execution_time, stop=stop
+                proc, spec, output, time_limit=assignment.max_execution_time, stop=stop
             )
         finally:
             if proc.exit_code() is None:

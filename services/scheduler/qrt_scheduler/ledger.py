@@ -63,13 +63,11 @@ class Ledger:
         if event.kind is EventKind.RUNNING:
             if job.status is not JobStatus.QUEUED or attempt != job.attempt + 1:
                 return False
-            return await self._move(
-                job, JobStatus.RUNNING, at=at, executor_id=event.executor_id
-            )
+            return await self._move(job, JobStatus.RUNNING, at=at, executor_id=event.executor_id)
         # FINISHED: only the attempt the store knows about may end the job.
         started = job.status is JobStatus.RUNNING and attempt == job.attempt
         never_started = job.status is JobStatus.QUEUED and attempt == job.attempt + 1
-        if not (started or never_started):
+        if not (started or never_started) or event.status is None:
             return False
         return await self._move(job, JobStatus(event.status), at=at, reason=event.reason)
 

@@ -1,0 +1,104 @@
+"""Shared fixtures: a real platform (gateway, scheduler, executor with its warm pool) on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from qrt_common.cli import Platform
+from qrt_common.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_PROGRAMS = ROOT / "programs"
+TEST_PROGRAMS = Path(__file__).resolve().parent / "programs"
+FINAL = {"Completed", "Failed", "Cancelled", "Cancelled - Ran too long"}
+
+
+def merge_programs(target: Path) -> Path:
+    """A programs directory holding the bundled programs and the test programs."""
+    target.mkdir(parents=True, exist_ok=True)
+    lines = ["[programs]"]
+    for source in (BUNDLED_PROGRAMS, TEST_PROGRAMS):
+        for package in source.iterdir():
+            if package.is_dir() and (package / "__init__.py").exists():
+                shutil.copytree(package, target / package.name, dirs_exist_ok=True)
+        body = (source / "programs.ini").read_text().split("[programs]", 1)[1]
+        lines += [line for line in body.splitlines() if "=" in line and not line.startswith("#")]
+    (target / "programs.ini").write_text("\n".join(lines) + "\n")
+    return target
+
+
+@pytest.fixture
+def programs_dir(tmp_path: Path) -> Path:
+    return merge_programs(tmp_path / "programs")
+
+
+def make_settings(tmp_path: Path, programs_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "data_dir": tmp_path / "data",
+        "programs_dir": programs_dir,
+        "heartbeat_interval": 0.2,
+        "heartbeat_timeout": 2.0,
+        "executor_capacity": 4,
+        "warm_pool_size": 2,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+async def platform(tmp_path: Path, programs_dir: Path) -> AsyncIterator[Platform]:
+    running = await Platform.start(make_settings(tmp_path, programs_dir))
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+@pytest.fixture
+async def http(platform: Platform) -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(base_url=platform.url) as session:
+        yield session
+
+
+async def submit(http: aiohttp.ClientSession, program: str, **params: Any) -> str:
+    body = {"programId": program, "params": params}
+    async with http.post("/jobs", json=body) as response:
+        assert response.status == 200, await response.text()
+        job_id: str = (await response.json())["id"]
+        return job_id
+
+
+async def wait_for(
+    http: aiohttp.ClientSession,
+    job_id: str,
+    statuses: Iterable[str] = FINAL,
+    timeout: float = 30,
+) -> dict[str, Any]:
+    """Poll the job until its status is one of `statuses`; returns the job."""
+    wanted = set(statuses)
+    deadline = time.monotonic() + timeout
+    while True:
+        async with http.get(f"/jobs/{job_id}") as response:
+            job: dict[str, Any] = await response.json()
+        if job["status"] in wanted:
+            return job
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s")
+        await asyncio.sleep(0.02)
+
+
+async def logs_of(http: aiohttp.ClientSession, job_id: str) -> str:
+    async with http.get(f"/jobs/{job_id}/logs") as response:
+        assert response.status == 200
+        text: str = await response.json()
+        return text

@@ -1,0 +1,70 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from qrt_common.jobs import (
+    IllegalTransition,
+    Job,
+    JobStatus,
+    job_from_dict,
+    job_to_dict,
+    transition,
+)
+
+S = JobStatus
+LEGAL = {
+    (S.QUEUED, S.RUNNING),
+    (S.QUEUED, S.CANCELLED),
+    (S.QUEUED, S.FAILED),
+    (S.RUNNING, S.COMPLETED),
+    (S.RUNNING, S.FAILED),
+    (S.RUNNING, S.CANCELLED),
+    (S.RUNNING, S.CANCELLED_RAN_TOO_LONG),
+    (S.RUNNING, S.QUEUED),
+}
+
+
+def job(status: JobStatus = S.QUEUED) -> Job:
+    return Job(id="j", program_id="p", backend="aer_simulator", params="{}",
+               max_execution_time=10, status=status)  # fmt: skip
+
+
+def test_status_words_are_ibms():
+    assert [s.value for s in S] == [
+        "Queued", "Running", "Completed", "Failed", "Cancelled", "Cancelled - Ran too long",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("current", list(S))
+@pytest.mark.parametrize("wanted", list(S))
+def test_transition_table(current: JobStatus, wanted: JobStatus):
+    if (current, wanted) in LEGAL:
+        assert transition(job(current), wanted).status is wanted
+    else:
+        with pytest.raises(IllegalTransition):
+            transition(job(current), wanted)
+
+
+def test_final_statuses():
+    assert {s for s in S if s.is_final} == {
+        S.COMPLETED, S.FAILED, S.CANCELLED, S.CANCELLED_RAN_TOO_LONG,
+    }  # fmt: skip
+
+
+def test_transition_records_times_attempts_and_reason():
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    running = transition(job(), S.RUNNING, at=at, executor_id="ex1")
+    assert (running.started, running.attempt, running.executor_id) == (at, 1, "ex1")
+    failed = transition(running, S.FAILED, at=at, reason="boom")
+    assert (failed.ended, failed.reason, failed.attempt) == (at, "boom", 1)
+    requeued = transition(running, S.QUEUED, reason="executor lost")
+    assert (requeued.started, requeued.executor_id, requeued.attempt) == (None, None, 1)
+    assert transition(requeued, S.RUNNING).attempt == 2
+
+
+def test_dict_round_trip_ignores_unknown_keys():
+    original = transition(Job(id="j", program_id="p", backend="b", params='{"a": 1}',
+                              max_execution_time=5, tags=("x", "y")), S.RUNNING)  # fmt: skip
+    doc = job_to_dict(original)
+    doc["added_by_a_later_version"] = True
+    assert job_from_dict(doc) == original

@@ -1,0 +1,193 @@
+"""The executor's runner against real job processes from the warm pool (a real forkserver)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from qiskit import QuantumCircuit
+from qiskit_ibm_runtime import RuntimeDecoder, RuntimeEncoder
+
+from qrt_common.jobs import JobStatus
+from qrt_common.messages import EventKind, JobEvent
+from qrt_executor.pool import WarmPool
+from qrt_executor.runner import JobOutput, Outcome, run_job
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[WarmPool]:
+    warm = WarmPool(size=1)
+    await warm.start()
+    yield warm
+    await warm.close()
+
+
+class Run:
+    def __init__(self, outcome: Outcome, events: list[JobEvent]) -> None:
+        self.outcome, self.events = outcome, events
+
+    def of(self, kind: EventKind) -> list[JobEvent]:
+        return [e for e in self.events if e.kind is kind]
+
+    @property
+    def log(self) -> str:
+        return "".join(e.data or "" for e in self.of(EventKind.LOG))
+
+
+async def run(
+    pool: WarmPool,
+    programs_dir: Path,
+    program: str,
+    params: Any = None,
+    *,
+    time_limit: float = 30,
+    stop: asyncio.Future[JobStatus] | None = None,
+    max_log_bytes: int = 1 << 20,
+    backend: str = "aer_simulator",
+    workdir: Path | None = None,
+) -> Run:
+    events: list[JobEvent] = []
+
+    async def send(event: JobEvent) -> None:
+        events.append(event)
+
+    output = JobOutput("job-1", 1, "ex", send, max_log_bytes=max_log_bytes)
+    spec = {
+        "job_id": "job-1",
+        "module": f"{program}.{program}",
+        "programs_dir": str(programs_dir),
+        "backend": backend,
+        "params": json.dumps(params or {}, cls=RuntimeEncoder),
+        "workdir": str(workdir or programs_dir),
+    }
+    proc = await pool.acquire()
+    stop = stop or asyncio.get_running_loop().create_future()
+    try:
+        outcome = await run_job(proc, spec, output, time_limit=time_limit, stop=stop)
+    finally:
+        proc.close()
+    await output.close()
+    return Run(outcome, events)
+
+
+async def test_return_value_is_the_final_result(pool, programs_dir):
+    result = await run(pool, programs_dir, "noop")
+    assert result.outcome == Outcome(JobStatus.COMPLETED)
+    assert [e.data for e in result.of(EventKind.RESULT)] == ['"ok"']
+
+
+async def test_inputs_and_outputs_go_through_the_runtime_codec(pool, programs_dir):
+    circuit = QuantumCircuit(3, name="ghz")
+    params = {"circuit": circuit, "z": 1 + 2j, "array": np.arange(4), "n": 3}
+    result = await run(pool, programs_dir, "echo", params, backend="aer_simulator_statevector")
+    assert result.outcome.status is JobStatus.COMPLETED, result.log
+    assert "circuit ghz 3" in result.log and "backend aer_simulator_statevector" in result.log
+    interim = json.loads(result.of(EventKind.INTERIM)[0].data or "")
+    assert interim == {"keys": ["array", "circuit", "n", "z"]}
+    final = json.loads(result.of(EventKind.RESULT)[0].data or "", cls=RuntimeDecoder)
+    assert final["z"] == 1 + 2j and final["n"] == 3
+    assert list(final["array"]) == [0, 1, 2, 3]
+    assert isinstance(final["circuit"], QuantumCircuit) and final["circuit"].name == "ghz"
+
+
+async def test_stdout_and_stderr_become_the_log_in_numbered_chunks(pool, programs_dir):
+    result = await run(pool, programs_dir, "chatty", {"lines": 2000, "width": 100})
+    assert result.outcome.status is JobStatus.COMPLETED
+    lines = result.log.splitlines()
+    assert [line for line in lines if line.startswith("out ")] == [
+        f"out {n} " + "x" * 100 for n in range(2000)
+    ]
+    assert sum(line.startswith("err ") for line in lines) == 2000
+    seqs = [e.seq for e in result.of(EventKind.LOG)]
+    assert seqs == list(range(len(seqs))) and 1 < len(seqs) < 2000
+
+
+async def test_log_is_capped(pool, programs_dir):
+    result = await run(pool, programs_dir, "chatty", {"lines": 5000, "width": 100},
+                       max_log_bytes=10_000)  # fmt: skip
+    assert result.outcome.status is JobStatus.COMPLETED
+    assert len(result.log) < 11_000
+    assert result.log.rstrip().endswith("[qrt] log truncated at 10000 bytes")
+
+
+async def test_exception_fails_the_job_with_the_traceback_in_the_log(pool, programs_dir):
+    result = await run(pool, programs_dir, "failing")
+    assert result.outcome == Outcome(JobStatus.FAILED, "ValueError: boom")
+    assert "about to fail" in result.log
+    assert "Traceback (most recent call last)" in result.log
+    assert 'raise ValueError("boom")' in result.log
+    assert not result.of(EventKind.RESULT)
+
+
+async def test_bad_params_fail_inside_the_program_process(pool, programs_dir):
+    result = await run(pool, programs_dir, "sleeper", {"unexpected": 1})
+    assert result.outcome.status is JobStatus.FAILED
+    assert "TypeError" in (result.outcome.reason or "")
+
+
+@pytest.mark.parametrize(
+    ("how", "reason"),
+    [("exit", "program process exited with code 3"), ("kill", "program process killed by SIGKILL")],
+)
+async def test_process_death_without_exception(pool, programs_dir, how, reason):
+    result = await run(pool, programs_dir, "crasher", {"how": how})
+    assert result.outcome == Outcome(JobStatus.FAILED, reason)
+    assert "going down" in result.log
+
+
+async def test_running_past_the_limit_is_cancelled_ran_too_long(pool, programs_dir):
+    started = time.monotonic()
+    result = await run(pool, programs_dir, "overtime", time_limit=1)
+    assert result.outcome == Outcome(JobStatus.CANCELLED_RAN_TOO_LONG, "ran longer than 1 s")
+    assert time.monotonic() - started < 5
+    assert [e.data for e in result.of(EventKind.INTERIM)] == ['"started"']
+
+
+async def test_stop_kills_the_program_and_what_it_started(pool, programs_dir, tmp_path):
+    pidfile = tmp_path / "grandchild.pid"
+    stop: asyncio.Future[JobStatus] = asyncio.get_running_loop().create_future()
+
+    async def stop_when_spawned() -> None:
+        while not pidfile.exists() or not pidfile.read_text():
+            await asyncio.sleep(0.02)
+        stop.set_result(JobStatus.CANCELLED)
+
+    stopper = asyncio.create_task(stop_when_spawned())
+    result = await run(pool, programs_dir, "spawner", {"pidfile": str(pidfile)}, stop=stop)
+    await stopper
+    assert result.outcome == Outcome(JobStatus.CANCELLED, "cancelled on request")
+    grandchild = int(pidfile.read_text())
+    for _ in range(100):
+        try:
+            os.kill(grandchild, 0)
+        except ProcessLookupError:
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("the program's own child process survived the cancel")
+
+
+async def test_publishes_are_logged_and_the_first_final_wins_downstream(pool, programs_dir):
+    result = await run(pool, programs_dir, "twofinals")
+    assert result.outcome.status is JobStatus.COMPLETED
+    assert [e.data for e in result.of(EventKind.RESULT)] == ['"first"', '"second"']
+    assert result.log.splitlines() == ['"first"', '"second"']
+
+
+async def test_a_program_that_returns_nothing_completes_without_result(pool, programs_dir):
+    result = await run(pool, programs_dir, "silent")
+    assert result.outcome.status is JobStatus.COMPLETED
+    assert not result.of(EventKind.RESULT)
+
+
+async def test_missing_module_fails_clearly(pool, programs_dir):
+    result = await run(pool, programs_dir, "does_not_exist")
+    assert result.outcome.status is JobStatus.FAILED
+    assert "ModuleNotFoundError" in (result.outcome.reason or "")
