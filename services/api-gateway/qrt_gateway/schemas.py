@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from qrt_common.jobs import DEFAULT_GROUP, DEFAULT_HUB, DEFAULT_PROJECT, Job
 from qrt_common.programs import Program
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+_PARAMS_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "array", "items": {"type": "string"}, "maxItems": 1},
+        {"type": "object"},
+        {"type": "null"},
+    ]
+}
 
 
 class _Body(BaseModel):
@@ -27,7 +35,8 @@ class JobRequest(_Body):
     group: str = Field(DEFAULT_GROUP, min_length=1)
     project: str = Field(DEFAULT_PROJECT, min_length=1)
     backend: str | None = Field(None, description="Backend name; aer_simulator when omitted.")
-    params: list[str] | dict[str, Any] | None = Field(
+    # Checked by the gateway itself, which gives clearer errors than a union's would.
+    params: Annotated[Any, WithJsonSchema(_PARAMS_SCHEMA)] = Field(
         None,
         description="Keyword arguments of the program: a list holding one RuntimeEncoder "
         "JSON string (as the Qiskit Runtime test server takes it), or a JSON object.",

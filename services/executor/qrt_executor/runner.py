@@ -119,9 +119,17 @@ class JobOutput:
         await self._drainer
 
 
+async def _read(reader: asyncio.StreamReader) -> bytes:
+    try:
+        return await reader.read(65536)
+    except ConnectionError:
+        # A killed process may reset its end of the socket: that is the end of its output.
+        return b""
+
+
 async def _lines(reader: asyncio.StreamReader, max_line: int | None) -> AsyncIterator[str]:
     pending = b""
-    while chunk := await reader.read(65536):
+    while chunk := await _read(reader):
         pending += chunk
         *lines, pending = pending.split(b"\n")
         for line in lines:
