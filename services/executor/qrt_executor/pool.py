@@ -1,68 +1,155 @@
-"""The warm pool: job processes forked ahead of time from a server that has qiskit loaded."""
+"""The warm pool: job processes forked ahead of time by the zygote, each waiting for one job."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import os
 import signal
 import socket
+import sys
 from collections import deque
 from dataclasses import dataclass
-from multiprocessing.process import BaseProcess
-
-from . import child
 
 logger = logging.getLogger(__name__)
 
-PRELOAD = ["qrt_executor.child", "qiskit", "qiskit_aer", "qiskit_ibm_runtime"]
-"""Modules the fork server imports once, so job processes start with them loaded."""
+ZYGOTE_START_SECONDS = 120.0
+
+
+class ZygoteGone(Exception):
+    """The zygote process ended; no job process can be forked until it is restarted."""
 
 
 @dataclass(slots=True)
 class JobProcess:
     """A process that waits for one job, and the executor's ends of its three sockets."""
 
-    process: BaseProcess
+    pid: int
     control: socket.socket
     stdout: socket.socket
     stderr: socket.socket
-
-    @property
-    def pid(self) -> int:
-        assert self.process.pid is not None
-        return self.process.pid
-
-    def is_alive(self) -> bool:
-        return self.process.is_alive()
+    exited: asyncio.Future[int | None]
+    """Resolves to the exit code (negative: the killing signal), or None if it was lost."""
 
     def kill(self) -> None:
-        """Kill the process and everything it started."""
+        """Kill the process and everything it started (its process group)."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
 
     def exit_code(self) -> int | None:
-        """The exit code (negative: killed by that signal), or None while it runs."""
-        return self.process.exitcode
+        """The exit code, or None while the process runs."""
+        return self.exited.result() if self.exited.done() else None
 
     def close(self) -> None:
         for sock in (self.control, self.stdout, self.stderr):
             sock.close()
-        with contextlib.suppress(ValueError):
-            self.process.close()
+
+
+class Zygote:
+    """The executor's end of a zygote process (see `qrt_executor.zygote`)."""
+
+    def __init__(self) -> None:
+        self._channel: socket.socket | None = None
+        self._process: asyncio.subprocess.Process | None = None
+        self._forks: deque[asyncio.Future[int]] = deque()
+        self._exits: dict[int, asyncio.Future[int | None]] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self._reader is not None and not self._reader.done()
+
+    async def start(self) -> None:
+        """Start the zygote and wait until it has imported what job processes need."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "qrt_executor.zygote", str(theirs.fileno()),
+            pass_fds=(theirs.fileno(),),
+        )  # fmt: skip
+        theirs.close()
+        ours.setblocking(False)
+        self._channel = ours
+        loop = asyncio.get_running_loop()
+        ready = await asyncio.wait_for(loop.sock_recv(ours, 64), ZYGOTE_START_SECONDS)
+        if ready != b"ready":
+            raise ZygoteGone(f"the zygote did not start (said {ready!r})")
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self._channel is not None
+        loop = asyncio.get_running_loop()
+        try:
+            while message := await loop.sock_recv(self._channel, 256):
+                kind, pid_text, *rest = message.decode().split()
+                pid = int(pid_text)
+                if kind == "forked":
+                    self._exits[pid] = loop.create_future()
+                    self._forks.popleft().set_result(pid)
+                elif kind == "exited" and pid in self._exits:
+                    self._exits.pop(pid).set_result(int(rest[0]))
+        except (OSError, ValueError, IndexError):
+            logger.exception("lost the zygote's channel")
+        finally:
+            self._abandon()
+
+    def _abandon(self) -> None:
+        # Without the zygote no exit code will come: end the orphans and say so.
+        for fork in self._forks:
+            if not fork.done():
+                fork.set_exception(ZygoteGone("the zygote ended"))
+        self._forks.clear()
+        for pid, exited in self._exits.items():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            if not exited.done():
+                exited.set_result(None)
+        self._exits.clear()
+
+    async def fork(self) -> JobProcess:
+        """A new job process, waiting for its job on the returned control socket."""
+        if not self.alive or self._channel is None:
+            raise ZygoteGone("the zygote is not running")
+        pairs = [socket.socketpair() for _ in range(3)]
+        forked: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._forks.append(forked)
+        try:
+            socket.send_fds(self._channel, [b"fork"], [theirs.fileno() for _, theirs in pairs])
+        except OSError as exc:
+            self._forks.remove(forked)
+            for pair in pairs:
+                for sock in pair:
+                    sock.close()
+            raise ZygoteGone(f"could not reach the zygote: {exc}") from exc
+        for _, theirs in pairs:
+            theirs.close()
+        pid = await forked
+        control, stdout, stderr = (ours for ours, _ in pairs)
+        return JobProcess(pid, control, stdout, stderr, self._exits[pid])
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        if self._process is not None:
+            try:
+                await asyncio.wait_for(self._process.wait(), 5)
+            except TimeoutError:
+                self._process.kill()
+                await self._process.wait()
 
 
 class WarmPool:
     """Keeps `size` job processes forked and waiting; each runs exactly one job."""
 
-    def __init__(self, size: int, preload: list[str] | None = None) -> None:
+    def __init__(self, size: int) -> None:
         self.size = size
-        self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(PRELOAD if preload is None else preload)
+        self._zygote = Zygote()
         self._idle: deque[JobProcess] = deque()
         self._refill: asyncio.Task[None] | None = None
         self._closed = False
@@ -72,25 +159,23 @@ class WarmPool:
         """How many processes wait for a job right now."""
         return len(self._idle)
 
-    def _fork(self) -> JobProcess:
-        pairs = [socket.socketpair() for _ in range(3)]
-        process = self._context.Process(
-            target=child.serve, args=tuple(theirs for _, theirs in pairs), daemon=False
-        )
-        process.start()
-        for _, theirs in pairs:
-            theirs.close()
-        control, stdout, stderr = (ours for ours, _ in pairs)
-        return JobProcess(process, control, stdout, stderr)
-
     async def start(self) -> None:
-        """Start the fork server (the slow import happens here, once) and fill the pool."""
-        await asyncio.to_thread(self._fork_and_keep)
+        """Start the zygote (the slow import happens there, once) and fill the pool."""
+        await self._zygote.start()
         self._schedule_refill()
         logger.info("warm pool ready", extra={"size": self.size})
 
-    def _fork_and_keep(self) -> None:
-        self._idle.append(self._fork())
+    async def _fork(self) -> JobProcess:
+        try:
+            return await self._zygote.fork()
+        except ZygoteGone:
+            if self._closed:
+                raise
+            logger.error("the zygote ended; starting a new one")
+            await self._zygote.close()
+            self._zygote = Zygote()
+            await self._zygote.start()
+            return await self._zygote.fork()
 
     def _schedule_refill(self) -> None:
         if self._closed or (self._refill is not None and not self._refill.done()):
@@ -100,7 +185,7 @@ class WarmPool:
     async def _fill(self) -> None:
         while not self._closed and len(self._idle) < self.size:
             try:
-                await asyncio.to_thread(self._fork_and_keep)
+                self._idle.append(await self._fork())
             except Exception:
                 logger.exception("could not fork a job process")
                 await asyncio.sleep(1)
@@ -109,16 +194,16 @@ class WarmPool:
         """A process ready for a job: a waiting one, or a new fork if none waits."""
         while self._idle:
             proc = self._idle.popleft()
-            if proc.is_alive():
+            if not proc.exited.done():
                 self._schedule_refill()
                 return proc
             proc.close()
-        proc = await asyncio.to_thread(self._fork)
+        proc = await self._fork()
         self._schedule_refill()
         return proc
 
     async def close(self) -> None:
-        """Stop forking and end the waiting processes."""
+        """Stop forking, end the waiting processes and the zygote."""
         self._closed = True
         if self._refill is not None:
             self._refill.cancel()
@@ -127,5 +212,7 @@ class WarmPool:
         while self._idle:
             proc = self._idle.popleft()
             proc.kill()
-            await asyncio.to_thread(proc.process.join, 5)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(proc.exited), 5)
             proc.close()
+        await self._zygote.close()

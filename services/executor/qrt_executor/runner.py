@@ -158,7 +158,6 @@ async def run_job(
     stop: asyncio.Future[JobStatus],
 ) -> Outcome:
     """Hand `spec` to `proc` and follow it until it exits, runs out of time or is stopped."""
-    loop = asyncio.get_running_loop()
     readers = []
     for sock in (proc.control, proc.stdout, proc.stderr):
         reader, _writer = await asyncio.open_unix_connection(sock=sock, limit=MAX_LINE_BYTES)
@@ -189,21 +188,9 @@ async def run_job(
                 errors.append(str(frame.get("reason")))
 
     followers = asyncio.gather(follow_output(stdout), follow_output(stderr), follow_control())
-    exited: asyncio.Future[None] = loop.create_future()
-    sentinel = proc.process.sentinel
-
-    def on_exit() -> None:
-        if not exited.done():
-            exited.set_result(None)
-
-    loop.add_reader(sentinel, on_exit)
-    try:
-        waiting: set[asyncio.Future[Any]] = {exited, stop}
-        done, _ = await asyncio.wait(
-            waiting, timeout=time_limit, return_when=asyncio.FIRST_COMPLETED
-        )
-    finally:
-        loop.remove_reader(sentinel)
+    exited = proc.exited
+    waiting: set[asyncio.Future[Any]] = {exited, stop}
+    done, _ = await asyncio.wait(waiting, timeout=time_limit, return_when=asyncio.FIRST_COMPLETED)
     if exited not in done:
         proc.kill()
     try:
@@ -216,16 +203,21 @@ async def run_job(
             await followers
     for _, writer in readers:
         writer.close()
-    code = await asyncio.to_thread(_join, proc)
+    code = await _exit_code(proc)
     if exited not in done:
         if stop in done:
             return Outcome(stop.result(), "cancelled on request")
         return Outcome(JobStatus.CANCELLED_RAN_TOO_LONG, f"ran longer than {time_limit:g} s")
     if code == 0:
         return Outcome(JobStatus.COMPLETED)
+    if code is None:
+        return Outcome(JobStatus.FAILED, "the job process was lost with the executor's zygote")
     return Outcome(JobStatus.FAILED, errors[0] if errors else _exit_reason(code))
 
 
-def _join(proc: JobProcess) -> int | None:
-    proc.process.join(5)
-    return proc.exit_code()
+async def _exit_code(proc: JobProcess) -> int | None:
+    try:
+        return await asyncio.wait_for(asyncio.shield(proc.exited), DRAIN_SECONDS)
+    except TimeoutError:
+        proc.kill()
+        return await proc.exited

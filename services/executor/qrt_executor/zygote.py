@@ -1,0 +1,93 @@
+"""The zygote: a process that imports qiskit once and forks job processes on request.
+
+multiprocessing's forkserver does the same, but makes every child re-run the parent's
+`__main__` module (a pytest run or a `python -m` entry point costs each job 100 ms and more);
+the zygote's children start with nothing to do but wait for their job.
+
+Protocol, over a SOCK_SEQPACKET socket (one message per datagram):
+- executor -> zygote: `fork`, carrying the child's control, stdout and stderr sockets as
+  SCM_RIGHTS file descriptors;
+- zygote -> executor: `ready` once imports are done, `forked <pid>` for each fork (in order),
+  `exited <pid> <code>` when a child ends (negative code: killed by that signal).
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import os
+import selectors
+import signal
+import socket
+import sys
+
+PRELOAD = ("qrt_executor.child", "qiskit", "qiskit_aer", "qiskit_ibm_runtime")
+"""Modules imported once in the zygote, so job processes start with them loaded."""
+
+
+def _child(fds: list[int]) -> None:
+    from qrt_executor import child
+
+    control, stdout, stderr = (socket.socket(fileno=fd) for fd in fds)
+    child.serve(control, stdout, stderr)
+
+
+def _reap(channel: socket.socket) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        channel.send(f"exited {pid} {os.waitstatus_to_exitcode(status)}".encode())
+
+
+def serve(channel: socket.socket) -> None:
+    """Fork a job process for every `fork` message until the executor closes the channel."""
+    for name in PRELOAD:
+        importlib.import_module(name)
+    # Objects created so far are never collected: children then share their memory pages
+    # instead of copying them when the collector touches them.
+    gc.collect()
+    gc.freeze()
+    wakeup_r, wakeup_w = os.pipe()
+    os.set_blocking(wakeup_w, False)
+    signal.set_wakeup_fd(wakeup_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    selector = selectors.DefaultSelector()
+    selector.register(channel, selectors.EVENT_READ)
+    selector.register(wakeup_r, selectors.EVENT_READ)
+    channel.send(b"ready")
+    while True:
+        for key, _ in selector.select():
+            if key.fileobj is not channel:
+                os.read(wakeup_r, 4096)
+                _reap(channel)
+                continue
+            message, fds, _, _ = socket.recv_fds(channel, 64, 3)
+            if not message:
+                return
+            if len(fds) != 3:
+                for fd in fds:
+                    os.close(fd)
+                continue
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    selector.close()
+                    channel.close()
+                    signal.set_wakeup_fd(-1)
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    os.close(wakeup_r)
+                    os.close(wakeup_w)
+                    _child(fds)
+                finally:
+                    os._exit(70)
+            for fd in fds:
+                os.close(fd)
+            channel.send(f"forked {pid}".encode())
+
+
+if __name__ == "__main__":
+    serve(socket.socket(fileno=int(sys.argv[1])))
