@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import pytest_asyncio
 
 from qrt_common.cli import Platform
 from qrt_common.settings import Settings
@@ -55,16 +56,18 @@ def make_settings(tmp_path: Path, programs_dir: Path, **overrides: Any) -> Setti
     return Settings(**values)
 
 
-@pytest.fixture
-async def platform(tmp_path: Path, programs_dir: Path) -> AsyncIterator[Platform]:
-    running = await Platform.start(make_settings(tmp_path, programs_dir))
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
+    """One platform per test module (starting its zygote imports qiskit: about a second)."""
+    root = tmp_path_factory.mktemp("platform")
+    running = await Platform.start(make_settings(root, merge_programs(root / "programs")))
     try:
         yield running
     finally:
         await running.stop()
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def http(platform: Platform) -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(base_url=platform.url) as session:
         yield session

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import pytest_asyncio
 from qiskit import QuantumCircuit
 from qiskit_ibm_runtime import RuntimeDecoder, RuntimeEncoder
 
@@ -21,7 +22,10 @@ from qrt_executor.pool import WarmPool
 from qrt_executor.runner import JobOutput, Outcome, run_job
 
 
-@pytest.fixture
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def pool() -> AsyncIterator[WarmPool]:
     warm = WarmPool(size=1)
     await warm.start()

@@ -152,6 +152,7 @@ class WarmPool:
         self._zygote = Zygote()
         self._idle: deque[JobProcess] = deque()
         self._refill: asyncio.Task[None] | None = None
+        self._restarting = asyncio.Lock()
         self._closed = False
 
     @property
@@ -166,15 +167,19 @@ class WarmPool:
         logger.info("warm pool ready", extra={"size": self.size})
 
     async def _fork(self) -> JobProcess:
+        zygote = self._zygote
         try:
-            return await self._zygote.fork()
+            return await zygote.fork()
         except ZygoteGone:
             if self._closed:
                 raise
-            logger.error("the zygote ended; starting a new one")
-            await self._zygote.close()
-            self._zygote = Zygote()
-            await self._zygote.start()
+            async with self._restarting:
+                if self._zygote is zygote:  # nobody replaced it while we waited
+                    logger.error("the zygote ended; starting a new one")
+                    await zygote.close()
+                    fresh = Zygote()
+                    await fresh.start()
+                    self._zygote = fresh
             return await self._zygote.fork()
 
     def _schedule_refill(self) -> None:

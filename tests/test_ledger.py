@@ -1,0 +1,100 @@
+"""The ledger applies job events at most once, in the job's order, and only for the live attempt."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from qrt_common.bus import InMemoryBus
+from qrt_common.jobs import Job, JobStatus
+from qrt_common.messages import EventKind, JobEvent
+from qrt_common.sqlite_store import SQLiteStore
+from qrt_scheduler.ledger import Ledger
+
+
+@pytest.fixture
+async def ledger(tmp_path: Path) -> AsyncIterator[tuple[Ledger, SQLiteStore]]:
+    store = SQLiteStore(tmp_path / "qrt.db")
+    await store.open()
+    await store.add_job(Job(id="j", program_id="p", backend="aer_simulator", params="{}",
+                            max_execution_time=60))  # fmt: skip
+    bus = InMemoryBus()
+    yield Ledger(store, bus), store
+    await bus.close()
+    await store.close()
+
+
+def event(kind: EventKind, attempt: int = 1, **fields) -> JobEvent:
+    return JobEvent(job_id="j", kind=kind, attempt=attempt, executor_id="ex", **fields)
+
+
+async def status(store: SQLiteStore) -> JobStatus:
+    job = await store.get_job("j")
+    assert job is not None
+    return job.status
+
+
+async def test_a_normal_run(ledger):
+    ledger, store = ledger
+    assert await ledger.apply(event(EventKind.RUNNING))
+    assert await ledger.apply(event(EventKind.LOG, seq=0, data="hi\n"))
+    assert await ledger.apply(event(EventKind.INTERIM, seq=0, data="1"))
+    assert await ledger.apply(event(EventKind.RESULT, data='"r"'))
+    assert await ledger.apply(event(EventKind.FINISHED, status="Completed"))
+    job = await store.get_job("j")
+    assert job is not None and (job.status, job.attempt, job.executor_id) == (
+        JobStatus.COMPLETED, 1, "ex",
+    )  # fmt: skip
+    assert await store.read_log("j") == "hi\n" and await store.get_result("j") == '"r"'
+
+
+async def test_duplicates_change_nothing(ledger):
+    ledger, store = ledger
+    for kind, fields in ((EventKind.RUNNING, {}), (EventKind.LOG, {"seq": 0, "data": "a\n"}),
+                         (EventKind.INTERIM, {"seq": 0, "data": "1"}),
+                         (EventKind.RESULT, {"data": "1"}),
+                         (EventKind.FINISHED, {"status": "Failed", "reason": "x"})):  # fmt: skip
+        assert await ledger.apply(event(kind, **fields))
+        assert not await ledger.apply(event(kind, **fields))
+    assert await store.read_log("j") == "a\n"
+    assert len(await store.list_interims("j")) == 1
+    assert await status(store) is JobStatus.FAILED
+
+
+async def test_late_events_of_an_ended_or_older_attempt_are_ignored(ledger):
+    ledger, store = ledger
+    await ledger.apply(event(EventKind.RUNNING))
+    job = await store.get_job("j")
+    assert job is not None
+    await ledger.change_status(job, JobStatus.QUEUED, "executor lost")
+    assert not await ledger.apply(event(EventKind.FINISHED, attempt=1, status="Completed"))
+    assert await status(store) is JobStatus.QUEUED
+    assert not await ledger.apply(event(EventKind.RUNNING, attempt=1))
+    assert await ledger.apply(event(EventKind.RUNNING, attempt=2))
+    assert await ledger.apply(event(EventKind.FINISHED, attempt=2, status="Completed"))
+    assert not await ledger.apply(event(EventKind.FINISHED, attempt=2, status="Cancelled"))
+    assert await status(store) is JobStatus.COMPLETED
+
+
+async def test_a_cancelled_job_is_not_started_by_a_late_running_event(ledger):
+    ledger, store = ledger
+    job = await store.get_job("j")
+    assert job is not None
+    assert await ledger.change_status(job, JobStatus.CANCELLED, "cancelled on request")
+    assert not await ledger.apply(event(EventKind.RUNNING))
+    assert not await ledger.apply(event(EventKind.FINISHED, status="Completed"))
+    assert await status(store) is JobStatus.CANCELLED
+
+
+async def test_a_job_can_fail_before_it_ever_ran(ledger):
+    ledger, store = ledger
+    assert await ledger.apply(event(EventKind.FINISHED, status="Failed", reason="gone"))
+    assert await status(store) is JobStatus.FAILED
+
+
+async def test_events_of_unknown_jobs_are_ignored(ledger):
+    ledger, _ = ledger
+    ghost = JobEvent(job_id="ghost", kind=EventKind.RUNNING, attempt=1)
+    assert not await ledger.apply(ghost)
