@@ -7,9 +7,8 @@ import json
 from typing import Any
 
 import aiohttp
-from openapi_spec_validator import validate
-
 import pytest
+from openapi_spec_validator import validate
 
 from tests.conftest import FINAL, logs_of, submit, wait_for
 

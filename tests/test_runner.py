@@ -1,4 +1,4 @@
-"""The executor's runner against real job processes from the warm pool (a real forkserver)."""
+"""The executor's runner against real job processes from the warm pool (a real zygote)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from qrt_common.jobs import JobStatus
 from qrt_common.messages import EventKind, JobEvent
 from qrt_executor.pool import WarmPool
 from qrt_executor.runner import JobOutput, Outcome, run_job
-
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
