@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
 
+from .jobs import Job
+
 SUBMITTED_QUEUE = "qrt.jobs.submitted"
 """Gateway to scheduler: a job was stored and waits to be scheduled."""
 CANCEL_QUEUE = "qrt.jobs.cancel"
@@ -51,6 +53,11 @@ class JobSubmitted:
     backend: str
     instance: str
     created: float
+
+    @classmethod
+    def of(cls, job: Job) -> JobSubmitted:
+        """The announcement of `job`."""
+        return cls(job.id, job.backend, job.instance, job.created.timestamp())
 
 
 @dataclass(frozen=True, slots=True)

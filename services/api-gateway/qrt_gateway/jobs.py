@@ -95,10 +95,6 @@ def program_params(raw: Any, program: Program) -> str:
     return text
 
 
-def submitted(job: Job) -> JobSubmitted:
-    return JobSubmitted(job.id, job.backend, job.instance, job.created.timestamp())
-
-
 async def create_job(request: web.Request) -> web.Response:
     gw = gateway(request)
     body = await read_json(request)
@@ -127,7 +123,7 @@ async def create_job(request: web.Request) -> web.Response:
     )
     await gw.store.add_job(job)
     try:
-        await gw.bus.send(SUBMITTED_QUEUE, encode(submitted(job)))
+        await gw.bus.send(SUBMITTED_QUEUE, encode(JobSubmitted.of(job)))
     except Exception as exc:
         # Accepting a job nobody will schedule would lose it silently: take it back.
         await gw.store.delete_job(job.id)

@@ -82,7 +82,7 @@ class Scheduler:
             JobQuery(statuses=[JobStatus.QUEUED], limit=1_000_000)
         )
         for job in reversed(queued):
-            self.pending[job.id] = _submitted(job)
+            self.pending[job.id] = JobSubmitted.of(job)
         await self._bus.subscribe(HEARTBEAT_TOPIC, self._on_heartbeat)
         await self._bus.consume(SUBMITTED_QUEUE, self._on_submitted, prefetch=64)
         await self._bus.consume(EVENTS_QUEUE, self._on_event, prefetch=64)
@@ -212,7 +212,7 @@ class Scheduler:
         for job_id in job_ids:
             job = await self._store.get_job(job_id)
             if job is not None and job.status is JobStatus.QUEUED:
-                self.pending[job.id] = _submitted(job)
+                self.pending[job.id] = JobSubmitted.of(job)
                 self._wake.set()
 
     async def _retry(self, job: Job, why: str) -> None:
@@ -221,10 +221,6 @@ class Scheduler:
             await self.ledger.change_status(job, JobStatus.FAILED, reason)
             return
         if await self.ledger.change_status(job, JobStatus.QUEUED, why):
-            self.pending[job.id] = _submitted(job)
+            self.pending[job.id] = JobSubmitted.of(job)
             self._wake.set()
             logger.info("job queued again", extra={"job_id": job.id, "why": why})
-
-
-def _submitted(job: Job) -> JobSubmitted:
-    return JobSubmitted(job.id, job.backend, job.instance, job.created.timestamp())
