@@ -19,6 +19,10 @@ class BusUnavailable(Exception):
     """The bus cannot accept a message right now."""
 
 
+class Rejected(Exception):
+    """Raised by a handler for a message that can never be handled (it goes to dead letters)."""
+
+
 class MessageBus(ABC):
     """Queues (each message to one consumer, kept until handled) and topics (a copy to everyone)."""
 
@@ -47,6 +51,11 @@ class MessageBus(ABC):
     async def is_ready(self) -> bool:
         """True when the bus can take messages."""
         return True
+
+    @property
+    def connected_since(self) -> float:
+        """`time.monotonic()` of the last (re)connection: silence before it says nothing."""
+        return 0.0
 
 
 def _copy(body: dict[str, Any]) -> dict[str, Any]:
@@ -109,8 +118,28 @@ class InMemoryBus(MessageBus):
         self._tasks.clear()
 
 
-def open_bus(url: str) -> MessageBus:
-    """The bus for a `QRT_BUS_URL`."""
+async def send_until_accepted(
+    bus: MessageBus, queue: str, body: dict[str, Any], *, max_delay: float = 5.0
+) -> None:
+    """Send, retrying with backoff while the bus is unavailable: for messages that must not
+    be lost and may arrive twice (every consumer is idempotent)."""
+    delay = 0.1
+    while True:
+        try:
+            await bus.send(queue, body)
+            return
+        except BusUnavailable as exc:
+            logger.warning("bus unavailable, retrying in %.1f s: %s", delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
+
+
+def open_bus(url: str, namespace: str = "qrt") -> MessageBus:
+    """The bus for a `QRT_BUS_URL`: `memory://`, or `amqp://` for RabbitMQ."""
     if url.startswith("memory:"):
         return InMemoryBus()
-    raise ValueError(f"unsupported QRT_BUS_URL {url!r}: use memory://")
+    if url.startswith(("amqp://", "amqps://")):
+        from .rabbitmq import RabbitBus
+
+        return RabbitBus(url, namespace=namespace)
+    raise ValueError(f"unsupported QRT_BUS_URL {url!r}: use memory:// or amqp://")

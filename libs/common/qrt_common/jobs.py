@@ -88,10 +88,12 @@ class Job:
     ended: datetime | None = None
     reason: str | None = None
     """Why the job failed or was cancelled, for people."""
+    priority: int = 0
+    """Higher runs sooner; among equals, instances (hub/group/project) take turns."""
     attempt: int = 0
     """How many times an executor has started this job."""
     executor_id: str | None = None
-    """The executor running (or that last ran) the job."""
+    """The executor the job is assigned to, is running on, or last ran on."""
 
     @property
     def instance(self) -> str:
@@ -113,7 +115,7 @@ def transition(
     at = at or utcnow()
     changes: dict[str, object] = {"status": to, "reason": reason}
     if to is JobStatus.RUNNING:
-        changes.update(started=at, attempt=job.attempt + 1, executor_id=executor_id)
+        changes.update(started=at, attempt=job.attempt + 1, executor_id=executor_id or job.executor_id)
     elif to is JobStatus.QUEUED:
         changes.update(started=None, executor_id=None)
     else:

@@ -16,23 +16,23 @@ from pydantic import TypeAdapter
 
 from .jobs import Job
 
-SUBMITTED_QUEUE = "qrt.jobs.submitted"
+SUBMITTED_QUEUE = "jobs.submitted"
 """Gateway to scheduler: a job was stored and waits to be scheduled."""
-CANCEL_QUEUE = "qrt.jobs.cancel"
+CANCEL_QUEUE = "jobs.cancel"
 """Gateway to scheduler: a user asked to cancel a job."""
-EVENTS_QUEUE = "qrt.jobs.events"
+EVENTS_QUEUE = "jobs.events"
 """Executors to the job ledger: what happened to a running job."""
-UPDATES_TOPIC = "qrt.jobs.updates"
+UPDATES_TOPIC = "jobs.updates"
 """Ledger to gateways: job events once they are stored, for live streams."""
-CONTROL_TOPIC = "qrt.executors.control"
+CONTROL_TOPIC = "executors.control"
 """Scheduler to executors: stop a job wherever it runs."""
-HEARTBEAT_TOPIC = "qrt.executors.heartbeat"
+HEARTBEAT_TOPIC = "executors.heartbeat"
 """Executors to scheduler: who is alive and what it can take."""
 
 
 def executor_queue(executor_id: str) -> str:
     """The queue on which one executor receives its assignments."""
-    return f"qrt.executor.{executor_id}"
+    return f"executor.{executor_id}"
 
 
 class EventKind(StrEnum):
@@ -43,6 +43,8 @@ class EventKind(StrEnum):
     INTERIM = "interim"
     RESULT = "result"
     FINISHED = "finished"
+    RELEASED = "released"
+    """The executor gives an assigned or running job back without an outcome (drain)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +55,12 @@ class JobSubmitted:
     backend: str
     instance: str
     created: float
+    priority: int = 0
 
     @classmethod
     def of(cls, job: Job) -> JobSubmitted:
         """The announcement of `job`."""
-        return cls(job.id, job.backend, job.instance, job.created.timestamp())
+        return cls(job.id, job.backend, job.instance, job.created.timestamp(), job.priority)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +108,12 @@ class Heartbeat:
     capacity: int
     backends: list[str]
     running: list[str]
+    exclusive_backends: list[str] = field(default_factory=list)
+    """Backends (devices) that run one job at a time across the whole platform."""
     draining: bool = False
+    """Takes no new job."""
+    leaving: bool = False
+    """Gone after this message: what it was assigned and did not run goes elsewhere at once."""
     sent_at: float = field(default_factory=time.time)
 
 

@@ -1,0 +1,268 @@
+"""The message bus on RabbitMQ, with aio-pika.
+
+- Queues are durable quorum queues: messages are persistent, every send waits for the broker's
+  publisher confirm, and a message is acknowledged only after its handler returned.
+- A handler that raises `Rejected` (or a message that is not JSON) sends the message to the
+  dead-letter queue with the reason in its headers; any other error returns it to the queue, and
+  after `DELIVERY_LIMIT` deliveries the broker dead-letters it.
+- Topics are durable fanout exchanges; each subscriber reads its own exclusive queue.
+- `connect_robust` reconnects after a broker restart and restores queues, bindings and consumers.
+Every service declares what it uses, so start-up order does not matter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractRobustConnection,
+)
+from pydantic import ValidationError
+
+from .bus import BusUnavailable, Handler, MessageBus, Rejected
+
+logger = logging.getLogger(__name__)
+
+DELIVERY_LIMIT = 10
+"""Deliveries of one message before the broker gives up on it and dead-letters it."""
+RETRY_DELAY = 1.0
+"""Seconds before a message whose handler failed is handed back to the queue."""
+DEAD_LETTERS = "dead-letters"
+"""Queue (and fanout exchange) of messages that could not be handled."""
+
+
+class RabbitBus(MessageBus):
+    """A MessageBus on a RabbitMQ broker; every name is prefixed with `namespace`."""
+
+    def __init__(self, url: str, *, namespace: str = "qrt") -> None:
+        self._url = url
+        self._namespace = namespace
+        self._connection: AbstractRobustConnection | None = None
+        self._publisher: AbstractChannel | None = None
+        self._declared: set[str] = set()
+        self._exchanges: dict[str, AbstractExchange] = {}
+        self._channels: list[AbstractChannel] = []
+        self._connected_since = 0.0
+
+    def _name(self, name: str) -> str:
+        return f"{self._namespace}.{name}"
+
+    @property
+    def connected_since(self) -> float:
+        return self._connected_since
+
+    async def connect(self) -> None:
+        try:
+            self._connection = await aio_pika.connect_robust(
+                self._url, client_properties={"connection_name": self._namespace}
+            )
+        except (OSError, aio_pika.exceptions.AMQPError) as exc:
+            raise BusUnavailable(f"cannot reach RabbitMQ: {exc}") from exc
+        self._connected_since = time.monotonic()
+        self._connection.reconnect_callbacks.add(self._on_reconnect)
+        self._publisher = await self._connection.channel(on_return_raises=True)
+        await self._declare_queue(DEAD_LETTERS)
+
+    def _on_reconnect(self, *_: Any) -> None:
+        self._connected_since = time.monotonic()
+        logger.warning("reconnected to RabbitMQ")
+
+    @property
+    def _channel(self) -> AbstractChannel:
+        if self._publisher is None:
+            raise BusUnavailable("the bus is not connected")
+        return self._publisher
+
+    def _arguments(self, name: str) -> dict[str, Any]:
+        arguments: dict[str, Any] = {"x-queue-type": "quorum"}
+        if name != DEAD_LETTERS:
+            arguments["x-delivery-limit"] = DELIVERY_LIMIT
+            arguments["x-dead-letter-exchange"] = self._name(DEAD_LETTERS)
+        if name.startswith("executor."):
+            # An executor's own queue goes away a while after the executor did.
+            arguments["x-expires"] = 10 * 60 * 1000
+        return arguments
+
+    async def _declare_queue(self, name: str) -> None:
+        if name in self._declared:
+            return
+        queue = await self._channel.declare_queue(
+            self._name(name), durable=True, arguments=self._arguments(name)
+        )
+        if name == DEAD_LETTERS:
+            exchange = await self._exchange(name)
+            await queue.bind(exchange)
+        self._declared.add(name)
+
+    async def _exchange(self, name: str) -> AbstractExchange:
+        exchange = self._exchanges.get(name)
+        if exchange is None:
+            exchange = await self._channel.declare_exchange(
+                self._name(name), aio_pika.ExchangeType.FANOUT, durable=True
+            )
+            self._exchanges[name] = exchange
+        return exchange
+
+    async def send(self, queue: str, body: dict[str, Any]) -> None:
+        message = aio_pika.Message(
+            json.dumps(body).encode(),
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        try:
+            await self._declare_queue(queue)
+            await self._channel.default_exchange.publish(
+                message, routing_key=self._name(queue), mandatory=True
+            )
+        except (OSError, RuntimeError, aio_pika.exceptions.AMQPError) as exc:
+            raise BusUnavailable(f"RabbitMQ did not accept the message: {exc!r}") from exc
+
+    async def publish(self, topic: str, body: dict[str, Any]) -> None:
+        message = aio_pika.Message(json.dumps(body).encode(), content_type="application/json")
+        try:
+            exchange = await self._exchange(topic)
+            await exchange.publish(message, routing_key="")
+        except (OSError, RuntimeError, aio_pika.exceptions.AMQPError) as exc:
+            raise BusUnavailable(f"RabbitMQ did not accept the message: {exc!r}") from exc
+
+    async def _consumer_channel(self, prefetch: int) -> AbstractChannel:
+        if self._connection is None:
+            raise BusUnavailable("the bus is not connected")
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=prefetch)
+        self._channels.append(channel)
+        return channel
+
+    async def consume(self, queue: str, handler: Handler, *, prefetch: int = 16) -> None:
+        await self._declare_queue(queue)
+        channel = await self._consumer_channel(prefetch)
+        source = await channel.declare_queue(
+            self._name(queue), durable=True, arguments=self._arguments(queue)
+        )
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            await self._handle(queue, message, handler)
+
+        await source.consume(on_message)
+
+    async def subscribe(self, topic: str, handler: Handler) -> None:
+        channel = await self._consumer_channel(256)
+        exchange = await channel.declare_exchange(
+            self._name(topic), aio_pika.ExchangeType.FANOUT, durable=True
+        )
+        inbox = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await inbox.bind(exchange)
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            await self._handle(topic, message, handler)
+
+        await inbox.consume(on_message)
+
+    async def _handle(
+        self, source: str, message: AbstractIncomingMessage, handler: Handler
+    ) -> None:
+        try:
+            body = json.loads(message.body)
+            if not isinstance(body, dict):
+                raise Rejected("message body is not a JSON object")
+            await handler(body)
+        except (Rejected, ValidationError, ValueError) as exc:
+            await self._dead_letter(source, message, exc)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await message.nack(requeue=True)
+            raise
+        except Exception:
+            logger.exception("handling a message from %s failed; it will be retried", source)
+            await asyncio.sleep(RETRY_DELAY)
+            with contextlib.suppress(Exception):
+                await message.nack(requeue=True)
+        else:
+            with contextlib.suppress(Exception):
+                await message.ack()
+
+    async def _dead_letter(
+        self, source: str, message: AbstractIncomingMessage, error: Exception
+    ) -> None:
+        logger.error("message from %s dead-lettered: %s", source, error)
+        reason = f"{type(error).__name__}: {error}"[:1000]
+        letter = aio_pika.Message(
+            message.body,
+            content_type=message.content_type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            headers={"x-qrt-source": source, "x-qrt-reason": reason},
+        )
+        try:
+            exchange = await self._exchange(DEAD_LETTERS)
+            await exchange.publish(letter, routing_key="")
+        except Exception:
+            # Not kept anywhere else: leave it to the broker's own dead-lettering.
+            with contextlib.suppress(Exception):
+                await message.reject(requeue=False)
+            return
+        with contextlib.suppress(Exception):
+            await message.ack()
+
+    async def consume_dead_letters(self, handler: Handler) -> None:
+        """Handle dead letters: each body gets `_reason` and `_source` keys added."""
+        channel = await self._consumer_channel(16)
+        source = await channel.declare_queue(
+            self._name(DEAD_LETTERS), durable=True, arguments=self._arguments(DEAD_LETTERS)
+        )
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            headers = message.headers or {}
+            reason = str(headers.get("x-qrt-reason") or _broker_reason(headers))
+            try:
+                body = json.loads(message.body)
+            except ValueError:
+                body = {}
+            if not isinstance(body, dict):
+                body = {}
+            body.update(_reason=reason, _source=str(headers.get("x-qrt-source", "")))
+            try:
+                await handler(body)
+            except Exception:
+                logger.exception("a dead letter could not be recorded")
+            await message.ack()
+
+        await source.consume(on_message)
+
+    async def is_ready(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed
+
+    async def close(self) -> None:
+        for channel in self._channels:
+            with contextlib.suppress(Exception):
+                await channel.close()
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await self._connection.close()
+        self._connection = self._publisher = None
+
+    async def delete_everything(self) -> None:
+        """Delete this namespace's queues and exchanges (for tests and uninstalls)."""
+        channel = self._channel
+        for name in list(self._declared):
+            with contextlib.suppress(Exception):
+                await channel.queue_delete(self._name(name))
+        for name in list(self._exchanges):
+            with contextlib.suppress(Exception):
+                await channel.exchange_delete(self._name(name))
+
+
+def _broker_reason(headers: dict[str, Any]) -> str:
+    deaths = headers.get("x-death") or []
+    if deaths and isinstance(deaths, list) and isinstance(deaths[0], dict):
+        death = deaths[0]
+        return f"the broker dead-lettered it ({death.get('reason')}) from {death.get('queue')}"
+    return "dead-lettered"
