@@ -1,6 +1,6 @@
 import asyncio
 
-from qrt_common.bus import InMemoryBus, open_bus
+from qrt_common.bus import DELIVERY_LIMIT, InMemoryBus, Rejected, open_bus
 
 
 async def test_queue_delivers_each_message_once_across_consumers():
@@ -52,24 +52,58 @@ async def test_topic_copies_to_every_subscriber_in_order():
     await bus.close()
 
 
-async def test_messages_are_copies_and_a_failing_handler_does_not_stop_the_queue():
-    bus = InMemoryBus()
+async def test_poison_goes_to_dead_letters_and_the_queue_goes_on():
+    bus = InMemoryBus(retry_delay=0.01)
     seen: list = []
+    dead: list = []
     done = asyncio.Event()
 
     async def handler(body):
         if body["n"] == 0:
-            raise RuntimeError("poison")
+            raise Rejected("poison")
         seen.append(body)
         done.set()
 
+    async def on_dead(body):
+        dead.append(body)
+
+    await bus.consume_dead_letters(on_dead)
     await bus.consume("q", handler, prefetch=1)
-    original = {"n": 0}
+    original = {"n": 0, "job_id": "j"}
     await bus.send("q", original)
-    original["n"] = 99
+    original["n"] = 99  # the bus took a copy
     await bus.send("q", {"n": 1})
     await asyncio.wait_for(done.wait(), 5)
     assert seen == [{"n": 1}]
+    assert dead == [{"n": 0, "job_id": "j", "_reason": "Rejected: poison", "_source": "q"}]
+    await bus.close()
+
+
+async def test_transient_failures_are_retried_then_dead_lettered():
+    bus = InMemoryBus(retry_delay=0.001)
+    attempts: list = []
+    dead: list = []
+
+    async def flaky(body):
+        attempts.append(body["n"])
+        if body["n"] == 1 and attempts.count(1) < 3:
+            raise RuntimeError("store hiccup")
+        if body["n"] == 2:
+            raise RuntimeError("always broken")
+
+    async def on_dead(body):
+        dead.append(body)
+
+    await bus.consume_dead_letters(on_dead)
+    await bus.consume("q", flaky, prefetch=1)
+    await bus.send("q", {"n": 1})
+    await bus.send("q", {"n": 2})
+    for _ in range(500):
+        if dead:
+            break
+        await asyncio.sleep(0.01)
+    assert attempts.count(1) == 3 and attempts.count(2) == DELIVERY_LIMIT
+    assert [d["n"] for d in dead] == [2] and "10 deliveries" in dead[0]["_reason"]
     await bus.close()
 
 

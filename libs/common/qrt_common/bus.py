@@ -11,6 +11,9 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
+DELIVERY_LIMIT = 10
+"""Deliveries of one message before it is given up on and dead-lettered."""
+
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 """Handles one message; returning acknowledges it, raising rejects it."""
 
@@ -52,6 +55,9 @@ class MessageBus(ABC):
         """True when the bus can take messages."""
         return True
 
+    async def consume_dead_letters(self, handler: Handler) -> None:
+        """Handle messages no consumer could handle; each body gains `_reason` and `_source`."""
+
     @property
     def connected_since(self) -> float:
         """`time.monotonic()` of the last (re)connection: silence before it says nothing."""
@@ -68,10 +74,12 @@ class InMemoryBus(MessageBus):
     """A bus inside one process, for `qrt dev` and tests. Nothing survives the process;
     the store holds the jobs, and the scheduler re-reads them at start-up."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, retry_delay: float = 1.0) -> None:
         self._queues: dict[str, asyncio.Queue[dict[str, Any]]] = {}
         self._subscribers: dict[str, list[asyncio.Queue[dict[str, Any]]]] = {}
+        self._dead_letters: list[Handler] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._retry_delay = retry_delay
 
     def _queue(self, name: str) -> asyncio.Queue[dict[str, Any]]:
         return self._queues.setdefault(name, asyncio.Queue())
@@ -99,17 +107,40 @@ class InMemoryBus(MessageBus):
         self._subscribers.setdefault(topic, []).append(inbox)
         self._spawn(self._work(topic, inbox, handler), f"subscribe:{topic}")
 
+    async def consume_dead_letters(self, handler: Handler) -> None:
+        self._dead_letters.append(handler)
+
     async def _work(
         self, name: str, source: asyncio.Queue[dict[str, Any]], handler: Handler
     ) -> None:
         while True:
             body = await source.get()
+            for delivery in range(1, DELIVERY_LIMIT + 1):
+                try:
+                    await handler(body)
+                    break
+                except asyncio.CancelledError:
+                    raise
+                except (Rejected, ValueError) as exc:
+                    await self._dead_letter(name, body, f"{type(exc).__name__}: {exc}")
+                    break
+                except Exception:
+                    logger.exception(
+                        "handling a message from %s failed (delivery %d)", name, delivery
+                    )
+                    await asyncio.sleep(self._retry_delay)
+            else:
+                await self._dead_letter(
+                    name, body, f"not handled after {DELIVERY_LIMIT} deliveries"
+                )
+
+    async def _dead_letter(self, source: str, body: dict[str, Any], reason: str) -> None:
+        logger.error("message from %s dead-lettered: %s", source, reason)
+        for handler in self._dead_letters:
             try:
-                await handler(body)
-            except asyncio.CancelledError:
-                raise
+                await handler({**body, "_reason": reason, "_source": source})
             except Exception:
-                logger.exception("message on %s rejected and dropped", name)
+                logger.exception("a dead letter could not be recorded")
 
     async def close(self) -> None:
         for task in list(self._tasks):

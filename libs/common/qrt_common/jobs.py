@@ -115,7 +115,9 @@ def transition(
     at = at or utcnow()
     changes: dict[str, object] = {"status": to, "reason": reason}
     if to is JobStatus.RUNNING:
-        changes.update(started=at, attempt=job.attempt + 1, executor_id=executor_id or job.executor_id)
+        changes.update(
+            started=at, attempt=job.attempt + 1, executor_id=executor_id or job.executor_id
+        )
     elif to is JobStatus.QUEUED:
         changes.update(started=None, executor_id=None)
     else:

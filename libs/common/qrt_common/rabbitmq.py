@@ -28,12 +28,10 @@ from aio_pika.abc import (
 )
 from pydantic import ValidationError
 
-from .bus import BusUnavailable, Handler, MessageBus, Rejected
+from .bus import DELIVERY_LIMIT, BusUnavailable, Handler, MessageBus, Rejected
 
 logger = logging.getLogger(__name__)
 
-DELIVERY_LIMIT = 10
-"""Deliveries of one message before the broker gives up on it and dead-letters it."""
 RETRY_DELAY = 1.0
 """Seconds before a message whose handler failed is handed back to the queue."""
 DEAD_LETTERS = "dead-letters"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from pathlib import Path
 
@@ -24,11 +25,17 @@ class Settings(BaseSettings):
     store_url: str = ""
     """`sqlite:///path` for the embedded store; empty means `<data_dir>/qrt.db`."""
     bus_url: str = "memory://"
-    """`memory://` for the in-process bus."""
+    """`memory://` for the in-process bus, `amqp://user:password@host:5672/` for RabbitMQ."""
     programs_dir: Path = Path("programs")
     """Directory holding `programs.ini` and the program packages it names."""
-    executor_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
-    """This executor's identity in heartbeats and assignments."""
+    executor_id: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+    )
+    """This executor's identity; new for every start, so a restarted executor is a new one."""
+    bus_namespace: str = "qrt"
+    """Prefix of every queue and exchange name on the broker."""
+    drain_seconds: float = Field(60.0, ge=0)
+    """On SIGTERM, how long an executor lets running jobs finish before handing them back."""
     executor_capacity: int = Field(4, ge=1)
     """How many jobs one executor runs at the same time."""
     warm_pool_size: int = Field(2, ge=0)

@@ -8,11 +8,11 @@ import logging
 import shutil
 import tempfile
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from qrt_common.backends import SIMULATORS
-from qrt_common.bus import MessageBus
+from qrt_common.bus import MessageBus, send_until_accepted
 from qrt_common.jobs import JobStatus
 from qrt_common.logs import job_context
 from qrt_common.messages import (
@@ -39,12 +39,15 @@ logger = logging.getLogger(__name__)
 REMEMBERED_STOPS = 1024
 """How many stop requests for jobs not (yet) here an executor remembers."""
 
+RELEASE = JobStatus.QUEUED
+"""The "outcome" of a job this executor hands back unfinished."""
+
 
 @dataclass(slots=True)
 class _Running:
     assignment: Assignment
     stop: asyncio.Future[JobStatus]
-    task: asyncio.Task[None] | None = field(default=None)
+    task: asyncio.Task[Any] | None
 
 
 class Executor:
@@ -65,8 +68,10 @@ class Executor:
         self._registry = registry
         self.pool = pool or WarmPool(settings.warm_pool_size)
         self.running: dict[str, _Running] = {}
-        self._stopped: OrderedDict[str, str] = OrderedDict()
+        self._stopped: OrderedDict[str, JobStatus] = OrderedDict()
         self._heartbeat: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.draining = False
 
     async def start(self) -> None:
@@ -80,7 +85,7 @@ class Executor:
         self._heartbeat = asyncio.create_task(self._beat_forever())
         logger.info("executor ready", extra={"executor_id": self.id, "capacity": self.capacity})
 
-    async def beat(self) -> None:
+    async def beat(self, *, leaving: bool = False) -> None:
         """Tell the scheduler this executor is alive and what it runs."""
         heartbeat = Heartbeat(
             executor_id=self.id,
@@ -88,6 +93,7 @@ class Executor:
             backends=self.backends,
             running=sorted(self.running),
             draining=self.draining,
+            leaving=leaving,
         )
         await self._bus.publish(HEARTBEAT_TOPIC, encode(heartbeat))
 
@@ -96,59 +102,67 @@ class Executor:
             await asyncio.sleep(self._settings.heartbeat_interval)
             try:
                 await self.beat()
-            except Exception:
-                logger.exception("heartbeat not sent")
+            except Exception as exc:
+                logger.warning("heartbeat not sent: %s", exc)
 
     async def _send(self, event: JobEvent) -> None:
-        await self._bus.send(EVENTS_QUEUE, encode(event))
+        await send_until_accepted(self._bus, EVENTS_QUEUE, encode(event))
 
     async def _on_assignment(self, body: dict[str, Any]) -> None:
+        """Run one assignment to its end; the bus acknowledges it only then."""
         assignment = decode(Assignment, body)
         if assignment.job_id in self.running:
             return
         stop: asyncio.Future[JobStatus] = asyncio.get_running_loop().create_future()
         remembered = self._stopped.pop(assignment.job_id, None)
         if remembered is not None:
-            stop.set_result(JobStatus(remembered))
-        entry = _Running(assignment, stop)
-        self.running[assignment.job_id] = entry
-        entry.task = asyncio.create_task(self._run(entry))
+            stop.set_result(remembered)
+        elif self.draining:
+            stop.set_result(RELEASE)
+        self.running[assignment.job_id] = _Running(assignment, stop, asyncio.current_task())
+        self._idle.clear()
+        try:
+            with job_context(assignment.job_id):
+                await self._run(assignment, stop)
+        finally:
+            self.running.pop(assignment.job_id, None)
+            if not self.running:
+                self._idle.set()
 
     async def _on_control(self, body: dict[str, Any]) -> None:
         order = decode(StopJob, body)
         entry = self.running.get(order.job_id)
         if entry is None:
-            self._stopped[order.job_id] = order.status
+            self._stopped[order.job_id] = JobStatus(order.status)
             while len(self._stopped) > REMEMBERED_STOPS:
                 self._stopped.popitem(last=False)
         elif not entry.stop.done():
             entry.stop.set_result(JobStatus(order.status))
 
-    async def _run(self, entry: _Running) -> None:
-        assignment = entry.assignment
-        with job_context(assignment.job_id):
-            output = JobOutput(
-                assignment.job_id,
-                assignment.attempt,
-                self.id,
-                self._send,
-                max_log_bytes=self._settings.max_log_bytes,
-            )
-            try:
-                outcome = await self._attempt(assignment, output, entry.stop)
-            except asyncio.CancelledError:
-                # The executor is shutting down: the job stays Running in the store and the
-                # scheduler hands it to another attempt once this executor is known to be gone.
-                await output.close()
-                self.running.pop(assignment.job_id, None)
-                raise
-            except Exception as exc:
-                logger.exception("job attempt broke down")
-                outcome = Outcome(JobStatus.FAILED, f"executor error: {exc}")
-            output.event(EventKind.FINISHED, status=outcome.status.value, reason=outcome.reason)
+    async def _run(self, assignment: Assignment, stop: asyncio.Future[JobStatus]) -> None:
+        output = JobOutput(
+            assignment.job_id,
+            assignment.attempt,
+            self.id,
+            self._send,
+            max_log_bytes=self._settings.max_log_bytes,
+        )
+        try:
+            outcome = await self._attempt(assignment, output, stop)
+        except asyncio.CancelledError:
+            # Shutting down at once: the job stays placed here, and the scheduler runs it
+            # again once this executor is known to be gone.
             await output.close()
-            self.running.pop(assignment.job_id, None)
-            logger.info("job finished", extra={"status": outcome.status.value})
+            raise
+        except Exception as exc:
+            logger.exception("job attempt broke down")
+            outcome = Outcome(JobStatus.FAILED, f"executor error: {exc}")
+        if outcome.status is RELEASE:
+            output.event(EventKind.RELEASED, reason=f"handed back by executor {self.id}")
+        else:
+            output.event(EventKind.FINISHED, status=outcome.status.value, reason=outcome.reason)
+        await output.close()
+        logger.info("job ended here", extra={"status": outcome.status.value})
 
     async def _attempt(
         self, assignment: Assignment, output: JobOutput, stop: asyncio.Future[JobStatus]
@@ -183,18 +197,31 @@ class Executor:
             proc.close()
             await asyncio.to_thread(shutil.rmtree, workdir, True)
 
-    async def close(self) -> None:
-        """Stop at once: kill running job processes without reporting them, close the pool.
+    async def drain(self, seconds: float) -> None:
+        """Take no new job, let running ones finish for up to `seconds`, hand back the rest."""
+        self.draining = True
+        with contextlib.suppress(Exception):
+            await self.beat()
+        try:
+            await asyncio.wait_for(self._idle.wait(), seconds)
+        except TimeoutError:
+            for entry in list(self.running.values()):
+                if not entry.stop.done():
+                    entry.stop.set_result(RELEASE)
+            await self._idle.wait()
 
-        The jobs stay Running in the store; the scheduler runs them again elsewhere.
-        """
+    async def close(self) -> None:
+        """Stop now: kill whatever still runs without reporting an outcome (the scheduler
+        runs those jobs again elsewhere), say goodbye, close the pool."""
         self.draining = True
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
-        tasks = [e.task for e in self.running.values() if e.task is not None]
+        tasks = [entry.task for entry in self.running.values() if entry.task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.beat(leaving=True)
         await self.pool.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -60,13 +61,25 @@ class Ledger:
         if job is None:
             return False
         at = datetime.fromtimestamp(event.at, UTC)
+        # Only the executor a job is placed on may start it, release it or end it.
+        assigned_here = job.executor_id in (None, event.executor_id)
         if event.kind is EventKind.RUNNING:
             if job.status is not JobStatus.QUEUED or attempt != job.attempt + 1:
                 return False
+            if not assigned_here:
+                return False
             return await self._move(job, JobStatus.RUNNING, at=at, executor_id=event.executor_id)
+        if event.kind is EventKind.RELEASED:
+            if job.status is JobStatus.RUNNING and attempt == job.attempt and assigned_here:
+                return await self._move(job, JobStatus.QUEUED, reason=event.reason)
+            if job.status is JobStatus.QUEUED and job.executor_id == event.executor_id:
+                return await self.assign(job, None)
+            return False
         # FINISHED: only the attempt the store knows about may end the job.
-        started = job.status is JobStatus.RUNNING and attempt == job.attempt
-        never_started = job.status is JobStatus.QUEUED and attempt == job.attempt + 1
+        started = job.status is JobStatus.RUNNING and attempt == job.attempt and assigned_here
+        never_started = (
+            job.status is JobStatus.QUEUED and attempt == job.attempt + 1 and assigned_here
+        )
         if not (started or never_started) or event.status is None:
             return False
         return await self._move(job, JobStatus(event.status), at=at, reason=event.reason)
@@ -86,6 +99,13 @@ class Ledger:
             logger.info("ignored: %s", exc, extra={"job_id": job.id})
             return False
         return await self._store.replace_job(moved, expected=job.status)
+
+    async def assign(self, job: Job, executor_id: str | None) -> bool:
+        """Record that `executor_id` (None: no executor) is to run the queued `job`."""
+        if job.status is not JobStatus.QUEUED:
+            return False
+        placed = dataclasses.replace(job, executor_id=executor_id)
+        return await self._store.replace_job(placed, expected=JobStatus.QUEUED)
 
     async def change_status(self, job: Job, to: JobStatus, reason: str | None = None) -> bool:
         """Move `job` (as read from the store) to `to` and announce it; False if it had moved."""

@@ -6,11 +6,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from qrt_common.bus import MessageBus
-from qrt_common.jobs import Job, JobStatus
+from qrt_common.bus import MessageBus, send_until_accepted
+from qrt_common.jobs import JobStatus
 from qrt_common.messages import (
     CANCEL_QUEUE,
     CONTROL_TOPIC,
@@ -32,28 +32,40 @@ from qrt_common.settings import Settings
 from qrt_common.store import JobQuery, JobStore
 
 from .ledger import Ledger
+from .queue import PendingQueue
 
 logger = logging.getLogger(__name__)
+
+ALL = 1_000_000
 
 
 @dataclass(slots=True)
 class ExecutorState:
-    """What the scheduler knows of one executor."""
+    """What the scheduler knows of one executor, from its heartbeats."""
 
     id: str
     capacity: int
     backends: frozenset[str]
+    exclusive: frozenset[str]
     last_seen: float
     draining: bool = False
-    assigned: set[str] = field(default_factory=set)
 
-    @property
-    def free(self) -> int:
-        return 0 if self.draining else self.capacity - len(self.assigned)
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """A job given to an executor, from assignment until it ends or comes back."""
+
+    executor_id: str
+    backend: str
 
 
 class Scheduler:
-    """Assigns queued jobs to executors with free capacity and a matching backend."""
+    """Assigns queued jobs to executors with free capacity and a matching backend.
+
+    Jobs wait in a fair priority queue; a device backend (an *exclusive* one) runs one job at a
+    time across all executors. The assignment is written to the job before it is sent, so after
+    a restart the scheduler knows what is placed where and never places a job twice.
+    """
 
     def __init__(
         self,
@@ -67,26 +79,32 @@ class Scheduler:
         self._store = store
         self._bus = bus
         self.ledger = Ledger(store, bus)
-        self.pending: dict[str, JobSubmitted] = {}
+        self.pending = PendingQueue()
         self.executors: dict[str, ExecutorState] = {}
+        self.placed: dict[str, Placement] = {}
+        self.reassignments = 0
         self._started_at = 0.0
-        # Until executors have had time to report what they run, a Running job is not an orphan.
+        # Until executors have had time to report in, a placed job is not an orphan.
         self._orphan_grace = settings.heartbeat_timeout if orphan_grace is None else orphan_grace
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        """Re-read the queue from the store, then follow submissions, events and heartbeats."""
+        """Re-read queue and placements from the store, then follow the bus."""
         self._started_at = time.monotonic()
-        queued, _ = await self._store.list_jobs(
-            JobQuery(statuses=[JobStatus.QUEUED], limit=1_000_000)
-        )
-        for job in reversed(queued):
-            self.pending[job.id] = JobSubmitted.of(job)
+        queued, _ = await self._store.list_jobs(JobQuery(statuses=[JobStatus.QUEUED], limit=ALL))
+        running, _ = await self._store.list_jobs(JobQuery(statuses=[JobStatus.RUNNING], limit=ALL))
+        for job in queued:
+            if job.executor_id is None:
+                self.pending.add(JobSubmitted.of(job))
+        for job in [*queued, *running]:
+            if job.executor_id is not None:
+                self.placed[job.id] = Placement(job.executor_id, job.backend)
         await self._bus.subscribe(HEARTBEAT_TOPIC, self._on_heartbeat)
         await self._bus.consume(SUBMITTED_QUEUE, self._on_submitted, prefetch=64)
         await self._bus.consume(EVENTS_QUEUE, self._on_event, prefetch=64)
         await self._bus.consume(CANCEL_QUEUE, self._on_cancel, prefetch=16)
+        await self._bus.consume_dead_letters(self._on_dead_letter)
         self._tasks = [
             asyncio.create_task(self._dispatch_forever()),
             asyncio.create_task(self._watch_executors()),
@@ -101,35 +119,49 @@ class Scheduler:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    # What the scheduler hears.
+
     async def _on_submitted(self, body: dict[str, Any]) -> None:
         submitted = decode(JobSubmitted, body)
-        self.pending[submitted.job_id] = submitted
-        self._wake.set()
+        if submitted.job_id not in self.placed:
+            self.pending.add(submitted)
+            self._wake.set()
 
     async def _on_heartbeat(self, body: dict[str, Any]) -> None:
         beat = decode(Heartbeat, body)
+        if beat.leaving:
+            state = self.executors.pop(beat.executor_id, None)
+            if state is not None:
+                logger.info("executor left", extra={"executor_id": beat.executor_id})
+                await self._forget(beat.executor_id, "its executor shut down")
+            return
         state = self.executors.get(beat.executor_id)
         if state is None:
-            state = ExecutorState(
-                beat.executor_id, beat.capacity, frozenset(beat.backends), time.monotonic()
-            )
-            self.executors[beat.executor_id] = state
             logger.info("executor joined", extra={"executor_id": beat.executor_id})
-        state.capacity, state.backends = beat.capacity, frozenset(beat.backends)
-        state.draining, state.last_seen = beat.draining, time.monotonic()
+        self.executors[beat.executor_id] = ExecutorState(
+            beat.executor_id,
+            beat.capacity,
+            frozenset(beat.backends),
+            frozenset(beat.exclusive_backends),
+            time.monotonic(),
+            beat.draining,
+        )
         self._wake.set()
 
     async def _on_event(self, body: dict[str, Any]) -> None:
         event = decode(JobEvent, body)
         applied = await self.ledger.apply(event)
         if event.kind is EventKind.RUNNING and not applied:
-            # The job was cancelled (or reassigned) while this attempt was on its way.
+            # Cancelled, or placed elsewhere, while this attempt was on its way: stop it.
             await self._stop(event.job_id, JobStatus.CANCELLED)
         elif event.kind is EventKind.FINISHED:
-            state = self.executors.get(event.executor_id)
-            if state is not None:
-                state.assigned.discard(event.job_id)
-            self._wake.set()
+            self._unplace(event.job_id, event.executor_id)
+        elif event.kind is EventKind.RELEASED and applied:
+            self._unplace(event.job_id, event.executor_id)
+            job = await self._store.get_job(event.job_id)
+            if job is not None and job.status is JobStatus.QUEUED:
+                self.pending.add(JobSubmitted.of(job))
+                self._wake.set()
 
     async def _on_cancel(self, body: dict[str, Any]) -> None:
         request = decode(CancelJob, body)
@@ -137,16 +169,62 @@ class Scheduler:
         if job is None or job.status.is_final:
             return
         if job.status is JobStatus.QUEUED:
-            self.pending.pop(job.id, None)
+            self.pending.remove(job.id)
             if await self.ledger.change_status(job, JobStatus.CANCELLED, "cancelled on request"):
-                await self._stop(job.id, JobStatus.CANCELLED)
+                self._unplace(job.id, job.executor_id)
+                if job.executor_id is not None:
+                    await self._stop(job.id, JobStatus.CANCELLED)
                 return
             job = await self._store.get_job(request.job_id) or job
         if job.status is JobStatus.RUNNING:
             await self._stop(job.id, JobStatus.CANCELLED)
 
+    async def _on_dead_letter(self, body: dict[str, Any]) -> None:
+        job_id = body.get("job_id")
+        if not isinstance(job_id, str):
+            return
+        job = await self._store.get_job(job_id)
+        if job is None or job.status.is_final:
+            return
+        reason = f"a message about this job could not be handled: {body.get('_reason')}"
+        if job.status is JobStatus.RUNNING:
+            await self._stop(job.id, JobStatus.FAILED)
+        self.pending.remove(job.id)
+        self._unplace(job.id, job.executor_id)
+        await self.ledger.change_status(job, JobStatus.FAILED, reason)
+
     async def _stop(self, job_id: str, status: JobStatus) -> None:
         await self._bus.publish(CONTROL_TOPIC, encode(StopJob(job_id, status.value)))
+
+    # Placing jobs.
+
+    def _unplace(self, job_id: str, executor_id: str | None) -> None:
+        """Free the job's place, unless it is now placed on another executor than the one
+        reporting (a late report of an earlier attempt)."""
+        placement = self.placed.get(job_id)
+        if placement is None:
+            return
+        if executor_id and placement.executor_id != executor_id:
+            return
+        del self.placed[job_id]
+        self._wake.set()
+
+    def _load(self, executor_id: str) -> int:
+        return sum(1 for p in self.placed.values() if p.executor_id == executor_id)
+
+    def _busy_exclusive(self) -> set[str]:
+        exclusive = {b for e in self.executors.values() for b in e.exclusive}
+        return {p.backend for p in self.placed.values() if p.backend in exclusive}
+
+    def _pick(self, job: JobSubmitted, busy: set[str]) -> ExecutorState | None:
+        if job.backend in busy:
+            return None
+        candidates = [
+            e
+            for e in self.executors.values()
+            if not e.draining and job.backend in e.backends and self._load(e.id) < e.capacity
+        ]
+        return max(candidates, key=lambda e: e.capacity - self._load(e.id), default=None)
 
     async def _dispatch_forever(self) -> None:
         while True:
@@ -159,19 +237,21 @@ class Scheduler:
                 await asyncio.sleep(1)
                 self._wake.set()
 
-    def _pick(self, backend: str) -> ExecutorState | None:
-        candidates = [e for e in self.executors.values() if e.free > 0 and backend in e.backends]
-        return max(candidates, key=lambda e: e.free, default=None)
-
     async def _dispatch(self) -> None:
-        for submitted in list(self.pending.values()):
-            executor = self._pick(submitted.backend)
-            if executor is None:
-                continue
+        busy = self._busy_exclusive()
+        while (
+            submitted := self.pending.take(lambda j: self._pick(j, busy) is not None)
+        ) is not None:
+            executor = self._pick(submitted, busy)
+            assert executor is not None
             job = await self._store.get_job(submitted.job_id)
-            self.pending.pop(submitted.job_id, None)
             if job is None or job.status is not JobStatus.QUEUED:
                 continue
+            if not await self.ledger.assign(job, executor.id):
+                continue
+            self.placed[job.id] = Placement(executor.id, job.backend)
+            if job.backend in executor.exclusive:
+                busy.add(job.backend)
             assignment = Assignment(
                 job_id=job.id,
                 program_id=job.program_id,
@@ -180,8 +260,9 @@ class Scheduler:
                 max_execution_time=job.max_execution_time,
                 attempt=job.attempt + 1,
             )
-            executor.assigned.add(job.id)
-            await self._bus.send(executor_queue(executor.id), encode(assignment))
+            await send_until_accepted(self._bus, executor_queue(executor.id), encode(assignment))
+
+    # Executors that go silent.
 
     async def _watch_executors(self) -> None:
         while True:
@@ -193,34 +274,43 @@ class Scheduler:
 
     async def _reap(self) -> None:
         now = time.monotonic()
+        # Heartbeats missed while this scheduler itself was cut off from the broker say nothing.
+        heard_from = self._bus.connected_since
         for state in list(self.executors.values()):
-            if now - state.last_seen > self._settings.heartbeat_timeout:
+            if now - max(state.last_seen, heard_from) > self._settings.heartbeat_timeout:
                 del self.executors[state.id]
                 logger.warning("executor lost", extra={"executor_id": state.id})
-                await self._requeue_unstarted(state.assigned)
         if now - self._started_at < self._orphan_grace:
             return
-        running, _ = await self._store.list_jobs(
-            JobQuery(statuses=[JobStatus.RUNNING], limit=1_000_000)
-        )
-        for job in running:
-            if job.executor_id not in self.executors:
-                await self._retry(job, f"executor {job.executor_id} was lost")
+        orphans = {
+            job_id: p.executor_id
+            for job_id, p in self.placed.items()
+            if p.executor_id not in self.executors
+        }
+        for job_id, executor_id in orphans.items():
+            await self._reclaim(job_id, f"executor {executor_id} was lost")
 
-    async def _requeue_unstarted(self, job_ids: set[str]) -> None:
-        # Assignments a lost executor never started are still Queued: schedule them again.
-        for job_id in job_ids:
-            job = await self._store.get_job(job_id)
-            if job is not None and job.status is JobStatus.QUEUED:
-                self.pending[job.id] = JobSubmitted.of(job)
-                self._wake.set()
+    async def _forget(self, executor_id: str, why: str) -> None:
+        for job_id, placement in list(self.placed.items()):
+            if placement.executor_id == executor_id:
+                await self._reclaim(job_id, why)
 
-    async def _retry(self, job: Job, why: str) -> None:
+    async def _reclaim(self, job_id: str, why: str) -> None:
+        """Take a job back from an executor that is gone: queue it again, or fail it."""
+        self.placed.pop(job_id, None)
+        self._wake.set()
+        job = await self._store.get_job(job_id)
+        if job is None or job.status.is_final:
+            return
+        if job.status is JobStatus.QUEUED:
+            if await self.ledger.assign(job, None):
+                self.pending.add(JobSubmitted.of(job))
+            return
         if job.attempt >= self._settings.max_attempts:
             reason = f"{why}; gave up after {job.attempt} attempts"
             await self.ledger.change_status(job, JobStatus.FAILED, reason)
             return
         if await self.ledger.change_status(job, JobStatus.QUEUED, why):
-            self.pending[job.id] = JobSubmitted.of(job)
-            self._wake.set()
+            self.reassignments += 1
+            self.pending.add(JobSubmitted.of(job))
             logger.info("job queued again", extra={"job_id": job.id, "why": why})
