@@ -1,4 +1,5 @@
-"""The `qrt` command: `qrt dev` runs the whole platform in one process on embedded defaults."""
+"""The `qrt` command: `qrt dev` runs the whole platform in one process; `qrt gateway`,
+`qrt scheduler` and `qrt executor` run one service each."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from .bus import MessageBus, open_bus
+from .bus import BusUnavailable, MessageBus, open_bus
 from .logs import configure_logging
 from .registry import ProgramRegistry
 from .settings import Settings
@@ -51,10 +53,8 @@ class Platform:
         from qrt_gateway.streams import StreamHub
         from qrt_scheduler.service import Scheduler
 
-        store = open_store(settings.effective_store_url)
-        await store.open()
-        bus = open_bus(settings.bus_url)
-        await bus.connect()
+        store = await open_configured_store(settings)
+        bus = await connect_bus(settings)
         registry = ProgramRegistry(settings.programs_dir)
         # The executor in this process is new, so any job the store still shows Running was
         # cut off by the last shutdown: run it again at once rather than after a grace period.
@@ -80,31 +80,130 @@ class Platform:
         await self.store.close()
 
 
-async def _serve(settings: Settings) -> None:
-    platform = await Platform.start(settings)
+async def connect_bus(settings: Settings) -> MessageBus:
+    """The configured bus, connected; waits (with backoff) until the broker answers."""
+    delay = 0.5
+    while True:
+        bus = open_bus(settings.bus_url, settings.bus_namespace)
+        try:
+            await bus.connect()
+            return bus
+        except BusUnavailable as exc:
+            logger.warning("bus unavailable, retrying in %.1f s: %s", delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+async def open_configured_store(settings: Settings) -> JobStore:
+    store = open_store(settings.effective_store_url)
+    await store.open()
+    return store
+
+
+async def _until_signalled(draining: Callable[[], Coroutine[Any, Any, None]] | None = None) -> None:
+    """Wait for SIGINT or SIGTERM; with `draining`, run it first (a second signal cuts it)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    if draining is not None:
+        stop.clear()
+        drain = asyncio.create_task(draining())
+        interrupted = asyncio.create_task(stop.wait())
+        await asyncio.wait({drain, interrupted}, return_when=asyncio.FIRST_COMPLETED)
+        drain.cancel()
+        interrupted.cancel()
+
+
+async def _serve_dev(settings: Settings) -> None:
+    platform = await Platform.start(settings)
     try:
-        await stop.wait()
+        await _until_signalled()
     finally:
         logger.info("qrt is shutting down")
         await platform.stop()
 
 
+async def _serve_gateway(settings: Settings) -> None:
+    from aiohttp import web
+
+    from qrt_gateway.app import create_app
+    from qrt_gateway.context import Gateway
+    from qrt_gateway.streams import StreamHub
+
+    store = await open_configured_store(settings)
+    bus = await connect_bus(settings)
+    registry = ProgramRegistry(settings.programs_dir)
+    runner = web.AppRunner(
+        create_app(Gateway(settings, store, bus, registry, StreamHub())),
+        handle_signals=False,
+        shutdown_timeout=5,
+    )
+    await runner.setup()
+    await web.TCPSite(runner, settings.host, settings.port).start()
+    logger.info("gateway serving on http://%s:%s", *runner.addresses[0][:2])
+    try:
+        await _until_signalled()
+    finally:
+        await runner.cleanup()
+        await bus.close()
+        await store.close()
+
+
+async def _serve_scheduler(settings: Settings) -> None:
+    from qrt_scheduler.service import Scheduler
+
+    store = await open_configured_store(settings)
+    bus = await connect_bus(settings)
+    scheduler = Scheduler(settings, store, bus)
+    await scheduler.start()
+    try:
+        await _until_signalled()
+    finally:
+        await scheduler.close()
+        await bus.close()
+        await store.close()
+
+
+async def _serve_executor(settings: Settings) -> None:
+    from qrt_executor.service import Executor
+
+    bus = await connect_bus(settings)
+    executor = Executor(settings, bus, ProgramRegistry(settings.programs_dir))
+    await executor.start()
+
+    async def drain() -> None:
+        logger.info("draining", extra={"seconds": settings.drain_seconds})
+        await executor.drain(settings.drain_seconds)
+
+    try:
+        await _until_signalled(drain)
+    finally:
+        await executor.close()
+        await bus.close()
+
+
+SERVICES: dict[str, tuple[str, Callable[[Settings], Coroutine[Any, Any, None]]]] = {
+    "dev": ("run gateway, scheduler and executor in one process on embedded defaults", _serve_dev),
+    "gateway": ("run the API gateway", _serve_gateway),
+    "scheduler": ("run the scheduler (and the job ledger)", _serve_scheduler),
+    "executor": ("run an executor; SIGTERM drains it", _serve_executor),
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qrt", description="qrt, a self-hosted quantum runtime")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    dev = commands.add_parser(
-        "dev", help="run gateway, scheduler and executor in one process on embedded defaults"
-    )
-    dev.add_argument("--host", help="address to listen on (QRT_HOST, default 127.0.0.1)")
-    dev.add_argument("--port", type=int, help="port to listen on (QRT_PORT, default 8000)")
-    dev.add_argument("--data-dir", help="where jobs are kept (QRT_DATA_DIR, default .qrt)")
-    dev.add_argument(
-        "--programs-dir", help="directory with programs.ini (QRT_PROGRAMS_DIR, default programs)"
-    )
+    for name, (summary, _) in SERVICES.items():
+        command = commands.add_parser(name, help=summary, description=summary)
+        command.add_argument("--host", help="address to listen on (QRT_HOST, default 127.0.0.1)")
+        command.add_argument("--port", type=int, help="port to listen on (QRT_PORT, default 8000)")
+        command.add_argument("--data-dir", help="where jobs are kept (QRT_DATA_DIR, default .qrt)")
+        command.add_argument(
+            "--programs-dir",
+            help="directory with programs.ini (QRT_PROGRAMS_DIR, default programs)",
+        )
     return parser
 
 
@@ -123,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, service=f"qrt-{args.command}")
     with contextlib.suppress(KeyboardInterrupt):
         try:
-            asyncio.run(_serve(settings))
+            asyncio.run(SERVICES[args.command][1](settings))
         except OSError as exc:
             print(f"qrt: {exc}", file=sys.stderr)
             return 1

@@ -239,9 +239,6 @@ class RabbitBus(MessageBus):
         return self._connection is not None and not self._connection.is_closed
 
     async def close(self) -> None:
-        for channel in self._channels:
-            with contextlib.suppress(Exception):
-                await channel.close()
         if self._connection is not None:
             with contextlib.suppress(Exception):
                 await self._connection.close()

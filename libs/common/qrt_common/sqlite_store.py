@@ -62,6 +62,8 @@ class SQLiteStore(JobStore):
         # WAL with synchronous=NORMAL survives a crash of the process without an fsync per write.
         await self.db.execute("PRAGMA journal_mode=WAL")
         await self.db.execute("PRAGMA synchronous=NORMAL")
+        # Several processes (gateway, scheduler) may share the file: wait for each other's locks.
+        await self.db.execute("PRAGMA busy_timeout=10000")
         await self.db.executescript(_SCHEMA)
         await self.db.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",

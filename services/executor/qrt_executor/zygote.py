@@ -13,6 +13,7 @@ Protocol, over a SOCK_SEQPACKET socket (one message per datagram):
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import os
@@ -32,7 +33,7 @@ def _child(fds: list[int]) -> None:
     child.serve(control, stdout, stderr)
 
 
-def _reap(channel: socket.socket) -> None:
+def _reap(channel: socket.socket, children: set[int]) -> None:
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -40,7 +41,19 @@ def _reap(channel: socket.socket) -> None:
             return
         if pid == 0:
             return
-        channel.send(f"exited {pid} {os.waitstatus_to_exitcode(status)}".encode())
+        children.discard(pid)
+        with contextlib.suppress(OSError):
+            channel.send(f"exited {pid} {os.waitstatus_to_exitcode(status)}".encode())
+
+
+def _end_all(children: set[int]) -> None:
+    # Without its executor nobody follows these jobs, and the scheduler will run them again
+    # elsewhere: they must not keep running.
+    for pid in children:
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def serve(channel: socket.socket) -> None:
@@ -59,14 +72,19 @@ def serve(channel: socket.socket) -> None:
     selector.register(channel, selectors.EVENT_READ)
     selector.register(wakeup_r, selectors.EVENT_READ)
     channel.send(b"ready")
+    children: set[int] = set()
     while True:
         for key, _ in selector.select():
             if key.fileobj is not channel:
                 os.read(wakeup_r, 4096)
-                _reap(channel)
+                _reap(channel, children)
                 continue
-            message, fds, _, _ = socket.recv_fds(channel, 64, 3)
+            try:
+                message, fds, _, _ = socket.recv_fds(channel, 64, 3)
+            except OSError:
+                message, fds = b"", []
             if not message:
+                _end_all(children)
                 return
             if len(fds) != 3:
                 for fd in fds:
@@ -84,6 +102,7 @@ def serve(channel: socket.socket) -> None:
                     _child(fds)
                 finally:
                     os._exit(70)
+            children.add(pid)
             for fd in fds:
                 os.close(fd)
             channel.send(f"forked {pid}".encode())

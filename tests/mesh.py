@@ -1,0 +1,157 @@
+"""A platform made of real processes (`qrt gateway`, `qrt scheduler`, `qrt executor`) on a real
+RabbitMQ, each test in a namespace of its own on the broker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import aio_pika
+
+RABBITMQ_URL = os.environ.get("QRT_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+QUEUES = ("jobs.submitted", "jobs.events", "jobs.cancel", "dead-letters")
+EXCHANGES = ("jobs.updates", "executors.control", "executors.heartbeat", "dead-letters")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listened on port {port} within {timeout} s")
+
+
+class Mesh:
+    """Processes of one qrt platform sharing a broker namespace and a store."""
+
+    def __init__(self, root: Path, programs_dir: Path, broker_url: str = RABBITMQ_URL) -> None:
+        self.root = root
+        self.namespace = f"qrt-test-{uuid.uuid4().hex[:8]}"
+        self.broker_url = broker_url
+        self.env = {
+            **os.environ,
+            "QRT_BUS_URL": broker_url,
+            "QRT_BUS_NAMESPACE": self.namespace,
+            "QRT_STORE_URL": f"sqlite:///{root / 'qrt.db'}",
+            "QRT_PROGRAMS_DIR": str(programs_dir),
+            "QRT_HEARTBEAT_INTERVAL": "0.3",
+            "QRT_HEARTBEAT_TIMEOUT": "3",
+            "QRT_LOG_LEVEL": "INFO",
+        }
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.executors: list[str] = []
+        self.gateways: list[str] = []
+
+    def start(self, name: str, command: str, **env: str) -> subprocess.Popen[bytes]:
+        log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
+        process = subprocess.Popen(
+            [sys.executable, "-m", "qrt_common.cli", command],
+            env={**self.env, **env},
+            stdout=log,
+            stderr=log,
+        )
+        log.close()
+        self.processes[name] = process
+        return process
+
+    def gateway(self) -> str:
+        """Start a gateway; returns its URL once it listens."""
+        port = free_port()
+        name = f"gateway-{len(self.gateways)}"
+        process = self.start(name, "gateway", QRT_PORT=str(port))
+        wait_for_port(port, process)
+        self.gateways.append(name)
+        return f"http://127.0.0.1:{port}"
+
+    def scheduler(self) -> None:
+        self.start("scheduler", "scheduler")
+
+    def executor(self, capacity: int = 4, **env: str) -> str:
+        """Start an executor; returns its id."""
+        executor_id = f"{self.namespace}-ex{len(self.executors)}"
+        self.start(
+            executor_id,
+            "executor",
+            QRT_EXECUTOR_ID=executor_id,
+            QRT_EXECUTOR_CAPACITY=str(capacity),
+            **env,
+        )
+        self.executors.append(executor_id)
+        return executor_id
+
+    def signal(self, name: str, sig: int) -> None:
+        self.processes[name].send_signal(sig)
+
+    def wait(self, name: str, timeout: float = 60) -> int:
+        return self.processes[name].wait(timeout)
+
+    def log(self, name: str) -> str:
+        return (self.root / f"{name}.log").read_text(errors="replace")
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+        for process in self.processes.values():
+            process.wait(30)
+
+    async def delete_namespace(self) -> None:
+        with_namespace = [*QUEUES, *(f"executor.{e}" for e in self.executors)]
+        try:
+            connection = await aio_pika.connect(self.broker_url, timeout=5)
+        except Exception:
+            return
+        async with connection:
+            for name in with_namespace:
+                channel = await connection.channel()
+                with contextlib.suppress(Exception):
+                    await channel.queue_delete(f"{self.namespace}.{name}")
+            for name in EXCHANGES:
+                channel = await connection.channel()
+                with contextlib.suppress(Exception):
+                    await channel.exchange_delete(f"{self.namespace}.{name}")
+
+
+def overlapping_attempts(record: Path) -> list[str]:
+    """Jobs of which two processes were alive at the same time, from a `record` program's file."""
+    spans: dict[str, dict[str, list[float]]] = defaultdict(dict)
+    for line in record.read_text().splitlines():
+        job, pid, _, at = line.split()
+        span = spans[job].setdefault(pid, [float(at), float(at)])
+        span[0], span[1] = min(span[0], float(at)), max(span[1], float(at))
+    overlaps = []
+    for job, by_pid in spans.items():
+        ordered = sorted(by_pid.values())
+        if any(later[0] < earlier[1] for earlier, later in itertools.pairwise(ordered)):
+            overlaps.append(job)
+    return overlaps
+
+
+async def eventually(predicate, timeout: float = 60, every: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(every)

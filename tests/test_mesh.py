@@ -1,0 +1,230 @@
+"""The mesh on a real RabbitMQ: gateways, a scheduler and executors as separate processes.
+
+Nothing accepted is lost, and no job runs twice at the same time, whatever is killed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aio_pika
+import aiohttp
+import pytest
+
+from qrt_common.jobs import Job, JobStatus
+from qrt_common.sqlite_store import SQLiteStore
+from qrt_common.store import JobQuery
+from tests.conftest import logs_of, merge_programs, wait_for
+from tests.mesh import RABBITMQ_URL, Mesh, eventually, overlapping_attempts
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def rabbitmq() -> None:
+    """The machine's RabbitMQ; started if it is down."""
+    import subprocess
+
+    async def reachable() -> bool:
+        try:
+            connection = await aio_pika.connect(RABBITMQ_URL, timeout=3)
+        except Exception:
+            return False
+        await connection.close()
+        return True
+
+    if not asyncio.run(reachable()):
+        subprocess.run(["rabbitmq-server", "-detached"], check=False)
+        subprocess.run(["rabbitmqctl", "await_startup", "--timeout", "60"], check=True)
+
+
+@pytest.fixture
+async def mesh(tmp_path: Path) -> AsyncIterator[Mesh]:
+    platform = Mesh(tmp_path, merge_programs(tmp_path / "programs"))
+    try:
+        yield platform
+    finally:
+        platform.stop_all()
+        await platform.delete_namespace()
+
+
+async def jobs_in_store(mesh: Mesh) -> list[Job]:
+    store = SQLiteStore(mesh.root / "qrt.db")
+    await store.open()
+    try:
+        jobs, _ = await store.list_jobs(JobQuery(limit=100_000))
+        return jobs
+    finally:
+        await store.close()
+
+
+async def submit(http: aiohttp.ClientSession, program: str, **params) -> str:
+    async with http.post("/jobs", json={"programId": program, "params": params}) as response:
+        assert response.status == 200, await response.text()
+        job_id: str = (await response.json())["id"]
+        return job_id
+
+
+async def all_ended(http: aiohttp.ClientSession, ids: list[str], timeout: float = 90) -> list[dict]:
+    return [await wait_for(http, job_id, timeout=timeout) for job_id in ids]
+
+
+async def test_200_jobs_spread_over_3_executors(mesh: Mesh):
+    mesh.scheduler()
+    executors = [mesh.executor(capacity=4) for _ in range(3)]
+    url = mesh.gateway()
+    async with aiohttp.ClientSession(base_url=url) as http:
+        gate = asyncio.Semaphore(16)
+
+        async def one() -> str:
+            async with gate:
+                return await submit(http, "noop")
+
+        ids = await asyncio.gather(*(one() for _ in range(200)))
+        jobs = await all_ended(http, ids)
+    assert Counter(j["status"] for j in jobs) == {"Completed": 200}
+    assert {j["attempt"] for j in jobs} == {1}
+    placed = Counter(job.executor_id for job in await jobs_in_store(mesh))
+    assert set(placed) == set(executors), placed
+
+
+async def test_sigkill_of_an_executor_mid_run(mesh: Mesh):
+    record = mesh.root / "record.txt"
+    mesh.scheduler()
+    victim = mesh.executor(capacity=3)
+    mesh.executor(capacity=3)
+    url = mesh.gateway()
+    async with aiohttp.ClientSession(base_url=url) as http:
+        ids = [await submit(http, "record", path=str(record), seconds=2.0) for _ in range(12)]
+
+        async def victim_runs_some() -> bool:
+            jobs = await jobs_in_store(mesh)
+            return any(j.status is JobStatus.RUNNING and j.executor_id == victim for j in jobs)
+
+        await eventually(victim_runs_some, timeout=30)
+        on_victim = {j.id for j in await jobs_in_store(mesh) if j.executor_id == victim}
+        mesh.signal(victim, signal.SIGKILL)
+        jobs = await all_ended(http, ids)
+    assert Counter(j["status"] for j in jobs) == {"Completed": 12}
+    moved = [j for j in jobs if j["id"] in on_victim]
+    assert moved and all(j["attempt"] == 2 for j in moved)
+    assert overlapping_attempts(record) == []
+
+
+async def test_sigterm_drains_an_executor(mesh: Mesh):
+    record = mesh.root / "record.txt"
+    mesh.scheduler()
+    patient = mesh.executor(capacity=2, QRT_DRAIN_SECONDS="30")
+    url = mesh.gateway()
+    async with aiohttp.ClientSession(base_url=url) as http:
+        ids = [await submit(http, "record", path=str(record), seconds=1.0) for _ in range(2)]
+        for job_id in ids:
+            await wait_for(http, job_id, {"Running"}, timeout=30)
+        mesh.signal(patient, signal.SIGTERM)
+        # Draining, it finishes what it runs, takes nothing new and then exits.
+        later = await submit(http, "noop")
+        assert mesh.wait(patient, timeout=30) == 0
+        jobs = await all_ended(http, ids, timeout=5)
+        assert [(j["status"], j["attempt"]) for j in jobs] == [("Completed", 1)] * 2
+        assert (await wait_for(http, later, {"Queued", "Running"}))["status"] == "Queued"
+        mesh.executor()
+        assert (await wait_for(http, later))["status"] == "Completed"
+
+
+async def test_sigterm_hands_back_what_does_not_finish_in_time(mesh: Mesh):
+    record = mesh.root / "record.txt"
+    mesh.scheduler()
+    hasty = mesh.executor(capacity=2, QRT_DRAIN_SECONDS="0.5")
+    url = mesh.gateway()
+    async with aiohttp.ClientSession(base_url=url) as http:
+        ids = [await submit(http, "record", path=str(record), seconds=4.0) for _ in range(2)]
+        for job_id in ids:
+            await wait_for(http, job_id, {"Running"}, timeout=30)
+        mesh.executor(capacity=2)
+        mesh.signal(hasty, signal.SIGTERM)
+        assert mesh.wait(hasty, timeout=30) == 0
+        jobs = await all_ended(http, ids)
+        logs = [await logs_of(http, job_id) for job_id in ids]
+    assert [(j["status"], j["attempt"]) for j in jobs] == [("Completed", 2)] * 2
+    assert all("[qrt] attempt 2 on executor" in log for log in logs)
+    assert overlapping_attempts(record) == []
+
+
+async def test_scheduler_restart_loses_nothing_and_runs_nothing_twice(mesh: Mesh):
+    record = mesh.root / "record.txt"
+    mesh.scheduler()
+    mesh.executor(capacity=2)
+    mesh.executor(capacity=2)
+    url = mesh.gateway()
+    async with aiohttp.ClientSession(base_url=url) as http:
+        ids = [await submit(http, "record", path=str(record), seconds=1.0) for _ in range(10)]
+        await wait_for(http, ids[0], {"Running"}, timeout=30)
+        mesh.signal("scheduler", signal.SIGKILL)
+        mesh.wait("scheduler")
+        more = [await submit(http, "record", path=str(record), seconds=0.2) for _ in range(4)]
+        await asyncio.sleep(1)
+        mesh.scheduler()
+        jobs = await all_ended(http, ids + more)
+    assert Counter(j["status"] for j in jobs) == {"Completed": 14}
+    assert {j["attempt"] for j in jobs} == {1}
+    assert overlapping_attempts(record) == []
+
+
+async def test_two_gateways_stream_the_same_job(mesh: Mesh):
+    mesh.scheduler()
+    mesh.executor()
+    first, second = mesh.gateway(), mesh.gateway()
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{first}/jobs", json={"programId": "sleeper",
+                                                     "params": {"seconds": 1.5, "ticks": 3}}) as response:  # fmt: skip
+            job_id = (await response.json())["id"]
+
+        async def follow(url: str) -> list[str]:
+            async with http.ws_connect(f"{url}/stream/jobs/{job_id}") as ws:
+                return [message.data async for message in ws]
+
+        streams = await asyncio.gather(follow(first), follow(second))
+    expected = ['{"tick": 0}', '{"tick": 1}', '{"tick": 2}', '"woke up"']
+    assert streams == [expected, expected]
+
+
+async def test_cancel_reaches_the_job_wherever_it_runs(mesh: Mesh):
+    mesh.scheduler()
+    mesh.executor(capacity=1)
+    mesh.executor(capacity=1)
+    first, second = mesh.gateway(), mesh.gateway()
+    async with aiohttp.ClientSession(base_url=first) as http:
+        ids = [await submit(http, "sleeper", seconds=60) for _ in range(2)]
+        for job_id in ids:
+            await wait_for(http, job_id, {"Running"}, timeout=30)
+    async with aiohttp.ClientSession(base_url=second) as http:
+        for job_id in ids:
+            async with http.post(f"/jobs/{job_id}/cancel") as response:
+                assert response.status == 204
+        jobs = await all_ended(http, ids, timeout=15)
+    assert [j["status"] for j in jobs] == ["Cancelled", "Cancelled"]
+
+
+async def test_a_poison_message_is_dead_lettered_and_recorded_on_its_job(mesh: Mesh):
+    mesh.scheduler()
+    mesh.executor()
+    url = mesh.gateway()
+    async with aiohttp.ClientSession(base_url=url) as http:
+        job_id = await submit(http, "sleeper", seconds=60)
+        await wait_for(http, job_id, {"Running"}, timeout=30)
+        connection = await aio_pika.connect(RABBITMQ_URL)
+        async with connection:
+            channel = await connection.channel()
+            poison = {"job_id": job_id, "kind": "exploded", "attempt": "one"}
+            await channel.default_exchange.publish(
+                aio_pika.Message(json.dumps(poison).encode()),
+                routing_key=f"{mesh.namespace}.jobs.events",
+            )
+        job = await wait_for(http, job_id, timeout=15)
+    assert job["status"] == "Failed"
+    assert job["reason"].startswith("a message about this job could not be handled")
+    assert "validation error" in job["reason"].lower()
