@@ -189,7 +189,7 @@ async def test_two_gateways_stream_the_same_job(mesh: Mesh):
 
         streams = await asyncio.gather(follow(first), follow(second))
     expected = ['{"tick": 0}', '{"tick": 1}', '{"tick": 2}', '"woke up"']
-    assert streams == [expected, expected]
+    assert list(streams) == [expected, expected]
 
 
 async def test_cancel_reaches_the_job_wherever_it_runs(mesh: Mesh):
