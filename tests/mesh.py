@@ -155,3 +155,69 @@ async def eventually(predicate, timeout: float = 60, every: float = 0.1) -> None
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(every)
+
+
+class PrivateBroker:
+    """A RabbitMQ node of the test's own (own node name, ports and data), to restart at will."""
+
+    def __init__(self) -> None:
+        import pwd
+        import shutil
+        import tempfile
+
+        if shutil.which("rabbitmq-server") is None:
+            raise RuntimeError("rabbitmq-server is not installed")
+        owner = pwd.getpwnam("rabbitmq")
+        self.root = Path(tempfile.mkdtemp(prefix="qrt-rabbit-", dir="/tmp"))
+        self.port, dist_port = free_port(), free_port()
+        self.node = f"qrt-{self.port}@localhost"
+        (self.root / "mnesia").mkdir()
+        (self.root / "log").mkdir()
+        (self.root / "plugins").write_text("[].\n")
+        (self.root / "rabbitmq.conf").write_text(
+            f"listeners.tcp.local = 127.0.0.1:{self.port}\nloopback_users = none\n"
+        )
+        # The server script runs the node as the rabbitmq user.
+        for path in [self.root, *self.root.rglob("*")]:
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+        self.root.chmod(0o755)
+        self.env = {
+            **os.environ,
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(dist_port),
+            "RABBITMQ_MNESIA_BASE": str(self.root / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.root / "log"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.root / "plugins"),
+            "RABBITMQ_CONFIG_FILE": str(self.root / "rabbitmq.conf"),
+        }
+        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/"
+
+    def _listening(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def start(self, timeout: float = 60) -> None:
+        subprocess.run(["rabbitmq-server", "-detached"], env=self.env, check=True,
+                       capture_output=True)  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while not self._listening():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"private RabbitMQ did not start; see {self.root / 'log'}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        subprocess.run(["rabbitmqctl", "-n", self.node, "stop"], env=self.env,
+                       capture_output=True, timeout=60)  # fmt: skip
+        deadline = time.monotonic() + 30
+        while self._listening() and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def remove(self) -> None:
+        import shutil
+
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -98,3 +98,11 @@ async def test_events_of_unknown_jobs_are_ignored(ledger):
     ledger, _ = ledger
     ghost = JobEvent(job_id="ghost", kind=EventKind.RUNNING, attempt=1)
     assert not await ledger.apply(ghost)
+
+
+async def test_a_repeated_running_event_is_not_applied_twice(ledger):
+    ledger, store = ledger
+    assert await ledger.apply(event(EventKind.RUNNING))
+    assert not await ledger.apply(event(EventKind.RUNNING))
+    job = await store.get_job("j")
+    assert job is not None and (job.status, job.attempt) == (JobStatus.RUNNING, 1)

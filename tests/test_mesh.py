@@ -8,7 +8,7 @@ import asyncio
 import json
 import signal
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aio_pika
@@ -19,7 +19,7 @@ from qrt_common.jobs import Job, JobStatus
 from qrt_common.sqlite_store import SQLiteStore
 from qrt_common.store import JobQuery
 from tests.conftest import logs_of, merge_programs, wait_for
-from tests.mesh import RABBITMQ_URL, Mesh, eventually, overlapping_attempts
+from tests.mesh import RABBITMQ_URL, Mesh, PrivateBroker, eventually, overlapping_attempts
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -228,3 +228,60 @@ async def test_a_poison_message_is_dead_lettered_and_recorded_on_its_job(mesh: M
     assert job["status"] == "Failed"
     assert job["reason"].startswith("a message about this job could not be handled")
     assert "validation error" in job["reason"].lower()
+
+
+@pytest.fixture
+def private_broker() -> Iterator[PrivateBroker]:
+    try:
+        broker = PrivateBroker()
+    except (RuntimeError, KeyError) as exc:
+        pytest.skip(f"no private RabbitMQ node possible here: {exc}")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.remove()
+
+
+async def test_a_broker_restart_mid_run(tmp_path: Path, private_broker: PrivateBroker):
+    record = tmp_path / "record.txt"
+    mesh = Mesh(tmp_path, merge_programs(tmp_path / "programs"), broker_url=private_broker.url)
+    mesh.env["QRT_HEARTBEAT_TIMEOUT"] = "5"
+    try:
+        mesh.scheduler()
+        mesh.executor(capacity=2)
+        mesh.executor(capacity=2)
+        url = mesh.gateway()
+        async with aiohttp.ClientSession(base_url=url) as http:
+            ids = [await submit(http, "record", path=str(record), seconds=3.0) for _ in range(8)]
+            await wait_for(http, ids[0], {"Running"}, timeout=30)
+            private_broker.stop()
+
+            # While the broker is away a submit is refused, and leaves nothing behind.
+            async with http.get("/jobs") as response:
+                before = (await response.json())["count"]
+            async with http.post("/jobs", json={"programId": "noop"}) as response:
+                assert response.status == 503, await response.text()
+                assert "bus is unavailable" in (await response.json())["detail"]
+            async with http.get("/jobs") as response:
+                assert (await response.json())["count"] == before
+
+            private_broker.start()
+            after = await submit_when_possible(http)
+            jobs = await all_ended(http, [*ids, after], timeout=120)
+        assert Counter(j["status"] for j in jobs) == {"Completed": 9}
+        assert overlapping_attempts(record) == []
+    finally:
+        mesh.stop_all()
+
+
+async def submit_when_possible(http: aiohttp.ClientSession, timeout: float = 60) -> str:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        async with http.post("/jobs", json={"programId": "noop"}) as response:
+            if response.status == 200:
+                job_id: str = (await response.json())["id"]
+                return job_id
+            assert response.status == 503
+        assert asyncio.get_running_loop().time() < deadline, "gateway never recovered"
+        await asyncio.sleep(0.5)

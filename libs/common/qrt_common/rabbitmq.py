@@ -34,6 +34,10 @@ logger = logging.getLogger(__name__)
 
 RETRY_DELAY = 1.0
 """Seconds before a message whose handler failed is handed back to the queue."""
+PUBLISH_TIMEOUT = 5.0
+"""Seconds a send waits for the broker's confirm before it counts as failed."""
+RECONNECT_INTERVAL = 1.0
+"""Seconds between reconnection attempts after the broker went away."""
 DEAD_LETTERS = "dead-letters"
 """Queue (and fanout exchange) of messages that could not be handled."""
 
@@ -56,12 +60,21 @@ class RabbitBus(MessageBus):
 
     @property
     def connected_since(self) -> float:
-        return self._connected_since
+        if not self._is_connected():
+            return time.monotonic()  # cut off right now: silence means nothing
+        # Peers reconnect on the same schedule, up to one interval later than this service.
+        return self._connected_since + RECONNECT_INTERVAL
+
+    def _is_connected(self) -> bool:
+        connection = self._connection
+        return connection is not None and not connection.is_closed and connection.connected.is_set()
 
     async def connect(self) -> None:
         try:
             self._connection = await aio_pika.connect_robust(
-                self._url, client_properties={"connection_name": self._namespace}
+                self._url,
+                reconnect_interval=RECONNECT_INTERVAL,
+                client_properties={"connection_name": self._namespace},
             )
         except (OSError, aio_pika.exceptions.AMQPError) as exc:
             raise BusUnavailable(f"cannot reach RabbitMQ: {exc}") from exc
@@ -117,19 +130,21 @@ class RabbitBus(MessageBus):
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
         try:
-            await self._declare_queue(queue)
-            await self._channel.default_exchange.publish(
-                message, routing_key=self._name(queue), mandatory=True
-            )
-        except (OSError, RuntimeError, aio_pika.exceptions.AMQPError) as exc:
+            async with asyncio.timeout(PUBLISH_TIMEOUT):
+                await self._declare_queue(queue)
+                await self._channel.default_exchange.publish(
+                    message, routing_key=self._name(queue), mandatory=True
+                )
+        except (TimeoutError, OSError, RuntimeError, aio_pika.exceptions.AMQPError) as exc:
             raise BusUnavailable(f"RabbitMQ did not accept the message: {exc!r}") from exc
 
     async def publish(self, topic: str, body: dict[str, Any]) -> None:
         message = aio_pika.Message(json.dumps(body).encode(), content_type="application/json")
         try:
-            exchange = await self._exchange(topic)
-            await exchange.publish(message, routing_key="")
-        except (OSError, RuntimeError, aio_pika.exceptions.AMQPError) as exc:
+            async with asyncio.timeout(PUBLISH_TIMEOUT):
+                exchange = await self._exchange(topic)
+                await exchange.publish(message, routing_key="")
+        except (TimeoutError, OSError, RuntimeError, aio_pika.exceptions.AMQPError) as exc:
             raise BusUnavailable(f"RabbitMQ did not accept the message: {exc!r}") from exc
 
     async def _consumer_channel(self, prefetch: int) -> AbstractChannel:
@@ -236,7 +251,7 @@ class RabbitBus(MessageBus):
         await source.consume(on_message)
 
     async def is_ready(self) -> bool:
-        return self._connection is not None and not self._connection.is_closed
+        return self._is_connected()
 
     async def close(self) -> None:
         if self._connection is not None:

@@ -36,8 +36,8 @@ from .runner import JobOutput, Outcome, run_job
 
 logger = logging.getLogger(__name__)
 
-REMEMBERED_STOPS = 1024
-"""How many stop requests for jobs not (yet) here an executor remembers."""
+REMEMBERED = 1024
+"""How many stop requests for jobs not (yet) here, and finished attempts, an executor keeps."""
 
 RELEASE = JobStatus.QUEUED
 """The "outcome" of a job this executor hands back unfinished."""
@@ -47,7 +47,7 @@ RELEASE = JobStatus.QUEUED
 class _Running:
     assignment: Assignment
     stop: asyncio.Future[JobStatus]
-    task: asyncio.Task[Any] | None
+    task: asyncio.Task[None]
 
 
 class Executor:
@@ -69,6 +69,7 @@ class Executor:
         self.pool = pool or WarmPool(settings.warm_pool_size)
         self.running: dict[str, _Running] = {}
         self._stopped: OrderedDict[str, JobStatus] = OrderedDict()
+        self._finished: OrderedDict[tuple[str, int], None] = OrderedDict()
         self._heartbeat: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
@@ -111,21 +112,32 @@ class Executor:
     async def _on_assignment(self, body: dict[str, Any]) -> None:
         """Run one assignment to its end; the bus acknowledges it only then."""
         assignment = decode(Assignment, body)
-        if assignment.job_id in self.running:
-            return
+        attempt = (assignment.job_id, assignment.attempt)
+        if assignment.job_id in self.running or attempt in self._finished:
+            return  # a repeated assignment: this one is (or was) run here already
         stop: asyncio.Future[JobStatus] = asyncio.get_running_loop().create_future()
         remembered = self._stopped.pop(assignment.job_id, None)
         if remembered is not None:
             stop.set_result(remembered)
         elif self.draining:
             stop.set_result(RELEASE)
-        self.running[assignment.job_id] = _Running(assignment, stop, asyncio.current_task())
+        # The job belongs to the executor, not to the bus's handler task: a broker connection
+        # lost mid-job cancels the handler (the assignment comes again and is recognised as
+        # running here), never the job.
+        task = asyncio.create_task(self._own(assignment, stop))
+        self.running[assignment.job_id] = _Running(assignment, stop, task)
         self._idle.clear()
+        await asyncio.shield(task)
+
+    async def _own(self, assignment: Assignment, stop: asyncio.Future[JobStatus]) -> None:
         try:
             with job_context(assignment.job_id):
                 await self._run(assignment, stop)
         finally:
             self.running.pop(assignment.job_id, None)
+            self._finished[(assignment.job_id, assignment.attempt)] = None
+            while len(self._finished) > REMEMBERED:
+                self._finished.popitem(last=False)
             if not self.running:
                 self._idle.set()
 
@@ -134,7 +146,7 @@ class Executor:
         entry = self.running.get(order.job_id)
         if entry is None:
             self._stopped[order.job_id] = JobStatus(order.status)
-            while len(self._stopped) > REMEMBERED_STOPS:
+            while len(self._stopped) > REMEMBERED:
                 self._stopped.popitem(last=False)
         elif not entry.stop.done():
             entry.stop.set_result(JobStatus(order.status))
@@ -218,7 +230,7 @@ class Executor:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
-        tasks = [entry.task for entry in self.running.values() if entry.task is not None]
+        tasks = [entry.task for entry in self.running.values()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -6,11 +6,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from qrt_common.bus import MessageBus, send_until_accepted
-from qrt_common.jobs import JobStatus
+from qrt_common.jobs import Job, JobStatus
 from qrt_common.messages import (
     CANCEL_QUEUE,
     CONTROL_TOPIC,
@@ -49,6 +49,8 @@ class ExecutorState:
     exclusive: frozenset[str]
     last_seen: float
     draining: bool = False
+    running: frozenset[str] = frozenset()
+    """What the executor said it holds, in its last heartbeat."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,7 @@ class Placement:
 
     executor_id: str
     backend: str
+    since: float = field(default_factory=time.monotonic)
 
 
 class Scheduler:
@@ -138,6 +141,7 @@ class Scheduler:
         state = self.executors.get(beat.executor_id)
         if state is None:
             logger.info("executor joined", extra={"executor_id": beat.executor_id})
+            await self._stop_strays(beat)
         self.executors[beat.executor_id] = ExecutorState(
             beat.executor_id,
             beat.capacity,
@@ -145,13 +149,14 @@ class Scheduler:
             frozenset(beat.exclusive_backends),
             time.monotonic(),
             beat.draining,
+            frozenset(beat.running),
         )
         self._wake.set()
 
     async def _on_event(self, body: dict[str, Any]) -> None:
         event = decode(JobEvent, body)
         applied = await self.ledger.apply(event)
-        if event.kind is EventKind.RUNNING and not applied:
+        if event.kind is EventKind.RUNNING and not applied and not await self._is_live(event):
             # Cancelled, or placed elsewhere, while this attempt was on its way: stop it.
             await self._stop(event.job_id, JobStatus.CANCELLED)
         elif event.kind is EventKind.FINISHED:
@@ -162,6 +167,29 @@ class Scheduler:
             if job is not None and job.status is JobStatus.QUEUED:
                 self.pending.add(JobSubmitted.of(job))
                 self._wake.set()
+
+    async def _stop_strays(self, beat: Heartbeat) -> None:
+        """An executor (back) in sight may still run jobs that were taken from it while it was
+        out of sight and placed elsewhere: stop those attempts."""
+        for job_id in beat.running:
+            placement = self.placed.get(job_id)
+            if placement is not None and placement.executor_id == beat.executor_id:
+                continue
+            job = await self._store.get_job(job_id)
+            if job is None or job.executor_id != beat.executor_id or job.status.is_final:
+                where = {"job_id": job_id, "executor_id": beat.executor_id}
+                logger.warning("stopping a stray attempt", extra=where)
+                await self._stop(job_id, JobStatus.CANCELLED)
+
+    async def _is_live(self, event: JobEvent) -> bool:
+        """True if `event` is a repeat from the attempt the job is running now."""
+        job = await self._store.get_job(event.job_id)
+        return (
+            job is not None
+            and job.status is JobStatus.RUNNING
+            and job.attempt == event.attempt
+            and job.executor_id == event.executor_id
+        )
 
     async def _on_cancel(self, body: dict[str, Any]) -> None:
         request = decode(CancelJob, body)
@@ -252,15 +280,18 @@ class Scheduler:
             self.placed[job.id] = Placement(executor.id, job.backend)
             if job.backend in executor.exclusive:
                 busy.add(job.backend)
-            assignment = Assignment(
-                job_id=job.id,
-                program_id=job.program_id,
-                backend=job.backend,
-                params=job.params,
-                max_execution_time=job.max_execution_time,
-                attempt=job.attempt + 1,
-            )
-            await send_until_accepted(self._bus, executor_queue(executor.id), encode(assignment))
+            await self._send_assignment(job, executor.id)
+
+    async def _send_assignment(self, job: Job, executor_id: str) -> None:
+        assignment = Assignment(
+            job_id=job.id,
+            program_id=job.program_id,
+            backend=job.backend,
+            params=job.params,
+            max_execution_time=job.max_execution_time,
+            attempt=job.attempt + 1,
+        )
+        await send_until_accepted(self._bus, executor_queue(executor_id), encode(assignment))
 
     # Executors that go silent.
 
@@ -289,6 +320,31 @@ class Scheduler:
         }
         for job_id, executor_id in orphans.items():
             await self._reclaim(job_id, f"executor {executor_id} was lost")
+        await self._reconcile(now)
+
+    async def _reconcile(self, now: float) -> None:
+        """A job placed on a live executor that has not shown up in its heartbeats for a
+        while never reached it (say, the scheduler died between placing and sending): send
+        the assignment again. The executor ignores an assignment it already holds."""
+        for job_id, placement in list(self.placed.items()):
+            state = self.executors.get(placement.executor_id)
+            if state is None or job_id in state.running:
+                continue
+            if now - placement.since < self._settings.heartbeat_timeout:
+                continue
+            job = await self._store.get_job(job_id)
+            if job is None or job.status.is_final:
+                self.placed.pop(job_id, None)
+            elif job.status is JobStatus.QUEUED and job.executor_id == placement.executor_id:
+                logger.warning("assignment sent again", extra={"job_id": job_id})
+                self.placed[job_id] = Placement(placement.executor_id, placement.backend)
+                await self._send_assignment(job, placement.executor_id)
+            elif (
+                job.status is JobStatus.RUNNING
+                and now - placement.since > 3 * self._settings.heartbeat_timeout
+            ):
+                # Its executor is alive but has long stopped listing it: the attempt is gone.
+                await self._reclaim(job_id, f"executor {placement.executor_id} lost the job")
 
     async def _forget(self, executor_id: str, why: str) -> None:
         for job_id, placement in list(self.placed.items()):
