@@ -24,6 +24,7 @@ test: install
 
 bench: install
 	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/mesh.py
 
 clean:
 	rm -rf $(VENV) .qrt .pytest_cache .mypy_cache .ruff_cache

@@ -187,6 +187,7 @@ async def test_bad_requests_name_the_problem(http):
         ({"programId": "noop", "backend": "ibm_kyiv"}, 400, "backend", "unknown backend"),
         ({"programId": "noop", "maxExecutionTime": 0}, 400, "maxExecutionTime", "greater than 0"),
         ({"programId": "noop", "tags": "x"}, 400, "tags", "valid list"),
+        ({"programId": "noop", "priority": 10}, 400, "priority", "less than or equal to 9"),
         ({"hub": "x"}, 400, "programId", "Field required"),
         ({"programId": "no-such-program"}, 404, "programId", "not found"),
         ([1, 2], 400, None, "valid dictionary"),
@@ -334,3 +335,26 @@ async def test_circuit_runner_refuses_what_is_not_a_circuit(http):
     job_id = await submit(http, "circuit-runner", circuits=["not a circuit"])
     job = await wait_for(http, job_id)
     assert job["status"] == "Failed" and "TypeError" in job["reason"]
+
+
+async def test_priority_jumps_the_queue(http):
+    blockers = [await submit(http, "sleeper", seconds=30) for _ in range(4)]
+    for blocker in blockers:
+        await wait_for(http, blocker, {"Running"})
+    ordinary = [await submit(http, "noop") for _ in range(3)]
+    async with http.post("/jobs", json={"programId": "noop", "priority": 9}) as response:
+        urgent = (await response.json())["id"]
+    assert (await wait_for(http, urgent, {"Queued", "Running"}))["priority"] == 9
+    async with http.post(f"/jobs/{blockers[0]}/cancel"):
+        pass
+    urgent_job = await wait_for(http, urgent)
+    assert urgent_job["status"] == "Completed"
+    # It ran before any of the ordinary jobs submitted earlier.
+    for job_id in ordinary:
+        job = await wait_for(http, job_id, {"Queued", "Running", "Completed"})
+        assert job["started"] is None or job["started"] >= urgent_job["started"]
+    for blocker in blockers[1:]:
+        async with http.post(f"/jobs/{blocker}/cancel"):
+            pass
+    for job_id in [*blockers, *ordinary]:
+        await wait_for(http, job_id)

@@ -120,6 +120,7 @@ async def create_job(request: web.Request) -> web.Response:
         group=spec.group,
         project=spec.project,
         tags=tuple(spec.tags),
+        priority=spec.priority,
     )
     await gw.store.add_job(job)
     try:

@@ -42,6 +42,9 @@ class JobRequest(_Body):
         "JSON string (as the Qiskit Runtime test server takes it), or a JSON object.",
     )
     tags: list[str] = Field(default_factory=list)
+    priority: int = Field(
+        0, ge=0, le=9, description="0 to 9; higher runs sooner. Instances take turns."
+    )
     max_execution_time: int | None = Field(
         None,
         alias="maxExecutionTime",
@@ -71,6 +74,7 @@ class JobOut(_Body):
     reason: str | None = None
     params: list[str]
     tags: list[str]
+    priority: int
     created: str
     started: str | None = None
     ended: str | None = None
@@ -90,6 +94,7 @@ class JobOut(_Body):
             reason=job.reason,
             params=[job.params],
             tags=list(job.tags),
+            priority=job.priority,
             created=job.created.strftime(TIME_FORMAT),
             started=job.started.strftime(TIME_FORMAT) if job.started else None,
             ended=job.ended.strftime(TIME_FORMAT) if job.ended else None,

@@ -1,0 +1,86 @@
+"""Jobs/s and submit-to-Completed latency through RabbitMQ: `qrt gateway`, `qrt scheduler` and
+1, 2 or 4 `qrt executor` processes, with a no-op program.
+
+    python bench/mesh.py [--executors 1 2 4] [--jobs 100] [--burst 400] [--concurrency 32]
+
+Needs RabbitMQ on 127.0.0.1:5672 (or QRT_TEST_RABBITMQ_URL). Prints numbers; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.latency import PROGRAMS, percentile, run_one, summary  # noqa: E402
+from tests.mesh import Mesh  # noqa: E402
+
+
+async def measure(executors: int, jobs: int, burst: int, concurrency: int, capacity: int) -> None:
+    with tempfile.TemporaryDirectory() as root:
+        mesh = Mesh(Path(root), PROGRAMS)
+        mesh.env["QRT_LOG_LEVEL"] = "WARNING"
+        mesh.env["QRT_HEARTBEAT_INTERVAL"] = "1"
+        mesh.env["QRT_HEARTBEAT_TIMEOUT"] = "10"
+        try:
+            mesh.scheduler()
+            for _ in range(executors):
+                mesh.executor(capacity=capacity)
+            url = mesh.gateway()
+            async with aiohttp.ClientSession(base_url=url) as http:
+                deadline = time.monotonic() + 60
+                while True:  # until every executor has joined and warmed up
+                    try:
+                        await asyncio.wait_for(run_one(http), 10)
+                        break
+                    except (AssertionError, TimeoutError):
+                        if time.monotonic() > deadline:
+                            raise
+                await asyncio.sleep(2)
+                for _ in range(20):
+                    await run_one(http)
+                pairs = [await run_one(http) for _ in range(jobs)]
+                label = f"{executors} executor(s)"
+                print(summary(f"{label}, one job at a time", [p[0] for p in pairs]))
+                gate = asyncio.Semaphore(concurrency)
+
+                async def limited() -> tuple[float, float]:
+                    async with gate:
+                        return await run_one(http)
+
+                started = time.perf_counter()
+                results = await asyncio.gather(*(limited() for _ in range(burst)))
+                elapsed = time.perf_counter() - started
+                print(summary(f"{label}, {burst} jobs, {concurrency} clients",
+                              [r[0] for r in results]))  # fmt: skip
+                p50 = percentile([r[0] for r in results], 50) * 1000
+                print(f"{label:<44} {burst / elapsed:7.1f} jobs/s   (p50 under load {p50:.0f} ms)")
+        finally:
+            mesh.stop_all()
+            await mesh.delete_namespace()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--executors", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--jobs", type=int, default=100)
+    parser.add_argument("--burst", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--capacity", type=int, default=8, help="QRT_EXECUTOR_CAPACITY")
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} cores; each executor's capacity {args.capacity}")
+    for count in args.executors:
+        asyncio.run(measure(count, args.jobs, args.burst, args.concurrency, args.capacity))
+
+
+if __name__ == "__main__":
+    main()
