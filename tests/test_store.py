@@ -182,3 +182,41 @@ async def test_everything_survives_a_restart(stores: tuple[JobStore, Reopen]):
     assert await store.read_log("job-001") == "log\n"
     assert [i.data for i in await store.list_interims("job-001")] == ["1"]
     assert await store.get_result("job-001") == "2"
+
+
+async def test_two_processes_share_the_sqlite_file(tmp_path: Path):
+    """The gateway and the scheduler write the same file from two processes."""
+    import sys
+
+    writer = (
+        "import asyncio, sys\n"
+        "from pathlib import Path\n"
+        "from qrt_common.jobs import Job, JobStatus, transition\n"
+        "from qrt_common.sqlite_store import SQLiteStore\n"
+        "async def main():\n"
+        "    store = SQLiteStore(Path(sys.argv[1])); await store.open()\n"
+        "    for i in range(300):\n"
+        "        job = Job(id=f'{sys.argv[2]}-{i}', program_id='p', backend='b', params='{}',\n"
+        "                  max_execution_time=5)\n"
+        "        await store.add_job(job)\n"
+        "        await store.get_job(job.id)\n"
+        "        await store.replace_job(transition(job, JobStatus.RUNNING), expected=JobStatus.QUEUED)\n"
+        "        await store.append_log(job.id, 1, 0, 'x')\n"
+        "    await store.close()\n"
+        "asyncio.run(main())\n"
+    )
+    db = tmp_path / "shared.db"
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", writer, str(db), name, stderr=asyncio.subprocess.PIPE
+        )
+        for name in "abc"
+    ]
+    for process in processes:
+        _, stderr = await process.communicate()
+        assert process.returncode == 0, stderr.decode()
+    store = SQLiteStore(db)
+    await store.open()
+    _, total = await store.list_jobs(JobQuery(statuses=[JobStatus.RUNNING]))
+    await store.close()
+    assert total == 900

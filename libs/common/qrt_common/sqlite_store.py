@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ class SQLiteStore(JobStore):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: aiosqlite.Connection | None = None
+        self._transaction_lock = asyncio.Lock()
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -58,18 +60,22 @@ class SQLiteStore(JobStore):
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path)
+        # Autocommit: each statement is its own transaction and waits for the write lock
+        # (busy_timeout); Python's implicit deferred transactions could instead fail at once
+        # with "database is locked" when another process (gateway, scheduler) writes.
+        self._db = await aiosqlite.connect(self.path, isolation_level=None)
         # WAL with synchronous=NORMAL survives a crash of the process without an fsync per write.
-        await self.db.execute("PRAGMA journal_mode=WAL")
-        await self.db.execute("PRAGMA synchronous=NORMAL")
         # Several processes (gateway, scheduler) may share the file: wait for each other's locks.
-        await self.db.execute("PRAGMA busy_timeout=10000")
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=10000"):
+            # A pragma's result row must be read: an unfinished statement would hold a read
+            # snapshot open, and every later write would fail once another process committed.
+            async with self.db.execute(f"PRAGMA {pragma}") as cursor:
+                await cursor.fetchall()
         await self.db.executescript(_SCHEMA)
         await self.db.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
             (str(SCHEMA_VERSION),),
         )
-        await self.db.commit()
 
     async def close(self) -> None:
         if self._db is not None:
@@ -77,9 +83,15 @@ class SQLiteStore(JobStore):
             self._db = None
 
     async def _write(self, sql: str, args: tuple[Any, ...]) -> int:
-        cursor = await self.db.execute(sql, args)
-        await self.db.commit()
-        return cursor.rowcount
+        async with self._transaction_lock, self.db.execute(sql, args) as cursor:
+            return cursor.rowcount
+
+    async def _read(self, sql: str, args: Any = ()) -> list[Any]:
+        # One call into the connection's thread: no statement stays open across an await, so
+        # another coroutine's write never runs inside this read's (by then stale) snapshot,
+        # which SQLite refuses at once with SQLITE_BUSY_SNAPSHOT.
+        rows = await self.db.execute_fetchall(sql, args)
+        return list(rows)
 
     async def add_job(self, job: Job) -> None:
         await self._write(
@@ -99,9 +111,8 @@ class SQLiteStore(JobStore):
         )
 
     async def get_job(self, job_id: str) -> Job | None:
-        async with self.db.execute("SELECT doc FROM jobs WHERE id = ?", (job_id,)) as cursor:
-            row = await cursor.fetchone()
-        return None if row is None else job_from_dict(json.loads(row[0]))
+        rows = await self._read("SELECT doc FROM jobs WHERE id = ?", (job_id,))
+        return job_from_dict(json.loads(rows[0][0])) if rows else None
 
     async def list_jobs(self, query: JobQuery) -> tuple[list[Job], int]:
         where: list[str] = []
@@ -123,12 +134,9 @@ class SQLiteStore(JobStore):
             where.append("EXISTS (SELECT 1 FROM json_each(jobs.doc, '$.tags') WHERE value = ?)")
             args.append(tag)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
-        async with self.db.execute(f"SELECT count(*) FROM jobs{clause}", args) as cursor:
-            row = await cursor.fetchone()
-        total = int(row[0]) if row else 0
+        total = int((await self._read(f"SELECT count(*) FROM jobs{clause}", args))[0][0])
         sql = f"SELECT doc FROM jobs{clause} ORDER BY created DESC, id LIMIT ? OFFSET ?"
-        async with self.db.execute(sql, [*args, query.limit, query.offset]) as cursor:
-            rows = await cursor.fetchall()
+        rows = await self._read(sql, [*args, query.limit, query.offset])
         return [job_from_dict(json.loads(r[0])) for r in rows], total
 
     async def replace_job(self, job: Job, *, expected: JobStatus) -> bool:
@@ -139,11 +147,18 @@ class SQLiteStore(JobStore):
         return changed == 1
 
     async def delete_job(self, job_id: str) -> bool:
-        cursor = await self.db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
-        for table in ("logs", "interims", "results"):
-            await self.db.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
-        await self.db.commit()
-        return cursor.rowcount == 1
+        # Holding the lock keeps other coroutines' writes out of this transaction.
+        async with self._transaction_lock:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = await self.db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+                for table in ("logs", "interims", "results"):
+                    await self.db.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+            await self.db.execute("COMMIT")
+            return cursor.rowcount == 1
 
     async def append_log(self, job_id: str, attempt: int, seq: int, text: str) -> bool:
         sql = "INSERT OR IGNORE INTO logs (job_id, attempt, seq, text) VALUES (?, ?, ?, ?)"
@@ -151,8 +166,7 @@ class SQLiteStore(JobStore):
 
     async def log_chunks(self, job_id: str) -> list[LogChunk]:
         sql = "SELECT attempt, seq, text FROM logs WHERE job_id = ? ORDER BY attempt, seq"
-        async with self.db.execute(sql, (job_id,)) as cursor:
-            rows = await cursor.fetchall()
+        rows = await self._read(sql, (job_id,))
         return [LogChunk(attempt=r[0], seq=r[1], text=r[2]) for r in rows]
 
     async def add_interim(self, job_id: str, attempt: int, index: int, data: str) -> bool:
@@ -161,8 +175,7 @@ class SQLiteStore(JobStore):
 
     async def list_interims(self, job_id: str) -> list[Interim]:
         sql = "SELECT attempt, idx, data FROM interims WHERE job_id = ? ORDER BY attempt, idx"
-        async with self.db.execute(sql, (job_id,)) as cursor:
-            rows = await cursor.fetchall()
+        rows = await self._read(sql, (job_id,))
         return [Interim(attempt=r[0], index=r[1], data=r[2]) for r in rows]
 
     async def set_result(self, job_id: str, data: str) -> bool:
@@ -170,9 +183,8 @@ class SQLiteStore(JobStore):
         return await self._write(sql, (job_id, data)) == 1
 
     async def get_result(self, job_id: str) -> str | None:
-        async with self.db.execute("SELECT data FROM results WHERE job_id = ?", (job_id,)) as cur:
-            row = await cur.fetchone()
-        return None if row is None else str(row[0])
+        rows = await self._read("SELECT data FROM results WHERE job_id = ?", (job_id,))
+        return str(rows[0][0]) if rows else None
 
 
 def open_store(url: str) -> JobStore:
