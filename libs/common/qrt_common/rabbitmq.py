@@ -50,6 +50,7 @@ class RabbitBus(MessageBus):
         self._namespace = namespace
         self._connection: AbstractRobustConnection | None = None
         self._publisher: AbstractChannel | None = None
+        self._broadcaster: AbstractChannel | None = None
         self._declared: set[str] = set()
         self._exchanges: dict[str, AbstractExchange] = {}
         self._channels: list[AbstractChannel] = []
@@ -81,6 +82,8 @@ class RabbitBus(MessageBus):
         self._connected_since = time.monotonic()
         self._connection.reconnect_callbacks.add(self._on_reconnect)
         self._publisher = await self._connection.channel(on_return_raises=True)
+        # Topic messages are transient (a missed one changes nothing stored): no confirms.
+        self._broadcaster = await self._connection.channel(publisher_confirms=False)
         await self._declare_queue(DEAD_LETTERS)
 
     def _on_reconnect(self, *_: Any) -> None:
@@ -117,7 +120,8 @@ class RabbitBus(MessageBus):
     async def _exchange(self, name: str) -> AbstractExchange:
         exchange = self._exchanges.get(name)
         if exchange is None:
-            exchange = await self._channel.declare_exchange(
+            channel = self._broadcaster or self._channel
+            exchange = await channel.declare_exchange(
                 self._name(name), aio_pika.ExchangeType.FANOUT, durable=True
             )
             self._exchanges[name] = exchange
@@ -215,8 +219,10 @@ class RabbitBus(MessageBus):
             headers={"x-qrt-source": source, "x-qrt-reason": reason},
         )
         try:
-            exchange = await self._exchange(DEAD_LETTERS)
-            await exchange.publish(letter, routing_key="")
+            # Straight to the queue, on the confirming channel: a dead letter must not be lost.
+            await self._channel.default_exchange.publish(
+                letter, routing_key=self._name(DEAD_LETTERS)
+            )
         except Exception:
             # Not kept anywhere else: leave it to the broker's own dead-lettering.
             with contextlib.suppress(Exception):

@@ -252,6 +252,8 @@ class Scheduler:
             for e in self.executors.values()
             if not e.draining and job.backend in e.backends and self._load(e.id) < e.capacity
         ]
+        # No backlog at a busy executor: a job queued behind a long one there would wait while
+        # another executor is free (or joins a moment later).
         return max(candidates, key=lambda e: e.capacity - self._load(e.id), default=None)
 
     async def _dispatch_forever(self) -> None:
