@@ -55,6 +55,7 @@ class RabbitBus(MessageBus):
         self._exchanges: dict[str, AbstractExchange] = {}
         self._channels: list[AbstractChannel] = []
         self._connected_since = 0.0
+        self._cut_off = False
 
     def _name(self, name: str) -> str:
         return f"{self._namespace}.{name}"
@@ -68,7 +69,12 @@ class RabbitBus(MessageBus):
 
     def _is_connected(self) -> bool:
         connection = self._connection
-        return connection is not None and not connection.is_closed and connection.connected.is_set()
+        return (
+            connection is not None
+            and not self._cut_off
+            and not connection.is_closed
+            and connection.connected.is_set()
+        )
 
     async def connect(self) -> None:
         try:
@@ -81,6 +87,7 @@ class RabbitBus(MessageBus):
             raise BusUnavailable(f"cannot reach RabbitMQ: {exc}") from exc
         self._connected_since = time.monotonic()
         self._connection.reconnect_callbacks.add(self._on_reconnect)
+        self._connection.close_callbacks.add(self._on_disconnect)
         self._publisher = await self._connection.channel(on_return_raises=True)
         # Topic messages are transient (a missed one changes nothing stored): no confirms.
         self._broadcaster = await self._connection.channel(publisher_confirms=False)
@@ -88,7 +95,13 @@ class RabbitBus(MessageBus):
 
     def _on_reconnect(self, *_: Any) -> None:
         self._connected_since = time.monotonic()
+        self._cut_off = False
         logger.warning("reconnected to RabbitMQ")
+
+    def _on_disconnect(self, *_: Any) -> None:
+        # Until the reconnect callback has run, count as cut off: the connection's own
+        # "connected" flag is set a moment earlier than that.
+        self._cut_off = True
 
     @property
     def _channel(self) -> AbstractChannel:
@@ -147,7 +160,8 @@ class RabbitBus(MessageBus):
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT):
                 exchange = await self._exchange(topic)
-                await exchange.publish(message, routing_key="")
+                # Nobody subscribed (yet) is fine for a topic: no return wanted.
+                await exchange.publish(message, routing_key="", mandatory=False)
         except (TimeoutError, OSError, RuntimeError, aio_pika.exceptions.AMQPError) as exc:
             raise BusUnavailable(f"RabbitMQ did not accept the message: {exc!r}") from exc
 

@@ -59,6 +59,8 @@ class Placement:
 
     executor_id: str
     backend: str
+    attempt: int
+    """The attempt this placement is for: reports of other attempts do not free it."""
     since: float = field(default_factory=time.monotonic)
 
 
@@ -102,7 +104,8 @@ class Scheduler:
                 self.pending.add(JobSubmitted.of(job))
         for job in [*queued, *running]:
             if job.executor_id is not None:
-                self.placed[job.id] = Placement(job.executor_id, job.backend)
+                attempt = job.attempt + (job.status is JobStatus.QUEUED)
+                self.placed[job.id] = Placement(job.executor_id, job.backend, attempt)
         await self._bus.subscribe(HEARTBEAT_TOPIC, self._on_heartbeat)
         await self._bus.consume(SUBMITTED_QUEUE, self._on_submitted, prefetch=64)
         await self._bus.consume(EVENTS_QUEUE, self._on_event, prefetch=64)
@@ -160,9 +163,9 @@ class Scheduler:
             # Cancelled, or placed elsewhere, while this attempt was on its way: stop it.
             await self._stop(event.job_id, JobStatus.CANCELLED)
         elif event.kind is EventKind.FINISHED:
-            self._unplace(event.job_id, event.executor_id)
+            self._unplace(event.job_id, event.executor_id, event.attempt)
         elif event.kind is EventKind.RELEASED and applied:
-            self._unplace(event.job_id, event.executor_id)
+            self._unplace(event.job_id, event.executor_id, event.attempt)
             job = await self._store.get_job(event.job_id)
             if job is not None and job.status is JobStatus.QUEUED:
                 self.pending.add(JobSubmitted.of(job))
@@ -199,7 +202,8 @@ class Scheduler:
         if job.status is JobStatus.QUEUED:
             self.pending.remove(job.id)
             if await self.ledger.change_status(job, JobStatus.CANCELLED, "cancelled on request"):
-                self._unplace(job.id, job.executor_id)
+                self.placed.pop(job.id, None)
+                self._wake.set()
                 if job.executor_id is not None:
                     await self._stop(job.id, JobStatus.CANCELLED)
                 return
@@ -218,7 +222,7 @@ class Scheduler:
         if job.status is JobStatus.RUNNING:
             await self._stop(job.id, JobStatus.FAILED)
         self.pending.remove(job.id)
-        self._unplace(job.id, job.executor_id)
+        self.placed.pop(job.id, None)
         await self.ledger.change_status(job, JobStatus.FAILED, reason)
 
     async def _stop(self, job_id: str, status: JobStatus) -> None:
@@ -226,13 +230,14 @@ class Scheduler:
 
     # Placing jobs.
 
-    def _unplace(self, job_id: str, executor_id: str | None) -> None:
-        """Free the job's place, unless it is now placed on another executor than the one
-        reporting (a late report of an earlier attempt)."""
+    def _unplace(self, job_id: str, executor_id: str, attempt: int) -> None:
+        """Free the job's place, unless the report is about another placement (a late
+        report of an earlier attempt, possibly from the same executor)."""
         placement = self.placed.get(job_id)
-        if placement is None:
-            return
-        if executor_id and placement.executor_id != executor_id:
+        if placement is None or (placement.executor_id, placement.attempt) != (
+            executor_id,
+            attempt,
+        ):
             return
         del self.placed[job_id]
         self._wake.set()
@@ -279,7 +284,7 @@ class Scheduler:
                 continue
             if not await self.ledger.assign(job, executor.id):
                 continue
-            self.placed[job.id] = Placement(executor.id, job.backend)
+            self.placed[job.id] = Placement(executor.id, job.backend, job.attempt + 1)
             if job.backend in executor.exclusive:
                 busy.add(job.backend)
             await self._send_assignment(job, executor.id)
@@ -339,7 +344,9 @@ class Scheduler:
                 self.placed.pop(job_id, None)
             elif job.status is JobStatus.QUEUED and job.executor_id == placement.executor_id:
                 logger.warning("assignment sent again", extra={"job_id": job_id})
-                self.placed[job_id] = Placement(placement.executor_id, placement.backend)
+                self.placed[job_id] = Placement(
+                    placement.executor_id, placement.backend, placement.attempt
+                )
                 await self._send_assignment(job, placement.executor_id)
             elif (
                 job.status is JobStatus.RUNNING

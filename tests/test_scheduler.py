@@ -1,0 +1,147 @@
+"""The scheduler against a scripted executor on the in-process bus and a real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qrt_common.bus import InMemoryBus
+from qrt_common.jobs import Job, JobStatus
+from qrt_common.messages import (
+    CONTROL_TOPIC,
+    EVENTS_QUEUE,
+    HEARTBEAT_TOPIC,
+    SUBMITTED_QUEUE,
+    Assignment,
+    EventKind,
+    Heartbeat,
+    JobEvent,
+    JobSubmitted,
+    encode,
+    executor_queue,
+)
+from qrt_common.settings import Settings
+from qrt_common.sqlite_store import SQLiteStore
+from qrt_scheduler.service import Scheduler
+
+
+class Harness:
+    def __init__(self, store: SQLiteStore, bus: InMemoryBus, scheduler: Scheduler) -> None:
+        self.store, self.bus, self.scheduler = store, bus, scheduler
+        self.assignments: dict[str, asyncio.Queue[Assignment]] = {}
+        self.stops: list[str] = []
+
+    async def executor(self, name: str, *, backends=("aer_simulator",), exclusive=(),
+                       running=(), capacity: int = 1) -> None:  # fmt: skip
+        if name not in self.assignments:
+            inbox: asyncio.Queue[Assignment] = asyncio.Queue()
+            self.assignments[name] = inbox
+
+            async def take(body: dict[str, Any]) -> None:
+                inbox.put_nowait(Assignment(**body))
+
+            await self.bus.consume(executor_queue(name), take, prefetch=8)
+        beat = Heartbeat(name, capacity, list(backends), list(running), list(exclusive))
+        await self.bus.publish(HEARTBEAT_TOPIC, encode(beat))
+        await asyncio.sleep(0.05)
+
+    async def submit(self, job_id: str, backend: str = "aer_simulator") -> None:
+        job = Job(id=job_id, program_id="p", backend=backend, params="{}", max_execution_time=60)
+        await self.store.add_job(job)
+        await self.bus.send(SUBMITTED_QUEUE, encode(JobSubmitted.of(job)))
+
+    async def next_assignment(self, name: str, timeout: float = 5) -> Assignment:
+        return await asyncio.wait_for(self.assignments[name].get(), timeout)
+
+    async def report(self, executor: str, job_id: str, kind: EventKind, attempt: int,
+                     status: str | None = None) -> None:  # fmt: skip
+        event = JobEvent(job_id, kind, attempt, executor, status=status)
+        await self.bus.send(EVENTS_QUEUE, encode(event))
+        await asyncio.sleep(0.05)
+
+    async def job(self, job_id: str) -> Job:
+        job = await self.store.get_job(job_id)
+        assert job is not None
+        return job
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    settings = Settings(data_dir=tmp_path, heartbeat_interval=0.1, heartbeat_timeout=0.5)
+    store = SQLiteStore(tmp_path / "qrt.db")
+    await store.open()
+    bus = InMemoryBus()
+    scheduler = Scheduler(settings, store, bus, orphan_grace=0)
+    await scheduler.start()
+    h = Harness(store, bus, scheduler)
+
+    async def stopped(body: dict[str, Any]) -> None:
+        h.stops.append(body["job_id"])
+
+    await bus.subscribe(CONTROL_TOPIC, stopped)
+    yield h
+    await scheduler.close()
+    await bus.close()
+    await store.close()
+
+
+async def test_a_late_report_of_an_old_attempt_does_not_free_the_new_placement(harness):
+    await harness.executor("ex")
+    await harness.submit("a")
+    first = await harness.next_assignment("ex")
+    assert first.attempt == 1
+    await harness.report("ex", "a", EventKind.RUNNING, 1)
+    assert (await harness.job("a")).status is JobStatus.RUNNING
+
+    # The executor goes silent: its job is queued again ...
+    await asyncio.sleep(1.5)
+    assert (await harness.job("a")).status is JobStatus.QUEUED
+    # ... and when it is heard from again, still running the old attempt, that attempt is
+    # stopped, and the job is placed again (here on the same executor).
+    await harness.executor("ex", running=["a"], capacity=2)
+    assert "a" in harness.stops
+    second = await harness.next_assignment("ex")
+    assert second.attempt == 2
+
+    # The old attempt's end arrives late: it changes nothing.
+    await harness.report("ex", "a", EventKind.FINISHED, 1, status="Completed")
+    assert (await harness.job("a")).status is JobStatus.QUEUED
+    assert harness.scheduler.placed["a"].attempt == 2
+
+    await harness.report("ex", "a", EventKind.RUNNING, 2)
+    await harness.report("ex", "a", EventKind.FINISHED, 2, status="Completed")
+    job = await harness.job("a")
+    assert (job.status, job.attempt) == (JobStatus.COMPLETED, 2)
+    assert "a" not in harness.scheduler.placed
+
+
+async def test_a_device_backend_runs_one_job_at_a_time(harness):
+    for name in ("ex1", "ex2"):
+        await harness.executor(name, backends=["device"], exclusive=["device"], capacity=4)
+    await harness.submit("d1", backend="device")
+    await harness.submit("d2", backend="device")
+    await asyncio.sleep(0.3)
+    placed = [j for j in ("d1", "d2") if j in harness.scheduler.placed]
+    assert len(placed) == 1
+    first = placed[0]
+    where = harness.scheduler.placed[first].executor_id
+    await harness.next_assignment(where)
+    await harness.report(where, first, EventKind.RUNNING, 1)
+    await harness.report(where, first, EventKind.FINISHED, 1, status="Completed")
+    second = "d2" if first == "d1" else "d1"
+    for name in ("ex1", "ex2"):  # still alive
+        await harness.executor(name, backends=["device"], exclusive=["device"], capacity=4)
+    await asyncio.sleep(0.1)
+    assert second in harness.scheduler.placed
+
+
+async def test_jobs_for_a_backend_nobody_offers_wait(harness):
+    await harness.executor("ex")
+    await harness.submit("x", backend="elsewhere")
+    await harness.submit("y")
+    assert (await harness.next_assignment("ex")).job_id == "y"
+    assert "x" in harness.scheduler.pending
