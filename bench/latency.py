@@ -81,6 +81,22 @@ async def run_one(http: aiohttp.ClientSession) -> tuple[float, float]:
     return seen, recorded.total_seconds()
 
 
+async def run_burst(
+    http: aiohttp.ClientSession, count: int, concurrency: int
+) -> tuple[list[tuple[float, float]], float]:
+    """`count` jobs from `concurrency` clients at once: each job's latencies, and the seconds
+    the whole burst took."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def limited() -> tuple[float, float]:
+        async with gate:
+            return await run_one(http)
+
+    started = time.perf_counter()
+    results = await asyncio.gather(*(limited() for _ in range(count)))
+    return list(results), time.perf_counter() - started
+
+
 async def platform_numbers(url: str, jobs: int, burst: int, concurrency: int) -> dict[str, float]:
     async with aiohttp.ClientSession(base_url=url) as http:
         for _ in range(10):  # warm up connections and the pool
@@ -89,15 +105,7 @@ async def platform_numbers(url: str, jobs: int, burst: int, concurrency: int) ->
         print(summary("qrt dev, one job at a time (client view)", [p[0] for p in pairs]))
         print(summary("qrt dev, one job at a time (created->ended)", [p[1] for p in pairs]))
 
-        gate = asyncio.Semaphore(concurrency)
-
-        async def limited() -> tuple[float, float]:
-            async with gate:
-                return await run_one(http)
-
-        started = time.perf_counter()
-        results = await asyncio.gather(*(limited() for _ in range(burst)))
-        elapsed = time.perf_counter() - started
+        results, elapsed = await run_burst(http, burst, concurrency)
         print(summary(f"qrt dev, {burst} jobs, {concurrency} clients", [r[0] for r in results]))
         print(f"{'qrt dev throughput':<44} {burst / elapsed:7.1f} jobs/s")
         return {"p50": percentile([p[0] for p in pairs], 50), "rate": burst / elapsed}

@@ -21,7 +21,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.latency import PROGRAMS, percentile, run_one, summary  # noqa: E402
+from bench.latency import PROGRAMS, percentile, run_burst, run_one, summary  # noqa: E402
 from tests.mesh import Mesh  # noqa: E402
 
 
@@ -51,15 +51,7 @@ async def measure(executors: int, jobs: int, burst: int, concurrency: int, capac
                 pairs = [await run_one(http) for _ in range(jobs)]
                 label = f"{executors} executor(s)"
                 print(summary(f"{label}, one job at a time", [p[0] for p in pairs]))
-                gate = asyncio.Semaphore(concurrency)
-
-                async def limited() -> tuple[float, float]:
-                    async with gate:
-                        return await run_one(http)
-
-                started = time.perf_counter()
-                results = await asyncio.gather(*(limited() for _ in range(burst)))
-                elapsed = time.perf_counter() - started
+                results, elapsed = await run_burst(http, burst, concurrency)
                 print(summary(f"{label}, {burst} jobs, {concurrency} clients",
                               [r[0] for r in results]))  # fmt: skip
                 p50 = percentile([r[0] for r in results], 50) * 1000
