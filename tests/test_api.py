@@ -358,3 +358,10 @@ async def test_priority_jumps_the_queue(http):
             pass
     for job_id in [*blockers, *ordinary]:
         await wait_for(http, job_id)
+
+
+async def test_absurdly_nested_json_is_a_400(http):
+    deep = b"[" * 100_000 + b"]" * 100_000
+    async with http.post("/jobs", data=deep) as response:
+        assert response.status == 400
+        assert "nested too deeply" in (await response.json())["detail"]

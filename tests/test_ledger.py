@@ -18,8 +18,9 @@ from qrt_scheduler.ledger import Ledger
 async def ledger(tmp_path: Path) -> AsyncIterator[tuple[Ledger, SQLiteStore]]:
     store = SQLiteStore(tmp_path / "qrt.db")
     await store.open()
+    # Placed on executor "ex", as the scheduler would have done before assigning it.
     await store.add_job(Job(id="j", program_id="p", backend="aer_simulator", params="{}",
-                            max_execution_time=60))  # fmt: skip
+                            max_execution_time=60, executor_id="ex"))  # fmt: skip
     bus = InMemoryBus()
     yield Ledger(store, bus), store
     await bus.close()
@@ -72,6 +73,10 @@ async def test_late_events_of_an_ended_or_older_attempt_are_ignored(ledger):
     assert not await ledger.apply(event(EventKind.FINISHED, attempt=1, status="Completed"))
     assert await status(store) is JobStatus.QUEUED
     assert not await ledger.apply(event(EventKind.RUNNING, attempt=1))
+    # Not placed again yet: nobody may start it.
+    assert not await ledger.apply(event(EventKind.RUNNING, attempt=2))
+    requeued = await store.get_job("j")
+    assert requeued is not None and await ledger.assign(requeued, "ex")
     assert await ledger.apply(event(EventKind.RUNNING, attempt=2))
     assert await ledger.apply(event(EventKind.FINISHED, attempt=2, status="Completed"))
     assert not await ledger.apply(event(EventKind.FINISHED, attempt=2, status="Cancelled"))
@@ -106,3 +111,15 @@ async def test_a_repeated_running_event_is_not_applied_twice(ledger):
     assert not await ledger.apply(event(EventKind.RUNNING))
     job = await store.get_job("j")
     assert job is not None and (job.status, job.attempt) == (JobStatus.RUNNING, 1)
+
+
+async def test_only_the_placed_executor_and_live_attempt_give_the_result(ledger):
+    ledger, store = ledger
+    other = JobEvent(job_id="j", kind=EventKind.RUNNING, attempt=1, executor_id="intruder")
+    assert not await ledger.apply(other)
+    assert await ledger.apply(event(EventKind.RUNNING))
+    stale = JobEvent(job_id="j", kind=EventKind.RESULT, attempt=1, executor_id="intruder", data="1")
+    assert not await ledger.apply(stale)
+    assert await store.get_result("j") is None
+    assert await ledger.apply(event(EventKind.RESULT, data='"mine"'))
+    assert await store.get_result("j") == '"mine"'

@@ -194,3 +194,19 @@ async def test_missing_module_fails_clearly(pool, programs_dir):
     result = await run(pool, programs_dir, "does_not_exist")
     assert result.outcome.status is JobStatus.FAILED
     assert "ModuleNotFoundError" in (result.outcome.reason or "")
+
+
+async def test_a_malformed_frame_from_the_program_is_ignored(pool, programs_dir, tmp_path):
+    package = programs_dir / "badframe"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "badframe.py").write_text(
+        "def main(backend, messenger):\n"
+        "    messenger.send({'kind': 'interim'})\n"
+        "    messenger.send({'kind': 'final', 'data': 5})\n"
+        "    return 'fine'\n"
+    )
+    result = await run(pool, programs_dir, "badframe")
+    assert result.outcome.status is JobStatus.COMPLETED
+    assert result.log.count("ignored a malformed frame") == 2
+    assert [e.data for e in result.of(EventKind.RESULT)] == ['"fine"']

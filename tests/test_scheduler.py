@@ -45,7 +45,7 @@ class Harness:
                 inbox.put_nowait(Assignment(**body))
 
             await self.bus.consume(executor_queue(name), take, prefetch=8)
-        beat = Heartbeat(name, capacity, list(backends), list(running), list(exclusive))
+        beat = Heartbeat(name, capacity, list(backends), dict(running), list(exclusive))
         await self.bus.publish(HEARTBEAT_TOPIC, encode(beat))
         await asyncio.sleep(0.05)
 
@@ -102,7 +102,7 @@ async def test_a_late_report_of_an_old_attempt_does_not_free_the_new_placement(h
     assert (await harness.job("a")).status is JobStatus.QUEUED
     # ... and when it is heard from again, still running the old attempt, that attempt is
     # stopped, and the job is placed again (here on the same executor).
-    await harness.executor("ex", running=["a"], capacity=2)
+    await harness.executor("ex", running={"a": 1}, capacity=2)
     assert "a" in harness.stops
     second = await harness.next_assignment("ex")
     assert second.attempt == 2

@@ -107,7 +107,8 @@ class Heartbeat:
     executor_id: str
     capacity: int
     backends: list[str]
-    running: list[str]
+    running: dict[str, int]
+    """Job id to attempt, for every assignment the executor holds (started or not)."""
     exclusive_backends: list[str] = field(default_factory=list)
     """Backends (devices) that run one job at a time across the whole platform."""
     draining: bool = False
@@ -119,10 +120,12 @@ class Heartbeat:
 
 @dataclass(frozen=True, slots=True)
 class StopJob:
-    """The executor running the job must kill it and report `status`."""
+    """Executor `executor_id` must kill its attempt `attempt` of the job and report `status`."""
 
     job_id: str
     status: str
+    executor_id: str
+    attempt: int
 
 
 Message = JobSubmitted | CancelJob | Assignment | JobEvent | Heartbeat | StopJob

@@ -49,6 +49,8 @@ async def read_json(request: web.Request) -> Any:
         return json.loads(raw)
     except ValueError as exc:
         raise ApiError(400, f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "request body is nested too deeply") from None
 
 
 def _check_type(program: Program, name: str, value: Any) -> None:
@@ -81,6 +83,8 @@ def program_params(raw: Any, program: Program) -> str:
             values = json.loads(text)
         except ValueError as exc:
             raise ApiError(400, f"params[0] is not valid JSON: {exc}", "params[0]") from None
+        except RecursionError:
+            raise ApiError(400, "params[0] is nested too deeply", "params[0]") from None
         if not isinstance(values, dict):
             raise ApiError(400, "params[0] must encode a JSON object", "params[0]")
     elif isinstance(raw, dict):

@@ -21,6 +21,9 @@ from .jobs import find_job
 
 CLOSE_GONE = 4404
 """Close code when the job was deleted while being watched."""
+QUIET_SECONDS = 5.0
+"""After this long without an update a stream looks at the store itself: updates are not kept,
+so one missed (a broker hiccup) must not leave the stream open forever."""
 
 Frame = tuple[tuple[int, int], str]
 """A replayable piece of a stream: its (attempt, seq) key and its text."""
@@ -53,13 +56,21 @@ async def _follow(
             ended = current is None or current.status.is_final
             while not ended:
                 event = await _next(inbox, client)
-                if event is None:
+                if client.done():
                     return ws
+                if event is None:
+                    current = await gw.store.get_job(job.id)
+                    ended = current is None or current.status.is_final
+                    continue
                 key = (event.attempt, event.seq)
                 if event.kind is kind and key not in seen:
                     seen.add(key)
                     await ws.send_str(event.data or "")
                 ended = event.kind is EventKind.FINISHED and _is_final(event.status)
+            # Whatever was stored but never announced (a missed update) still goes out.
+            for key, text in await load():
+                if key not in seen:
+                    await ws.send_str(text)
             await _finish(ws, gw, job.id, send_result=kind is EventKind.INTERIM)
     finally:
         client.cancel()
@@ -73,8 +84,9 @@ def _is_final(status: str | None) -> bool:
 
 
 async def _next(inbox: asyncio.Queue[JobEvent], client: asyncio.Task[None]) -> JobEvent | None:
+    """The next update, or None when the client left or nothing came for a while."""
     update = asyncio.ensure_future(inbox.get())
-    await asyncio.wait({update, client}, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait({update, client}, timeout=QUIET_SECONDS, return_when=asyncio.FIRST_COMPLETED)
     if update.done():
         return update.result()
     update.cancel()

@@ -176,14 +176,16 @@ async def run_job(
         async for line in _lines(control, None):
             try:
                 frame = json.loads(line)
-                kind = frame["kind"]
+                kind, data = frame["kind"], frame.get("data")
+                if kind in ("interim", "final") and not isinstance(data, str):
+                    raise TypeError("no data")
             except (ValueError, KeyError, TypeError):
                 output.log("[qrt] ignored a malformed frame from the program process")
                 continue
             if kind == "interim":
-                output.event(EventKind.INTERIM, data=frame["data"])
+                output.event(EventKind.INTERIM, data=data)
             elif kind == "final":
-                output.event(EventKind.RESULT, data=frame["data"])
+                output.event(EventKind.RESULT, data=data)
             elif kind == "error":
                 errors.append(str(frame.get("reason")))
 

@@ -68,7 +68,7 @@ class Executor:
         self._registry = registry
         self.pool = pool or WarmPool(settings.warm_pool_size)
         self.running: dict[str, _Running] = {}
-        self._stopped: OrderedDict[str, JobStatus] = OrderedDict()
+        self._stopped: OrderedDict[tuple[str, int], JobStatus] = OrderedDict()
         self._finished: OrderedDict[tuple[str, int], None] = OrderedDict()
         self._heartbeat: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
@@ -92,7 +92,7 @@ class Executor:
             executor_id=self.id,
             capacity=self.capacity,
             backends=self.backends,
-            running=sorted(self.running),
+            running={job_id: e.assignment.attempt for job_id, e in self.running.items()},
             draining=self.draining,
             leaving=leaving,
         )
@@ -116,7 +116,7 @@ class Executor:
         if assignment.job_id in self.running or attempt in self._finished:
             return  # a repeated assignment: this one is (or was) run here already
         stop: asyncio.Future[JobStatus] = asyncio.get_running_loop().create_future()
-        remembered = self._stopped.pop(assignment.job_id, None)
+        remembered = self._stopped.pop(attempt, None)
         if remembered is not None:
             stop.set_result(remembered)
         elif self.draining:
@@ -143,9 +143,12 @@ class Executor:
 
     async def _on_control(self, body: dict[str, Any]) -> None:
         order = decode(StopJob, body)
+        if order.executor_id != self.id:
+            return
         entry = self.running.get(order.job_id)
-        if entry is None:
-            self._stopped[order.job_id] = JobStatus(order.status)
+        if entry is None or entry.assignment.attempt != order.attempt:
+            # The assignment may still be on its way: remember the order for it.
+            self._stopped[(order.job_id, order.attempt)] = JobStatus(order.status)
             while len(self._stopped) > REMEMBERED:
                 self._stopped.popitem(last=False)
         elif not entry.stop.done():

@@ -46,8 +46,16 @@ class Ledger:
         async with self._serialized(event.job_id):
             applied = await self._apply(event)
         if applied:
-            await self._bus.publish(UPDATES_TOPIC, encode(event))
+            await self._announce(event)
         return applied
+
+    async def _announce(self, event: JobEvent) -> None:
+        # Streams also read the store, so a missed update delays a stream, it loses nothing:
+        # a broker hiccup here must not undo the stored change's follow-up work.
+        try:
+            await self._bus.publish(UPDATES_TOPIC, encode(event))
+        except Exception as exc:
+            logger.warning("job update not announced: %s", exc, extra={"job_id": event.job_id})
 
     async def _apply(self, event: JobEvent) -> bool:
         job_id, attempt = event.job_id, event.attempt
@@ -55,14 +63,16 @@ class Ledger:
             return await self._store.append_log(job_id, attempt, event.seq, event.data or "")
         if event.kind is EventKind.INTERIM:
             return await self._store.add_interim(job_id, attempt, event.seq, event.data or "")
-        if event.kind is EventKind.RESULT:
-            return await self._store.set_result(job_id, event.data or "")
         job = await self._store.get_job(job_id)
         if job is None:
             return False
+        # Only the executor a job is placed on may start it, give its result, release it or
+        # end it; an attempt it has since lost (or an older one) may not.
+        assigned_here = job.executor_id == event.executor_id
+        if event.kind is EventKind.RESULT:
+            live = job.status is JobStatus.RUNNING and attempt == job.attempt and assigned_here
+            return live and await self._store.set_result(job_id, event.data or "")
         at = datetime.fromtimestamp(event.at, UTC)
-        # Only the executor a job is placed on may start it, release it or end it.
-        assigned_here = job.executor_id in (None, event.executor_id)
         if event.kind is EventKind.RUNNING:
             if job.status is not JobStatus.QUEUED or attempt != job.attempt + 1:
                 return False
@@ -119,5 +129,5 @@ class Ledger:
         async with self._serialized(job.id):
             moved = await self._move(job, to, reason=reason)
         if moved:
-            await self._bus.publish(UPDATES_TOPIC, encode(event))
+            await self._announce(event)
         return moved

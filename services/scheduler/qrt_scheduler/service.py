@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from qrt_common.bus import MessageBus, send_until_accepted
@@ -62,6 +62,12 @@ class Placement:
     attempt: int
     """The attempt this placement is for: reports of other attempts do not free it."""
     since: float = field(default_factory=time.monotonic)
+    seen: float = 0.0
+    """When the executor last listed it in a heartbeat."""
+
+    @property
+    def heard_of(self) -> float:
+        return max(self.since, self.seen)
 
 
 class Scheduler:
@@ -145,6 +151,14 @@ class Scheduler:
         if state is None:
             logger.info("executor joined", extra={"executor_id": beat.executor_id})
             await self._stop_strays(beat)
+        now = time.monotonic()
+        for job_id, attempt in beat.running.items():
+            placement = self.placed.get(job_id)
+            if placement is not None and (placement.executor_id, placement.attempt) == (
+                beat.executor_id,
+                attempt,
+            ):
+                self.placed[job_id] = replace(placement, seen=now)
         self.executors[beat.executor_id] = ExecutorState(
             beat.executor_id,
             beat.capacity,
@@ -161,28 +175,41 @@ class Scheduler:
         applied = await self.ledger.apply(event)
         if event.kind is EventKind.RUNNING and not applied and not await self._is_live(event):
             # Cancelled, or placed elsewhere, while this attempt was on its way: stop it.
-            await self._stop(event.job_id, JobStatus.CANCELLED)
+            await self._stop(event.job_id, JobStatus.CANCELLED, event.executor_id, event.attempt)
         elif event.kind is EventKind.FINISHED:
             self._unplace(event.job_id, event.executor_id, event.attempt)
-        elif event.kind is EventKind.RELEASED and applied:
+        elif event.kind is EventKind.RELEASED:
             self._unplace(event.job_id, event.executor_id, event.attempt)
+            # Also when the release was applied by an earlier delivery of this message.
             job = await self._store.get_job(event.job_id)
-            if job is not None and job.status is JobStatus.QUEUED:
+            released = job is not None and job.status is JobStatus.QUEUED
+            if (
+                released
+                and job is not None
+                and job.executor_id is None
+                and job.id not in self.placed
+            ):
                 self.pending.add(JobSubmitted.of(job))
                 self._wake.set()
 
     async def _stop_strays(self, beat: Heartbeat) -> None:
         """An executor (back) in sight may still run jobs that were taken from it while it was
         out of sight and placed elsewhere: stop those attempts."""
-        for job_id in beat.running:
+        for job_id, attempt in beat.running.items():
             placement = self.placed.get(job_id)
-            if placement is not None and placement.executor_id == beat.executor_id:
+            if placement is not None and (placement.executor_id, placement.attempt) == (
+                beat.executor_id,
+                attempt,
+            ):
                 continue
             job = await self._store.get_job(job_id)
-            if job is None or job.executor_id != beat.executor_id or job.status.is_final:
-                where = {"job_id": job_id, "executor_id": beat.executor_id}
-                logger.warning("stopping a stray attempt", extra=where)
-                await self._stop(job_id, JobStatus.CANCELLED)
+            if job is not None and job.executor_id == beat.executor_id:
+                current = job.attempt + (job.status is JobStatus.QUEUED)
+                if current == attempt and not job.status.is_final:
+                    continue
+            where = {"job_id": job_id, "executor_id": beat.executor_id}
+            logger.warning("stopping a stray attempt", extra=where)
+            await self._stop(job_id, JobStatus.CANCELLED, beat.executor_id, attempt)
 
     async def _is_live(self, event: JobEvent) -> bool:
         """True if `event` is a repeat from the attempt the job is running now."""
@@ -205,11 +232,11 @@ class Scheduler:
                 self.placed.pop(job.id, None)
                 self._wake.set()
                 if job.executor_id is not None:
-                    await self._stop(job.id, JobStatus.CANCELLED)
+                    await self._stop(job.id, JobStatus.CANCELLED, job.executor_id, job.attempt + 1)
                 return
             job = await self._store.get_job(request.job_id) or job
-        if job.status is JobStatus.RUNNING:
-            await self._stop(job.id, JobStatus.CANCELLED)
+        if job.status is JobStatus.RUNNING and job.executor_id is not None:
+            await self._stop(job.id, JobStatus.CANCELLED, job.executor_id, job.attempt)
 
     async def _on_dead_letter(self, body: dict[str, Any]) -> None:
         job_id = body.get("job_id")
@@ -219,14 +246,15 @@ class Scheduler:
         if job is None or job.status.is_final:
             return
         reason = f"a message about this job could not be handled: {body.get('_reason')}"
-        if job.status is JobStatus.RUNNING:
-            await self._stop(job.id, JobStatus.FAILED)
+        if job.status is JobStatus.RUNNING and job.executor_id is not None:
+            await self._stop(job.id, JobStatus.FAILED, job.executor_id, job.attempt)
         self.pending.remove(job.id)
         self.placed.pop(job.id, None)
         await self.ledger.change_status(job, JobStatus.FAILED, reason)
 
-    async def _stop(self, job_id: str, status: JobStatus) -> None:
-        await self._bus.publish(CONTROL_TOPIC, encode(StopJob(job_id, status.value)))
+    async def _stop(self, job_id: str, status: JobStatus, executor_id: str, attempt: int) -> None:
+        order = StopJob(job_id, status.value, executor_id, attempt)
+        await self._bus.publish(CONTROL_TOPIC, encode(order))
 
     # Placing jobs.
 
@@ -279,11 +307,15 @@ class Scheduler:
         ) is not None:
             executor = self._pick(submitted, busy)
             assert executor is not None
-            job = await self._store.get_job(submitted.job_id)
-            if job is None or job.status is not JobStatus.QUEUED:
-                continue
-            if not await self.ledger.assign(job, executor.id):
-                continue
+            try:
+                job = await self._store.get_job(submitted.job_id)
+                if job is None or job.status is not JobStatus.QUEUED:
+                    continue
+                if not await self.ledger.assign(job, executor.id):
+                    continue
+            except Exception:
+                self.pending.add(submitted)  # not placed: it waits for the next round
+                raise
             self.placed[job.id] = Placement(executor.id, job.backend, job.attempt + 1)
             if job.backend in executor.exclusive:
                 busy.add(job.backend)
@@ -337,7 +369,7 @@ class Scheduler:
             state = self.executors.get(placement.executor_id)
             if state is None or job_id in state.running:
                 continue
-            if now - placement.since < self._settings.heartbeat_timeout:
+            if now - placement.heard_of < self._settings.heartbeat_timeout:
                 continue
             job = await self._store.get_job(job_id)
             if job is None or job.status.is_final:
@@ -350,7 +382,7 @@ class Scheduler:
                 await self._send_assignment(job, placement.executor_id)
             elif (
                 job.status is JobStatus.RUNNING
-                and now - placement.since > 3 * self._settings.heartbeat_timeout
+                and now - placement.heard_of > 3 * self._settings.heartbeat_timeout
             ):
                 # Its executor is alive but has long stopped listing it: the attempt is gone.
                 await self._reclaim(job_id, f"executor {placement.executor_id} lost the job")
@@ -361,10 +393,11 @@ class Scheduler:
                 await self._reclaim(job_id, why)
 
     async def _reclaim(self, job_id: str, why: str) -> None:
-        """Take a job back from an executor that is gone: queue it again, or fail it."""
+        """Take a job back from an executor that is gone: queue it again, or fail it.
+        The placement goes only once the store answered (a failure leaves it for the next try)."""
+        job = await self._store.get_job(job_id)
         self.placed.pop(job_id, None)
         self._wake.set()
-        job = await self._store.get_job(job_id)
         if job is None or job.status.is_final:
             return
         if job.status is JobStatus.QUEUED:
