@@ -12,11 +12,13 @@ import pytest
 from qrt_common.bus import InMemoryBus
 from qrt_common.jobs import Job, JobStatus
 from qrt_common.messages import (
+    CANCEL_QUEUE,
     CONTROL_TOPIC,
     EVENTS_QUEUE,
     HEARTBEAT_TOPIC,
     SUBMITTED_QUEUE,
     Assignment,
+    CancelJob,
     EventKind,
     Heartbeat,
     JobEvent,
@@ -145,3 +147,20 @@ async def test_jobs_for_a_backend_nobody_offers_wait(harness):
     await harness.submit("y")
     assert (await harness.next_assignment("ex")).job_id == "y"
     assert "x" in harness.scheduler.pending
+
+
+async def test_a_cancel_is_repeated_until_it_lands_and_survives_the_executor(harness):
+    await harness.executor("ex")
+    await harness.submit("c")
+    assignment = await harness.next_assignment("ex")
+    await harness.report("ex", "c", EventKind.RUNNING, assignment.attempt)
+    await harness.bus.send(CANCEL_QUEUE, encode(CancelJob("c")))
+    await asyncio.sleep(0.1)
+    assert harness.stops.count("c") == 1 and (await harness.job("c")).cancel_requested
+    # The executor did not act on it (say the order was lost): the next heartbeat repeats it.
+    await harness.executor("ex", running={"c": assignment.attempt})
+    assert harness.stops.count("c") == 2
+    # The executor dies before it stopped the job: the job ends Cancelled, it does not run again.
+    await asyncio.sleep(1.5)
+    job = await harness.job("c")
+    assert job.status is JobStatus.CANCELLED and "c" not in harness.scheduler.pending

@@ -94,6 +94,8 @@ class Job:
     """How many times an executor has started this job."""
     executor_id: str | None = None
     """The executor the job is assigned to, is running on, or last ran on."""
+    cancel_requested: bool = False
+    """A user asked to cancel the running job; it ends Cancelled, never runs again."""
 
     @property
     def instance(self) -> str:

@@ -117,6 +117,13 @@ class Ledger:
         placed = dataclasses.replace(job, executor_id=executor_id)
         return await self._store.replace_job(placed, expected=JobStatus.QUEUED)
 
+    async def request_cancel(self, job: Job) -> bool:
+        """Record on the running `job` that it is to be cancelled."""
+        if job.status is not JobStatus.RUNNING:
+            return False
+        marked = dataclasses.replace(job, cancel_requested=True)
+        return await self._store.replace_job(marked, expected=JobStatus.RUNNING)
+
     async def change_status(self, job: Job, to: JobStatus, reason: str | None = None) -> bool:
         """Move `job` (as read from the store) to `to` and announce it; False if it had moved."""
         event = JobEvent(

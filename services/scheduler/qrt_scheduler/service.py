@@ -93,6 +93,8 @@ class Scheduler:
         self.pending = PendingQueue()
         self.executors: dict[str, ExecutorState] = {}
         self.placed: dict[str, Placement] = {}
+        self.cancelling: set[str] = set()
+        """Running jobs a user cancelled, until they end: the stop order is repeated."""
         self.reassignments = 0
         self._started_at = 0.0
         # Until executors have had time to report in, a placed job is not an orphan.
@@ -108,6 +110,7 @@ class Scheduler:
         for job in queued:
             if job.executor_id is None:
                 self.pending.add(JobSubmitted.of(job))
+        self.cancelling = {job.id for job in running if job.cancel_requested}
         for job in [*queued, *running]:
             if job.executor_id is not None:
                 attempt = job.attempt + (job.status is JobStatus.QUEUED)
@@ -159,6 +162,8 @@ class Scheduler:
                 attempt,
             ):
                 self.placed[job_id] = replace(placement, seen=now)
+                if job_id in self.cancelling:  # the last order may have been missed
+                    await self._stop(job_id, JobStatus.CANCELLED, beat.executor_id, attempt)
         self.executors[beat.executor_id] = ExecutorState(
             beat.executor_id,
             beat.capacity,
@@ -178,6 +183,8 @@ class Scheduler:
             await self._stop(event.job_id, JobStatus.CANCELLED, event.executor_id, event.attempt)
         elif event.kind is EventKind.FINISHED:
             self._unplace(event.job_id, event.executor_id, event.attempt)
+            if event.job_id not in self.placed:
+                self.cancelling.discard(event.job_id)
         elif event.kind is EventKind.RELEASED:
             self._unplace(event.job_id, event.executor_id, event.attempt)
             # Also when the release was applied by an earlier delivery of this message.
@@ -236,6 +243,8 @@ class Scheduler:
                 return
             job = await self._store.get_job(request.job_id) or job
         if job.status is JobStatus.RUNNING and job.executor_id is not None:
+            await self.ledger.request_cancel(job)
+            self.cancelling.add(job.id)
             await self._stop(job.id, JobStatus.CANCELLED, job.executor_id, job.attempt)
 
     async def _on_dead_letter(self, body: dict[str, Any]) -> None:
@@ -403,6 +412,10 @@ class Scheduler:
         if job.status is JobStatus.QUEUED:
             if await self.ledger.assign(job, None):
                 self.pending.add(JobSubmitted.of(job))
+            return
+        if job.cancel_requested:
+            self.cancelling.discard(job.id)
+            await self.ledger.change_status(job, JobStatus.CANCELLED, "cancelled on request")
             return
         if job.attempt >= self._settings.max_attempts:
             reason = f"{why}; gave up after {job.attempt} attempts"
