@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -34,6 +35,20 @@ def merge_programs(target: Path) -> Path:
         lines += [line for line in body.splitlines() if "=" in line and not line.startswith("#")]
     (target / "programs.ini").write_text("\n".join(lines) + "\n")
     return target
+
+
+DEFAULT_SOURCE = "def main(backend, messenger):\n    pass\n"
+
+
+def write_program(
+    root: Path, package: str, meta: dict[str, Any] | str, source: str = DEFAULT_SOURCE
+) -> None:
+    """A program package `<root>/<package>/{__init__.py, <package>.py, <package>.json}`."""
+    (root / package).mkdir(parents=True, exist_ok=True)
+    (root / package / "__init__.py").write_text("")
+    (root / package / f"{package}.py").write_text(source)
+    text = meta if isinstance(meta, str) else json.dumps(meta)
+    (root / package / f"{package}.json").write_text(text)
 
 
 @pytest.fixture

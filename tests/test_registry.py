@@ -6,14 +6,7 @@ import pytest
 
 from qrt_common.programs import InvalidProgram, program_from_metadata
 from qrt_common.registry import ProgramRegistry
-
-
-def write_program(root: Path, package: str, meta: dict | str) -> None:
-    (root / package).mkdir(parents=True, exist_ok=True)
-    (root / package / "__init__.py").write_text("")
-    (root / package / f"{package}.py").write_text("def main(backend, messenger):\n    pass\n")
-    text = meta if isinstance(meta, str) else json.dumps(meta)
-    (root / package / f"{package}.json").write_text(text)
+from tests.conftest import write_program
 
 
 def touch_later(path: Path) -> None:

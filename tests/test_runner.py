@@ -20,6 +20,7 @@ from qrt_common.jobs import JobStatus
 from qrt_common.messages import EventKind, JobEvent
 from qrt_executor.pool import WarmPool
 from qrt_executor.runner import JobOutput, Outcome, run_job
+from tests.conftest import write_program
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -197,15 +198,13 @@ async def test_missing_module_fails_clearly(pool, programs_dir):
 
 
 async def test_a_malformed_frame_from_the_program_is_ignored(pool, programs_dir, tmp_path):
-    package = programs_dir / "badframe"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "badframe.py").write_text(
+    source = (
         "def main(backend, messenger):\n"
         "    messenger.send({'kind': 'interim'})\n"
         "    messenger.send({'kind': 'final', 'data': 5})\n"
         "    return 'fine'\n"
     )
+    write_program(programs_dir, "badframe", {"name": "badframe"}, source)
     result = await run(pool, programs_dir, "badframe")
     assert result.outcome.status is JobStatus.COMPLETED
     assert result.log.count("ignored a malformed frame") == 2

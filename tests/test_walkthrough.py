@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import logs_of, merge_programs, wait_for
+from tests.conftest import logs_of, merge_programs, wait_for, write_program
 
 
 def free_port() -> int:
@@ -114,15 +114,12 @@ async def test_seed_walkthrough(http: aiohttp.ClientSession):
 
 
 async def test_a_program_is_added_without_a_restart(dev: DevServer, http):
-    package = dev.programs_dir / "greeter"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "greeter.py").write_text(
+    source = (
         "def main(backend, messenger, name):\n"
         "    messenger.publish(f'hello {name}')\n"
         "    return {'greeted': name, 'backend': backend.name}\n"
     )
-    (package / "greeter.json").write_text(json.dumps({"name": "greeter", "description": "Hi."}))
+    write_program(dev.programs_dir, "greeter", {"name": "greeter", "description": "Hi."}, source)
     async with http.get("/programs/greeter") as response:
         assert response.status == 404
     ini = dev.programs_dir / "programs.ini"

@@ -53,7 +53,6 @@ class RabbitBus(MessageBus):
         self._broadcaster: AbstractChannel | None = None
         self._declared: set[str] = set()
         self._exchanges: dict[str, AbstractExchange] = {}
-        self._channels: list[AbstractChannel] = []
         self._connected_since = 0.0
         self._cut_off = False
 
@@ -170,7 +169,6 @@ class RabbitBus(MessageBus):
             raise BusUnavailable("the bus is not connected")
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=prefetch)
-        self._channels.append(channel)
         return channel
 
     async def consume(self, queue: str, handler: Handler, *, prefetch: int = 16) -> None:
@@ -278,16 +276,6 @@ class RabbitBus(MessageBus):
             with contextlib.suppress(Exception):
                 await self._connection.close()
         self._connection = self._publisher = None
-
-    async def delete_everything(self) -> None:
-        """Delete this namespace's queues and exchanges (for tests and uninstalls)."""
-        channel = self._channel
-        for name in list(self._declared):
-            with contextlib.suppress(Exception):
-                await channel.queue_delete(self._name(name))
-        for name in list(self._exchanges):
-            with contextlib.suppress(Exception):
-                await channel.exchange_delete(self._name(name))
 
 
 def _broker_reason(headers: dict[str, Any]) -> str:

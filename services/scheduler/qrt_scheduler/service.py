@@ -95,7 +95,6 @@ class Scheduler:
         self.placed: dict[str, Placement] = {}
         self.cancelling: set[str] = set()
         """Running jobs a user cancelled, until they end: the stop order is repeated."""
-        self.reassignments = 0
         self._started_at = 0.0
         # Until executors have had time to report in, a placed job is not an orphan.
         self._orphan_grace = settings.heartbeat_timeout if orphan_grace is None else orphan_grace
@@ -422,6 +421,5 @@ class Scheduler:
             await self.ledger.change_status(job, JobStatus.FAILED, reason)
             return
         if await self.ledger.change_status(job, JobStatus.QUEUED, why):
-            self.reassignments += 1
             self.pending.add(JobSubmitted.of(job))
             logger.info("job queued again", extra={"job_id": job.id, "why": why})
