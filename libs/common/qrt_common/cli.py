@@ -9,7 +9,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -100,6 +100,20 @@ async def open_configured_store(settings: Settings) -> JobStore:
     return store
 
 
+@contextlib.asynccontextmanager
+async def backing_services(settings: Settings) -> AsyncIterator[tuple[JobStore, MessageBus]]:
+    """The configured store and bus, open for the block and closed after it."""
+    store = await open_configured_store(settings)
+    try:
+        bus = await connect_bus(settings)
+        try:
+            yield store, bus
+        finally:
+            await bus.close()
+    finally:
+        await store.close()
+
+
 async def _until_signalled(draining: Callable[[], Coroutine[Any, Any, None]] | None = None) -> None:
     """Wait for SIGINT or SIGTERM; with `draining`, run it first (a second signal cuts it)."""
     stop = asyncio.Event()
@@ -132,38 +146,32 @@ async def _serve_gateway(settings: Settings) -> None:
     from qrt_gateway.context import Gateway
     from qrt_gateway.streams import StreamHub
 
-    store = await open_configured_store(settings)
-    bus = await connect_bus(settings)
-    registry = ProgramRegistry(settings.programs_dir)
-    runner = web.AppRunner(
-        create_app(Gateway(settings, store, bus, registry, StreamHub())),
-        handle_signals=False,
-        shutdown_timeout=5,
-    )
-    await runner.setup()
-    await web.TCPSite(runner, settings.host, settings.port).start()
-    logger.info("gateway serving on http://%s:%s", *runner.addresses[0][:2])
-    try:
-        await _until_signalled()
-    finally:
-        await runner.cleanup()
-        await bus.close()
-        await store.close()
+    async with backing_services(settings) as (store, bus):
+        registry = ProgramRegistry(settings.programs_dir)
+        runner = web.AppRunner(
+            create_app(Gateway(settings, store, bus, registry, StreamHub())),
+            handle_signals=False,
+            shutdown_timeout=5,
+        )
+        await runner.setup()
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        logger.info("gateway serving on http://%s:%s", *runner.addresses[0][:2])
+        try:
+            await _until_signalled()
+        finally:
+            await runner.cleanup()
 
 
 async def _serve_scheduler(settings: Settings) -> None:
     from qrt_scheduler.service import Scheduler
 
-    store = await open_configured_store(settings)
-    bus = await connect_bus(settings)
-    scheduler = Scheduler(settings, store, bus)
-    await scheduler.start()
-    try:
-        await _until_signalled()
-    finally:
-        await scheduler.close()
-        await bus.close()
-        await store.close()
+    async with backing_services(settings) as (store, bus):
+        scheduler = Scheduler(settings, store, bus)
+        await scheduler.start()
+        try:
+            await _until_signalled()
+        finally:
+            await scheduler.close()
 
 
 async def _serve_executor(settings: Settings) -> None:

@@ -115,7 +115,6 @@ class Heartbeat:
     """Takes no new job."""
     leaving: bool = False
     """Gone after this message: what it was assigned and did not run goes elsewhere at once."""
-    sent_at: float = field(default_factory=time.time)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,10 +16,6 @@ class StreamHub:
     def __init__(self) -> None:
         self._watchers: dict[str, set[asyncio.Queue[JobEvent]]] = {}
 
-    @property
-    def open_streams(self) -> int:
-        return sum(len(w) for w in self._watchers.values())
-
     async def on_update(self, body: dict[str, Any]) -> None:
         event = decode(JobEvent, body)
         for inbox in self._watchers.get(event.job_id, ()):
