@@ -3,26 +3,68 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from mongomock_motor import AsyncMongoMockClient
+from pymongo import AsyncMongoClient
+from pymongo.errors import AutoReconnect
 
 from qrt_common.jobs import Job, JobStatus, transition
+from qrt_common.mongo_store import MongoStore
+from qrt_common.sqlite_store import SCHEMA_VERSION as SQLITE_SCHEMA
 from qrt_common.sqlite_store import SQLiteStore
-from qrt_common.store import JobQuery, JobStore
+from qrt_common.store import JobQuery, JobStore, StoreUnavailable
 
 Reopen = Callable[[], Awaitable[JobStore]]
 
+MONGODB_URL = os.environ.get("QRT_TEST_MONGODB_URL")
+"""A real MongoDB server to run the contract against as well (each test uses its own database)."""
 
-@pytest.fixture(params=["sqlite"])
+STORES = [
+    "sqlite",
+    "mongomock",
+    pytest.param(
+        "mongodb",
+        marks=pytest.mark.skipif(not MONGODB_URL, reason="QRT_TEST_MONGODB_URL is not set"),
+    ),
+]
+
+SMALL_INLINE_LIMIT = 64 * 1024
+"""The Mongo stores under test keep results inline only up to this, so GridFS gets exercised."""
+
+
+def real_mongodb_database_url() -> str:
+    assert MONGODB_URL
+    base, _, query = MONGODB_URL.partition("?")
+    return f"{base.rstrip('/')}/qrt_test_{secrets.token_hex(4)}" + (f"?{query}" if query else "")
+
+
+@pytest.fixture(params=STORES)
 async def stores(request, tmp_path: Path) -> AsyncIterator[tuple[JobStore, Reopen]]:
     """A fresh store, and a way to close it and open the same data again (a restart)."""
     opened: list[JobStore] = []
+    kind = request.param
+    mock_server: Any = AsyncMongoMockClient(tz_aware=True)
+    mongodb_url = real_mongodb_database_url() if kind == "mongodb" else ""
+
+    def make() -> JobStore:
+        if kind == "sqlite":
+            return SQLiteStore(tmp_path / "qrt.db")
+        if kind == "mongomock":
+            return MongoStore(
+                "mongodb://mock/qrt", client=mock_server, inline_result_bytes=SMALL_INLINE_LIMIT
+            )
+        return MongoStore(mongodb_url, inline_result_bytes=SMALL_INLINE_LIMIT)
 
     async def open_one() -> JobStore:
-        store = SQLiteStore(tmp_path / "qrt.db")
+        store = make()
         await store.open()
         opened.append(store)
         return store
@@ -33,6 +75,10 @@ async def stores(request, tmp_path: Path) -> AsyncIterator[tuple[JobStore, Reope
 
     yield await open_one(), reopen
     await opened[-1].close()
+    if kind == "mongodb":
+        client: AsyncMongoClient[dict] = AsyncMongoClient(mongodb_url)
+        await client.drop_database(client.get_default_database())
+        await client.close()
 
 
 @pytest.fixture
@@ -220,3 +266,155 @@ async def test_two_processes_share_the_sqlite_file(tmp_path: Path):
     _, total = await store.list_jobs(JobQuery(statuses=[JobStatus.RUNNING]))
     await store.close()
     assert total == 900
+
+
+async def test_list_by_session_and_creation_time(store: JobStore):
+    for n in range(6):
+        await store.add_job(make_job(n, session_id="s1" if n % 2 else None))
+    jobs, total = await store.list_jobs(JobQuery(session_id="s1"))
+    assert (total, [j.id for j in jobs]) == (3, ["job-005", "job-003", "job-001"])
+    window = JobQuery(
+        created_after=T0 + timedelta(seconds=1), created_before=T0 + timedelta(seconds=4)
+    )
+    assert [j.id for j in (await store.list_jobs(window))[0]] == ["job-003", "job-002"]
+    micro = JobQuery(created_after=T0 + timedelta(seconds=2, microseconds=1))
+    assert (await store.list_jobs(micro))[1] == 3
+
+
+async def test_purge_removes_old_finished_jobs_and_old_logs(store: JobStore):
+    now = datetime.now(UTC)
+    old = transition(transition(make_job(1), JobStatus.RUNNING), JobStatus.COMPLETED,
+                     at=now - timedelta(days=10))  # fmt: skip
+    recent = transition(transition(make_job(2), JobStatus.RUNNING), JobStatus.FAILED, at=now)
+    running = transition(make_job(3), JobStatus.RUNNING)
+    for job in (old, recent, running):
+        await store.add_job(make_job(int(job.id[-1])))
+        await store.replace_job(job, expected=JobStatus.QUEUED)
+        await store.append_log(job.id, 1, 0, "log\n")
+        await store.add_interim(job.id, 1, 0, "1")
+        await store.set_result(job.id, '"r"' if job is not old else '"' + "z" * 100_000 + '"')
+    assert await store.purge(ended_before=now - timedelta(days=1), logs_before=None) == 1
+    assert await store.get_job(old.id) is None
+    assert await store.get_result(old.id) is None and await store.list_interims(old.id) == []
+    assert [j.id for j in (await store.list_jobs(JobQuery()))[0]] == [running.id, recent.id]
+    assert await store.read_log(recent.id) == "log\n"
+    # Logs are kept by age alone: every chunk here is older than a moment from now.
+    await store.purge(ended_before=None, logs_before=datetime.now(UTC) + timedelta(seconds=1))
+    assert await store.read_log(recent.id) == await store.read_log(running.id) == ""
+    assert await store.get_job(running.id) == running
+    assert await store.get_result(recent.id) == '"r"'
+
+
+async def test_a_store_refuses_a_newer_schema(stores: tuple[JobStore, Reopen]):
+    store, reopen = stores
+    if isinstance(store, SQLiteStore):
+        await store.db.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    else:
+        await store._db["meta"].update_one({"_id": "schema"}, {"$set": {"version": 999}})  # type: ignore[attr-defined]
+    with pytest.raises(Exception, match="schema 999, newer than this qrt"):
+        await reopen()
+
+
+async def test_sqlite_schema_1_is_migrated(tmp_path: Path):
+    import sqlite3
+
+    from qrt_common.jobs import job_to_dict
+    from qrt_common.sqlite_store import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript(MIGRATIONS[1])
+    job = make_job(1, tags=("t",))
+    old.execute(
+        "INSERT INTO jobs (id, program_id, backend, status, hub, grp, project, created, doc)"
+        " VALUES (?, 'prog', 'aer_simulator', 'Queued', 'ibm-q', 'open', 'main', ?, ?)",
+        (job.id, job.created.isoformat(), json.dumps(job_to_dict(job))),
+    )
+    old.execute("INSERT INTO logs VALUES (?, 1, 0, 'kept\n')", (job.id,))
+    old.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    old.commit()
+    old.close()
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        assert await store.get_job(job.id) == job
+        assert await store.read_log(job.id) == "kept\n"
+        assert (await store.list_jobs(JobQuery(tags=["t"])))[1] == 1
+        await store.add_job(make_job(2, session_id="s"))
+        assert [j.id for j in (await store.list_jobs(JobQuery(session_id="s")))[0]] == ["job-002"]
+        rows = await store._read("SELECT value FROM meta WHERE key = 'schema_version'")
+        assert rows[0][0] == str(SQLITE_SCHEMA)
+    finally:
+        await store.close()
+
+
+async def test_mongo_store_without_a_server_is_not_ready_and_says_so():
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    store = MongoStore(f"mongodb://127.0.0.1:{port}/qrt", timeout=0.3)
+    try:
+        assert not await store.is_ready()
+        with pytest.raises(StoreUnavailable, match="not open yet"):
+            await store.get_job("x")
+        with pytest.raises(StoreUnavailable, match="MongoDB is unreachable"):
+            await store.open()
+        assert not await store.is_ready()
+    finally:
+        await store.close()
+
+
+async def test_mongo_writes_whose_acknowledgement_was_lost_count_once(monkeypatch):
+    """The first try lands but its reply is lost (AutoReconnect): the retry must report the
+    write as ours, not as someone else's, and must not write twice."""
+    store = MongoStore("mongodb://mock/qrt", client=AsyncMongoMockClient(tz_aware=True))
+    await store.open()
+    collection_type = type(store._db["jobs"])
+    for method in ("update_one", "find_one_and_update"):
+        real = getattr(collection_type, method)
+        lost: set[tuple[str, str]] = set()
+
+        async def lose_first_reply(self, *args, _real=real, _method=method, _lost=lost, **kwargs):
+            result = await _real(self, *args, **kwargs)
+            if (self.name, _method) not in _lost:
+                _lost.add((self.name, _method))
+                raise AutoReconnect("connection closed before the reply")
+            return result
+
+        monkeypatch.setattr(collection_type, method, lose_first_reply)
+    monkeypatch.setattr("qrt_common.mongo_store._TRANSIENT_RETRIES", (0.0, 0.0, 0.0))
+    job = make_job(1)
+    await store.add_job(job)
+    assert await store.get_job(job.id) == job
+    running = transition(job, JobStatus.RUNNING)
+    assert await store.replace_job(running, expected=JobStatus.QUEUED)
+    assert await store.append_log(job.id, 1, 0, "once\n")
+    assert not await store.append_log(job.id, 1, 0, "twice\n")
+    assert await store.add_interim(job.id, 1, 0, "1")
+    assert await store.set_result(job.id, '"r"')
+    assert not await store.set_result(job.id, '"s"')
+    assert await store.read_log(job.id) == "once\n"
+    assert await store.get_job(job.id) == running
+
+
+@pytest.mark.skipif(not MONGODB_URL, reason="QRT_TEST_MONGODB_URL is not set")
+async def test_large_results_are_gridfs_files_other_drivers_read():
+    from gridfs import AsyncGridFSBucket
+
+    url = real_mongodb_database_url()
+    store = MongoStore(url, inline_result_bytes=SMALL_INLINE_LIMIT)
+    await store.open()
+    client: AsyncMongoClient[dict] = AsyncMongoClient(url)
+    try:
+        await store.add_job(make_job(1))
+        big = '"' + "g" * 3_000_000 + '"'
+        assert await store.set_result("job-001", big)
+        bucket = AsyncGridFSBucket(client.get_default_database(), bucket_name="results")
+        stream = await bucket.open_download_stream_by_name("job-001.json")
+        assert (await stream.read()).decode() == big
+    finally:
+        await client.drop_database(client.get_default_database())
+        await client.close()
+        await store.close()

@@ -9,6 +9,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .errors import Unavailable
+
 logger = logging.getLogger(__name__)
 
 DELIVERY_LIMIT = 10
@@ -18,7 +20,7 @@ Handler = Callable[[dict[str, Any]], Awaitable[None]]
 """Handles one message; returning acknowledges it, raising rejects it."""
 
 
-class BusUnavailable(Exception):
+class BusUnavailable(Unavailable):
     """The bus cannot accept a message right now."""
 
 
@@ -117,7 +119,7 @@ class InMemoryBus(MessageBus):
             body = await source.get()
             for delivery in range(1, DELIVERY_LIMIT + 1):
                 try:
-                    await handler(body)
+                    await handle_patiently(handler, body)
                     break
                 except asyncio.CancelledError:
                     raise
@@ -147,6 +149,25 @@ class InMemoryBus(MessageBus):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+
+
+async def handle_patiently(
+    handler: Handler, body: dict[str, Any], *, max_delay: float = 10.0
+) -> None:
+    """Run `handler` on `body`; while a backing service is unavailable, wait and run it again.
+
+    A message is not poison because the store is down: retrying it in place, rather than
+    redelivering it, keeps it from running into the delivery limit during an outage.
+    """
+    delay = 0.5
+    while True:
+        try:
+            await handler(body)
+            return
+        except Unavailable as exc:
+            logger.warning("a backing service is unavailable, retrying in %.1f s: %s", delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
 
 
 async def send_until_accepted(

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from .bus import BusUnavailable, MessageBus, open_bus
+from .bus import MessageBus, open_bus
+from .errors import Unavailable
 from .logs import configure_logging
 from .registry import ProgramRegistry
 from .settings import Settings
-from .sqlite_store import open_store
-from .store import JobStore
+from .store import JobStore, StoreSetupError, open_store
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -44,7 +44,8 @@ class Platform:
     url: str
 
     @classmethod
-    async def start(cls, settings: Settings) -> Platform:
+    async def start(cls, settings: Settings, store: JobStore | None = None) -> Platform:
+        """Start everything; `store` (opened here) replaces the one the settings name."""
         from aiohttp import web
 
         from qrt_executor.service import Executor
@@ -53,7 +54,10 @@ class Platform:
         from qrt_gateway.streams import StreamHub
         from qrt_scheduler.service import Scheduler
 
-        store = await open_configured_store(settings)
+        if store is None:
+            store = await open_configured_store(settings)
+        else:
+            await store.open()
         bus = await connect_bus(settings)
         registry = ProgramRegistry(settings.programs_dir)
         # The executor in this process is new, so any job the store still shows Running was
@@ -82,22 +86,28 @@ class Platform:
 
 async def connect_bus(settings: Settings) -> MessageBus:
     """The configured bus, connected; waits (with backoff) until the broker answers."""
-    delay = 0.5
-    while True:
-        bus = open_bus(settings.bus_url, settings.bus_namespace)
-        try:
-            await bus.connect()
-            return bus
-        except BusUnavailable as exc:
-            logger.warning("bus unavailable, retrying in %.1f s: %s", delay, exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+    bus = open_bus(settings.bus_url, settings.bus_namespace)
+    await _with_backoff("bus", bus.connect)
+    return bus
 
 
 async def open_configured_store(settings: Settings) -> JobStore:
+    """The configured store, open; waits (with backoff) until it answers."""
     store = open_store(settings.effective_store_url)
-    await store.open()
+    await _with_backoff("store", store.open)
     return store
+
+
+async def _with_backoff(what: str, attempt: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    delay = 0.5
+    while True:
+        try:
+            await attempt()
+            return
+        except Unavailable as exc:
+            logger.warning("%s unavailable, retrying in %.1f s: %s", what, delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
 
 @contextlib.asynccontextmanager
@@ -231,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         try:
             asyncio.run(SERVICES[args.command][1](settings))
-        except OSError as exc:
+        except (OSError, StoreSetupError) as exc:
             print(f"qrt: {exc}", file=sys.stderr)
             return 1
     return 0

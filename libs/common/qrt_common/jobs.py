@@ -62,6 +62,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def epoch_us(value: datetime) -> int:
+    """`value` as whole microseconds since the epoch (exact, where BSON dates keep milliseconds)."""
+    delta = value - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
 def new_job_id() -> str:
     """A fresh job id."""
     return str(uuid.uuid4())
@@ -96,6 +102,8 @@ class Job:
     """The executor the job is assigned to, is running on, or last ran on."""
     cancel_requested: bool = False
     """A user asked to cancel the running job; it ends Cancelled, never runs again."""
+    session_id: str | None = None
+    """The session (a group of related jobs a client names) the job belongs to."""
 
     @property
     def instance(self) -> str:

@@ -28,7 +28,7 @@ from aio_pika.abc import (
 )
 from pydantic import ValidationError
 
-from .bus import DELIVERY_LIMIT, BusUnavailable, Handler, MessageBus, Rejected
+from .bus import DELIVERY_LIMIT, BusUnavailable, Handler, MessageBus, Rejected, handle_patiently
 
 logger = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ class RabbitBus(MessageBus):
             body = json.loads(message.body)
             if not isinstance(body, dict):
                 raise Rejected("message body is not a JSON object")
-            await handler(body)
+            await handle_patiently(handler, body)
         except (Rejected, ValidationError, ValueError) as exc:
             await self._dead_letter(source, message, exc)
         except asyncio.CancelledError:

@@ -23,7 +23,14 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".qrt")
     """Where the embedded store keeps its database."""
     store_url: str = ""
-    """`sqlite:///path` for the embedded store; empty means `<data_dir>/qrt.db`."""
+    """`sqlite:///path` for the embedded store, `mongodb://host/database` for MongoDB; empty
+    means `<data_dir>/qrt.db`."""
+    job_retention: float = Field(0.0, ge=0)
+    """Seconds a finished job (with its logs and results) is kept after it ended; 0 keeps it."""
+    log_retention: float = Field(0.0, ge=0)
+    """Seconds a piece of a job's log is kept after it was written; 0 keeps it."""
+    purge_interval: float = Field(60.0, gt=0)
+    """Seconds between the scheduler's sweeps for jobs and logs past their retention."""
     bus_url: str = "memory://"
     """`memory://` for the in-process bus, `amqp://user:password@host:5672/` for RabbitMQ."""
     programs_dir: Path = Path("programs")

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from .jobs import Job, JobStatus, job_from_dict, job_to_dict
-from .store import Interim, JobQuery, JobStore, LogChunk
+from .jobs import Job, JobStatus, epoch_us, job_from_dict, job_to_dict, utcnow
+from .store import Interim, JobQuery, JobStore, LogChunk, StoreSetupError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""The layout this code writes; the `meta` table says which layout the file holds."""
 
-_SCHEMA = """
+_SCHEMA_1 = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -42,6 +44,21 @@ CREATE TABLE IF NOT EXISTS interims (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS results (job_id TEXT PRIMARY KEY, data TEXT NOT NULL);
 """
+
+_SCHEMA_2 = """
+ALTER TABLE jobs ADD COLUMN session_id TEXT;
+CREATE INDEX IF NOT EXISTS jobs_by_session ON jobs (session_id, created);
+ALTER TABLE jobs ADD COLUMN ended TEXT;
+CREATE INDEX IF NOT EXISTS jobs_by_ended ON jobs (ended);
+UPDATE jobs SET ended = json_extract(doc, '$.ended'),
+    session_id = json_extract(doc, '$.session_id');
+ALTER TABLE logs ADD COLUMN written INTEGER NOT NULL DEFAULT 0;
+UPDATE logs SET written = CAST(strftime('%s', 'now') AS INTEGER) * 1000000;
+CREATE INDEX IF NOT EXISTS logs_by_written ON logs (written);
+"""
+
+MIGRATIONS = {1: _SCHEMA_1, 2: _SCHEMA_2}
+"""Step `n` brings a file from schema `n - 1` to `n`, in one transaction."""
 
 
 class SQLiteStore(JobStore):
@@ -71,11 +88,39 @@ class SQLiteStore(JobStore):
             # snapshot open, and every later write would fail once another process committed.
             async with self.db.execute(f"PRAGMA {pragma}") as cursor:
                 await cursor.fetchall()
-        await self.db.executescript(_SCHEMA)
-        await self.db.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-            (str(SCHEMA_VERSION),),
-        )
+        try:
+            await self._migrate()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _migrate(self) -> None:
+        async with self._transaction_lock:
+            # IMMEDIATE: a second process opening the same file waits, then sees the new version.
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                await self.db.execute(
+                    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+                )
+                rows = await self._read("SELECT value FROM meta WHERE key = 'schema_version'")
+                version = int(rows[0][0]) if rows else 0
+                if version > SCHEMA_VERSION:
+                    raise StoreSetupError(
+                        f"{self.path} holds schema {version}, newer than this qrt's"
+                        f" {SCHEMA_VERSION}: upgrade qrt"
+                    )
+                for step in range(version + 1, SCHEMA_VERSION + 1):
+                    # executescript would commit the open transaction: run statement by statement.
+                    for statement in filter(str.strip, MIGRATIONS[step].split(";")):
+                        await self.db.execute(statement)
+                await self.db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (str(max(version, SCHEMA_VERSION)),),
+                )
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+            await self.db.execute("COMMIT")
 
     async def close(self) -> None:
         if self._db is not None:
@@ -95,8 +140,8 @@ class SQLiteStore(JobStore):
 
     async def add_job(self, job: Job) -> None:
         await self._write(
-            "INSERT INTO jobs (id, program_id, backend, status, hub, grp, project, created, doc)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO jobs (id, program_id, backend, status, hub, grp, project, created,"
+            " session_id, ended, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 job.id,
                 job.program_id,
@@ -105,7 +150,9 @@ class SQLiteStore(JobStore):
                 job.hub,
                 job.group,
                 job.project,
-                job.created.isoformat(),
+                _sortable(job.created),
+                job.session_id,
+                None if job.ended is None else _sortable(job.ended),
                 json.dumps(job_to_dict(job)),
             ),
         )
@@ -126,10 +173,17 @@ class SQLiteStore(JobStore):
             ("hub", query.hub),
             ("grp", query.group),
             ("project", query.project),
+            ("session_id", query.session_id),
         ):
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
+        if query.created_after is not None:
+            where.append("created > ?")
+            args.append(_sortable(query.created_after))
+        if query.created_before is not None:
+            where.append("created < ?")
+            args.append(_sortable(query.created_before))
         for tag in query.tags:
             where.append("EXISTS (SELECT 1 FROM json_each(jobs.doc, '$.tags') WHERE value = ?)")
             args.append(tag)
@@ -141,28 +195,45 @@ class SQLiteStore(JobStore):
 
     async def replace_job(self, job: Job, *, expected: JobStatus) -> bool:
         changed = await self._write(
-            "UPDATE jobs SET status = ?, doc = ? WHERE id = ? AND status = ?",
-            (job.status.value, json.dumps(job_to_dict(job)), job.id, expected.value),
+            "UPDATE jobs SET status = ?, ended = ?, doc = ? WHERE id = ? AND status = ?",
+            (
+                job.status.value,
+                None if job.ended is None else _sortable(job.ended),
+                json.dumps(job_to_dict(job)),
+                job.id,
+                expected.value,
+            ),
         )
         return changed == 1
 
     async def delete_job(self, job_id: str) -> bool:
+        return await self._delete_jobs("id = ?", (job_id,)) == 1
+
+    async def _delete_jobs(self, where: str, args: tuple[Any, ...]) -> int:
+        """Delete the jobs matching `where` and all they produced, in one transaction."""
         # Holding the lock keeps other coroutines' writes out of this transaction.
         async with self._transaction_lock:
             await self.db.execute("BEGIN IMMEDIATE")
             try:
-                cursor = await self.db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+                await self.db.execute(
+                    f"CREATE TEMP TABLE doomed AS SELECT id FROM jobs WHERE {where}", args
+                )
+                cursor = await self.db.execute("DELETE FROM jobs WHERE id IN doomed")
                 for table in ("logs", "interims", "results"):
-                    await self.db.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
+                    await self.db.execute(f"DELETE FROM {table} WHERE job_id IN doomed")
+                await self.db.execute("DROP TABLE doomed")
             except BaseException:
                 await self.db.execute("ROLLBACK")
                 raise
             await self.db.execute("COMMIT")
-            return cursor.rowcount == 1
+            return cursor.rowcount
 
     async def append_log(self, job_id: str, attempt: int, seq: int, text: str) -> bool:
-        sql = "INSERT OR IGNORE INTO logs (job_id, attempt, seq, text) VALUES (?, ?, ?, ?)"
-        return await self._write(sql, (job_id, attempt, seq, text)) == 1
+        sql = (
+            "INSERT OR IGNORE INTO logs (job_id, attempt, seq, text, written)"
+            " VALUES (?, ?, ?, ?, ?)"
+        )
+        return await self._write(sql, (job_id, attempt, seq, text, epoch_us(utcnow()))) == 1
 
     async def log_chunks(self, job_id: str) -> list[LogChunk]:
         sql = "SELECT attempt, seq, text FROM logs WHERE job_id = ? ORDER BY attempt, seq"
@@ -186,9 +257,15 @@ class SQLiteStore(JobStore):
         rows = await self._read("SELECT data FROM results WHERE job_id = ?", (job_id,))
         return str(rows[0][0]) if rows else None
 
+    async def purge(self, *, ended_before: datetime | None, logs_before: datetime | None) -> int:
+        purged = 0
+        if ended_before is not None:
+            purged = await self._delete_jobs("ended < ?", (_sortable(ended_before),))
+        if logs_before is not None:
+            await self._write("DELETE FROM logs WHERE written < ?", (epoch_us(logs_before),))
+        return purged
 
-def open_store(url: str) -> JobStore:
-    """The store for a `sqlite:///path` URL."""
-    if url.startswith("sqlite:///"):
-        return SQLiteStore(Path(url.removeprefix("sqlite:///")))
-    raise ValueError(f"unsupported store URL {url!r}: use sqlite:///path")
+
+def _sortable(value: datetime) -> str:
+    """`value` as UTC ISO text with microseconds, so text order is time order."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")

@@ -5,7 +5,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from .errors import Unavailable
 from .jobs import Job, JobStatus
 
 
@@ -23,6 +25,9 @@ class JobQuery:
     project: str | None = None
     tags: Collection[str] = field(default=())
     """A job matches when it carries every one of these tags."""
+    session_id: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +48,11 @@ class Interim:
     data: str
 
 
-class StoreUnavailable(Exception):
+class StoreSetupError(Exception):
+    """The store cannot be used as configured: an unknown URL, or a schema newer than this qrt."""
+
+
+class StoreUnavailable(Unavailable):
     """The store cannot be reached right now."""
 
 
@@ -107,3 +116,25 @@ class JobStore(ABC):
     @abstractmethod
     async def get_result(self, job_id: str) -> str | None:
         """The final result, or None while there is none."""
+
+    @abstractmethod
+    async def purge(self, *, ended_before: datetime | None, logs_before: datetime | None) -> int:
+        """Remove jobs that ended before the first time (with all they produced) and log chunks
+        written before the second; None keeps them. Returns how many jobs went."""
+
+
+def open_store(url: str) -> JobStore:
+    """The store a URL names: `sqlite:///path` or `mongodb://...` / `mongodb+srv://...`."""
+    if url.startswith("sqlite:///"):
+        from pathlib import Path
+
+        from .sqlite_store import SQLiteStore
+
+        return SQLiteStore(Path(url.removeprefix("sqlite:///")))
+    if url.startswith(("mongodb://", "mongodb+srv://")):
+        from .mongo_store import MongoStore
+
+        return MongoStore(url)
+    raise StoreSetupError(
+        f"unsupported store URL {url!r}: use sqlite:///path or mongodb://host/database"
+    )

@@ -33,6 +33,9 @@ _JOB_FILTERS = (
     Query("group", "Only jobs of this group."),
     Query("project", "Only jobs of this project."),
     Query("tags", "Only jobs carrying all these tags (comma-separated or repeated)."),
+    Query("session_id", "Only jobs of this session."),
+    Query("created_after", "Only jobs created after this ISO 8601 time (UTC if no offset)."),
+    Query("created_before", "Only jobs created before this ISO 8601 time (UTC if no offset)."),
 )
 
 _STRING = {"type": "string"}

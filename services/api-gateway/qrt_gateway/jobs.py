@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -124,6 +125,7 @@ async def create_job(request: web.Request) -> web.Response:
         group=spec.group,
         project=spec.project,
         tags=tuple(spec.tags),
+        session_id=spec.session_id,
         priority=spec.priority,
     )
     await gw.store.add_job(job)
@@ -147,6 +149,17 @@ def _int_query(request: web.Request, name: str, default: int, low: int, high: in
     if not low <= value <= high:
         raise ApiError(400, f"query parameter '{name}' must be between {low} and {high}", name)
     return value
+
+
+def _time_query(request: web.Request, name: str) -> datetime | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(400, f"query parameter '{name}' must be an ISO 8601 time", name) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _statuses(request: web.Request) -> set[JobStatus]:
@@ -179,6 +192,9 @@ async def list_jobs(request: web.Request) -> web.Response:
         group=request.query.get("group"),
         project=request.query.get("project"),
         tags=[t for raw in request.query.getall("tags", []) for t in raw.split(",") if t],
+        session_id=request.query.get("session_id"),
+        created_after=_time_query(request, "created_after"),
+        created_before=_time_query(request, "created_before"),
     )
     if not statuses:
         return json_response(dump(JobList(jobs=[], count=0)))

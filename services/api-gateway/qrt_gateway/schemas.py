@@ -42,6 +42,9 @@ class JobRequest(_Body):
         "JSON string (as the Qiskit Runtime test server takes it), or a JSON object.",
     )
     tags: list[str] = Field(default_factory=list)
+    session_id: str | None = Field(
+        None, alias="sessionId", min_length=1, description="A session to group the job with."
+    )
     priority: int = Field(
         0, ge=0, le=9, description="0 to 9; higher runs sooner. Instances take turns."
     )
@@ -74,6 +77,7 @@ class JobOut(_Body):
     reason: str | None = None
     params: list[str]
     tags: list[str]
+    session_id: str | None = Field(None, alias="sessionId")
     priority: int
     created: str
     started: str | None = None
@@ -94,6 +98,7 @@ class JobOut(_Body):
             reason=job.reason,
             params=[job.params],
             tags=list(job.tags),
+            session_id=job.session_id,
             priority=job.priority,
             created=job.created.strftime(TIME_FORMAT),
             started=job.started.strftime(TIME_FORMAT) if job.started else None,

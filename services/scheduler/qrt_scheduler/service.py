@@ -7,10 +7,11 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import Any
 
 from qrt_common.bus import MessageBus, send_until_accepted
-from qrt_common.jobs import Job, JobStatus
+from qrt_common.jobs import Job, JobStatus, utcnow
 from qrt_common.messages import (
     CANCEL_QUEUE,
     CONTROL_TOPIC,
@@ -123,6 +124,8 @@ class Scheduler:
             asyncio.create_task(self._dispatch_forever()),
             asyncio.create_task(self._watch_executors()),
         ]
+        if self._settings.job_retention or self._settings.log_retention:
+            self._tasks.append(asyncio.create_task(self._purge_forever()))
         self._wake.set()
         logger.info("scheduler ready", extra={"queued": len(self.pending)})
 
@@ -339,6 +342,28 @@ class Scheduler:
             attempt=job.attempt + 1,
         )
         await send_until_accepted(self._bus, executor_queue(executor_id), encode(assignment))
+
+    # Retention.
+
+    async def _purge_forever(self) -> None:
+        while True:
+            try:
+                await self.purge()
+            except Exception:
+                logger.exception("retention sweep failed")
+            await asyncio.sleep(self._settings.purge_interval)
+
+    async def purge(self) -> int:
+        """Remove the jobs and logs older than their retention; how many jobs went."""
+        now = utcnow()
+        job_retention, log_retention = self._settings.job_retention, self._settings.log_retention
+        purged = await self._store.purge(
+            ended_before=now - timedelta(seconds=job_retention) if job_retention else None,
+            logs_before=now - timedelta(seconds=log_retention) if log_retention else None,
+        )
+        if purged:
+            logger.info("finished jobs past their retention removed", extra={"jobs": purged})
+        return purged
 
     # Executors that go silent.
 

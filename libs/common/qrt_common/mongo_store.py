@@ -1,0 +1,425 @@
+"""The production job store: MongoDB through PyMongo's asyncio API.
+
+Collections (all in the URL's database, `qrt` when the URL names none):
+
+- `jobs`: one document per job, `_id` = job id; the job's fields as `job_to_dict` gives them (exact
+  timestamps as ISO text), plus `created_us` / `ended_us` (epoch microseconds) for sorting, ranges
+  and retention, and `schema`, the layout version that wrote it.
+- `logs` and `interims`: one document per log chunk / interim result, unique on (job, attempt, seq),
+  so a job's output never grows one document.
+- `results`: one document per final result, `_id` = job id; the text inline when it fits a
+  document comfortably, else the id of a GridFS file in the `results` bucket (`results.files`,
+  `results.chunks`).
+- `meta`: `{"_id": "schema", "version": n}`, moved forward by the start-up migrations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import AutoReconnect, PyMongoError, ServerSelectionTimeoutError
+
+from .jobs import Job, JobStatus, epoch_us, job_from_dict, job_to_dict
+from .store import Interim, JobQuery, JobStore, LogChunk, StoreSetupError, StoreUnavailable
+
+SCHEMA_VERSION = 1
+"""The layout this code writes; `meta.schema` says which layout the database holds."""
+
+INLINE_RESULT_BYTES = 8 * 1024 * 1024
+"""Results up to this size live in their `results` document (MongoDB caps documents at 16 MiB)."""
+
+GRIDFS_CHUNK_BYTES = 255 * 1024
+"""GridFS's default chunk size."""
+
+RESULTS_BUCKET = "results"
+
+_TRANSIENT_RETRIES = (0.1, 0.3, 1.0)
+"""Pauses before each retry of an operation that met a transient error (a primary stepping
+down, a dropped connection); the operation then fails as StoreUnavailable."""
+
+logger = logging.getLogger("qrt.store")
+
+Document = dict[str, Any]
+T = TypeVar("T")
+
+
+def _job_document(job: Job) -> Document:
+    doc = job_to_dict(job)
+    doc.update(
+        _id=doc.pop("id"),
+        schema=SCHEMA_VERSION,
+        created_us=epoch_us(job.created),
+        ended_us=None if job.ended is None else epoch_us(job.ended),
+    )
+    return doc
+
+
+def _job_from_document(doc: Mapping[str, Any]) -> Job:
+    return job_from_dict({**doc, "id": doc["_id"]})
+
+
+Migration = Callable[[AsyncDatabase[Document]], Awaitable[None]]
+
+
+async def _create_indexes(db: AsyncDatabase[Document]) -> None:
+    """Schema 1: the indexes behind every query the API and the scheduler make."""
+    jobs = db["jobs"]
+    newest = ("created_us", DESCENDING)
+    await jobs.create_index([newest, ("_id", ASCENDING)], name="by_created")
+    await jobs.create_index([("status", ASCENDING), newest], name="by_status")
+    await jobs.create_index([("program_id", ASCENDING), newest], name="by_program")
+    await jobs.create_index(
+        [("hub", ASCENDING), ("group", ASCENDING), ("project", ASCENDING), newest],
+        name="by_instance",
+    )
+    await jobs.create_index([("backend", ASCENDING), newest], name="by_backend")
+    await jobs.create_index([("tags", ASCENDING), newest], name="by_tags")
+    await jobs.create_index([("session_id", ASCENDING), newest], name="by_session", sparse=True)
+    await jobs.create_index([("ended_us", ASCENDING)], name="by_ended", sparse=True)
+    for name in ("logs", "interims"):
+        await db[name].create_index(
+            [("job_id", ASCENDING), ("attempt", ASCENDING), ("seq", ASCENDING)],
+            name="by_job",
+            unique=True,
+        )
+    await db["logs"].create_index([("created_us", ASCENDING)], name="by_created")
+    files, chunks = db[f"{RESULTS_BUCKET}.files"], db[f"{RESULTS_BUCKET}.chunks"]
+    # The indexes the GridFS specification asks for, plus one to find a job's files.
+    await files.create_index([("filename", ASCENDING), ("uploadDate", ASCENDING)])
+    await files.create_index([("metadata.job_id", ASCENDING)], name="by_job")
+    await chunks.create_index([("files_id", ASCENDING), ("n", ASCENDING)], unique=True)
+
+
+MIGRATIONS: dict[int, Migration] = {1: _create_indexes}
+"""Step `n` brings a database from schema `n - 1` to `n`; every step is idempotent, so two
+services starting together may both run it."""
+
+
+class MongoStore(JobStore):
+    """A JobStore in MongoDB; every job write is a single-document compare-and-set or insert."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        client: Any = None,
+        inline_result_bytes: int = INLINE_RESULT_BYTES,
+        timeout: float = 5.0,
+    ) -> None:
+        """`client` replaces the AsyncMongoClient the URL would make (tests pass a double)."""
+        self.url = url
+        self.inline_result_bytes = inline_result_bytes
+        self._client: Any = client or AsyncMongoClient(
+            url, tz_aware=True, serverSelectionTimeoutMS=int(timeout * 1000)
+        )
+        self._owns_client = client is None
+        self._db: Any = self._client[urlsplit(url).path.strip("/") or "qrt"]
+        self._timeout = timeout
+        self._opened = False
+
+    async def open(self) -> None:
+        version = await self._retrying(self._schema_version)
+        if version > SCHEMA_VERSION:
+            raise StoreSetupError(
+                f"the database holds schema {version}, newer than this qrt's {SCHEMA_VERSION}:"
+                " upgrade qrt"
+            )
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            logger.info("migrating the store to schema %d", step)
+            await self._retrying(partial(MIGRATIONS[step], self._db))
+            await self._retrying(partial(self._set_schema_version, step))
+        self._opened = True
+
+    async def close(self) -> None:
+        self._opened = False
+        if self._owns_client:
+            await self._client.close()
+
+    async def is_ready(self) -> bool:
+        if not self._opened:
+            return False
+        try:
+            await asyncio.wait_for(self._client.admin.command("ping"), self._timeout)
+        except (PyMongoError, TimeoutError):
+            return False
+        return True
+
+    async def _schema_version(self) -> int:
+        doc = await self._db["meta"].find_one({"_id": "schema"})
+        return int(doc["version"]) if doc else 0
+
+    async def _set_schema_version(self, version: int) -> None:
+        await self._db["meta"].update_one(
+            {"_id": "schema"}, {"$max": {"version": version}}, upsert=True
+        )
+
+    async def _retrying(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run `operation`, again after a transient error; StoreUnavailable once retries run out.
+
+        Only idempotent operations come here: inserts keyed on their identity, compare-and-sets
+        and deletes.
+        """
+        for pause in (*_TRANSIENT_RETRIES, None):
+            try:
+                return await operation()
+            except ServerSelectionTimeoutError as exc:
+                # The driver has waited its whole timeout for a server already.
+                raise StoreUnavailable(f"MongoDB is unreachable: {exc}") from exc
+            except AutoReconnect as exc:  # a dropped connection, NotPrimary, NetworkTimeout
+                if pause is None:
+                    raise StoreUnavailable(f"MongoDB: {exc}") from exc
+                logger.warning("store operation failed, retrying in %.1f s: %s", pause, exc)
+                await asyncio.sleep(pause)
+        raise AssertionError("unreachable")
+
+    def _collection(self, name: str) -> Any:
+        if not self._opened:
+            raise StoreUnavailable("the store is not open yet (waiting for MongoDB)")
+        return self._db[name]
+
+    async def _insert_once(self, name: str, key: Document, doc: Document) -> bool:
+        """Insert `doc` unless a document matches `key` (its unique fields); True if inserted.
+
+        A retry after a lost acknowledgement finds its own first try in place: that still
+        counts as inserted when the stored document is the one we meant to write.
+        """
+        collection = self._collection(name)
+        tries = 0
+
+        async def insert() -> bool:
+            nonlocal tries
+            tries += 1
+            outcome = await collection.update_one(key, {"$setOnInsert": doc}, upsert=True)
+            if outcome.upserted_id is not None or tries == 1:
+                return outcome.upserted_id is not None
+            stored = await collection.find_one(key)
+            return stored is not None and all(stored.get(k) == v for k, v in doc.items())
+
+        return bool(await self._retrying(insert))
+
+    # jobs
+
+    async def add_job(self, job: Job) -> None:
+        await self._insert_once("jobs", {"_id": job.id}, _job_document(job))
+
+    async def get_job(self, job_id: str) -> Job | None:
+        jobs = self._collection("jobs")
+        doc = await self._retrying(partial(jobs.find_one, {"_id": job_id}))
+        return None if doc is None else _job_from_document(doc)
+
+    async def list_jobs(self, query: JobQuery) -> tuple[list[Job], int]:
+        jobs = self._collection("jobs")
+        where = _job_filter(query)
+        total = int(await self._retrying(partial(jobs.count_documents, where)))
+        if query.offset >= total:
+            return [], total
+
+        async def page() -> list[Document]:
+            cursor = (
+                jobs.find(where)
+                .sort([("created_us", DESCENDING), ("_id", ASCENDING)])
+                .skip(query.offset)
+                .limit(query.limit)
+            )
+            return list(await cursor.to_list(length=query.limit))
+
+        return [_job_from_document(doc) for doc in await self._retrying(page)], total
+
+    async def replace_job(self, job: Job, *, expected: JobStatus) -> bool:
+        jobs = self._collection("jobs")
+        fields = _job_document(job)
+        del fields["_id"]
+        tries = 0
+
+        async def compare_and_set() -> bool:
+            nonlocal tries
+            tries += 1
+            before = await jobs.find_one_and_update(
+                {"_id": job.id, "status": expected.value},
+                {"$set": fields},
+                projection={"_id": True},
+                return_document=ReturnDocument.BEFORE,
+            )
+            if before is not None or tries == 1:
+                return before is not None
+            # A retry whose first try landed: the job is now exactly what we wrote.
+            now = await jobs.find_one({"_id": job.id})
+            return now is not None and _job_from_document(now) == job
+
+        return bool(await self._retrying(compare_and_set))
+
+    async def delete_job(self, job_id: str) -> bool:
+        jobs = self._collection("jobs")
+        # The job document goes first, so a crash half-way leaves no visible job with missing
+        # parts; the leftovers go with the next delete of the same id.
+        deleted = await self._retrying(partial(jobs.delete_one, {"_id": job_id}))
+        await self._delete_parts([job_id])
+        return bool(deleted.deleted_count)
+
+    async def _delete_parts(self, job_ids: list[str]) -> None:
+        ids = {"$in": job_ids}
+        for name in ("logs", "interims"):
+            await self._retrying(partial(self._collection(name).delete_many, {"job_id": ids}))
+        await self._retrying(partial(self._collection("results").delete_many, {"_id": ids}))
+        await self._delete_files({"metadata.job_id": ids})
+
+    # logs and interim results
+
+    async def append_log(self, job_id: str, attempt: int, seq: int, text: str) -> bool:
+        key = {"job_id": job_id, "attempt": attempt, "seq": seq}
+        doc = {**key, "text": text, "created_us": epoch_us(datetime.now(UTC))}
+        return await self._insert_once("logs", key, doc)
+
+    async def log_chunks(self, job_id: str) -> list[LogChunk]:
+        docs = await self._sorted_parts("logs", job_id)
+        return [LogChunk(attempt=d["attempt"], seq=d["seq"], text=d["text"]) for d in docs]
+
+    async def add_interim(self, job_id: str, attempt: int, index: int, data: str) -> bool:
+        key = {"job_id": job_id, "attempt": attempt, "seq": index}
+        return await self._insert_once("interims", key, {**key, "data": data})
+
+    async def list_interims(self, job_id: str) -> list[Interim]:
+        docs = await self._sorted_parts("interims", job_id)
+        return [Interim(attempt=d["attempt"], index=d["seq"], data=d["data"]) for d in docs]
+
+    async def _sorted_parts(self, name: str, job_id: str) -> list[Document]:
+        collection = self._collection(name)
+
+        async def read() -> list[Document]:
+            cursor = collection.find({"job_id": job_id}, {"_id": False}).sort(
+                [("attempt", ASCENDING), ("seq", ASCENDING)]
+            )
+            return list(await cursor.to_list(length=None))
+
+        return await self._retrying(read)
+
+    # final results
+
+    async def set_result(self, job_id: str, data: str) -> bool:
+        encoded = data.encode()
+        if len(encoded) <= self.inline_result_bytes:
+            return await self._insert_once("results", {"_id": job_id}, {"data": data})
+        results = self._collection("results")
+        if await self._retrying(partial(results.find_one, {"_id": job_id}, {"_id": True})):
+            return False  # the first result is in; spare writing a file only to delete it
+        file_id = await self._write_file(job_id, encoded)
+        if await self._insert_once("results", {"_id": job_id}, {"file_id": file_id}):
+            return True
+        await self._delete_files({"_id": file_id})  # another writer's result came first
+        return False
+
+    async def get_result(self, job_id: str) -> str | None:
+        results = self._collection("results")
+        doc = await self._retrying(partial(results.find_one, {"_id": job_id}))
+        if doc is None:
+            return None
+        if "file_id" in doc:
+            return (await self._read_file(doc["file_id"])).decode()
+        return str(doc["data"])
+
+    # GridFS. PyMongo's AsyncGridFSBucket refuses any database but a real AsyncDatabase, so no
+    # test double can stand in for it; these three methods write and read the GridFS layout of
+    # the specification (files + chunks), which mongofiles and every driver's GridFS API read.
+    # The tests against a real server read these files back through AsyncGridFSBucket.
+
+    async def _write_file(self, job_id: str, data: bytes) -> ObjectId:
+        file_id = ObjectId()
+        for n, start in enumerate(range(0, len(data), GRIDFS_CHUNK_BYTES)):
+            key = {"files_id": file_id, "n": n}
+            chunk = {**key, "data": data[start : start + GRIDFS_CHUNK_BYTES]}
+            await self._insert_once(f"{RESULTS_BUCKET}.chunks", key, chunk)
+        # The files document last: a file is complete once it is visible.
+        entry = {
+            "length": len(data),
+            "chunkSize": GRIDFS_CHUNK_BYTES,
+            "uploadDate": datetime.now(UTC),
+            "filename": f"{job_id}.json",
+            "metadata": {"job_id": job_id},
+        }
+        await self._insert_once(f"{RESULTS_BUCKET}.files", {"_id": file_id}, entry)
+        return file_id
+
+    async def _read_file(self, file_id: ObjectId) -> bytes:
+        files = self._collection(f"{RESULTS_BUCKET}.files")
+        chunks = self._collection(f"{RESULTS_BUCKET}.chunks")
+        entry = await self._retrying(partial(files.find_one, {"_id": file_id}))
+        if entry is None:
+            raise StoreUnavailable(f"result file {file_id} is missing from GridFS")
+
+        async def read_chunks() -> list[Document]:
+            cursor = chunks.find({"files_id": file_id}).sort("n", ASCENDING)
+            return list(await cursor.to_list(length=None))
+
+        data = b"".join(bytes(chunk["data"]) for chunk in await self._retrying(read_chunks))
+        if len(data) != entry["length"]:
+            raise StoreUnavailable(f"result file {file_id} is incomplete in GridFS")
+        return data
+
+    async def _delete_files(self, where: Document) -> None:
+        files = self._collection(f"{RESULTS_BUCKET}.files")
+        chunks = self._collection(f"{RESULTS_BUCKET}.chunks")
+
+        async def file_ids() -> list[Any]:
+            return [d["_id"] for d in await files.find(where, {"_id": True}).to_list(length=None)]
+
+        ids = await self._retrying(file_ids)
+        if ids:
+            await self._retrying(partial(files.delete_many, {"_id": {"$in": ids}}))
+            await self._retrying(partial(chunks.delete_many, {"files_id": {"$in": ids}}))
+
+    # retention
+
+    async def purge(self, *, ended_before: datetime | None, logs_before: datetime | None) -> int:
+        purged = 0
+        if ended_before is not None:
+            jobs = self._collection("jobs")
+            cutoff = epoch_us(ended_before)
+
+            async def expired() -> list[str]:
+                cursor = jobs.find({"ended_us": {"$ne": None, "$lt": cutoff}}, {"_id": True})
+                return [d["_id"] for d in await cursor.to_list(length=None)]
+
+            ids = await self._retrying(expired)
+            if ids:
+                await self._retrying(partial(jobs.delete_many, {"_id": {"$in": ids}}))
+                await self._delete_parts(ids)
+                purged = len(ids)
+        if logs_before is not None:
+            old = {"created_us": {"$lt": epoch_us(logs_before)}}
+            await self._retrying(partial(self._collection("logs").delete_many, old))
+        return purged
+
+
+def _job_filter(query: JobQuery) -> Document:
+    where: Document = {}
+    if query.statuses:
+        where["status"] = {"$in": [status.value for status in query.statuses]}
+    for key, value in (
+        ("program_id", query.program_id),
+        ("backend", query.backend),
+        ("hub", query.hub),
+        ("group", query.group),
+        ("project", query.project),
+        ("session_id", query.session_id),
+    ):
+        if value is not None:
+            where[key] = value
+    if query.tags:
+        where["tags"] = {"$all": list(query.tags)}
+    created: Document = {}
+    if query.created_after is not None:
+        created["$gt"] = epoch_us(query.created_after)
+    if query.created_before is not None:
+        created["$lt"] = epoch_us(query.created_before)
+    if created:
+        where["created_us"] = created
+    return where
