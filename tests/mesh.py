@@ -63,8 +63,13 @@ class Mesh:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.executors: list[str] = []
         self.gateways: list[str] = []
+        self.ops_ports: dict[str, int] = {}
+        """The port of each service's /healthz, /readyz and /metrics (gateways: their API port)."""
 
     def start(self, name: str, command: str, **env: str) -> subprocess.Popen[bytes]:
+        port = int(env["QRT_PORT"]) if command == "gateway" else free_port()
+        self.ops_ports[name] = port
+        env.setdefault("QRT_OPS_PORT", str(port))
         log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
         process = subprocess.Popen(
             [sys.executable, "-m", "qrt_common.cli", command],

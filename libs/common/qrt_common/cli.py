@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from .bus import MessageBus, open_bus
 from .errors import Unavailable
 from .logs import configure_logging
+from .metrics import ReadinessCheck, serve_operations
 from .registry import ProgramRegistry
 from .settings import Settings
 from .store import JobStore, StoreSetupError, open_store
@@ -124,6 +125,12 @@ async def backing_services(settings: Settings) -> AsyncIterator[tuple[JobStore, 
         await store.close()
 
 
+async def _serve_operations(settings: Settings, checks: dict[str, ReadinessCheck]) -> web.AppRunner:
+    runner = await serve_operations(settings.host, settings.ops_port, checks)
+    logger.info("health and metrics on http://%s:%s", *runner.addresses[0][:2])
+    return runner
+
+
 async def _until_signalled(draining: Callable[[], Coroutine[Any, Any, None]] | None = None) -> None:
     """Wait for SIGINT or SIGTERM; with `draining`, run it first (a second signal cuts it)."""
     stop = asyncio.Event()
@@ -178,9 +185,13 @@ async def _serve_scheduler(settings: Settings) -> None:
     async with backing_services(settings) as (store, bus):
         scheduler = Scheduler(settings, store, bus)
         await scheduler.start()
+        operations = await _serve_operations(
+            settings, {"store": store.is_ready, "bus": bus.is_ready}
+        )
         try:
             await _until_signalled()
         finally:
+            await operations.cleanup()
             await scheduler.close()
 
 
@@ -190,6 +201,7 @@ async def _serve_executor(settings: Settings) -> None:
     bus = await connect_bus(settings)
     executor = Executor(settings, bus, ProgramRegistry(settings.programs_dir))
     await executor.start()
+    operations = await _serve_operations(settings, {"bus": bus.is_ready})
 
     async def drain() -> None:
         logger.info("draining", extra={"seconds": settings.drain_seconds})
@@ -198,6 +210,7 @@ async def _serve_executor(settings: Settings) -> None:
     try:
         await _until_signalled(drain)
     finally:
+        await operations.cleanup()
         await executor.close()
         await bus.close()
 

@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     """Address the API gateway listens on."""
     port: int = Field(8000, ge=0, le=65535)
     """Port the API gateway listens on (0 picks a free one)."""
+    ops_port: int = Field(9100, ge=0, le=65535)
+    """Port of `/healthz`, `/readyz` and `/metrics` of a scheduler, executor or device (on
+    `QRT_HOST`); the gateway serves them on its API port."""
     data_dir: Path = Path(".qrt")
     """Where the embedded store keeps its database."""
     store_url: str = ""

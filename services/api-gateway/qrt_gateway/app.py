@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -10,10 +11,11 @@ import swagger_ui_bundle
 from aiohttp import web
 
 from qrt_common.messages import UPDATES_TOPIC
+from qrt_common.metrics import HTTP_LATENCY, HTTP_REQUESTS, healthz, metrics_endpoint, readiness
 
 from . import jobs, programs, websockets
 from .context import GATEWAY, Gateway, gateway
-from .errors import json_errors
+from .errors import Handler, json_errors
 from .openapi import Query, Route, docs_page, openapi_document
 from .schemas import BackendList, JobCreated, JobList, JobOut, JobRequest, ProgramList, ProgramOut
 
@@ -40,20 +42,36 @@ _JOB_FILTERS = (
 
 _STRING = {"type": "string"}
 _WEBSOCKET = {"101": {"description": "Switching to the websocket protocol"}}
-
-
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+_PROMETHEUS_TEXT = {
+    "200": {
+        "description": "The Prometheus text exposition format",
+        "content": {"text/plain": {"schema": _STRING}},
+    }
+}
 
 
 async def readyz(request: web.Request) -> web.Response:
     gw = gateway(request)
-    checks = {"store": await gw.store.is_ready(), "bus": await gw.bus.is_ready()}
-    ready = all(checks.values())
-    return web.json_response(
-        {"status": "ready" if ready else "not ready", "checks": checks},
-        status=200 if ready else 503,
-    )
+    return await readiness({"store": gw.store.is_ready, "bus": gw.bus.is_ready})
+
+
+@web.middleware
+async def measured(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count and time every request by its route template (not its path: ids would explode)."""
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        HTTP_LATENCY.labels(route, request.method).observe(time.perf_counter() - started)
+        HTTP_REQUESTS.labels(route, request.method, str(status)).inc()
 
 
 ROUTES: tuple[Route, ...] = (
@@ -88,13 +106,15 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/healthz", healthz, "The gateway is alive", "health"),
     Route("GET", "/readyz", readyz, "The gateway's store and bus answer", "health",
           errors=(503,)),
+    Route("GET", "/metrics", metrics_endpoint, "Prometheus metrics", "health",
+          extra={"responses": _PROMETHEUS_TEXT}),
 )  # fmt: skip
 
 
 def create_app(context: Gateway) -> web.Application:
     """The gateway application for `context`; its startup subscribes to job updates."""
     app = web.Application(
-        client_max_size=context.settings.max_request_bytes, middlewares=[json_errors]
+        client_max_size=context.settings.max_request_bytes, middlewares=[measured, json_errors]
     )
     app[GATEWAY] = context
     for route in ROUTES:

@@ -15,6 +15,7 @@ from aiohttp import WSMsgType, web
 
 from qrt_common.jobs import Job, JobStatus
 from qrt_common.messages import EventKind, JobEvent
+from qrt_common.metrics import OPEN_WEBSOCKETS
 
 from .context import Gateway, gateway
 from .jobs import find_job
@@ -47,7 +48,7 @@ async def _follow(
     await ws.prepare(request)
     client = asyncio.create_task(_client_gone(ws))
     try:
-        with gw.streams.watch(job.id) as inbox:
+        with OPEN_WEBSOCKETS.track_inprogress(), gw.streams.watch(job.id) as inbox:
             stored = await load()
             seen = {key for key, _ in stored}
             for _, text in stored:

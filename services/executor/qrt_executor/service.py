@@ -7,9 +7,13 @@ import contextlib
 import logging
 import shutil
 import tempfile
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily
 
 from qrt_common.backends import SIMULATORS
 from qrt_common.bus import MessageBus, send_until_accepted
@@ -28,6 +32,7 @@ from qrt_common.messages import (
     encode,
     executor_queue,
 )
+from qrt_common.metrics import JOB_DURATION, GaugeCollector, gauge, register
 from qrt_common.registry import ProgramRegistry
 from qrt_common.settings import Settings
 
@@ -74,6 +79,7 @@ class Executor:
         self._idle = asyncio.Event()
         self._idle.set()
         self.draining = False
+        self._unregister_metrics: Callable[[], None] = lambda: None
 
     async def start(self) -> None:
         """Warm the pool, then announce this executor and take assignments."""
@@ -84,7 +90,16 @@ class Executor:
         )
         await self.beat()
         self._heartbeat = asyncio.create_task(self._beat_forever())
+        self._unregister_metrics = register(GaugeCollector(self._gauges))
         logger.info("executor ready", extra={"executor_id": self.id, "capacity": self.capacity})
+
+    def _gauges(self) -> list[GaugeMetricFamily]:
+        return [
+            gauge("qrt_executor_running_jobs", "Jobs running on this executor.", len(self.running)),
+            gauge("qrt_executor_capacity", "Jobs this executor runs at once.", self.capacity),
+            gauge("qrt_executor_warm_pool_size", "Job processes forked and waiting.",
+                  self.pool.idle),
+        ]  # fmt: skip
 
     async def beat(self, *, leaving: bool = False) -> None:
         """Tell the scheduler this executor is alive and what it runs."""
@@ -162,6 +177,7 @@ class Executor:
             self._send,
             max_log_bytes=self._settings.max_log_bytes,
         )
+        started = time.monotonic()
         try:
             outcome = await self._attempt(assignment, output, stop)
         except asyncio.CancelledError:
@@ -172,6 +188,9 @@ class Executor:
         except Exception as exc:
             logger.exception("job attempt broke down")
             outcome = Outcome(JobStatus.FAILED, f"executor error: {exc}")
+        JOB_DURATION.labels(assignment.program_id, outcome.status.value).observe(
+            time.monotonic() - started
+        )
         if outcome.status is RELEASE:
             output.event(EventKind.RELEASED, reason=f"handed back by executor {self.id}")
         else:
@@ -228,6 +247,7 @@ class Executor:
     async def close(self) -> None:
         """Stop now: kill whatever still runs without reporting an outcome (the scheduler
         runs those jobs again elsewhere), say goodbye, close the pool."""
+        self._unregister_metrics()
         self.draining = True
         if self._heartbeat is not None:
             self._heartbeat.cancel()

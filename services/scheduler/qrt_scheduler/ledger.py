@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from qrt_common.bus import MessageBus
 from qrt_common.jobs import IllegalTransition, Job, JobStatus, transition
 from qrt_common.messages import UPDATES_TOPIC, EventKind, JobEvent, encode
+from qrt_common.metrics import JOBS_ENDED, REASSIGNMENTS
 from qrt_common.store import JobStore
 
 logger = logging.getLogger(__name__)
@@ -108,7 +109,13 @@ class Ledger:
         except IllegalTransition as exc:
             logger.info("ignored: %s", exc, extra={"job_id": job.id})
             return False
-        return await self._store.replace_job(moved, expected=job.status)
+        if not await self._store.replace_job(moved, expected=job.status):
+            return False
+        if to.is_final:
+            JOBS_ENDED.labels(to.value).inc()
+        elif to is JobStatus.QUEUED:
+            REASSIGNMENTS.inc()
+        return True
 
     async def assign(self, job: Job, executor_id: str | None) -> bool:
         """Record that `executor_id` (None: no executor) is to run the queued `job`."""

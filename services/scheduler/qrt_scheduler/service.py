@@ -6,9 +6,12 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily
 
 from qrt_common.bus import MessageBus, send_until_accepted
 from qrt_common.jobs import Job, JobStatus, utcnow
@@ -28,6 +31,13 @@ from qrt_common.messages import (
     decode,
     encode,
     executor_queue,
+)
+from qrt_common.metrics import (
+    ASSIGNMENT_WAIT,
+    JOBS_SUBMITTED,
+    GaugeCollector,
+    gauge,
+    register,
 )
 from qrt_common.settings import Settings
 from qrt_common.store import JobQuery, JobStore
@@ -101,6 +111,7 @@ class Scheduler:
         self._orphan_grace = settings.heartbeat_timeout if orphan_grace is None else orphan_grace
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._unregister_metrics: Callable[[], None] = lambda: None
 
     async def start(self) -> None:
         """Re-read queue and placements from the store, then follow the bus."""
@@ -126,10 +137,25 @@ class Scheduler:
         ]
         if self._settings.job_retention or self._settings.log_retention:
             self._tasks.append(asyncio.create_task(self._purge_forever()))
+        self._unregister_metrics = register(GaugeCollector(self._gauges))
         self._wake.set()
         logger.info("scheduler ready", extra={"queued": len(self.pending)})
 
+    def _gauges(self) -> list[GaugeMetricFamily]:
+        depth = self.pending.depth_by_backend()
+        return [
+            gauge("qrt_jobs", "Jobs waiting (Queued) or placed on executors (Running).",
+                  {("Queued",): len(self.pending), ("Running",): len(self.placed)}, ("status",)),
+            gauge("qrt_scheduler_queue_depth", "Jobs waiting for an executor, by backend.",
+                  {(backend,): n for backend, n in depth.items()}, ("backend",)),
+            gauge("qrt_executors_live", "Executors heard from within the heartbeat timeout.",
+                  len(self.executors)),
+            gauge("qrt_executors_capacity", "Jobs the live executors can run at once.",
+                  sum(e.capacity for e in self.executors.values())),
+        ]  # fmt: skip
+
     async def close(self) -> None:
+        self._unregister_metrics()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -140,7 +166,8 @@ class Scheduler:
 
     async def _on_submitted(self, body: dict[str, Any]) -> None:
         submitted = decode(JobSubmitted, body)
-        if submitted.job_id not in self.placed:
+        if submitted.job_id not in self.placed and submitted.job_id not in self.pending:
+            JOBS_SUBMITTED.inc()
             self.pending.add(submitted)
             self._wake.set()
 
@@ -328,6 +355,7 @@ class Scheduler:
                 self.pending.add(submitted)  # not placed: it waits for the next round
                 raise
             self.placed[job.id] = Placement(executor.id, job.backend, job.attempt + 1)
+            ASSIGNMENT_WAIT.observe(max(0.0, (utcnow() - job.created).total_seconds()))
             if job.backend in executor.exclusive:
                 busy.add(job.backend)
             await self._send_assignment(job, executor.id)

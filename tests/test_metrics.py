@@ -1,0 +1,97 @@
+"""Metrics and health endpoints: what each service exposes, read as Prometheus reads it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from qrt_common.cli import Platform
+from qrt_common.metrics import serve_operations
+from tests.conftest import make_settings, merge_programs, submit, wait_for
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+async def scrape(http: aiohttp.ClientSession) -> Samples:
+    async with http.get("/metrics") as response:
+        assert response.status == 200
+        assert response.content_type == "text/plain"
+        text = await response.text()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+@pytest.fixture
+async def platform(tmp_path: Path) -> AsyncIterator[Platform]:
+    running = await Platform.start(make_settings(tmp_path, merge_programs(tmp_path / "programs")))
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+async def test_the_platform_counts_requests_jobs_and_executors(platform: Platform):
+    async with aiohttp.ClientSession(base_url=platform.url) as http:
+        before = await scrape(http)
+        ids = [await submit(http, "noop") for _ in range(3)]
+        failing = await submit(http, "failing")
+        for job_id in [*ids, failing]:
+            await wait_for(http, job_id)
+        async with http.get("/jobs/nope") as response:
+            assert response.status == 404
+        async with http.ws_connect(f"/stream/jobs/{ids[0]}") as ws:
+            async for _ in ws:
+                pass
+        after = await scrape(http)
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert grew("qrt_http_requests_total", route="/jobs", method="POST", status="200") == 4
+    assert grew("qrt_http_requests_total", route="/jobs/{job_id}", method="GET", status="404") == 1
+    assert grew("qrt_http_request_duration_seconds_count", route="/jobs", method="POST") == 4
+    assert grew("qrt_jobs_submitted_total") == 4
+    assert grew("qrt_jobs_ended_total", status="Completed") == 3
+    assert grew("qrt_jobs_ended_total", status="Failed") == 1
+    assert grew("qrt_job_assignment_wait_seconds_count") == 4
+    assert grew("qrt_job_duration_seconds_count", program="noop", outcome="Completed") == 3
+    assert value(after, "qrt_executors_live") == 1
+    assert value(after, "qrt_executors_capacity") == platform.settings.executor_capacity
+    assert value(after, "qrt_executor_running_jobs") == 0
+    assert value(after, "qrt_jobs", status="Queued") == 0
+    assert value(after, "qrt_gateway_open_websockets") == 0
+    assert value(after, "qrt_executor_warm_pool_size") >= 1
+
+
+async def test_the_operations_server_reports_readiness():
+    state = {"bus": True}
+
+    async def bus_ready() -> bool:
+        return state["bus"]
+
+    runner = await serve_operations("127.0.0.1", 0, {"bus": bus_ready})
+    url = "http://{}:{}".format(*runner.addresses[0][:2])
+    try:
+        async with aiohttp.ClientSession(base_url=url) as http:
+            async with http.get("/healthz") as response:
+                assert (response.status, await response.json()) == (200, {"status": "ok"})
+            async with http.get("/readyz") as response:
+                assert response.status == 200
+            state["bus"] = False
+            async with http.get("/readyz") as response:
+                assert response.status == 503
+                assert (await response.json())["checks"] == {"bus": False}
+            assert "qrt_jobs_submitted_total" in {name for name, _ in await scrape(http)}
+    finally:
+        await runner.cleanup()
