@@ -3,7 +3,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: dev test lint bench install clean
+.PHONY: dev test lint bench install system-packages clean
+
+# Real services the tests use: RabbitMQ, Prometheus (and promtool), bubblewrap.
+SYSTEM_COMMANDS := rabbitmq-server prometheus promtool bwrap
+SYSTEM_PACKAGES := rabbitmq-server prometheus bubblewrap
 
 $(BIN)/qrt: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +20,17 @@ install: $(BIN)/qrt
 dev: install
 	$(BIN)/qrt dev
 
-test: install
+# On a fresh Debian machine (as root) this installs what is missing; elsewhere it says what to install.
+system-packages:
+	@missing=""; for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing $(SYSTEM_PACKAGES) (missing:$$missing)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
+	  else echo "missing:$$missing; install the packages $(SYSTEM_PACKAGES)"; exit 1; fi; \
+	fi
+
+test: install system-packages
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import subprocess
 import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import aiohttp
 import pytest
 import pytest_asyncio
 
 from qrt_common.cli import Platform
 from qrt_common.settings import Settings
+from tests.mesh import RABBITMQ_URL
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_PROGRAMS = ROOT / "programs"
@@ -120,3 +123,20 @@ async def logs_of(http: aiohttp.ClientSession, job_id: str) -> str:
         assert response.status == 200
         text: str = await response.json()
         return text
+
+
+@pytest.fixture(scope="session")
+def rabbitmq() -> None:
+    """The machine's RabbitMQ; started if it is down."""
+
+    async def reachable() -> bool:
+        try:
+            connection = await aio_pika.connect(RABBITMQ_URL, timeout=3)
+        except Exception:
+            return False
+        await connection.close()
+        return True
+
+    if not asyncio.run(reachable()):
+        subprocess.run(["rabbitmq-server", "-detached"], check=False)
+        subprocess.run(["rabbitmqctl", "await_startup", "--timeout", "60"], check=True)

@@ -21,25 +21,7 @@ from qrt_common.store import JobQuery
 from tests.conftest import logs_of, merge_programs, wait_for
 from tests.mesh import RABBITMQ_URL, Mesh, PrivateBroker, eventually, overlapping_attempts
 
-pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def rabbitmq() -> None:
-    """The machine's RabbitMQ; started if it is down."""
-    import subprocess
-
-    async def reachable() -> bool:
-        try:
-            connection = await aio_pika.connect(RABBITMQ_URL, timeout=3)
-        except Exception:
-            return False
-        await connection.close()
-        return True
-
-    if not asyncio.run(reachable()):
-        subprocess.run(["rabbitmq-server", "-detached"], check=False)
-        subprocess.run(["rabbitmqctl", "await_startup", "--timeout", "60"], check=True)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.usefixtures("rabbitmq")]
 
 
 @pytest.fixture

@@ -143,6 +143,9 @@ class Scheduler:
 
     def _gauges(self) -> list[GaugeMetricFamily]:
         depth = self.pending.depth_by_backend()
+        for executor in self.executors.values():  # a zero is data too: an empty queue
+            for backend in executor.backends:
+                depth.setdefault(backend, 0)
         return [
             gauge("qrt_jobs", "Jobs waiting (Queued) or placed on executors (Running).",
                   {("Queued",): len(self.pending), ("Running",): len(self.placed)}, ("status",)),
