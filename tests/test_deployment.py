@@ -1,0 +1,86 @@
+"""Images and skaffold, checked offline: what the cluster would run agrees with what the services read."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from qrt_common.cli import SERVICES
+from qrt_common.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT.parent / "shared" / "specs" / "kubernetes"
+SERVICE_DIRS = sorted(p.parent for p in (ROOT / "services").glob("*/Dockerfile"))
+
+
+def deepest_errors(error: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:
+    """The innermost causes: skaffold's schema hides real mistakes inside anyOf branches."""
+    if not error.context:
+        return [error]
+    return [inner for context in error.context for inner in deepest_errors(context)]
+
+
+def schema(name: str) -> dict:
+    path = SPECS / name
+    if not path.is_file():
+        pytest.skip(f"{path} is not in this checkout's shared specs")
+    return json.loads(path.read_text())
+
+
+def test_skaffold_yaml_is_valid_and_builds_every_service_image():
+    config = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
+    assert config["apiVersion"] == "skaffold/v4beta14"  # the schema itself does not check it
+    validator = jsonschema.Draft7Validator(schema("skaffold-v4beta14.schema.json"))
+    problems = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for error in validator.iter_errors(config)
+        for e in deepest_errors(error)
+    ]
+    assert problems == []
+    built = {a["docker"]["dockerfile"]: a["image"] for a in config["build"]["artifacts"]}
+    assert set(built) == {str(d.relative_to(ROOT) / "Dockerfile") for d in SERVICE_DIRS}
+    templates = config["deploy"]["helm"]["releases"][0]["setValueTemplates"]
+    for image in built.values():
+        key = image.replace("-", "_")
+        assert any(f"IMAGE_REPO_{key}" in v for v in templates.values()), image
+
+
+def dockerfile(directory: Path) -> str:
+    return (directory / "Dockerfile").read_text()
+
+
+@pytest.mark.parametrize("directory", SERVICE_DIRS, ids=lambda d: d.name)
+def test_each_image_is_slim_multi_stage_and_runs_as_a_user(directory: Path):
+    text = dockerfile(directory)
+    bases = re.findall(r"^FROM (\S+)", text, re.MULTILINE)
+    assert len(bases) >= 2 and all(b.startswith("python:3.11-slim") for b in bases)
+    user = re.findall(r"^USER (\S+)", text, re.MULTILINE)
+    assert user and user[-1].isdigit() and int(user[-1]) != 0
+    # libs/common goes in once, with the one distribution, in the build stage.
+    assert text.count("COPY libs") == 1 and "pip install ." in text
+
+
+@pytest.mark.parametrize("directory", SERVICE_DIRS, ids=lambda d: d.name)
+def test_each_image_starts_a_real_command_on_the_ports_it_serves(directory: Path):
+    text = dockerfile(directory)
+    entrypoint = json.loads(re.findall(r"^ENTRYPOINT (.+)$", text, re.MULTILINE)[-1])
+    assert entrypoint[0] == "qrt" and entrypoint[1] in SERVICES
+    exposed = {
+        int(p) for line in re.findall(r"^EXPOSE (.+)$", text, re.MULTILINE) for p in line.split()
+    }
+    defaults = Settings()
+    wanted = {defaults.port} if entrypoint[1] == "gateway" else {defaults.ops_port}
+    assert wanted <= exposed
+    assert "QRT_HOST=0.0.0.0" in text  # reachable from other pods, not only from loopback
+
+
+def test_the_build_context_holds_what_the_images_copy():
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "*" in ignored  # everything out, then only what the images need back in
+    for needed in ("pyproject.toml", "README.md", "libs/", "services/", "programs/"):
+        assert f"!{needed}" in ignored, needed
