@@ -29,7 +29,8 @@ def schema(name: str) -> dict:
     path = SPECS / name
     if not path.is_file():
         pytest.skip(f"{path} is not in this checkout's shared specs")
-    return json.loads(path.read_text())
+    loaded: dict = json.loads(path.read_text())
+    return loaded
 
 
 def test_skaffold_yaml_is_valid_and_builds_every_service_image():

@@ -7,7 +7,9 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from qrt_executor.service import Executor
+    from qrt_scheduler.leader import LeaderElector
     from qrt_scheduler.service import Scheduler
 
 logger = logging.getLogger("qrt")
@@ -183,16 +186,48 @@ async def _serve_scheduler(settings: Settings) -> None:
     from qrt_scheduler.service import Scheduler
 
     async with backing_services(settings) as (store, bus):
+        checks: dict[str, ReadinessCheck] = {"store": store.is_ready, "bus": bus.is_ready}
+        operations = await _serve_operations(settings, checks)
         scheduler = Scheduler(settings, store, bus)
-        await scheduler.start()
-        operations = await _serve_operations(
-            settings, {"store": store.is_ready, "bus": bus.is_ready}
-        )
+        elector = _scheduler_elector(settings)
+        signalled = asyncio.create_task(_until_signalled())
+        watched: set[asyncio.Task[None]] = {signalled}
         try:
-            await _until_signalled()
+            if elector is not None:
+                acquiring = asyncio.create_task(elector.acquire())
+                watched.add(acquiring)
+                await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+                if signalled.done():
+                    return
+                watched.add(asyncio.create_task(elector.keep()))
+            await scheduler.start()
+            done, _ = await asyncio.wait(watched - {acquiring} if elector else watched,
+                                         return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+            if signalled not in done:
+                logger.error("leadership lost: exiting, so that a new replica stands by")
+                raise SystemExit(1)
         finally:
-            await operations.cleanup()
+            for task in watched:
+                task.cancel()
             await scheduler.close()
+            if elector is not None:
+                await elector.release()
+            await operations.cleanup()
+
+
+def _scheduler_elector(settings: Settings) -> LeaderElector | None:
+    """The Lease election among scheduler replicas, when QRT_LEASE_NAME names a Lease."""
+    if not settings.lease_name:
+        return None
+    from qrt_scheduler.leader import LeaderElector, LeaseTerms, current_namespace, in_cluster_api
+
+    return LeaderElector(
+        in_cluster_api(),
+        name=settings.lease_name,
+        namespace=settings.lease_namespace or current_namespace(),
+        identity=f"{socket.gethostname()}-{os.getpid()}",
+        terms=LeaseTerms.lasting(settings.lease_duration),
+    )
 
 
 async def _serve_executor(settings: Settings) -> None:

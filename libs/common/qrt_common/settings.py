@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     """Seconds without a heartbeat after which an executor counts as gone."""
     max_attempts: int = Field(3, ge=1)
     """How often a job is started before an executor loss makes it Failed."""
+    lease_name: str = ""
+    """The coordination.k8s.io Lease scheduler replicas elect their leader with (in Kubernetes);
+    empty: no election, this scheduler leads alone."""
+    lease_namespace: str = ""
+    """The Lease's namespace; empty: the pod's own."""
+    lease_duration: float = Field(15.0, ge=1)
+    """Seconds an unrenewed Lease stays with its holder before another scheduler takes over."""
     log_level: str = "INFO"
     """Level of the services' structured logs."""
 

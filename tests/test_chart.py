@@ -1,0 +1,178 @@
+"""The Helm chart, checked offline: lint, render, strict schemas, and agreement with the services."""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import helm_python
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from qrt_common.settings import Settings
+from tests.test_deployment import SPECS, deepest_errors
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART = ROOT / "charts" / "qrt"
+KUBE_VERSION = "1.30.0"
+CUSTOM_SCHEMAS = {
+    "ServiceMonitor": "servicemonitor_v1.json",
+    "PrometheusRule": "prometheusrule_v1.json",
+    "ScaledObject": "scaledobject_v1alpha1.json",
+}
+QRT_COMPONENTS = {"gateway", "scheduler", "executor", "device"}
+SETTINGS = {f"QRT_{name.upper()}" for name in Settings.model_fields}
+
+VALUES = {
+    "default": {},
+    "production": yaml.safe_load((CHART / "values-production.yaml").read_text()),
+}
+
+
+@cache
+def render(values_name: str) -> tuple[dict[str, Any], ...]:
+    with helm_python.Chart.load(str(CHART)) as chart:
+        files = chart.render(
+            values=VALUES[values_name], name="qrt", namespace="qrt", is_install=True
+        )
+    return tuple(
+        doc
+        for path, text in sorted(files.items())
+        if path.endswith(".yaml") and text.strip()
+        for doc in yaml.safe_load_all(text)
+        if doc
+    )
+
+
+def of_kind(values_name: str, kind: str) -> list[dict[str, Any]]:
+    return [doc for doc in render(values_name) if doc["kind"] == kind]
+
+
+def qrt_workloads(values_name: str) -> list[dict[str, Any]]:
+    return [
+        doc
+        for doc in of_kind(values_name, "Deployment")
+        if doc["metadata"]["labels"]["app.kubernetes.io/component"] in QRT_COMPONENTS
+    ]
+
+
+@pytest.mark.parametrize("values_name", VALUES)
+def test_the_chart_lints_clean(values_name: str):
+    report = helm_python.lint(
+        str(CHART), VALUES[values_name], strict=True, kube_version=f"v{KUBE_VERSION}"
+    )
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] > 1] == []
+
+
+@pytest.mark.parametrize("values_name", VALUES)
+def test_every_rendered_manifest_is_valid(values_name: str):
+    for doc in render(values_name):
+        where = f"{doc['kind']}/{doc['metadata']['name']}"
+        if doc["kind"] in CUSTOM_SCHEMAS:
+            schema = json.loads((SPECS / CUSTOM_SCHEMAS[doc["kind"]]).read_text())
+            validator = jsonschema.Draft7Validator(schema)
+            problems = [
+                e.message for err in validator.iter_errors(doc) for e in deepest_errors(err)
+            ]
+            assert problems == [], where
+        else:
+            kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+
+
+def test_the_production_values_use_external_services_and_keda():
+    kinds = {doc["kind"] for doc in render("production")}
+    assert "StatefulSet" not in kinds and "ScaledObject" in kinds
+    assert {d["metadata"]["name"] for d in of_kind("default", "StatefulSet")} == {
+        "qrt-rabbitmq",
+        "qrt-mongodb",
+    }
+
+
+def test_bad_values_are_refused_by_the_values_schema():
+    with helm_python.Chart.load(str(CHART)) as chart, pytest.raises(helm_python.HelmValuesError):
+        chart.render(values={"gateway": {"port": 0}}, name="qrt", namespace="qrt", is_install=True)
+    with helm_python.Chart.load(str(CHART)) as chart, pytest.raises(helm_python.HelmValuesError):
+        chart.render(
+            values={"mongodb": {"externalUrl": "postgres://x"}}, name="qrt", is_install=True
+        )
+
+
+def test_every_qrt_image_is_one_skaffold_builds():
+    skaffold = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
+    built = {artifact["image"] for artifact in skaffold["build"]["artifacts"]}
+    used = {
+        container["image"].split(":")[0]
+        for doc in qrt_workloads("default")
+        for container in doc["spec"]["template"]["spec"]["containers"]
+    }
+    assert used == built
+
+
+@pytest.mark.parametrize("values_name", VALUES)
+def test_containers_are_locked_down_and_sized(values_name: str):
+    for doc in [*qrt_workloads(values_name), *of_kind(values_name, "StatefulSet")]:
+        pod = doc["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        for container in pod["containers"]:
+            where = f"{doc['metadata']['name']}/{container['name']}"
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False, where
+            assert context["capabilities"]["drop"] == ["ALL"], where
+            assert {"requests", "limits"} <= set(container["resources"]), where
+            if doc["kind"] == "Deployment":
+                assert context["readOnlyRootFilesystem"] is True, where
+
+
+@pytest.mark.parametrize("values_name", VALUES)
+def test_ports_probes_and_environment_agree_with_the_services(values_name: str):
+    for doc in qrt_workloads(values_name):
+        for container in doc["spec"]["template"]["spec"]["containers"]:
+            where = f"{doc['metadata']['name']}/{container['name']}"
+            env = {e["name"]: e.get("value") for e in container.get("env", [])}
+            unknown = {name for name in env if name.startswith("QRT_")} - SETTINGS
+            assert unknown == set(), f"{where} sets variables no service reads: {unknown}"
+            ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+            for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+                target = container[probe]["httpGet"]
+                assert target["port"] in ports, where
+                assert target["path"] in ("/healthz", "/readyz"), where
+            if container["name"] == "gateway":
+                assert int(env["QRT_PORT"]) == ports["http"]
+            else:
+                assert int(env["QRT_OPS_PORT"]) == ports["ops"]
+    services = {d["metadata"]["name"]: d for d in of_kind(values_name, "Service")}
+    for doc in qrt_workloads(values_name):
+        service = services[doc["metadata"]["name"]]
+        named = {
+            p["name"] for c in doc["spec"]["template"]["spec"]["containers"] for p in c["ports"]
+        }
+        assert {p["targetPort"] for p in service["spec"]["ports"]} <= named
+
+
+def test_the_rules_and_dashboards_shipped_are_the_tested_ones():
+    rule = of_kind("default", "PrometheusRule")[0]
+    assert rule["spec"] == yaml.safe_load((CHART / "files" / "alerts.yaml").read_text())
+    shipped = {
+        name: text
+        for doc in of_kind("default", "ConfigMap")
+        if "grafana_dashboard" in doc["metadata"]["labels"]
+        for name, text in doc["data"].items()
+    }
+    generated = {p.name: p.read_text() for p in (CHART / "files" / "dashboards").glob("*.json")}
+    assert shipped == generated and len(shipped) >= 4
+
+
+def test_program_pods_and_executors_cannot_reach_the_internet():
+    policies = {d["metadata"]["name"]: d["spec"] for d in of_kind("default", "NetworkPolicy")}
+    assert policies["qrt-program"]["egress"] == [] and policies["qrt-program"]["ingress"] == []
+    for rule in policies["qrt-executor"]["egress"]:
+        ports = {p["port"] for p in rule["ports"]}
+        # Every egress rule of an executor names its peers, except DNS and the Kubernetes API.
+        assert "to" in rule or ports <= {443, 6443}, rule
+    assert all(re.fullmatch(r"qrt-[a-z0-9-]+", name) for name in policies)
