@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import configparser
 import json
 import shutil
 import time
@@ -26,14 +27,15 @@ FINAL = {"Completed", "Failed", "Cancelled", "Cancelled - Ran too long"}
 def merge_programs(target: Path) -> Path:
     """A programs directory holding the bundled programs and the test programs."""
     target.mkdir(parents=True, exist_ok=True)
-    lines = ["[programs]"]
+    merged = configparser.ConfigParser(delimiters=("=",), interpolation=None)
+    merged.optionxform = str  # type: ignore[assignment,method-assign]
     for source in (BUNDLED_PROGRAMS, TEST_PROGRAMS):
         for package in source.iterdir():
-            if package.is_dir() and (package / "__init__.py").exists():
+            if (package / "__init__.py").exists() or (package / "planqk.json").exists():
                 shutil.copytree(package, target / package.name, dirs_exist_ok=True)
-        body = (source / "programs.ini").read_text().split("[programs]", 1)[1]
-        lines += [line for line in body.splitlines() if "=" in line and not line.startswith("#")]
-    (target / "programs.ini").write_text("\n".join(lines) + "\n")
+        merged.read(source / "programs.ini")
+    with (target / "programs.ini").open("w") as ini:
+        merged.write(ini)
     return target
 
 

@@ -8,11 +8,27 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .programs import InvalidProgram, Program, load_program
+from .programs import (
+    InvalidProgram,
+    Program,
+    load_planqk_project,
+    load_program,
+    planqk_metadata_path,
+)
 
 logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "programs.ini"
+QISKIT_SECTION = "programs"
+"""`program-id=dotted.module`: Qiskit Runtime programs."""
+PLANQK_SECTION = "planqk"
+"""`program-id=project/directory`: PlanQK projects (Python templates and one-shot programs)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    location: str
+    planqk: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +46,8 @@ def _stamp(path: Path) -> _Stamp | None:
 
 
 class ProgramRegistry:
-    """Programs listed in `<programs_dir>/programs.ini` as `program-id=dotted.module`.
+    """Programs listed in `<programs_dir>/programs.ini`: `program-id=dotted.module` in section
+    `[programs]`, `program-id=project-directory` in section `[planqk]`.
 
     Every lookup checks the files' modification stamps (a few `stat` calls), so a program
     added, changed or removed on disk is seen on the next request without a restart.
@@ -40,8 +57,8 @@ class ProgramRegistry:
         self.programs_dir = programs_dir.resolve()
         self.config_path = self.programs_dir / CONFIG_NAME
         self._config_stamp: _Stamp | None = None
-        self._modules: dict[str, str] = {}
-        self._cache: dict[str, tuple[_Stamp | None, Program | None]] = {}
+        self._entries: dict[str, _Entry] = {}
+        self._cache: dict[str, tuple[_Stamp | None, _Entry, Program | None]] = {}
 
     def _refresh_config(self) -> None:
         stamp = _stamp(self.config_path)
@@ -54,43 +71,58 @@ class ProgramRegistry:
             parser.read_string(self.config_path.read_text(encoding="utf-8"), str(self.config_path))
         except FileNotFoundError:
             logger.warning("no program registry", extra={"path": str(self.config_path)})
-            self._modules = {}
+            self._entries = {}
             return
         except (OSError, configparser.Error) as exc:
             logger.error("unreadable program registry: %s", exc)
-            self._modules = {}
+            self._entries = {}
             return
-        self._modules = dict(parser["programs"]) if parser.has_section("programs") else {}
+        entries: dict[str, _Entry] = {}
+        for section, planqk in ((QISKIT_SECTION, False), (PLANQK_SECTION, True)):
+            if parser.has_section(section):
+                for program_id, location in parser[section].items():
+                    if program_id in entries:
+                        logger.error("program %s is registered twice; the first wins", program_id)
+                    else:
+                        entries[program_id] = _Entry(location, planqk)
+        self._entries = entries
 
-    def _program(self, program_id: str, module: str) -> Program | None:
-        meta_path = self.programs_dir.joinpath(*module.split(".")).with_suffix(".json")
+    def _program(self, program_id: str, entry: _Entry) -> Program | None:
+        location = entry.location
+        if entry.planqk:
+            meta_path = planqk_metadata_path(location, self.programs_dir)
+        else:
+            meta_path = self.programs_dir.joinpath(*location.split(".")).with_suffix(".json")
         stamp = _stamp(meta_path)
         cached = self._cache.get(program_id)
-        if cached is not None and cached[0] == stamp and stamp is not None:
-            program = cached[1]
-            if program is None or program.module == module:
-                return program
+        if cached is not None and cached[:2] == (stamp, entry) and stamp is not None:
+            return cached[2]
+        load = load_planqk_project if entry.planqk else load_program
         try:
-            program = load_program(program_id, module, self.programs_dir)
+            program = load(program_id, location, self.programs_dir)
         except InvalidProgram as exc:
             logger.error("program %s skipped: %s", program_id, exc)
             program = None
-        self._cache[program_id] = (stamp, program)
+        self._cache[program_id] = (stamp, entry, program)
         return program
 
     def get(self, program_id: str) -> Program | None:
         """The program registered under `program_id`, or None."""
         self._refresh_config()
-        module = self._modules.get(program_id)
-        return None if module is None else self._program(program_id, module)
+        entry = self._entries.get(program_id)
+        return None if entry is None else self._program(program_id, entry)
 
     def all(self) -> list[Program]:
         """Every usable program, in the order `programs.ini` lists them."""
         self._refresh_config()
-        programs = (self._program(pid, module) for pid, module in self._modules.items())
+        programs = (self._program(pid, entry) for pid, entry in self._entries.items())
         return [p for p in programs if p is not None]
 
     @property
     def search_path(self) -> str:
         """What a job process puts on `sys.path` to import program modules."""
         return os.fspath(self.programs_dir)
+
+    def project_dir(self, program: Program) -> str:
+        """The directory of a PlanQK project (what its job process runs in)."""
+        return os.fspath(self.programs_dir.joinpath(*program.module.split("/")))
