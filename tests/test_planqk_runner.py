@@ -7,12 +7,10 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from qrt_common.jobs import JobStatus
 from qrt_common.messages import EventKind, JobEvent
@@ -22,21 +20,13 @@ from qrt_executor.oneshot import NO_RESULT, BubblewrapRunner, OneShotInput, run_
 from qrt_executor.pool import WarmPool
 from qrt_executor.runner import JobOutput, Outcome, run_job
 from tests.conftest import TEST_PROGRAMS
-from tests.test_runner import Run
+from tests.test_runner import Run, stop_when_written
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 TEMPLATE_DIR = TEST_PROGRAMS / "planqk_modes"
 ONE_SHOT_DIR = TEST_PROGRAMS / "oneshot_modes"
 ONE_SHOT_COMMAND = ("python3", "main.py")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def pool() -> AsyncIterator[WarmPool]:
-    warm = WarmPool(size=1)
-    await warm.start()
-    yield warm
-    await warm.close()
 
 
 def collector() -> tuple[list[JobEvent], JobOutput]:
@@ -156,14 +146,7 @@ async def test_template_interim_markers(pool, tmp_path):
 
 async def test_template_cancel_kills_the_running_process(pool, tmp_path):
     pidfile = tmp_path / "pid"
-    stop: asyncio.Future[JobStatus] = asyncio.get_running_loop().create_future()
-
-    async def stop_once_running() -> None:
-        while not pidfile.exists() or not pidfile.read_text():
-            await asyncio.sleep(0.02)
-        stop.set_result(JobStatus.CANCELLED)
-
-    stopper = asyncio.create_task(stop_once_running())
+    stop, stopper = stop_when_written(pidfile)
     run = await template(pool, {"respond": "sleep", "pidfile": str(pidfile)}, stop=stop,
                          workdir=tmp_path)  # fmt: skip
     await stopper

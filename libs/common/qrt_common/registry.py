@@ -19,16 +19,6 @@ from .programs import (
 logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "programs.ini"
-QISKIT_SECTION = "programs"
-"""`program-id=dotted.module`: Qiskit Runtime programs."""
-PLANQK_SECTION = "planqk"
-"""`program-id=project/directory`: PlanQK projects (Python templates and one-shot programs)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    location: str
-    planqk: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +36,9 @@ def _stamp(path: Path) -> _Stamp | None:
 
 
 class ProgramRegistry:
-    """Programs listed in `<programs_dir>/programs.ini`: `program-id=dotted.module` in section
-    `[programs]`, `program-id=project-directory` in section `[planqk]`.
+    """Programs listed in `<programs_dir>/programs.ini` as `program-id=dotted.module` (a Qiskit
+    Runtime program) or `program-id=project/directory` (a PlanQK project: it holds a
+    `planqk.json`).
 
     Every lookup checks the files' modification stamps (a few `stat` calls), so a program
     added, changed or removed on disk is seen on the next request without a restart.
@@ -57,8 +48,8 @@ class ProgramRegistry:
         self.programs_dir = programs_dir.resolve()
         self.config_path = self.programs_dir / CONFIG_NAME
         self._config_stamp: _Stamp | None = None
-        self._entries: dict[str, _Entry] = {}
-        self._cache: dict[str, tuple[_Stamp | None, _Entry, Program | None]] = {}
+        self._modules: dict[str, str] = {}
+        self._cache: dict[str, tuple[_Stamp | None, str, Program | None]] = {}
 
     def _refresh_config(self) -> None:
         stamp = _stamp(self.config_path)
@@ -71,51 +62,47 @@ class ProgramRegistry:
             parser.read_string(self.config_path.read_text(encoding="utf-8"), str(self.config_path))
         except FileNotFoundError:
             logger.warning("no program registry", extra={"path": str(self.config_path)})
-            self._entries = {}
+            self._modules = {}
             return
         except (OSError, configparser.Error) as exc:
             logger.error("unreadable program registry: %s", exc)
-            self._entries = {}
+            self._modules = {}
             return
-        entries: dict[str, _Entry] = {}
-        for section, planqk in ((QISKIT_SECTION, False), (PLANQK_SECTION, True)):
-            if parser.has_section(section):
-                for program_id, location in parser[section].items():
-                    if program_id in entries:
-                        logger.error("program %s is registered twice; the first wins", program_id)
-                    else:
-                        entries[program_id] = _Entry(location, planqk)
-        self._entries = entries
+        self._modules = dict(parser["programs"]) if parser.has_section("programs") else {}
 
-    def _program(self, program_id: str, entry: _Entry) -> Program | None:
-        location = entry.location
-        if entry.planqk:
-            meta_path = planqk_metadata_path(location, self.programs_dir)
-        else:
+    def _program(self, program_id: str, location: str) -> Program | None:
+        planqk_meta = planqk_metadata_path(location, self.programs_dir)
+        stamp = _stamp(planqk_meta)
+        planqk = stamp is not None
+        if not planqk:
             meta_path = self.programs_dir.joinpath(*location.split(".")).with_suffix(".json")
-        stamp = _stamp(meta_path)
+            stamp = _stamp(meta_path)
         cached = self._cache.get(program_id)
-        if cached is not None and cached[:2] == (stamp, entry) and stamp is not None:
+        if cached is not None and cached[:2] == (stamp, location) and stamp is not None:
             return cached[2]
-        load = load_planqk_project if entry.planqk else load_program
         try:
-            program = load(program_id, location, self.programs_dir)
+            if planqk:
+                program = load_planqk_project(program_id, location, self.programs_dir)
+            elif planqk_meta.parent.is_dir():
+                raise InvalidProgram(f"{planqk_meta} does not exist (a PlanQK project needs it)")
+            else:
+                program = load_program(program_id, location, self.programs_dir)
         except InvalidProgram as exc:
             logger.error("program %s skipped: %s", program_id, exc)
             program = None
-        self._cache[program_id] = (stamp, entry, program)
+        self._cache[program_id] = (stamp, location, program)
         return program
 
     def get(self, program_id: str) -> Program | None:
         """The program registered under `program_id`, or None."""
         self._refresh_config()
-        entry = self._entries.get(program_id)
-        return None if entry is None else self._program(program_id, entry)
+        location = self._modules.get(program_id)
+        return None if location is None else self._program(program_id, location)
 
     def all(self) -> list[Program]:
         """Every usable program, in the order `programs.ini` lists them."""
         self._refresh_config()
-        programs = (self._program(pid, entry) for pid, entry in self._entries.items())
+        programs = (self._program(pid, location) for pid, location in self._modules.items())
         return [p for p in programs if p is not None]
 
     @property
