@@ -220,6 +220,8 @@ class BubblewrapRunner(OneShotRunner):
         for path in self._hidden:
             if path.is_dir():
                 args += ["--tmpfs", os.fspath(path)]
+        # The project may live under a directory the sandbox gets empty (/tmp): bind it back.
+        args += ["--ro-bind", project_dir, project_dir]
         environment = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "HOME": "/tmp",
