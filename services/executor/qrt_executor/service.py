@@ -29,7 +29,7 @@ from qrt_common.messages import (
     encode,
     executor_queue,
 )
-from qrt_common.programs import ProgramKind, planqk_input_parts
+from qrt_common.programs import Program, ProgramKind, planqk_input_parts
 from qrt_common.registry import ProgramRegistry
 from qrt_common.settings import Settings
 
@@ -198,20 +198,7 @@ class Executor:
                 JobStatus.FAILED, f"program {assignment.program_id!r} is no longer registered"
             )
         if program.kind is ProgramKind.ONE_SHOT:
-            self._started(assignment, output)
-            data, params = planqk_input_parts(assignment.params)
-            inputs = OneShotInput(
-                assignment.job_id, assignment.backend, json.dumps(data), json.dumps(params)
-            )
-            return await run_one_shot(
-                self.one_shot,
-                program.command,
-                self._registry.project_dir(program),
-                inputs,
-                output,
-                time_limit=assignment.max_execution_time,
-                stop=stop,
-            )
+            return await self._one_shot(assignment, program, output, stop)
         proc = await self.pool.acquire()
         self._started(assignment, output)
         workdir = await asyncio.to_thread(tempfile.mkdtemp, prefix="qrt-job-")
@@ -241,6 +228,28 @@ class Executor:
                 proc.kill()
             proc.close()
             await asyncio.to_thread(shutil.rmtree, workdir, True)
+
+    async def _one_shot(
+        self,
+        assignment: Assignment,
+        program: Program,
+        output: JobOutput,
+        stop: asyncio.Future[JobStatus],
+    ) -> Outcome:
+        self._started(assignment, output)
+        data, params = planqk_input_parts(assignment.params)
+        inputs = OneShotInput(
+            assignment.job_id, assignment.backend, json.dumps(data), json.dumps(params)
+        )
+        return await run_one_shot(
+            self.one_shot,
+            program.command,
+            self._registry.project_dir(program),
+            inputs,
+            output,
+            time_limit=assignment.max_execution_time,
+            stop=stop,
+        )
 
     def _started(self, assignment: Assignment, output: JobOutput) -> None:
         output.event(EventKind.RUNNING)
