@@ -18,6 +18,7 @@ import pytest_asyncio
 
 from qrt_common.cli import Platform
 from qrt_common.settings import Settings
+from qrt_executor.pool import WarmPool
 from tests.mesh import RABBITMQ_URL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +33,7 @@ def merge_programs(target: Path) -> Path:
     lines = ["[programs]"]
     for source in (BUNDLED_PROGRAMS, TEST_PROGRAMS):
         for package in source.iterdir():
-            if package.is_dir() and (package / "__init__.py").exists():
+            if (package / "__init__.py").exists() or (package / "planqk.json").exists():
                 shutil.copytree(package, target / package.name, dirs_exist_ok=True)
         body = (source / "programs.ini").read_text().split("[programs]", 1)[1]
         lines += [line for line in body.splitlines() if "=" in line and not line.startswith("#")]
@@ -86,6 +87,15 @@ async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pl
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def pool() -> AsyncIterator[WarmPool]:
+    """A warm pool of one job process, with its own zygote."""
+    warm = WarmPool(size=1)
+    await warm.start()
+    yield warm
+    await warm.close()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def http(platform: Platform) -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(base_url=platform.url) as session:
         yield session
@@ -106,15 +116,22 @@ async def wait_for(
     timeout: float = 30,
 ) -> dict[str, Any]:
     """Poll the job until its status is one of `statuses`; returns the job."""
+    return await poll_status(http, f"/jobs/{job_id}", statuses, timeout)
+
+
+async def poll_status(
+    http: aiohttp.ClientSession, path: str, statuses: Iterable[str], timeout: float
+) -> dict[str, Any]:
+    """Poll `path` until the `status` it shows is one of `statuses`; returns what it showed."""
     wanted = set(statuses)
     deadline = time.monotonic() + timeout
     while True:
-        async with http.get(f"/jobs/{job_id}") as response:
-            job: dict[str, Any] = await response.json()
-        if job["status"] in wanted:
-            return job
+        async with http.get(path) as response:
+            shown: dict[str, Any] = await response.json()
+        if shown["status"] in wanted:
+            return shown
         if time.monotonic() > deadline:
-            raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s")
+            raise AssertionError(f"{path} still {shown['status']} after {timeout} s")
         await asyncio.sleep(0.02)
 
 

@@ -6,13 +6,11 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import pytest_asyncio
 from qiskit import QuantumCircuit
 from qiskit_ibm_runtime import RuntimeDecoder, RuntimeEncoder
 
@@ -23,14 +21,6 @@ from qrt_executor.runner import JobOutput, Outcome, run_job
 from tests.conftest import write_program
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def pool() -> AsyncIterator[WarmPool]:
-    warm = WarmPool(size=1)
-    await warm.start()
-    yield warm
-    await warm.close()
 
 
 class Run:
@@ -154,16 +144,24 @@ async def test_running_past_the_limit_is_cancelled_ran_too_long(pool, programs_d
     assert [e.data for e in result.of(EventKind.INTERIM)] == ['"started"']
 
 
-async def test_stop_kills_the_program_and_what_it_started(pool, programs_dir, tmp_path):
-    pidfile = tmp_path / "grandchild.pid"
+def stop_when_written(path: Path) -> tuple[asyncio.Future[JobStatus], asyncio.Task[None]]:
+    """A stop request made as soon as the program has written `path`, and its watcher."""
     stop: asyncio.Future[JobStatus] = asyncio.get_running_loop().create_future()
 
-    async def stop_when_spawned() -> None:
-        while not pidfile.exists() or not pidfile.read_text():
+    def written() -> bool:
+        return path.exists() and bool(path.read_text())
+
+    async def watch() -> None:
+        while not await asyncio.to_thread(written):
             await asyncio.sleep(0.02)
         stop.set_result(JobStatus.CANCELLED)
 
-    stopper = asyncio.create_task(stop_when_spawned())
+    return stop, asyncio.create_task(watch())
+
+
+async def test_stop_kills_the_program_and_what_it_started(pool, programs_dir, tmp_path):
+    pidfile = tmp_path / "grandchild.pid"
+    stop, stopper = stop_when_written(pidfile)
     result = await run(pool, programs_dir, "spawner", {"pidfile": str(pidfile)}, stop=stop)
     await stopper
     assert result.outcome == Outcome(JobStatus.CANCELLED, "cancelled on request")

@@ -1,13 +1,42 @@
-"""Programs: the metadata a program ships in `<name>.json`, read the way Qiskit Runtime wrote it."""
+"""Programs: the kinds qrt runs and the metadata each ships, read the way its platform wrote it.
+
+A Qiskit Runtime program is a module with `main(backend, user_messenger, **kwargs)` and a
+`<module>.json` beside it. A PlanQK project is a directory with a `planqk.json`: a Python
+template (`src/program.py` with `run(data, params)`) or, when `planqk.json` names a `command`,
+a one-shot program that reads `/var/input/data.json` and `/var/input/params.json`.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 DEFAULT_MAX_EXECUTION_TIME = 300
+PLANQK_METADATA = "planqk.json"
+TEMPLATE_ENTRY_POINT = ("src", "program.py")
+"""Where a PlanQK Python template keeps its `run(data, params)`, inside the project."""
+
+_PROJECT_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*")
+
+
+class ProgramKind(StrEnum):
+    """How a program is called, and so how its job runs."""
+
+    QISKIT_RUNTIME = "qiskit-runtime"
+    """`main(backend, user_messenger, **kwargs)` in a warm job process."""
+    PYTHON_TEMPLATE = "python-template"
+    """PlanQK's `run(data, params)` in a warm job process."""
+    ONE_SHOT = "one-shot"
+    """A command in a sandbox, reading its input from `/var/input`, its result printed."""
+
+    @property
+    def is_planqk(self) -> bool:
+        """True for the kinds whose input is PlanQK's `{"data", "params"}`."""
+        return self is not ProgramKind.QISKIT_RUNTIME
 
 
 class InvalidProgram(Exception):
@@ -21,7 +50,8 @@ class Program:
     id: str
     name: str
     module: str
-    """Dotted module path, relative to the programs directory, holding `main()`."""
+    """Dotted module path, relative to the programs directory, holding `main()`; for a PlanQK
+    project, the project's directory relative to the programs directory."""
     description: str = ""
     version: str = "1.0"
     max_execution_time: int = DEFAULT_MAX_EXECUTION_TIME
@@ -30,6 +60,9 @@ class Program:
     return_values: list[dict[str, Any]] | None = None
     interim_results: list[dict[str, Any]] | None = None
     is_public: bool = True
+    kind: ProgramKind = ProgramKind.QISKIT_RUNTIME
+    command: tuple[str, ...] = ()
+    """A one-shot program's command line, run in the project's directory."""
 
     def required_parameters(self) -> list[str]:
         """Names of the parameters the metadata marks as required."""
@@ -42,6 +75,17 @@ class Program:
                 kind = p.get("type")
                 return kind if isinstance(kind, str) else None
         return None
+
+
+def planqk_input(data: Any, params: Any) -> str:
+    """A PlanQK execution's input as a job keeps it: the program's two keyword arguments."""
+    return json.dumps({"data": data, "params": params})
+
+
+def planqk_input_parts(text: str) -> tuple[Any, Any]:
+    """The `data` and `params` of a PlanQK job's input (see `planqk_input`), `{}` if absent."""
+    values = json.loads(text) if text else {}
+    return values.get("data") or {}, values.get("params") or {}
 
 
 def _pick(meta: dict[str, Any], snake: str, camel: str, default: Any = None) -> Any:
@@ -59,7 +103,13 @@ def _list_of_dicts(value: Any, key: str) -> list[dict[str, Any]] | None:
     return value
 
 
-def program_from_metadata(program_id: str, module: str, meta: dict[str, Any]) -> Program:
+def program_from_metadata(
+    program_id: str,
+    module: str,
+    meta: dict[str, Any],
+    kind: ProgramKind = ProgramKind.QISKIT_RUNTIME,
+    command: tuple[str, ...] = (),
+) -> Program:
     """Build a Program from a metadata document, accepting snake_case and camelCase keys."""
     if not isinstance(meta, dict):
         raise InvalidProgram("metadata must be a JSON object")
@@ -83,7 +133,18 @@ def program_from_metadata(program_id: str, module: str, meta: dict[str, Any]) ->
             _pick(meta, "interim_results", "interimResults"), "interim_results"
         ),
         is_public=bool(_pick(meta, "is_public", "isPublic", True)),
+        kind=kind,
+        command=command,
     )
+
+
+def _read_metadata(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidProgram(f"{path} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise InvalidProgram(f"{path}: {exc}") from exc
 
 
 def load_program(program_id: str, module: str, programs_dir: Path) -> Program:
@@ -95,10 +156,44 @@ def load_program(program_id: str, module: str, programs_dir: Path) -> Program:
     source_path = meta_path.with_suffix(".py")
     if not source_path.is_file():
         raise InvalidProgram(f"{source_path} does not exist")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InvalidProgram(f"{meta_path} does not exist") from None
-    except (OSError, ValueError) as exc:
-        raise InvalidProgram(f"{meta_path}: {exc}") from exc
-    return program_from_metadata(program_id, module, meta)
+    return program_from_metadata(program_id, module, _read_metadata(meta_path))
+
+
+def planqk_metadata_path(project: str, programs_dir: Path) -> Path:
+    """Where the PlanQK project in directory `project` keeps its `planqk.json`."""
+    return programs_dir.joinpath(*project.split("/"), PLANQK_METADATA)
+
+
+def load_planqk_project(program_id: str, project: str, programs_dir: Path) -> Program:
+    """Read a PlanQK project: its `planqk.json`, and from it or its files, its kind.
+
+    `planqk.json` keeps PlanQK's own keys (`name`, `description`, `runtime`) and takes the
+    Qiskit Runtime metadata keys (`max_execution_time`, `parameters`, ...) as well, plus
+    `command`: the argument list that makes the project a one-shot program.
+    """
+    if not _PROJECT_PATH.fullmatch(project) or ".." in project.split("/"):
+        raise InvalidProgram(f"{project!r} is not a project directory relative to {programs_dir}")
+    meta_path = planqk_metadata_path(project, programs_dir)
+    meta = _read_metadata(meta_path)
+    if not isinstance(meta, dict):
+        raise InvalidProgram(f"{meta_path}: metadata must be a JSON object")
+    command = meta.get("command")
+    if command is not None:
+        if not (
+            isinstance(command, list)
+            and command
+            and all(isinstance(part, str) and part for part in command)
+        ):
+            raise InvalidProgram(f"{meta_path}: 'command' must be a non-empty list of strings")
+        return program_from_metadata(
+            program_id, project, meta, ProgramKind.ONE_SHOT, tuple(command)
+        )
+    if meta.get("runtime") == "DOCKER":
+        raise InvalidProgram(
+            f"{meta_path}: a DOCKER project runs on qrt as a one-shot program; "
+            'add the command its container runs, e.g. "command": ["python3", "main.py"]'
+        )
+    entry_point = meta_path.parent.joinpath(*TEMPLATE_ENTRY_POINT)
+    if not entry_point.is_file():
+        raise InvalidProgram(f"{entry_point} does not exist (a Python template needs it)")
+    return program_from_metadata(program_id, project, meta, ProgramKind.PYTHON_TEMPLATE)

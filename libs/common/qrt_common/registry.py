@@ -8,7 +8,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .programs import InvalidProgram, Program, load_program
+from .programs import (
+    InvalidProgram,
+    Program,
+    load_planqk_project,
+    load_program,
+    planqk_metadata_path,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +36,9 @@ def _stamp(path: Path) -> _Stamp | None:
 
 
 class ProgramRegistry:
-    """Programs listed in `<programs_dir>/programs.ini` as `program-id=dotted.module`.
+    """Programs listed in `<programs_dir>/programs.ini` as `program-id=dotted.module` (a Qiskit
+    Runtime program) or `program-id=project/directory` (a PlanQK project: it holds a
+    `planqk.json`).
 
     Every lookup checks the files' modification stamps (a few `stat` calls), so a program
     added, changed or removed on disk is seen on the next request without a restart.
@@ -41,7 +49,7 @@ class ProgramRegistry:
         self.config_path = self.programs_dir / CONFIG_NAME
         self._config_stamp: _Stamp | None = None
         self._modules: dict[str, str] = {}
-        self._cache: dict[str, tuple[_Stamp | None, Program | None]] = {}
+        self._cache: dict[str, tuple[_Stamp | None, str, Program | None]] = {}
 
     def _refresh_config(self) -> None:
         stamp = _stamp(self.config_path)
@@ -62,35 +70,46 @@ class ProgramRegistry:
             return
         self._modules = dict(parser["programs"]) if parser.has_section("programs") else {}
 
-    def _program(self, program_id: str, module: str) -> Program | None:
-        meta_path = self.programs_dir.joinpath(*module.split(".")).with_suffix(".json")
-        stamp = _stamp(meta_path)
+    def _program(self, program_id: str, location: str) -> Program | None:
+        planqk_meta = planqk_metadata_path(location, self.programs_dir)
+        stamp = _stamp(planqk_meta)
+        planqk = stamp is not None
+        if not planqk:
+            meta_path = self.programs_dir.joinpath(*location.split(".")).with_suffix(".json")
+            stamp = _stamp(meta_path)
         cached = self._cache.get(program_id)
-        if cached is not None and cached[0] == stamp and stamp is not None:
-            program = cached[1]
-            if program is None or program.module == module:
-                return program
+        if cached is not None and cached[:2] == (stamp, location) and stamp is not None:
+            return cached[2]
         try:
-            program = load_program(program_id, module, self.programs_dir)
+            if planqk:
+                program = load_planqk_project(program_id, location, self.programs_dir)
+            elif planqk_meta.parent.is_dir():
+                raise InvalidProgram(f"{planqk_meta} does not exist (a PlanQK project needs it)")
+            else:
+                program = load_program(program_id, location, self.programs_dir)
         except InvalidProgram as exc:
             logger.error("program %s skipped: %s", program_id, exc)
             program = None
-        self._cache[program_id] = (stamp, program)
+        self._cache[program_id] = (stamp, location, program)
         return program
 
     def get(self, program_id: str) -> Program | None:
         """The program registered under `program_id`, or None."""
         self._refresh_config()
-        module = self._modules.get(program_id)
-        return None if module is None else self._program(program_id, module)
+        location = self._modules.get(program_id)
+        return None if location is None else self._program(program_id, location)
 
     def all(self) -> list[Program]:
         """Every usable program, in the order `programs.ini` lists them."""
         self._refresh_config()
-        programs = (self._program(pid, module) for pid, module in self._modules.items())
+        programs = (self._program(pid, location) for pid, location in self._modules.items())
         return [p for p in programs if p is not None]
 
     @property
     def search_path(self) -> str:
         """What a job process puts on `sys.path` to import program modules."""
         return os.fspath(self.programs_dir)
+
+    def project_dir(self, program: Program) -> str:
+        """The directory of a PlanQK project (what its job process runs in)."""
+        return os.fspath(self.programs_dir.joinpath(*program.module.split("/")))

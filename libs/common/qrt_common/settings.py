@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     """Job processes kept forked and waiting, so a job starts without a fork on its path."""
     max_request_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     """Largest request body the gateway accepts (413 beyond it)."""
+    max_service_input_bytes: int = Field(1024 * 1024, ge=1)
+    """Largest PlanQK Service API request body (413 beyond), PlanQK's cap on input by value."""
     max_log_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     """Largest log kept per job attempt; the rest is dropped with a note in the log."""
     heartbeat_interval: float = Field(2.0, gt=0)

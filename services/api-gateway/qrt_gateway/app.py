@@ -13,11 +13,23 @@ from aiohttp import web
 from qrt_common.messages import UPDATES_TOPIC
 from qrt_common.metrics import HTTP_LATENCY, HTTP_REQUESTS, healthz, metrics_endpoint, readiness
 
-from . import jobs, programs, websockets
+from . import jobs, programs, services, websockets
 from .context import GATEWAY, Gateway, gateway
 from .errors import Handler, json_errors
 from .openapi import Query, Route, docs_page, openapi_document
-from .schemas import BackendList, JobCreated, JobList, JobOut, JobRequest, ProgramList, ProgramOut
+from .schemas import (
+    BackendList,
+    ExecutionOut,
+    JobCreated,
+    JobList,
+    JobOut,
+    JobRequest,
+    ProgramList,
+    ProgramOut,
+    ServiceHealth,
+    ServiceLog,
+    ServiceRequest,
+)
 
 try:
     VERSION = version("qrt")
@@ -41,6 +53,8 @@ _JOB_FILTERS = (
 )
 
 _STRING = {"type": "string"}
+_SERVICE = "/services/{program_id}"
+_EXECUTION = f"{_SERVICE}/{{execution_id}}"
 _WEBSOCKET = {"101": {"description": "Switching to the websocket protocol"}}
 _PROMETHEUS_TEXT = {
     "200": {
@@ -103,6 +117,31 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/stream/jobs/{job_id}/logs", websockets.stream_logs,
           "Websocket: the job's log as it is written", "streams", errors=(404,),
           status=101, extra={"responses": _WEBSOCKET}),
+    Route("GET", f"{_SERVICE}/", services.health, "The service is up (PlanQK Service API)",
+          "services", response=ServiceHealth, errors=(404,),
+          description="Generation 1's health check. Generation 2 lists executions here; "
+          "list them with GET /jobs?program={program_id}."),
+    Route("POST", f"{_SERVICE}/", services.start_execution, "Start a service execution",
+          "services", response=ExecutionOut, body=ServiceRequest, status=201,
+          errors=(400, 404, 413, 503),
+          description="The Location header names the new execution. Input over "
+          "QRT_MAX_SERVICE_INPUT_BYTES (1 MB) is refused with 413."),
+    Route("GET", f"{_EXECUTION}", services.get_execution, "A service execution", "services",
+          response=ExecutionOut, errors=(404,)),
+    Route("GET", f"{_EXECUTION}/result", services.get_result,
+          "An ended execution's result, or its error {code, detail}", "services",
+          response_schema={}, errors=(404, 409),
+          description="SUCCEEDED: the program's result (a ResultResponse gives "
+          "{result, metadata}); FAILED: {code, detail}; 409 before the execution ended."),
+    Route("GET", f"{_EXECUTION}/interim-results", services.get_interim_results,
+          "An execution's interim results", "services", response_schema={},
+          errors=(400, 404), query=(Query("last", "true: only the latest (null if none).",
+                                          "boolean"),)),
+    Route("GET", f"{_EXECUTION}/log", services.get_log, "An execution's log, line by line",
+          "services", response=ServiceLog, errors=(404,)),
+    Route("PUT", f"{_EXECUTION}/cancel", services.cancel_execution,
+          "Cancel a pending or running execution", "services", response=ExecutionOut,
+          errors=(404, 409)),
     Route("GET", "/healthz", healthz, "The gateway is alive", "health"),
     Route("GET", "/readyz", readyz, "The gateway's store and bus answer", "health",
           errors=(503,)),
@@ -119,6 +158,9 @@ def create_app(context: Gateway) -> web.Application:
     app[GATEWAY] = context
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
+        if route.path.endswith("/") and len(route.path) > 1:
+            # PlanQK clients use the service's base URL with and without the slash.
+            app.router.add_route(route.method, route.path.rstrip("/"), route.handler)
     document = json.dumps(openapi_document(ROUTES, title="qrt", version=VERSION))
 
     async def openapi(request: web.Request) -> web.Response:

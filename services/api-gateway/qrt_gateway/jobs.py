@@ -12,10 +12,10 @@ from pydantic import ValidationError
 from qrt_common.backends import DEFAULT_BACKEND
 from qrt_common.jobs import Job, JobStatus, new_job_id
 from qrt_common.messages import CANCEL_QUEUE, SUBMITTED_QUEUE, CancelJob, JobSubmitted, encode
-from qrt_common.programs import Program
+from qrt_common.programs import Program, planqk_input
 from qrt_common.store import JobQuery
 
-from .context import gateway
+from .context import Gateway, gateway
 from .errors import ApiError, from_validation_error
 from .schemas import JobCreated, JobList, JobOut, JobRequest, dump
 
@@ -43,7 +43,11 @@ def json_response(text: str, status: int = 200) -> web.Response:
 
 async def read_json(request: web.Request) -> Any:
     """The request body as JSON, or a 400 that says why it is not."""
-    raw = await request.read()
+    return parse_json(await request.read())
+
+
+def parse_json(raw: bytes) -> Any:
+    """A request body as JSON, or a 400 that says why it is not."""
     if not raw:
         raise ApiError(400, "request body is empty; send a JSON object")
     try:
@@ -92,12 +96,37 @@ def program_params(raw: Any, program: Program) -> str:
         text, values = json.dumps(raw), raw
     else:
         raise ApiError(400, "params must be a JSON object or a list of one JSON string", "params")
+    if program.kind.is_planqk:
+        return planqk_params(values)
     for name in program.required_parameters():
         if name not in values:
             raise ApiError(400, f"missing required parameter '{name}'", f"params.{name}")
     for name, value in values.items():
         _check_type(program, name, value)
     return text
+
+
+def planqk_params(values: dict[str, Any]) -> str:
+    """The input of a PlanQK program, given as its keyword arguments `data` and `params`."""
+    for name, value in values.items():
+        if name not in ("data", "params"):
+            raise ApiError(
+                400, f"a PlanQK program takes 'data' and 'params', not '{name}'", f"params.{name}"
+            )
+        if value is not None and not isinstance(value, dict):
+            raise ApiError(400, f"'{name}' must be a JSON object", f"params.{name}")
+    return planqk_input(values.get("data") or {}, values.get("params") or {})
+
+
+async def enqueue(gw: Gateway, job: Job) -> None:
+    """Store `job` and announce it to the scheduler; a 503 (and no job) if it cannot be."""
+    await gw.store.add_job(job)
+    try:
+        await gw.bus.send(SUBMITTED_QUEUE, encode(JobSubmitted.of(job)))
+    except Exception as exc:
+        # Accepting a job nobody will schedule would lose it silently: take it back.
+        await gw.store.delete_job(job.id)
+        raise ApiError(503, f"job not accepted, the message bus is unavailable: {exc}") from exc
 
 
 async def create_job(request: web.Request) -> web.Response:
@@ -128,13 +157,7 @@ async def create_job(request: web.Request) -> web.Response:
         session_id=spec.session_id,
         priority=spec.priority,
     )
-    await gw.store.add_job(job)
-    try:
-        await gw.bus.send(SUBMITTED_QUEUE, encode(JobSubmitted.of(job)))
-    except Exception as exc:
-        # Accepting a job nobody will schedule would lose it silently: take it back.
-        await gw.store.delete_job(job.id)
-        raise ApiError(503, f"job not accepted, the message bus is unavailable: {exc}") from exc
+    await enqueue(gw, job)
     return json_response(dump(JobCreated(id=job.id)))
 
 
@@ -229,11 +252,16 @@ async def get_results(request: web.Request) -> web.Response:
     return json_response(json.dumps(result, ensure_ascii=False))
 
 
+async def request_cancel(gw: Gateway, job: Job, status: str) -> None:
+    """Ask the scheduler to cancel `job`; a 409 naming `status` if it has already ended."""
+    if job.status.is_final:
+        raise ApiError(409, f"job '{job.id}' has already ended: {status}")
+    await gw.bus.send(CANCEL_QUEUE, encode(CancelJob(job.id)))
+
+
 async def cancel_job(request: web.Request) -> web.Response:
     job = await find_job(request)
-    if job.status.is_final:
-        raise ApiError(409, f"job '{job.id}' has already ended: {job.status.value}")
-    await gateway(request).bus.send(CANCEL_QUEUE, encode(CancelJob(job.id)))
+    await request_cancel(gateway(request), job, job.status.value)
     return web.Response(status=204)
 
 

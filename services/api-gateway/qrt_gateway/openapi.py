@@ -17,6 +17,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _REASONS = {
     200: "OK",
+    201: "Created",
     204: "No content",
     400: "Bad request: the body names the field at fault",
     404: "Not found",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, RootModel, WithJsonSchema
 
-from qrt_common.jobs import DEFAULT_GROUP, DEFAULT_HUB, DEFAULT_PROJECT, Job
+from qrt_common.jobs import DEFAULT_GROUP, DEFAULT_HUB, DEFAULT_PROJECT, Job, JobStatus
 from qrt_common.programs import Program
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -19,6 +20,10 @@ _PARAMS_SCHEMA: dict[str, Any] = {
         {"type": "null"},
     ]
 }
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.strftime(TIME_FORMAT) if value is not None else None
 
 
 class _Body(BaseModel):
@@ -100,9 +105,9 @@ class JobOut(_Body):
             tags=list(job.tags),
             session_id=job.session_id,
             priority=job.priority,
-            created=job.created.strftime(TIME_FORMAT),
-            started=job.started.strftime(TIME_FORMAT) if job.started else None,
-            ended=job.ended.strftime(TIME_FORMAT) if job.ended else None,
+            created=_time(job.created),
+            started=_time(job.started),
+            ended=_time(job.ended),
             max_execution_time=job.max_execution_time,
             attempt=job.attempt,
         )
@@ -127,6 +132,10 @@ class ProgramOut(_Body):
     return_values: list[dict[str, Any]] | None = Field(alias="returnValues")
     interim_results: list[dict[str, Any]] | None = Field(alias="interimResults")
     is_public: bool = Field(alias="isPublic")
+    kind: str = Field(
+        description="qiskit-runtime, python-template or one-shot; every kind runs through "
+        "both /jobs and /services/{programId}/."
+    )
 
     @classmethod
     def of(cls, program: Program) -> ProgramOut:
@@ -142,6 +151,7 @@ class ProgramOut(_Body):
             return_values=program.return_values,
             interim_results=program.interim_results,
             is_public=program.is_public,
+            kind=program.kind.value,
         )
 
 
@@ -156,6 +166,67 @@ class BackendOut(_Body):
 
 class BackendList(_Body):
     backends: list[BackendOut]
+
+
+_EXECUTION_STATUS = {
+    JobStatus.QUEUED: "PENDING",
+    JobStatus.RUNNING: "RUNNING",
+    JobStatus.COMPLETED: "SUCCEEDED",
+    JobStatus.FAILED: "FAILED",
+    JobStatus.CANCELLED: "CANCELLED",
+    # The platform stopped it, nobody cancelled it: the execution failed.
+    JobStatus.CANCELLED_RAN_TOO_LONG: "FAILED",
+}
+
+
+def execution_status(status: JobStatus) -> str:
+    """A job status in the words of PlanQK's Service API."""
+    return _EXECUTION_STATUS[status]
+
+
+class ServiceRequest(_Body):
+    """What `POST /services/{programId}/` takes: PlanQK's input by value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: dict[str, Any] | None = Field(None, description="The program's input data.")
+    params: dict[str, Any] | None = Field(None, description="The program's parameters.")
+
+
+class ExecutionOut(_Body):
+    """A service execution: a job as PlanQK's Service API shows it."""
+
+    id: str
+    status: str = Field(description="PENDING, RUNNING, SUCCEEDED, FAILED or CANCELLED.")
+    created_at: str = Field(alias="createdAt")
+    started_at: str | None = Field(None, alias="startedAt")
+    ended_at: str | None = Field(None, alias="endedAt")
+
+    @classmethod
+    def of(cls, job: Job) -> ExecutionOut:
+        return cls(
+            id=job.id,
+            status=execution_status(job.status),
+            created_at=_time(job.created) or "",
+            started_at=_time(job.started),
+            ended_at=_time(job.ended),
+        )
+
+
+class ServiceHealth(_Body):
+    status: str
+
+
+class LogEntryOut(_Body):
+    """One line of an execution's log."""
+
+    message: str
+    severity: str = Field(description="Always INFO: the log does not tell stdout from stderr.")
+    timestamp: str | None = Field(None, description="Not recorded per line: always null.")
+
+
+class ServiceLog(RootModel[list[LogEntryOut]]):
+    """An execution's log, line by line."""
 
 
 class ErrorOut(_Body):

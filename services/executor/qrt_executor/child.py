@@ -109,7 +109,12 @@ def serve(control: socket.socket, stdout: socket.socket, stderr: socket.socket) 
     spec = json.loads(line)
     os.environ["QRT_JOB_ID"] = spec["job_id"]
     os.chdir(spec["workdir"])
-    code = run_program(spec, UserMessenger(control))
+    if spec.get("kind") == "python-template":
+        from .template import run_template
+
+        code = run_template(spec, UserMessenger(control))
+    else:
+        code = run_program(spec, UserMessenger(control))
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -127,7 +127,9 @@ async def _read(reader: asyncio.StreamReader) -> bytes:
         return b""
 
 
-async def _lines(reader: asyncio.StreamReader, max_line: int | None) -> AsyncIterator[str]:
+async def output_lines(reader: asyncio.StreamReader, max_line: int | None) -> AsyncIterator[str]:
+    """The lines `reader` delivers, without their newlines; a line longer than `max_line`
+    bytes comes in pieces."""
     pending = b""
     while chunk := await _read(reader):
         pending += chunk
@@ -142,7 +144,8 @@ async def _lines(reader: asyncio.StreamReader, max_line: int | None) -> AsyncIte
         yield pending.decode("utf-8", "replace")
 
 
-def _exit_reason(code: int | None) -> str:
+def exit_reason(code: int | None) -> str:
+    """Why a process that exited with `code` (negative: killed by that signal) failed."""
     if code is not None and code < 0:
         with contextlib.suppress(ValueError):
             return f"program process killed by {signal.Signals(-code).name}"
@@ -156,8 +159,12 @@ async def run_job(
     *,
     time_limit: float,
     stop: asyncio.Future[JobStatus],
+    on_stdout: Callable[[str], None] | None = None,
 ) -> Outcome:
-    """Hand `spec` to `proc` and follow it until it exits, runs out of time or is stopped."""
+    """Hand `spec` to `proc` and follow it until it exits, runs out of time or is stopped.
+
+    Each stdout line goes to `on_stdout` (the log by default); stderr lines go to the log.
+    """
     readers = []
     for sock in (proc.control, proc.stdout, proc.stderr):
         reader, _writer = await asyncio.open_unix_connection(sock=sock, limit=MAX_LINE_BYTES)
@@ -168,12 +175,12 @@ async def run_job(
 
     errors: list[str] = []
 
-    async def follow_output(reader: asyncio.StreamReader) -> None:
-        async for line in _lines(reader, MAX_LINE_BYTES):
-            output.log(line)
+    async def follow_output(reader: asyncio.StreamReader, take: Callable[[str], None]) -> None:
+        async for line in output_lines(reader, MAX_LINE_BYTES):
+            take(line)
 
     async def follow_control() -> None:
-        async for line in _lines(control, None):
+        async for line in output_lines(control, None):
             try:
                 frame = json.loads(line)
                 kind, data = frame["kind"], frame.get("data")
@@ -188,8 +195,16 @@ async def run_job(
                 output.event(EventKind.RESULT, data=data)
             elif kind == "error":
                 errors.append(str(frame.get("reason")))
+                if isinstance(data, str):
+                    # A failure that has a body of its own (PlanQK's ErrorResponse) keeps it
+                    # as the job's result.
+                    output.event(EventKind.RESULT, data=data)
 
-    followers = asyncio.gather(follow_output(stdout), follow_output(stderr), follow_control())
+    followers = asyncio.gather(
+        follow_output(stdout, on_stdout or output.log),
+        follow_output(stderr, output.log),
+        follow_control(),
+    )
     exited = proc.exited
     waiting: set[asyncio.Future[Any]] = {exited, stop}
     done, _ = await asyncio.wait(waiting, timeout=time_limit, return_when=asyncio.FIRST_COMPLETED)
@@ -214,7 +229,7 @@ async def run_job(
         return Outcome(JobStatus.COMPLETED)
     if code is None:
         return Outcome(JobStatus.FAILED, "the job process was lost with the executor's zygote")
-    return Outcome(JobStatus.FAILED, errors[0] if errors else _exit_reason(code))
+    return Outcome(JobStatus.FAILED, errors[0] if errors else exit_reason(code))
 
 
 async def _exit_code(proc: JobProcess) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import shutil
 import tempfile
@@ -33,9 +34,12 @@ from qrt_common.messages import (
     executor_queue,
 )
 from qrt_common.metrics import JOB_DURATION, GaugeCollector, gauge, register
+from qrt_common.programs import Program, ProgramKind, planqk_input_parts
 from qrt_common.registry import ProgramRegistry
 from qrt_common.settings import Settings
 
+from .markers import PlanQKStdout
+from .oneshot import BubblewrapRunner, OneShotInput, OneShotRunner, run_one_shot
 from .pool import WarmPool
 from .runner import JobOutput, Outcome, run_job
 
@@ -64,6 +68,7 @@ class Executor:
         bus: MessageBus,
         registry: ProgramRegistry,
         pool: WarmPool | None = None,
+        one_shot: OneShotRunner | None = None,
     ) -> None:
         self.id = settings.executor_id
         self.capacity = settings.executor_capacity
@@ -72,6 +77,7 @@ class Executor:
         self._bus = bus
         self._registry = registry
         self.pool = pool or WarmPool(settings.warm_pool_size)
+        self.one_shot = one_shot or BubblewrapRunner(hidden=[settings.data_dir])
         self.running: dict[str, _Running] = {}
         self._stopped: OrderedDict[tuple[str, int], JobStatus] = OrderedDict()
         self._finished: OrderedDict[tuple[str, int], None] = OrderedDict()
@@ -84,6 +90,8 @@ class Executor:
     async def start(self) -> None:
         """Warm the pool, then announce this executor and take assignments."""
         await self.pool.start()
+        if isinstance(self.one_shot, BubblewrapRunner) and not self.one_shot.available:
+            logger.warning("bubblewrap (bwrap) is not installed: one-shot programs will fail")
         await self._bus.subscribe(CONTROL_TOPIC, self._on_control)
         await self._bus.consume(
             executor_queue(self.id), self._on_assignment, prefetch=self.capacity
@@ -208,10 +216,10 @@ class Executor:
             return Outcome(
                 JobStatus.FAILED, f"program {assignment.program_id!r} is no longer registered"
             )
+        if program.kind is ProgramKind.ONE_SHOT:
+            return await self._one_shot(assignment, program, output, stop)
         proc = await self.pool.acquire()
-        output.event(EventKind.RUNNING)
-        if assignment.attempt > 1:
-            output.log(f"[qrt] attempt {assignment.attempt} on executor {self.id}")
+        self._started(assignment, output)
         workdir = await asyncio.to_thread(tempfile.mkdtemp, prefix="qrt-job-")
         spec = {
             "job_id": assignment.job_id,
@@ -221,15 +229,51 @@ class Executor:
             "params": assignment.params,
             "workdir": workdir,
         }
+        on_stdout = None
+        if program.kind is ProgramKind.PYTHON_TEMPLATE:
+            spec.update(kind=program.kind.value, project_dir=self._registry.project_dir(program))
+            on_stdout = PlanQKStdout(output, takes_result=False).line
         try:
             return await run_job(
-                proc, spec, output, time_limit=assignment.max_execution_time, stop=stop
+                proc,
+                spec,
+                output,
+                time_limit=assignment.max_execution_time,
+                stop=stop,
+                on_stdout=on_stdout,
             )
         finally:
             if proc.exit_code() is None:
                 proc.kill()
             proc.close()
             await asyncio.to_thread(shutil.rmtree, workdir, True)
+
+    async def _one_shot(
+        self,
+        assignment: Assignment,
+        program: Program,
+        output: JobOutput,
+        stop: asyncio.Future[JobStatus],
+    ) -> Outcome:
+        self._started(assignment, output)
+        data, params = planqk_input_parts(assignment.params)
+        inputs = OneShotInput(
+            assignment.job_id, assignment.backend, json.dumps(data), json.dumps(params)
+        )
+        return await run_one_shot(
+            self.one_shot,
+            program.command,
+            self._registry.project_dir(program),
+            inputs,
+            output,
+            time_limit=assignment.max_execution_time,
+            stop=stop,
+        )
+
+    def _started(self, assignment: Assignment, output: JobOutput) -> None:
+        output.event(EventKind.RUNNING)
+        if assignment.attempt > 1:
+            output.log(f"[qrt] attempt {assignment.attempt} on executor {self.id}")
 
     async def drain(self, seconds: float) -> None:
         """Take no new job, let running ones finish for up to `seconds`, hand back the rest."""

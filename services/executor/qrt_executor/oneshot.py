@@ -1,0 +1,271 @@
+"""One-shot programs: a command run once per execution, its input in `/var/input`.
+
+Where the command runs is a `OneShotRunner`'s business: `BubblewrapRunner` runs it on this
+machine in a bubblewrap sandbox; a Kubernetes runner would run it as a Job. `run_one_shot`
+follows any of them the same way: stdout through PlanQK's markers, stderr to the log, the
+time limit and a stop request by killing it, the exit code and the result into an outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qrt_common.jobs import JobStatus
+from qrt_common.messages import EventKind
+
+from .markers import MAX_RESULT_BYTES, PlanQKStdout
+from .runner import DRAIN_SECONDS, MAX_LINE_BYTES, JobOutput, Outcome, exit_reason, output_lines
+
+INPUT_DIR = "/var/input"
+"""Where a one-shot program finds `data.json` and `params.json`."""
+
+NO_RESULT = (
+    "the program exited with code 0 without a result "
+    "(print 'PlanQK:Job:Result: {json}' or a PlanQK:Job:MultilineResult block)"
+)
+
+
+class OneShotUnavailable(Exception):
+    """This runner cannot start one-shot programs here; the message says what is missing."""
+
+
+@dataclass(frozen=True, slots=True)
+class OneShotInput:
+    """What one execution of a one-shot program gets."""
+
+    job_id: str
+    backend: str
+    data: str
+    """The text of `data.json`."""
+    params: str
+    """The text of `params.json`."""
+
+
+class OneShotProcess(ABC):
+    """A started one-shot program: its output streams, its exit, a way to stop it."""
+
+    stdout: asyncio.StreamReader
+    stderr: asyncio.StreamReader | None
+    """None where the runner delivers both streams as one (a pod's log)."""
+
+    @abstractmethod
+    async def wait(self) -> int:
+        """The exit code once the program ended (negative: killed by that signal)."""
+
+    @abstractmethod
+    def kill(self) -> None:
+        """Stop the program and everything it started, now."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release what the execution used (its input directory, its sandbox)."""
+
+
+class OneShotRunner(ABC):
+    """Starts one-shot programs somewhere."""
+
+    @abstractmethod
+    async def start(
+        self, command: Sequence[str], project_dir: str, inputs: OneShotInput
+    ) -> OneShotProcess:
+        """Start `command` in `project_dir` with `inputs` under `/var/input`.
+
+        Raises OneShotUnavailable when this runner cannot run programs at all.
+        """
+
+
+async def run_one_shot(
+    runner: OneShotRunner,
+    command: Sequence[str],
+    project_dir: str,
+    inputs: OneShotInput,
+    output: JobOutput,
+    *,
+    time_limit: float,
+    stop: asyncio.Future[JobStatus],
+) -> Outcome:
+    """Run one execution of a one-shot program to its outcome; its result becomes an event."""
+    try:
+        process = await runner.start(command, project_dir, inputs)
+    except OneShotUnavailable as exc:
+        return Outcome(JobStatus.FAILED, str(exc))
+    stdout = PlanQKStdout(output, takes_result=True)
+    try:
+        code, ended_by = await _follow(process, stdout.line, output.log, time_limit, stop)
+    finally:
+        await process.close()
+    stdout.finish()
+    if ended_by is not None:
+        return ended_by
+    if code != 0:
+        return Outcome(JobStatus.FAILED, exit_reason(code))
+    if stdout.error is not None:
+        return Outcome(JobStatus.FAILED, stdout.error)
+    if stdout.result is None:
+        return Outcome(JobStatus.FAILED, NO_RESULT)
+    output.event(EventKind.RESULT, data=stdout.result)
+    return Outcome(JobStatus.COMPLETED)
+
+
+async def _follow(
+    process: OneShotProcess,
+    on_stdout: Callable[[str], None],
+    on_stderr: Callable[[str], None],
+    time_limit: float,
+    stop: asyncio.Future[JobStatus],
+) -> tuple[int, Outcome | None]:
+    """Read the process's output until it exits or must stop; its exit code, and the outcome
+    when a stop or the time limit ended it."""
+
+    async def follow(reader: asyncio.StreamReader | None, take: Callable[[str], None]) -> None:
+        if reader is not None:
+            # Result lines may be long: cut only what no result can be.
+            async for line in output_lines(reader, max(MAX_RESULT_BYTES, MAX_LINE_BYTES) + 64):
+                take(line)
+
+    followers = asyncio.gather(follow(process.stdout, on_stdout), follow(process.stderr, on_stderr))
+    exited = asyncio.ensure_future(process.wait())
+    waiting: set[asyncio.Future[Any]] = {exited, stop}
+    try:
+        done, _ = await asyncio.wait(
+            waiting, timeout=time_limit, return_when=asyncio.FIRST_COMPLETED
+        )
+        ended_by = None
+        if exited not in done:
+            process.kill()
+            if stop in done:
+                ended_by = Outcome(stop.result(), "cancelled on request")
+            else:
+                ended_by = Outcome(
+                    JobStatus.CANCELLED_RAN_TOO_LONG, f"ran longer than {time_limit:g} s"
+                )
+        try:
+            await asyncio.wait_for(asyncio.shield(followers), DRAIN_SECONDS)
+        except TimeoutError:
+            process.kill()
+        return await exited, ended_by
+    finally:
+        if not exited.done():
+            process.kill()
+        followers.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await followers
+        with contextlib.suppress(asyncio.CancelledError):
+            await exited
+
+
+class _SandboxedProcess(OneShotProcess):
+    def __init__(self, process: asyncio.subprocess.Process, input_dir: str) -> None:
+        assert process.stdout is not None and process.stderr is not None
+        self.stdout, self.stderr = process.stdout, process.stderr
+        self._process = process
+        self._input_dir = input_dir
+
+    async def wait(self) -> int:
+        return await self._process.wait()
+
+    def kill(self) -> None:
+        # bwrap leads a session of its own; the sandbox dies with it (--die-with-parent).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._process.pid, signal.SIGKILL)
+
+    async def close(self) -> None:
+        if self._process.returncode is None:
+            self.kill()
+            await self._process.wait()
+        await asyncio.to_thread(shutil.rmtree, self._input_dir, True)
+
+
+class BubblewrapRunner(OneShotRunner):
+    """Runs one-shot programs on this machine in a bubblewrap (`bwrap`) sandbox.
+
+    The sandbox sees the machine's file system read-only, has no network, its own process,
+    IPC and host name namespaces, an empty `/tmp`, only the environment given here, and dies
+    with the executor. `hidden` directories (the platform's data) appear empty inside.
+    """
+
+    def __init__(self, hidden: Sequence[Path] = (), bwrap: str = "bwrap") -> None:
+        self._hidden = [path.resolve() for path in hidden]
+        self._bwrap = bwrap
+
+    @property
+    def available(self) -> bool:
+        """True when bubblewrap is installed."""
+        return shutil.which(self._bwrap) is not None
+
+    def _arguments(self, project_dir: str, input_dir: str, inputs: OneShotInput) -> list[str]:
+        args = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+        # /var/input needs a mount point, and the read-only /var has none: /var becomes a
+        # tmpfs holding the real /var's entries, the input, and is then made read-only.
+        args += ["--tmpfs", "/var"]
+        for entry in sorted(os.scandir("/var"), key=lambda e: e.name):
+            target = f"/var/{entry.name}"
+            if entry.name in ("input", "tmp"):
+                continue
+            if entry.is_symlink():
+                args += ["--symlink", os.readlink(entry.path), target]
+            else:
+                args += ["--ro-bind", entry.path, target]
+        args += ["--ro-bind", input_dir, INPUT_DIR, "--tmpfs", "/var/tmp", "--remount-ro", "/var"]
+        for path in self._hidden:
+            if path.is_dir():
+                args += ["--tmpfs", os.fspath(path)]
+        # The project may live under a directory the sandbox gets empty (/tmp): bind it back.
+        args += ["--ro-bind", project_dir, project_dir]
+        environment = {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "HOME": "/tmp",
+            "LANG": "C.UTF-8",
+            "PYTHONUNBUFFERED": "1",
+            "QRT_JOB_ID": inputs.job_id,
+            "QRT_BACKEND": inputs.backend,
+        }
+        args.append("--clearenv")
+        for name, value in environment.items():
+            args += ["--setenv", name, value]
+        args += ["--chdir", project_dir, "--unshare-net", "--unshare-pid", "--unshare-ipc"]
+        args += ["--unshare-uts", "--die-with-parent", "--new-session"]
+        return args
+
+    async def start(
+        self, command: Sequence[str], project_dir: str, inputs: OneShotInput
+    ) -> OneShotProcess:
+        bwrap = shutil.which(self._bwrap)
+        if bwrap is None:
+            raise OneShotUnavailable(
+                "one-shot programs run in a bubblewrap sandbox, and bubblewrap (bwrap) is not "
+                "installed on this executor's machine (Debian/Ubuntu: apt-get install bubblewrap)"
+            )
+        input_dir = await asyncio.to_thread(_write_input, inputs)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                bwrap, *self._arguments(project_dir, input_dir, inputs), "--", *command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+            )  # fmt: skip
+        except OSError as exc:
+            await asyncio.to_thread(shutil.rmtree, input_dir, True)
+            raise OneShotUnavailable(f"could not start bubblewrap: {exc}") from exc
+        return _SandboxedProcess(process, input_dir)
+
+
+def _write_input(inputs: OneShotInput) -> str:
+    directory = tempfile.mkdtemp(prefix="qrt-input-")
+    os.chmod(directory, 0o755)
+    for name, text in (("data.json", inputs.data), ("params.json", inputs.params)):
+        path = Path(directory, name)
+        path.write_text(text, encoding="utf-8")
+        path.chmod(0o644)
+    return directory

@@ -1,0 +1,84 @@
+"""PlanQK's Python template inside a job process: call `run(data, params)`, report its response.
+
+A program may also import `job_backend` from here to run circuits on the backend its job
+asked for (elsewhere it would fall back to a simulator of its own).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import traceback
+from typing import Any
+
+from qrt_common.backends import DEFAULT_BACKEND
+
+from .child import UserMessenger, make_backend
+
+ENTRY_MODULE = "src.program"
+
+
+def job_backend() -> Any:
+    """The Qiskit backend this job runs on."""
+    return make_backend(os.environ.get("QRT_BACKEND", DEFAULT_BACKEND))
+
+
+def _fields(value: Any) -> Any:
+    # PlanQK's ResultResponse and ErrorResponse are plain classes that serialize as their
+    # attributes; pydantic models as their dump.
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    if hasattr(value, "__dict__"):
+        return vars(value)
+    raise TypeError(f"a {type(value).__name__} is not JSON serializable")
+
+
+def response_body(response: Any) -> str:
+    """`run()`'s response as JSON text; raises TypeError if it cannot be one."""
+    try:
+        return json.dumps(response, default=_fields)
+    except ValueError as exc:  # a circular reference
+        raise TypeError(f"the response is not JSON serializable: {exc}") from None
+
+
+def _failure(messenger: UserMessenger, reason: str) -> int:
+    messenger.send({"kind": "error", "reason": reason})
+    return 1
+
+
+def run_template(spec: dict[str, Any], messenger: UserMessenger) -> int:
+    """Import the project's `src/program.py`, call `run(data, params)`; returns the exit code.
+
+    A `ResultResponse`, a dict or a pydantic model is the result; an `ErrorResponse` fails
+    the job and is kept as its result body; an exception fails it with the traceback logged.
+    """
+    os.environ["QRT_BACKEND"] = spec["backend"]
+    try:
+        inputs = json.loads(spec["params"]) if spec["params"] else {}
+        sys.path.insert(0, spec["project_dir"])
+        importlib.invalidate_caches()
+        run = getattr(importlib.import_module(ENTRY_MODULE), "run", None)
+        if not callable(run):
+            raise AttributeError("src/program.py has no run() function")
+        response = run(data=inputs.get("data") or {}, params=inputs.get("params") or {})
+        body = response_body(response)
+    except SystemExit as exc:
+        if exc.code in (0, None):
+            messenger.send({"kind": "final", "data": "null"})
+            return 0
+        traceback.print_exc()
+        return _failure(messenger, f"run() exited with {exc.code!r}")
+    except BaseException as exc:
+        traceback.print_exc()
+        return _failure(messenger, f"{type(exc).__name__}: {exc}")
+    if type(response).__name__ == "ErrorResponse":
+        error = json.loads(body)
+        code = str(error.get("code")) if isinstance(error, dict) else "500"
+        detail = str(error.get("detail")) if isinstance(error, dict) else body
+        messenger.send({"kind": "error", "reason": f"{detail} (code {code})", "data": body})
+        return 1
+    messenger.send({"kind": "final", "data": body})
+    return 0

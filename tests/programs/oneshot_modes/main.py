@@ -1,0 +1,73 @@
+"""Prints PlanQK markers as /var/input/params.json says, to exercise the one-shot contract."""
+
+import json
+import os
+import socket
+import sys
+import time
+
+with open("/var/input/data.json") as f:
+    data = json.load(f)
+with open("/var/input/params.json") as f:
+    params = json.load(f)
+mode = params.get("print", "single")
+print("hello from the sandbox")
+print("a line on stderr", file=sys.stderr)
+
+if mode == "single":
+    print("PlanQK:Job:InterimResult:", json.dumps({"progress": 0.5}))
+    print("PlanQK:Job:Result:", json.dumps({"data": data}))
+elif mode == "nospace":
+    print('PlanQK:Job:Result:{"compact": true}')
+elif mode == "multiline":
+    print("PlanQK:Job:MultilineResult")
+    print(json.dumps({"sum": 42, "list": [1, 2]}, indent=2))
+    print("PlanQK:Job:MultilineResult")
+elif mode == "twice":
+    print('PlanQK:Job:Result: {"first": 1}')
+    print("PlanQK:Job:MultilineResult")
+    print('{"second": 2}')
+    print("PlanQK:Job:MultilineResult")
+    print('PlanQK:Job:Result: {"third": 3}')
+elif mode == "multiline-first":
+    print("PlanQK:Job:MultilineResult")
+    print('{"first": "block"}')
+    print("PlanQK:Job:MultilineResult")
+    print('PlanQK:Job:Result: {"second": 2}')
+elif mode == "exit":
+    print('PlanQK:Job:Result: {"too": "late"}')
+    sys.exit(4)
+elif mode == "badjson":
+    print("PlanQK:Job:Result: {not json")
+    print('PlanQK:Job:Result: {"valid": "but second"}')
+elif mode == "badmultiline":
+    print("PlanQK:Job:MultilineResult")
+    print("{ nope")
+    print("PlanQK:Job:MultilineResult")
+elif mode == "unclosed":
+    print("PlanQK:Job:MultilineResult")
+    print('{"never": "closed"}')
+elif mode == "sandbox":
+    checks = {"input": sorted(os.listdir("/var/input")), "cwd": os.getcwd(), "pid": os.getpid()}
+    try:
+        socket.create_connection(("1.1.1.1", 53), timeout=2)
+        checks["network"] = "reachable"
+    except OSError as exc:
+        checks["network"] = type(exc).__name__
+    for path in ("/written-by-job", "/var/input/data.json", os.path.join(os.getcwd(), "x")):
+        try:
+            open(path, "w").close()
+            checks.setdefault("writable", []).append(path)
+        except OSError:
+            pass
+    checks["secret_env"] = sorted(
+        k for k in os.environ if k.startswith("QRT_") and k not in ("QRT_JOB_ID", "QRT_BACKEND")
+    )
+    checks["hidden"] = os.listdir(params["hidden"])
+    with open("/tmp/scratch", "w") as f:
+        checks["tmp_writable"] = f.write("x") == 1
+    print("PlanQK:Job:Result:", json.dumps(checks))
+elif mode == "sleep":
+    print("PlanQK:Job:InterimResult:", json.dumps({"sleeping": True}), flush=True)
+    time.sleep(60)
+# "none": exits 0 without a result

@@ -1,0 +1,54 @@
+"""Responds as `params["respond"]` says, to exercise every way a Python template can end."""
+
+import json
+import os
+import sys
+import time
+
+from pydantic import BaseModel
+
+
+class ResultResponse:
+    def __init__(self, result, metadata=None):
+        self.result = result
+        self.metadata = metadata
+
+
+class ErrorResponse:
+    def __init__(self, code, detail):
+        self.code = code
+        self.detail = detail
+
+
+class Answer(BaseModel):
+    answer: int
+    nested: dict
+
+
+def run(data=None, params=None):
+    respond = params.get("respond", "result")
+    print("stdout line", flush=True)
+    print("stderr line", file=sys.stderr, flush=True)
+    if respond == "interims":
+        for n in range(3):
+            print(f"PlanQK:Job:InterimResult: {json.dumps({'step': n})}", flush=True)
+        print('PlanQK:Job:InterimResult:{"nospace": true}', flush=True)
+        print("PlanQK:Job:InterimResult: {not json", flush=True)
+        print('PlanQK:Job:Result: {"ignored": true}', flush=True)
+    if respond == "sleep":
+        with open(params["pidfile"], "w") as f:
+            f.write(str(os.getpid()))
+        time.sleep(60)
+    if respond == "error":
+        return ErrorResponse(code="400", detail="values must be numbers")
+    if respond == "dict":
+        return {"plain": data}
+    if respond == "pydantic":
+        return Answer(answer=42, nested={"data": data})
+    if respond == "raise":
+        raise ValueError("boom")
+    if respond == "exit":
+        sys.exit(3)
+    if respond == "unserializable":
+        return {"when": {1, 2}}
+    return ResultResponse(result={"echo": data}, metadata={"respond": respond})
