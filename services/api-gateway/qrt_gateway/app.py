@@ -9,7 +9,7 @@ from pathlib import Path
 import swagger_ui_bundle
 from aiohttp import web
 
-from qrt_common.messages import UPDATES_TOPIC
+from qrt_common.messages import HEARTBEAT_TOPIC, UPDATES_TOPIC
 
 from . import jobs, programs, websockets
 from .context import GATEWAY, Gateway, gateway
@@ -89,7 +89,8 @@ ROUTES: tuple[Route, ...] = (
 
 
 def create_app(context: Gateway) -> web.Application:
-    """The gateway application for `context`; its startup subscribes to job updates."""
+    """The gateway application for `context`; its startup subscribes to job updates and to
+    executor heartbeats (which name the devices a job may use)."""
     app = web.Application(
         client_max_size=context.settings.max_request_bytes, middlewares=[json_errors]
     )
@@ -107,6 +108,7 @@ def create_app(context: Gateway) -> web.Application:
 
     async def follow_updates(app: web.Application) -> None:
         await context.bus.subscribe(UPDATES_TOPIC, context.streams.on_update)
+        await context.bus.subscribe(HEARTBEAT_TOPIC, context.on_heartbeat)
 
     app.on_startup.append(follow_updates)
     return app

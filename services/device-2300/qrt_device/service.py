@@ -20,7 +20,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from qrt_common.cqasm import CqasmError, Program, parse, to_circuit
+from qrt_common.cqasm import CqasmError, Program, Sample, parse, to_circuit
 
 from .calibration import Calibration
 from .config import DeviceConfig
@@ -37,7 +37,7 @@ from .protocol import (
     success,
 )
 from .rules import check
-from .simulator import Outcome, Simulator, instruction_names
+from .simulator import Simulator, instruction_names
 
 logger = logging.getLogger(__name__)
 
@@ -358,7 +358,7 @@ class Device:
         except Exception as exc:  # a warm-up only: the first real execute will say what fails
             logger.debug("warm-up failed: %s", exc)
 
-    def _run(self, arguments: ExecuteArguments) -> Outcome:
+    def _run(self, arguments: ExecuteArguments) -> Sample:
         """Parse, check and simulate (in the worker thread)."""
         try:
             program: Program = parse(arguments.circuit)

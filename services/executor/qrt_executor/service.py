@@ -31,6 +31,7 @@ from qrt_common.messages import (
 from qrt_common.registry import ProgramRegistry
 from qrt_common.settings import Settings
 
+from .devices import DeviceDirectory
 from .pool import WarmPool
 from .runner import JobOutput, Outcome, run_job
 
@@ -62,7 +63,9 @@ class Executor:
     ) -> None:
         self.id = settings.executor_id
         self.capacity = settings.executor_capacity
-        self.backends = sorted(SIMULATORS)
+        self.devices = DeviceDirectory(
+            settings.device_addresses, settings.device_timeout, on_found=self._announce
+        )
         self._settings = settings
         self._bus = bus
         self._registry = registry
@@ -75,9 +78,14 @@ class Executor:
         self._idle.set()
         self.draining = False
 
+    @property
+    def backends(self) -> list[str]:
+        """What a job placed here may run on: the simulators and the devices found."""
+        return sorted(SIMULATORS) + self.devices.names()
+
     async def start(self) -> None:
-        """Warm the pool, then announce this executor and take assignments."""
-        await self.pool.start()
+        """Warm the pool, find the devices, then announce this executor and take assignments."""
+        await asyncio.gather(self.pool.start(), self.devices.start())
         await self._bus.subscribe(CONTROL_TOPIC, self._on_control)
         await self._bus.consume(
             executor_queue(self.id), self._on_assignment, prefetch=self.capacity
@@ -93,10 +101,15 @@ class Executor:
             capacity=self.capacity,
             backends=self.backends,
             running={job_id: e.assignment.attempt for job_id, e in self.running.items()},
+            exclusive_backends=self.devices.names(),
             draining=self.draining,
             leaving=leaving,
         )
         await self._bus.publish(HEARTBEAT_TOPIC, encode(heartbeat))
+
+    async def _announce(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.beat()
 
     async def _beat_forever(self) -> None:
         while True:
@@ -189,12 +202,17 @@ class Executor:
             return Outcome(
                 JobStatus.FAILED, f"program {assignment.program_id!r} is no longer registered"
             )
+        device = self.devices.get(assignment.backend)
+        if device is None and assignment.backend not in SIMULATORS:
+            return Outcome(
+                JobStatus.FAILED, f"backend {assignment.backend!r} is not offered by {self.id}"
+            )
         proc = await self.pool.acquire()
         output.event(EventKind.RUNNING)
         if assignment.attempt > 1:
             output.log(f"[qrt] attempt {assignment.attempt} on executor {self.id}")
         workdir = await asyncio.to_thread(tempfile.mkdtemp, prefix="qrt-job-")
-        spec = {
+        spec: dict[str, Any] = {
             "job_id": assignment.job_id,
             "module": program.module,
             "programs_dir": self._registry.search_path,
@@ -202,6 +220,13 @@ class Executor:
             "params": assignment.params,
             "workdir": workdir,
         }
+        if device is not None:
+            spec["device"] = {
+                "address": device.address,
+                "static": device.static,
+                "timeout": self._settings.device_timeout,
+                "execute_timeout": self._settings.device_execute_timeout,
+            }
         try:
             return await run_job(
                 proc, spec, output, time_limit=assignment.max_execution_time, stop=stop
@@ -239,4 +264,5 @@ class Executor:
         await asyncio.gather(*tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
             await self.beat(leaving=True)
+        await self.devices.close()
         await self.pool.close()

@@ -7,6 +7,7 @@ import re
 from .convert import to_circuit
 from .export import dumps
 from .program import CqasmError, Modifier, Operation, Program
+from .sampling import Sample, sample
 from .v1 import parse_v1
 from .v3 import parse_v3
 
@@ -15,8 +16,10 @@ __all__ = [
     "Modifier",
     "Operation",
     "Program",
+    "Sample",
     "dumps",
     "parse",
+    "sample",
     "to_circuit",
 ]
 
