@@ -25,6 +25,7 @@ test: install
 bench: install
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/mesh.py
+	$(BIN)/python bench/device.py
 
 clean:
 	rm -rf $(VENV) .qrt .pytest_cache .mypy_cache .ruff_cache
