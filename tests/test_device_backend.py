@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from typing import Any
 
@@ -256,5 +257,21 @@ async def test_jobs_run_on_the_dev_device_through_the_gateway(tmp_path):
             )
             for (_, ended), (started, _) in itertools.pairwise(spans):
                 assert started >= ended
+
+            # A job cancelled while it holds the device: its executor ends the session at once
+            # (instead of leaving the device locked until the lease runs out).
+            holder = await submit("device-holder", {})
+            device = platform.device
+            assert device is not None
+            deadline = time.monotonic() + 30
+            while device.session is None:
+                assert time.monotonic() < deadline, "the job never locked the device"
+                await asyncio.sleep(0.05)
+            async with http.post(f"/jobs/{holder}/cancel") as response:
+                assert response.status == 204
+            assert (await wait_for(http, holder))["status"] == "Cancelled"
+            assert device.session is None
+            after = await submit("cqasm-runner", {"circuit": BELL_V1, "shots": 5})
+            assert (await wait_for(http, after, timeout=30))["status"] == "Completed"
     finally:
         await platform.stop()

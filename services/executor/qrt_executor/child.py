@@ -63,6 +63,7 @@ def make_backend(name: str, device: dict[str, Any] | None = None) -> Any:
             device["static"],
             timeout=device["timeout"],
             execute_timeout=device["execute_timeout"],
+            session_id=device["session_id"],
         )
     if name in SIMULATORS:
         return AerSimulator(**SIMULATORS[name])

@@ -124,8 +124,12 @@ class DeviceBackend(BackendV2):  # type: ignore[misc]
         *,
         timeout: float = 10.0,
         execute_timeout: float = 300.0,
+        session_id: str | None = None,
     ) -> None:
         self.client = DeviceClient(address, timeout=timeout)
+        self.session_id = session_id or str(uuid.uuid4())
+        """The session every run of this backend locks the device with (an executor ends it
+        after the job, however the job ended)."""
         if static is None:
             static = self.client.request("get_static", str(uuid.uuid4()))
         self.static = static
@@ -198,8 +202,8 @@ class DeviceBackend(BackendV2):  # type: ignore[misc]
         done: list[dict[str, Any]] = []
         unavailable = 0
         deadline = time.monotonic() + self.execute_timeout
+        session = self.session_id
         while len(done) < len(runs):
-            session = str(uuid.uuid4())
             try:
                 self.client.request("initialize", session)
                 while len(done) < len(runs):
@@ -228,18 +232,20 @@ class DeviceBackend(BackendV2):  # type: ignore[misc]
                     raise DeviceRefused(f"{self.name}: {message}") from None
                 time.sleep(RETRY_SECONDS)
             finally:
-                self._terminate(session)
+                end_session(self.client, session)
         return done
-
-    def _terminate(self, session: str) -> None:
-        try:
-            self.client.request("terminate", session, timeout=min(self.client.timeout, 5.0))
-        except (DeviceUnavailable, DeviceRefused) as exc:
-            # The device's lease releases a session nobody ends.
-            logger.warning("session not terminated: %s", exc)
 
     def close(self) -> None:
         self.client.close()
+
+
+def end_session(client: DeviceClient, session_id: str) -> None:
+    """Terminate `session_id` on the device, if it still holds it (best effort: the device's
+    lease releases a session nobody ends)."""
+    try:
+        client.request("terminate", session_id, timeout=min(client.timeout, 5.0))
+    except (DeviceUnavailable, DeviceRefused) as exc:
+        logger.warning("session not terminated: %s", exc)
 
 
 def _experiment(

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import shutil
 import tempfile
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +32,9 @@ from qrt_common.messages import (
 from qrt_common.registry import ProgramRegistry
 from qrt_common.settings import Settings
 
-from .devices import DeviceDirectory
+from .device_backend import end_session
+from .device_client import DeviceClient
+from .devices import DeviceDirectory, KnownDevice
 from .pool import WarmPool
 from .runner import JobOutput, Outcome, run_job
 
@@ -220,12 +223,14 @@ class Executor:
             "params": assignment.params,
             "workdir": workdir,
         }
+        session_id = str(uuid.uuid4())
         if device is not None:
             spec["device"] = {
                 "address": device.address,
                 "static": device.static,
                 "timeout": self._settings.device_timeout,
                 "execute_timeout": self._settings.device_execute_timeout,
+                "session_id": session_id,
             }
         try:
             return await run_job(
@@ -235,7 +240,18 @@ class Executor:
             if proc.exit_code() is None:
                 proc.kill()
             proc.close()
+            if device is not None:
+                # A job killed mid-session (cancel, timeout) leaves the device locked until
+                # its lease runs out: end the session for it.
+                await asyncio.to_thread(self._release, device, session_id)
             await asyncio.to_thread(shutil.rmtree, workdir, True)
+
+    def _release(self, device: KnownDevice, session_id: str) -> None:
+        client = DeviceClient(device.address, timeout=self._settings.device_timeout)
+        try:
+            end_session(client, session_id)
+        finally:
+            client.close()
 
     async def drain(self, seconds: float) -> None:
         """Take no new job, let running ones finish for up to `seconds`, hand back the rest."""
