@@ -244,16 +244,21 @@ SERVICES: dict[str, tuple[str, Callable[[Settings], Coroutine[Any, Any, None]]]]
 
 def _device_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument(
-        "--config", dest="device_config", help="TOML file (QRT_DEVICE_CONFIG; default Starmon-5)"
+        "--config",
+        dest="device_config",
+        metavar="FILE",
+        help="TOML file (QRT_DEVICE_CONFIG; default: a Starmon-5)",
     )
     command.add_argument(
         "--rep-address",
         dest="device_rep_address",
+        metavar="ADDRESS",
         help="request socket (QRT_DEVICE_REP_ADDRESS, default tcp://*:4203)",
     )
     command.add_argument(
         "--pub-address",
         dest="device_pub_address",
+        metavar="ADDRESS",
         help="state publishing socket (QRT_DEVICE_PUB_ADDRESS, default tcp://*:4204)",
     )
 

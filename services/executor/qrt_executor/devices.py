@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from qrt_common.backends import SIMULATORS
+
 from .device_client import DeviceClient, DeviceRefused, DeviceUnavailable
 
 logger = logging.getLogger(__name__)
@@ -76,6 +78,9 @@ class DeviceDirectory:
             where = {"address": address, "error": str(exc)}
             logger.warning("device not reachable yet", extra=where)
             return False
+        if name in SIMULATORS:
+            logger.error("the device at %s is called %s, like a simulator: not used", address, name)
+            return True
         known = self._devices.get(name)
         if known is not None and known.address != address:
             logger.error(
