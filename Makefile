@@ -39,6 +39,7 @@ test: install system-packages
 bench: install
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/mesh.py
+	$(BIN)/python bench/device.py
 
 clean:
 	rm -rf $(VENV) .qrt .pytest_cache .mypy_cache .ruff_cache

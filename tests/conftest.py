@@ -70,6 +70,7 @@ def make_settings(tmp_path: Path, programs_dir: Path, **overrides: Any) -> Setti
         "heartbeat_timeout": 2.0,
         "executor_capacity": 4,
         "warm_pool_size": 2,
+        "dev_device": False,
     }
     values.update(overrides)
     return Settings(**values)

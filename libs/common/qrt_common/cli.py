@@ -1,5 +1,5 @@
 """The `qrt` command: `qrt dev` runs the whole platform in one process; `qrt gateway`,
-`qrt scheduler` and `qrt executor` run one service each."""
+`qrt scheduler`, `qrt executor` and `qrt device` run one service each."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from .store import JobStore, StoreSetupError, open_store
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from qrt_device.service import Device
     from qrt_executor.service import Executor
     from qrt_scheduler.leader import LeaderElector
     from qrt_scheduler.service import Scheduler
@@ -37,7 +38,8 @@ logger = logging.getLogger("qrt")
 
 @dataclass(slots=True)
 class Platform:
-    """Gateway, scheduler and executor sharing one store and one bus in this process."""
+    """Gateway, scheduler and executor sharing one store and one bus in this process, and
+    (unless devices are configured or QRT_DEV_DEVICE is false) a simulated device."""
 
     settings: Settings
     store: JobStore
@@ -46,6 +48,7 @@ class Platform:
     executor: Executor
     runner: web.AppRunner
     url: str
+    device: Device | None = None
 
     @classmethod
     async def start(cls, settings: Settings, store: JobStore | None = None) -> Platform:
@@ -58,6 +61,10 @@ class Platform:
         from qrt_gateway.streams import StreamHub
         from qrt_scheduler.service import Scheduler
 
+        device = None
+        if settings.dev_device and not settings.device_addresses:
+            device = await start_dev_device(settings)
+            settings = settings.model_copy(update={"devices": device.rep_endpoint})
         if store is None:
             store = await open_configured_store(settings)
         else:
@@ -77,8 +84,9 @@ class Platform:
         await site.start()
         host, port = runner.addresses[0][:2]
         url = f"http://{host}:{port}"
+        await executor.beat()  # the gateway now listens: it learns the device backends at once
         logger.info("qrt is serving on %s (API page: %s/docs)", url, url)
-        return cls(settings, store, bus, scheduler, executor, runner, url)
+        return cls(settings, store, bus, scheduler, executor, runner, url, device)
 
     async def stop(self) -> None:
         await self.runner.cleanup()
@@ -86,6 +94,21 @@ class Platform:
         await self.scheduler.close()
         await self.bus.close()
         await self.store.close()
+        if self.device is not None:
+            await self.device.close()
+
+
+async def start_dev_device(settings: Settings) -> Device:
+    """The simulated device of `qrt dev`: on free loopback ports unless addresses are set."""
+    from qrt_device.config import load_config
+    from qrt_device.service import Device
+
+    chosen = settings.model_fields_set
+    rep = settings.device_rep_address if "device_rep_address" in chosen else "tcp://127.0.0.1:*"
+    pub = settings.device_pub_address if "device_pub_address" in chosen else "tcp://127.0.0.1:*"
+    device = Device(load_config(settings.device_config), rep, pub)
+    await device.start()
+    return device
 
 
 async def connect_bus(settings: Settings) -> MessageBus:
@@ -250,12 +273,52 @@ async def _serve_executor(settings: Settings) -> None:
         await bus.close()
 
 
+async def _serve_device(settings: Settings) -> None:
+    from qrt_device.config import ConfigError, load_config
+    from qrt_device.service import Device
+
+    try:
+        config = load_config(settings.device_config)
+    except ConfigError as exc:
+        print(f"qrt: invalid device configuration: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    device = Device(config, settings.device_rep_address, settings.device_pub_address)
+    await device.start()
+    logger.info("device %s answering on %s", config.name, device.rep_endpoint)
+    try:
+        await _until_signalled()
+    finally:
+        await device.close()
+
+
 SERVICES: dict[str, tuple[str, Callable[[Settings], Coroutine[Any, Any, None]]]] = {
     "dev": ("run gateway, scheduler and executor in one process on embedded defaults", _serve_dev),
     "gateway": ("run the API gateway", _serve_gateway),
     "scheduler": ("run the scheduler (and the job ledger)", _serve_scheduler),
     "executor": ("run an executor; SIGTERM drains it", _serve_executor),
+    "device": ("run a simulated quantum device on the 2200/2300 ZeroMQ interface", _serve_device),
 }
+
+
+def _device_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--config",
+        dest="device_config",
+        metavar="FILE",
+        help="TOML file (QRT_DEVICE_CONFIG; default: a Starmon-5)",
+    )
+    command.add_argument(
+        "--rep-address",
+        dest="device_rep_address",
+        metavar="ADDRESS",
+        help="request socket (QRT_DEVICE_REP_ADDRESS, default tcp://*:4203)",
+    )
+    command.add_argument(
+        "--pub-address",
+        dest="device_pub_address",
+        metavar="ADDRESS",
+        help="state publishing socket (QRT_DEVICE_PUB_ADDRESS, default tcp://*:4204)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -263,6 +326,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (summary, _) in SERVICES.items():
         command = commands.add_parser(name, help=summary, description=summary)
+        if name == "device":
+            _device_arguments(command)
+            continue
         command.add_argument("--host", help="address to listen on (QRT_HOST, default 127.0.0.1)")
         command.add_argument("--port", type=int, help="port to listen on (QRT_PORT, default 8000)")
         command.add_argument("--data-dir", help="where jobs are kept (QRT_DATA_DIR, default .qrt)")

@@ -71,6 +71,26 @@ class Settings(BaseSettings):
     """Seconds an unrenewed Lease stays with its holder before another scheduler takes over."""
     log_level: str = "INFO"
     """Level of the services' structured logs."""
+    devices: str = ""
+    """Comma-separated request addresses of 2300 devices (`tcp://host:4203,...`) this executor
+    offers as backends, each under the name the device gives in `get_static`."""
+    device_timeout: float = Field(10.0, gt=0)
+    """Seconds a device may take to answer initialize, terminate, get_static or get_dynamic."""
+    device_execute_timeout: float = Field(300.0, gt=0)
+    """Seconds a device may take to answer an execute."""
+    device_config: Path | None = None
+    """TOML file configuring the simulated device (`qrt device`, and the one `qrt dev` starts)."""
+    device_rep_address: str = "tcp://*:4203"
+    """Where `qrt device` answers requests; `qrt dev` picks a free port unless this is set."""
+    device_pub_address: str = "tcp://*:4204"
+    """Where `qrt device` publishes its state; `qrt dev` picks a free port unless this is set."""
+    dev_device: bool = True
+    """Whether `qrt dev` starts a simulated device (when QRT_DEVICES names none)."""
+
+    @property
+    def device_addresses(self) -> list[str]:
+        """The addresses in `devices`."""
+        return [address.strip() for address in self.devices.split(",") if address.strip()]
 
     @property
     def effective_store_url(self) -> str:

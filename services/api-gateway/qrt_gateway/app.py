@@ -10,7 +10,7 @@ from pathlib import Path
 import swagger_ui_bundle
 from aiohttp import web
 
-from qrt_common.messages import UPDATES_TOPIC
+from qrt_common.messages import HEARTBEAT_TOPIC, UPDATES_TOPIC
 from qrt_common.metrics import HTTP_LATENCY, HTTP_REQUESTS, healthz, metrics_endpoint, readiness
 
 from . import jobs, programs, services, websockets
@@ -151,7 +151,8 @@ ROUTES: tuple[Route, ...] = (
 
 
 def create_app(context: Gateway) -> web.Application:
-    """The gateway application for `context`; its startup subscribes to job updates."""
+    """The gateway application for `context`; its startup subscribes to job updates and to
+    executor heartbeats (which name the devices a job may use)."""
     app = web.Application(
         client_max_size=context.settings.max_request_bytes, middlewares=[measured, json_errors]
     )
@@ -172,6 +173,7 @@ def create_app(context: Gateway) -> web.Application:
 
     async def follow_updates(app: web.Application) -> None:
         await context.bus.subscribe(UPDATES_TOPIC, context.streams.on_update)
+        await context.bus.subscribe(HEARTBEAT_TOPIC, context.on_heartbeat)
 
     app.on_startup.append(follow_updates)
     return app

@@ -24,6 +24,7 @@ async def get_program(request: web.Request) -> web.Response:
 
 
 async def list_backends(request: web.Request) -> web.Response:
-    names = gateway(request).backends()
-    backends = [BackendOut(name=name, simulator=True) for name in names]
+    gw = gateway(request)
+    devices = set(gw.devices())
+    backends = [BackendOut(name=name, simulator=name not in devices) for name in gw.backends()]
     return json_response(dump(BackendList(backends=backends)))

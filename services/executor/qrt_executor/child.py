@@ -53,8 +53,18 @@ class UserMessenger:
             self._channel.sendall(line)
 
 
-def make_backend(name: str) -> Any:
-    """The Qiskit backend a job asked for."""
+def make_backend(name: str, device: dict[str, Any] | None = None) -> Any:
+    """The Qiskit backend a job asked for: a simulator, or the device described by `device`."""
+    if device is not None:
+        from .device_backend import DeviceBackend
+
+        return DeviceBackend(
+            device["address"],
+            device["static"],
+            timeout=device["timeout"],
+            execute_timeout=device["execute_timeout"],
+            session_id=device["session_id"],
+        )
     if name in SIMULATORS:
         return AerSimulator(**SIMULATORS[name])
     raise ValueError(f"unknown backend {name!r}")
@@ -69,7 +79,7 @@ def run_program(spec: dict[str, Any], messenger: UserMessenger) -> int:
         main = getattr(module, "main", None)
         if not callable(main):
             raise AttributeError(f"program module {spec['module']} has no main() function")
-        backend = make_backend(spec["backend"])
+        backend = make_backend(spec["backend"], spec.get("device"))
         # User input is decoded only here, inside the program's own process.
         kwargs = json.loads(spec["params"], cls=RuntimeDecoder) if spec["params"] else {}
         if not isinstance(kwargs, dict):

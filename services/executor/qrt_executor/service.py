@@ -9,6 +9,7 @@ import logging
 import shutil
 import tempfile
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,9 @@ from qrt_common.programs import Program, ProgramKind, planqk_input_parts
 from qrt_common.registry import ProgramRegistry
 from qrt_common.settings import Settings
 
+from .device_backend import end_session
+from .device_client import DeviceClient
+from .devices import DeviceDirectory, KnownDevice
 from .markers import PlanQKStdout
 from .oneshot import BubblewrapRunner, OneShotInput, OneShotRunner, run_one_shot
 from .pool import WarmPool
@@ -72,7 +76,9 @@ class Executor:
     ) -> None:
         self.id = settings.executor_id
         self.capacity = settings.executor_capacity
-        self.backends = sorted(SIMULATORS)
+        self.devices = DeviceDirectory(
+            settings.device_addresses, settings.device_timeout, on_found=self._announce
+        )
         self._settings = settings
         self._bus = bus
         self._registry = registry
@@ -87,9 +93,14 @@ class Executor:
         self.draining = False
         self._unregister_metrics: Callable[[], None] = lambda: None
 
+    @property
+    def backends(self) -> list[str]:
+        """What a job placed here may run on: the simulators and the devices found."""
+        return sorted(SIMULATORS) + self.devices.names()
+
     async def start(self) -> None:
-        """Warm the pool, then announce this executor and take assignments."""
-        await self.pool.start()
+        """Warm the pool, find the devices, then announce this executor and take assignments."""
+        await asyncio.gather(self.pool.start(), self.devices.start())
         if isinstance(self.one_shot, BubblewrapRunner) and not self.one_shot.available:
             logger.warning("bubblewrap (bwrap) is not installed: one-shot programs will fail")
         await self._bus.subscribe(CONTROL_TOPIC, self._on_control)
@@ -116,10 +127,15 @@ class Executor:
             capacity=self.capacity,
             backends=self.backends,
             running={job_id: e.assignment.attempt for job_id, e in self.running.items()},
+            exclusive_backends=self.devices.names(),
             draining=self.draining,
             leaving=leaving,
         )
         await self._bus.publish(HEARTBEAT_TOPIC, encode(heartbeat))
+
+    async def _announce(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.beat()
 
     async def _beat_forever(self) -> None:
         while True:
@@ -216,12 +232,17 @@ class Executor:
             return Outcome(
                 JobStatus.FAILED, f"program {assignment.program_id!r} is no longer registered"
             )
+        device = self.devices.get(assignment.backend)
+        if device is None and assignment.backend not in SIMULATORS:
+            return Outcome(
+                JobStatus.FAILED, f"backend {assignment.backend!r} is not offered by {self.id}"
+            )
         if program.kind is ProgramKind.ONE_SHOT:
             return await self._one_shot(assignment, program, output, stop)
         proc = await self.pool.acquire()
         self._started(assignment, output)
         workdir = await asyncio.to_thread(tempfile.mkdtemp, prefix="qrt-job-")
-        spec = {
+        spec: dict[str, Any] = {
             "job_id": assignment.job_id,
             "module": program.module,
             "programs_dir": self._registry.search_path,
@@ -233,6 +254,15 @@ class Executor:
         if program.kind is ProgramKind.PYTHON_TEMPLATE:
             spec.update(kind=program.kind.value, project_dir=self._registry.project_dir(program))
             on_stdout = PlanQKStdout(output, takes_result=False).line
+        session_id = str(uuid.uuid4())
+        if device is not None:
+            spec["device"] = {
+                "address": device.address,
+                "static": device.static,
+                "timeout": self._settings.device_timeout,
+                "execute_timeout": self._settings.device_execute_timeout,
+                "session_id": session_id,
+            }
         try:
             return await run_job(
                 proc,
@@ -246,6 +276,10 @@ class Executor:
             if proc.exit_code() is None:
                 proc.kill()
             proc.close()
+            if device is not None:
+                # A job killed mid-session (cancel, timeout) leaves the device locked until
+                # its lease runs out: end the session for it.
+                await asyncio.to_thread(self._release, device, session_id)
             await asyncio.to_thread(shutil.rmtree, workdir, True)
 
     async def _one_shot(
@@ -275,6 +309,13 @@ class Executor:
         if assignment.attempt > 1:
             output.log(f"[qrt] attempt {assignment.attempt} on executor {self.id}")
 
+    def _release(self, device: KnownDevice, session_id: str) -> None:
+        client = DeviceClient(device.address, timeout=self._settings.device_timeout)
+        try:
+            end_session(client, session_id)
+        finally:
+            client.close()
+
     async def drain(self, seconds: float) -> None:
         """Take no new job, let running ones finish for up to `seconds`, hand back the rest."""
         self.draining = True
@@ -303,4 +344,5 @@ class Executor:
         await asyncio.gather(*tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
             await self.beat(leaving=True)
+        await self.devices.close()
         await self.pool.close()

@@ -22,7 +22,13 @@ import signal
 import socket
 import sys
 
-PRELOAD = ("qrt_executor.child", "qiskit", "qiskit_aer", "qiskit_ibm_runtime")
+PRELOAD = (
+    "qrt_executor.child",
+    "qrt_executor.device_backend",
+    "qiskit",
+    "qiskit_aer",
+    "qiskit_ibm_runtime",
+)
 """Modules imported once in the zygote, so job processes start with them loaded."""
 
 

@@ -1,0 +1,45 @@
+"""cQASM 1.0 and 3.0: parse either dialect, run it as a Qiskit circuit, write cQASM 3."""
+
+from __future__ import annotations
+
+import re
+
+from .convert import to_circuit
+from .export import dumps
+from .program import CqasmError, Modifier, Operation, Program
+from .sampling import Sample, sample
+from .v1 import parse_v1
+from .v3 import parse_v3
+
+__all__ = [
+    "CqasmError",
+    "Modifier",
+    "Operation",
+    "Program",
+    "Sample",
+    "dumps",
+    "parse",
+    "sample",
+    "to_circuit",
+]
+
+_VERSION = re.compile(r"^[ \t]*version[ \t]+([0-9]+(?:\.[0-9]+)*)", re.I | re.M)
+# Clients in the field send a cQASM 3 body (`qubit[2] q`, `b = measure q`) under a
+# `version 1.0` header; cQASM 1.0 itself has neither statement.
+_V3_BODY = re.compile(r"^[ \t]*(?:qubit|bit)\b|=[ \t]*measure\b", re.M)
+
+
+def parse(text: str) -> Program:
+    """Parse a cQASM circuit of either dialect, chosen by its `version` statement."""
+    match = _VERSION.search(text)
+    if match is None:
+        raise CqasmError("the circuit has no `version` statement (1.0 or 3.0)", 1)
+    major = match.group(1).split(".")[0]
+    if major == "3":
+        return parse_v3(text)
+    if major != "1":
+        line = text.count("\n", 0, match.start()) + 1
+        raise CqasmError(f"cQASM version {match.group(1)} is not supported (1.0 or 3.0)", line)
+    if _V3_BODY.search(text):
+        return parse_v3(text[: match.start(1)] + "3.0" + text[match.end(1) :])
+    return parse_v1(text)

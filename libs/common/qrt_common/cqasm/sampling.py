@@ -1,0 +1,45 @@
+"""Running a parsed cQASM program on a Qiskit backend, answering as a 2300 device does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from qiskit.circuit import QuantumCircuit
+
+from .convert import to_circuit
+from .program import Program
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """What a run measured."""
+
+    counts: dict[str, int]
+    """Bitstring `b[n-1]...b[0]` (little endian) to how often it was measured."""
+    raw_data: list[str] | None
+    """The bitstring of every shot, in order (when asked for)."""
+
+
+def sample(
+    backend: Any,
+    program: Program,
+    shots: int,
+    *,
+    raw_data: bool = False,
+    circuit: QuantumCircuit | None = None,
+    **options: Any,
+) -> Sample:
+    """Run `program` (already converted to `circuit`, if given) on `backend`."""
+    width = program.num_bits or program.num_qubits
+    if not any(op.name == "measure" for op in program.operations):
+        # Nothing measured: every bit reads 0 (as QuTech's QX simulator answers).
+        zeros = "0" * width
+        return Sample({zeros: shots}, [zeros] * shots if raw_data else None)
+    circuit = circuit if circuit is not None else to_circuit(program)
+    result = backend.run(circuit, shots=shots, memory=raw_data, **options).result()
+    if not result.success:
+        raise RuntimeError(f"the simulation failed: {result.status}")
+    counts = {key.replace(" ", ""): n for key, n in result.get_counts().items()}
+    memory = [key.replace(" ", "") for key in result.get_memory()] if raw_data else None
+    return Sample(counts, memory)

@@ -1,0 +1,73 @@
+"""What a circuit must satisfy to run on the device; a broken rule is named with its line."""
+
+from __future__ import annotations
+
+from qrt_common.cqasm import CqasmError, Program
+
+from .config import DeviceConfig
+
+NOT_GATES = frozenset({"measure", "init", "reset", "barrier", "wait"})
+
+
+def is_dynamic(program: Program) -> bool:
+    """True if Aer has to simulate the circuit shot by shot: a conditional gate, or a gate
+    or reset after a measurement on the same qubit."""
+    measured: set[int] = set()
+    for op in program.operations:
+        if op.condition:
+            return True
+        if op.name == "measure":
+            measured.update(op.qubits)
+        elif op.name not in ("barrier", "wait") and measured.intersection(op.qubits):
+            return True
+    return False
+
+
+def check(program: Program, config: DeviceConfig, shots: int) -> None:
+    """Raise CqasmError (with `rule` and `line`) for the first rule `program` breaks."""
+    name = config.name
+    if program.num_qubits > config.qubits:
+        raise CqasmError(
+            f"the circuit declares {program.num_qubits} qubits; {name} has {config.qubits}",
+            program.declaration_line,
+            rule="qubits",
+        )
+    if len(program.operations) > config.max_operations:
+        raise CqasmError(
+            f"the circuit has {len(program.operations)} operations; {name} runs at most "
+            f"{config.max_operations}",
+            rule="size",
+        )
+    pgs = set(config.pgs)
+    edges = {frozenset(edge) for edge in config.topology}
+    for op in program.operations:
+        if op.name not in pgs:
+            raise CqasmError(
+                f"{op.name} is not in the primitive gate set of {name} ({', '.join(config.pgs)})",
+                program.line_of(op),
+                rule="pgs",
+            )
+        if op.name in NOT_GATES or len(op.qubits) < 2:
+            continue
+        if len(op.qubits) > 2:
+            raise CqasmError(
+                f"{op.name} acts on {len(op.qubits)} qubits; {name} runs gates on at most two",
+                program.line_of(op),
+                rule="topology",
+            )
+        if frozenset(op.qubits) not in edges:
+            a, b = op.qubits
+            coupled = ", ".join(f"{x}-{y}" for x, y in config.topology)
+            raise CqasmError(
+                f"{op.name} on qubits {a} and {b}, which are not coupled on {name} "
+                f"(coupled pairs: {coupled})",
+                program.line_of(op),
+                rule="topology",
+            )
+    if is_dynamic(program) and shots * 2**program.num_qubits > config.max_dynamic_work:
+        raise CqasmError(
+            f"a circuit with mid-circuit measurements or conditional gates is simulated shot by "
+            f"shot: {shots} shots on {program.num_qubits} qubits is more than {name} runs "
+            f"(shots x 2^qubits <= {config.max_dynamic_work})",
+            rule="size",
+        )

@@ -1,0 +1,385 @@
+"""The device service: a 2300 control stack on ZeroMQ, simulating its qubits on Aer.
+
+Requests arrive on a ROUTER socket, which REQ clients see as the REP socket of the protocol;
+unlike REP it lets `get_static` or another session's `initialize` be answered while a
+simulation runs (in a worker thread, so the PUB heartbeat keeps its beat too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from qrt_common.cqasm import CqasmError, Program, Sample, parse, to_circuit
+
+from .calibration import Calibration
+from .config import DeviceConfig
+from .protocol import (
+    ExecuteArguments,
+    Refused,
+    Request,
+    State,
+    execute_arguments,
+    failure,
+    publish_state,
+    read_request,
+    session_of,
+    success,
+)
+from .rules import check
+from .simulator import Simulator, instruction_names
+
+logger = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 3
+MIN_MESSAGE_BYTES = 16 * 1024 * 1024
+"""ZeroMQ drops a peer that sends more than this (or twice `max_circuit_bytes`); a smaller
+oversized circuit gets a failure reply instead."""
+
+
+class Device:
+    """One simulated quantum device answering the 2200/2300 protocol."""
+
+    def __init__(
+        self,
+        config: DeviceConfig,
+        rep_address: str = "tcp://*:4203",
+        pub_address: str = "tcp://*:4204",
+    ) -> None:
+        self.config = config
+        self.rep_address = rep_address
+        self.pub_address = pub_address
+        self.starttime = time.time()
+        self._rng = random.Random(config.seed)
+        self.calibration = Calibration(config, self._rng, self.starttime)
+        self.publishing = config.publish
+        self.session: str | None = None
+        self._last_heard = 0.0
+        self._executing = 0
+        self.calibrating_until: float | None = None
+        self._offline = False
+        self._published: State | None = None
+        self._context = zmq.asyncio.Context()
+        self._rep: zmq.asyncio.Socket | None = None
+        self._pub: zmq.asyncio.Socket | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._answering: set[asyncio.Task[None]] = set()
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="qrt-device-sim")
+        self._simulator = Simulator()
+        self._released = asyncio.Event()
+        self._handlers: dict[str, Callable[[Request], Awaitable[dict[str, Any]]]] = {
+            "initialize": self._initialize,
+            "execute": self._execute,
+            "terminate": self._terminate,
+            "get_static": self._get_static,
+            "get_dynamic": self._get_dynamic,
+            "set_publish": self._set_publish,
+        }
+
+    # Life cycle.
+
+    async def start(self) -> None:
+        """Bind both sockets and start answering, beating and calibrating."""
+        limit = max(MIN_MESSAGE_BYTES, 2 * self.config.max_circuit_bytes)
+        self._rep = self._context.socket(zmq.ROUTER)
+        self._rep.setsockopt(zmq.MAXMSGSIZE, limit)
+        self._rep.setsockopt(zmq.LINGER, 0)
+        self._pub = self._context.socket(zmq.PUB)
+        self._pub.setsockopt(zmq.LINGER, 0)
+        try:
+            self._rep.bind(self.rep_address)
+            self._pub.bind(self.pub_address)
+        except zmq.ZMQError as exc:
+            self._rep.close()
+            self._pub.close()
+            raise OSError(f"cannot bind the device's sockets: {exc}") from None
+        # Aer's first run (and the first noise model) is slow: do it before a client waits.
+        asyncio.get_running_loop().run_in_executor(self._worker, self._warm_up)
+        self._tasks = [
+            asyncio.create_task(self._serve()),
+            asyncio.create_task(self._beat()),
+            asyncio.create_task(self._recalibrate()),
+        ]
+        logger.info(
+            "device ready",
+            extra={"device": self.config.name, "rep": self.rep_endpoint, "pub": self.pub_endpoint},
+        )
+
+    @property
+    def rep_endpoint(self) -> str:
+        """Where clients connect for requests (the bound address, ports resolved)."""
+        return _endpoint(self._rep, self.rep_address)
+
+    @property
+    def pub_endpoint(self) -> str:
+        """Where subscribers connect for the state heartbeat."""
+        return _endpoint(self._pub, self.pub_address)
+
+    async def close(self) -> None:
+        """Say OFFLINE, stop everything, close the sockets."""
+        self._offline = True
+        with contextlib.suppress(zmq.ZMQError):
+            await self._publish(force=True)
+        for task in [*self._tasks, *self._answering]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._answering, return_exceptions=True)
+        for sock in (self._rep, self._pub):
+            if sock is not None:
+                sock.close(linger=0)
+        self._context.term()
+        self._worker.shutdown(wait=False, cancel_futures=True)
+
+    # State.
+
+    @property
+    def state(self) -> State:
+        """The first that applies of OFFLINE, CALIBRATING, EXECUTING (locked) and IDLE."""
+        if self._offline:
+            return State.OFFLINE
+        if self.calibrating_until is not None:
+            return State.CALIBRATING
+        self._expire_lease()
+        return State.EXECUTING if self.session is not None else State.IDLE
+
+    def _expire_lease(self) -> None:
+        if (
+            self.session is not None
+            and not self._executing
+            and time.monotonic() - self._last_heard > self.config.lease_seconds
+        ):
+            logger.info("session lease expired", extra={"session_id": self.session})
+            self._unlock()
+
+    def _unlock(self) -> None:
+        self.session = None
+        self._released.set()
+
+    async def _publish(self, *, force: bool = False) -> None:
+        state = self.state
+        if self._pub is None or not (self.publishing or force):
+            return
+        self._published = state
+        await self._pub.send(json.dumps(publish_state(state)).encode())
+
+    async def _state_changed(self) -> None:
+        if self.state is not self._published:
+            await self._publish()
+
+    async def _beat(self) -> None:
+        while True:
+            try:
+                await self._publish()
+            except zmq.ZMQError as exc:
+                logger.warning("heartbeat not sent: %s", exc)
+            await asyncio.sleep(self.config.heartbeat_seconds)
+
+    async def _recalibrate(self) -> None:
+        settings = self.config.calibration
+        while True:
+            await asyncio.sleep(
+                max(0.0, self.calibration.at + settings.interval_seconds - time.time())
+            )
+            # Never in the middle of a session: that is what `initialize` locks out.
+            while self.state is State.EXECUTING:
+                self._released.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._released.wait(), 1.0)
+            self.calibrating_until = time.time() + settings.duration_seconds
+            await self._state_changed()
+            logger.info("calibrating", extra={"seconds": settings.duration_seconds})
+            await asyncio.sleep(settings.duration_seconds)
+            self.calibration.calibrate(time.time())
+            self.calibrating_until = None
+            await self._state_changed()
+
+    # Requests.
+
+    async def _serve(self) -> None:
+        assert self._rep is not None
+        while True:
+            try:
+                frames = await self._rep.recv_multipart(copy=True)
+            except zmq.ZMQError as exc:
+                logger.warning("receive failed: %s", exc)
+                await asyncio.sleep(0.01)
+                continue
+            task = asyncio.create_task(self._answer(frames))
+            self._answering.add(task)
+            task.add_done_callback(self._answering.discard)
+
+    async def _answer(self, frames: list[bytes]) -> None:
+        assert self._rep is not None
+        if len(frames) < 2:
+            return  # no envelope: not from a REQ or DEALER peer, nobody to answer
+        envelope, frame = frames[:-1], frames[-1]
+        reply = await self.handle(frame)
+        try:
+            await self._rep.send_multipart([*envelope, json.dumps(reply).encode()])
+        except zmq.ZMQError as exc:
+            logger.warning("reply not sent: %s", exc)
+
+    async def handle(self, frame: bytes) -> dict[str, Any]:
+        """The reply to one request frame; never raises."""
+        try:
+            request = read_request(frame)
+        except Refused as exc:
+            return failure(*session_of(frame), str(exc))
+        handler = self._handlers.get(request.command)
+        if handler is None:
+            known = ", ".join(self._handlers)
+            message = f"unknown command {request.command!r}; known: {known}"
+            return failure(request.session_id, request.version, message)
+        try:
+            if request.session_id == self.session:
+                self._last_heard = time.monotonic()
+            return await handler(request)
+        except Refused as exc:
+            return failure(request.session_id, request.version, str(exc))
+        except Exception as exc:
+            logger.exception("request failed", extra={"command": request.command})
+            message = f"{request.command} failed on the device: {type(exc).__name__}: {exc}"
+            return failure(request.session_id, request.version, message)
+
+    def _locked_by_other(self, session_id: str) -> bool:
+        return self.state is State.EXECUTING and self.session != session_id
+
+    def _refuse_if_calibrating(self, what: str) -> None:
+        if self.calibrating_until is not None:
+            left = max(self.calibrating_until - time.time(), 0.0)
+            raise Refused(
+                f"{self.config.name} is CALIBRATING (about {left:.1f} s left); "
+                f"{what} is refused until it is IDLE again"
+            )
+
+    async def _initialize(self, request: Request) -> dict[str, Any]:
+        self._refuse_if_calibrating("initialize")
+        if self._locked_by_other(request.session_id):
+            raise Refused(
+                f"{self.config.name} is locked by another session; it is released by that "
+                f"session's terminate or after {self.config.lease_seconds:g} s of its silence"
+            )
+        self.session = request.session_id
+        self._last_heard = time.monotonic()
+        await self._state_changed()
+        return success(request)
+
+    async def _terminate(self, request: Request) -> dict[str, Any]:
+        if self._locked_by_other(request.session_id):
+            raise Refused(
+                f"{self.config.name} is locked by another session; it cannot be ended here"
+            )
+        if self.session == request.session_id:
+            self._unlock()
+            await self._state_changed()
+        return success(request)
+
+    async def _get_static(self, request: Request) -> dict[str, Any]:
+        config = self.config
+        return success(
+            request,
+            {
+                "protocol_version": PROTOCOL_VERSION,
+                "nqubits": config.qubits,
+                "topology": [list(edge) for edge in config.topology],
+                "name": config.name,
+                "pgs": list(config.pgs),
+                "starttime": self.starttime,
+                "default_compiler_config": config.default_compiler_config,
+                "supports_raw_data": config.supports_raw_data,
+            },
+        )
+
+    async def _get_dynamic(self, request: Request) -> dict[str, Any]:
+        return success(request, self.calibration.metrics(time.time()))
+
+    async def _set_publish(self, request: Request) -> dict[str, Any]:
+        active = request.payload.get("active")
+        if not isinstance(active, bool):
+            raise Refused("payload.active is required and must be true or false")
+        self.publishing = active
+        if active:
+            await self._publish()
+        return success(request)
+
+    async def _execute(self, request: Request) -> dict[str, Any]:
+        arguments = execute_arguments(request.payload)
+        self._refuse_if_calibrating("execute")
+        if self.session != request.session_id or self.state is not State.EXECUTING:
+            if self._locked_by_other(request.session_id):
+                raise Refused(f"{self.config.name} is locked by another session")
+            raise Refused(
+                "execute outside an initialized session: send initialize with this "
+                "session_id first (a session silent for "
+                f"{self.config.lease_seconds:g} s is released)"
+            )
+        config = self.config
+        if len(arguments.circuit.encode()) > config.max_circuit_bytes:
+            raise Refused(
+                f"circuit rejected by rule 'size': more than {config.max_circuit_bytes} bytes"
+            )
+        if arguments.shots > config.max_shots:
+            raise Refused(
+                f"circuit rejected by rule 'max_shots': {arguments.shots} shots requested, "
+                f"{config.name} runs at most {config.max_shots}"
+            )
+        self._executing += 1
+        try:
+            loop = asyncio.get_running_loop()
+            outcome = await loop.run_in_executor(self._worker, self._run, arguments)
+        finally:
+            self._executing -= 1
+            self._last_heard = time.monotonic()
+        payload: dict[str, Any] = {
+            "job_id": arguments.job_id,
+            "results": outcome.counts,
+            "raw_data": outcome.raw_data if outcome.raw_data is not None else [],
+        }
+        if arguments.job_key == "run_id":
+            payload["run_id"] = arguments.job_id
+        return success(request, payload)
+
+    def _warm_up(self) -> None:
+        n = self.config.qubits
+        a, b = self.config.topology[0] if self.config.topology else (0, 0)
+        pair = f"CNOT q[{a}], q[{b}]\n" if a != b else ""
+        bell = f"version 3.0\nqubit[{n}] q\nbit[{n}] b\nH q[{a}]\n{pair}b = measure q\n"
+        try:
+            self._run(ExecuteArguments(0, bell, 10, False, "job_id"))
+        except Exception as exc:  # a warm-up only: the first real execute will say what fails
+            logger.debug("warm-up failed: %s", exc)
+
+    def _run(self, arguments: ExecuteArguments) -> Sample:
+        """Parse, check and simulate (in the worker thread)."""
+        try:
+            program: Program = parse(arguments.circuit)
+            check(program, self.config, arguments.shots)
+            circuit = to_circuit(program)
+        except CqasmError as exc:
+            where = f" at line {exc.line}" if exc.line else ""
+            raise Refused(f"circuit rejected by rule '{exc.rule}'{where}: {exc.message}") from None
+        noise = None
+        if self.config.noise:
+            noise = self.calibration.noise_model(time.time(), instruction_names(circuit))
+        seed = None if self.config.seed is None else (self.config.seed + arguments.job_id) % 2**31
+        raw = arguments.include_raw_data and self.config.supports_raw_data
+        return self._simulator.run(
+            program, arguments.shots, noise=noise, seed=seed, raw_data=raw, circuit=circuit
+        )
+
+
+def _endpoint(sock: zmq.asyncio.Socket | None, fallback: str) -> str:
+    if sock is None:
+        return fallback
+    endpoint = sock.getsockopt(zmq.LAST_ENDPOINT)
+    text = endpoint.decode() if isinstance(endpoint, bytes) else str(endpoint)
+    return text.replace("0.0.0.0", "127.0.0.1") if text else fallback

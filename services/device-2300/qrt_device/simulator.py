@@ -1,0 +1,61 @@
+"""Running a checked circuit on Aer with the device's noise."""
+
+from __future__ import annotations
+
+from qiskit.circuit import ControlFlowOp, QuantumCircuit
+from qiskit_aer import AerSimulator
+from qiskit_aer.noise import NoiseModel
+
+from qrt_common.cqasm import Program, Sample, sample
+
+from .rules import is_dynamic
+
+DENSITY_MATRIX_QUBITS = 10
+"""Up to this many qubits a noisy circuit runs as one density matrix, sampled for all shots
+(far faster than one noisy statevector trajectory per shot)."""
+
+
+def instruction_names(circuit: QuantumCircuit) -> frozenset[str]:
+    """Every instruction name in `circuit`, inside control flow too."""
+    names: set[str] = set()
+    for instruction in circuit.data:
+        operation = instruction.operation
+        names.add(operation.name)
+        if isinstance(operation, ControlFlowOp):
+            for block in operation.blocks:
+                names |= instruction_names(block)
+    return frozenset(names)
+
+
+class Simulator:
+    """Aer, set up once, for one device."""
+
+    def __init__(self) -> None:
+        self._ideal = AerSimulator()
+        self._density = AerSimulator(method="density_matrix")
+        self._statevector = AerSimulator(method="statevector")
+
+    def run(
+        self,
+        program: Program,
+        shots: int,
+        *,
+        noise: NoiseModel | None = None,
+        seed: int | None = None,
+        raw_data: bool = False,
+        circuit: QuantumCircuit | None = None,
+    ) -> Sample:
+        """Run `program` (already converted to `circuit`, if given) for `shots` shots."""
+        options: dict[str, object] = {}
+        if seed is not None:
+            options["seed_simulator"] = seed
+        dynamic = is_dynamic(program)
+        qubits = program.num_qubits
+        backend = self._ideal
+        if noise is not None:
+            options["noise_model"] = noise
+            many = dynamic or qubits > DENSITY_MATRIX_QUBITS
+            backend = self._statevector if many else self._density
+        if dynamic:
+            options["shot_branching_enable"] = True
+        return sample(backend, program, shots, raw_data=raw_data, circuit=circuit, **options)
