@@ -212,6 +212,95 @@ OUTCOMES = Chart(
 )
 
 
+CIRCUITS = Chart(
+    "Circuits run per second, by backend",
+    (Query(f"sum by (backend) (rate(qrt_circuits_executed_total{RATE}))", "{{backend}}"),),
+    unit="ops",
+)
+SHOTS = Chart(
+    "Shots run per second, by backend",
+    (Query(f"sum by (backend) (rate(qrt_shots_executed_total{RATE}))", "{{backend}}"),),
+    unit="ops",
+)
+DEVICE_STATE = Chart(
+    "Device state (1: in that state)",
+    (Query("max by (device, state) (qrt_device_state)", "{{device}} {{state}}"),),
+    width=24,
+)
+DEVICE_EXECUTIONS = Chart(
+    "Executions per second, by outcome",
+    (
+        Query(
+            f"sum by (device, outcome) (rate(qrt_device_executions_total{RATE}))",
+            "{{device}} {{outcome}}",
+        ),
+    ),
+    unit="ops",
+)
+DEVICE_SHOTS = Chart(
+    "Shots per second",
+    (Query(f"sum by (device) (rate(qrt_device_shots_total{RATE}))", "{{device}}"),),
+    unit="ops",
+)
+DEVICE_LATENCY = Chart(
+    "Execute latency (p50, p95)",
+    (
+        Query(_quantile(0.5, "qrt_device_execute_duration_seconds", "device"), "{{device}} p50"),
+        Query(_quantile(0.95, "qrt_device_execute_duration_seconds", "device"), "{{device}} p95"),
+    ),
+    unit="s",
+)
+DEVICE_LOCK = Chart(
+    "Locked by a session / answering its executors",
+    (
+        Query("max by (device) (qrt_device_locked)", "{{device}} locked"),
+        Query("min by (device) (qrt_device_reachable)", "{{device}} reachable"),
+    ),
+)
+
+
+def _per_qubit(title: str, metric: str, unit: str) -> Chart:
+    return Chart(title, (Query(f"max by (device, qubit) ({metric})", "{{device}} {{qubit}}"),),
+                 unit=unit)  # fmt: skip
+
+
+CALIBRATION = [
+    _per_qubit("T1 per qubit", "qi_t1_in_us", "µs"),
+    _per_qubit("T2 per qubit", "qi_t2_in_us", "µs"),
+    _per_qubit(
+        "Single-qubit gate fidelity per qubit", "qi_single_qubit_gate_fidelity", "percentunit"
+    ),
+    _per_qubit("Readout fidelity per qubit", "qi_readout_fidelity", "percentunit"),
+    Chart(
+        "Two-qubit gate fidelity per pair",
+        (
+            Query(
+                "max by (device, qubit1, qubit2) (qi_two_qubit_gate_fidelity)",
+                "{{device}} {{qubit1}}-{{qubit2}}",
+            ),
+        ),
+        unit="percentunit",
+    ),
+    Chart(
+        "Time since the last calibration",
+        (Query("max by (device) (qi_seconds_since_calibration)", "{{device}}"),),
+        unit="s",
+    ),
+]
+
+
+def device() -> Any:
+    return dashboard(
+        "qrt-device",
+        "qrt: quantum devices",
+        [
+            ("State", [DEVICE_STATE, DEVICE_LOCK]),
+            ("Executions", [DEVICE_EXECUTIONS, DEVICE_SHOTS, DEVICE_LATENCY]),
+            ("Calibration", CALIBRATION),
+        ],
+    )
+
+
 def gateway() -> Any:
     return dashboard(
         "qrt-gateway",
@@ -235,7 +324,11 @@ def executor() -> Any:
     return dashboard(
         "qrt-executor",
         "qrt: executors",
-        [("Load", [RUNNING_BY_EXECUTOR, WARM_POOL]), ("Jobs", [JOB_DURATION, OUTCOMES])],
+        [
+            ("Load", [RUNNING_BY_EXECUTOR, WARM_POOL]),
+            ("Jobs", [JOB_DURATION, OUTCOMES]),
+            ("Backends", [CIRCUITS, SHOTS]),
+        ],
     )
 
 
@@ -244,6 +337,7 @@ DASHBOARDS = {
     "gateway": gateway,
     "scheduler": scheduler,
     "executor": executor,
+    "device": device,
 }
 
 

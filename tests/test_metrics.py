@@ -95,3 +95,42 @@ async def test_the_operations_server_reports_readiness():
             assert "qrt_jobs_submitted_total" in {name for name, _ in await scrape(http)}
     finally:
         await runner.cleanup()
+
+
+def test_device_calibration_is_exported_as_the_protocol_maps_it():
+    from qrt_executor.devices import calibration_metrics
+
+    payload = {  # the three examples of the protocol's get_dynamic documentation, and oddities
+        "fridge_temperature_in_mk": 8.4,
+        "t1": {"__labels__": ["qubit"], "q0": 0.995, "q1": 0.988, "q2": None},
+        "cnot_fidelity": {"__labels__": ["qubit1", "qubit2"], "q1": {"q0": 0.995}},
+        "bad-name": 1.0,
+        "flag": True,
+    }
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in calibration_metrics("Starmon-5", payload)
+        for s in family.samples
+    }
+    device = ("device", "Starmon-5")
+    assert samples == {
+        ("qi_fridge_temperature_in_mk", (device,)): 8.4,
+        ("qi_t1", (device, ("qubit", "q0"))): 0.995,
+        ("qi_t1", (device, ("qubit", "q1"))): 0.988,
+        ("qi_cnot_fidelity", (device, ("qubit1", "q1"), ("qubit2", "q0"))): 0.995,
+    }
+
+
+async def test_circuits_and_shots_run_by_job_processes_are_counted(platform: Platform):
+    async with aiohttp.ClientSession(base_url=platform.url) as http:
+        before = await scrape(http)
+        job_id = await submit(http, "sample-program", iterations=3)
+        assert (await wait_for(http, job_id))["status"] == "Completed"
+        after = await scrape(http)
+    circuits = value(after, "qrt_circuits_executed_total", backend="aer_simulator") - value(
+        before, "qrt_circuits_executed_total", backend="aer_simulator"
+    )
+    shots = value(after, "qrt_shots_executed_total", backend="aer_simulator") - value(
+        before, "qrt_shots_executed_total", backend="aer_simulator"
+    )
+    assert circuits == 3 and shots > 0

@@ -23,6 +23,7 @@ pytestmark = [pytest.mark.timeout(180)]
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "charts" / "qrt" / "files" / "alerts.yaml"
 DASHBOARDS = ROOT / "charts" / "qrt" / "files" / "dashboards"
+BELL = "version 3.0\nqubit[5] q\nbit[5] b\nH q[0]\nCNOT q[0], q[2]\nb = measure q\n"
 RATE_INTERVAL = "30s"
 """What Grafana's `$__rate_interval` stands for in these queries (scrapes are 1 s apart)."""
 
@@ -120,10 +121,20 @@ async def query(http: aiohttp.ClientSession, expr: str) -> list[dict]:
 
 async def test_every_panel_shows_data_and_every_rule_evaluates(mesh: Mesh, prometheus):
     prometheus_url, targets = prometheus
+    rep, pub = free_port(), free_port()
+    mesh.start("device", "device", QRT_DEVICE_REP_ADDRESS=f"tcp://127.0.0.1:{rep}",
+               QRT_DEVICE_PUB_ADDRESS=f"tcp://127.0.0.1:{pub}")  # fmt: skip
     mesh.scheduler()
-    executor = mesh.executor(capacity=2)
+    executor = mesh.executor(
+        capacity=2, QRT_DEVICES=f"tcp://127.0.0.1:{rep}", QRT_DEVICE_METRICS_INTERVAL="1"
+    )
     gateway_url = mesh.gateway()
-    services = {"scheduler": "scheduler", executor: "executor", "gateway-0": "gateway"}
+    services = {
+        "scheduler": "scheduler",
+        executor: "executor",
+        "gateway-0": "gateway",
+        "device": "device",
+    }
     for name in services:
         wait_for_port(mesh.ops_ports[name], mesh.processes[name])
     targets.write_text(json.dumps([
@@ -134,9 +145,14 @@ async def test_every_panel_shows_data_and_every_rule_evaluates(mesh: Mesh, prome
     async with aiohttp.ClientSession(base_url=gateway_url) as api:
         ids = []
         for _ in range(4):  # spread over a few scrapes, so rates have two points
-            for program in ("noop", "noop", "failing"):
+            for program in ("noop", "failing", "failing"):
                 async with api.post("/jobs", json={"programId": program}) as response:
                     ids.append((await response.json())["id"])
+            on_device = {"programId": "cqasm-runner", "backend": "Starmon-5",
+                         "params": {"circuit": BELL, "shots": 100}}  # fmt: skip
+            async with api.post("/jobs", json=on_device) as response:
+                assert response.status == 200, await response.text()
+                ids.append((await response.json())["id"])
             async with api.get("/jobs/no-such-job") as response:
                 assert response.status == 404
             async with api.ws_connect(f"/stream/jobs/{ids[-2]}") as ws:
@@ -151,7 +167,13 @@ async def test_every_panel_shows_data_and_every_rule_evaluates(mesh: Mesh, prome
         for _ in range(100):
             up = await query(http, "up == 1")
             done = await query(http, "sum(qrt_job_duration_seconds_count)")
-            if len(up) == 3 and done and float(done[0]["value"][1]) == len(ids):
+            calibrated = await query(http, "qi_t1_in_us")
+            if (
+                len(up) == len(services)
+                and calibrated
+                and done
+                and float(done[0]["value"][1]) == len(ids)
+            ):
                 break
             await asyncio.sleep(0.2)
         else:
@@ -168,12 +190,23 @@ async def test_every_panel_shows_data_and_every_rule_evaluates(mesh: Mesh, prome
         async with http.get("/api/v1/rules") as response:
             groups = (await response.json())["data"]["groups"]
         rules = [rule for group in groups for rule in group["rules"]]
-        assert {r["name"] for r in rules} >= {"QrtNoLiveExecutor", "QrtQueueGrowing",
-                                               "QrtJobFailureRatioHigh", "QrtSchedulerDown"}  # fmt: skip
+        assert {r["name"] for r in rules} == {
+            "QrtNoLiveExecutor",
+            "QrtQueueGrowing",
+            "QrtJobFailureRatioHigh",
+            "QrtSchedulerDown",
+            "QrtDeviceOffline",
+            "QrtDeviceNotIdleForLong",
+            "QrtDeviceCalibrationOutOfBounds",
+        }
         for rule in rules:
             assert rule["health"] == "ok", rule
             assert rule["lastEvaluation"] != "0001-01-01T00:00:00Z", rule
         firing = {r["name"] for r in rules if r["state"] != "inactive"}
-        # A third of the jobs failed: that alert is pending (it needs 10 minutes to fire); the
+        # Half of the jobs failed: that alert is pending (it needs 10 minutes to fire); the
         # executor is alive, so that one is quiet.
         assert "QrtJobFailureRatioHigh" in firing and "QrtNoLiveExecutor" not in firing
+        assert "QrtDeviceOffline" not in firing and "QrtDeviceCalibrationOutOfBounds" not in firing
+        # The device's calibration arrives as the protocol maps it, e.g. qi_t1_in_us{qubit="q0"}.
+        t1 = await query(http, 'qi_t1_in_us{device="Starmon-5", qubit="q0"}')
+        assert len(t1) == 1 and float(t1[0]["value"][1]) > 0

@@ -259,7 +259,8 @@ async def _serve_executor(settings: Settings) -> None:
     bus = await connect_bus(settings)
     executor = Executor(settings, bus, ProgramRegistry(settings.programs_dir))
     await executor.start()
-    operations = await _serve_operations(settings, {"bus": bus.is_ready})
+    checks: dict[str, ReadinessCheck] = {"bus": bus.is_ready, "devices": executor.devices.is_ready}
+    operations = await _serve_operations(settings, checks)
 
     async def drain() -> None:
         logger.info("draining", extra={"seconds": settings.drain_seconds})
@@ -285,9 +286,11 @@ async def _serve_device(settings: Settings) -> None:
     device = Device(config, settings.device_rep_address, settings.device_pub_address)
     await device.start()
     logger.info("device %s answering on %s", config.name, device.rep_endpoint)
+    operations = await _serve_operations(settings, {"sockets": device.is_ready})
     try:
         await _until_signalled()
     finally:
+        await operations.cleanup()
         await device.close()
 
 

@@ -66,6 +66,20 @@ JOB_DURATION = Histogram(
 CIRCUITS = Counter("qrt_circuits_executed_total", "Circuits run on backends.", ["backend"])
 SHOTS = Counter("qrt_shots_executed_total", "Shots run on backends.", ["backend"])
 
+# Device (device-2300).
+DEVICE_EXECUTIONS = Counter(
+    "qrt_device_executions_total",
+    "execute requests the device answered, by outcome (completed, rejected, failed).",
+    ["device", "outcome"],
+)
+DEVICE_SHOTS = Counter("qrt_device_shots_total", "Shots the device ran.", ["device"])
+DEVICE_EXECUTE_LATENCY = Histogram(
+    "qrt_device_execute_duration_seconds",
+    "Time from an execute request to its reply (parse, check, simulate).",
+    ["device"],
+    buckets=LATENCY_BUCKETS,
+)
+
 
 class GaugeCollector(Collector):
     """Gauges whose values a function reads from a service's state when Prometheus scrapes."""

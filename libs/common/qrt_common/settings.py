@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     """Seconds a device may take to answer initialize, terminate, get_static or get_dynamic."""
     device_execute_timeout: float = Field(300.0, gt=0)
     """Seconds a device may take to answer an execute."""
+    device_metrics_interval: float = Field(15.0, gt=0)
+    """Seconds between an executor's readings of its devices' calibration (`get_dynamic`),
+    which it exports as the `qi_*` metrics."""
     device_config: Path | None = None
     """TOML file configuring the simulated device (`qrt device`, and the one `qrt dev` starts)."""
     device_rep_address: str = "tcp://*:4203"

@@ -19,8 +19,17 @@ from typing import Any
 
 import zmq
 import zmq.asyncio
+from prometheus_client.core import GaugeMetricFamily
 
 from qrt_common.cqasm import CqasmError, Program, Sample, parse, to_circuit
+from qrt_common.metrics import (
+    DEVICE_EXECUTE_LATENCY,
+    DEVICE_EXECUTIONS,
+    DEVICE_SHOTS,
+    GaugeCollector,
+    gauge,
+    register,
+)
 
 from .calibration import Calibration
 from .config import DeviceConfig
@@ -77,6 +86,7 @@ class Device:
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="qrt-device-sim")
         self._simulator = Simulator()
         self._released = asyncio.Event()
+        self._unregister_metrics: Callable[[], None] = lambda: None
         self._handlers: dict[str, Callable[[Request], Awaitable[dict[str, Any]]]] = {
             "initialize": self._initialize,
             "execute": self._execute,
@@ -110,6 +120,7 @@ class Device:
             asyncio.create_task(self._beat()),
             asyncio.create_task(self._recalibrate()),
         ]
+        self._unregister_metrics = register(GaugeCollector(self._gauges))
         logger.info(
             "device ready",
             extra={"device": self.config.name, "rep": self.rep_endpoint, "pub": self.pub_endpoint},
@@ -127,6 +138,7 @@ class Device:
 
     async def close(self) -> None:
         """Say OFFLINE, stop everything, close the sockets."""
+        self._unregister_metrics()
         self._offline = True
         with contextlib.suppress(zmq.ZMQError):
             await self._publish(force=True)
@@ -138,6 +150,24 @@ class Device:
                 sock.close(linger=0)
         self._context.term()
         self._worker.shutdown(wait=False, cancel_futures=True)
+
+    async def is_ready(self) -> bool:
+        """True while both sockets are bound and the device is not going offline."""
+        return self._rep is not None and self._pub is not None and not self._offline
+
+    def _gauges(self) -> list[GaugeMetricFamily]:
+        name, now = self.config.name, self.state
+        holder: dict[tuple[str, ...], float] = {}
+        if self.session is not None:
+            holder[(name, self.session)] = 1.0
+        return [
+            gauge("qrt_device_state", "1 for the state the device is in, 0 for the others.",
+                  {(name, s.value): float(s is now) for s in State}, ("device", "state")),
+            gauge("qrt_device_locked", "1 while a session holds the device.",
+                  {(name,): float(self.session is not None)}, ("device",)),
+            gauge("qrt_device_lock_holder_info", "The session holding the device.",
+                  holder, ("device", "session")),
+        ]  # fmt: skip
 
     # State.
 
@@ -333,12 +363,21 @@ class Device:
                 f"{config.name} runs at most {config.max_shots}"
             )
         self._executing += 1
+        started, result = time.perf_counter(), "failed"
         try:
             loop = asyncio.get_running_loop()
             outcome = await loop.run_in_executor(self._worker, self._run, arguments)
+            result = "completed"
+        except Refused:
+            result = "rejected"
+            raise
         finally:
             self._executing -= 1
             self._last_heard = time.monotonic()
+            name = self.config.name
+            DEVICE_EXECUTIONS.labels(name, result).inc()
+            DEVICE_EXECUTE_LATENCY.labels(name).observe(time.perf_counter() - started)
+        DEVICE_SHOTS.labels(self.config.name).inc(arguments.shots)
         payload: dict[str, Any] = {
             "job_id": arguments.job_id,
             "results": outcome.counts,

@@ -53,21 +53,56 @@ class UserMessenger:
             self._channel.sendall(line)
 
 
+_usage: UserMessenger | None = None
+"""Where the job's backend reports what it ran (set by `serve`): the executor counts circuits
+and shots, since nothing a job process records itself outlives it."""
+
+
 def make_backend(name: str, device: dict[str, Any] | None = None) -> Any:
     """The Qiskit backend a job asked for: a simulator, or the device described by `device`."""
     if device is not None:
         from .device_backend import DeviceBackend
 
-        return DeviceBackend(
+        backend = DeviceBackend(
             device["address"],
             device["static"],
             timeout=device["timeout"],
             execute_timeout=device["execute_timeout"],
             session_id=device["session_id"],
         )
-    if name in SIMULATORS:
-        return AerSimulator(**SIMULATORS[name])
-    raise ValueError(f"unknown backend {name!r}")
+    elif name in SIMULATORS:
+        backend = AerSimulator(**SIMULATORS[name])
+    else:
+        raise ValueError(f"unknown backend {name!r}")
+    return _counting(backend, name)
+
+
+def _counting(backend: Any, name: str) -> Any:
+    """`backend`, whose `run` also reports the circuits and shots it was given."""
+    run = backend.run
+
+    def report(circuits: int, shots: int) -> None:
+        if _usage is not None:
+            _usage.send({"kind": "usage", "backend": name, "circuits": circuits, "shots": shots})
+
+    def run_and_report(run_input: Any, **options: Any) -> Any:
+        job = run(run_input, **options)
+        circuits = len(run_input) if isinstance(run_input, list | tuple) else 1
+        shots = int(options.get("shots") or getattr(backend.options, "shots", 0) or 0)
+        report(circuits, circuits * shots)
+        return job
+
+    backend.run = run_and_report
+    run_cqasm = getattr(backend, "run_cqasm", None)
+    if run_cqasm is not None:  # a device's path for cQASM text sent as it is
+
+        def run_cqasm_and_report(circuit: str, shots: int, *args: Any, **kwargs: Any) -> Any:
+            payload = run_cqasm(circuit, shots, *args, **kwargs)
+            report(1, int(shots))
+            return payload
+
+        backend.run_cqasm = run_cqasm_and_report
+    return backend
 
 
 def run_program(spec: dict[str, Any], messenger: UserMessenger) -> int:
@@ -119,12 +154,14 @@ def serve(control: socket.socket, stdout: socket.socket, stderr: socket.socket) 
     spec = json.loads(line)
     os.environ["QRT_JOB_ID"] = spec["job_id"]
     os.chdir(spec["workdir"])
+    global _usage
+    messenger = _usage = UserMessenger(control)
     if spec.get("kind") == "python-template":
         from .template import run_template
 
-        code = run_template(spec, UserMessenger(control))
+        code = run_template(spec, messenger)
     else:
-        code = run_program(spec, UserMessenger(control))
+        code = run_program(spec, messenger)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

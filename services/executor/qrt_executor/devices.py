@@ -6,12 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client.core import GaugeMetricFamily
+
 from qrt_common.backends import SIMULATORS
+from qrt_common.metrics import gauge
 
 from .device_client import DeviceClient, DeviceRefused, DeviceUnavailable
 
@@ -32,12 +36,48 @@ class KnownDevice:
     static: dict[str, Any]
 
 
-def _get_static(address: str, timeout: float) -> dict[str, Any]:
+def _ask(address: str, command: str, timeout: float) -> dict[str, Any]:
     client = DeviceClient(address, timeout=timeout)
     try:
-        return client.request("get_static", str(uuid.uuid4()))
+        return client.request(command, str(uuid.uuid4()))
     finally:
         client.close()
+
+
+def calibration_metrics(device: str, payload: dict[str, Any]) -> list[GaugeMetricFamily]:
+    """A `get_dynamic` payload as Prometheus gauges, by the protocol's mapping: each key is a
+    metric `qi_<key>`, `__labels__` names the levels of its nested keys, leaves are values
+    (`{"t1": {"__labels__": ["qubit"], "q0": 0.99}}` is `qi_t1{qubit="q0"} 0.99`). A `device`
+    label is added, since one executor may relay to several devices."""
+    families = []
+    for name, tree in payload.items():
+        labels = list(tree.get("__labels__", [])) if isinstance(tree, dict) else []
+        if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", name) or not all(
+            isinstance(label, str) and re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", label)
+            for label in labels
+        ):
+            continue  # not a name Prometheus takes
+        family = GaugeMetricFamily(
+            f"qi_{name}", f"{name} as the device reports it", labels=["device", *labels]
+        )
+        for values, leaf in _leaves(tree, len(labels)):
+            family.add_metric([device, *values], leaf)
+        families.append(family)
+    return families
+
+
+def _leaves(tree: Any, depth: int) -> list[tuple[list[str], float]]:
+    if depth == 0:
+        is_number = isinstance(tree, int | float) and not isinstance(tree, bool)
+        return [([], float(tree))] if is_number else []
+    if not isinstance(tree, dict):
+        return []
+    return [
+        ([str(key), *rest], leaf)
+        for key, branch in tree.items()
+        if key != "__labels__"
+        for rest, leaf in _leaves(branch, depth - 1)
+    ]
 
 
 class DeviceDirectory:
@@ -54,6 +94,10 @@ class DeviceDirectory:
         self._on_found = on_found
         self._devices: dict[str, KnownDevice] = {}
         self._searches: list[asyncio.Task[None]] = []
+        self.calibration: dict[str, dict[str, Any]] = {}
+        """Each device's last `get_dynamic` payload."""
+        self.reachable: dict[str, bool] = {}
+        """Whether each device answered the last time it was asked."""
 
     def names(self) -> list[str]:
         """Backend names of the devices found so far."""
@@ -72,7 +116,7 @@ class DeviceDirectory:
 
     async def _look(self, address: str, wait: float) -> bool:
         try:
-            static = await asyncio.to_thread(_get_static, address, wait)
+            static = await asyncio.to_thread(_ask, address, "get_static", wait)
             name = str(static["name"])
         except (DeviceUnavailable, DeviceRefused, KeyError, TypeError) as exc:
             where = {"address": address, "error": str(exc)}
@@ -98,6 +142,45 @@ class DeviceDirectory:
             pause = min(pause * 2, longest)
         if self._on_found is not None:
             await self._on_found()
+
+    async def is_ready(self) -> bool:
+        """True when every configured device was found and answered when last asked."""
+        found = {device.address for device in self._devices.values()}
+        return found >= set(self.addresses) and all(self.reachable.values())
+
+    async def watch(self, interval: float) -> None:
+        """Ask every device found for its `get_dynamic`, every `interval` seconds."""
+        while True:
+            for device in list(self._devices.values()):
+                try:
+                    payload = await asyncio.to_thread(
+                        _ask, device.address, "get_dynamic", self.timeout
+                    )
+                except (DeviceUnavailable, DeviceRefused) as exc:
+                    if self.reachable.get(device.name, True):
+                        logger.warning(
+                            "device not answering", extra={"device": device.name, "error": str(exc)}
+                        )
+                    self.reachable[device.name] = False
+                    continue
+                self.calibration[device.name] = payload
+                self.reachable[device.name] = True
+            await asyncio.sleep(interval)
+
+    def gauges(self) -> list[GaugeMetricFamily]:
+        """The devices' calibration (`qi_*`) and whether each answers."""
+        up = gauge(
+            "qrt_device_reachable",
+            "1 if the device answered the executor's last request.",
+            {(name,): float(ok) for name, ok in self.reachable.items()},
+            ("device",),
+        )
+        calibration = [
+            family
+            for name, payload in self.calibration.items()
+            for family in calibration_metrics(name, payload)
+        ]
+        return [up, *calibration]
 
     async def close(self) -> None:
         for task in self._searches:

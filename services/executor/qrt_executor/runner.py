@@ -13,6 +13,7 @@ from typing import Any
 
 from qrt_common.jobs import JobStatus
 from qrt_common.messages import EventKind, JobEvent
+from qrt_common.metrics import CIRCUITS, SHOTS
 
 from .pool import JobProcess
 
@@ -152,6 +153,20 @@ def exit_reason(code: int | None) -> str:
     return f"program process exited with code {code}"
 
 
+def count_usage(frame: dict[str, Any]) -> None:
+    """Count what a job process reported running on a backend."""
+    try:
+        backend, circuits, shots = (
+            str(frame["backend"]),
+            int(frame["circuits"]),
+            int(frame["shots"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return
+    CIRCUITS.labels(backend).inc(max(0, circuits))
+    SHOTS.labels(backend).inc(max(0, shots))
+
+
 async def run_job(
     proc: JobProcess,
     spec: dict[str, Any],
@@ -193,6 +208,8 @@ async def run_job(
                 output.event(EventKind.INTERIM, data=data)
             elif kind == "final":
                 output.event(EventKind.RESULT, data=data)
+            elif kind == "usage":
+                count_usage(frame)
             elif kind == "error":
                 errors.append(str(frame.get("reason")))
                 if isinstance(data, str):

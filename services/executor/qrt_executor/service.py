@@ -92,6 +92,7 @@ class Executor:
         self._idle.set()
         self.draining = False
         self._unregister_metrics: Callable[[], None] = lambda: None
+        self._watching: asyncio.Task[None] | None = None
 
     @property
     def backends(self) -> list[str]:
@@ -110,6 +111,9 @@ class Executor:
         await self.beat()
         self._heartbeat = asyncio.create_task(self._beat_forever())
         self._unregister_metrics = register(GaugeCollector(self._gauges))
+        if self._settings.device_addresses:
+            interval = self._settings.device_metrics_interval
+            self._watching = asyncio.create_task(self.devices.watch(interval))
         logger.info("executor ready", extra={"executor_id": self.id, "capacity": self.capacity})
 
     def _gauges(self) -> list[GaugeMetricFamily]:
@@ -118,6 +122,7 @@ class Executor:
             gauge("qrt_executor_capacity", "Jobs this executor runs at once.", self.capacity),
             gauge("qrt_executor_warm_pool_size", "Job processes forked and waiting.",
                   self.pool.idle),
+            *self.devices.gauges(),
         ]  # fmt: skip
 
     async def beat(self, *, leaving: bool = False) -> None:
@@ -333,6 +338,8 @@ class Executor:
         """Stop now: kill whatever still runs without reporting an outcome (the scheduler
         runs those jobs again elsewhere), say goodbye, close the pool."""
         self._unregister_metrics()
+        if self._watching is not None:
+            self._watching.cancel()
         self.draining = True
         if self._heartbeat is not None:
             self._heartbeat.cancel()
