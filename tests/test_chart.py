@@ -176,3 +176,32 @@ def test_program_pods_and_executors_cannot_reach_the_internet():
         # Every egress rule of an executor names its peers, except DNS and the Kubernetes API.
         assert "to" in rule or ports <= {443, 6443}, rule
     assert all(re.fullmatch(r"qrt-[a-z0-9-]+", name) for name in policies)
+
+
+def test_the_device_reads_the_configuration_and_arguments_the_chart_gives_it(tmp_path: Path):
+    from qrt_common.cli import _parser
+    from qrt_device.config import load_config
+
+    VALUES["custom-device"] = {
+        "device": {"config": {"name": "Tuna-5", "calibration": {"interval_seconds": 600}}}
+    }
+    config_map = next(
+        d for d in of_kind("custom-device", "ConfigMap") if "device.toml" in d["data"]
+    )
+    (tmp_path / "device.toml").write_text(config_map["data"]["device.toml"])
+    assert load_config(tmp_path / "device.toml").name == "Tuna-5"
+    device = next(
+        d for d in qrt_workloads("custom-device") if d["metadata"]["name"] == "qrt-device"
+    )
+    container = device["spec"]["template"]["spec"]["containers"][0]
+    arguments = _parser().parse_args(["device", *container["args"]])
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "config")["mountPath"]
+    assert Path(arguments.device_config) == Path(mount) / "device.toml"
+    executor = next(
+        d for d in qrt_workloads("custom-device") if d["metadata"]["name"] == "qrt-executor"
+    )
+    env = {
+        e["name"]: e.get("value")
+        for e in executor["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["QRT_DEVICES"] == "tcp://qrt-device:4203"
