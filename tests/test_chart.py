@@ -205,3 +205,31 @@ def test_the_device_reads_the_configuration_and_arguments_the_chart_gives_it(tmp
         for e in executor["spec"]["template"]["spec"]["containers"][0]["env"]
     }
     assert env["QRT_DEVICES"] == "tcp://qrt-device:4203"
+
+
+def test_program_pods_carry_the_labels_their_network_policy_selects():
+    from qrt_executor.kubernetes_jobs import PROGRAM_LABELS
+
+    executor = next(d for d in qrt_workloads("default") if d["metadata"]["name"] == "qrt-executor")
+    env = {
+        e["name"]: e.get("value")
+        for e in executor["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["QRT_ONESHOT_RUNNER"] == "kubernetes"
+    assert (
+        env["QRT_PROGRAM_IMAGE"] == executor["spec"]["template"]["spec"]["containers"][0]["image"]
+    )
+    extra = dict(pair.split("=", 1) for pair in env["QRT_PROGRAM_POD_LABELS"].split(","))
+    pod_labels = {**extra, **PROGRAM_LABELS}
+    policy = next(
+        d for d in of_kind("default", "NetworkPolicy") if d["metadata"]["name"] == "qrt-program"
+    )
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    role = next(d for d in of_kind("default", "Role") if d["metadata"]["name"] == "qrt-executor")
+    granted = {(r, v) for rule in role["rules"] for r in rule["resources"] for v in rule["verbs"]}
+    assert {
+        ("jobs", "create"),
+        ("configmaps", "create"),
+        ("pods/log", "get"),
+        ("pods", "list"),
+    } <= granted

@@ -18,17 +18,18 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from .bus import MessageBus, open_bus
-from .errors import Unavailable
+from .errors import ConfigurationError, Unavailable
 from .logs import configure_logging
 from .metrics import ReadinessCheck, serve_operations
 from .registry import ProgramRegistry
 from .settings import Settings
-from .store import JobStore, StoreSetupError, open_store
+from .store import JobStore, open_store
 
 if TYPE_CHECKING:
     from aiohttp import web
 
     from qrt_device.service import Device
+    from qrt_executor.oneshot import OneShotRunner
     from qrt_executor.service import Executor
     from qrt_scheduler.leader import LeaderElector
     from qrt_scheduler.service import Scheduler
@@ -238,11 +239,37 @@ async def _serve_scheduler(settings: Settings) -> None:
             await operations.cleanup()
 
 
+def _one_shot_runner(settings: Settings) -> OneShotRunner | None:
+    """Kubernetes Jobs for one-shot programs when QRT_ONESHOT_RUNNER says so; else the default
+    (bubblewrap on this machine)."""
+    if settings.oneshot_runner != "kubernetes":
+        return None
+    from qrt_executor.kubernetes_jobs import KubernetesRunner, ProgramPodSpec
+
+    from .kube import current_namespace, in_cluster_api
+
+    if not settings.program_image:
+        raise ConfigurationError("QRT_ONESHOT_RUNNER=kubernetes needs QRT_PROGRAM_IMAGE")
+    labels = dict(
+        pair.split("=", 1) for pair in settings.program_pod_labels.split(",") if "=" in pair
+    )
+    spec = ProgramPodSpec(
+        namespace=settings.program_namespace or current_namespace(),
+        image=settings.program_image,
+        labels=labels,
+        cpu=settings.program_cpu,
+        memory=settings.program_memory,
+    )
+    return KubernetesRunner(in_cluster_api(), spec)
+
+
 def _scheduler_elector(settings: Settings) -> LeaderElector | None:
     """The Lease election among scheduler replicas, when QRT_LEASE_NAME names a Lease."""
     if not settings.lease_name:
         return None
-    from qrt_scheduler.leader import LeaderElector, LeaseTerms, current_namespace, in_cluster_api
+    from qrt_scheduler.leader import LeaderElector, LeaseTerms
+
+    from .kube import current_namespace, in_cluster_api
 
     return LeaderElector(
         in_cluster_api(),
@@ -257,7 +284,9 @@ async def _serve_executor(settings: Settings) -> None:
     from qrt_executor.service import Executor
 
     bus = await connect_bus(settings)
-    executor = Executor(settings, bus, ProgramRegistry(settings.programs_dir))
+    executor = Executor(
+        settings, bus, ProgramRegistry(settings.programs_dir), one_shot=_one_shot_runner(settings)
+    )
     await executor.start()
     checks: dict[str, ReadinessCheck] = {"bus": bus.is_ready, "devices": executor.devices.is_ready}
     operations = await _serve_operations(settings, checks)
@@ -358,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         try:
             asyncio.run(SERVICES[args.command][1](settings))
-        except (OSError, StoreSetupError) as exc:
+        except (OSError, ConfigurationError) as exc:
             print(f"qrt: {exc}", file=sys.stderr)
             return 1
     return 0

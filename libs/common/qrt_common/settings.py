@@ -6,6 +6,7 @@ import os
 import secrets
 import socket
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,6 +63,18 @@ class Settings(BaseSettings):
     """Seconds without a heartbeat after which an executor counts as gone."""
     max_attempts: int = Field(3, ge=1)
     """How often a job is started before an executor loss makes it Failed."""
+    oneshot_runner: Literal["bubblewrap", "kubernetes"] = "bubblewrap"
+    """Where executors run one-shot programs: a local bubblewrap sandbox, or Kubernetes Jobs."""
+    program_image: str = ""
+    """Image of one-shot program pods (Kubernetes); the chart sets the executor's own."""
+    program_namespace: str = ""
+    """Namespace of one-shot program pods; empty: the executor's own."""
+    program_pod_labels: str = ""
+    """Extra labels of program pods, `key=value,...` (the chart adds its release's)."""
+    program_cpu: str = "1"
+    """CPU request and limit of a program pod (Kubernetes quantity)."""
+    program_memory: str = "1Gi"
+    """Memory request and limit of a program pod (Kubernetes quantity)."""
     lease_name: str = ""
     """The coordination.k8s.io Lease scheduler replicas elect their leader with (in Kubernetes);
     empty: no election, this scheduler leads alone."""

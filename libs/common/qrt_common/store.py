@@ -7,7 +7,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .errors import Unavailable
+from .errors import ConfigurationError, Unavailable
 from .jobs import Job, JobStatus
 
 
@@ -48,7 +48,7 @@ class Interim:
     data: str
 
 
-class StoreSetupError(Exception):
+class StoreSetupError(ConfigurationError):
     """The store cannot be used as configured: an unknown URL, or a schema newer than this qrt."""
 
 

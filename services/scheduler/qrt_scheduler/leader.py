@@ -15,30 +15,13 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 logger = logging.getLogger(__name__)
-
-SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-
-
-def in_cluster_api() -> client.ApiClient:
-    """An API client with the pod's service account."""
-    config.load_incluster_config()
-    return client.ApiClient()
-
-
-def current_namespace(default: str = "default") -> str:
-    """The pod's namespace, from its service account, or `default` outside a cluster."""
-    try:
-        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or default
-    except OSError:
-        return default
 
 
 @dataclass(frozen=True, slots=True)
