@@ -1,0 +1,27 @@
+"""The one settings object: every knob is documented, bad values are refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from qrt_common.settings import Settings
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+@pytest.mark.parametrize("name", sorted(Settings.model_fields))
+def test_every_setting_is_in_the_readme_configuration_table(name: str):
+    assert f"`QRT_{name.upper()}`" in README
+
+
+def test_settings_come_from_qrt_environment_variables(monkeypatch):
+    monkeypatch.setenv("QRT_OPS_PORT", "9200")
+    monkeypatch.setenv("QRT_ONESHOT_RUNNER", "kubernetes")
+    settings = Settings()
+    assert (settings.ops_port, settings.oneshot_runner) == (9200, "kubernetes")
+    monkeypatch.setenv("QRT_ONESHOT_RUNNER", "docker")
+    with pytest.raises(ValidationError):
+        Settings()
