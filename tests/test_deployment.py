@@ -14,7 +14,7 @@ from qrt_common.cli import SERVICES
 from qrt_common.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = ROOT.parent / "shared" / "specs" / "kubernetes"
+SPECS = ROOT / "tests" / "schemas" / "kubernetes"
 SERVICE_DIRS = sorted(p.parent for p in (ROOT / "services").glob("*/Dockerfile"))
 
 
@@ -26,10 +26,7 @@ def deepest_errors(error: jsonschema.ValidationError) -> list[jsonschema.Validat
 
 
 def schema(name: str) -> dict:
-    path = SPECS / name
-    if not path.is_file():
-        pytest.skip(f"{path} is not in this checkout's shared specs")
-    loaded: dict = json.loads(path.read_text())
+    loaded: dict = json.loads((SPECS / name).read_text())
     return loaded
 
 
