@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import base64
-import io
 import stat
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -18,20 +16,9 @@ from qrt_common.archives import (
     unpack_archive,
 )
 from qrt_common.programs import InvalidProgram, ProgramKind, archive_program
+from tests.conftest import zip_of
 
 LIMIT = 64 * 1024
-
-
-def zip_of(files: dict[str, str | bytes], *, modes: dict[str, int] | None = None) -> bytes:
-    """A zip holding `files` (path to content); `modes` sets an entry's Unix mode bits."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, content in files.items():
-            info = zipfile.ZipInfo(name)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = (modes or {}).get(name, stat.S_IFREG | 0o644) << 16
-            archive.writestr(info, content)
-    return buffer.getvalue()
 
 
 def test_unpacks_files_keeping_the_executable_bit(tmp_path: Path):

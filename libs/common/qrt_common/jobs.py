@@ -47,6 +47,7 @@ _ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
 DEFAULT_HUB = "ibm-q"
 DEFAULT_GROUP = "open"
 DEFAULT_PROJECT = "main"
+DEFAULT_INSTANCE = f"{DEFAULT_HUB}/{DEFAULT_GROUP}/{DEFAULT_PROJECT}"
 
 
 class IllegalTransition(Exception):
