@@ -118,6 +118,7 @@ def test_program_kinds_in_archives(tmp_path: Path):
         ({"main.py": "def main(): pass"}, "no entry point: the archive holds neither program.py"),
         ({"program.py": "def run(): pass"}, "program.py has no main() function"),
         ({"program.py": "def main(:"}, "program.py (line 1) is not valid Python"),
+        ({"program.py": "x = " + "(" * 100_000}, "too many nested parentheses"),
         ({"program.py": "def main(): pass", "program.json": "{"}, "program.json"),
         ({"planqk.json": '{"name": "t"}'}, "src/program.py does not exist"),
         ({"planqk.json": "{}", "src/program.py": "def main(): pass"}, "has no run() function"),

@@ -262,7 +262,7 @@ def _check_defines(source_path: Path, name: str) -> None:
         tree = ast.parse(source_path.read_bytes(), filename=str(source_path))
     except FileNotFoundError:
         raise InvalidProgram(f"{source_path} does not exist") from None
-    except (SyntaxError, ValueError) as exc:
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         line = getattr(exc, "lineno", None)
         where = f" (line {line})" if line else ""
         raise InvalidProgram(f"{source_path}{where} is not valid Python: {exc}") from None
