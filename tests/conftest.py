@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import json
 import shutil
+import stat
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterable
+import zipfile
+from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +162,20 @@ def rabbitmq() -> None:
     if not asyncio.run(reachable()):
         subprocess.run(["rabbitmq-server", "-detached"], check=False)
         subprocess.run(["rabbitmqctl", "await_startup", "--timeout", "60"], check=True)
+
+
+def zip_of(files: Mapping[str, str | bytes], *, modes: dict[str, int] | None = None) -> bytes:
+    """A zip holding `files` (path to content); `modes` sets an entry's Unix mode bits."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in files.items():
+            info = zipfile.ZipInfo(name)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = (modes or {}).get(name, stat.S_IFREG | 0o644) << 16
+            archive.writestr(info, content)
+    return buffer.getvalue()
+
+
+def b64_zip_of(files: Mapping[str, str | bytes], **options: Any) -> str:
+    """`zip_of(files)` base64-encoded, as `POST /programs` takes it."""
+    return base64.b64encode(zip_of(files, **options)).decode()

@@ -19,7 +19,14 @@ from qrt_common.jobs import Job, JobStatus
 from qrt_common.sqlite_store import SQLiteStore
 from qrt_common.store import JobQuery
 from tests.conftest import logs_of, merge_programs, wait_for
-from tests.mesh import RABBITMQ_URL, Mesh, PrivateBroker, eventually, overlapping_attempts
+from tests.mesh import (
+    RABBITMQ_URL,
+    Mesh,
+    PrivateBroker,
+    eventually,
+    overlapping_attempts,
+    wait_for_port,
+)
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.usefixtures("rabbitmq")]
 
@@ -267,3 +274,45 @@ async def submit_when_possible(http: aiohttp.ClientSession, timeout: float = 60)
             assert response.status == 503
         assert asyncio.get_running_loop().time() < deadline, "gateway never recovered"
         await asyncio.sleep(0.5)
+
+
+async def test_uploaded_programs_travel_to_executor_processes(mesh: Mesh):
+    from tests.conftest import b64_zip_of
+
+    def versioned(version: str) -> dict[str, str]:
+        return {
+            "program.py": "import os, time\nfrom helpers import VERSION\n\n"
+            "def main(backend, user_messenger):\n"
+            "    time.sleep(0.5)  # four at once fill one executor: the others go to the other\n"
+            "    return {'version': VERSION, 'pid': os.getpid()}\n",
+            "helpers.py": f"VERSION = {version!r}\n",
+        }
+
+    mesh.scheduler()
+    executors = {mesh.executor(capacity=2) for _ in range(2)}
+    url = mesh.gateway()
+    for name in executors:  # an executor serves its ops port once it has announced itself
+        wait_for_port(mesh.ops_ports[name], mesh.processes[name])
+    async with aiohttp.ClientSession(base_url=url) as http:
+        body = {"name": "traveller", "data": b64_zip_of(versioned("v1"))}
+        async with http.post("/programs", json=body) as response:
+            assert response.status == 201, await response.text()
+            program_id = (await response.json())["id"]
+
+        async def versions() -> list[str]:
+            ids = list(await asyncio.gather(*(submit(http, program_id) for _ in range(4))))
+            jobs = await all_ended(http, ids)
+            assert {j["status"] for j in jobs} == {"Completed"}, jobs
+            results = []
+            for job_id in ids:
+                async with http.get(f"/jobs/{job_id}/results") as response:
+                    results.append(json.loads(await response.json())["version"])
+            return results
+
+        assert await versions() == ["v1"] * 4
+        new_code = {"data": b64_zip_of(versioned("v2"))}
+        async with http.put(f"/programs/{program_id}/data", json=new_code) as response:
+            assert response.status == 200, await response.text()
+        assert await versions() == ["v2"] * 4
+    placed = {job.executor_id for job in await jobs_in_store(mesh)}
+    assert placed == executors  # both executor processes unpacked and ran it

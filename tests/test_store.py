@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,13 @@ from mongomock_motor import AsyncMongoMockClient
 from pymongo import AsyncMongoClient
 from pymongo.errors import AutoReconnect
 
+from qrt_common.archives import ProgramArchive, archive_digest
 from qrt_common.jobs import Job, JobStatus, transition
 from qrt_common.mongo_store import MongoStore
+from qrt_common.programs import Program, ProgramKind
 from qrt_common.sqlite_store import SCHEMA_VERSION as SQLITE_SCHEMA
 from qrt_common.sqlite_store import SQLiteStore
-from qrt_common.store import JobQuery, JobStore, StoreUnavailable
+from qrt_common.store import JobQuery, JobStore, ProgramNameTaken, StoreUnavailable
 
 Reopen = Callable[[], Awaitable[JobStore]]
 
@@ -344,8 +347,28 @@ async def test_sqlite_schema_1_is_migrated(tmp_path: Path):
         assert [j.id for j in (await store.list_jobs(JobQuery(session_id="s")))[0]] == ["job-002"]
         rows = await store._read("SELECT value FROM meta WHERE key = 'schema_version'")
         assert rows[0][0] == str(SQLITE_SCHEMA)
+        await store.add_program(make_program(1), ProgramArchive.of(b"zip 1"))
+        assert await store.list_programs("x/y/z") == []
     finally:
         await store.close()
+
+
+async def test_mongo_schema_1_is_migrated_and_migrations_are_idempotent():
+    from qrt_common.mongo_store import MIGRATIONS
+    from qrt_common.mongo_store import SCHEMA_VERSION as MONGO_SCHEMA
+
+    client: Any = AsyncMongoMockClient(tz_aware=True)
+    await MIGRATIONS[1](client["qrt"])
+    await client["qrt"]["meta"].insert_one({"_id": "schema", "version": 1})
+    store = MongoStore("mongodb://mock/qrt", client=client)
+    await store.open()
+    await MIGRATIONS[2](client["qrt"])  # a second service starting at the same time
+    indexes = await client["qrt"]["programs"].index_information()
+    assert indexes["by_owner"]["unique"] and "public" in indexes
+    assert (await client["qrt"]["meta"].find_one({"_id": "schema"}))["version"] == MONGO_SCHEMA
+    await store.add_program(make_program(1, name="n"), ProgramArchive.of(b"zip 1"))
+    with pytest.raises(ProgramNameTaken):
+        await store.add_program(make_program(2, name="n"), ProgramArchive.of(b"zip 2"))
 
 
 async def test_mongo_store_without_a_server_is_not_ready_and_says_so():
@@ -418,3 +441,75 @@ async def test_large_results_are_gridfs_files_other_drivers_read():
         await client.drop_database(client.get_default_database())
         await client.close()
         await store.close()
+
+
+def make_program(n: int, owner: str = "hub/group/project", **fields) -> Program:
+    values: dict[str, Any] = dict(
+        id=f"prog-{n:03d}", name=f"program {n}", module="program", owner=owner,
+        digest=archive_digest(b"zip %d" % n), created=T0, updated=T0 + timedelta(seconds=n),
+        parameters=[{"name": "x", "type": "int", "required": True}], is_public=False,
+    )  # fmt: skip
+    values.update(fields)
+    return Program(**values)
+
+
+async def test_programs_by_id_and_owner_with_public_ones(store: JobStore):
+    mine = make_program(1, name="b", description="mine")
+    other = make_program(2, owner="h/g/other", name="a", kind=ProgramKind.ONE_SHOT,
+                         command=("python3", "main.py"))  # fmt: skip
+    shared = make_program(3, owner="h/g/other", name="c", is_public=True)
+    for program in (mine, other, shared):
+        await store.add_program(program, ProgramArchive.of(b"zip %d" % int(program.id[-1])))
+    assert await store.get_program(mine.id) == mine
+    assert await store.get_program(other.id) == other
+    assert await store.get_program("nope") is None
+    assert await store.program_archive(mine.id) == ProgramArchive.of(b"zip 1")
+    assert await store.program_archive("nope") is None
+    assert await store.list_programs("hub/group/project") == [mine, shared]
+    assert await store.list_programs("h/g/other") == [other, shared]
+    assert await store.list_programs("x/y/z") == [shared]
+
+
+async def test_a_program_name_is_unique_per_owner(store: JobStore):
+    await store.add_program(make_program(1, name="same"), ProgramArchive.of(b"zip 1"))
+    with pytest.raises(ProgramNameTaken):
+        await store.add_program(make_program(2, name="same"), ProgramArchive.of(b"zip 2"))
+    await store.add_program(make_program(3, name="same", owner="h/g/p"), ProgramArchive.of(b"3"))
+    await store.add_program(make_program(4, name="other"), ProgramArchive.of(b"zip 4"))
+    with pytest.raises(ProgramNameTaken):
+        await store.update_program(make_program(4, name="same"))
+    assert (await store.get_program("prog-004")).name == "other"  # type: ignore[union-attr]
+    assert await store.get_program("prog-002") is None
+
+
+async def test_update_and_delete_a_program(stores: tuple[JobStore, Reopen]):
+    store, reopen = stores
+    original = make_program(1)
+    await store.add_program(replace(original, digest=None), ProgramArchive.of(b"zip 1"))
+    assert await store.get_program(original.id) == original  # the digest is the archive's
+    renamed = replace(original, name="renamed", is_public=True, description="new")
+    assert await store.update_program(renamed)
+    assert await store.get_program(original.id) == renamed
+    assert await store.program_archive(original.id) == ProgramArchive.of(b"zip 1")
+    recoded = replace(renamed, digest=archive_digest(b"v2"), kind=ProgramKind.PYTHON_TEMPLATE)
+    assert await store.update_program(replace(recoded, digest=None), ProgramArchive.of(b"v2"))
+    assert not await store.update_program(make_program(9))
+    store = await reopen()
+    assert await store.get_program(original.id) == recoded
+    assert await store.program_archive(original.id) == ProgramArchive.of(b"v2")
+    assert await store.list_programs("x/y/z") == [recoded]
+    assert await store.delete_program(original.id)
+    assert not await store.delete_program(original.id)
+    assert await store.get_program(original.id) is None
+    assert await store.program_archive(original.id) is None
+    assert await store.list_programs(original.owner or "") == []
+    # The name is free again.
+    await store.add_program(replace(original, id="prog-again"), ProgramArchive.of(b"v3"))
+
+
+async def test_large_program_archives(store: JobStore):
+    archive = ProgramArchive.of(os.urandom(8 * 1024 * 1024))
+    program = make_program(1, digest=archive.digest)
+    await store.add_program(program, archive)
+    assert await store.program_archive(program.id) == archive
+    assert await store.list_programs(program.owner or "") == [program]

@@ -130,7 +130,8 @@ async def test_a_program_is_added_without_a_restart(dev: DevServer, http):
             "id": "greeter", "name": "greeter", "cost": 300, "description": "Hi.",
             "version": "1.0", "maxExecutionTime": 300, "backendRequirements": None,
             "parameters": None, "returnValues": None, "interimResults": None, "isPublic": True,
-            "kind": "qiskit-runtime",
+            "kind": "qiskit-runtime", "bundled": True, "owner": None, "digest": None,
+            "createdAt": None, "updatedAt": None,
         }  # fmt: skip
     body = {"programId": "greeter", "params": ['{"name": "Ada"}']}
     async with http.post("/jobs", json=body) as response:

@@ -47,6 +47,7 @@ _ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
 DEFAULT_HUB = "ibm-q"
 DEFAULT_GROUP = "open"
 DEFAULT_PROJECT = "main"
+DEFAULT_INSTANCE = f"{DEFAULT_HUB}/{DEFAULT_GROUP}/{DEFAULT_PROJECT}"
 
 
 class IllegalTransition(Exception):
@@ -135,11 +136,13 @@ def transition(
     return dataclasses.replace(job, **changes)  # type: ignore[arg-type]
 
 
-def _iso(value: datetime | None) -> str | None:
+def to_iso(value: datetime | None) -> str | None:
+    """`value` as exact ISO 8601 text, the form the stores keep."""
     return None if value is None else value.isoformat()
 
 
-def _from_iso(value: str | None) -> datetime | None:
+def from_iso(value: str | None) -> datetime | None:
+    """The time `to_iso` wrote."""
     return None if value is None else datetime.fromisoformat(value)
 
 
@@ -149,9 +152,9 @@ def job_to_dict(job: Job) -> dict[str, Any]:
     doc.update(
         status=job.status.value,
         tags=list(job.tags),
-        created=_iso(job.created),
-        started=_iso(job.started),
-        ended=_iso(job.ended),
+        created=to_iso(job.created),
+        started=to_iso(job.started),
+        ended=to_iso(job.ended),
     )
     return doc
 
@@ -163,8 +166,8 @@ def job_from_dict(doc: dict[str, Any]) -> Job:
     values.update(
         status=JobStatus(doc["status"]),
         tags=tuple(doc.get("tags") or ()),
-        created=_from_iso(doc["created"]),
-        started=_from_iso(doc.get("started")),
-        ended=_from_iso(doc.get("ended")),
+        created=from_iso(doc["created"]),
+        started=from_iso(doc.get("started")),
+        ended=from_iso(doc.get("ended")),
     )
     return Job(**values)

@@ -80,6 +80,11 @@ class Assignment:
     params: str
     max_execution_time: int
     attempt: int
+    program_digest: str | None = None
+    """An uploaded program's archive digest (`sha256:<hex>`); None for a bundled program."""
+    program_archive: str | None = None
+    """An uploaded program's zip archive, base64 (at most QRT_MAX_PROGRAM_BYTES before encoding),
+    as it was when the job was assigned; the executor unpacks it once per digest."""
 
 
 @dataclass(frozen=True, slots=True)

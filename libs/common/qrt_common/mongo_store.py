@@ -10,6 +10,9 @@ Collections (all in the URL's database, `qrt` when the URL names none):
 - `results`: one document per final result, `_id` = job id; the text inline when it fits a
   document comfortably, else the id of a GridFS file in the `results` bucket (`results.files`,
   `results.chunks`).
+- `programs`: one document per uploaded program, `_id` = program id; its fields as
+  `program_to_dict` gives them, its zip archive (`archive`, binary; `QRT_MAX_PROGRAM_BYTES` keeps it
+  well under a document's 16 MiB), unique on (owner, name).
 - `meta`: `{"_id": "schema", "version": n}`, moved forward by the start-up migrations.
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -26,12 +30,27 @@ from urllib.parse import urlsplit
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import AutoReconnect, PyMongoError, ServerSelectionTimeoutError
+from pymongo.errors import (
+    AutoReconnect,
+    DuplicateKeyError,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+)
 
+from .archives import ProgramArchive
 from .jobs import Job, JobStatus, epoch_us, job_from_dict, job_to_dict
-from .store import Interim, JobQuery, JobStore, LogChunk, StoreSetupError, StoreUnavailable
+from .programs import Program, program_from_dict, program_to_dict
+from .store import (
+    Interim,
+    JobQuery,
+    JobStore,
+    LogChunk,
+    ProgramNameTaken,
+    StoreSetupError,
+    StoreUnavailable,
+)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The layout this code writes; `meta.schema` says which layout the database holds."""
 
 INLINE_RESULT_BYTES = 8 * 1024 * 1024
@@ -67,6 +86,21 @@ def _job_from_document(doc: Mapping[str, Any]) -> Job:
     return job_from_dict({**doc, "id": doc["_id"]})
 
 
+def _program_document(program: Program, archive: ProgramArchive | None) -> Document:
+    """The document of `program`, with `archive` (and its digest) when one is given."""
+    if archive is not None:
+        program = replace(program, digest=archive.digest)
+    doc = program_to_dict(program)
+    doc.update(_id=doc.pop("id"), schema=SCHEMA_VERSION)
+    if archive is not None:
+        doc["archive"] = archive.data
+    return doc
+
+
+def _program_from_document(doc: Mapping[str, Any]) -> Program:
+    return program_from_dict({**doc, "id": doc["_id"]})
+
+
 Migration = Callable[[AsyncDatabase[Document]], Awaitable[None]]
 
 
@@ -99,7 +133,16 @@ async def _create_indexes(db: AsyncDatabase[Document]) -> None:
     await chunks.create_index([("files_id", ASCENDING), ("n", ASCENDING)], unique=True)
 
 
-MIGRATIONS: dict[int, Migration] = {1: _create_indexes}
+async def _create_program_indexes(db: AsyncDatabase[Document]) -> None:
+    """Schema 2: uploaded programs, found by id (`_id`), by owner and name, and public ones."""
+    programs = db["programs"]
+    await programs.create_index(
+        [("owner", ASCENDING), ("name", ASCENDING)], name="by_owner", unique=True
+    )
+    await programs.create_index([("is_public", ASCENDING), ("name", ASCENDING)], name="public")
+
+
+MIGRATIONS: dict[int, Migration] = {1: _create_indexes, 2: _create_program_indexes}
 """Step `n` brings a database from schema `n - 1` to `n`; every step is idempotent, so two
 services starting together may both run it."""
 
@@ -375,6 +418,56 @@ class MongoStore(JobStore):
         if ids:
             await self._retrying(partial(files.delete_many, {"_id": {"$in": ids}}))
             await self._retrying(partial(chunks.delete_many, {"files_id": {"$in": ids}}))
+
+    # uploaded programs
+
+    async def add_program(self, program: Program, archive: ProgramArchive) -> None:
+        doc = _program_document(program, archive)
+        try:
+            inserted = await self._insert_once("programs", {"_id": program.id}, doc)
+        except DuplicateKeyError as exc:
+            raise ProgramNameTaken(str(exc)) from None
+        if not inserted:
+            raise ProgramNameTaken(f"program id {program.id} is taken")
+
+    async def get_program(self, program_id: str) -> Program | None:
+        programs = self._collection("programs")
+        find = partial(programs.find_one, {"_id": program_id}, {"archive": False})
+        doc = await self._retrying(find)
+        return None if doc is None else _program_from_document(doc)
+
+    async def program_archive(self, program_id: str) -> ProgramArchive | None:
+        programs = self._collection("programs")
+        find = partial(programs.find_one, {"_id": program_id}, {"digest": True, "archive": True})
+        doc = await self._retrying(find)
+        return None if doc is None else ProgramArchive(doc["digest"], bytes(doc["archive"]))
+
+    async def list_programs(self, owner: str) -> list[Program]:
+        programs = self._collection("programs")
+
+        async def read() -> list[Document]:
+            cursor = programs.find(
+                {"$or": [{"owner": owner}, {"is_public": True}]}, {"archive": False}
+            ).sort([("name", ASCENDING), ("_id", ASCENDING)])
+            return list(await cursor.to_list(length=None))
+
+        return [_program_from_document(doc) for doc in await self._retrying(read)]
+
+    async def update_program(self, program: Program, archive: ProgramArchive | None = None) -> bool:
+        programs = self._collection("programs")
+        fields = _program_document(program, archive)
+        del fields["_id"]
+        update = partial(programs.update_one, {"_id": program.id}, {"$set": fields})
+        try:
+            outcome = await self._retrying(update)
+        except DuplicateKeyError as exc:
+            raise ProgramNameTaken(str(exc)) from None
+        return bool(outcome.matched_count)
+
+    async def delete_program(self, program_id: str) -> bool:
+        programs = self._collection("programs")
+        deleted = await self._retrying(partial(programs.delete_one, {"_id": program_id}))
+        return bool(deleted.deleted_count)
 
     # retention
 

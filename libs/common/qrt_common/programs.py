@@ -4,21 +4,38 @@ A Qiskit Runtime program is a module with `main(backend, user_messenger, **kwarg
 `<module>.json` beside it. A PlanQK project is a directory with a `planqk.json`: a Python
 template (`src/program.py` with `run(data, params)`) or, when `planqk.json` names a `command`,
 a one-shot program that reads `/var/input/data.json` and `/var/input/params.json`.
+
+Programs come from `programs.ini` (bundled) or are uploaded as a zip archive (see
+`archive_program`): the archive's root holds a PlanQK project or a Qiskit Runtime program
+whose entry point is `program.py` (metadata optionally in `program.json` beside it).
 """
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import json
 import re
+import secrets
+import string
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from .jobs import from_iso, to_iso
 
 DEFAULT_MAX_EXECUTION_TIME = 300
 PLANQK_METADATA = "planqk.json"
 TEMPLATE_ENTRY_POINT = ("src", "program.py")
 """Where a PlanQK Python template keeps its `run(data, params)`, inside the project."""
+
+ARCHIVE_ENTRY_POINT = "program.py"
+"""The module holding `main()` in an uploaded Qiskit Runtime program, at the archive's root."""
+ARCHIVE_METADATA = "program.json"
+"""Optional metadata of an uploaded Qiskit Runtime program, beside its entry point."""
 
 _PROJECT_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*")
 
@@ -63,6 +80,17 @@ class Program:
     kind: ProgramKind = ProgramKind.QISKIT_RUNTIME
     command: tuple[str, ...] = ()
     """A one-shot program's command line, run in the project's directory."""
+    owner: str | None = None
+    """The `hub/group/project` that uploaded the program; None for a bundled one."""
+    digest: str | None = None
+    """An uploaded program's archive, as `sha256:<hex>` of its bytes."""
+    created: datetime | None = None
+    updated: datetime | None = None
+
+    @property
+    def bundled(self) -> bool:
+        """True for a program from `programs.ini`, which the API cannot change."""
+        return self.owner is None
 
     def required_parameters(self) -> list[str]:
         """Names of the parameters the metadata marks as required."""
@@ -173,7 +201,10 @@ def load_planqk_project(program_id: str, project: str, programs_dir: Path) -> Pr
     """
     if not _PROJECT_PATH.fullmatch(project) or ".." in project.split("/"):
         raise InvalidProgram(f"{project!r} is not a project directory relative to {programs_dir}")
-    meta_path = planqk_metadata_path(project, programs_dir)
+    return _planqk_project(program_id, project, planqk_metadata_path(project, programs_dir))
+
+
+def _planqk_project(program_id: str, module: str, meta_path: Path) -> Program:
     meta = _read_metadata(meta_path)
     if not isinstance(meta, dict):
         raise InvalidProgram(f"{meta_path}: metadata must be a JSON object")
@@ -185,9 +216,7 @@ def load_planqk_project(program_id: str, project: str, programs_dir: Path) -> Pr
             and all(isinstance(part, str) and part for part in command)
         ):
             raise InvalidProgram(f"{meta_path}: 'command' must be a non-empty list of strings")
-        return program_from_metadata(
-            program_id, project, meta, ProgramKind.ONE_SHOT, tuple(command)
-        )
+        return program_from_metadata(program_id, module, meta, ProgramKind.ONE_SHOT, tuple(command))
     if meta.get("runtime") == "DOCKER":
         raise InvalidProgram(
             f"{meta_path}: a DOCKER project runs on qrt as a one-shot program; "
@@ -196,4 +225,115 @@ def load_planqk_project(program_id: str, project: str, programs_dir: Path) -> Pr
     entry_point = meta_path.parent.joinpath(*TEMPLATE_ENTRY_POINT)
     if not entry_point.is_file():
         raise InvalidProgram(f"{entry_point} does not exist (a Python template needs it)")
-    return program_from_metadata(program_id, project, meta, ProgramKind.PYTHON_TEMPLATE)
+    return program_from_metadata(program_id, module, meta, ProgramKind.PYTHON_TEMPLATE)
+
+
+def archive_program(program_id: str, directory: Path) -> Program:
+    """The program an unpacked archive holds in `directory`, read as the registry reads its
+    programs: a PlanQK project when the root holds `planqk.json`, else a Qiskit Runtime program
+    whose `main()` is in `program.py` (metadata, optional, in `program.json`).
+
+    Also checks that the entry point defines the function a job calls. Paths in messages are
+    relative to the archive's root.
+    """
+    try:
+        if (directory / PLANQK_METADATA).is_file():
+            program = _planqk_project(program_id, ".", directory / PLANQK_METADATA)
+            if program.kind is ProgramKind.PYTHON_TEMPLATE:
+                _check_defines(directory.joinpath(*TEMPLATE_ENTRY_POINT), "run")
+            return program
+        entry_point = directory / ARCHIVE_ENTRY_POINT
+        if not entry_point.is_file():
+            raise InvalidProgram(
+                f"no entry point: the archive holds neither {ARCHIVE_ENTRY_POINT} (a Qiskit "
+                f"Runtime program) nor {PLANQK_METADATA} (a PlanQK project) at its root"
+            )
+        _check_defines(entry_point, "main")
+        meta_path = directory / ARCHIVE_METADATA
+        meta = _read_metadata(meta_path) if meta_path.is_file() else {}
+        return program_from_metadata(program_id, entry_point.stem, meta)
+    except InvalidProgram as exc:
+        raise InvalidProgram(str(exc).replace(f"{directory}/", "")) from None
+
+
+def _check_defines(source_path: Path, name: str) -> None:
+    """Raise InvalidProgram unless the module at `source_path` binds `name` at its top level."""
+    try:
+        tree = ast.parse(source_path.read_bytes(), filename=str(source_path))
+    except FileNotFoundError:
+        raise InvalidProgram(f"{source_path} does not exist") from None
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        line = getattr(exc, "lineno", None)
+        where = f" (line {line})" if line else ""
+        raise InvalidProgram(f"{source_path}{where} is not valid Python: {exc}") from None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            bound = {node.name}
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            bound = {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.Assign):
+            bound = {t.id for t in node.targets if isinstance(t, ast.Name)}
+        else:
+            continue
+        if name in bound:
+            return
+    raise InvalidProgram(f"{source_path} has no {name}() function")
+
+
+_METADATA_FIELDS = (
+    "name", "description", "version", "max_execution_time", "backend_requirements",
+    "parameters", "return_values", "interim_results", "is_public",
+)  # fmt: skip
+
+
+def program_metadata(program: Program) -> dict[str, Any]:
+    """A program's metadata as a document `program_from_metadata` reads back (snake_case)."""
+    return {name: getattr(program, name) for name in _METADATA_FIELDS}
+
+
+def with_metadata(program: Program, changes: Mapping[str, Any]) -> Program:
+    """`program` with metadata `changes` (snake_case keys), checked as a metadata file is."""
+    meta = {**program_metadata(program), **changes}
+    changed = program_from_metadata(program.id, program.module, meta, program.kind, program.command)
+    return dataclasses.replace(
+        changed,
+        owner=program.owner,
+        digest=program.digest,
+        created=program.created,
+        updated=program.updated,
+    )
+
+
+_ID_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_program_id(name: str) -> str:
+    """An id for an uploaded program: its name as a URL slug plus a random suffix, as IBM's
+    `hello-world-ro3PBBMNB9`."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40].strip("-") or "program"
+    return f"{slug}-{''.join(secrets.choice(_ID_ALPHABET) for _ in range(10))}"
+
+
+def program_to_dict(program: Program) -> dict[str, Any]:
+    """A program as a JSON-ready dict, the form the stores keep."""
+    doc = dataclasses.asdict(program)
+    doc.update(
+        kind=program.kind.value,
+        command=list(program.command),
+        created=to_iso(program.created),
+        updated=to_iso(program.updated),
+    )
+    return doc
+
+
+def program_from_dict(doc: Mapping[str, Any]) -> Program:
+    """The program a `program_to_dict` dict describes; keys it does not know are ignored."""
+    fields = {f.name for f in dataclasses.fields(Program)}
+    values = {k: v for k, v in doc.items() if k in fields}
+    values.update(
+        kind=ProgramKind(doc["kind"]),
+        command=tuple(doc.get("command") or ()),
+        created=from_iso(doc.get("created")),
+        updated=from_iso(doc.get("updated")),
+    )
+    return Program(**values)

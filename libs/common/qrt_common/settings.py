@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     """Largest request body the gateway accepts (413 beyond it)."""
     max_service_input_bytes: int = Field(1024 * 1024, ge=1)
     """Largest PlanQK Service API request body (413 beyond), PlanQK's cap on input by value."""
+    max_program_bytes: int = Field(4 * 1024 * 1024, ge=1024, le=8 * 1024 * 1024)
+    """Largest program archive (the zip, before base64) the API accepts (413 beyond); unpacked it
+    may hold 16 times as much. At most 8 MiB: an archive travels in one bus message (base64) and
+    is kept in one MongoDB document."""
     max_log_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     """Largest log kept per job attempt; the rest is dropped with a note in the log."""
     heartbeat_interval: float = Field(2.0, gt=0)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from .archives import ProgramArchive
 from .jobs import Job, JobStatus, epoch_us, job_from_dict, job_to_dict, utcnow
-from .store import Interim, JobQuery, JobStore, LogChunk, StoreSetupError
+from .programs import Program, program_from_dict, program_to_dict
+from .store import Interim, JobQuery, JobStore, LogChunk, ProgramNameTaken, StoreSetupError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The layout this code writes; the `meta` table says which layout the file holds."""
 
 _SCHEMA_1 = """
@@ -57,7 +61,21 @@ UPDATE logs SET written = CAST(strftime('%s', 'now') AS INTEGER) * 1000000;
 CREATE INDEX IF NOT EXISTS logs_by_written ON logs (written);
 """
 
-MIGRATIONS = {1: _SCHEMA_1, 2: _SCHEMA_2}
+_SCHEMA_3 = """
+CREATE TABLE IF NOT EXISTS programs (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    name TEXT NOT NULL,
+    is_public INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    archive BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS programs_by_owner ON programs (owner, name);
+CREATE INDEX IF NOT EXISTS programs_public ON programs (is_public, name);
+"""
+
+MIGRATIONS = {1: _SCHEMA_1, 2: _SCHEMA_2, 3: _SCHEMA_3}
 """Step `n` brings a file from schema `n - 1` to `n`, in one transaction."""
 
 
@@ -257,6 +275,55 @@ class SQLiteStore(JobStore):
         rows = await self._read("SELECT data FROM results WHERE job_id = ?", (job_id,))
         return str(rows[0][0]) if rows else None
 
+    async def add_program(self, program: Program, archive: ProgramArchive) -> None:
+        sql = (
+            "INSERT INTO programs (id, owner, name, is_public, doc, digest, archive)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)"
+        )
+        await self._write_program(sql, (program.id, *_program_columns(program, archive)))
+
+    async def _write_program(self, sql: str, args: tuple[Any, ...]) -> int:
+        try:
+            return await self._write(sql, args)
+        except sqlite3.IntegrityError as exc:
+            if "programs.owner, programs.name" not in str(exc):
+                raise
+            raise ProgramNameTaken(str(exc)) from None
+
+    async def get_program(self, program_id: str) -> Program | None:
+        rows = await self._read("SELECT doc FROM programs WHERE id = ?", (program_id,))
+        return program_from_dict(json.loads(rows[0][0])) if rows else None
+
+    async def program_archive(self, program_id: str) -> ProgramArchive | None:
+        sql = "SELECT digest, archive FROM programs WHERE id = ?"
+        rows = await self._read(sql, (program_id,))
+        return ProgramArchive(rows[0][0], bytes(rows[0][1])) if rows else None
+
+    async def list_programs(self, owner: str) -> list[Program]:
+        # A UNION lets each half use its index, where an OR would scan the table.
+        sql = (
+            "SELECT doc, name, id FROM programs WHERE owner = ?"
+            " UNION SELECT doc, name, id FROM programs WHERE is_public = 1 ORDER BY name, id"
+        )
+        return [program_from_dict(json.loads(r[0])) for r in await self._read(sql, (owner,))]
+
+    async def update_program(self, program: Program, archive: ProgramArchive | None = None) -> bool:
+        if archive is None:
+            owner, name, is_public, doc, _, _ = _program_columns(program, None)
+            sql = "UPDATE programs SET owner = ?, name = ?, is_public = ?, doc = ? WHERE id = ?"
+            args: tuple[Any, ...] = (owner, name, is_public, doc, program.id)
+        else:
+            owner, name, is_public, doc, digest, data = _program_columns(program, archive)
+            sql = (
+                "UPDATE programs SET owner = ?, name = ?, is_public = ?, doc = ?, digest = ?,"
+                " archive = ? WHERE id = ?"
+            )
+            args = (owner, name, is_public, doc, digest, data, program.id)
+        return await self._write_program(sql, args) == 1
+
+    async def delete_program(self, program_id: str) -> bool:
+        return await self._write("DELETE FROM programs WHERE id = ?", (program_id,)) == 1
+
     async def purge(self, *, ended_before: datetime | None, logs_before: datetime | None) -> int:
         purged = 0
         if ended_before is not None:
@@ -264,6 +331,15 @@ class SQLiteStore(JobStore):
         if logs_before is not None:
             await self._write("DELETE FROM logs WHERE written < ?", (epoch_us(logs_before),))
         return purged
+
+
+def _program_columns(program: Program, archive: ProgramArchive | None) -> tuple[Any, ...]:
+    """The columns of a `programs` row but its id (digest and archive None without `archive`)."""
+    if archive is not None:
+        program = dataclasses.replace(program, digest=archive.digest)
+    doc = json.dumps(program_to_dict(program))
+    digest, data = (None, None) if archive is None else (archive.digest, archive.data)
+    return (program.owner, program.name, int(program.is_public), doc, digest, data)
 
 
 def _sortable(value: datetime) -> str:

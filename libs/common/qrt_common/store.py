@@ -1,4 +1,5 @@
-"""The job store: where jobs, their logs, interim results and final results are kept."""
+"""The job store: where jobs, their logs, interim results and final results are kept, and the
+programs users upload."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from .archives import ProgramArchive
 from .errors import ConfigurationError, Unavailable
 from .jobs import Job, JobStatus
+from .programs import Program
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,10 @@ class StoreSetupError(ConfigurationError):
 
 class StoreUnavailable(Unavailable):
     """The store cannot be reached right now."""
+
+
+class ProgramNameTaken(Exception):
+    """The owner already has a program of that name."""
 
 
 class JobStore(ABC):
@@ -116,6 +123,33 @@ class JobStore(ABC):
     @abstractmethod
     async def get_result(self, job_id: str) -> str | None:
         """The final result, or None while there is none."""
+
+    @abstractmethod
+    async def add_program(self, program: Program, archive: ProgramArchive) -> None:
+        """Store an uploaded program (its `owner` set, its `digest` that of `archive`) and its
+        archive; raises ProgramNameTaken if its owner has a program of that name."""
+
+    @abstractmethod
+    async def get_program(self, program_id: str) -> Program | None:
+        """The uploaded program with this id, or None."""
+
+    @abstractmethod
+    async def program_archive(self, program_id: str) -> ProgramArchive | None:
+        """The archive of the uploaded program with this id, or None."""
+
+    @abstractmethod
+    async def list_programs(self, owner: str) -> list[Program]:
+        """The programs `owner` uploaded and every public one, by name."""
+
+    @abstractmethod
+    async def update_program(self, program: Program, archive: ProgramArchive | None = None) -> bool:
+        """Replace a stored program's metadata, and its archive unless `archive` is None (the
+        program's `digest` names the archive kept); False if there is no such program; raises
+        ProgramNameTaken as `add_program` does."""
+
+    @abstractmethod
+    async def delete_program(self, program_id: str) -> bool:
+        """Remove an uploaded program; True if it existed."""
 
     @abstractmethod
     async def purge(self, *, ended_before: datetime | None, logs_before: datetime | None) -> int:

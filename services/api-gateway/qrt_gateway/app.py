@@ -24,8 +24,12 @@ from .schemas import (
     JobList,
     JobOut,
     JobRequest,
+    ProgramCreated,
+    ProgramData,
     ProgramList,
     ProgramOut,
+    ProgramRequest,
+    ProgramUpdate,
     ServiceHealth,
     ServiceLog,
     ServiceRequest,
@@ -89,10 +93,31 @@ async def measured(request: web.Request, handler: Handler) -> web.StreamResponse
 
 
 ROUTES: tuple[Route, ...] = (
-    Route("GET", "/programs", programs.list_programs, "List programs", "programs",
-          response=ProgramList),
+    Route("GET", "/programs", programs.list_programs,
+          "List programs: the bundled ones, the owner's uploads and public uploads", "programs",
+          response=ProgramList, errors=(400,), query=(Query(
+              "owner", "hub/group/project whose private programs to list too (default: the "
+              "default instance)."),)),
+    Route("POST", "/programs", programs.upload_program, "Upload a program", "programs",
+          response=ProgramCreated, body=ProgramRequest, status=201,
+          errors=(400, 409, 413, 503),
+          description="A zip archive of the program's directory, base64-encoded: program.py "
+          "with main(backend, user_messenger, **kwargs) at its root (metadata optionally in "
+          "program.json), or a PlanQK project (planqk.json at its root). 409 if the owner "
+          "has a program of that name."),
     Route("GET", "/programs/{program_id}", programs.get_program, "A program's metadata",
           "programs", response=ProgramOut, errors=(404,)),
+    Route("PATCH", "/programs/{program_id}", programs.update_program,
+          "Change an uploaded program's metadata", "programs", response=ProgramOut,
+          body=ProgramUpdate, errors=(400, 403, 404, 409, 503)),
+    Route("PUT", "/programs/{program_id}/data", programs.replace_program_data,
+          "Replace an uploaded program's code", "programs", response=ProgramOut,
+          body=ProgramData, errors=(400, 403, 404, 413, 503),
+          description="New jobs run the new code; jobs already assigned keep the code they "
+          "were assigned. The body may also be the zip itself (Content-Type: application/zip)."),
+    Route("DELETE", "/programs/{program_id}", programs.delete_program,
+          "Delete an uploaded program", "programs", status=204, errors=(403, 404, 409, 503),
+          description="409 while jobs of the program are queued or running."),
     Route("GET", "/backends", programs.list_backends, "List backends", "programs",
           response=BackendList),
     Route("POST", "/jobs", jobs.create_job, "Run a program", "jobs", response=JobCreated,

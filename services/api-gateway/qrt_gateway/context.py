@@ -11,6 +11,7 @@ from aiohttp import web
 from qrt_common.backends import SIMULATORS
 from qrt_common.bus import MessageBus
 from qrt_common.messages import Heartbeat, decode
+from qrt_common.programs import Program
 from qrt_common.registry import ProgramRegistry
 from qrt_common.settings import Settings
 from qrt_common.store import JobStore
@@ -29,6 +30,10 @@ class Gateway:
     streams: StreamHub
     announced: dict[str, tuple[list[str], float]] = field(default_factory=dict)
     """Executor id to the devices it offers and when it last said so."""
+
+    async def program(self, program_id: str) -> Program | None:
+        """The program with this id: a bundled one (programs.ini) or an uploaded one."""
+        return self.registry.get(program_id) or await self.store.get_program(program_id)
 
     async def on_heartbeat(self, body: dict[str, Any]) -> None:
         """Learn which devices the executors offer."""

@@ -136,9 +136,17 @@ async def create_job(request: web.Request) -> web.Response:
         spec = JobRequest.model_validate(body)
     except ValidationError as exc:
         raise from_validation_error(exc) from None
-    program = gw.registry.get(spec.program_id)
+    program = await gw.program(spec.program_id)
     if program is None:
         raise ApiError(404, f"program '{spec.program_id}' not found", "programId")
+    instance = f"{spec.hub}/{spec.group}/{spec.project}"
+    if not program.is_public and program.owner not in (None, instance):
+        raise ApiError(
+            403,
+            f"program '{program.id}' is private to {program.owner}; run it from that "
+            "hub/group/project or make it public",
+            "programId",
+        )
     backend = spec.backend or DEFAULT_BACKEND
     if backend not in gw.backends():
         known = ", ".join(gw.backends())

@@ -20,8 +20,9 @@ _REASONS = {
     201: "Created",
     204: "No content",
     400: "Bad request: the body names the field at fault",
+    403: "Forbidden: the program is bundled, or private to another instance",
     404: "Not found",
-    409: "Conflict with the job's status",
+    409: "Conflict with the current state (of the job, or the program's name or jobs)",
     413: "Request body too large",
     503: "A backing service is unavailable",
 }

@@ -1,26 +1,219 @@
-"""`/programs` and `/backends`: what can be run, and where."""
+"""`/programs` and `/backends`: what can be run, and where; programs users upload.
+
+Bundled programs come from programs.ini and cannot be changed here. Uploaded programs live in
+the store, owned by a hub/group/project; their code is a zip archive, checked when it arrives
+with the same reader that runs it on the executor.
+"""
 
 from __future__ import annotations
 
-from aiohttp import web
+import asyncio
+import dataclasses
+import tempfile
+from pathlib import Path
+from typing import TypeVar
 
-from .context import gateway
-from .errors import ApiError
-from .jobs import json_response
-from .schemas import BackendList, BackendOut, ProgramList, ProgramOut, dump
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from qrt_common.archives import (
+    ArchiveTooLarge,
+    InvalidArchive,
+    ProgramArchive,
+    decode_archive,
+    unpack_archive,
+)
+from qrt_common.jobs import DEFAULT_INSTANCE, JobStatus, utcnow
+from qrt_common.programs import (
+    InvalidProgram,
+    Program,
+    archive_program,
+    new_program_id,
+    with_metadata,
+)
+from qrt_common.store import JobQuery, ProgramNameTaken
+
+from .context import Gateway, gateway
+from .errors import ApiError, from_validation_error
+from .jobs import json_response, parse_json, read_json
+from .schemas import (
+    BackendList,
+    BackendOut,
+    ProgramCreated,
+    ProgramData,
+    ProgramList,
+    ProgramOut,
+    ProgramRequest,
+    ProgramUpdate,
+    dump,
+)
+
+RAW_ARCHIVE_TYPES = ("application/zip", "application/octet-stream")
+"""Content types under which `PUT /programs/{id}/data` takes the zip itself, not JSON."""
+
+
+def _owner(request: web.Request) -> str:
+    owner = request.query.get("owner", DEFAULT_INSTANCE)
+    if len(owner.split("/")) != 3 or not all(owner.split("/")):
+        raise ApiError(400, "query parameter 'owner' must be hub/group/project", "owner")
+    return owner
 
 
 async def list_programs(request: web.Request) -> web.Response:
-    programs = gateway(request).registry.all()
+    gw = gateway(request)
+    uploaded = await gw.store.list_programs(_owner(request))
+    programs = [*gw.registry.all(), *uploaded]
     return json_response(dump(ProgramList(programs=[ProgramOut.of(p) for p in programs])))
 
 
 async def get_program(request: web.Request) -> web.Response:
     program_id = request.match_info["program_id"]
-    program = gateway(request).registry.get(program_id)
+    program = await gateway(request).program(program_id)
     if program is None:
         raise ApiError(404, f"program '{program_id}' not found")
     return json_response(dump(ProgramOut.of(program)))
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _validated(model: type[M], body: object) -> M:
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise from_validation_error(exc) from None
+
+
+def _read_code(data: bytes, program_id: str, limit: int) -> tuple[ProgramArchive, Program]:
+    """The archive `data` and the program it holds, or a 4xx naming `data` (blocking)."""
+    with tempfile.TemporaryDirectory(prefix="qrt-upload-") as scratch:
+        try:
+            unpack_archive(data, Path(scratch, "program"), limit=limit)
+            program = archive_program(program_id, Path(scratch, "program"))
+        except (InvalidArchive, InvalidProgram) as exc:
+            raise ApiError(400, f"data: {exc}", "data") from None
+    return ProgramArchive.of(data), program
+
+
+def _decoded(text: str, limit: int) -> bytes:
+    try:
+        return decode_archive(text, limit)
+    except ArchiveTooLarge as exc:
+        raise ApiError(413, f"data: {exc}", "data") from None
+    except InvalidArchive as exc:
+        raise ApiError(400, f"data: {exc}", "data") from None
+
+
+def _with_metadata(program: Program, changes: dict[str, object]) -> Program:
+    try:
+        return with_metadata(program, changes)
+    except InvalidProgram as exc:
+        raise ApiError(400, f"spec: {exc}", "spec") from None
+
+
+def _name_taken(program: Program) -> ApiError:
+    return ApiError(409, f"{program.owner} already has a program named '{program.name}'", "name")
+
+
+async def upload_program(request: web.Request) -> web.Response:
+    gw = gateway(request)
+    body = _validated(ProgramRequest, await read_json(request))
+    program_id = new_program_id(body.name)
+    while gw.registry.get(program_id) is not None:  # a bundled id wins every lookup
+        program_id = new_program_id(body.name)
+    limit = gw.settings.max_program_bytes
+    data = await asyncio.to_thread(_decoded, body.data, limit)
+    archive, code = await asyncio.to_thread(_read_code, data, program_id, limit)
+    now = utcnow()
+    program = dataclasses.replace(
+        _with_metadata(code, {"is_public": False, **body.changes()}),
+        owner=f"{body.hub}/{body.group}/{body.project}",
+        created=now,
+        updated=now,
+    )
+    try:
+        await gw.store.add_program(program, archive)
+    except ProgramNameTaken:
+        raise _name_taken(program) from None
+    return json_response(dump(ProgramCreated(id=program.id)), 201)
+
+
+async def _uploaded(gw: Gateway, request: web.Request) -> Program:
+    """The uploaded program the path names; 403 for a bundled one, 404 for none."""
+    program_id = request.match_info["program_id"]
+    if gw.registry.get(program_id) is not None:
+        raise ApiError(
+            403,
+            f"program '{program_id}' is bundled (programs.ini): the API cannot change or delete it",
+            "programId",
+        )
+    program = await gw.store.get_program(program_id)
+    if program is None:
+        raise ApiError(404, f"program '{program_id}' not found")
+    return program
+
+
+async def _replace(gw: Gateway, program: Program, archive: ProgramArchive | None = None) -> None:
+    try:
+        replaced = await gw.store.update_program(program, archive)
+    except ProgramNameTaken:
+        raise _name_taken(program) from None
+    if not replaced:
+        raise ApiError(404, f"program '{program.id}' not found")
+
+
+async def update_program(request: web.Request) -> web.Response:
+    gw = gateway(request)
+    program = await _uploaded(gw, request)
+    body = _validated(ProgramUpdate, await read_json(request))
+    changed = dataclasses.replace(_with_metadata(program, body.changes()), updated=utcnow())
+    await _replace(gw, changed)
+    return json_response(dump(ProgramOut.of(changed)))
+
+
+async def _archive_bytes(request: web.Request, limit: int) -> bytes:
+    if request.content_type in RAW_ARCHIVE_TYPES:
+        data = await request.read()
+        if len(data) > limit:
+            raise ApiError(413, f"data: the archive is larger than the limit of {limit} bytes",
+                           "data")  # fmt: skip
+        return data
+    body = _validated(ProgramData, parse_json(await request.read()))
+    return await asyncio.to_thread(_decoded, body.data, limit)
+
+
+async def replace_program_data(request: web.Request) -> web.Response:
+    gw = gateway(request)
+    program = await _uploaded(gw, request)
+    limit = gw.settings.max_program_bytes
+    data = await _archive_bytes(request, limit)
+    archive, code = await asyncio.to_thread(_read_code, data, program.id, limit)
+    # New code, same metadata: what the files decide (the kind, a command) comes with the code.
+    changed = dataclasses.replace(
+        program,
+        module=code.module,
+        kind=code.kind,
+        command=code.command,
+        digest=archive.digest,
+        updated=utcnow(),
+    )
+    await _replace(gw, changed, archive)
+    return json_response(dump(ProgramOut.of(changed)))
+
+
+async def delete_program(request: web.Request) -> web.Response:
+    gw = gateway(request)
+    program = await _uploaded(gw, request)
+    pending = (JobStatus.QUEUED, JobStatus.RUNNING)
+    _, count = await gw.store.list_jobs(JobQuery(limit=1, program_id=program.id, statuses=pending))
+    if count:
+        raise ApiError(
+            409,
+            f"program '{program.id}' has {count} queued or running job(s); "
+            "cancel them or wait for them to end before deleting it",
+        )
+    await gw.store.delete_program(program.id)
+    return web.Response(status=204)
 
 
 async def list_backends(request: web.Request) -> web.Response:

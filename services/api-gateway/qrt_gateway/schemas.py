@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, RootModel, WithJsonSchema
 
 from qrt_common.jobs import DEFAULT_GROUP, DEFAULT_HUB, DEFAULT_PROJECT, Job, JobStatus
-from qrt_common.programs import Program
+from qrt_common.programs import DEFAULT_MAX_EXECUTION_TIME, Program
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -136,10 +136,27 @@ class ProgramOut(_Body):
         description="qiskit-runtime, python-template or one-shot; every kind runs through "
         "both /jobs and /services/{programId}/."
     )
+    bundled: bool = Field(
+        description="true for a program from programs.ini, which the API cannot change."
+    )
+    owner: str | None = Field(
+        description="The hub/group/project that uploaded the program; null when bundled."
+    )
+    digest: str | None = Field(
+        description="sha256:<hex> of the uploaded archive (the code new jobs run); null when "
+        "bundled."
+    )
+    created_at: str | None = Field(alias="createdAt")
+    updated_at: str | None = Field(alias="updatedAt")
 
     @classmethod
     def of(cls, program: Program) -> ProgramOut:
         return cls(
+            bundled=program.bundled,
+            owner=program.owner,
+            digest=program.digest,
+            created_at=_time(program.created),
+            updated_at=_time(program.updated),
             id=program.id,
             name=program.name,
             cost=program.max_execution_time,
@@ -157,6 +174,76 @@ class ProgramOut(_Body):
 
 class ProgramList(_Body):
     programs: list[ProgramOut]
+
+
+class ProgramSpec(_Body):
+    """A program's interface, as Qiskit Runtime's metadata `spec` describes it."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    parameters: list[dict[str, Any]] | None = Field(
+        None, description='[{"name", "type"?, "required"?, "description"?}, ...]'
+    )
+    return_values: list[dict[str, Any]] | None = Field(None, alias="returnValues")
+    interim_results: list[dict[str, Any]] | None = Field(None, alias="interimResults")
+    backend_requirements: dict[str, Any] | None = Field(None, alias="backendRequirements")
+
+
+class _ProgramMetadata(_Body):
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    description: str = Field("", max_length=10_000)
+    max_execution_time: int = Field(
+        DEFAULT_MAX_EXECUTION_TIME,
+        alias="maxExecutionTime",
+        gt=0,
+        description="Seconds a job of the program may run.",
+    )
+    is_public: bool = Field(
+        False, alias="isPublic", description="Listed for and runnable by every instance."
+    )
+    spec: ProgramSpec | None = None
+
+    def changes(self) -> dict[str, Any]:
+        """The metadata the request gives, as `with_metadata` takes it (snake_case)."""
+        given = self.model_dump(exclude_unset=True, by_alias=False, exclude={"data", "hub",
+                                "group", "project"})  # fmt: skip
+        spec = given.pop("spec", None) or {}
+        return {**{k: v for k, v in given.items() if v is not None}, **spec}
+
+
+class ProgramRequest(_ProgramMetadata):
+    """What `POST /programs` takes: the program's code and metadata, and the instance that owns
+    it. Metadata the archive holds (planqk.json, program.json) is used where the request gives
+    none."""
+
+    name: str = Field(min_length=1, max_length=100)
+    data: str = Field(
+        description="The program's directory as a zip archive, base64-encoded (at most "
+        "QRT_MAX_PROGRAM_BYTES before encoding): program.py with main() at its root, or a "
+        "PlanQK project (planqk.json at its root)."
+    )
+    hub: str = Field(DEFAULT_HUB, min_length=1, pattern="^[^/]+$")
+    group: str = Field(DEFAULT_GROUP, min_length=1, pattern="^[^/]+$")
+    project: str = Field(DEFAULT_PROJECT, min_length=1, pattern="^[^/]+$")
+
+
+class ProgramUpdate(_ProgramMetadata):
+    """What `PATCH /programs/{id}` takes: the metadata to change; what is left out stays."""
+
+    name: str | None = Field(None, min_length=1, max_length=100)
+
+
+class ProgramData(_Body):
+    """What `PUT /programs/{id}/data` takes as JSON (a raw application/zip body works too)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str = Field(description="The new zip archive, base64-encoded.")
+
+
+class ProgramCreated(_Body):
+    id: str
 
 
 class BackendOut(_Body):

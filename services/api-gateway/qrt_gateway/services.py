@@ -14,7 +14,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from qrt_common.backends import DEFAULT_BACKEND
-from qrt_common.jobs import Job, JobStatus, new_job_id
+from qrt_common.jobs import DEFAULT_INSTANCE, Job, JobStatus, new_job_id
 from qrt_common.programs import Program
 
 from .context import Gateway, gateway
@@ -34,9 +34,9 @@ FAILURE_CODE = "500"
 """The code of a failure that the program itself gave no body for."""
 
 
-def _program(gw: Gateway, request: web.Request) -> Program:
+async def _program(gw: Gateway, request: web.Request) -> Program:
     program_id = request.match_info["program_id"]
-    program = gw.registry.get(program_id)
+    program = await gw.program(program_id)
     if program is None:
         raise ApiError(404, f"service '{program_id}' not found")
     return program
@@ -44,7 +44,7 @@ def _program(gw: Gateway, request: web.Request) -> Program:
 
 async def _execution(request: web.Request) -> tuple[Gateway, Job]:
     gw = gateway(request)
-    program = _program(gw, request)
+    program = await _program(gw, request)
     execution_id = request.match_info["execution_id"]
     job = await gw.store.get_job(execution_id)
     if job is None or job.program_id != program.id:
@@ -79,24 +79,29 @@ def _job_params(program: Program, body: ServiceRequest) -> str:
 
 
 async def health(request: web.Request) -> web.Response:
-    _program(gateway(request), request)
+    await _program(gateway(request), request)
     return json_response(dump(ServiceHealth(status="Service is up and running")))
 
 
 async def start_execution(request: web.Request) -> web.Response:
     gw = gateway(request)
-    program = _program(gw, request)
+    program = await _program(gw, request)
     raw = await _read_input(request, gw.settings.max_service_input_bytes)
     try:
         body = ServiceRequest.model_validate(raw)
     except ValidationError as exc:
         raise from_validation_error(exc) from None
+    # An uploaded service's executions belong to the instance that uploaded it.
+    hub, group, project = (program.owner or DEFAULT_INSTANCE).split("/")
     job = Job(
         id=new_job_id(),
         program_id=program.id,
         backend=DEFAULT_BACKEND,
         params=_job_params(program, body),
         max_execution_time=program.max_execution_time,
+        hub=hub,
+        group=group,
+        project=project,
     )
     await enqueue(gw, job)
     location = f"/services/{program.id}/{job.id}"

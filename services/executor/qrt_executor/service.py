@@ -35,13 +35,14 @@ from qrt_common.messages import (
     executor_queue,
 )
 from qrt_common.metrics import JOB_DURATION, GaugeCollector, gauge, register
-from qrt_common.programs import Program, ProgramKind, planqk_input_parts
+from qrt_common.programs import ProgramKind, planqk_input_parts
 from qrt_common.registry import ProgramRegistry
 from qrt_common.settings import Settings
 
 from .device_backend import end_session
 from .device_client import DeviceClient
 from .devices import DeviceDirectory, KnownDevice
+from .locator import LocatedProgram, ProgramLocator, ProgramUnavailable
 from .markers import PlanQKStdout
 from .oneshot import BubblewrapRunner, OneShotInput, OneShotRunner, run_one_shot
 from .pool import WarmPool
@@ -81,7 +82,7 @@ class Executor:
         )
         self._settings = settings
         self._bus = bus
-        self._registry = registry
+        self.programs = ProgramLocator(registry, settings.max_program_bytes)
         self.pool = pool or WarmPool(settings.warm_pool_size)
         self.one_shot = one_shot or BubblewrapRunner(hidden=[settings.data_dir])
         self.running: dict[str, _Running] = {}
@@ -232,32 +233,33 @@ class Executor:
     ) -> Outcome:
         if stop.done():
             return Outcome(stop.result(), "cancelled on request")
-        program = self._registry.get(assignment.program_id)
-        if program is None:
-            return Outcome(
-                JobStatus.FAILED, f"program {assignment.program_id!r} is no longer registered"
-            )
+        in_use = {entry.assignment.program_digest or "" for entry in self.running.values()}
+        try:
+            located = await self.programs.locate(assignment, in_use)
+        except ProgramUnavailable as exc:
+            return Outcome(JobStatus.FAILED, str(exc))
+        program = located.program
         device = self.devices.get(assignment.backend)
         if device is None and assignment.backend not in SIMULATORS:
             return Outcome(
                 JobStatus.FAILED, f"backend {assignment.backend!r} is not offered by {self.id}"
             )
         if program.kind is ProgramKind.ONE_SHOT:
-            return await self._one_shot(assignment, program, output, stop)
+            return await self._one_shot(assignment, located, output, stop)
         proc = await self.pool.acquire()
         self._started(assignment, output)
         workdir = await asyncio.to_thread(tempfile.mkdtemp, prefix="qrt-job-")
         spec: dict[str, Any] = {
             "job_id": assignment.job_id,
             "module": program.module,
-            "programs_dir": self._registry.search_path,
+            "programs_dir": located.search_path,
             "backend": assignment.backend,
             "params": assignment.params,
             "workdir": workdir,
         }
         on_stdout = None
         if program.kind is ProgramKind.PYTHON_TEMPLATE:
-            spec.update(kind=program.kind.value, project_dir=self._registry.project_dir(program))
+            spec.update(kind=program.kind.value, project_dir=located.project_dir)
             on_stdout = PlanQKStdout(output, takes_result=False).line
         session_id = str(uuid.uuid4())
         if device is not None:
@@ -290,7 +292,7 @@ class Executor:
     async def _one_shot(
         self,
         assignment: Assignment,
-        program: Program,
+        located: LocatedProgram,
         output: JobOutput,
         stop: asyncio.Future[JobStatus],
     ) -> Outcome:
@@ -301,8 +303,8 @@ class Executor:
         )
         return await run_one_shot(
             self.one_shot,
-            program.command,
-            self._registry.project_dir(program),
+            located.program.command,
+            located.project_dir,
             inputs,
             output,
             time_limit=assignment.max_execution_time,
@@ -353,3 +355,4 @@ class Executor:
             await self.beat(leaving=True)
         await self.devices.close()
         await self.pool.close()
+        self.programs.close()

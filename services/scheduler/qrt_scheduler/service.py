@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import time
@@ -364,6 +365,8 @@ class Scheduler:
             await self._send_assignment(job, executor.id)
 
     async def _send_assignment(self, job: Job, executor_id: str) -> None:
+        # Executors never reach the store: an uploaded program's code travels with its job.
+        archive = await self._store.program_archive(job.program_id)
         assignment = Assignment(
             job_id=job.id,
             program_id=job.program_id,
@@ -371,6 +374,8 @@ class Scheduler:
             params=job.params,
             max_execution_time=job.max_execution_time,
             attempt=job.attempt + 1,
+            program_digest=None if archive is None else archive.digest,
+            program_archive=None if archive is None else base64.b64encode(archive.data).decode(),
         )
         await send_until_accepted(self._bus, executor_queue(executor_id), encode(assignment))
 
