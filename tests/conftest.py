@@ -23,7 +23,7 @@ import pytest_asyncio
 from qrt_common.cli import Platform
 from qrt_common.settings import Settings
 from qrt_executor.pool import WarmPool
-from tests.mesh import RABBITMQ_URL
+from tests.mesh import RABBITMQ_URL, Mesh
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_PROGRAMS = ROOT / "programs"
@@ -179,3 +179,14 @@ def zip_of(files: Mapping[str, str | bytes], *, modes: dict[str, int] | None = N
 def b64_zip_of(files: Mapping[str, str | bytes], **options: Any) -> str:
     """`zip_of(files)` base64-encoded, as `POST /programs` takes it."""
     return base64.b64encode(zip_of(files, **options)).decode()
+
+
+@pytest.fixture
+async def mesh(tmp_path: Path, rabbitmq: None) -> AsyncIterator[Mesh]:
+    """Services as separate processes on the machine's RabbitMQ, in a namespace of their own."""
+    platform = Mesh(tmp_path, merge_programs(tmp_path / "programs"))
+    try:
+        yield platform
+    finally:
+        platform.stop_all()
+        await platform.delete_namespace()

@@ -8,7 +8,7 @@ import asyncio
 import json
 import signal
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import aio_pika
@@ -29,16 +29,6 @@ from tests.mesh import (
 )
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.usefixtures("rabbitmq")]
-
-
-@pytest.fixture
-async def mesh(tmp_path: Path) -> AsyncIterator[Mesh]:
-    platform = Mesh(tmp_path, merge_programs(tmp_path / "programs"))
-    try:
-        yield platform
-    finally:
-        platform.stop_all()
-        await platform.delete_namespace()
 
 
 async def jobs_in_store(mesh: Mesh) -> list[Job]:

@@ -8,14 +8,14 @@ import math
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 import yaml
 
-from tests.conftest import merge_programs, wait_for
+from tests.conftest import wait_for
 from tests.mesh import Mesh, free_port, wait_for_port
 
 pytestmark = [pytest.mark.timeout(180)]
@@ -100,16 +100,6 @@ def prometheus(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     finally:
         process.terminate()
         process.wait(30)
-
-
-@pytest.fixture
-async def mesh(tmp_path: Path, rabbitmq: None) -> AsyncIterator[Mesh]:
-    platform = Mesh(tmp_path, merge_programs(tmp_path / "programs"))
-    try:
-        yield platform
-    finally:
-        platform.stop_all()
-        await platform.delete_namespace()
 
 
 async def query(http: aiohttp.ClientSession, expr: str) -> list[dict]:
