@@ -223,10 +223,10 @@ async def _serve_scheduler(settings: Settings) -> None:
                 await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
                 if signalled.done():
                     return
+                watched.remove(acquiring)  # acquired: from now on, watch for its loss
                 watched.add(asyncio.create_task(elector.keep()))
             await scheduler.start()
-            done, _ = await asyncio.wait(watched - {acquiring} if elector else watched,
-                                         return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+            done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
             if signalled not in done:
                 logger.error("leadership lost: exiting, so that a new replica stands by")
                 raise SystemExit(1)

@@ -227,9 +227,11 @@ class _JobProcess(OneShotProcess):
     async def close(self) -> None:
         self._stopped.set()
         self._killed.set()
-        if self._deleting is not None:
-            await self._deleting
-        await asyncio.to_thread(self._runner.delete, self._name)
+        if self._deleting is None:  # not killed: nothing is deleting the Job yet
+            self._deleting = asyncio.ensure_future(
+                asyncio.to_thread(self._runner.delete, self._name)
+            )
+        await self._deleting
         if self._log is not None:
             self._log.cancel()
 
