@@ -1,6 +1,10 @@
 """Jobs/s and submit-to-Completed latency through RabbitMQ: `qrt gateway`, `qrt scheduler` and
 1, 2 or 4 `qrt executor` processes, with a no-op program.
 
+Throughput is measured twice: with each client following its job over a websocket to the end
+(as in the latency runs), and with the clients only submitting while one poller waits until
+no job is pending (a batch of jobs checked afterwards).
+
     python bench/mesh.py [--executors 1 2 4] [--jobs 100] [--burst 400] [--concurrency 32]
 
 Needs RabbitMQ on 127.0.0.1:5672 (or QRT_TEST_RABBITMQ_URL). Prints numbers; asserts nothing.
@@ -21,7 +25,14 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.latency import PROGRAMS, percentile, run_burst, run_one, summary  # noqa: E402
+from bench.latency import (  # noqa: E402
+    PROGRAMS,
+    percentile,
+    run_burst,
+    run_firehose,
+    run_one,
+    summary,
+)
 from tests.mesh import Mesh  # noqa: E402
 
 
@@ -56,6 +67,8 @@ async def measure(executors: int, jobs: int, burst: int, concurrency: int, capac
                               [r[0] for r in results]))  # fmt: skip
                 p50 = percentile([r[0] for r in results], 50) * 1000
                 print(f"{label:<44} {burst / elapsed:7.1f} jobs/s   (p50 under load {p50:.0f} ms)")
+                elapsed = await run_firehose(http, burst, concurrency)
+                print(f"{f'{label}, submitted, then awaited':<44} {burst / elapsed:7.1f} jobs/s")
         finally:
             mesh.stop_all()
             await mesh.delete_namespace()

@@ -95,8 +95,8 @@ async def pod_is(api: client.ApiClient, phase: str, exit_code: int | None = None
 def collector() -> tuple[list[JobEvent], JobOutput]:
     events: list[JobEvent] = []
 
-    async def send(event: JobEvent) -> None:
-        events.append(event)
+    async def send(batch: list[JobEvent]) -> None:
+        events.extend(batch)
 
     return events, JobOutput("job-1", 1, "ex", send, max_log_bytes=1 << 20)
 

@@ -32,8 +32,8 @@ ONE_SHOT_COMMAND = ("python3", "main.py")
 def collector() -> tuple[list[JobEvent], JobOutput]:
     events: list[JobEvent] = []
 
-    async def send(event: JobEvent) -> None:
-        events.append(event)
+    async def send(batch: list[JobEvent]) -> None:
+        events.extend(batch)
 
     return events, JobOutput("job-1", 1, "ex", send, max_log_bytes=1 << 20)
 

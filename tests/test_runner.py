@@ -49,8 +49,8 @@ async def run(
 ) -> Run:
     events: list[JobEvent] = []
 
-    async def send(event: JobEvent) -> None:
-        events.append(event)
+    async def send(batch: list[JobEvent]) -> None:
+        events.extend(batch)
 
     output = JobOutput("job-1", 1, "ex", send, max_log_bytes=max_log_bytes)
     spec = {
@@ -207,3 +207,56 @@ async def test_a_malformed_frame_from_the_program_is_ignored(pool, programs_dir,
     assert result.outcome.status is JobStatus.COMPLETED
     assert result.log.count("ignored a malformed frame") == 2
     assert [e.data for e in result.of(EventKind.RESULT)] == ['"fine"']
+
+
+async def test_a_job_process_sees_the_executors_environment(pool, programs_dir):
+    # The zygote runs with settings of its own (its heap in huge pages): its job processes
+    # and what they start must not inherit them.
+    source = (
+        "import os\n"
+        "def main(backend, messenger):\n"
+        "    return [os.environ.get('PYTHONMALLOC'), os.environ.get('GLIBC_TUNABLES'),\n"
+        "            os.environ.get('QRT_ZYGOTE_RESTORE')]\n"
+    )
+    write_program(programs_dir, "environ", {"name": "environ"}, source)
+    result = await run(pool, programs_dir, "environ")
+    expected = [os.environ.get("PYTHONMALLOC"), os.environ.get("GLIBC_TUNABLES"), None]
+    assert [json.loads(e.data or "") for e in result.of(EventKind.RESULT)] == [expected]
+
+
+async def test_a_short_jobs_events_share_one_message():
+    sent: list[list[JobEvent]] = []
+
+    async def send(batch: list[JobEvent]) -> None:
+        sent.append(batch)
+
+    output = JobOutput("job-1", 1, "ex", send, max_log_bytes=1 << 20)
+    output.event(EventKind.RUNNING)
+    output.log("hello")
+    output.event(EventKind.RESULT, data='"r"')
+    output.event(EventKind.FINISHED, status="Completed")
+    await output.close()
+    assert [[e.kind for e in batch] for batch in sent] == [
+        [EventKind.RUNNING, EventKind.LOG, EventKind.RESULT, EventKind.FINISHED]
+    ]
+
+
+async def test_an_event_waits_for_company_only_briefly_and_the_end_not_at_all():
+    from qrt_executor.runner import EVENT_LINGER_SECONDS
+
+    sent: list[tuple[float, list[EventKind]]] = []
+
+    async def send(batch: list[JobEvent]) -> None:
+        sent.append((time.monotonic(), [e.kind for e in batch]))
+
+    output = JobOutput("job-1", 1, "ex", send, max_log_bytes=1 << 20)
+    started = time.monotonic()
+    output.event(EventKind.RUNNING)
+    await asyncio.sleep(EVENT_LINGER_SECONDS * 5)
+    assert len(sent) == 1 and sent[0][1] == [EventKind.RUNNING]
+    assert sent[0][0] - started >= EVENT_LINGER_SECONDS * 0.9
+    ending = time.monotonic()
+    output.event(EventKind.FINISHED, status="Completed")
+    await output.close()
+    assert sent[1][1] == [EventKind.FINISHED]
+    assert sent[1][0] - ending < EVENT_LINGER_SECONDS

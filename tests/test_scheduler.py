@@ -22,6 +22,7 @@ from qrt_common.messages import (
     EventKind,
     Heartbeat,
     JobEvent,
+    JobEvents,
     JobSubmitted,
     encode,
     executor_queue,
@@ -62,7 +63,7 @@ class Harness:
     async def report(self, executor: str, job_id: str, kind: EventKind, attempt: int,
                      status: str | None = None) -> None:  # fmt: skip
         event = JobEvent(job_id, kind, attempt, executor, status=status)
-        await self.bus.send(EVENTS_QUEUE, encode(event))
+        await self.bus.send(EVENTS_QUEUE, encode(JobEvents(job_id, [event])))
         await asyncio.sleep(0.05)
 
     async def job(self, job_id: str) -> Job:
@@ -164,3 +165,15 @@ async def test_a_cancel_is_repeated_until_it_lands_and_survives_the_executor(har
     await asyncio.sleep(1.5)
     job = await harness.job("c")
     assert job.status is JobStatus.CANCELLED and "c" not in harness.scheduler.pending
+
+
+async def test_a_message_mixing_jobs_is_dead_lettered_and_fails_its_job(harness):
+    await harness.executor("ex")
+    await harness.submit("a")
+    await harness.next_assignment("ex")
+    stray = JobEvent("b", EventKind.RUNNING, 1, "ex")
+    await harness.bus.send(EVENTS_QUEUE, encode(JobEvents("a", [stray])))
+    await asyncio.sleep(0.2)
+    job = await harness.job("a")
+    assert job.status is JobStatus.FAILED
+    assert "events of other jobs" in (job.reason or "")

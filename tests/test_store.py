@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -311,7 +312,7 @@ async def test_purge_removes_old_finished_jobs_and_old_logs(store: JobStore):
 async def test_a_store_refuses_a_newer_schema(stores: tuple[JobStore, Reopen]):
     store, reopen = stores
     if isinstance(store, SQLiteStore):
-        await store.db.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+        await store._write("UPDATE meta SET value = '999' WHERE key = 'schema_version'", ())
     else:
         await store._db["meta"].update_one({"_id": "schema"}, {"$set": {"version": 999}})  # type: ignore[attr-defined]
     with pytest.raises(Exception, match="schema 999, newer than this qrt"):
@@ -513,3 +514,24 @@ async def test_large_program_archives(store: JobStore):
     await store.add_program(program, archive)
     assert await store.program_archive(program.id) == archive
     assert await store.list_programs(program.owner or "") == [program]
+
+
+async def test_a_failing_write_fails_alone_among_writes_made_at_once(tmp_path: Path):
+    store = SQLiteStore(tmp_path / "qrt.db")
+    await store.open()
+    try:
+        await store.add_job(make_job(1))
+        outcomes = await asyncio.gather(
+            store.add_job(make_job(2)),
+            store.add_job(make_job(1)),  # already there: fails, and only itself
+            store.append_log("job-002", 1, 0, "log\n"),
+            store.add_job(make_job(3)),
+            return_exceptions=True,
+        )
+        assert outcomes[0] is None and outcomes[3] is None and outcomes[2] is True
+        assert isinstance(outcomes[1], sqlite3.IntegrityError)
+        _, total = await store.list_jobs(JobQuery())
+        assert total == 3
+        assert await store.read_log("job-002") == "log\n"
+    finally:
+        await store.close()

@@ -106,6 +106,16 @@ class JobEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class JobEvents:
+    """Events of one job in the order they happened: what executors send and the ledger
+    announces, several at once when they came close together (a short job's log, result
+    and end make one message)."""
+
+    job_id: str
+    events: list[JobEvent]
+
+
+@dataclass(frozen=True, slots=True)
 class Heartbeat:
     """An executor says it is alive and what it can take."""
 
@@ -132,8 +142,8 @@ class StopJob:
     attempt: int
 
 
-Message = JobSubmitted | CancelJob | Assignment | JobEvent | Heartbeat | StopJob
-M = TypeVar("M", JobSubmitted, CancelJob, Assignment, JobEvent, Heartbeat, StopJob)
+Message = JobSubmitted | CancelJob | Assignment | JobEvent | JobEvents | Heartbeat | StopJob
+M = TypeVar("M", JobSubmitted, CancelJob, Assignment, JobEvent, JobEvents, Heartbeat, StopJob)
 
 
 def encode(message: Message) -> dict[str, Any]:

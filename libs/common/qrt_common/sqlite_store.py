@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import aiosqlite
 
 from .archives import ProgramArchive
 from .jobs import Job, JobStatus, epoch_us, job_from_dict, job_to_dict, utcnow
@@ -79,82 +80,104 @@ MIGRATIONS = {1: _SCHEMA_1, 2: _SCHEMA_2, 3: _SCHEMA_3}
 """Step `n` brings a file from schema `n - 1` to `n`, in one transaction."""
 
 
+Statement = Callable[[sqlite3.Connection], Any]
+"""One unit of work inside a write transaction; what it returns goes to its caller."""
+
+
 class SQLiteStore(JobStore):
-    """A JobStore in one SQLite database file, written through one connection."""
+    """A JobStore in one SQLite database file.
+
+    Reads and writes go through a connection each, in a thread of their own, so the event loop
+    never blocks on the file. Writes are group-committed: the writes that arrive while a
+    transaction is being committed go into the next one together. Several processes (gateway,
+    scheduler) share the file; each write transaction takes the file's write lock once, and
+    under load that is once per batch rather than once per statement.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db: aiosqlite.Connection | None = None
-        self._transaction_lock = asyncio.Lock()
-
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise RuntimeError("SQLiteStore used before open()")
-        return self._db
+        self._writer: _Connection | None = None
+        self._reader: _Connection | None = None
+        self._lookup: sqlite3.Connection | None = None
+        self._batch: list[tuple[Statement, asyncio.Future[Any]]] = []
+        self._committing: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit: each statement is its own transaction and waits for the write lock
-        # (busy_timeout); Python's implicit deferred transactions could instead fail at once
-        # with "database is locked" when another process (gateway, scheduler) writes.
-        self._db = await aiosqlite.connect(self.path, isolation_level=None)
-        # WAL with synchronous=NORMAL survives a crash of the process without an fsync per write.
-        # Several processes (gateway, scheduler) may share the file: wait for each other's locks.
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=10000"):
-            # A pragma's result row must be read: an unfinished statement would hold a read
-            # snapshot open, and every later write would fail once another process committed.
-            async with self.db.execute(f"PRAGMA {pragma}") as cursor:
-                await cursor.fetchall()
         try:
-            await self._migrate()
+            self._writer = await _Connection.open(self.path, "qrt-sqlite-writer")
+            await self._writer.run(_migrate, self.path)
+            self._reader = await _Connection.open(self.path, "qrt-sqlite-reader")
+            self._lookup = _connect(self.path, busy_timeout=0)
         except BaseException:
             await self.close()
             raise
 
-    async def _migrate(self) -> None:
-        async with self._transaction_lock:
-            # IMMEDIATE: a second process opening the same file waits, then sees the new version.
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                await self.db.execute(
-                    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
-                )
-                rows = await self._read("SELECT value FROM meta WHERE key = 'schema_version'")
-                version = int(rows[0][0]) if rows else 0
-                if version > SCHEMA_VERSION:
-                    raise StoreSetupError(
-                        f"{self.path} holds schema {version}, newer than this qrt's"
-                        f" {SCHEMA_VERSION}: upgrade qrt"
-                    )
-                for step in range(version + 1, SCHEMA_VERSION + 1):
-                    # executescript would commit the open transaction: run statement by statement.
-                    for statement in filter(str.strip, MIGRATIONS[step].split(";")):
-                        await self.db.execute(statement)
-                await self.db.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
-                    (str(max(version, SCHEMA_VERSION)),),
-                )
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
-            await self.db.execute("COMMIT")
-
     async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        if self._committing is not None:
+            with contextlib.suppress(Exception):
+                await self._committing
+        for connection in (self._reader, self._writer):
+            if connection is not None:
+                await connection.close()
+        if self._lookup is not None:
+            self._lookup.close()
+        self._reader = self._writer = self._lookup = None
+
+    def _connection(self, connection: _Connection | None) -> _Connection:
+        if connection is None:
+            raise RuntimeError("SQLiteStore used before open()")
+        return connection
+
+    async def _transact(self, statement: Statement) -> Any:
+        """Run `statement` in the next write transaction; its result once that committed."""
+        writer = self._connection(self._writer)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._batch.append((statement, future))
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.create_task(self._commit_batches(writer))
+        return await future
+
+    async def _commit_batches(self, writer: _Connection) -> None:
+        while self._batch:
+            batch, self._batch = self._batch, []
+            try:
+                outcomes = await writer.run(_commit, [statement for statement, _ in batch])
+            except Exception as exc:  # every waiting caller gets it
+                outcomes = [exc] * len(batch)
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
 
     async def _write(self, sql: str, args: tuple[Any, ...]) -> int:
-        async with self._transaction_lock, self.db.execute(sql, args) as cursor:
-            return cursor.rowcount
+        rowcount: int = await self._transact(lambda db: db.execute(sql, args).rowcount)
+        return rowcount
 
     async def _read(self, sql: str, args: Any = ()) -> list[Any]:
-        # One call into the connection's thread: no statement stays open across an await, so
-        # another coroutine's write never runs inside this read's (by then stale) snapshot,
-        # which SQLite refuses at once with SQLITE_BUSY_SNAPSHOT.
-        rows = await self.db.execute_fetchall(sql, args)
-        return list(rows)
+        reader = self._connection(self._reader)
+        rows: list[Any] = await reader.run(lambda db: db.execute(sql, args).fetchall())
+        return rows
+
+    async def _look_up(self, sql: str, args: Any) -> list[Any]:
+        """Rows of a query that reads a row or two by key, run on the event loop's thread.
+
+        In WAL mode a reader takes no lock, and such a query takes microseconds: less than
+        handing it to a thread and back, which under load costs the service more CPU than the
+        query itself. Should the file be busy after all (a recovery), the query waits in the
+        reader's thread instead.
+        """
+        if self._lookup is None:
+            raise RuntimeError("SQLiteStore used before open()")
+        try:
+            return self._lookup.execute(sql, args).fetchall()
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise
+        return await self._read(sql, args)
 
     async def add_job(self, job: Job) -> None:
         await self._write(
@@ -176,7 +199,7 @@ class SQLiteStore(JobStore):
         )
 
     async def get_job(self, job_id: str) -> Job | None:
-        rows = await self._read("SELECT doc FROM jobs WHERE id = ?", (job_id,))
+        rows = await self._look_up("SELECT doc FROM jobs WHERE id = ?", (job_id,))
         return job_from_dict(json.loads(rows[0][0])) if rows else None
 
     async def list_jobs(self, query: JobQuery) -> tuple[list[Job], int]:
@@ -229,22 +252,19 @@ class SQLiteStore(JobStore):
 
     async def _delete_jobs(self, where: str, args: tuple[Any, ...]) -> int:
         """Delete the jobs matching `where` and all they produced, in one transaction."""
-        # Holding the lock keeps other coroutines' writes out of this transaction.
-        async with self._transaction_lock:
-            await self.db.execute("BEGIN IMMEDIATE")
+
+        def delete(db: sqlite3.Connection) -> int:
+            db.execute(f"CREATE TEMP TABLE doomed AS SELECT id FROM jobs WHERE {where}", args)
             try:
-                await self.db.execute(
-                    f"CREATE TEMP TABLE doomed AS SELECT id FROM jobs WHERE {where}", args
-                )
-                cursor = await self.db.execute("DELETE FROM jobs WHERE id IN doomed")
+                deleted = db.execute("DELETE FROM jobs WHERE id IN doomed").rowcount
                 for table in ("logs", "interims", "results"):
-                    await self.db.execute(f"DELETE FROM {table} WHERE job_id IN doomed")
-                await self.db.execute("DROP TABLE doomed")
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
-            await self.db.execute("COMMIT")
-            return cursor.rowcount
+                    db.execute(f"DELETE FROM {table} WHERE job_id IN doomed")
+            finally:
+                db.execute("DROP TABLE doomed")
+            return deleted
+
+        deleted: int = await self._transact(delete)
+        return deleted
 
     async def append_log(self, job_id: str, attempt: int, seq: int, text: str) -> bool:
         sql = (
@@ -295,6 +315,9 @@ class SQLiteStore(JobStore):
         return program_from_dict(json.loads(rows[0][0])) if rows else None
 
     async def program_archive(self, program_id: str) -> ProgramArchive | None:
+        # Asked for every job, most of which run bundled programs: their absence is a lookup.
+        if not await self._look_up("SELECT 1 FROM programs WHERE id = ?", (program_id,)):
+            return None
         sql = "SELECT digest, archive FROM programs WHERE id = ?"
         rows = await self._read(sql, (program_id,))
         return ProgramArchive(rows[0][0], bytes(rows[0][1])) if rows else None
@@ -345,3 +368,97 @@ def _program_columns(program: Program, archive: ProgramArchive | None) -> tuple[
 def _sortable(value: datetime) -> str:
     """`value` as UTC ISO text with microseconds, so text order is time order."""
     return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Bring the file to SCHEMA_VERSION, or refuse a file from a newer qrt."""
+    # IMMEDIATE: a second process opening the same file waits, then sees the new version.
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        rows = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+        version = int(rows[0][0]) if rows else 0
+        if version > SCHEMA_VERSION:
+            raise StoreSetupError(
+                f"{path} holds schema {version}, newer than this qrt's {SCHEMA_VERSION}:"
+                " upgrade qrt"
+            )
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            # executescript would commit the open transaction: run statement by statement.
+            for statement in filter(str.strip, MIGRATIONS[step].split(";")):
+                db.execute(statement)
+        db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (str(max(version, SCHEMA_VERSION)),),
+        )
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _commit(db: sqlite3.Connection, statements: list[Statement]) -> list[Any]:
+    """Run `statements` in one transaction; each one's result, or the exception it raised.
+
+    Each runs inside a savepoint, so a failing one (a constraint, say) undoes only itself.
+    """
+    outcomes: list[Any] = []
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in statements:
+            db.execute("SAVEPOINT statement")
+            try:
+                outcomes.append(statement(db))
+            except Exception as exc:  # its own caller's to handle
+                db.execute("ROLLBACK TO statement")
+                outcomes.append(exc)
+            db.execute("RELEASE statement")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return outcomes
+
+
+def _connect(path: Path, busy_timeout: int = 10_000) -> sqlite3.Connection:
+    # Autocommit (isolation_level None): transactions are begun explicitly, IMMEDIATE, so a
+    # writer waits for the lock (busy_timeout, in ms) up front instead of failing at once with
+    # "database is locked" when it upgrades a read to a write.
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        # WAL with synchronous=NORMAL survives a crash of the process without an fsync per
+        # write; several processes may share the file and wait for each other's locks.
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", f"busy_timeout={busy_timeout}"):
+            db.execute(f"PRAGMA {pragma}").fetchall()
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+class _Connection:
+    """A sqlite3 connection used from one thread of its own."""
+
+    def __init__(self, db: sqlite3.Connection, thread: ThreadPoolExecutor) -> None:
+        self._db = db
+        self._thread = thread
+
+    @classmethod
+    async def open(cls, path: Path, name: str) -> _Connection:
+        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        try:
+            db = await asyncio.get_running_loop().run_in_executor(thread, _connect, path)
+        except BaseException:
+            thread.shutdown(wait=False)
+            raise
+        return cls(db, thread)
+
+    async def run(self, work: Callable[..., Any], *args: Any) -> Any:
+        """`work(db, *args)` in the connection's thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, work, self._db, *args)
+
+    async def close(self) -> None:
+        await self.run(lambda db: db.close())
+        self._thread.shutdown(wait=True)

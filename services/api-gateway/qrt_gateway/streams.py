@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from qrt_common.messages import JobEvent, decode
+from qrt_common.messages import JobEvent, JobEvents, decode
 
 
 class StreamHub:
@@ -17,9 +17,10 @@ class StreamHub:
         self._watchers: dict[str, set[asyncio.Queue[JobEvent]]] = {}
 
     async def on_update(self, body: dict[str, Any]) -> None:
-        event = decode(JobEvent, body)
-        for inbox in self._watchers.get(event.job_id, ()):
-            inbox.put_nowait(event)
+        batch = decode(JobEvents, body)
+        for inbox in self._watchers.get(batch.job_id, ()):
+            for event in batch.events:
+                inbox.put_nowait(event)
 
     @contextmanager
     def watch(self, job_id: str) -> Iterator[asyncio.Queue[JobEvent]]:

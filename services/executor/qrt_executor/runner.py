@@ -20,6 +20,10 @@ from .pool import JobProcess
 logger = logging.getLogger(__name__)
 
 LOG_FLUSH_SECONDS = 0.05
+EVENT_LINGER_SECONDS = 0.02
+"""How long an event waits for others to share its message; the end of an attempt goes at once.
+A short job's start, log, result and end then make one message instead of several, for each
+of which the broker, the scheduler and every gateway pay."""
 LOG_CHUNK_BYTES = 64 * 1024
 MAX_LINE_BYTES = 1024 * 1024
 DRAIN_SECONDS = 2.0
@@ -35,10 +39,12 @@ class Outcome:
 
 
 class JobOutput:
-    """Turns a job attempt's output into numbered events and sends them one at a time, in order.
+    """Turns a job attempt's output into numbered events and sends them in order.
 
     Log lines are batched into chunks (every 50 ms or 64 KiB) so a chatty program costs
-    a few messages a second, not one per line.
+    a few messages a second, not one per line. Events go in batches: one send is under way
+    at a time, and a batch waits up to EVENT_LINGER_SECONDS for more events unless the attempt
+    ended.
     """
 
     def __init__(
@@ -46,7 +52,7 @@ class JobOutput:
         job_id: str,
         attempt: int,
         executor_id: str,
-        send: Callable[[JobEvent], Awaitable[None]],
+        send: Callable[[list[JobEvent]], Awaitable[None]],
         *,
         max_log_bytes: int,
     ) -> None:
@@ -54,6 +60,7 @@ class JobOutput:
         self._send = send
         self._max_log_bytes = max_log_bytes
         self._outbox: asyncio.Queue[JobEvent | None] = asyncio.Queue()
+        self._ended = asyncio.Event()
         self._pending: list[str] = []
         self._pending_bytes = 0
         self._log_bytes = 0
@@ -100,6 +107,8 @@ class JobOutput:
             **fields,
         )
         self._outbox.put_nowait(event)
+        if kind in (EventKind.FINISHED, EventKind.RELEASED):
+            self._ended.set()
 
     def event(self, kind: EventKind, **fields: Any) -> None:
         """Queue an event after all the log written before it."""
@@ -107,16 +116,33 @@ class JobOutput:
         self._put(kind, **fields)
 
     async def _drain(self) -> None:
-        while (event := await self._outbox.get()) is not None:
+        closed = False
+        while not closed:
+            first = await self._outbox.get()
+            if first is not None and not self._ended.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._ended.wait(), EVENT_LINGER_SECONDS)
+            batch = [] if first is None else [first]
+            closed = first is None
+            while not closed and not self._outbox.empty():
+                event = self._outbox.get_nowait()
+                if event is None:
+                    closed = True
+                else:
+                    batch.append(event)
+            if not batch:
+                continue
             try:
-                await self._send(event)
+                await self._send(batch)
             except Exception:
-                logger.exception("lost a %s event of job %s", event.kind, event.job_id)
+                kinds = ", ".join(event.kind for event in batch)
+                logger.exception("lost events (%s) of job %s", kinds, self.job_id)
 
     async def close(self) -> None:
         """Send everything queued, then stop."""
         self._flush_log()
         self._outbox.put_nowait(None)
+        self._ended.set()
         await self._drainer
 
 

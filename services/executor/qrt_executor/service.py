@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -29,6 +30,7 @@ from qrt_common.messages import (
     EventKind,
     Heartbeat,
     JobEvent,
+    JobEvents,
     StopJob,
     decode,
     encode,
@@ -62,6 +64,15 @@ class _Running:
     assignment: Assignment
     stop: asyncio.Future[JobStatus]
     task: asyncio.Task[None]
+
+
+async def _remove(directory: str) -> None:
+    """Remove a job's working directory: at once when it is empty (most are), else in a
+    thread, since a program may have left any number of files there."""
+    try:
+        os.rmdir(directory)
+    except OSError:
+        await asyncio.to_thread(shutil.rmtree, directory, True)
 
 
 class Executor:
@@ -151,8 +162,9 @@ class Executor:
             except Exception as exc:
                 logger.warning("heartbeat not sent: %s", exc)
 
-    async def _send(self, event: JobEvent) -> None:
-        await send_until_accepted(self._bus, EVENTS_QUEUE, encode(event))
+    async def _send(self, events: list[JobEvent]) -> None:
+        batch = JobEvents(events[0].job_id, events)
+        await send_until_accepted(self._bus, EVENTS_QUEUE, encode(batch))
 
     async def _on_assignment(self, body: dict[str, Any]) -> None:
         """Run one assignment to its end; the bus acknowledges it only then."""
@@ -248,7 +260,7 @@ class Executor:
             return await self._one_shot(assignment, located, output, stop)
         proc = await self.pool.acquire()
         self._started(assignment, output)
-        workdir = await asyncio.to_thread(tempfile.mkdtemp, prefix="qrt-job-")
+        workdir = tempfile.mkdtemp(prefix="qrt-job-")  # one mkdir: less than a thread hop
         spec: dict[str, Any] = {
             "job_id": assignment.job_id,
             "module": program.module,
@@ -287,7 +299,7 @@ class Executor:
                 # A job killed mid-session (cancel, timeout) leaves the device locked until
                 # its lease runs out: end the session for it.
                 await asyncio.to_thread(self._release, device, session_id)
-            await asyncio.to_thread(shutil.rmtree, workdir, True)
+            await _remove(workdir)
 
     async def _one_shot(
         self,

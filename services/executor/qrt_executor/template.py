@@ -9,13 +9,12 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import sys
 import traceback
 from typing import Any
 
 from qrt_common.backends import DEFAULT_BACKEND
 
-from .child import UserMessenger, make_backend
+from .child import UserMessenger, import_from, make_backend
 
 ENTRY_MODULE = "src.program"
 
@@ -58,8 +57,7 @@ def run_template(spec: dict[str, Any], messenger: UserMessenger) -> int:
     os.environ["QRT_BACKEND"] = spec["backend"]
     try:
         inputs = json.loads(spec["params"]) if spec["params"] else {}
-        sys.path.insert(0, spec["project_dir"])
-        importlib.invalidate_caches()
+        import_from(spec["project_dir"])
         run = getattr(importlib.import_module(ENTRY_MODULE), "run", None)
         if not callable(run):
             raise AttributeError("src/program.py has no run() function")

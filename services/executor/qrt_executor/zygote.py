@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
+import json
 import os
 import selectors
 import signal
@@ -30,6 +31,10 @@ PRELOAD = (
     "qiskit_ibm_runtime",
 )
 """Modules imported once in the zygote, so job processes start with them loaded."""
+
+RESTORE = "QRT_ZYGOTE_RESTORE"
+"""Environment variable: JSON of variables set for the zygote alone, with their values before
+(null: unset), put back once the zygote started."""
 
 
 def _child(fds: list[int]) -> None:
@@ -62,8 +67,17 @@ def _end_all(children: set[int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def _restore_environment() -> None:
+    for name, value in json.loads(os.environ.pop(RESTORE, "{}")).items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 def serve(channel: socket.socket) -> None:
     """Fork a job process for every `fork` message until the executor closes the channel."""
+    _restore_environment()
     for name in PRELOAD:
         importlib.import_module(name)
     # Objects created so far are never collected: children then share their memory pages

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from qrt_common.bus import MessageBus
 from qrt_common.jobs import IllegalTransition, Job, JobStatus, transition
-from qrt_common.messages import UPDATES_TOPIC, EventKind, JobEvent, encode
+from qrt_common.messages import UPDATES_TOPIC, EventKind, JobEvent, JobEvents, encode
 from qrt_common.metrics import JOBS_ENDED, REASSIGNMENTS
 from qrt_common.store import JobStore
 
@@ -44,19 +44,30 @@ class Ledger:
 
     async def apply(self, event: JobEvent) -> bool:
         """Store what `event` says; True if it changed anything (and was announced)."""
-        async with self._serialized(event.job_id):
-            applied = await self._apply(event)
-        if applied:
-            await self._announce(event)
+        return (await self.apply_all([event]))[0]
+
+    async def apply_all(self, events: list[JobEvent]) -> list[bool]:
+        """Store what each of one job's `events` says, in order; for each, whether it changed
+        anything. The ones that did are announced together."""
+        if not events:
+            return []
+        applied = []
+        async with self._serialized(events[0].job_id):
+            for event in events:
+                applied.append(await self._apply(event))
+        await self._announce([e for e, changed in zip(events, applied, strict=True) if changed])
         return applied
 
-    async def _announce(self, event: JobEvent) -> None:
+    async def _announce(self, events: list[JobEvent]) -> None:
+        if not events:
+            return
         # Streams also read the store, so a missed update delays a stream, it loses nothing:
         # a broker hiccup here must not undo the stored change's follow-up work.
+        job_id = events[0].job_id
         try:
-            await self._bus.publish(UPDATES_TOPIC, encode(event))
+            await self._bus.publish(UPDATES_TOPIC, encode(JobEvents(job_id, events)))
         except Exception as exc:
-            logger.warning("job update not announced: %s", exc, extra={"job_id": event.job_id})
+            logger.warning("job update not announced: %s", exc, extra={"job_id": job_id})
 
     async def _apply(self, event: JobEvent) -> bool:
         job_id, attempt = event.job_id, event.attempt
@@ -143,5 +154,5 @@ class Ledger:
         async with self._serialized(job.id):
             moved = await self._move(job, to, reason=reason)
         if moved:
-            await self._announce(event)
+            await self._announce([event])
         return moved

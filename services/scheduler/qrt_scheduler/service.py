@@ -14,7 +14,7 @@ from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 
-from qrt_common.bus import MessageBus, send_until_accepted
+from qrt_common.bus import MessageBus, Rejected, send_until_accepted
 from qrt_common.jobs import Job, JobStatus, utcnow
 from qrt_common.messages import (
     CANCEL_QUEUE,
@@ -27,6 +27,7 @@ from qrt_common.messages import (
     EventKind,
     Heartbeat,
     JobEvent,
+    JobEvents,
     JobSubmitted,
     StopJob,
     decode,
@@ -112,6 +113,7 @@ class Scheduler:
         self._orphan_grace = settings.heartbeat_timeout if orphan_grace is None else orphan_grace
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._placing: set[asyncio.Task[None]] = set()
         self._unregister_metrics: Callable[[], None] = lambda: None
 
     async def start(self) -> None:
@@ -129,7 +131,7 @@ class Scheduler:
                 self.placed[job.id] = Placement(job.executor_id, job.backend, attempt)
         await self._bus.subscribe(HEARTBEAT_TOPIC, self._on_heartbeat)
         await self._bus.consume(SUBMITTED_QUEUE, self._on_submitted, prefetch=64)
-        await self._bus.consume(EVENTS_QUEUE, self._on_event, prefetch=64)
+        await self._bus.consume(EVENTS_QUEUE, self._on_events, prefetch=64)
         await self._bus.consume(CANCEL_QUEUE, self._on_cancel, prefetch=16)
         await self._bus.consume_dead_letters(self._on_dead_letter)
         self._tasks = [
@@ -160,9 +162,10 @@ class Scheduler:
 
     async def close(self) -> None:
         self._unregister_metrics()
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._placing]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
@@ -208,9 +211,16 @@ class Scheduler:
         )
         self._wake.set()
 
-    async def _on_event(self, body: dict[str, Any]) -> None:
-        event = decode(JobEvent, body)
-        applied = await self.ledger.apply(event)
+    async def _on_events(self, body: dict[str, Any]) -> None:
+        batch = decode(JobEvents, body)
+        if any(event.job_id != batch.job_id for event in batch.events):
+            raise Rejected(f"events of other jobs in a message about job {batch.job_id}")
+        applied = await self.ledger.apply_all(batch.events)
+        for event, changed in zip(batch.events, applied, strict=True):
+            await self._follow_up(event, changed)
+
+    async def _follow_up(self, event: JobEvent, applied: bool) -> None:
+        """What the scheduler itself does about an event the ledger has seen."""
         if event.kind is EventKind.RUNNING and not applied and not await self._is_live(event):
             # Cancelled, or placed elsewhere, while this attempt was on its way: stop it.
             await self._stop(event.job_id, JobStatus.CANCELLED, event.executor_id, event.attempt)
@@ -343,6 +353,12 @@ class Scheduler:
                 self._wake.set()
 
     async def _dispatch(self) -> None:
+        """Place every queued job that has somewhere to go.
+
+        Places are taken here, one job after another; recording each placement and sending
+        its assignment run concurrently, so one job's store write and broker confirm do not
+        hold up the next.
+        """
         busy = self._busy_exclusive()
         while (
             submitted := self.pending.take(lambda j: self._pick(j, busy) is not None)
@@ -351,18 +367,35 @@ class Scheduler:
             assert executor is not None
             try:
                 job = await self._store.get_job(submitted.job_id)
-                if job is None or job.status is not JobStatus.QUEUED:
-                    continue
-                if not await self.ledger.assign(job, executor.id):
-                    continue
             except Exception:
                 self.pending.add(submitted)  # not placed: it waits for the next round
                 raise
-            self.placed[job.id] = Placement(executor.id, job.backend, job.attempt + 1)
-            ASSIGNMENT_WAIT.observe(max(0.0, (utcnow() - job.created).total_seconds()))
+            if job is None or job.status is not JobStatus.QUEUED:
+                continue
+            placement = Placement(executor.id, job.backend, job.attempt + 1)
+            self.placed[job.id] = placement
             if job.backend in executor.exclusive:
                 busy.add(job.backend)
-            await self._send_assignment(job, executor.id)
+            task = asyncio.create_task(self._place(job, placement))
+            self._placing.add(task)
+            task.add_done_callback(self._placing.discard)
+
+    async def _place(self, job: Job, placement: Placement) -> None:
+        """Record `job` as placed, then send it to its executor; give the place back if the
+        job moved on meanwhile (cancelled) or the store could not record it."""
+        try:
+            placed = await self.ledger.assign(job, placement.executor_id)
+        except Exception:
+            logger.exception("placement not recorded", extra={"job_id": job.id})
+            placed = False
+            self.pending.add(JobSubmitted.of(job))
+        if not placed:
+            if self.placed.get(job.id) is placement:
+                del self.placed[job.id]
+            self._wake.set()
+            return
+        ASSIGNMENT_WAIT.observe(max(0.0, (utcnow() - job.created).total_seconds()))
+        await self._send_assignment(job, placement.executor_id)
 
     async def _send_assignment(self, job: Job, executor_id: str) -> None:
         # Executors never reach the store: an uploaded program's code travels with its job.
