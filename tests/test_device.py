@@ -210,6 +210,9 @@ async def test_locking_and_the_lease():
         assert (await alice.call("terminate"))["status"] == "success"
         await subscriber.wait_for("IDLE")
         assert (await bob.call("initialize"))["status"] == "success"
+        # The device also publishes its state now and then: an IDLE sent before Bob's lock
+        # was announced says nothing about his lease.
+        await subscriber.wait_for("EXECUTING")
         # Bob goes silent: after the lease his lock is gone and the device is IDLE again.
         await subscriber.wait_for("IDLE", 3)
         assert (await alice.call("initialize"))["status"] == "success"
