@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
 import socket
 import sys
 from collections import deque
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .zygote import RESTORE
+from .zygote import zygote_environment
 
 logger = logging.getLogger(__name__)
 
@@ -50,26 +48,6 @@ class JobProcess:
     def close(self) -> None:
         for sock in (self.control, self.stdout, self.stderr):
             sock.close()
-
-
-def zygote_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    """The zygote's environment: `environ`, with its heap in transparent huge pages.
-
-    Forking a job process and ending it cost the kernel time in proportion to the page-table
-    entries of the zygote's heap (about 180 MB once qiskit, Aer and qiskit-ibm-runtime are
-    loaded). With Python's objects allocated by glibc's malloc, and glibc asked to back its
-    heap with huge pages, fork and exit of a no-op job take half the CPU time (measured on a
-    2-core machine: 14 ms down to 7 ms). The zygote puts the two variables back as they were
-    (see `RESTORE`), so programs' own subprocesses start with the executor's environment.
-    """
-    restore = {name: environ.get(name) for name in ("PYTHONMALLOC", "GLIBC_TUNABLES")}
-    tunables = ":".join(filter(None, [environ.get("GLIBC_TUNABLES"), "glibc.malloc.hugetlb=1"]))
-    return {
-        **environ,
-        "PYTHONMALLOC": "malloc",
-        "GLIBC_TUNABLES": tunables,
-        RESTORE: json.dumps(restore),
-    }
 
 
 class Zygote:

@@ -117,21 +117,17 @@ class JobOutput:
 
     async def _drain(self) -> None:
         closed = False
-        while not closed:
-            first = await self._outbox.get()
-            if first is not None and not self._ended.is_set():
+        while not closed and (first := await self._outbox.get()) is not None:
+            if not self._ended.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._ended.wait(), EVENT_LINGER_SECONDS)
-            batch = [] if first is None else [first]
-            closed = first is None
-            while not closed and not self._outbox.empty():
+            batch = [first]
+            while not self._outbox.empty():
                 event = self._outbox.get_nowait()
                 if event is None:
                     closed = True
-                else:
-                    batch.append(event)
-            if not batch:
-                continue
+                    break
+                batch.append(event)
             try:
                 await self._send(batch)
             except Exception:

@@ -22,6 +22,7 @@ import selectors
 import signal
 import socket
 import sys
+from collections.abc import Mapping
 
 PRELOAD = (
     "qrt_executor.child",
@@ -65,6 +66,26 @@ def _end_all(children: set[int]) -> None:
             os.killpg(pid, signal.SIGKILL)
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
+
+
+def zygote_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The zygote's environment: `environ`, with its heap in transparent huge pages.
+
+    Forking a job process and ending it cost the kernel time in proportion to the page-table
+    entries of the zygote's heap (about 180 MB once qiskit, Aer and qiskit-ibm-runtime are
+    loaded). With Python's objects allocated by glibc's malloc, and glibc asked to back its
+    heap with huge pages, fork and exit of a no-op job take half the CPU time (measured on a
+    2-core machine: 14 ms down to 7 ms). The zygote puts the two variables back as they were
+    (`_restore_environment`), so programs' own subprocesses start with the executor's environment.
+    """
+    restore = {name: environ.get(name) for name in ("PYTHONMALLOC", "GLIBC_TUNABLES")}
+    tunables = ":".join(filter(None, [environ.get("GLIBC_TUNABLES"), "glibc.malloc.hugetlb=1"]))
+    return {
+        **environ,
+        "PYTHONMALLOC": "malloc",
+        "GLIBC_TUNABLES": tunables,
+        RESTORE: json.dumps(restore),
+    }
 
 
 def _restore_environment() -> None:
