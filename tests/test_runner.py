@@ -224,6 +224,28 @@ async def test_a_job_process_sees_the_executors_environment(pool, programs_dir):
     assert [json.loads(e.data or "") for e in result.of(EventKind.RESULT)] == [expected]
 
 
+async def test_each_job_gets_a_simulator_of_its_own(pool, programs_dir):
+    # Simulators are built ahead in the zygote, and each job process takes its own copy: what
+    # a job does to its backend stays in that job.
+    source = (
+        "from qrt_executor import child\n"
+        "def main(backend, messenger):\n"
+        "    shots = backend.options.shots\n"
+        "    backend.set_options(shots=7)\n"
+        "    return [backend.name, shots, sorted(child._simulators)]\n"
+    )
+    write_program(programs_dir, "shots", {"name": "shots"}, source)
+    for backend, other in [
+        ("aer_simulator", "aer_simulator_statevector"),
+        ("aer_simulator", "aer_simulator_statevector"),
+        ("aer_simulator_statevector", "aer_simulator"),
+    ]:
+        result = await run(pool, programs_dir, "shots", backend=backend)
+        assert [json.loads(e.data or "") for e in result.of(EventKind.RESULT)] == [
+            [backend, 1024, [other]]
+        ]
+
+
 async def test_a_short_jobs_events_share_one_message():
     sent: list[list[JobEvent]] = []
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from mongomock_motor import AsyncMongoMockClient
 from pymongo import AsyncMongoClient
 from pymongo.errors import AutoReconnect
 
+from qrt_common import sqlite_store
 from qrt_common.archives import ProgramArchive, archive_digest
 from qrt_common.jobs import Job, JobStatus, transition
 from qrt_common.mongo_store import MongoStore
@@ -516,18 +518,81 @@ async def test_large_program_archives(store: JobStore):
     assert await store.list_programs(program.owner or "") == [program]
 
 
+@contextlib.contextmanager
+def write_lock_held(path: Path) -> Iterator[None]:
+    """The file's write lock, taken by a connection of another (here: the test's own) client."""
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+async def test_writes_wait_off_the_event_loop_while_another_process_holds_the_lock(
+    tmp_path: Path,
+):
+    store = SQLiteStore(tmp_path / "qrt.db")
+    await store.open()
+    try:
+        with write_lock_held(tmp_path / "qrt.db"):
+            adding = asyncio.create_task(store.add_job(make_job(1)))
+            started = asyncio.get_running_loop().time()
+            await asyncio.sleep(0.2)
+            # The loop went on (the write waits in the writer thread), and so does the write.
+            assert asyncio.get_running_loop().time() - started < 1
+            assert not adding.done()
+            assert await store.get_job("job-001") is None
+        await asyncio.wait_for(adding, 10)
+        assert await store.get_job("job-001") == make_job(1)
+    finally:
+        await store.close()
+
+
+async def test_writes_made_on_the_event_loop_are_checkpointed(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_EVERY", 3)
+    path = tmp_path / "qrt.db"
+    store = SQLiteStore(path)
+    await store.open()
+
+    def in_the_database_file() -> int:
+        # immutable: the main file alone, without what still sits in the write-ahead log
+        with contextlib.closing(sqlite3.connect(f"file:{path}?immutable=1", uri=True)) as db:
+            if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").fetchall():
+                return 0  # even the schema is still in the log only
+            return int(db.execute("SELECT count(*) FROM jobs").fetchone()[0])
+
+    try:
+        for n in (1, 2):
+            await store.add_job(make_job(n))
+        await asyncio.sleep(0.1)
+        assert in_the_database_file() == 0
+        await store.add_job(make_job(3))
+        for _ in range(100):
+            if in_the_database_file() == 3:
+                break
+            await asyncio.sleep(0.05)
+        assert in_the_database_file() == 3
+    finally:
+        await store.close()
+
+
 async def test_a_failing_write_fails_alone_among_writes_made_at_once(tmp_path: Path):
     store = SQLiteStore(tmp_path / "qrt.db")
     await store.open()
     try:
         await store.add_job(make_job(1))
-        outcomes = await asyncio.gather(
-            store.add_job(make_job(2)),
-            store.add_job(make_job(1)),  # already there: fails, and only itself
-            store.append_log("job-002", 1, 0, "log\n"),
-            store.add_job(make_job(3)),
-            return_exceptions=True,
-        )
+        with write_lock_held(tmp_path / "qrt.db"):  # so that they queue up for one transaction
+            writes = asyncio.gather(
+                store.add_job(make_job(2)),
+                store.add_job(make_job(1)),  # already there: fails, and only itself
+                store.append_log("job-002", 1, 0, "log\n"),
+                store.add_job(make_job(3)),
+                return_exceptions=True,
+            )
+            await asyncio.sleep(0.1)
+        outcomes = await writes
         assert outcomes[0] is None and outcomes[3] is None and outcomes[2] is True
         assert isinstance(outcomes[1], sqlite3.IntegrityError)
         _, total = await store.list_jobs(JobQuery())

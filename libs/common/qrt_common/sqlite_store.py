@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,8 @@ from .archives import ProgramArchive
 from .jobs import Job, JobStatus, epoch_us, job_from_dict, job_to_dict, utcnow
 from .programs import Program, program_from_dict, program_to_dict
 from .store import Interim, JobQuery, JobStore, LogChunk, ProgramNameTaken, StoreSetupError
+
+logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 3
 """The layout this code writes; the `meta` table says which layout the file holds."""
@@ -83,22 +86,40 @@ MIGRATIONS = {1: _SCHEMA_1, 2: _SCHEMA_2, 3: _SCHEMA_3}
 Statement = Callable[[sqlite3.Connection], Any]
 """One unit of work inside a write transaction; what it returns goes to its caller."""
 
+INLINE_WRITE_BYTES = 64 * 1024
+"""Largest write (its arguments' text and bytes) made on the event loop's thread."""
+CHECKPOINT_EVERY = 500
+"""Writes made on the event loop's thread between two checkpoints in the writer thread."""
+
 
 class SQLiteStore(JobStore):
     """A JobStore in one SQLite database file.
 
-    Reads and writes go through a connection each, in a thread of their own, so the event loop
-    never blocks on the file. Writes are group-committed: the writes that arrive while a
-    transaction is being committed go into the next one together. Several processes (gateway,
-    scheduler) share the file; each write transaction takes the file's write lock once, and
-    under load that is once per batch rather than once per statement.
+    A small write, and a read by key (a job, its log, interim results or result), run on the
+    event loop's own connection: in WAL mode with synchronous=NORMAL they take tens of
+    microseconds, less than handing them to a thread and back, which under load costs a service
+    more CPU than the statement itself.
+    That connection never waits: when another process (or this one's writer thread) holds the
+    write lock, the write goes to the writer thread instead, where it waits for the lock.
+
+    Everything else (large payloads, scans, purges) goes through a connection each for reads
+    and writes, in a thread of their own, so the event loop never blocks on the file. Writes
+    there are group-committed: the writes that arrive while a transaction is being committed go
+    into the next one together. Several processes (gateway, scheduler) share the file; each
+    write transaction takes the file's write lock once, and under load that is once per batch
+    rather than once per statement.
+
+    The loop's connection never checkpoints (which copies the log into the file and syncs it);
+    the writer thread does, after every CHECKPOINT_EVERY writes made on the loop.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._writer: _Connection | None = None
         self._reader: _Connection | None = None
-        self._lookup: sqlite3.Connection | None = None
+        self._inline: sqlite3.Connection | None = None
+        self._inline_writes = 0
+        self._checkpointing: asyncio.Task[None] | None = None
         self._batch: list[tuple[Statement, asyncio.Future[Any]]] = []
         self._committing: asyncio.Task[None] | None = None
 
@@ -108,21 +129,22 @@ class SQLiteStore(JobStore):
             self._writer = await _Connection.open(self.path, "qrt-sqlite-writer")
             await self._writer.run(_migrate, self.path)
             self._reader = await _Connection.open(self.path, "qrt-sqlite-reader")
-            self._lookup = _connect(self.path, busy_timeout=0)
+            self._inline = _connect(self.path, busy_timeout=0, checkpoints=False)
         except BaseException:
             await self.close()
             raise
 
     async def close(self) -> None:
-        if self._committing is not None:
-            with contextlib.suppress(Exception):
-                await self._committing
+        for task in (self._committing, self._checkpointing):
+            if task is not None:
+                with contextlib.suppress(Exception):
+                    await task
         for connection in (self._reader, self._writer):
             if connection is not None:
                 await connection.close()
-        if self._lookup is not None:
-            self._lookup.close()
-        self._reader = self._writer = self._lookup = None
+        if self._inline is not None:
+            self._inline.close()
+        self._reader = self._writer = self._inline = None
 
     def _connection(self, connection: _Connection | None) -> _Connection:
         if connection is None:
@@ -154,8 +176,38 @@ class SQLiteStore(JobStore):
                     future.set_result(outcome)
 
     async def _write(self, sql: str, args: tuple[Any, ...]) -> int:
-        rowcount: int = await self._transact(lambda db: db.execute(sql, args).rowcount)
+        def statement(db: sqlite3.Connection) -> int:
+            return db.execute(sql, args).rowcount
+
+        if self._inline is not None and _size(args) <= INLINE_WRITE_BYTES:
+            try:
+                (outcome,) = _commit(self._inline, [statement])
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                    raise
+            else:
+                self._after_inline_write()
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                rowcount: int = outcome
+                return rowcount
+        rowcount = await self._transact(statement)
         return rowcount
+
+    def _after_inline_write(self) -> None:
+        self._inline_writes += 1
+        if self._inline_writes < CHECKPOINT_EVERY or self._writer is None:
+            return
+        if self._checkpointing is None or self._checkpointing.done():
+            self._inline_writes = 0
+            self._checkpointing = asyncio.create_task(self._checkpoint(self._writer))
+
+    async def _checkpoint(self, writer: _Connection) -> None:
+        try:
+            await writer.run(_checkpoint)
+        except sqlite3.Error:
+            # The next one will copy what this one could not; the log only grows meanwhile.
+            logger.warning("checkpoint of %s failed", self.path, exc_info=True)
 
     async def _read(self, sql: str, args: Any = ()) -> list[Any]:
         reader = self._connection(self._reader)
@@ -163,17 +215,16 @@ class SQLiteStore(JobStore):
         return rows
 
     async def _look_up(self, sql: str, args: Any) -> list[Any]:
-        """Rows of a query that reads a row or two by key, run on the event loop's thread.
+        """Rows of a query by key, run on the event loop's connection (see the class).
 
-        In WAL mode a reader takes no lock, and such a query takes microseconds: less than
-        handing it to a thread and back, which under load costs the service more CPU than the
-        query itself. Should the file be busy after all (a recovery), the query waits in the
-        reader's thread instead.
+        In WAL mode a reader takes no lock. A large result takes longer to read than a job, but
+        no longer than sending it on, which the loop does next. Should the file be busy after
+        all (a recovery), the query waits in the reader's thread instead.
         """
-        if self._lookup is None:
+        if self._inline is None:
             raise RuntimeError("SQLiteStore used before open()")
         try:
-            return self._lookup.execute(sql, args).fetchall()
+            return self._inline.execute(sql, args).fetchall()
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 raise
@@ -275,7 +326,7 @@ class SQLiteStore(JobStore):
 
     async def log_chunks(self, job_id: str) -> list[LogChunk]:
         sql = "SELECT attempt, seq, text FROM logs WHERE job_id = ? ORDER BY attempt, seq"
-        rows = await self._read(sql, (job_id,))
+        rows = await self._look_up(sql, (job_id,))
         return [LogChunk(attempt=r[0], seq=r[1], text=r[2]) for r in rows]
 
     async def add_interim(self, job_id: str, attempt: int, index: int, data: str) -> bool:
@@ -284,7 +335,7 @@ class SQLiteStore(JobStore):
 
     async def list_interims(self, job_id: str) -> list[Interim]:
         sql = "SELECT attempt, idx, data FROM interims WHERE job_id = ? ORDER BY attempt, idx"
-        rows = await self._read(sql, (job_id,))
+        rows = await self._look_up(sql, (job_id,))
         return [Interim(attempt=r[0], index=r[1], data=r[2]) for r in rows]
 
     async def set_result(self, job_id: str, data: str) -> bool:
@@ -292,7 +343,7 @@ class SQLiteStore(JobStore):
         return await self._write(sql, (job_id, data)) == 1
 
     async def get_result(self, job_id: str) -> str | None:
-        rows = await self._read("SELECT data FROM results WHERE job_id = ?", (job_id,))
+        rows = await self._look_up("SELECT data FROM results WHERE job_id = ?", (job_id,))
         return str(rows[0][0]) if rows else None
 
     async def add_program(self, program: Program, archive: ProgramArchive) -> None:
@@ -365,6 +416,16 @@ def _program_columns(program: Program, archive: ProgramArchive | None) -> tuple[
     return (program.owner, program.name, int(program.is_public), doc, digest, data)
 
 
+def _size(args: tuple[Any, ...]) -> int:
+    """The length of a statement's text and bytes arguments."""
+    return sum(len(a) for a in args if isinstance(a, str | bytes))
+
+
+def _checkpoint(db: sqlite3.Connection) -> None:
+    # PASSIVE: copies what no reader still needs, without waiting for anyone.
+    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
 def _sortable(value: datetime) -> str:
     """`value` as UTC ISO text with microseconds, so text order is time order."""
     return value.astimezone(UTC).isoformat(timespec="microseconds")
@@ -421,7 +482,9 @@ def _commit(db: sqlite3.Connection, statements: list[Statement]) -> list[Any]:
     return outcomes
 
 
-def _connect(path: Path, busy_timeout: int = 10_000) -> sqlite3.Connection:
+def _connect(
+    path: Path, busy_timeout: int = 10_000, checkpoints: bool = True
+) -> sqlite3.Connection:
     # Autocommit (isolation_level None): transactions are begun explicitly, IMMEDIATE, so a
     # writer waits for the lock (busy_timeout, in ms) up front instead of failing at once with
     # "database is locked" when it upgrades a read to a write.
@@ -429,7 +492,10 @@ def _connect(path: Path, busy_timeout: int = 10_000) -> sqlite3.Connection:
     try:
         # WAL with synchronous=NORMAL survives a crash of the process without an fsync per
         # write; several processes may share the file and wait for each other's locks.
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", f"busy_timeout={busy_timeout}"):
+        pragmas = ["journal_mode=WAL", "synchronous=NORMAL", f"busy_timeout={busy_timeout}"]
+        if not checkpoints:
+            pragmas.append("wal_autocheckpoint=0")
+        for pragma in pragmas:
             db.execute(f"PRAGMA {pragma}").fetchall()
     except BaseException:
         db.close()
