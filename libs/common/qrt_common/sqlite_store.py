@@ -183,7 +183,7 @@ class SQLiteStore(JobStore):
             try:
                 (outcome,) = _commit(self._inline, [statement])
             except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                if not _is_busy(exc):
                     raise
             else:
                 self._after_inline_write()
@@ -226,7 +226,7 @@ class SQLiteStore(JobStore):
         try:
             return self._inline.execute(sql, args).fetchall()
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            if not _is_busy(exc):
                 raise
         return await self._read(sql, args)
 
@@ -414,6 +414,11 @@ def _program_columns(program: Program, archive: ProgramArchive | None) -> tuple[
     doc = json.dumps(program_to_dict(program))
     digest, data = (None, None) if archive is None else (archive.digest, archive.data)
     return (program.owner, program.name, int(program.is_public), doc, digest, data)
+
+
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    """Whether `error` means another connection holds a lock the statement needed."""
+    return error.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def _size(args: tuple[Any, ...]) -> int:
