@@ -1,3 +1,5 @@
+import dataclasses
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -8,8 +10,10 @@ from qrt_common.jobs import (
     JobStatus,
     job_from_dict,
     job_to_dict,
+    plain,
     transition,
 )
+from qrt_common.messages import EventKind, Heartbeat, JobEvent, JobEvents
 
 S = JobStatus
 LEGAL = {
@@ -68,3 +72,20 @@ def test_dict_round_trip_ignores_unknown_keys():
     doc = job_to_dict(original)
     doc["added_by_a_later_version"] = True
     assert job_from_dict(doc) == original
+
+
+def test_plain_is_asdict_without_the_copies():
+    a_job = Job(id="j", program_id="p", backend="b", params="{}", max_execution_time=5, tags=("t",))
+    events = JobEvents(
+        "j", [JobEvent("j", EventKind.LOG, 1, data="x"), JobEvent("j", EventKind.FINISHED, 1)]
+    )
+    beat = Heartbeat("ex", 2, ["aer_simulator"], {"j": 1})
+    for value in (a_job, events, beat):
+        # The same JSON as asdict's dicts (tuples become lists), and nothing shared with `value`
+        # that could change under a caller.
+        mine, theirs = (
+            json.dumps(d, default=str) for d in (plain(value), dataclasses.asdict(value))
+        )
+        assert json.loads(mine) == json.loads(theirs)
+    assert plain(beat)["running"] is not beat.running
+    assert plain(events)["events"][0] == dataclasses.asdict(events.events[0])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from qiskit_ibm_runtime import RuntimeDecoder, RuntimeEncoder
 from qrt_common.jobs import JobStatus
 from qrt_common.messages import EventKind, JobEvent
 from qrt_executor.pool import WarmPool
-from qrt_executor.runner import JobOutput, Outcome, run_job
+from qrt_executor.runner import MAX_LINE_BYTES, JobOutput, LineSplitter, Outcome, run_job
 from tests.conftest import write_program
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -244,6 +245,57 @@ async def test_each_job_gets_a_simulator_of_its_own(pool, programs_dir):
         assert [json.loads(e.data or "") for e in result.of(EventKind.RESULT)] == [
             [backend, 1024, [other]]
         ]
+
+
+async def test_long_lines_come_in_pieces_and_a_large_result_whole(pool, programs_dir):
+    source = (
+        "import sys\n"
+        "def main(backend, messenger):\n"
+        "    print('x' * (3 * 1024 * 1024 + 5))\n"
+        "    print('\u00e9 fin', file=sys.stderr)\n"
+        "    return 'y' * (5 * 1024 * 1024)\n"
+    )
+    write_program(programs_dir, "longlines", {"name": "longlines"}, source)
+    result = await run(pool, programs_dir, "longlines", max_log_bytes=8 << 20)
+    assert result.outcome.status is JobStatus.COMPLETED
+    lines = result.log.splitlines()
+    pieces = [line for line in lines if line.startswith("x")]
+    assert all(len(piece) <= MAX_LINE_BYTES + 65536 for piece in pieces) and len(pieces) >= 3
+    assert sum(map(len, pieces)) == 3 * 1024 * 1024 + 5
+    assert "\u00e9 fin" in lines  # stdout and stderr are UTF-8 whatever the executor's locale
+    assert [json.loads(e.data or "") for e in result.of(EventKind.RESULT)] == ["y" * (5 << 20)]
+
+
+async def test_lines_are_split_across_chunks_and_cut_when_endless():
+    splitter = LineSplitter(max_line=10)
+    assert splitter.feed(b"ab") == []
+    assert splitter.feed(b"c\nde") == ["abc"]
+    assert splitter.feed(b"f\n\ng\xc3") == ["def", ""]
+    assert splitter.feed(b"\xa9") == []
+    assert splitter.finish() == ["g\u00e9"]
+    assert splitter.finish() == []
+    assert splitter.feed(b"0123456") == []
+    assert splitter.feed(b"789ab") == ["0123456789ab"]  # past max_line: given as it is
+    assert splitter.feed(b"c\n") == ["c"]
+
+
+async def test_job_output_is_prepared_in_a_zygote_started_without_stdout():
+    # An executor started with its standard output closed hands its zygote none: the job
+    # processes' streams must still reach the job's log.
+    script = (
+        "import sys\n"
+        "from qrt_executor import child\n"
+        "child.prepare_output()\n"
+        "print('to fd 1')\n"
+        "print('to fd 2', file=sys.stderr)\n"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE, preexec_fn=lambda: os.close(1),
+    )  # fmt: skip
+    _, err = await process.communicate()
+    assert process.returncode == 0, err
+    assert err.decode() == "to fd 2\n"
 
 
 async def test_a_short_jobs_events_share_one_message():

@@ -6,7 +6,6 @@ copy to every current subscriber and keep nothing.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -14,7 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
 
-from .jobs import Job
+from .jobs import Job, plain
 
 SUBMITTED_QUEUE = "jobs.submitted"
 """Gateway to scheduler: a job was stored and waits to be scheduled."""
@@ -148,7 +147,8 @@ M = TypeVar("M", JobSubmitted, CancelJob, Assignment, JobEvent, JobEvents, Heart
 
 def encode(message: Message) -> dict[str, Any]:
     """A message as a JSON-ready dict."""
-    return dataclasses.asdict(message)
+    body: dict[str, Any] = plain(message)
+    return body
 
 
 _ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}

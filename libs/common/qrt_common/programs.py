@@ -25,7 +25,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from .jobs import from_iso, to_iso
+from .jobs import from_iso, plain, to_iso
 
 DEFAULT_MAX_EXECUTION_TIME = 300
 PLANQK_METADATA = "planqk.json"
@@ -316,7 +316,7 @@ def new_program_id(name: str) -> str:
 
 def program_to_dict(program: Program) -> dict[str, Any]:
     """A program as a JSON-ready dict, the form the stores keep."""
-    doc = dataclasses.asdict(program)
+    doc: dict[str, Any] = plain(program)
     doc.update(
         kind=program.kind.value,
         command=list(program.command),

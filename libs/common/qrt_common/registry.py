@@ -27,12 +27,22 @@ class _Stamp:
     size: int
 
 
-def _stamp(path: Path) -> _Stamp | None:
+def _stamp(path: str | Path) -> _Stamp | None:
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:
         return None
     return _Stamp(st.st_mtime_ns, st.st_size)
+
+
+@dataclass(frozen=True, slots=True)
+class _Files:
+    """Where the program registered at one location keeps its metadata, either way it may be
+    laid out (worked out once per location: a lookup only calls `stat`)."""
+
+    planqk_meta: Path
+    planqk_meta_text: str
+    meta_text: str
 
 
 class ProgramRegistry:
@@ -50,6 +60,15 @@ class ProgramRegistry:
         self._config_stamp: _Stamp | None = None
         self._modules: dict[str, str] = {}
         self._cache: dict[str, tuple[_Stamp | None, str, Program | None]] = {}
+        self._files: dict[str, _Files] = {}
+
+    def _files_of(self, location: str) -> _Files:
+        files = self._files.get(location)
+        if files is None:
+            planqk_meta = planqk_metadata_path(location, self.programs_dir)
+            meta = self.programs_dir.joinpath(*location.split(".")).with_suffix(".json")
+            files = self._files[location] = _Files(planqk_meta, str(planqk_meta), str(meta))
+        return files
 
     def _refresh_config(self) -> None:
         stamp = _stamp(self.config_path)
@@ -71,20 +90,21 @@ class ProgramRegistry:
         self._modules = dict(parser["programs"]) if parser.has_section("programs") else {}
 
     def _program(self, program_id: str, location: str) -> Program | None:
-        planqk_meta = planqk_metadata_path(location, self.programs_dir)
-        stamp = _stamp(planqk_meta)
+        files = self._files_of(location)
+        stamp = _stamp(files.planqk_meta_text)
         planqk = stamp is not None
         if not planqk:
-            meta_path = self.programs_dir.joinpath(*location.split(".")).with_suffix(".json")
-            stamp = _stamp(meta_path)
+            stamp = _stamp(files.meta_text)
         cached = self._cache.get(program_id)
         if cached is not None and cached[:2] == (stamp, location) and stamp is not None:
             return cached[2]
         try:
             if planqk:
                 program = load_planqk_project(program_id, location, self.programs_dir)
-            elif planqk_meta.parent.is_dir():
-                raise InvalidProgram(f"{planqk_meta} does not exist (a PlanQK project needs it)")
+            elif files.planqk_meta.parent.is_dir():
+                raise InvalidProgram(
+                    f"{files.planqk_meta} does not exist (a PlanQK project needs it)"
+                )
             else:
                 program = load_program(program_id, location, self.programs_dir)
         except InvalidProgram as exc:

@@ -160,20 +160,52 @@ def run_program(spec: dict[str, Any], messenger: UserMessenger) -> int:
         return 1
 
 
-def _attach(sock: socket.socket, fd: int) -> io.TextIOWrapper:
-    os.dup2(sock.fileno(), fd)
-    sock.close()
-    raw = io.FileIO(fd, "w", closefd=False)
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", line_buffering=True)
+def prepare_output() -> None:
+    """Give the processes forked from this one their `sys.stdout` and `sys.stderr` ahead: text
+    streams on file descriptors 1 and 2, which a job process points at its sockets.
+
+    Streams built in each job process cost it about 50 page copies more (0.2 ms of a no-op job)
+    than these, made once and shared until written to.
+    """
+    for fd in (1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:  # started without it: a job process replaces it with its socket anyway
+            null = os.open(os.devnull, os.O_WRONLY)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    sys.stdout, sys.stderr = (
+        io.TextIOWrapper(
+            io.FileIO(fd, "w", closefd=False),
+            encoding="utf-8",
+            errors="replace",
+            line_buffering=True,
+        )
+        for fd in (1, 2)
+    )
 
 
-def serve(control: socket.socket, stdout: socket.socket, stderr: socket.socket) -> None:
-    """Wait for one job on `control`, run it with stdout and stderr on the given sockets, exit."""
+def _read_line(sock: socket.socket) -> bytes:
+    """One line from `sock` (the executor sends one, then waits), or b"" if it closed."""
+    parts = []
+    while chunk := sock.recv(65536):
+        parts.append(chunk)
+        if chunk.endswith(b"\n"):
+            break
+    return b"".join(parts)
+
+
+def serve(control: socket.socket, stdout: int, stderr: int) -> None:
+    """Wait for one job on `control`, run it with stdout and stderr on the given file
+    descriptors (of sockets), exit. `prepare_output` ran in the process forked from."""
     # A process group of its own lets the executor kill the program and anything it started.
     os.setsid()
-    sys.stdout = _attach(stdout, 1)
-    sys.stderr = _attach(stderr, 2)
-    line = control.makefile("rb").readline()
+    os.dup2(stdout, 1)
+    os.dup2(stderr, 2)
+    os.close(stdout)
+    os.close(stderr)
+    line = _read_line(control)
     if not line:
         os._exit(0)
     spec = json.loads(line)

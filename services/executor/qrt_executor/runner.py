@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import signal
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -142,29 +143,94 @@ class JobOutput:
         await self._drainer
 
 
-async def _read(reader: asyncio.StreamReader) -> bytes:
-    try:
-        return await reader.read(65536)
-    except ConnectionError:
-        # A killed process may reset its end of the socket: that is the end of its output.
-        return b""
+class LineSplitter:
+    """Cuts a byte stream into lines (without their newlines); a line longer than `max_line`
+    bytes comes in pieces. A long line's chunks are joined once, when it ends."""
+
+    def __init__(self, max_line: int | None) -> None:
+        self._max_line = max_line
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    def feed(self, chunk: bytes) -> list[str]:
+        """The lines `chunk` completes."""
+        lines: list[str] = []
+        if b"\n" in chunk:
+            first, *rest, last = chunk.split(b"\n")
+            self._parts.append(first)
+            lines.append(b"".join(self._parts).decode("utf-8", "replace"))
+            lines.extend(line.decode("utf-8", "replace") for line in rest)
+            self._parts, self._size = [last] if last else [], len(last)
+        elif chunk:
+            self._parts.append(chunk)
+            self._size += len(chunk)
+        if self._max_line is not None and self._size > self._max_line:
+            # An endless line is cut into pieces rather than held in memory.
+            lines.extend(self.finish())
+        return lines
+
+    def finish(self) -> list[str]:
+        """The unfinished line, if any: the stream ended."""
+        rest = b"".join(self._parts)
+        self._parts, self._size = [], 0
+        return [rest.decode("utf-8", "replace")] if rest else []
 
 
 async def output_lines(reader: asyncio.StreamReader, max_line: int | None) -> AsyncIterator[str]:
     """The lines `reader` delivers, without their newlines; a line longer than `max_line`
     bytes comes in pieces."""
-    pending = b""
-    while chunk := await _read(reader):
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            yield line.decode("utf-8", "replace")
-        if max_line is not None and len(pending) > max_line:
-            # An endless line is cut into pieces rather than held in memory.
-            yield pending.decode("utf-8", "replace")
-            pending = b""
-    if pending:
-        yield pending.decode("utf-8", "replace")
+    splitter = LineSplitter(max_line)
+    while True:
+        try:
+            chunk = await reader.read(65536)
+        except ConnectionError:
+            # A killed process may reset its end of the socket: that is the end of its output.
+            chunk = b""
+        if not chunk:
+            break
+        for line in splitter.feed(chunk):
+            yield line
+    for line in splitter.finish():
+        yield line
+
+
+class _SocketLines:
+    """Hands each line a job process writes to one of its sockets to `take`, straight from the
+    event loop's reader callback (no stream, transport or task per socket: a job has three).
+    `ended` resolves at the end of the output."""
+
+    def __init__(
+        self, sock: socket.socket, take: Callable[[str], None], max_line: int | None
+    ) -> None:
+        self._sock = sock
+        self._take = take
+        self._splitter = LineSplitter(max_line)
+        self._loop = asyncio.get_running_loop()
+        self.ended: asyncio.Future[None] = self._loop.create_future()
+        sock.setblocking(False)
+        self._loop.add_reader(sock.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        try:
+            chunk = self._sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            # A killed process may reset its end of the socket: that is the end of its output.
+            chunk = b""
+        lines = self._splitter.feed(chunk) if chunk else self._splitter.finish()
+        try:
+            for line in lines:
+                self._take(line)
+        finally:
+            if not chunk:
+                self.stop()
+
+    def stop(self) -> None:
+        """Stop reading (at the end of the output, or when no more is wanted)."""
+        if not self.ended.done():
+            self._loop.remove_reader(self._sock.fileno())
+            self.ended.set_result(None)
 
 
 def exit_reason(code: int | None) -> str:
@@ -202,63 +268,62 @@ async def run_job(
 
     Each stdout line goes to `on_stdout` (the log by default); stderr lines go to the log.
     """
-    readers = []
-    for sock in (proc.control, proc.stdout, proc.stderr):
-        reader, _writer = await asyncio.open_unix_connection(sock=sock, limit=MAX_LINE_BYTES)
-        readers.append((reader, _writer))
-    (control, control_writer), (stdout, _), (stderr, _) = readers
-    control_writer.write(json.dumps(spec).encode() + b"\n")
-    await control_writer.drain()
-
     errors: list[str] = []
 
-    async def follow_output(reader: asyncio.StreamReader, take: Callable[[str], None]) -> None:
-        async for line in output_lines(reader, MAX_LINE_BYTES):
-            take(line)
-
-    async def follow_control() -> None:
-        async for line in output_lines(control, None):
-            try:
-                frame = json.loads(line)
-                kind, data = frame["kind"], frame.get("data")
-                if kind in ("interim", "final") and not isinstance(data, str):
-                    raise TypeError("no data")
-            except (ValueError, KeyError, TypeError):
-                output.log("[qrt] ignored a malformed frame from the program process")
-                continue
-            if kind == "interim":
-                output.event(EventKind.INTERIM, data=data)
-            elif kind == "final":
+    def take_frame(line: str) -> None:
+        try:
+            frame = json.loads(line)
+            kind, data = frame["kind"], frame.get("data")
+            if kind in ("interim", "final") and not isinstance(data, str):
+                raise TypeError("no data")
+        except (ValueError, KeyError, TypeError):
+            output.log("[qrt] ignored a malformed frame from the program process")
+            return
+        if kind == "interim":
+            output.event(EventKind.INTERIM, data=data)
+        elif kind == "final":
+            output.event(EventKind.RESULT, data=data)
+        elif kind == "usage":
+            count_usage(frame)
+        elif kind == "error":
+            errors.append(str(frame.get("reason")))
+            if isinstance(data, str):
+                # A failure that has a body of its own (PlanQK's ErrorResponse) keeps it
+                # as the job's result.
                 output.event(EventKind.RESULT, data=data)
-            elif kind == "usage":
-                count_usage(frame)
-            elif kind == "error":
-                errors.append(str(frame.get("reason")))
-                if isinstance(data, str):
-                    # A failure that has a body of its own (PlanQK's ErrorResponse) keeps it
-                    # as the job's result.
-                    output.event(EventKind.RESULT, data=data)
 
-    followers = asyncio.gather(
-        follow_output(stdout, on_stdout or output.log),
-        follow_output(stderr, output.log),
-        follow_control(),
-    )
+    readers = [
+        _SocketLines(proc.stdout, on_stdout or output.log, MAX_LINE_BYTES),
+        _SocketLines(proc.stderr, output.log, MAX_LINE_BYTES),
+        _SocketLines(proc.control, take_frame, None),
+    ]
+    try:
+        return await _follow(proc, json.dumps(spec).encode() + b"\n", readers, time_limit, stop,
+                             errors)  # fmt: skip
+    finally:
+        for reader in readers:
+            reader.stop()
+
+
+async def _follow(
+    proc: JobProcess,
+    spec: bytes,
+    readers: list[_SocketLines],
+    time_limit: float,
+    stop: asyncio.Future[JobStatus],
+    errors: list[str],
+) -> Outcome:
+    with contextlib.suppress(OSError):  # a process that died at once: its exit code tells
+        await asyncio.get_running_loop().sock_sendall(proc.control, spec)
     exited = proc.exited
     waiting: set[asyncio.Future[Any]] = {exited, stop}
     done, _ = await asyncio.wait(waiting, timeout=time_limit, return_when=asyncio.FIRST_COMPLETED)
     if exited not in done:
         proc.kill()
-    try:
-        await asyncio.wait_for(asyncio.shield(followers), DRAIN_SECONDS)
-    except TimeoutError:
-        # Something the program started still holds its stdout open: end it.
+    _, unended = await asyncio.wait([reader.ended for reader in readers], timeout=DRAIN_SECONDS)
+    if unended:
+        # Something the program started still holds its output open: end it.
         proc.kill()
-        followers.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await followers
-    for _, writer in readers:
-        writer.close()
     code = await _exit_code(proc)
     if exited not in done:
         if stop in done:

@@ -41,8 +41,8 @@ RESTORE = "QRT_ZYGOTE_RESTORE"
 def _child(fds: list[int]) -> None:
     from qrt_executor import child
 
-    control, stdout, stderr = (socket.socket(fileno=fd) for fd in fds)
-    child.serve(control, stdout, stderr)
+    control, stdout, stderr = fds
+    child.serve(socket.socket(fileno=control), stdout, stderr)
 
 
 def _reap(channel: socket.socket, children: set[int]) -> None:
@@ -104,6 +104,7 @@ def serve(channel: socket.socket) -> None:
     from qrt_executor import child
 
     child.build_simulators()
+    child.prepare_output()
     # Objects created so far are never collected: children then share their memory pages
     # instead of copying them when the collector touches them.
     gc.collect()
