@@ -103,6 +103,31 @@ async def run_burst(
     return list(results), time.perf_counter() - started
 
 
+async def run_paced(
+    http: aiohttp.ClientSession, count: int, rate: float
+) -> tuple[list[float], float, float]:
+    """`count` jobs submitted at a steady `rate` per second whatever happens to earlier ones
+    (an open loop, as independent users arrive), each followed over its websocket to the end.
+
+    Returns each job's latency, the jobs/s that ended (submit of the first to end of the last),
+    and how far behind its schedule the latest submit started (seconds; large when the client
+    itself could not keep up).
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    lag = 0.0
+
+    async def one(at: float) -> float:
+        nonlocal lag
+        await asyncio.sleep(max(0.0, at - loop.time()))
+        lag = max(lag, loop.time() - at)
+        seen, _ = await run_one(http, recorded=False)
+        return seen
+
+    latencies = await asyncio.gather(*(one(started + i / rate) for i in range(count)))
+    return list(latencies), count / (loop.time() - started), lag
+
+
 async def run_firehose(
     http: aiohttp.ClientSession, count: int, concurrency: int, program: str = "noop"
 ) -> float:

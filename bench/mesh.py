@@ -3,9 +3,13 @@
 
 Throughput is measured twice: with each client following its job over a websocket to the end
 (as in the latency runs), and with the clients only submitting while one poller waits until
-no job is pending (a batch of jobs checked afterwards).
+no job is pending (a batch of jobs checked afterwards). Latency under load is measured with
+jobs arriving at a steady rate (`--rate`, an open loop: arrivals do not wait for earlier jobs),
+each followed to its end; a closed loop of N clients would only measure its own queue
+(N / throughput).
 
     python bench/mesh.py [--executors 1 2 4] [--jobs 100] [--burst 400] [--concurrency 32]
+                         [--rate 100] [--paced 1000]
 
 Needs RabbitMQ on 127.0.0.1:5672 (or QRT_TEST_RABBITMQ_URL). Prints numbers; asserts nothing.
 """
@@ -31,12 +35,21 @@ from bench.latency import (  # noqa: E402
     run_burst,
     run_firehose,
     run_one,
+    run_paced,
     summary,
 )
 from tests.mesh import Mesh  # noqa: E402
 
 
-async def measure(executors: int, jobs: int, burst: int, concurrency: int, capacity: int) -> None:
+async def measure(
+    executors: int,
+    jobs: int,
+    burst: int,
+    concurrency: int,
+    capacity: int,
+    rate: float,
+    paced: int,
+) -> None:
     with tempfile.TemporaryDirectory() as root:
         mesh = Mesh(Path(root), PROGRAMS)
         mesh.env["QRT_LOG_LEVEL"] = "WARNING"
@@ -69,6 +82,10 @@ async def measure(executors: int, jobs: int, burst: int, concurrency: int, capac
                 print(f"{label:<44} {burst / elapsed:7.1f} jobs/s   (p50 under load {p50:.0f} ms)")
                 elapsed = await run_firehose(http, burst, concurrency)
                 print(f"{f'{label}, submitted, then awaited':<44} {burst / elapsed:7.1f} jobs/s")
+                latencies, ended, lag = await run_paced(http, paced, rate)
+                print(summary(f"{label}, {paced} jobs arriving at {rate:g}/s", latencies))
+                print(f"{f'{label}, arriving at {rate:g}/s':<44} {ended:7.1f} jobs/s ended"
+                      f"   (submits up to {lag * 1000:.0f} ms behind schedule)")  # fmt: skip
         finally:
             mesh.stop_all()
             await mesh.delete_namespace()
@@ -81,10 +98,15 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--capacity", type=int, default=8, help="QRT_EXECUTOR_CAPACITY")
+    parser.add_argument("--rate", type=float, default=100, help="arrivals per second")
+    parser.add_argument("--paced", type=int, default=1000, help="jobs arriving at --rate")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores; each executor's capacity {args.capacity}")
     for count in args.executors:
-        asyncio.run(measure(count, args.jobs, args.burst, args.concurrency, args.capacity))
+        asyncio.run(
+            measure(count, args.jobs, args.burst, args.concurrency, args.capacity, args.rate,
+                    args.paced)
+        )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -289,6 +289,57 @@ async def test_websocket_for_failed_and_unknown_jobs(http):
         assert exc.status == 404
 
 
+@pytest.fixture
+def updates_lost(monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
+    """Streams hear no update at all, as when the broker lost them: they look at the store
+    every `quiet` seconds (the test may change it)."""
+    from qrt_gateway import websockets
+
+    settings = {"quiet": 0.05}
+
+    async def nothing_came(inbox: Any, client: Any) -> None:
+        await asyncio.sleep(settings["quiet"])
+
+    monkeypatch.setattr(websockets, "_next", nothing_came)
+    return settings
+
+
+async def stream(ws: aiohttp.ClientWebSocketResponse) -> tuple[list[str], str]:
+    """A stream's text frames, and the message it closed with."""
+    frames = []
+    while (message := await ws.receive()).type is aiohttp.WSMsgType.TEXT:
+        frames.append(message.data)
+    assert message.type is aiohttp.WSMsgType.CLOSE, message
+    return frames, str(message.extra)
+
+
+async def test_websocket_without_updates_still_sends_everything_stored(http, updates_lost):
+    job_id = await submit(http, "sleeper", seconds=0.3, ticks=2)
+    async with http.ws_connect(f"/stream/jobs/{job_id}") as ws:
+        frames, closing = await stream(ws)
+        assert ws.close_code == 1000
+    assert frames == ['{"tick": 0}', '{"tick": 1}', '"woke up"']
+    assert closing == "Completed"
+
+
+async def test_websocket_of_a_job_deleted_while_watched_closes_with_4404(http, updates_lost):
+    updates_lost["quiet"] = 2.0  # the job ends and goes before the stream looks again
+    job_id = await submit(http, "sleeper", seconds=0.2)
+    async with http.ws_connect(f"/stream/jobs/{job_id}/logs") as ws:
+        await wait_for(http, job_id)
+        async with http.delete(f"/jobs/{job_id}") as response:
+            assert response.status == 204
+        _, closing = await stream(ws)
+        assert (ws.close_code, closing) == (4404, "job deleted")
+
+
+async def test_websocket_close_message_is_the_final_status(http):
+    job_id = await submit(http, "failing")
+    async with http.ws_connect(f"/stream/jobs/{job_id}") as ws:
+        frames, closing = await stream(ws)
+    assert (frames, closing) == ([], "Failed")
+
+
 async def test_log_stream_replays_then_follows(http):
     job_id = await submit(http, "sleeper", seconds=0.6, ticks=3)
     await wait_for(http, job_id, {"Running"})

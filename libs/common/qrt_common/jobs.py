@@ -189,8 +189,7 @@ def job_to_dict(job: Job) -> dict[str, Any]:
 
 def job_from_dict(doc: dict[str, Any]) -> Job:
     """The job a `job_to_dict` dict describes; keys it does not know are ignored."""
-    fields = {f.name for f in dataclasses.fields(Job)}
-    values = {k: v for k, v in doc.items() if k in fields}
+    values = {name: doc[name] for name in _field_names(Job) if name in doc}
     values.update(
         status=JobStatus(doc["status"]),
         tags=tuple(doc.get("tags") or ()),

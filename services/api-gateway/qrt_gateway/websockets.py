@@ -13,11 +13,11 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
-from qrt_common.jobs import Job, JobStatus
+from qrt_common.jobs import JobStatus
 from qrt_common.messages import EventKind, JobEvent
 from qrt_common.metrics import OPEN_WEBSOCKETS
 
-from .context import Gateway, gateway
+from .context import gateway
 from .jobs import find_job
 
 CLOSE_GONE = 4404
@@ -39,44 +39,63 @@ async def _client_gone(ws: web.WebSocketResponse) -> None:
 async def _follow(
     request: web.Request,
     kind: EventKind,
-    load: Callable[[], Awaitable[list[Frame]]],
-    job: Job,
-    gw: Gateway,
+    load: Callable[[str], Awaitable[list[Frame]]],
 ) -> web.WebSocketResponse:
-    """Send the stored frames, then live ones of `kind` until the job ends or the client goes."""
-    ws = web.WebSocketResponse(heartbeat=30)
-    await ws.prepare(request)
-    client = asyncio.create_task(_client_gone(ws))
-    try:
-        with OPEN_WEBSOCKETS.track_inprogress(), gw.streams.watch(job.id) as inbox:
-            stored = await load()
-            seen = {key for key, _ in stored}
-            for _, text in stored:
-                await ws.send_str(text)
-            current = await gw.store.get_job(job.id)
-            ended = current is None or current.status.is_final
-            while not ended:
-                event = await _next(inbox, client)
-                if client.done():
-                    return ws
-                if event is None:
-                    current = await gw.store.get_job(job.id)
-                    ended = current is None or current.status.is_final
-                    continue
-                key = (event.attempt, event.seq)
-                if event.kind is kind and key not in seen:
-                    seen.add(key)
-                    await ws.send_str(event.data or "")
-                ended = event.kind is EventKind.FINISHED and _is_final(event.status)
-            # Whatever was stored but never announced (a missed update) still goes out.
-            for key, text in await load():
-                if key not in seen:
+    """Send the stored frames, then live ones of `kind` until the job ends or the client goes.
+
+    The stream subscribes before it reads the job, so whatever happens after the read reaches
+    it; the end's status and the result come from the updates when they carried them.
+    """
+    gw = gateway(request)
+    with gw.streams.watch(request.match_info["job_id"]) as inbox:
+        job = await find_job(request)
+        ws = web.WebSocketResponse(heartbeat=30)
+        await ws.prepare(request)
+        client = asyncio.create_task(_client_gone(ws))
+        try:
+            with OPEN_WEBSOCKETS.track_inprogress():
+                stored = await load(job.id)
+                seen = {key for key, _ in stored}
+                for _, text in stored:
                     await ws.send_str(text)
-            await _finish(ws, gw, job.id, send_result=kind is EventKind.INTERIM)
-    finally:
-        client.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await client
+                status = job.status.value if job.status.is_final else None
+                waited = status is None
+                result: str | None = None
+                while status is None:
+                    event = await _next(inbox, client)
+                    if client.done():
+                        return ws
+                    if event is None:
+                        current = await gw.store.get_job(job.id)
+                        if current is None:
+                            await ws.close(code=CLOSE_GONE, message=b"job deleted")
+                            return ws
+                        if current.status.is_final:
+                            status = current.status.value
+                        continue
+                    key = (event.attempt, event.seq)
+                    if event.kind is kind and key not in seen:
+                        seen.add(key)
+                        await ws.send_str(event.data or "")
+                    if event.kind is EventKind.RESULT:
+                        result = event.data  # announced only when stored: the stored result
+                    if event.kind is EventKind.FINISHED and _is_final(event.status):
+                        status = event.status
+                if waited:
+                    # Whatever was stored but never announced (a missed update) still goes out.
+                    for key, text in await load(job.id):
+                        if key not in seen:
+                            await ws.send_str(text)
+                if kind is EventKind.INTERIM:
+                    if result is None:
+                        result = await gw.store.get_result(job.id)
+                    if result is not None:
+                        await ws.send_str(result)
+                await ws.close(message=status.encode())
+        finally:
+            client.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await client
     return ws
 
 
@@ -94,34 +113,21 @@ async def _next(inbox: asyncio.Queue[JobEvent], client: asyncio.Task[None]) -> J
     return None
 
 
-async def _finish(ws: web.WebSocketResponse, gw: Gateway, job_id: str, send_result: bool) -> None:
-    job = await gw.store.get_job(job_id)
-    if job is None:
-        await ws.close(code=CLOSE_GONE, message=b"job deleted")
-        return
-    result = await gw.store.get_result(job_id) if send_result else None
-    if result is not None:
-        await ws.send_str(result)
-    await ws.close(message=job.status.value.encode())
-
-
 async def stream_results(request: web.Request) -> web.StreamResponse:
     """One text frame per published message, interim results then the final one; then close."""
-    gw = gateway(request)
-    job = await find_job(request)
+    store = gateway(request).store
 
-    async def load() -> list[Frame]:
-        return [((i.attempt, i.index), i.data) for i in await gw.store.list_interims(job.id)]
+    async def load(job_id: str) -> list[Frame]:
+        return [((i.attempt, i.index), i.data) for i in await store.list_interims(job_id)]
 
-    return await _follow(request, EventKind.INTERIM, load, job, gw)
+    return await _follow(request, EventKind.INTERIM, load)
 
 
 async def stream_logs(request: web.Request) -> web.StreamResponse:
     """The job's log as text frames, what was written so far and then each new piece."""
-    gw = gateway(request)
-    job = await find_job(request)
+    store = gateway(request).store
 
-    async def load() -> list[Frame]:
-        return [((c.attempt, c.seq), c.text) for c in await gw.store.log_chunks(job.id)]
+    async def load(job_id: str) -> list[Frame]:
+        return [((c.attempt, c.seq), c.text) for c in await store.log_chunks(job_id)]
 
-    return await _follow(request, EventKind.LOG, load, job, gw)
+    return await _follow(request, EventKind.LOG, load)

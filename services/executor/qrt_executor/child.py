@@ -141,7 +141,8 @@ def run_program(spec: dict[str, Any], messenger: UserMessenger) -> int:
             raise AttributeError(f"program module {spec['module']} has no main() function")
         backend = make_backend(spec["backend"], spec.get("device"))
         # User input is decoded only here, inside the program's own process.
-        kwargs = json.loads(spec["params"], cls=RuntimeDecoder) if spec["params"] else {}
+        params = spec["params"]
+        kwargs = json.loads(params, cls=RuntimeDecoder) if params not in ("", "{}") else {}
         if not isinstance(kwargs, dict):
             raise TypeError("params must decode to an object of keyword arguments")
         result = main(backend, messenger, **kwargs)
