@@ -27,7 +27,7 @@ class _Stamp:
     size: int
 
 
-def _stamp(path: str | Path) -> _Stamp | None:
+def _stamp(path: Path) -> _Stamp | None:
     try:
         st = os.stat(path)
     except OSError:
@@ -41,8 +41,7 @@ class _Files:
     laid out (worked out once per location: a lookup only calls `stat`)."""
 
     planqk_meta: Path
-    planqk_meta_text: str
-    meta_text: str
+    meta: Path
 
 
 class ProgramRegistry:
@@ -67,7 +66,7 @@ class ProgramRegistry:
         if files is None:
             planqk_meta = planqk_metadata_path(location, self.programs_dir)
             meta = self.programs_dir.joinpath(*location.split(".")).with_suffix(".json")
-            files = self._files[location] = _Files(planqk_meta, str(planqk_meta), str(meta))
+            files = self._files[location] = _Files(planqk_meta, meta)
         return files
 
     def _refresh_config(self) -> None:
@@ -91,10 +90,10 @@ class ProgramRegistry:
 
     def _program(self, program_id: str, location: str) -> Program | None:
         files = self._files_of(location)
-        stamp = _stamp(files.planqk_meta_text)
+        stamp = _stamp(files.planqk_meta)
         planqk = stamp is not None
         if not planqk:
-            stamp = _stamp(files.meta_text)
+            stamp = _stamp(files.meta)
         cached = self._cache.get(program_id)
         if cached is not None and cached[:2] == (stamp, location) and stamp is not None:
             return cached[2]
