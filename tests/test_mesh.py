@@ -5,6 +5,7 @@ Nothing accepted is lost, and no job runs twice at the same time, whatever is ki
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 from collections import Counter
@@ -16,6 +17,7 @@ import aiohttp
 import pytest
 
 from qrt_common.jobs import Job, JobStatus
+from qrt_common.rabbitmq import RabbitBus
 from qrt_common.sqlite_store import SQLiteStore
 from qrt_common.store import JobQuery
 from tests.conftest import logs_of, merge_programs, wait_for
@@ -69,6 +71,31 @@ async def test_200_jobs_spread_over_3_executors(mesh: Mesh):
     assert {j["attempt"] for j in jobs} == {1}
     placed = Counter(job.executor_id for job in await jobs_in_store(mesh))
     assert set(placed) == set(executors), placed
+
+
+async def test_any_start_order_works_on_the_quorum_queues_each_service_declares(mesh: Mesh):
+    url = mesh.gateway()  # alone, in a namespace nobody has declared anything in yet
+    async with aiohttp.ClientSession(base_url=url) as http:
+        job_id = await submit(http, "noop")
+        mesh.executor()
+        mesh.scheduler()
+        assert (await wait_for(http, job_id, timeout=60))["status"] == "Completed"
+        # As the operator sees them: durable quorum queues, each one the services use.
+        rabbitmqctl = await asyncio.create_subprocess_exec(
+            "rabbitmqctl", "list_queues", "-q", "--formatter", "json", "name", "type", "durable",
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        listed, _ = await rabbitmqctl.communicate()
+        ours = {
+            queue["name"].removeprefix(f"{mesh.namespace}."): (queue["type"], queue["durable"])
+            for queue in json.loads(listed)
+            if queue["name"].startswith(f"{mesh.namespace}.")
+        }
+    assert ours == dict.fromkeys(
+        ["jobs.submitted", "jobs.events", "jobs.cancel", "dead-letters",
+         f"executor.{mesh.executors[0]}"],
+        ("quorum", True),
+    )  # fmt: skip
 
 
 async def test_sigkill_of_an_executor_mid_run(mesh: Mesh):
@@ -158,17 +185,26 @@ async def test_two_gateways_stream_the_same_job(mesh: Mesh):
     mesh.executor()
     first, second = mesh.gateway(), mesh.gateway()
     async with aiohttp.ClientSession() as http:
+        # Ticks at 0, 1.5 and 3 s, the result at 4.5 s: sooner than a stream that heard no
+        # update looks at the store (after 5 quiet seconds), so each tick must come live.
         async with http.post(f"{first}/jobs", json={"programId": "sleeper",
-                                                     "params": {"seconds": 1.5, "ticks": 3}}) as response:  # fmt: skip
+                                                     "params": {"seconds": 4.5, "ticks": 3}}) as response:  # fmt: skip
             job_id = (await response.json())["id"]
 
-        async def follow(url: str) -> list[str]:
+        async def follow(url: str) -> list[tuple[str, str]]:
+            """Each message, with the job's status right after it came."""
+            seen = []
             async with http.ws_connect(f"{url}/stream/jobs/{job_id}") as ws:
-                return [message.data async for message in ws]
+                async for message in ws:
+                    async with http.get(f"{first}/jobs/{job_id}") as response:
+                        seen.append((message.data, (await response.json())["status"]))
+            return seen
 
         streams = await asyncio.gather(follow(first), follow(second))
-    expected = ['{"tick": 0}', '{"tick": 1}', '{"tick": 2}', '"woke up"']
-    assert list(streams) == [expected, expected]
+    for stream in streams:
+        assert [data for data, _ in stream] == ['{"tick": 0}', '{"tick": 1}', '{"tick": 2}',
+                                                '"woke up"']  # fmt: skip
+        assert [status for _, status in stream[:3]] == ["Running"] * 3, stream
 
 
 async def test_cancel_reaches_the_job_wherever_it_runs(mesh: Mesh):
@@ -234,6 +270,17 @@ async def test_a_broker_restart_mid_run(tmp_path: Path, private_broker: PrivateB
         async with aiohttp.ClientSession(base_url=url) as http:
             ids = [await submit(http, "record", path=str(record), seconds=3.0) for _ in range(8)]
             await wait_for(http, ids[0], {"Running"}, timeout=30)
+            # Jobs accepted while the scheduler is frozen reach it only over the bus, across the
+            # restart (it reads the store only when it starts).
+            mesh.signal("scheduler", signal.SIGSTOP)
+            held = [await submit(http, "record", path=str(record), seconds=0.5) for _ in range(2)]
+            # Messages the broker confirmed and nobody took yet outlive it: durable queues,
+            # persistent messages.
+            probe = RabbitBus(private_broker.url, namespace=f"{mesh.namespace}-probe")
+            await probe.connect()
+            for n in range(20):
+                await probe.send("kept", {"n": n})
+            await probe.close()
             private_broker.stop()
 
             # While the broker is away a submit is refused, and leaves nothing behind.
@@ -246,12 +293,43 @@ async def test_a_broker_restart_mid_run(tmp_path: Path, private_broker: PrivateB
                 assert (await response.json())["count"] == before
 
             private_broker.start()
+            mesh.signal("scheduler", signal.SIGCONT)
+            assert await kept_messages(private_broker.url, f"{mesh.namespace}-probe", 20) == list(
+                range(20)
+            )
             after = await submit_when_possible(http)
-            jobs = await all_ended(http, [*ids, after], timeout=120)
-        assert Counter(j["status"] for j in jobs) == {"Completed": 9}
+            jobs = await all_ended(http, [*ids, *held, after], timeout=120)
+            # Every executor is back: four jobs at once on two idle executors of capacity two
+            # go two to each.
+            spread = [await submit(http, "record", path=str(record), seconds=1.0) for _ in range(4)]
+            jobs += await all_ended(http, spread)
+        assert Counter(j["status"] for j in jobs) == {"Completed": 15}
+        placed = {job.id: job.executor_id for job in await jobs_in_store(mesh)}
+        assert Counter(placed[job_id] for job_id in spread) == dict.fromkeys(mesh.executors, 2)
         assert overlapping_attempts(record) == []
     finally:
         mesh.stop_all()
+
+
+async def kept_messages(url: str, namespace: str, count: int) -> list[int]:
+    """The numbers of the first `count` messages on the `kept` queue, in order."""
+    bus = RabbitBus(url, namespace=namespace)
+    await bus.connect()
+    taken: list[int] = []
+    all_taken = asyncio.Event()
+
+    async def take(body: dict) -> None:
+        taken.append(body["n"])
+        if len(taken) == count:
+            all_taken.set()
+
+    try:
+        await bus.consume("kept", take)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_taken.wait(), 30)
+        return taken
+    finally:
+        await bus.close()
 
 
 async def submit_when_possible(http: aiohttp.ClientSession, timeout: float = 60) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from qrt_common.messages import (
 )
 from qrt_common.settings import Settings
 from qrt_common.sqlite_store import SQLiteStore
+from qrt_common.store import StoreUnavailable
 from qrt_scheduler.service import Scheduler
 
 
@@ -71,10 +73,19 @@ class Harness:
         assert job is not None
         return job
 
+    async def job_once(self, job_id: str, status: JobStatus, timeout: float = 10) -> Job:
+        """The job, once it has `status` (it fails the test if that takes longer than `timeout`)."""
+        async with asyncio.timeout(timeout):
+            while (job := await self.job(job_id)).status is not status:
+                await asyncio.sleep(0.05)
+        return job
+
 
 @pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    settings = Settings(data_dir=tmp_path, heartbeat_interval=0.1, heartbeat_timeout=0.5)
+async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
+    # Settings a test asks for by indirect parameter.
+    overrides = {"heartbeat_timeout": 0.5, **getattr(request, "param", {})}
+    settings = Settings(data_dir=tmp_path, heartbeat_interval=0.1, **overrides)
     store = SQLiteStore(tmp_path / "qrt.db")
     await store.open()
     bus = InMemoryBus()
@@ -120,6 +131,64 @@ async def test_a_late_report_of_an_old_attempt_does_not_free_the_new_placement(h
     job = await harness.job("a")
     assert (job.status, job.attempt) == (JobStatus.COMPLETED, 2)
     assert "a" not in harness.scheduler.placed
+
+
+async def test_a_lost_executors_job_is_taken_back_once_the_store_answers_again(
+    harness, monkeypatch
+):
+    await harness.executor("ex")
+    await harness.submit("a")
+    await harness.next_assignment("ex")
+    await harness.report("ex", "a", EventKind.RUNNING, 1)
+    replace_job = harness.store.replace_job
+    failures: list[JobStatus] = []
+
+    async def failing_once(job: Job, *, expected: JobStatus) -> bool:
+        if not failures:
+            failures.append(job.status)
+            raise StoreUnavailable("the store is restarting")
+        replaced: bool = await replace_job(job, expected=expected)
+        return replaced
+
+    monkeypatch.setattr(harness.store, "replace_job", failing_once)
+    job = await harness.job_once("a", JobStatus.QUEUED)
+    assert failures == [JobStatus.QUEUED]  # the first try failed: a later sweep did it
+    assert job.reason == "executor ex was lost" and "a" in harness.scheduler.pending
+
+
+@pytest.mark.parametrize("harness", [{"max_attempts": 2, "heartbeat_timeout": 1.0}], indirect=True)
+async def test_a_job_whose_executors_keep_getting_lost_fails_after_max_attempts(harness):
+    await harness.executor("first")
+    await harness.submit("a")
+    assert (await harness.next_assignment("first")).attempt == 1
+    await harness.report("first", "a", EventKind.RUNNING, 1)
+    # Silent past the heartbeat timeout: the job goes back to the queue.
+    job = await harness.job_once("a", JobStatus.QUEUED)
+    assert job.attempt == 1 and job.reason == "executor first was lost"
+
+    await harness.executor("second")
+    assert (await harness.next_assignment("second")).attempt == 2
+    await harness.report("second", "a", EventKind.RUNNING, 2)
+    # Lost as well, on the last attempt allowed.
+    job = await harness.job_once("a", JobStatus.FAILED)
+    assert job.attempt == 2 and job.reason == "executor second was lost; gave up after 2 attempts"
+    assert "a" not in harness.scheduler.pending and "a" not in harness.scheduler.placed
+
+
+@pytest.mark.parametrize("harness", [{"heartbeat_timeout": 10.0}], indirect=True)
+async def test_jobs_go_where_the_most_capacity_is_free_and_wait_when_none_is(harness):
+    await harness.executor("small", capacity=1)
+    await harness.executor("big", capacity=3)
+    for n in range(5):
+        await harness.submit(f"j{n}")
+    async with asyncio.timeout(10):
+        while len(harness.scheduler.placed) < 4:
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)  # room for a wrong fifth placement
+    placed = harness.scheduler.placed
+    assert Counter(p.executor_id for p in placed.values()) == {"big": 3, "small": 1}
+    assert [job_id for job_id in ("j0", "j1", "j2", "j3", "j4") if job_id not in placed] == ["j4"]
+    assert "j4" in harness.scheduler.pending
 
 
 async def test_a_device_backend_runs_one_job_at_a_time(harness):

@@ -25,3 +25,11 @@ def test_settings_come_from_qrt_environment_variables(monkeypatch):
     monkeypatch.setenv("QRT_ONESHOT_RUNNER", "docker")
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_an_executor_counts_as_lost_after_ten_silent_seconds_by_default(monkeypatch):
+    for name in ("QRT_HEARTBEAT_INTERVAL", "QRT_HEARTBEAT_TIMEOUT", "QRT_MAX_ATTEMPTS"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings()
+    assert (settings.heartbeat_interval, settings.heartbeat_timeout) == (2.0, 10.0)
+    assert settings.max_attempts == 3

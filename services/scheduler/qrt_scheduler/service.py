@@ -496,12 +496,22 @@ class Scheduler:
 
     async def _reclaim(self, job_id: str, why: str) -> None:
         """Take a job back from an executor that is gone: queue it again, or fail it.
-        The placement goes only once the store answered (a failure leaves it for the next try)."""
-        job = await self._store.get_job(job_id)
-        self.placed.pop(job_id, None)
+
+        The placement goes first, so that the executor, should it show up again meanwhile,
+        has its attempt stopped as a stray; if the store fails, it is put back for the next
+        sweep to try again."""
+        placement = self.placed.pop(job_id, None)
         self._wake.set()
-        if job is None or job.status.is_final:
-            return
+        try:
+            job = await self._store.get_job(job_id)
+            if job is not None and not job.status.is_final:
+                await self._take_back(job, why)
+        except Exception:
+            if placement is not None:
+                self.placed.setdefault(job_id, placement)
+            raise
+
+    async def _take_back(self, job: Job, why: str) -> None:
         if job.status is JobStatus.QUEUED:
             if await self.ledger.assign(job, None):
                 self.pending.add(JobSubmitted.of(job))
