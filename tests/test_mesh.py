@@ -294,9 +294,8 @@ async def test_a_broker_restart_mid_run(tmp_path: Path, private_broker: PrivateB
 
             private_broker.start()
             mesh.signal("scheduler", signal.SIGCONT)
-            assert await kept_messages(private_broker.url, f"{mesh.namespace}-probe", 20) == list(
-                range(20)
-            )
+            kept = await kept_messages(private_broker.url, f"{mesh.namespace}-probe", 20)
+            assert sorted(kept) == list(range(20))
             after = await submit_when_possible(http)
             jobs = await all_ended(http, [*ids, *held, after], timeout=120)
             # Every executor is back: four jobs at once on two idle executors of capacity two
@@ -312,7 +311,7 @@ async def test_a_broker_restart_mid_run(tmp_path: Path, private_broker: PrivateB
 
 
 async def kept_messages(url: str, namespace: str, count: int) -> list[int]:
-    """The numbers of the first `count` messages on the `kept` queue, in order."""
+    """The numbers of the messages taken from the `kept` queue, until `count` came or 30 s went."""
     bus = RabbitBus(url, namespace=namespace)
     await bus.connect()
     taken: list[int] = []
