@@ -133,6 +133,7 @@ async def test_a_late_report_of_an_old_attempt_does_not_free_the_new_placement(h
     assert "a" not in harness.scheduler.placed
 
 
+@pytest.mark.parametrize("harness", [{"heartbeat_timeout": 1.0}], indirect=True)
 async def test_a_lost_executors_job_is_taken_back_once_the_store_answers_again(
     harness, monkeypatch
 ):
