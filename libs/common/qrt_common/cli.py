@@ -250,13 +250,10 @@ def _one_shot_runner(settings: Settings) -> OneShotRunner | None:
 
     if not settings.program_image:
         raise ConfigurationError("QRT_ONESHOT_RUNNER=kubernetes needs QRT_PROGRAM_IMAGE")
-    labels = dict(
-        pair.split("=", 1) for pair in settings.program_pod_labels.split(",") if "=" in pair
-    )
     spec = ProgramPodSpec(
         namespace=settings.program_namespace or current_namespace(),
         image=settings.program_image,
-        labels=labels,
+        labels=settings.program_pod_label_map,
         cpu=settings.program_cpu,
         memory=settings.program_memory,
     )

@@ -179,7 +179,6 @@ def job_to_dict(job: Job) -> dict[str, Any]:
     doc: dict[str, Any] = plain(job)
     doc.update(
         status=job.status.value,
-        tags=list(job.tags),
         created=to_iso(job.created),
         started=to_iso(job.started),
         ended=to_iso(job.ended),

@@ -319,7 +319,6 @@ def program_to_dict(program: Program) -> dict[str, Any]:
     doc: dict[str, Any] = plain(program)
     doc.update(
         kind=program.kind.value,
-        command=list(program.command),
         created=to_iso(program.created),
         updated=to_iso(program.updated),
     )

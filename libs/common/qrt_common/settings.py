@@ -113,6 +113,12 @@ class Settings(BaseSettings):
         return [address.strip() for address in self.devices.split(",") if address.strip()]
 
     @property
+    def program_pod_label_map(self) -> dict[str, str]:
+        """The `name=value` pairs in `program_pod_labels`."""
+        pairs = (pair.split("=", 1) for pair in self.program_pod_labels.split(",") if "=" in pair)
+        return dict(pairs)
+
+    @property
     def effective_store_url(self) -> str:
         """The store URL in force: QRT_STORE_URL, or the SQLite file under the data directory."""
         return self.store_url or f"sqlite:///{(self.data_dir / 'qrt.db').resolve()}"

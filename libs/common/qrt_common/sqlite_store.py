@@ -366,11 +366,9 @@ class SQLiteStore(JobStore):
         return program_from_dict(json.loads(rows[0][0])) if rows else None
 
     async def program_archive(self, program_id: str) -> ProgramArchive | None:
-        # Asked for every job, most of which run bundled programs: their absence is a lookup.
-        if not await self._look_up("SELECT 1 FROM programs WHERE id = ?", (program_id,)):
-            return None
+        # Asked for every job (most of which run bundled programs, absent here): a lookup.
         sql = "SELECT digest, archive FROM programs WHERE id = ?"
-        rows = await self._read(sql, (program_id,))
+        rows = await self._look_up(sql, (program_id,))
         return ProgramArchive(rows[0][0], bytes(rows[0][1])) if rows else None
 
     async def list_programs(self, owner: str) -> list[Program]:
@@ -403,7 +401,9 @@ class SQLiteStore(JobStore):
         if ended_before is not None:
             purged = await self._delete_jobs("ended < ?", (_sortable(ended_before),))
         if logs_before is not None:
-            await self._write("DELETE FROM logs WHERE written < ?", (epoch_us(logs_before),))
+            # A scan that may delete any number of rows: in the writer's thread, off the loop.
+            sql, args = "DELETE FROM logs WHERE written < ?", (epoch_us(logs_before),)
+            await self._transact(lambda db: db.execute(sql, args).rowcount)
         return purged
 
 

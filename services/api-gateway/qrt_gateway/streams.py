@@ -17,6 +17,9 @@ class StreamHub:
         self._watchers: dict[str, set[asyncio.Queue[JobEvent]]] = {}
 
     async def on_update(self, body: dict[str, Any]) -> None:
+        # Every gateway hears every job's updates: only the watched ones are worth decoding.
+        if body.get("job_id") not in self._watchers:
+            return
         batch = decode(JobEvents, body)
         for inbox in self._watchers.get(batch.job_id, ()):
             for event in batch.events:

@@ -105,6 +105,8 @@ def _is_final(status: str | None) -> bool:
 
 async def _next(inbox: asyncio.Queue[JobEvent], client: asyncio.Task[None]) -> JobEvent | None:
     """The next update, or None when the client left or nothing came for a while."""
+    if not inbox.empty():  # one message brings several: no task to wait for those
+        return inbox.get_nowait()
     update = asyncio.ensure_future(inbox.get())
     await asyncio.wait({update, client}, timeout=QUIET_SECONDS, return_when=asyncio.FIRST_COMPLETED)
     if update.done():

@@ -44,6 +44,9 @@ def _ask(address: str, command: str, timeout: float) -> dict[str, Any]:
         client.close()
 
 
+_PROMETHEUS_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
 def calibration_metrics(device: str, payload: dict[str, Any]) -> list[GaugeMetricFamily]:
     """A `get_dynamic` payload as Prometheus gauges, by the protocol's mapping: each key is a
     metric `qi_<key>`, `__labels__` names the levels of its nested keys, leaves are values
@@ -52,17 +55,14 @@ def calibration_metrics(device: str, payload: dict[str, Any]) -> list[GaugeMetri
     families = []
     for name, tree in payload.items():
         labels = list(tree.get("__labels__", [])) if isinstance(tree, dict) else []
-        if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", name) or not all(
-            isinstance(label, str) and re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", label)
-            for label in labels
+        if not _PROMETHEUS_NAME.fullmatch(name) or not all(
+            isinstance(label, str) and _PROMETHEUS_NAME.fullmatch(label) for label in labels
         ):
             continue  # not a name Prometheus takes
-        family = GaugeMetricFamily(
-            f"qi_{name}", f"{name} as the device reports it", labels=["device", *labels]
+        samples = {(device, *values): leaf for values, leaf in _leaves(tree, len(labels))}
+        families.append(
+            gauge(f"qi_{name}", f"{name} as the device reports it", samples, ("device", *labels))
         )
-        for values, leaf in _leaves(tree, len(labels)):
-            family.add_metric([device, *values], leaf)
-        families.append(family)
     return families
 
 

@@ -225,12 +225,9 @@ class _JobProcess(OneShotProcess):
         self._deleting = asyncio.ensure_future(asyncio.to_thread(self._runner.delete, self._name))
 
     async def close(self) -> None:
-        self._stopped.set()
-        self._killed.set()
         if self._deleting is None:  # not killed: nothing is deleting the Job yet
-            self._deleting = asyncio.ensure_future(
-                asyncio.to_thread(self._runner.delete, self._name)
-            )
+            self.kill()
+        assert self._deleting is not None
         await self._deleting
         if self._log is not None:
             self._log.cancel()

@@ -50,6 +50,8 @@ from .queue import PendingQueue
 logger = logging.getLogger(__name__)
 
 ALL = 1_000_000
+RETRY_SECONDS = 1.0
+"""How long placing waits after the store failed it, before it tries again."""
 
 
 @dataclass(slots=True)
@@ -349,7 +351,7 @@ class Scheduler:
                 await self._dispatch()
             except Exception:
                 logger.exception("dispatch round failed")
-                await asyncio.sleep(1)
+                await asyncio.sleep(RETRY_SECONDS)
                 self._wake.set()
 
     async def _dispatch(self) -> None:
@@ -387,6 +389,7 @@ class Scheduler:
             placed = await self.ledger.assign(job, placement.executor_id)
         except Exception:
             logger.exception("placement not recorded", extra={"job_id": job.id})
+            await asyncio.sleep(RETRY_SECONDS)  # not a loop of failing writes
             placed = False
             self.pending.add(JobSubmitted.of(job))
         if not placed:
