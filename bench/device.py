@@ -27,6 +27,7 @@ from pathlib import Path
 from qiskit_aer import AerSimulator
 
 from qrt_common.cqasm import parse, to_circuit
+from qrt_common.device_protocol import Command
 from qrt_device.calibration import Calibration
 from qrt_device.config import DeviceConfig
 from qrt_device.simulator import instruction_names
@@ -77,12 +78,12 @@ def start_device(config: str) -> tuple[subprocess.Popen[bytes], str]:
     pub = f"tcp://127.0.0.1:{free_port()}"
     command = ["device", "--config", str(path), "--rep-address", rep, "--pub-address", pub]
     process = subprocess.Popen(
-        [sys.executable, "-m", "qrt_common.cli", *command],
+        [sys.executable, "-m", "qrt_cli", *command],
         cwd=ROOT,
         env={**os.environ, "QRT_LOG_LEVEL": "WARNING"},
     )
     client = DeviceClient(rep, timeout=60)
-    client.request("get_static", str(uuid.uuid4()))  # waits until it answers
+    client.request(Command.GET_STATIC, str(uuid.uuid4()))  # waits until it answers
     client.close()
     return process, rep
 
@@ -93,10 +94,10 @@ def round_trips(rep: str, runs: int) -> list[float]:
 
     def session() -> None:
         session_id = str(uuid.uuid4())
-        client.request("initialize", session_id)
+        client.request(Command.INITIALIZE, session_id)
         payload = {"job_id": next(job_ids), "circuit": GHZ, "number_of_shots": 1000}
-        client.request("execute", session_id, payload)
-        client.request("terminate", session_id)
+        client.request(Command.EXECUTE, session_id, payload)
+        client.request(Command.TERMINATE, session_id)
 
     try:
         return timed(session, runs)

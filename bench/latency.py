@@ -47,7 +47,7 @@ def free_port() -> int:
 def start_dev(data_dir: str, capacity: int) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {**os.environ, "QRT_EXECUTOR_CAPACITY": str(capacity), "QRT_LOG_LEVEL": "WARNING"}
-    command = [sys.executable, "-m", "qrt_common.cli", "dev", "--port", str(port),
+    command = [sys.executable, "-m", "qrt_cli", "dev", "--port", str(port),
                "--data-dir", data_dir, "--programs-dir", str(PROGRAMS)]  # fmt: skip
     process = subprocess.Popen(command, env=env)
     deadline = time.monotonic() + 60

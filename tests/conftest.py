@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from qrt_common.cli import Platform
+from qrt_cli.dev import Platform
 from qrt_common.settings import Settings
 from qrt_executor.pool import WarmPool
 from tests.mesh import RABBITMQ_URL, Mesh

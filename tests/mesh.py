@@ -72,7 +72,7 @@ class Mesh:
         env.setdefault("QRT_OPS_PORT", str(port))
         log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
         process = subprocess.Popen(
-            [sys.executable, "-m", "qrt_common.cli", command],
+            [sys.executable, "-m", "qrt_cli", command],
             env={**self.env, **env},
             stdout=log,
             stderr=log,

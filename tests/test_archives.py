@@ -8,14 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from qrt_common.archives import (
-    MAX_ENTRIES,
-    ArchiveTooLarge,
-    InvalidArchive,
-    decode_archive,
-    unpack_archive,
-)
-from qrt_common.programs import InvalidProgram, ProgramKind, archive_program
+from qrt_common.archives import MAX_ENTRIES, decode_archive, unpack_archive
+from qrt_common.errors import ArchiveTooLarge, InvalidArchive, InvalidProgram
+from qrt_common.programs import ProgramKind, archive_program
 from tests.conftest import zip_of
 
 LIMIT = 64 * 1024

@@ -1,6 +1,9 @@
 import asyncio
 
-from qrt_common.bus import DELIVERY_LIMIT, InMemoryBus, Rejected, open_bus
+from qrt_common.bus import open_bus
+from qrt_common.bus.base import DELIVERY_LIMIT
+from qrt_common.bus.memory import InMemoryBus
+from qrt_common.errors import ConfigurationError, MalformedMessage
 
 
 async def test_queue_delivers_each_message_once_across_consumers():
@@ -60,7 +63,7 @@ async def test_poison_goes_to_dead_letters_and_the_queue_goes_on():
 
     async def handler(body):
         if body["n"] == 0:
-            raise Rejected("poison")
+            raise MalformedMessage("poison")
         seen.append(body)
         done.set()
 
@@ -75,7 +78,7 @@ async def test_poison_goes_to_dead_letters_and_the_queue_goes_on():
     await bus.send("q", {"n": 1})
     await asyncio.wait_for(done.wait(), 5)
     assert seen == [{"n": 1}]
-    assert dead == [{"n": 0, "job_id": "j", "_reason": "Rejected: poison", "_source": "q"}]
+    assert dead == [{"n": 0, "job_id": "j", "_reason": "MalformedMessage: poison", "_source": "q"}]
     await bus.close()
 
 
@@ -110,7 +113,7 @@ async def test_transient_failures_are_retried_then_dead_lettered():
 def test_unknown_bus_url_is_refused():
     try:
         open_bus("carrier-pigeon://")
-    except ValueError as exc:
+    except ConfigurationError as exc:
         assert "QRT_BUS_URL" in str(exc)
     else:
         raise AssertionError("expected a ValueError")

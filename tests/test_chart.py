@@ -179,7 +179,7 @@ def test_program_pods_and_executors_cannot_reach_the_internet():
 
 
 def test_the_device_reads_the_configuration_and_arguments_the_chart_gives_it(tmp_path: Path):
-    from qrt_common.cli import _parser
+    from qrt_cli.main import parser
     from qrt_device.config import load_config
 
     VALUES["custom-device"] = {
@@ -194,7 +194,7 @@ def test_the_device_reads_the_configuration_and_arguments_the_chart_gives_it(tmp
         d for d in qrt_workloads("custom-device") if d["metadata"]["name"] == "qrt-device"
     )
     container = device["spec"]["template"]["spec"]["containers"][0]
-    arguments = _parser().parse_args(["device", *container["args"]])
+    arguments = parser().parse_args(["device", *container["args"]])
     mount = next(m for m in container["volumeMounts"] if m["name"] == "config")["mountPath"]
     assert Path(arguments.device_config) == Path(mount) / "device.toml"
     executor = next(

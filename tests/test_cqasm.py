@@ -11,7 +11,8 @@ from qiskit import QuantumCircuit, transpile
 from qiskit.quantum_info import Operator, Statevector
 from qiskit_aer import AerSimulator
 
-from qrt_common.cqasm import CqasmError, dumps, parse, to_circuit
+from qrt_common.cqasm import dumps, parse, to_circuit
+from qrt_common.errors import CqasmError
 
 S2 = 1 / math.sqrt(2)
 W8 = cmath.exp(1j * math.pi / 4)

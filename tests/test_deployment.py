@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 import yaml
 
-from qrt_common.cli import SERVICES
+from qrt_cli.main import SERVICES
 from qrt_common.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,8 +18,9 @@ import pytest
 import zmq
 import zmq.asyncio
 
+from qrt_common.errors import DeviceConfigError
 from qrt_device.calibration import Calibration
-from qrt_device.config import ConfigError, DeviceConfig, load_config
+from qrt_device.config import DeviceConfig, load_config
 from qrt_device.service import Device
 from tests.crs import check_published, check_reply
 
@@ -519,9 +520,11 @@ def test_config_files(tmp_path):
     ]:
         bad = tmp_path / "bad.toml"
         bad.write_text(text)
-        with pytest.raises(ConfigError, match=fragment.replace("[", r"\[").replace("]", r"\]")):
+        with pytest.raises(
+            DeviceConfigError, match=fragment.replace("[", r"\[").replace("]", r"\]")
+        ):
             load_config(bad)
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(DeviceConfigError, match="cannot read"):
         load_config(tmp_path / "missing.toml")
 
 
@@ -529,7 +532,7 @@ def test_cli_reports_a_bad_config_without_a_traceback(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("qubits = 0\n")
     done = subprocess.run(
-        [sys.executable, "-m", "qrt_common.cli", "device", "--config", str(bad)],
+        [sys.executable, "-m", "qrt_cli", "device", "--config", str(bad)],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2

@@ -22,11 +22,13 @@ import zmq.asyncio
 from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
 from qiskit_ibm_runtime import RuntimeDecoder, RuntimeEncoder
 
-from qrt_common.cli import Platform
+from qrt_cli.dev import Platform
+from qrt_common.device_protocol import Command
+from qrt_common.errors import DeviceRefused, DeviceUnavailable
 from qrt_device.config import DeviceConfig
 from qrt_device.service import Device
 from qrt_executor.device_backend import DeviceBackend
-from qrt_executor.device_client import DeviceClient, DeviceRefused, DeviceUnavailable
+from qrt_executor.device_client import DeviceClient
 from tests.conftest import ROOT, make_settings, merge_programs, wait_for
 from tests.crs import check_published, check_reply, check_request
 
@@ -59,7 +61,7 @@ async def test_client_requests_are_v3_and_a_timed_out_socket_is_replaced():
     silent.bind(f"tcp://127.0.0.1:{port}")
     client = DeviceClient(f"tcp://127.0.0.1:{port}", timeout=0.3)
     session = str(uuid.uuid4())
-    asking = asyncio.create_task(asyncio.to_thread(client.request, "get_static", session))
+    asking = asyncio.create_task(asyncio.to_thread(client.request, Command.GET_STATIC, session))
     frames = await asyncio.wait_for(silent.recv_multipart(), 5)
     check_request(json.loads(frames[-1]))  # what the 2200 side sends is v3 too
     with pytest.raises(DeviceUnavailable, match=r"did not answer get_static within 0\.3 s"):
@@ -69,11 +71,11 @@ async def test_client_requests_are_v3_and_a_timed_out_socket_is_replaced():
     # The device comes (back) on the same address: the next request gets through.
     device = await start_device(port)
     try:
-        static = await asyncio.to_thread(client.request, "get_static", session)
+        static = await asyncio.to_thread(client.request, Command.GET_STATIC, session)
         assert static["name"] == "Starmon-5"
         with pytest.raises(DeviceRefused, match="outside an initialized session"):
             payload = {"job_id": 1, "circuit": BELL_V1, "number_of_shots": 1}
-            await asyncio.to_thread(client.request, "execute", session, payload)
+            await asyncio.to_thread(client.request, Command.EXECUTE, session, payload)
     finally:
         client.close()
         await device.close()
@@ -165,7 +167,7 @@ async def test_a_device_restart_during_an_execute():
 def test_qrt_device_process_answers_and_says_offline_when_stopped():
     rep, pub = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
     process = subprocess.Popen(
-        [sys.executable, "-m", "qrt_common.cli", "device", "--rep-address", rep, "--pub-address", pub],
+        [sys.executable, "-m", "qrt_cli", "device", "--rep-address", rep, "--pub-address", pub],
         cwd=ROOT, stderr=subprocess.PIPE, text=True, env={**os.environ, "QRT_LOG_LEVEL": "WARNING"},
     )  # fmt: skip
     context = zmq.Context()

@@ -18,7 +18,7 @@ from kubernetes import client
 
 from qrt_common.jobs import JobStatus
 from qrt_common.messages import EventKind, JobEvent
-from qrt_executor.kubernetes_jobs import KubernetesRunner, ProgramPodSpec
+from qrt_executor.kubernetes_jobs import KubernetesRunner, ProgramPodSettings
 from qrt_executor.oneshot import OneShotInput, run_one_shot
 from qrt_executor.runner import JobOutput, Outcome
 
@@ -38,7 +38,7 @@ def api(kmock: kmock.KubernetesEmulator) -> Iterator[client.ApiClient]:
 
 
 def runner(api: client.ApiClient) -> KubernetesRunner:
-    spec = ProgramPodSpec(
+    spec = ProgramPodSettings(
         namespace=NAMESPACE, image="qrt-executor:test", labels={"app.kubernetes.io/instance": "qrt"}
     )
     return KubernetesRunner(api, spec)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from qrt_common.bus import InMemoryBus
+from qrt_common.bus.memory import InMemoryBus
 from qrt_common.jobs import Job, JobStatus
 from qrt_common.messages import EventKind, JobEvent
-from qrt_common.sqlite_store import SQLiteStore
+from qrt_common.store.sqlite import SQLiteStore
 from qrt_scheduler.ledger import Ledger
 
 

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from qrt_common.archives import archive_digest
+from qrt_common.errors import ProgramNotRunnable
 from qrt_common.messages import Assignment
 from qrt_common.programs import ProgramKind
 from qrt_common.registry import ProgramRegistry
 from qrt_executor import locator
-from qrt_executor.locator import ProgramLocator, ProgramUnavailable
+from qrt_executor.locator import ProgramLocator
 from tests.conftest import zip_of
 
 
@@ -54,17 +55,17 @@ async def test_bundled_and_uploaded_programs(programs: ProgramLocator, programs_
     assert files_in(uploaded.search_path) == {"program.py"}
     again = await programs.locate(assignment("up-1", code("v1")), ())
     assert again.search_path == uploaded.search_path  # unpacked once per digest
-    with pytest.raises(ProgramUnavailable, match="no longer registered"):
+    with pytest.raises(ProgramNotRunnable, match="no longer registered"):
         await programs.locate(assignment("gone"), ())
 
 
 async def test_archives_that_do_not_match_or_do_not_hold_a_program(programs: ProgramLocator):
-    with pytest.raises(ProgramUnavailable, match="does not match its digest"):
+    with pytest.raises(ProgramNotRunnable, match="does not match its digest"):
         await programs.locate(assignment("x", code("v1"), archive_digest(b"other")), ())
     broken = assignment("x", code("v1"))
-    with pytest.raises(ProgramUnavailable, match="not base64"):
+    with pytest.raises(ProgramNotRunnable, match="not base64"):
         await programs.locate(replace(broken, program_archive="%%"), ())
-    with pytest.raises(ProgramUnavailable, match="cannot run: no entry point"):
+    with pytest.raises(ProgramNotRunnable, match="cannot run: no entry point"):
         await programs.locate(assignment("x", zip_of({"main.py": ""})), ())
 
 

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from qrt_common.cli import Platform
+from qrt_cli.dev import Platform
 from qrt_common.metrics import serve_operations
 from tests.conftest import make_settings, merge_programs, submit, wait_for
 

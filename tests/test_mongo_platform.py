@@ -12,11 +12,11 @@ import aiohttp
 import pytest
 from mongomock_motor import AsyncMongoMockClient
 
-from qrt_common.bus import InMemoryBus
-from qrt_common.cli import Platform
+from qrt_cli.dev import Platform
+from qrt_common.bus.memory import InMemoryBus
 from qrt_common.messages import SUBMITTED_QUEUE
-from qrt_common.mongo_store import MongoStore
 from qrt_common.registry import ProgramRegistry
+from qrt_common.store.mongo import MongoStore
 from qrt_gateway.app import create_app
 from qrt_gateway.context import Gateway
 from qrt_gateway.streams import StreamHub

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from qrt_common.programs import InvalidProgram, ProgramKind, load_planqk_project
+from qrt_common.errors import InvalidProgram
+from qrt_common.programs import ProgramKind, load_planqk_project
 from qrt_common.registry import ProgramRegistry
 from tests.conftest import write_program
 

@@ -14,7 +14,8 @@ import pytest
 
 from qrt_common.jobs import JobStatus
 from qrt_common.messages import EventKind, JobEvent
-from qrt_common.programs import planqk_input
+from qrt_common.programs import ProgramKind, planqk_input
+from qrt_executor.job_protocol import Launch
 from qrt_executor.markers import PlanQKStdout
 from qrt_executor.oneshot import NO_RESULT, BubblewrapRunner, OneShotInput, run_one_shot
 from qrt_executor.pool import WarmPool
@@ -57,21 +58,21 @@ async def template(
     workdir: Path,
 ) -> Run:
     events, output = collector()
-    spec = {
-        "job_id": "job-1",
-        "kind": "python-template",
-        "module": "planqk_modes",
-        "project_dir": str(TEMPLATE_DIR),
-        "programs_dir": str(TEST_PROGRAMS),
-        "backend": "aer_simulator",
-        "params": planqk_input(data or {"values": [1]}, params),
-        "workdir": str(workdir),
-    }
+    launch = Launch(
+        job_id="job-1",
+        kind=ProgramKind.PYTHON_TEMPLATE,
+        module="planqk_modes",
+        search_path=str(TEST_PROGRAMS),
+        project_dir=str(TEMPLATE_DIR),
+        backend="aer_simulator",
+        params=planqk_input(data or {"values": [1]}, params),
+        workdir=str(workdir),
+    )
     proc = await pool.acquire()
     stop = stop or asyncio.get_running_loop().create_future()
     markers = PlanQKStdout(output, takes_result=False)
     try:
-        outcome = await run_job(proc, spec, output, time_limit=30, stop=stop,
+        outcome = await run_job(proc, launch, output, time_limit=30, stop=stop,
                                 on_stdout=markers.line)  # fmt: skip
     finally:
         proc.close()

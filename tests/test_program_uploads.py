@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 from openapi_spec_validator import validate
 
-from qrt_common.cli import Platform
+from qrt_cli.dev import Platform
 from tests.conftest import (
     b64_zip_of,
     make_settings,

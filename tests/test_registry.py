@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from qrt_common.programs import InvalidProgram, program_from_metadata
+from qrt_common.errors import InvalidProgram
+from qrt_common.programs import program_from_metadata
 from qrt_common.registry import ProgramRegistry
 from tests.conftest import write_program
 

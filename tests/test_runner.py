@@ -17,6 +17,8 @@ from qiskit_ibm_runtime import RuntimeDecoder, RuntimeEncoder
 
 from qrt_common.jobs import JobStatus
 from qrt_common.messages import EventKind, JobEvent
+from qrt_common.programs import ProgramKind
+from qrt_executor.job_protocol import Launch
 from qrt_executor.pool import WarmPool
 from qrt_executor.runner import MAX_LINE_BYTES, JobOutput, LineSplitter, Outcome, run_job
 from tests.conftest import write_program
@@ -54,18 +56,20 @@ async def run(
         events.extend(batch)
 
     output = JobOutput("job-1", 1, "ex", send, max_log_bytes=max_log_bytes)
-    spec = {
-        "job_id": "job-1",
-        "module": f"{program}.{program}",
-        "programs_dir": str(programs_dir),
-        "backend": backend,
-        "params": json.dumps(params or {}, cls=RuntimeEncoder),
-        "workdir": str(workdir or programs_dir),
-    }
+    launch = Launch(
+        job_id="job-1",
+        kind=ProgramKind.QISKIT_RUNTIME,
+        module=f"{program}.{program}",
+        search_path=str(programs_dir),
+        project_dir=str(programs_dir),
+        backend=backend,
+        params=json.dumps(params or {}, cls=RuntimeEncoder),
+        workdir=str(workdir or programs_dir),
+    )
     proc = await pool.acquire()
     stop = stop or asyncio.get_running_loop().create_future()
     try:
-        outcome = await run_job(proc, spec, output, time_limit=time_limit, stop=stop)
+        outcome = await run_job(proc, launch, output, time_limit=time_limit, stop=stop)
     finally:
         proc.close()
     await output.close()
@@ -229,11 +233,11 @@ async def test_each_job_gets_a_simulator_of_its_own(pool, programs_dir):
     # Simulators are built ahead in the zygote, and each job process takes its own copy: what
     # a job does to its backend stays in that job.
     source = (
-        "from qrt_executor import child\n"
+        "from qrt_executor import job_backends\n"
         "def main(backend, messenger):\n"
         "    shots = backend.options.shots\n"
         "    backend.set_options(shots=7)\n"
-        "    return [backend.name, shots, sorted(child._simulators)]\n"
+        "    return [backend.name, shots, sorted(job_backends._simulators)]\n"
     )
     write_program(programs_dir, "shots", {"name": "shots"}, source)
     for backend, other in [

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from qrt_common.bus import InMemoryBus
+from qrt_common.bus.memory import InMemoryBus
+from qrt_common.errors import StoreUnavailable
 from qrt_common.jobs import Job, JobStatus
 from qrt_common.messages import (
     CANCEL_QUEUE,
@@ -25,12 +26,11 @@ from qrt_common.messages import (
     JobEvent,
     JobEvents,
     JobSubmitted,
-    encode,
     executor_queue,
 )
 from qrt_common.settings import Settings
-from qrt_common.sqlite_store import SQLiteStore
-from qrt_common.store import StoreUnavailable
+from qrt_common.store.sqlite import SQLiteStore
+from qrt_common.wire import encode
 from qrt_scheduler.service import Scheduler
 
 
@@ -187,7 +187,7 @@ async def test_jobs_go_where_the_most_capacity_is_free_and_wait_when_none_is(har
             await asyncio.sleep(0.01)
     await asyncio.sleep(0.1)  # room for a wrong fifth placement
     placed = harness.scheduler.placed
-    assert Counter(p.executor_id for p in placed.values()) == {"big": 3, "small": 1}
+    assert Counter(p.executor_id for _, p in placed.items()) == {"big": 3, "small": 1}
     assert [job_id for job_id in ("j0", "j1", "j2", "j3", "j4") if job_id not in placed] == ["j4"]
     assert "j4" in harness.scheduler.pending
 

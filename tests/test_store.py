@@ -19,14 +19,16 @@ from mongomock_motor import AsyncMongoMockClient
 from pymongo import AsyncMongoClient
 from pymongo.errors import AutoReconnect
 
-from qrt_common import sqlite_store
 from qrt_common.archives import ProgramArchive, archive_digest
+from qrt_common.errors import ProgramNameTaken, StoreUnavailable
 from qrt_common.jobs import Job, JobStatus, transition
-from qrt_common.mongo_store import MongoStore
 from qrt_common.programs import Program, ProgramKind
-from qrt_common.sqlite_store import SCHEMA_VERSION as SQLITE_SCHEMA
-from qrt_common.sqlite_store import SQLiteStore
-from qrt_common.store import JobQuery, JobStore, ProgramNameTaken, StoreUnavailable
+from qrt_common.retry import Backoff
+from qrt_common.store import sqlite as sqlite_store
+from qrt_common.store.base import JobQuery, JobStore
+from qrt_common.store.mongo import MongoStore
+from qrt_common.store.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA
+from qrt_common.store.sqlite import SQLiteStore
 
 Reopen = Callable[[], Awaitable[JobStore]]
 
@@ -244,7 +246,7 @@ async def test_two_processes_share_the_sqlite_file(tmp_path: Path):
         "import asyncio, sys\n"
         "from pathlib import Path\n"
         "from qrt_common.jobs import Job, JobStatus, transition\n"
-        "from qrt_common.sqlite_store import SQLiteStore\n"
+        "from qrt_common.store.sqlite import SQLiteStore\n"
         "async def main():\n"
         "    store = SQLiteStore(Path(sys.argv[1])); await store.open()\n"
         "    for i in range(300):\n"
@@ -325,7 +327,7 @@ async def test_sqlite_schema_1_is_migrated(tmp_path: Path):
     import sqlite3
 
     from qrt_common.jobs import job_to_dict
-    from qrt_common.sqlite_store import MIGRATIONS
+    from qrt_common.store.sqlite import MIGRATIONS
 
     path = tmp_path / "old.db"
     old = sqlite3.connect(path)
@@ -357,8 +359,8 @@ async def test_sqlite_schema_1_is_migrated(tmp_path: Path):
 
 
 async def test_mongo_schema_1_is_migrated_and_migrations_are_idempotent():
-    from qrt_common.mongo_store import MIGRATIONS
-    from qrt_common.mongo_store import SCHEMA_VERSION as MONGO_SCHEMA
+    from qrt_common.store.mongo import MIGRATIONS
+    from qrt_common.store.mongo import SCHEMA_VERSION as MONGO_SCHEMA
 
     client: Any = AsyncMongoMockClient(tz_aware=True)
     await MIGRATIONS[1](client["qrt"])
@@ -410,7 +412,7 @@ async def test_mongo_writes_whose_acknowledgement_was_lost_count_once(monkeypatc
             return result
 
         monkeypatch.setattr(collection_type, method, lose_first_reply)
-    monkeypatch.setattr("qrt_common.mongo_store._TRANSIENT_RETRIES", (0.0, 0.0, 0.0))
+    monkeypatch.setattr("qrt_common.store.mongo._TRANSIENT_RETRIES", Backoff(0.0, 0.0, tries=3))
     job = make_job(1)
     await store.add_job(job)
     assert await store.get_job(job.id) == job

@@ -36,7 +36,7 @@ class DevServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        command = [sys.executable, "-m", "qrt_common.cli", "dev", "--port", str(self.port),
+        command = [sys.executable, "-m", "qrt_cli", "dev", "--port", str(self.port),
                    "--data-dir", str(self.data_dir), "--programs-dir", str(self.programs_dir)]  # fmt: skip
         env = {**os.environ, "QRT_HEARTBEAT_INTERVAL": "0.2"}
         self.process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
@@ -174,7 +174,7 @@ async def test_jobs_logs_and_results_survive_a_restart(dev: DevServer):
 
 async def test_bad_settings_are_reported_without_a_traceback(tmp_path: Path):
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "qrt_common.cli", "dev", "--port", "99999",
+        sys.executable, "-m", "qrt_cli", "dev", "--port", "99999",
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     _, stderr = await process.communicate()

@@ -21,6 +21,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from .errors import ArchiveTooLarge, InvalidArchive
+
 UNPACKED_RATIO = 16
 """An archive may unpack to at most this many times the largest archive accepted."""
 MAX_ENTRIES = 10_000
@@ -29,14 +31,6 @@ IGNORED_PREFIX = "__MACOSX/"
 
 _CHUNK = 1024 * 1024
 _DRIVE = re.compile(r"^[A-Za-z]:")
-
-
-class InvalidArchive(Exception):
-    """An uploaded archive cannot be used; the message says why."""
-
-
-class ArchiveTooLarge(InvalidArchive):
-    """The archive itself is larger than the limit."""
 
 
 @dataclass(frozen=True, slots=True)

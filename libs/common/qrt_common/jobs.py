@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+from .errors import IllegalTransition
+from .wire import plain
 
 
 class JobStatus(StrEnum):
@@ -49,14 +51,6 @@ DEFAULT_HUB = "ibm-q"
 DEFAULT_GROUP = "open"
 DEFAULT_PROJECT = "main"
 DEFAULT_INSTANCE = f"{DEFAULT_HUB}/{DEFAULT_GROUP}/{DEFAULT_PROJECT}"
-
-
-class IllegalTransition(Exception):
-    """Raised when a job is asked to move to a status its current one cannot reach."""
-
-    def __init__(self, job_id: str, current: JobStatus, wanted: JobStatus) -> None:
-        super().__init__(f"job {job_id} cannot go from {current} to {wanted}")
-        self.job_id, self.current, self.wanted = job_id, current, wanted
 
 
 def utcnow() -> datetime:
@@ -147,33 +141,6 @@ def from_iso(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-@functools.cache
-def _field_names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls))
-
-
-_SCALARS = (str, int, float, bool, type(None))
-
-
-def plain(value: Any) -> Any:
-    """`value` with every dataclass instance in it (also inside lists, tuples and dicts) as a
-    dict of its fields, lists and tuples as lists.
-
-    `dataclasses.asdict` without its deep copy of every other value: the stores and the bus turn
-    the dict into JSON or BSON at once, and the copy was most of the cost of storing a job.
-    """
-    cls: type = type(value)
-    if cls in _SCALARS:
-        return value
-    if hasattr(cls, "__dataclass_fields__"):
-        return {name: plain(getattr(value, name)) for name in _field_names(cls)}
-    if cls is list or cls is tuple:
-        return [plain(item) for item in value]
-    if cls is dict:
-        return {key: plain(item) for key, item in value.items()}
-    return value
-
-
 def job_to_dict(job: Job) -> dict[str, Any]:
     """A job as a JSON-ready dict, the form the stores keep."""
     doc: dict[str, Any] = plain(job)
@@ -188,7 +155,7 @@ def job_to_dict(job: Job) -> dict[str, Any]:
 
 def job_from_dict(doc: dict[str, Any]) -> Job:
     """The job a `job_to_dict` dict describes; keys it does not know are ignored."""
-    values = {name: doc[name] for name in _field_names(Job) if name in doc}
+    values = {name: doc[name] for name in Job.__dataclass_fields__ if name in doc}
     values.update(
         status=JobStatus(doc["status"]),
         tags=tuple(doc.get("tags") or ()),

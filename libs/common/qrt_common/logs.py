@@ -10,7 +10,15 @@ from contextvars import ContextVar
 
 from pythonjsonlogger.json import JsonFormatter
 
-QRT_LOGGERS = ("qrt", "qrt_common", "qrt_gateway", "qrt_scheduler", "qrt_executor", "qrt_device")
+QRT_LOGGERS = (
+    "qrt",
+    "qrt_cli",
+    "qrt_common",
+    "qrt_gateway",
+    "qrt_scheduler",
+    "qrt_executor",
+    "qrt_device",
+)
 
 current_job_id: ContextVar[str | None] = ContextVar("current_job_id", default=None)
 

@@ -1,7 +1,8 @@
 """What the services say to each other over the bus, and the queue and topic names they use.
 
 Queues deliver each message to one consumer and keep it until it is handled; topics deliver a
-copy to every current subscriber and keep nothing.
+copy to every current subscriber and keep nothing. Messages travel as `wire.encode` writes them
+and are read back with `wire.decode(<class>, body)`.
 """
 
 from __future__ import annotations
@@ -9,11 +10,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, TypeVar
 
-from pydantic import TypeAdapter
-
-from .jobs import Job, plain
+from .jobs import Job
 
 SUBMITTED_QUEUE = "jobs.submitted"
 """Gateway to scheduler: a job was stored and waits to be scheduled."""
@@ -139,29 +137,3 @@ class StopJob:
     status: str
     executor_id: str
     attempt: int
-
-
-Message = JobSubmitted | CancelJob | Assignment | JobEvent | JobEvents | Heartbeat | StopJob
-M = TypeVar("M", JobSubmitted, CancelJob, Assignment, JobEvent, JobEvents, Heartbeat, StopJob)
-
-
-def encode(message: Message) -> dict[str, Any]:
-    """A message as a JSON-ready dict."""
-    body: dict[str, Any] = plain(message)
-    return body
-
-
-_ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
-
-
-def _adapter(kind: type[Any]) -> TypeAdapter[Any]:
-    adapter = _ADAPTERS.get(kind)
-    if adapter is None:
-        adapter = _ADAPTERS[kind] = TypeAdapter(kind)
-    return adapter
-
-
-def decode(kind: type[M], body: dict[str, Any]) -> M:
-    """Validate `body` as a `kind` message; raises pydantic.ValidationError if it is not one."""
-    result: M = _adapter(kind).validate_python(body)
-    return result

@@ -25,7 +25,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from .jobs import from_iso, plain, to_iso
+from .errors import InvalidProgram
+from .jobs import from_iso, to_iso
+from .wire import plain
 
 DEFAULT_MAX_EXECUTION_TIME = 300
 PLANQK_METADATA = "planqk.json"
@@ -54,10 +56,6 @@ class ProgramKind(StrEnum):
     def is_planqk(self) -> bool:
         """True for the kinds whose input is PlanQK's `{"data", "params"}`."""
         return self is not ProgramKind.QISKIT_RUNTIME
-
-
-class InvalidProgram(Exception):
-    """A program's files exist but cannot be used; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)

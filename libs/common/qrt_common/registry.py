@@ -8,8 +8,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import InvalidProgram
 from .programs import (
-    InvalidProgram,
     Program,
     load_planqk_project,
     load_program,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -11,12 +10,12 @@ import swagger_ui_bundle
 from aiohttp import web
 
 from qrt_common.messages import HEARTBEAT_TOPIC, UPDATES_TOPIC
-from qrt_common.metrics import HTTP_LATENCY, HTTP_REQUESTS, healthz, metrics_endpoint, readiness
+from qrt_common.metrics import healthz, metrics_endpoint, readiness
 
 from . import jobs, programs, services, websockets
 from .context import GATEWAY, Gateway, gateway
-from .errors import Handler, json_errors
 from .openapi import Query, Route, docs_page, openapi_document
+from .plumbing import json_errors, measured
 from .schemas import (
     BackendList,
     ExecutionOut,
@@ -71,25 +70,6 @@ _PROMETHEUS_TEXT = {
 async def readyz(request: web.Request) -> web.Response:
     gw = gateway(request)
     return await readiness({"store": gw.store.is_ready, "bus": gw.bus.is_ready})
-
-
-@web.middleware
-async def measured(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count and time every request by its route template (not its path: ids would explode)."""
-    resource = request.match_info.route.resource
-    route = resource.canonical if resource is not None else "unmatched"
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        HTTP_LATENCY.labels(route, request.method).observe(time.perf_counter() - started)
-        HTTP_REQUESTS.labels(route, request.method, str(status)).inc()
 
 
 ROUTES: tuple[Route, ...] = (
@@ -179,7 +159,8 @@ def create_app(context: Gateway) -> web.Application:
     """The gateway application for `context`; its startup subscribes to job updates and to
     executor heartbeats (which name the devices a job may use)."""
     app = web.Application(
-        client_max_size=context.settings.max_request_bytes, middlewares=[measured, json_errors]
+        client_max_size=context.settings.max_request_bytes,
+        middlewares=[measured, json_errors(context.settings.max_request_bytes)],
     )
     app[GATEWAY] = context
     for route in ROUTES:

@@ -1,4 +1,5 @@
-"""What every request handler can reach: settings, store, bus, registry and live streams."""
+"""What every request handler can reach: settings, store, bus, registry and live streams, and
+the few things handlers do with them together (find a job, submit it, cancel it)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ from typing import Any
 from aiohttp import web
 
 from qrt_common.backends import SIMULATORS
-from qrt_common.bus import MessageBus
-from qrt_common.messages import Heartbeat, decode
+from qrt_common.bus.base import MessageBus
+from qrt_common.errors import BusUnavailable, Conflict, InvalidInput, NotFound
+from qrt_common.jobs import Job
+from qrt_common.messages import CANCEL_QUEUE, SUBMITTED_QUEUE, CancelJob, Heartbeat, JobSubmitted
 from qrt_common.programs import Program
 from qrt_common.registry import ProgramRegistry
 from qrt_common.settings import Settings
-from qrt_common.store import JobStore
+from qrt_common.store.base import JobStore
+from qrt_common.wire import decode, encode
 
 from .streams import StreamHub
 
@@ -35,6 +39,33 @@ class Gateway:
         """The program with this id: a bundled one (programs.ini) or an uploaded one."""
         return self.registry.get(program_id) or await self.store.get_program(program_id)
 
+    async def find_job(self, job_id: str) -> Job:
+        """The job with this id; raises NotFound."""
+        job = await self.store.get_job(job_id)
+        if job is None:
+            raise NotFound(f"job '{job_id}' not found")
+        return job
+
+    async def submit(self, job: Job) -> None:
+        """Store `job` and announce it to the scheduler; raises BusUnavailable (and keeps no
+        job) if it cannot be announced."""
+        await self.store.add_job(job)
+        try:
+            await self.bus.send(SUBMITTED_QUEUE, encode(JobSubmitted.of(job)))
+        except Exception as exc:
+            # Accepting a job nobody will schedule would lose it silently: take it back.
+            await self.store.delete_job(job.id)
+            raise BusUnavailable(
+                f"job not accepted, the message bus is unavailable: {exc}"
+            ) from exc
+
+    async def cancel(self, job: Job, status: str) -> None:
+        """Ask the scheduler to cancel `job`; raises Conflict naming `status` (the job's status
+        in the caller's words) if it has already ended."""
+        if job.status.is_final:
+            raise Conflict(f"job '{job.id}' has already ended: {status}")
+        await self.bus.send(CANCEL_QUEUE, encode(CancelJob(job.id)))
+
     async def on_heartbeat(self, body: dict[str, Any]) -> None:
         """Learn which devices the executors offer."""
         beat = decode(Heartbeat, body)
@@ -53,9 +84,18 @@ class Gateway:
         """Names a job may ask for: the simulators, and the devices executors offer now."""
         return sorted(SIMULATORS) + self.devices()
 
+    def require_backend(self, name: str) -> None:
+        """Raise InvalidInput (naming `backend`) unless a job may ask for backend `name`."""
+        known = self.backends()
+        if name not in known:
+            raise InvalidInput(
+                f"unknown backend '{name}'; available: {', '.join(known)}", field="backend"
+            )
+
 
 GATEWAY = web.AppKey("gateway", Gateway)
 
 
 def gateway(request: web.Request) -> Gateway:
+    """The Gateway of the application serving `request`."""
     return request.app[GATEWAY]

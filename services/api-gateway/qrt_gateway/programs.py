@@ -11,31 +11,26 @@ import asyncio
 import dataclasses
 import tempfile
 from pathlib import Path
-from typing import TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
 
-from qrt_common.archives import (
+from qrt_common.archives import ProgramArchive, decode_archive, unpack_archive
+from qrt_common.errors import (
     ArchiveTooLarge,
+    Conflict,
+    Forbidden,
     InvalidArchive,
-    ProgramArchive,
-    decode_archive,
-    unpack_archive,
+    InvalidInput,
+    InvalidProgram,
+    NotFound,
+    ProgramNameTaken,
 )
 from qrt_common.jobs import DEFAULT_INSTANCE, JobStatus, utcnow
-from qrt_common.programs import (
-    InvalidProgram,
-    Program,
-    archive_program,
-    new_program_id,
-    with_metadata,
-)
-from qrt_common.store import JobQuery, ProgramNameTaken
+from qrt_common.programs import Program, archive_program, new_program_id, with_metadata
+from qrt_common.store.base import JobQuery
 
 from .context import Gateway, gateway
-from .errors import ApiError, from_validation_error
-from .jobs import json_response, parse_json, read_json
+from .plumbing import json_response, parse_json, read_json, validated
 from .schemas import (
     BackendList,
     BackendOut,
@@ -55,7 +50,7 @@ RAW_ARCHIVE_TYPES = ("application/zip", "application/octet-stream")
 def _owner(request: web.Request) -> str:
     owner = request.query.get("owner", DEFAULT_INSTANCE)
     if len(owner.split("/")) != 3 or not all(owner.split("/")):
-        raise ApiError(400, "query parameter 'owner' must be hub/group/project", "owner")
+        raise InvalidInput("query parameter 'owner' must be hub/group/project", field="owner")
     return owner
 
 
@@ -70,18 +65,8 @@ async def get_program(request: web.Request) -> web.Response:
     program_id = request.match_info["program_id"]
     program = await gateway(request).program(program_id)
     if program is None:
-        raise ApiError(404, f"program '{program_id}' not found")
+        raise NotFound(f"program '{program_id}' not found")
     return json_response(dump(ProgramOut.of(program)))
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def _validated(model: type[M], body: object) -> M:
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        raise from_validation_error(exc) from None
 
 
 def _read_code(data: bytes, program_id: str, limit: int) -> tuple[ProgramArchive, Program]:
@@ -91,7 +76,7 @@ def _read_code(data: bytes, program_id: str, limit: int) -> tuple[ProgramArchive
             unpack_archive(data, Path(scratch, "program"), limit=limit)
             program = archive_program(program_id, Path(scratch, "program"))
         except (InvalidArchive, InvalidProgram) as exc:
-            raise ApiError(400, f"data: {exc}", "data") from None
+            raise InvalidInput(f"data: {exc}", field="data") from None
     return ProgramArchive.of(data), program
 
 
@@ -99,25 +84,27 @@ def _decoded(text: str, limit: int) -> bytes:
     try:
         return decode_archive(text, limit)
     except ArchiveTooLarge as exc:
-        raise ApiError(413, f"data: {exc}", "data") from None
+        raise ArchiveTooLarge(f"data: {exc}", field="data") from None
     except InvalidArchive as exc:
-        raise ApiError(400, f"data: {exc}", "data") from None
+        raise InvalidArchive(f"data: {exc}", field="data") from None
 
 
 def _with_metadata(program: Program, changes: dict[str, object]) -> Program:
     try:
         return with_metadata(program, changes)
     except InvalidProgram as exc:
-        raise ApiError(400, f"spec: {exc}", "spec") from None
+        raise InvalidProgram(f"spec: {exc}", field="spec") from None
 
 
-def _name_taken(program: Program) -> ApiError:
-    return ApiError(409, f"{program.owner} already has a program named '{program.name}'", "name")
+def _name_taken(program: Program) -> ProgramNameTaken:
+    return ProgramNameTaken(
+        f"{program.owner} already has a program named '{program.name}'", field="name"
+    )
 
 
 async def upload_program(request: web.Request) -> web.Response:
     gw = gateway(request)
-    body = _validated(ProgramRequest, await read_json(request))
+    body = validated(ProgramRequest, await read_json(request))
     program_id = new_program_id(body.name)
     while gw.registry.get(program_id) is not None:  # a bundled id wins every lookup
         program_id = new_program_id(body.name)
@@ -142,14 +129,13 @@ async def _uploaded(gw: Gateway, request: web.Request) -> Program:
     """The uploaded program the path names; 403 for a bundled one, 404 for none."""
     program_id = request.match_info["program_id"]
     if gw.registry.get(program_id) is not None:
-        raise ApiError(
-            403,
+        raise Forbidden(
             f"program '{program_id}' is bundled (programs.ini): the API cannot change or delete it",
-            "programId",
+            field="programId",
         )
     program = await gw.store.get_program(program_id)
     if program is None:
-        raise ApiError(404, f"program '{program_id}' not found")
+        raise NotFound(f"program '{program_id}' not found")
     return program
 
 
@@ -159,13 +145,13 @@ async def _replace(gw: Gateway, program: Program, archive: ProgramArchive | None
     except ProgramNameTaken:
         raise _name_taken(program) from None
     if not replaced:
-        raise ApiError(404, f"program '{program.id}' not found")
+        raise NotFound(f"program '{program.id}' not found")
 
 
 async def update_program(request: web.Request) -> web.Response:
     gw = gateway(request)
     program = await _uploaded(gw, request)
-    body = _validated(ProgramUpdate, await read_json(request))
+    body = validated(ProgramUpdate, await read_json(request))
     changed = dataclasses.replace(_with_metadata(program, body.changes()), updated=utcnow())
     await _replace(gw, changed)
     return json_response(dump(ProgramOut.of(changed)))
@@ -175,10 +161,11 @@ async def _archive_bytes(request: web.Request, limit: int) -> bytes:
     if request.content_type in RAW_ARCHIVE_TYPES:
         data = await request.read()
         if len(data) > limit:
-            raise ApiError(413, f"data: the archive is larger than the limit of {limit} bytes",
-                           "data")  # fmt: skip
+            raise ArchiveTooLarge(
+                f"data: the archive is larger than the limit of {limit} bytes", field="data"
+            )
         return data
-    body = _validated(ProgramData, parse_json(await request.read()))
+    body = validated(ProgramData, parse_json(await request.read()))
     return await asyncio.to_thread(_decoded, body.data, limit)
 
 
@@ -207,10 +194,9 @@ async def delete_program(request: web.Request) -> web.Response:
     pending = (JobStatus.QUEUED, JobStatus.RUNNING)
     _, count = await gw.store.list_jobs(JobQuery(limit=1, program_id=program.id, statuses=pending))
     if count:
-        raise ApiError(
-            409,
+        raise Conflict(
             f"program '{program.id}' has {count} queued or running job(s); "
-            "cancel them or wait for them to end before deleting it",
+            "cancel them or wait for them to end before deleting it"
         )
     await gw.store.delete_program(program.id)
     return web.Response(status=204)

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from qrt_common.messages import JobEvent, JobEvents, decode
+from qrt_common.messages import JobEvent, JobEvents
+from qrt_common.wire import decode
 
 
 class StreamHub:

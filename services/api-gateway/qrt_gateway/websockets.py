@@ -18,7 +18,6 @@ from qrt_common.messages import EventKind, JobEvent
 from qrt_common.metrics import OPEN_WEBSOCKETS
 
 from .context import gateway
-from .jobs import find_job
 
 CLOSE_GONE = 4404
 """Close code when the job was deleted while being watched."""
@@ -47,8 +46,9 @@ async def _follow(
     it; the end's status and the result come from the updates when they carried them.
     """
     gw = gateway(request)
-    with gw.streams.watch(request.match_info["job_id"]) as inbox:
-        job = await find_job(request)
+    job_id = request.match_info["job_id"]
+    with gw.streams.watch(job_id) as inbox:
+        job = await gw.find_job(job_id)
         ws = web.WebSocketResponse(heartbeat=30)
         await ws.prepare(request)
         client = asyncio.create_task(_client_gone(ws))

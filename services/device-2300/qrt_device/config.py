@@ -12,22 +12,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-QUIS_GATES = frozenset({
-    "CNOT", "CR", "CRk", "CZ", "H", "I", "mX90", "mY90", "Rn", "Rx", "Ry", "Rz", "S", "Sdag",
-    "SWAP", "T", "Tdag", "U", "X", "X90", "Y", "Y90", "Z", "Toffoli",
-})  # fmt: skip
-"""Gate names a `pgs` may list (QuIS instruction names, cQASM 3 `U`, cQASM 1 `Toffoli`)."""
-NON_GATES = frozenset({"measure", "init", "reset", "barrier", "wait"})
+from qrt_common.cqasm.gates import NON_GATES, PGS_GATES
+from qrt_common.errors import DeviceConfigError
 
 DEFAULT_PGS = [
     "CNOT", "CZ", "CR", "CRk", "H", "I", "mX90", "mY90", "Rx", "Ry", "Rz", "S", "Sdag", "SWAP",
     "T", "Tdag", "X", "X90", "Y", "Y90", "Z", "measure", "init", "reset", "barrier", "wait",
 ]  # fmt: skip
 COMPILER_STAGES = ("decomposition", "mapping", "optimization", "routing")
-
-
-class ConfigError(ValueError):
-    """A device configuration that cannot be used; says which key is wrong and why."""
 
 
 class CalibrationConfig(BaseModel):
@@ -103,9 +95,9 @@ class DeviceConfig(BaseModel):
         for a, b in self.topology:
             if not (0 <= a < self.qubits and 0 <= b < self.qubits) or a == b:
                 raise ValueError(f"topology edge [{a}, {b}] is not between two of the qubits")
-        unknown = sorted(set(self.pgs) - QUIS_GATES - NON_GATES)
+        unknown = sorted(set(self.pgs) - PGS_GATES - NON_GATES)
         if unknown:
-            raise ValueError(f"pgs names unknown gates {unknown}; known: {sorted(QUIS_GATES)}")
+            raise ValueError(f"pgs names unknown gates {unknown}; known: {sorted(PGS_GATES)}")
         calibration = self.calibration
         for key in ("t1_us", "t2_us", "single_qubit_fidelity", "readout_error"):
             value = getattr(calibration, key)
@@ -151,15 +143,15 @@ def _pair(key: str) -> tuple[int, int] | None:
 
 
 def load_config(path: Path | None) -> DeviceConfig:
-    """The configuration in TOML file `path` (defaults if None); raises ConfigError."""
+    """The configuration in TOML file `path` (defaults if None); raises DeviceConfigError."""
     if path is None:
         return DeviceConfig()
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise DeviceConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+        raise DeviceConfigError(f"{path} is not valid TOML: {exc}") from None
     try:
         return DeviceConfig.model_validate(data)
     except ValidationError as exc:
@@ -167,4 +159,4 @@ def load_config(path: Path | None) -> DeviceConfig:
             f"{'.'.join(str(p) for p in error['loc']) or 'config'}: {error['msg']}"
             for error in exc.errors()
         )
-        raise ConfigError(f"{path}: {problems}") from None
+        raise DeviceConfigError(f"{path}: {problems}") from None

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from qrt_common.cqasm import CqasmError, Program
+from qrt_common.cqasm import Circuit
+from qrt_common.cqasm.gates import NON_GATES
+from qrt_common.errors import CqasmError
 
 from .config import DeviceConfig
 
-NOT_GATES = frozenset({"measure", "init", "reset", "barrier", "wait"})
 
-
-def is_dynamic(program: Program) -> bool:
+def is_dynamic(program: Circuit) -> bool:
     """True if Aer has to simulate the circuit shot by shot: a conditional gate, or a gate
     or reset after a measurement on the same qubit."""
     measured: set[int] = set()
@@ -23,7 +23,7 @@ def is_dynamic(program: Program) -> bool:
     return False
 
 
-def check(program: Program, config: DeviceConfig, shots: int) -> None:
+def check(program: Circuit, config: DeviceConfig, shots: int) -> None:
     """Raise CqasmError (with `rule` and `line`) for the first rule `program` breaks."""
     name = config.name
     if program.num_qubits > config.qubits:
@@ -47,7 +47,7 @@ def check(program: Program, config: DeviceConfig, shots: int) -> None:
                 program.line_of(op),
                 rule="pgs",
             )
-        if op.name in NOT_GATES or len(op.qubits) < 2:
+        if op.name in NON_GATES or len(op.qubits) < 2:
             continue
         if len(op.qubits) > 2:
             raise CqasmError(

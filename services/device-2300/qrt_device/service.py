@@ -9,19 +9,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import zmq
 import zmq.asyncio
 from prometheus_client.core import GaugeMetricFamily
 
-from qrt_common.cqasm import CqasmError, Program, Sample, parse, to_circuit
+from qrt_common.cqasm import Circuit, Sample, parse, to_circuit
+from qrt_common.device_protocol import (
+    PROTOCOL_VERSION,
+    Command,
+    DeviceState,
+    ExecuteRequest,
+    ExecuteResult,
+    Request,
+    StaticInfo,
+    failure,
+    publish_state,
+    read_execute,
+    read_request,
+    read_set_publish,
+    session_of,
+    success,
+)
+from qrt_common.errors import CqasmError, DeviceRefused
 from qrt_common.metrics import (
     DEVICE_EXECUTE_LATENCY,
     DEVICE_EXECUTIONS,
@@ -33,24 +48,11 @@ from qrt_common.metrics import (
 
 from .calibration import Calibration
 from .config import DeviceConfig
-from .protocol import (
-    ExecuteArguments,
-    Refused,
-    Request,
-    State,
-    execute_arguments,
-    failure,
-    publish_state,
-    read_request,
-    session_of,
-    success,
-)
 from .rules import check
 from .simulator import Simulator, instruction_names
 
 logger = logging.getLogger(__name__)
 
-PROTOCOL_VERSION = 3
 MIN_MESSAGE_BYTES = 16 * 1024 * 1024
 """ZeroMQ drops a peer that sends more than this (or twice `max_circuit_bytes`); a smaller
 oversized circuit gets a failure reply instead."""
@@ -77,7 +79,7 @@ class Device:
         self._executing = 0
         self.calibrating_until: float | None = None
         self._offline = False
-        self._published: State | None = None
+        self._published: DeviceState | None = None
         self._context = zmq.asyncio.Context()
         self._rep: zmq.asyncio.Socket | None = None
         self._pub: zmq.asyncio.Socket | None = None
@@ -87,13 +89,13 @@ class Device:
         self._simulator = Simulator()
         self._released = asyncio.Event()
         self._unregister_metrics: Callable[[], None] = lambda: None
-        self._handlers: dict[str, Callable[[Request], Awaitable[dict[str, Any]]]] = {
-            "initialize": self._initialize,
-            "execute": self._execute,
-            "terminate": self._terminate,
-            "get_static": self._get_static,
-            "get_dynamic": self._get_dynamic,
-            "set_publish": self._set_publish,
+        self._handlers: dict[str, Callable[[Request], Awaitable[bytes]]] = {
+            Command.INITIALIZE: self._initialize,
+            Command.EXECUTE: self._execute,
+            Command.TERMINATE: self._terminate,
+            Command.GET_STATIC: self._get_static,
+            Command.GET_DYNAMIC: self._get_dynamic,
+            Command.SET_PUBLISH: self._set_publish,
         }
 
     # Life cycle.
@@ -162,24 +164,24 @@ class Device:
             holder[(name, self.session)] = 1.0
         return [
             gauge("qrt_device_state", "1 for the state the device is in, 0 for the others.",
-                  {(name, s.value): float(s is now) for s in State}, ("device", "state")),
+                  {(name, s.value): float(s is now) for s in DeviceState}, ("device", "state")),
             gauge("qrt_device_locked", "1 while a session holds the device.",
                   {(name,): float(self.session is not None)}, ("device",)),
             gauge("qrt_device_lock_holder_info", "The session holding the device.",
                   holder, ("device", "session")),
         ]  # fmt: skip
 
-    # State.
+    # DeviceState.
 
     @property
-    def state(self) -> State:
+    def state(self) -> DeviceState:
         """The first that applies of OFFLINE, CALIBRATING, EXECUTING (locked) and IDLE."""
         if self._offline:
-            return State.OFFLINE
+            return DeviceState.OFFLINE
         if self.calibrating_until is not None:
-            return State.CALIBRATING
+            return DeviceState.CALIBRATING
         self._expire_lease()
-        return State.EXECUTING if self.session is not None else State.IDLE
+        return DeviceState.EXECUTING if self.session is not None else DeviceState.IDLE
 
     def _expire_lease(self) -> None:
         if (
@@ -199,7 +201,7 @@ class Device:
         if self._pub is None or not (self.publishing or force):
             return
         self._published = state
-        await self._pub.send(json.dumps(publish_state(state)).encode())
+        await self._pub.send(publish_state(state))
 
     async def _state_changed(self) -> None:
         if self.state is not self._published:
@@ -220,7 +222,7 @@ class Device:
                 max(0.0, self.calibration.at + settings.interval_seconds - time.time())
             )
             # Never in the middle of a session: that is what `initialize` locks out.
-            while self.state is State.EXECUTING:
+            while self.state is DeviceState.EXECUTING:
                 self._released.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._released.wait(), 1.0)
@@ -254,47 +256,47 @@ class Device:
         envelope, frame = frames[:-1], frames[-1]
         reply = await self.handle(frame)
         try:
-            await self._rep.send_multipart([*envelope, json.dumps(reply).encode()])
+            await self._rep.send_multipart([*envelope, reply])
         except zmq.ZMQError as exc:
             logger.warning("reply not sent: %s", exc)
 
-    async def handle(self, frame: bytes) -> dict[str, Any]:
+    async def handle(self, frame: bytes) -> bytes:
         """The reply to one request frame; never raises."""
         try:
             request = read_request(frame)
-        except Refused as exc:
+        except DeviceRefused as exc:
             return failure(*session_of(frame), str(exc))
         handler = self._handlers.get(request.command)
         if handler is None:
             known = ", ".join(self._handlers)
             message = f"unknown command {request.command!r}; known: {known}"
-            return failure(request.session_id, request.version, message)
+            return failure(request.session_id, request.echoed_version, message)
         try:
             if request.session_id == self.session:
                 self._last_heard = time.monotonic()
             return await handler(request)
-        except Refused as exc:
-            return failure(request.session_id, request.version, str(exc))
+        except DeviceRefused as exc:
+            return failure(request.session_id, request.echoed_version, str(exc))
         except Exception as exc:
             logger.exception("request failed", extra={"command": request.command})
             message = f"{request.command} failed on the device: {type(exc).__name__}: {exc}"
-            return failure(request.session_id, request.version, message)
+            return failure(request.session_id, request.echoed_version, message)
 
     def _locked_by_other(self, session_id: str) -> bool:
-        return self.state is State.EXECUTING and self.session != session_id
+        return self.state is DeviceState.EXECUTING and self.session != session_id
 
     def _refuse_if_calibrating(self, what: str) -> None:
         if self.calibrating_until is not None:
             left = max(self.calibrating_until - time.time(), 0.0)
-            raise Refused(
+            raise DeviceRefused(
                 f"{self.config.name} is CALIBRATING (about {left:.1f} s left); "
                 f"{what} is refused until it is IDLE again"
             )
 
-    async def _initialize(self, request: Request) -> dict[str, Any]:
+    async def _initialize(self, request: Request) -> bytes:
         self._refuse_if_calibrating("initialize")
         if self._locked_by_other(request.session_id):
-            raise Refused(
+            raise DeviceRefused(
                 f"{self.config.name} is locked by another session; it is released by that "
                 f"session's terminate or after {self.config.lease_seconds:g} s of its silence"
             )
@@ -303,9 +305,9 @@ class Device:
         await self._state_changed()
         return success(request)
 
-    async def _terminate(self, request: Request) -> dict[str, Any]:
+    async def _terminate(self, request: Request) -> bytes:
         if self._locked_by_other(request.session_id):
-            raise Refused(
+            raise DeviceRefused(
                 f"{self.config.name} is locked by another session; it cannot be ended here"
             )
         if self.session == request.session_id:
@@ -313,54 +315,49 @@ class Device:
             await self._state_changed()
         return success(request)
 
-    async def _get_static(self, request: Request) -> dict[str, Any]:
+    async def _get_static(self, request: Request) -> bytes:
         config = self.config
-        return success(
-            request,
-            {
-                "protocol_version": PROTOCOL_VERSION,
-                "nqubits": config.qubits,
-                "topology": [list(edge) for edge in config.topology],
-                "name": config.name,
-                "pgs": list(config.pgs),
-                "starttime": self.starttime,
-                "default_compiler_config": config.default_compiler_config,
-                "supports_raw_data": config.supports_raw_data,
-            },
+        static = StaticInfo(
+            name=config.name,
+            nqubits=config.qubits,
+            topology=list(config.topology),
+            pgs=list(config.pgs),
+            starttime=self.starttime,
+            protocol_version=PROTOCOL_VERSION,
+            default_compiler_config=config.default_compiler_config,
+            supports_raw_data=config.supports_raw_data,
         )
+        return success(request, static)
 
-    async def _get_dynamic(self, request: Request) -> dict[str, Any]:
+    async def _get_dynamic(self, request: Request) -> bytes:
         return success(request, self.calibration.metrics(time.time()))
 
-    async def _set_publish(self, request: Request) -> dict[str, Any]:
-        active = request.payload.get("active")
-        if not isinstance(active, bool):
-            raise Refused("payload.active is required and must be true or false")
-        self.publishing = active
-        if active:
+    async def _set_publish(self, request: Request) -> bytes:
+        self.publishing = read_set_publish(request).active
+        if self.publishing:
             await self._publish()
         return success(request)
 
-    async def _execute(self, request: Request) -> dict[str, Any]:
-        arguments = execute_arguments(request.payload)
+    async def _execute(self, request: Request) -> bytes:
+        arguments = read_execute(request)
         self._refuse_if_calibrating("execute")
-        if self.session != request.session_id or self.state is not State.EXECUTING:
+        if self.session != request.session_id or self.state is not DeviceState.EXECUTING:
             if self._locked_by_other(request.session_id):
-                raise Refused(f"{self.config.name} is locked by another session")
-            raise Refused(
+                raise DeviceRefused(f"{self.config.name} is locked by another session")
+            raise DeviceRefused(
                 "execute outside an initialized session: send initialize with this "
                 "session_id first (a session silent for "
                 f"{self.config.lease_seconds:g} s is released)"
             )
         config = self.config
         if len(arguments.circuit.encode()) > config.max_circuit_bytes:
-            raise Refused(
+            raise DeviceRefused(
                 f"circuit rejected by rule 'size': more than {config.max_circuit_bytes} bytes"
             )
-        if arguments.shots > config.max_shots:
-            raise Refused(
-                f"circuit rejected by rule 'max_shots': {arguments.shots} shots requested, "
-                f"{config.name} runs at most {config.max_shots}"
+        if arguments.number_of_shots > config.max_shots:
+            raise DeviceRefused(
+                f"circuit rejected by rule 'max_shots': {arguments.number_of_shots} shots "
+                f"requested, {config.name} runs at most {config.max_shots}"
             )
         self._executing += 1
         started, result = time.perf_counter(), "failed"
@@ -368,7 +365,7 @@ class Device:
             loop = asyncio.get_running_loop()
             outcome = await loop.run_in_executor(self._worker, self._run, arguments)
             result = "completed"
-        except Refused:
+        except DeviceRefused:
             result = "rejected"
             raise
         finally:
@@ -377,15 +374,14 @@ class Device:
             name = self.config.name
             DEVICE_EXECUTIONS.labels(name, result).inc()
             DEVICE_EXECUTE_LATENCY.labels(name).observe(time.perf_counter() - started)
-        DEVICE_SHOTS.labels(self.config.name).inc(arguments.shots)
-        payload: dict[str, Any] = {
-            "job_id": arguments.job_id,
-            "results": outcome.counts,
-            "raw_data": outcome.raw_data if outcome.raw_data is not None else [],
-        }
-        if arguments.job_key == "run_id":
-            payload["run_id"] = arguments.job_id
-        return success(request, payload)
+        DEVICE_SHOTS.labels(self.config.name).inc(arguments.number_of_shots)
+        result_of_run = ExecuteResult(
+            job_id=arguments.id,
+            results=outcome.counts,
+            raw_data=outcome.raw_data if outcome.raw_data is not None else [],
+            run_id=arguments.id if arguments.job_id is None else None,
+        )
+        return success(request, result_of_run)
 
     def _warm_up(self) -> None:
         n = self.config.qubits
@@ -393,26 +389,32 @@ class Device:
         pair = f"CNOT q[{a}], q[{b}]\n" if a != b else ""
         bell = f"version 3.0\nqubit[{n}] q\nbit[{n}] b\nH q[{a}]\n{pair}b = measure q\n"
         try:
-            self._run(ExecuteArguments(0, bell, 10, False, "job_id"))
+            self._run(ExecuteRequest(job_id=0, circuit=bell, number_of_shots=10))
         except Exception as exc:  # a warm-up only: the first real execute will say what fails
             logger.debug("warm-up failed: %s", exc)
 
-    def _run(self, arguments: ExecuteArguments) -> Sample:
+    def _run(self, arguments: ExecuteRequest) -> Sample:
         """Parse, check and simulate (in the worker thread)."""
         try:
-            program: Program = parse(arguments.circuit)
-            check(program, self.config, arguments.shots)
+            program: Circuit = parse(arguments.circuit)
+            check(program, self.config, arguments.number_of_shots)
             circuit = to_circuit(program)
         except CqasmError as exc:
             where = f" at line {exc.line}" if exc.line else ""
-            raise Refused(f"circuit rejected by rule '{exc.rule}'{where}: {exc.message}") from None
+            rejected = f"circuit rejected by rule '{exc.rule}'{where}: {exc.message}"
+            raise DeviceRefused(rejected) from None
         noise = None
         if self.config.noise:
             noise = self.calibration.noise_model(time.time(), instruction_names(circuit))
-        seed = None if self.config.seed is None else (self.config.seed + arguments.job_id) % 2**31
+        seed = None if self.config.seed is None else (self.config.seed + arguments.id) % 2**31
         raw = arguments.include_raw_data and self.config.supports_raw_data
         return self._simulator.run(
-            program, arguments.shots, noise=noise, seed=seed, raw_data=raw, circuit=circuit
+            program,
+            arguments.number_of_shots,
+            noise=noise,
+            seed=seed,
+            raw_data=raw,
+            circuit=circuit,
         )
 
 

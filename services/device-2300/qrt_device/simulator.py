@@ -6,7 +6,7 @@ from qiskit.circuit import ControlFlowOp, QuantumCircuit
 from qiskit_aer import AerSimulator
 from qiskit_aer.noise import NoiseModel
 
-from qrt_common.cqasm import Program, Sample, sample
+from qrt_common.cqasm import Circuit, Sample, sample
 
 from .rules import is_dynamic
 
@@ -37,7 +37,7 @@ class Simulator:
 
     def run(
         self,
-        program: Program,
+        program: Circuit,
         shots: int,
         *,
         noise: NoiseModel | None = None,

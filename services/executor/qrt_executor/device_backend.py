@@ -11,71 +11,40 @@ from collections.abc import Sequence
 from typing import Any
 
 from qiskit import QuantumCircuit, transpile
-from qiskit.circuit import Gate, Measure, Parameter, Reset
-from qiskit.circuit.library import (
-    CPhaseGate,
-    CXGate,
-    CZGate,
-    HGate,
-    IGate,
-    RXGate,
-    RYGate,
-    RZGate,
-    SdgGate,
-    SGate,
-    SwapGate,
-    SXdgGate,
-    SXGate,
-    TdgGate,
-    TGate,
-    UGate,
-    XGate,
-    YGate,
-    ZGate,
-)
+from qiskit.circuit import Measure, Reset
 from qiskit.providers import BackendV2, JobStatus, JobV1, Options
 from qiskit.result import Result
 from qiskit.transpiler import InstructionProperties, Target
 
 from qrt_common.cqasm import dumps
+from qrt_common.cqasm.gates import QISKIT_EQUALS
+from qrt_common.device_protocol import Command, ExecuteRequest, StaticInfo
+from qrt_common.errors import DeviceRefused, DeviceUnavailable
+from qrt_common.wire import decode
 
-from .device_client import DeviceClient, DeviceRefused, DeviceUnavailable
+from .device_client import DeviceClient
 
 logger = logging.getLogger(__name__)
 
-_THETA, _PHI, _LAMBDA = Parameter("θ"), Parameter("φ"), Parameter("λ")
-ONE_QUBIT_GATES: dict[str, Gate] = {
-    "I": IGate(), "H": HGate(), "X": XGate(), "Y": YGate(), "Z": ZGate(), "S": SGate(),
-    "Sdag": SdgGate(), "T": TGate(), "Tdag": TdgGate(), "X90": SXGate(), "mX90": SXdgGate(),
-    "Rx": RXGate(_THETA), "Ry": RYGate(_THETA), "Rz": RZGate(_THETA),
-    "U": UGate(_THETA, _PHI, _LAMBDA),
-}  # fmt: skip
-"""QuIS gates with a Qiskit equal (Y90 and mY90 only up to phase, so they are left out)."""
-TWO_QUBIT_GATES: dict[str, Gate] = {
-    "CNOT": CXGate(), "CZ": CZGate(), "SWAP": SwapGate(), "CR": CPhaseGate(_THETA),
-}  # fmt: skip
 UNAVAILABLE_ATTEMPTS = 3
 """Sessions started again after the device did not answer (or restarted) before giving up."""
 RETRY_SECONDS = 0.5
 
 
-def device_target(static: dict[str, Any]) -> Target:
-    """The Target of a device, from its `get_static` payload."""
-    qubits = int(static["nqubits"])
-    pgs = set(static["pgs"])
-    target = Target(description=str(static.get("name", "")), num_qubits=qubits)
+def device_target(static: StaticInfo) -> Target:
+    """The Target of a device, from its `get_static` payload: the gates of its `pgs` that have
+    a Qiskit equal (phase included), on every qubit or every coupled pair (either way round)."""
+    qubits = static.nqubits
+    pgs = set(static.pgs)
+    target = Target(description=static.name, num_qubits=qubits)
     everywhere = {(q,): None for q in range(qubits)}
-    edges = {tuple(edge) for edge in static["topology"]}
-    # A coupled pair runs its two-qubit gates either way round.
     pairs: dict[tuple[int, ...], InstructionProperties | None] = {}
-    for a, b in edges:
+    for a, b in static.topology:
         pairs[(a, b)] = pairs[(b, a)] = None
-    for name, gate in ONE_QUBIT_GATES.items():
-        if name in pgs:
-            target.add_instruction(gate, dict(everywhere))
-    for name, gate in TWO_QUBIT_GATES.items():
-        if name in pgs and pairs:
-            target.add_instruction(gate, dict(pairs))
+    for gate in QISKIT_EQUALS.values():
+        if gate.name not in pgs or gate.qubits > 2 or (gate.qubits == 2 and not pairs):
+            continue
+        target.add_instruction(gate.target_gate(), dict(everywhere if gate.qubits == 1 else pairs))
     if "measure" in pgs:
         target.add_instruction(Measure(), dict(everywhere))
     if "reset" in pgs:
@@ -120,7 +89,7 @@ class DeviceBackend(BackendV2):  # type: ignore[misc]
     def __init__(
         self,
         address: str,
-        static: dict[str, Any] | None = None,
+        static: StaticInfo | None = None,
         *,
         timeout: float = 10.0,
         execute_timeout: float = 300.0,
@@ -131,14 +100,15 @@ class DeviceBackend(BackendV2):  # type: ignore[misc]
         """The session every run of this backend locks the device with (an executor ends it
         after the job, however the job ended)."""
         if static is None:
-            static = self.client.request("get_static", str(uuid.uuid4()))
+            payload = self.client.request(Command.GET_STATIC, str(uuid.uuid4()))
+            static = decode(StaticInfo, payload)
         self.static = static
         self.address = address
         self.execute_timeout = execute_timeout
         super().__init__(
-            name=str(static["name"]),
-            description=f"2300 device {static['name']} at {address}",
-            backend_version=str(static.get("protocol_version", "")),
+            name=static.name,
+            description=f"2300 device {static.name} at {address}",
+            backend_version=str(static.protocol_version),
         )
         self._target = device_target(static)
         self._job_ids = itertools.count(1)
@@ -205,17 +175,19 @@ class DeviceBackend(BackendV2):  # type: ignore[misc]
         session = self.session_id
         while len(done) < len(runs):
             try:
-                self.client.request("initialize", session)
+                self.client.request(Command.INITIALIZE, session)
                 while len(done) < len(runs):
                     text, shots, raw = runs[len(done)]
-                    payload = {
-                        "job_id": next(self._job_ids),
-                        "circuit": text,
-                        "number_of_shots": shots,
-                        "include_raw_data": raw,
-                    }
+                    execute = ExecuteRequest(
+                        job_id=next(self._job_ids),
+                        circuit=text,
+                        number_of_shots=shots,
+                        include_raw_data=raw,
+                    )
                     timeout = self.execute_timeout
-                    done.append(self.client.request("execute", session, payload, timeout=timeout))
+                    done.append(
+                        self.client.request(Command.EXECUTE, session, execute, timeout=timeout)
+                    )
             except DeviceUnavailable as exc:
                 unavailable += 1
                 if unavailable >= UNAVAILABLE_ATTEMPTS:
@@ -243,7 +215,7 @@ def end_session(client: DeviceClient, session_id: str) -> None:
     """Terminate `session_id` on the device, if it still holds it (best effort: the device's
     lease releases a session nobody ends)."""
     try:
-        client.request("terminate", session_id, timeout=min(client.timeout, 5.0))
+        client.request(Command.TERMINATE, session_id, timeout=min(client.timeout, 5.0))
     except (DeviceUnavailable, DeviceRefused) as exc:
         logger.warning("session not terminated: %s", exc)
 

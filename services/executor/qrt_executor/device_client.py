@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import zmq
 
-
-class DeviceUnavailable(Exception):
-    """The device did not answer in time, or answered something that is not a reply."""
-
-
-class DeviceRefused(Exception):
-    """The device answered with a failure; the message is the device's `error_msg`."""
+from qrt_common.device_protocol import Command, read_reply, request_frame
+from qrt_common.errors import DeviceUnavailable
 
 
 class DeviceClient:
@@ -45,44 +39,35 @@ class DeviceClient:
 
     def request(
         self,
-        command: str,
+        command: Command,
         session_id: str,
-        payload: dict[str, Any] | None = None,
+        payload: Any = None,
         *,
         timeout: float | None = None,
     ) -> dict[str, Any]:
-        """Send `command` and return the payload of its success reply.
+        """Send `command` (with `payload`, a message or a dict) and return the payload of its
+        success reply.
 
         Raises DeviceUnavailable if no reply comes within `timeout` seconds (default: the
         client's), DeviceRefused for a failure reply.
         """
         wait = self.timeout if timeout is None else timeout
-        message: dict[str, Any] = {"session_id": session_id, "command": command}
-        if payload is not None:
-            message["payload"] = payload
         sock = self._connected()
         try:
-            sock.send(json.dumps(message).encode(), zmq.NOBLOCK)
+            sock.send(request_frame(command, session_id, payload), zmq.NOBLOCK)
         except zmq.ZMQError as exc:
             self._replace()
             raise DeviceUnavailable(f"cannot send {command} to {self.address}: {exc}") from None
         if not sock.poll(int(wait * 1000), zmq.POLLIN):
             self._replace()
             raise DeviceUnavailable(f"{self.address} did not answer {command} within {wait:g} s")
-        frame = sock.recv()
         try:
-            reply = json.loads(frame)
-        except ValueError:
-            reply = None
-        if not isinstance(reply, dict) or reply.get("session_id") != session_id:
+            return read_reply(sock.recv(), session_id, command, self.address)
+        except DeviceUnavailable:
             self._replace()
-            raise DeviceUnavailable(f"{self.address} answered {command} with {frame[:200]!r}")
-        body = reply.get("payload")
-        if reply.get("status") != "success":
-            error = body.get("error_msg") if isinstance(body, dict) else None
-            raise DeviceRefused(str(error or f"{command} failed without a reason"))
-        return body if isinstance(body, dict) else {}
+            raise
 
     def close(self) -> None:
+        """Close the socket and its context."""
         self._replace()
         self._context.term()

@@ -15,16 +15,20 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 
 from qrt_common.backends import SIMULATORS
+from qrt_common.device_protocol import Command, StaticInfo
+from qrt_common.errors import DeviceRefused, DeviceUnavailable, MalformedMessage
 from qrt_common.metrics import gauge
+from qrt_common.retry import Backoff
+from qrt_common.wire import decode
 
-from .device_client import DeviceClient, DeviceRefused, DeviceUnavailable
+from .device_client import DeviceClient
 
 logger = logging.getLogger(__name__)
 
 FIRST_LOOK_SECONDS = 2.0
 """How long starting the executor waits for a device; one that answers later joins then."""
-RETRY_SECONDS = (1.0, 30.0)
-"""First and longest pause between attempts to reach a device that has not answered yet."""
+SEARCH_BACKOFF = Backoff(1.0, 30.0)
+"""Pauses between attempts to reach a device that has not answered yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +37,10 @@ class KnownDevice:
 
     name: str
     address: str
-    static: dict[str, Any]
+    static: StaticInfo
 
 
-def _ask(address: str, command: str, timeout: float) -> dict[str, Any]:
+def _ask(address: str, command: Command, timeout: float) -> dict[str, Any]:
     client = DeviceClient(address, timeout=timeout)
     try:
         return client.request(command, str(uuid.uuid4()))
@@ -116,12 +120,13 @@ class DeviceDirectory:
 
     async def _look(self, address: str, wait: float) -> bool:
         try:
-            static = await asyncio.to_thread(_ask, address, "get_static", wait)
-            name = str(static["name"])
-        except (DeviceUnavailable, DeviceRefused, KeyError, TypeError) as exc:
+            payload = await asyncio.to_thread(_ask, address, Command.GET_STATIC, wait)
+            static = decode(StaticInfo, payload)
+        except (DeviceUnavailable, DeviceRefused, MalformedMessage) as exc:
             where = {"address": address, "error": str(exc)}
             logger.warning("device not reachable yet", extra=where)
             return False
+        name = static.name
         if name in SIMULATORS:
             logger.error("the device at %s is called %s, like a simulator: not used", address, name)
             return True
@@ -136,10 +141,10 @@ class DeviceDirectory:
         return True
 
     async def _search(self, address: str) -> None:
-        pause, longest = RETRY_SECONDS
-        while not await self._look(address, self.timeout):
+        for pause in SEARCH_BACKOFF:
+            if await self._look(address, self.timeout):
+                break
             await asyncio.sleep(pause)
-            pause = min(pause * 2, longest)
         if self._on_found is not None:
             await self._on_found()
 
@@ -154,7 +159,7 @@ class DeviceDirectory:
             for device in list(self._devices.values()):
                 try:
                     payload = await asyncio.to_thread(
-                        _ask, device.address, "get_dynamic", self.timeout
+                        _ask, device.address, Command.GET_DYNAMIC, self.timeout
                     )
                 except (DeviceUnavailable, DeviceRefused) as exc:
                     if self.reachable.get(device.name, True):

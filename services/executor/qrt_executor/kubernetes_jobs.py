@@ -25,7 +25,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from .oneshot import INPUT_DIR, OneShotInput, OneShotProcess, OneShotRunner, OneShotUnavailable
+from qrt_common.errors import SandboxUnavailable
+
+from .oneshot import INPUT_DIR, OneShotInput, OneShotProcess, OneShotRunner
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ KEEP_FINISHED_SECONDS = 300
 
 
 @dataclass(frozen=True, slots=True)
-class ProgramPodSpec:
+class ProgramPodSettings:
     """Where and how program pods run."""
 
     namespace: str
@@ -58,10 +60,10 @@ def _name(job_id: str) -> str:
 class KubernetesRunner(OneShotRunner):
     """Runs one-shot programs as Kubernetes Jobs."""
 
-    def __init__(self, api: client.ApiClient, spec: ProgramPodSpec) -> None:
+    def __init__(self, api: client.ApiClient, pods: ProgramPodSettings) -> None:
         self._core = client.CoreV1Api(api)
         self._batch = client.BatchV1Api(api)
-        self.spec = spec
+        self.pods = pods
 
     async def start(
         self, command: Sequence[str], project_dir: str, inputs: OneShotInput
@@ -73,13 +75,13 @@ class KubernetesRunner(OneShotRunner):
             await asyncio.to_thread(self.delete, name)
             reason = exc.reason if isinstance(exc, ApiException) else exc
             message = f"could not create the program's Kubernetes Job: {reason}"
-            raise OneShotUnavailable(message) from exc
+            raise SandboxUnavailable(message) from exc
         return _JobProcess(self, name)
 
     def _create(
         self, name: str, command: list[str], project_dir: str, inputs: OneShotInput
     ) -> None:
-        namespace, labels = self.spec.namespace, {**self.spec.labels, **PROGRAM_LABELS}
+        namespace, labels = self.pods.namespace, {**self.pods.labels, **PROGRAM_LABELS}
         metadata = client.V1ObjectMeta(name=name, namespace=namespace, labels=labels)
         self._core.create_namespaced_config_map(
             namespace,
@@ -90,7 +92,7 @@ class KubernetesRunner(OneShotRunner):
         environment = {"QRT_JOB_ID": inputs.job_id, "QRT_BACKEND": inputs.backend}
         container = client.V1Container(
             name="program",
-            image=self.spec.image,
+            image=self.pods.image,
             command=command,
             working_dir=project_dir,
             env=[client.V1EnvVar(name=k, value=v) for k, v in environment.items()],
@@ -99,8 +101,8 @@ class KubernetesRunner(OneShotRunner):
                 client.V1VolumeMount(name="tmp", mount_path="/tmp"),
             ],
             resources=client.V1ResourceRequirements(
-                requests={"cpu": self.spec.cpu, "memory": self.spec.memory},
-                limits={"cpu": self.spec.cpu, "memory": self.spec.memory},
+                requests={"cpu": self.pods.cpu, "memory": self.pods.memory},
+                limits={"cpu": self.pods.cpu, "memory": self.pods.memory},
             ),
             security_context=client.V1SecurityContext(
                 allow_privilege_escalation=False,
@@ -128,7 +130,7 @@ class KubernetesRunner(OneShotRunner):
             metadata=metadata,
             spec=client.V1JobSpec(
                 backoff_limit=0,  # a program runs once: a failure is the job's failure
-                active_deadline_seconds=self.spec.deadline_seconds,
+                active_deadline_seconds=self.pods.deadline_seconds,
                 ttl_seconds_after_finished=KEEP_FINISHED_SECONDS,
                 template=client.V1PodTemplateSpec(
                     metadata=client.V1ObjectMeta(labels={**labels, "qrt.io/program-job": name}),
@@ -141,7 +143,7 @@ class KubernetesRunner(OneShotRunner):
     def pod(self, name: str) -> Any:
         """The Job's pod, once the cluster created it."""
         pods = self._core.list_namespaced_pod(
-            self.spec.namespace, label_selector=f"qrt.io/program-job={name}"
+            self.pods.namespace, label_selector=f"qrt.io/program-job={name}"
         )
         mine = [
             pod
@@ -153,7 +155,7 @@ class KubernetesRunner(OneShotRunner):
     def stream_log(self, pod_name: str, feed: Any, stopped: threading.Event) -> None:
         """Follow the pod's log until it ends, feeding each chunk to `feed` (in this thread)."""
         response = self._core.read_namespaced_pod_log(
-            pod_name, self.spec.namespace, follow=True, _preload_content=False
+            pod_name, self.pods.namespace, follow=True, _preload_content=False
         )
         try:
             for chunk in response.stream(4096):
@@ -165,7 +167,7 @@ class KubernetesRunner(OneShotRunner):
 
     def delete(self, name: str) -> None:
         """Delete the Job (its pod with it) and its input, whatever is left of them."""
-        namespace = self.spec.namespace
+        namespace = self.pods.namespace
         with contextlib.suppress(ApiException, HTTPError, OSError):
             self._batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
         with contextlib.suppress(ApiException, HTTPError, OSError):

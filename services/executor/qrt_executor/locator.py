@@ -15,17 +15,14 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from qrt_common.archives import InvalidArchive, archive_digest, unpack_archive
+from qrt_common.archives import archive_digest, unpack_archive
+from qrt_common.errors import InvalidArchive, InvalidProgram, ProgramNotRunnable
 from qrt_common.messages import Assignment
-from qrt_common.programs import InvalidProgram, Program, archive_program
+from qrt_common.programs import Program, archive_program
 from qrt_common.registry import ProgramRegistry
 
 CACHED_ARCHIVES = 32
 """Unpacked archives kept; the least recently used beyond these go, unless a job runs them."""
-
-
-class ProgramUnavailable(Exception):
-    """The assignment's program cannot be run here; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +51,7 @@ class ProgramLocator:
         if assignment.program_archive is None or assignment.program_digest is None:
             program = self._registry.get(assignment.program_id)
             if program is None:
-                raise ProgramUnavailable(
+                raise ProgramNotRunnable(
                     f"program {assignment.program_id!r} is no longer registered"
                 )
             project_dir = self._registry.project_dir(program)
@@ -65,7 +62,7 @@ class ProgramLocator:
         try:
             program = await asyncio.to_thread(archive_program, assignment.program_id, directory)
         except InvalidProgram as exc:
-            raise ProgramUnavailable(f"the uploaded program cannot run: {exc}") from None
+            raise ProgramNotRunnable(f"the uploaded program cannot run: {exc}") from None
         return LocatedProgram(program, os.fspath(directory), os.fspath(directory))
 
     async def _unpacked(self, digest: str, encoded: str, in_use: Collection[str]) -> Path:
@@ -86,9 +83,9 @@ class ProgramLocator:
         try:
             data = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise ProgramUnavailable(f"the program archive is not base64: {exc}") from None
+            raise ProgramNotRunnable(f"the program archive is not base64: {exc}") from None
         if archive_digest(data) != digest:
-            raise ProgramUnavailable(f"the program archive does not match its digest {digest}")
+            raise ProgramNotRunnable(f"the program archive does not match its digest {digest}")
         if self._root is None:
             self._root = Path(tempfile.mkdtemp(prefix="qrt-programs-"))
         # A directory of its own, in the cache only once complete.
@@ -97,7 +94,7 @@ class ProgramLocator:
             unpack_archive(data, staging / "program", limit=max(len(data), self._max_program_bytes))
         except InvalidArchive as exc:
             shutil.rmtree(staging, ignore_errors=True)
-            raise ProgramUnavailable(f"the program archive cannot be unpacked: {exc}") from None
+            raise ProgramNotRunnable(f"the program archive cannot be unpacked: {exc}") from None
         return staging / "program"
 
     def close(self) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qrt_common.errors import SandboxUnavailable
 from qrt_common.jobs import JobStatus
 from qrt_common.messages import EventKind
 
@@ -33,10 +34,6 @@ NO_RESULT = (
     "the program exited with code 0 without a result "
     "(print 'PlanQK:Job:Result: {json}' or a PlanQK:Job:MultilineResult block)"
 )
-
-
-class OneShotUnavailable(Exception):
-    """This runner cannot start one-shot programs here; the message says what is missing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +77,7 @@ class OneShotRunner(ABC):
     ) -> OneShotProcess:
         """Start `command` in `project_dir` with `inputs` under `/var/input`.
 
-        Raises OneShotUnavailable when this runner cannot run programs at all.
+        Raises SandboxUnavailable when this runner cannot run programs at all.
         """
 
 
@@ -97,7 +94,7 @@ async def run_one_shot(
     """Run one execution of a one-shot program to its outcome; its result becomes an event."""
     try:
         process = await runner.start(command, project_dir, inputs)
-    except OneShotUnavailable as exc:
+    except SandboxUnavailable as exc:
         return Outcome(JobStatus.FAILED, str(exc))
     stdout = PlanQKStdout(output, takes_result=True)
     try:
@@ -242,7 +239,7 @@ class BubblewrapRunner(OneShotRunner):
     ) -> OneShotProcess:
         bwrap = shutil.which(self._bwrap)
         if bwrap is None:
-            raise OneShotUnavailable(
+            raise SandboxUnavailable(
                 "one-shot programs run in a bubblewrap sandbox, and bubblewrap (bwrap) is not "
                 "installed on this executor's machine (Debian/Ubuntu: apt-get install bubblewrap)"
             )
@@ -257,7 +254,7 @@ class BubblewrapRunner(OneShotRunner):
             )  # fmt: skip
         except OSError as exc:
             await asyncio.to_thread(shutil.rmtree, input_dir, True)
-            raise OneShotUnavailable(f"could not start bubblewrap: {exc}") from exc
+            raise SandboxUnavailable(f"could not start bubblewrap: {exc}") from exc
         return _SandboxedProcess(process, input_dir)
 
 

@@ -12,15 +12,13 @@ import sys
 from collections import deque
 from dataclasses import dataclass
 
+from qrt_common.errors import ZygoteGone
+
 from .zygote import zygote_environment
 
 logger = logging.getLogger(__name__)
 
 ZYGOTE_START_SECONDS = 120.0
-
-
-class ZygoteGone(Exception):
-    """The zygote process ended; no job process can be forked until it is restarted."""
 
 
 @dataclass(slots=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 import socket
@@ -12,10 +11,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from qrt_common.errors import MalformedMessage
 from qrt_common.jobs import JobStatus
 from qrt_common.messages import EventKind, JobEvent
 from qrt_common.metrics import CIRCUITS, SHOTS
+from qrt_common.wire import from_json, to_json
 
+from .job_protocol import Failure, Final, Frame, Interim, Launch, Usage
 from .pool import JobProcess
 
 logger = logging.getLogger(__name__)
@@ -241,30 +243,22 @@ def exit_reason(code: int | None) -> str:
     return f"program process exited with code {code}"
 
 
-def count_usage(frame: dict[str, Any]) -> None:
+def count_usage(usage: Usage) -> None:
     """Count what a job process reported running on a backend."""
-    try:
-        backend, circuits, shots = (
-            str(frame["backend"]),
-            int(frame["circuits"]),
-            int(frame["shots"]),
-        )
-    except (KeyError, TypeError, ValueError):
-        return
-    CIRCUITS.labels(backend).inc(max(0, circuits))
-    SHOTS.labels(backend).inc(max(0, shots))
+    CIRCUITS.labels(usage.backend).inc(max(0, usage.circuits))
+    SHOTS.labels(usage.backend).inc(max(0, usage.shots))
 
 
 async def run_job(
     proc: JobProcess,
-    spec: dict[str, Any],
+    launch: Launch,
     output: JobOutput,
     *,
     time_limit: float,
     stop: asyncio.Future[JobStatus],
     on_stdout: Callable[[str], None] | None = None,
 ) -> Outcome:
-    """Hand `spec` to `proc` and follow it until it exits, runs out of time or is stopped.
+    """Hand `launch` to `proc` and follow it until it exits, runs out of time or is stopped.
 
     Each stdout line goes to `on_stdout` (the log by default); stderr lines go to the log.
     """
@@ -272,25 +266,22 @@ async def run_job(
 
     def take_frame(line: str) -> None:
         try:
-            frame = json.loads(line)
-            kind, data = frame["kind"], frame.get("data")
-            if kind in ("interim", "final") and not isinstance(data, str):
-                raise TypeError("no data")
-        except (ValueError, KeyError, TypeError):
+            frame: Interim | Final | Usage | Failure = from_json(Frame, line)
+        except MalformedMessage:
             output.log("[qrt] ignored a malformed frame from the program process")
             return
-        if kind == "interim":
-            output.event(EventKind.INTERIM, data=data)
-        elif kind == "final":
-            output.event(EventKind.RESULT, data=data)
-        elif kind == "usage":
+        if isinstance(frame, Interim):
+            output.event(EventKind.INTERIM, data=frame.data)
+        elif isinstance(frame, Final):
+            output.event(EventKind.RESULT, data=frame.data)
+        elif isinstance(frame, Usage):
             count_usage(frame)
-        elif kind == "error":
-            errors.append(str(frame.get("reason")))
-            if isinstance(data, str):
+        else:
+            errors.append(frame.reason)
+            if frame.data is not None:
                 # A failure that has a body of its own (PlanQK's ErrorResponse) keeps it
                 # as the job's result.
-                output.event(EventKind.RESULT, data=data)
+                output.event(EventKind.RESULT, data=frame.data)
 
     readers = [
         _SocketLines(proc.stdout, on_stdout or output.log, MAX_LINE_BYTES),
@@ -298,8 +289,8 @@ async def run_job(
         _SocketLines(proc.control, take_frame, None),
     ]
     try:
-        return await _follow(proc, json.dumps(spec).encode() + b"\n", readers, time_limit, stop,
-                             errors)  # fmt: skip
+        message = to_json(launch) + b"\n"
+        return await _follow(proc, message, readers, time_limit, stop, errors)
     finally:
         for reader in readers:
             reader.stop()
@@ -307,14 +298,14 @@ async def run_job(
 
 async def _follow(
     proc: JobProcess,
-    spec: bytes,
+    launch: bytes,
     readers: list[_SocketLines],
     time_limit: float,
     stop: asyncio.Future[JobStatus],
     errors: list[str],
 ) -> Outcome:
     with contextlib.suppress(OSError):  # a process that died at once: its exit code tells
-        await asyncio.get_running_loop().sock_sendall(proc.control, spec)
+        await asyncio.get_running_loop().sock_sendall(proc.control, launch)
     exited = proc.exited
     waiting: set[asyncio.Future[Any]] = {exited, stop}
     done, _ = await asyncio.wait(waiting, timeout=time_limit, return_when=asyncio.FIRST_COMPLETED)

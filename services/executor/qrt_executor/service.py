@@ -19,7 +19,8 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 
 from qrt_common.backends import SIMULATORS
-from qrt_common.bus import MessageBus, send_until_accepted
+from qrt_common.bus.base import MessageBus, send_until_accepted
+from qrt_common.errors import ProgramNotRunnable
 from qrt_common.jobs import JobStatus
 from qrt_common.logs import job_context
 from qrt_common.messages import (
@@ -32,19 +33,19 @@ from qrt_common.messages import (
     JobEvent,
     JobEvents,
     StopJob,
-    decode,
-    encode,
     executor_queue,
 )
 from qrt_common.metrics import JOB_DURATION, GaugeCollector, gauge, register
 from qrt_common.programs import ProgramKind, planqk_input_parts
 from qrt_common.registry import ProgramRegistry
 from qrt_common.settings import Settings
+from qrt_common.wire import decode, encode
 
 from .device_backend import end_session
 from .device_client import DeviceClient
 from .devices import DeviceDirectory, KnownDevice
-from .locator import LocatedProgram, ProgramLocator, ProgramUnavailable
+from .job_protocol import DeviceAccess, Launch
+from .locator import LocatedProgram, ProgramLocator
 from .markers import PlanQKStdout
 from .oneshot import BubblewrapRunner, OneShotInput, OneShotRunner, run_one_shot
 from .pool import WarmPool
@@ -248,7 +249,7 @@ class Executor:
         in_use = {entry.assignment.program_digest or "" for entry in self.running.values()}
         try:
             located = await self.programs.locate(assignment, in_use)
-        except ProgramUnavailable as exc:
+        except ProgramNotRunnable as exc:
             return Outcome(JobStatus.FAILED, str(exc))
         program = located.program
         device = self.devices.get(assignment.backend)
@@ -261,31 +262,34 @@ class Executor:
         proc = await self.pool.acquire()
         self._started(assignment, output)
         workdir = tempfile.mkdtemp(prefix="qrt-job-")  # one mkdir: less than a thread hop
-        spec: dict[str, Any] = {
-            "job_id": assignment.job_id,
-            "module": program.module,
-            "programs_dir": located.search_path,
-            "backend": assignment.backend,
-            "params": assignment.params,
-            "workdir": workdir,
-        }
+        session_id = str(uuid.uuid4())
+        access = None
+        if device is not None:
+            access = DeviceAccess(
+                address=device.address,
+                static=device.static,
+                timeout=self._settings.device_timeout,
+                execute_timeout=self._settings.device_execute_timeout,
+                session_id=session_id,
+            )
+        launch = Launch(
+            job_id=assignment.job_id,
+            kind=program.kind,
+            module=program.module,
+            search_path=located.search_path,
+            project_dir=located.project_dir,
+            backend=assignment.backend,
+            params=assignment.params,
+            workdir=workdir,
+            device=access,
+        )
         on_stdout = None
         if program.kind is ProgramKind.PYTHON_TEMPLATE:
-            spec.update(kind=program.kind.value, project_dir=located.project_dir)
             on_stdout = PlanQKStdout(output, takes_result=False).line
-        session_id = str(uuid.uuid4())
-        if device is not None:
-            spec["device"] = {
-                "address": device.address,
-                "static": device.static,
-                "timeout": self._settings.device_timeout,
-                "execute_timeout": self._settings.device_execute_timeout,
-                "session_id": session_id,
-            }
         try:
             return await run_job(
                 proc,
-                spec,
+                launch,
                 output,
                 time_limit=assignment.max_execution_time,
                 stop=stop,

@@ -6,7 +6,6 @@ asked for (elsewhere it would fall back to a simulator of its own).
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import traceback
@@ -14,7 +13,10 @@ from typing import Any
 
 from qrt_common.backends import DEFAULT_BACKEND
 
-from .child import UserMessenger, import_from, make_backend
+from .job_backends import make_backend
+from .job_protocol import Failure, Final, Launch
+from .loader import entry_point
+from .messenger import UserMessenger
 
 ENTRY_MODULE = "src.program"
 
@@ -44,28 +46,25 @@ def response_body(response: Any) -> str:
 
 
 def _failure(messenger: UserMessenger, reason: str) -> int:
-    messenger.send({"kind": "error", "reason": reason})
+    messenger.send(Failure(reason))
     return 1
 
 
-def run_template(spec: dict[str, Any], messenger: UserMessenger) -> int:
+def run_template(launch: Launch, messenger: UserMessenger) -> int:
     """Import the project's `src/program.py`, call `run(data, params)`; returns the exit code.
 
     A `ResultResponse`, a dict or a pydantic model is the result; an `ErrorResponse` fails
     the job and is kept as its result body; an exception fails it with the traceback logged.
     """
-    os.environ["QRT_BACKEND"] = spec["backend"]
+    os.environ["QRT_BACKEND"] = launch.backend
     try:
-        inputs = json.loads(spec["params"]) if spec["params"] else {}
-        import_from(spec["project_dir"])
-        run = getattr(importlib.import_module(ENTRY_MODULE), "run", None)
-        if not callable(run):
-            raise AttributeError("src/program.py has no run() function")
+        inputs = json.loads(launch.params) if launch.params else {}
+        run = entry_point(launch.project_dir, ENTRY_MODULE, "run", "src/program.py")
         response = run(data=inputs.get("data") or {}, params=inputs.get("params") or {})
         body = response_body(response)
     except SystemExit as exc:
         if exc.code in (0, None):
-            messenger.send({"kind": "final", "data": "null"})
+            messenger.send(Final("null"))
             return 0
         traceback.print_exc()
         return _failure(messenger, f"run() exited with {exc.code!r}")
@@ -76,7 +75,7 @@ def run_template(spec: dict[str, Any], messenger: UserMessenger) -> int:
         error = json.loads(body)
         code = str(error.get("code")) if isinstance(error, dict) else "500"
         detail = str(error.get("detail")) if isinstance(error, dict) else body
-        messenger.send({"kind": "error", "reason": f"{detail} (code {code})", "data": body})
+        messenger.send(Failure(f"{detail} (code {code})", body))
         return 1
-    messenger.send({"kind": "final", "data": body})
+    messenger.send(Final(body))
     return 0

@@ -101,9 +101,9 @@ def serve(channel: socket.socket) -> None:
     _restore_environment()
     for name in PRELOAD:
         importlib.import_module(name)
-    from qrt_executor import child
+    from qrt_executor import child, job_backends
 
-    child.build_simulators()
+    job_backends.build_simulators()
     child.prepare_output()
     # Objects created so far are never collected: children then share their memory pages
     # instead of copying them when the collector touches them.

@@ -9,11 +9,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
-from qrt_common.bus import MessageBus
-from qrt_common.jobs import IllegalTransition, Job, JobStatus, transition
-from qrt_common.messages import UPDATES_TOPIC, EventKind, JobEvent, JobEvents, encode
+from qrt_common.bus.base import MessageBus
+from qrt_common.errors import IllegalTransition
+from qrt_common.jobs import Job, JobStatus, transition
+from qrt_common.messages import UPDATES_TOPIC, EventKind, JobEvent, JobEvents
 from qrt_common.metrics import JOBS_ENDED, REASSIGNMENTS
-from qrt_common.store import JobStore
+from qrt_common.store.base import JobStore
+from qrt_common.wire import encode
 
 logger = logging.getLogger(__name__)
 

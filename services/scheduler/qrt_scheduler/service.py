@@ -1,4 +1,9 @@
-"""The scheduler: decides which executor runs which job, and owns the job ledger."""
+"""The scheduler: decides which executor runs which job, and owns the job ledger.
+
+Its state lives in modules of its own: the fair queue (`queue`), the live executors
+(`executors`), the placements (`placements`); this module holds what it does about each message
+it hears, and its sweeps.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 
-from qrt_common.bus import MessageBus, Rejected, send_until_accepted
+from qrt_common.bus.base import MessageBus, send_until_accepted
+from qrt_common.errors import MalformedMessage
 from qrt_common.jobs import Job, JobStatus, utcnow
 from qrt_common.messages import (
     CANCEL_QUEUE,
@@ -30,8 +35,6 @@ from qrt_common.messages import (
     JobEvents,
     JobSubmitted,
     StopJob,
-    decode,
-    encode,
     executor_queue,
 )
 from qrt_common.metrics import (
@@ -42,9 +45,12 @@ from qrt_common.metrics import (
     register,
 )
 from qrt_common.settings import Settings
-from qrt_common.store import JobQuery, JobStore
+from qrt_common.store.base import JobQuery, JobStore
+from qrt_common.wire import decode, encode
 
+from .executors import ExecutorState, LiveExecutors
 from .ledger import Ledger
+from .placements import Placement, Placements
 from .queue import PendingQueue
 
 logger = logging.getLogger(__name__)
@@ -52,37 +58,6 @@ logger = logging.getLogger(__name__)
 ALL = 1_000_000
 RETRY_SECONDS = 1.0
 """How long placing waits after the store failed it, before it tries again."""
-
-
-@dataclass(slots=True)
-class ExecutorState:
-    """What the scheduler knows of one executor, from its heartbeats."""
-
-    id: str
-    capacity: int
-    backends: frozenset[str]
-    exclusive: frozenset[str]
-    last_seen: float
-    draining: bool = False
-    running: frozenset[str] = frozenset()
-    """What the executor said it holds, in its last heartbeat."""
-
-
-@dataclass(frozen=True, slots=True)
-class Placement:
-    """A job given to an executor, from assignment until it ends or comes back."""
-
-    executor_id: str
-    backend: str
-    attempt: int
-    """The attempt this placement is for: reports of other attempts do not free it."""
-    since: float = field(default_factory=time.monotonic)
-    seen: float = 0.0
-    """When the executor last listed it in a heartbeat."""
-
-    @property
-    def heard_of(self) -> float:
-        return max(self.since, self.seen)
 
 
 class Scheduler:
@@ -106,8 +81,8 @@ class Scheduler:
         self._bus = bus
         self.ledger = Ledger(store, bus)
         self.pending = PendingQueue()
-        self.executors: dict[str, ExecutorState] = {}
-        self.placed: dict[str, Placement] = {}
+        self.executors = LiveExecutors()
+        self.placed = Placements()
         self.cancelling: set[str] = set()
         """Running jobs a user cancelled, until they end: the stop order is repeated."""
         self._started_at = 0.0
@@ -148,7 +123,7 @@ class Scheduler:
 
     def _gauges(self) -> list[GaugeMetricFamily]:
         depth = self.pending.depth_by_backend()
-        for executor in self.executors.values():  # a zero is data too: an empty queue
+        for executor in self.executors:  # a zero is data too: an empty queue
             for backend in executor.backends:
                 depth.setdefault(backend, 0)
         return [
@@ -159,7 +134,7 @@ class Scheduler:
             gauge("qrt_executors_live", "Executors heard from within the heartbeat timeout.",
                   len(self.executors)),
             gauge("qrt_executors_capacity", "Jobs the live executors can run at once.",
-                  sum(e.capacity for e in self.executors.values())),
+                  self.executors.capacity()),
         ]  # fmt: skip
 
     async def close(self) -> None:
@@ -183,40 +158,26 @@ class Scheduler:
     async def _on_heartbeat(self, body: dict[str, Any]) -> None:
         beat = decode(Heartbeat, body)
         if beat.leaving:
-            state = self.executors.pop(beat.executor_id, None)
-            if state is not None:
+            if self.executors.leave(beat.executor_id) is not None:
                 logger.info("executor left", extra={"executor_id": beat.executor_id})
                 await self._forget(beat.executor_id, "its executor shut down")
             return
-        state = self.executors.get(beat.executor_id)
-        if state is None:
+        if beat.executor_id not in self.executors:
             logger.info("executor joined", extra={"executor_id": beat.executor_id})
             await self._stop_strays(beat)
         now = time.monotonic()
         for job_id, attempt in beat.running.items():
-            placement = self.placed.get(job_id)
-            if placement is not None and (placement.executor_id, placement.attempt) == (
-                beat.executor_id,
-                attempt,
-            ):
-                self.placed[job_id] = replace(placement, seen=now)
+            if self.placed.holds(job_id, beat.executor_id, attempt):
+                self.placed.confirm(job_id, now)
                 if job_id in self.cancelling:  # the last order may have been missed
                     await self._stop(job_id, JobStatus.CANCELLED, beat.executor_id, attempt)
-        self.executors[beat.executor_id] = ExecutorState(
-            beat.executor_id,
-            beat.capacity,
-            frozenset(beat.backends),
-            frozenset(beat.exclusive_backends),
-            time.monotonic(),
-            beat.draining,
-            frozenset(beat.running),
-        )
+        self.executors.heard(beat)
         self._wake.set()
 
     async def _on_events(self, body: dict[str, Any]) -> None:
         batch = decode(JobEvents, body)
         if any(event.job_id != batch.job_id for event in batch.events):
-            raise Rejected(f"events of other jobs in a message about job {batch.job_id}")
+            raise MalformedMessage(f"events of other jobs in a message about job {batch.job_id}")
         applied = await self.ledger.apply_all(batch.events)
         for event, changed in zip(batch.events, applied, strict=True):
             await self._follow_up(event, changed)
@@ -248,11 +209,7 @@ class Scheduler:
         """An executor (back) in sight may still run jobs that were taken from it while it was
         out of sight and placed elsewhere: stop those attempts."""
         for job_id, attempt in beat.running.items():
-            placement = self.placed.get(job_id)
-            if placement is not None and (placement.executor_id, placement.attempt) == (
-                beat.executor_id,
-                attempt,
-            ):
+            if self.placed.holds(job_id, beat.executor_id, attempt):
                 continue
             job = await self._store.get_job(job_id)
             if job is not None and job.executor_id == beat.executor_id:
@@ -281,7 +238,7 @@ class Scheduler:
         if job.status is JobStatus.QUEUED:
             self.pending.remove(job.id)
             if await self.ledger.change_status(job, JobStatus.CANCELLED, "cancelled on request"):
-                self.placed.pop(job.id, None)
+                self.placed.pop(job.id)
                 self._wake.set()
                 if job.executor_id is not None:
                     await self._stop(job.id, JobStatus.CANCELLED, job.executor_id, job.attempt + 1)
@@ -303,7 +260,7 @@ class Scheduler:
         if job.status is JobStatus.RUNNING and job.executor_id is not None:
             await self._stop(job.id, JobStatus.FAILED, job.executor_id, job.attempt)
         self.pending.remove(job.id)
-        self.placed.pop(job.id, None)
+        self.placed.pop(job.id)
         await self.ledger.change_status(job, JobStatus.FAILED, reason)
 
     async def _stop(self, job_id: str, status: JobStatus, executor_id: str, attempt: int) -> None:
@@ -313,35 +270,9 @@ class Scheduler:
     # Placing jobs.
 
     def _unplace(self, job_id: str, executor_id: str, attempt: int) -> None:
-        """Free the job's place, unless the report is about another placement (a late
-        report of an earlier attempt, possibly from the same executor)."""
-        placement = self.placed.get(job_id)
-        if placement is None or (placement.executor_id, placement.attempt) != (
-            executor_id,
-            attempt,
-        ):
-            return
-        del self.placed[job_id]
-        self._wake.set()
-
-    def _load(self, executor_id: str) -> int:
-        return sum(1 for p in self.placed.values() if p.executor_id == executor_id)
-
-    def _busy_exclusive(self) -> set[str]:
-        exclusive = {b for e in self.executors.values() for b in e.exclusive}
-        return {p.backend for p in self.placed.values() if p.backend in exclusive}
-
-    def _pick(self, job: JobSubmitted, busy: set[str]) -> ExecutorState | None:
-        if job.backend in busy:
-            return None
-        candidates = [
-            e
-            for e in self.executors.values()
-            if not e.draining and job.backend in e.backends and self._load(e.id) < e.capacity
-        ]
-        # No backlog at a busy executor: a job queued behind a long one there would wait while
-        # another executor is free (or joins a moment later).
-        return max(candidates, key=lambda e: e.capacity - self._load(e.id), default=None)
+        """Free the job's place, unless the report is about another placement."""
+        if self.placed.release(job_id, executor_id, attempt):
+            self._wake.set()
 
     async def _dispatch_forever(self) -> None:
         while True:
@@ -361,11 +292,13 @@ class Scheduler:
         its assignment run concurrently, so one job's store write and broker confirm do not
         hold up the next.
         """
-        busy = self._busy_exclusive()
-        while (
-            submitted := self.pending.take(lambda j: self._pick(j, busy) is not None)
-        ) is not None:
-            executor = self._pick(submitted, busy)
+        busy = self.placed.busy(self.executors.exclusive_backends())
+
+        def choose(job: JobSubmitted) -> ExecutorState | None:
+            return self.placed.choose(job, self.executors, busy)
+
+        while (submitted := self.pending.take(lambda j: choose(j) is not None)) is not None:
+            executor = choose(submitted)
             assert executor is not None
             try:
                 job = await self._store.get_job(submitted.job_id)
@@ -394,7 +327,7 @@ class Scheduler:
             self.pending.add(JobSubmitted.of(job))
         if not placed:
             if self.placed.get(job.id) is placement:
-                del self.placed[job.id]
+                self.placed.pop(job.id)
             self._wake.set()
             return
         ASSIGNMENT_WAIT.observe(max(0.0, (utcnow() - job.created).total_seconds()))
@@ -451,18 +384,12 @@ class Scheduler:
         now = time.monotonic()
         # Heartbeats missed while this scheduler itself was cut off from the broker say nothing.
         heard_from = self._bus.connected_since
-        for state in list(self.executors.values()):
-            if now - max(state.last_seen, heard_from) > self._settings.heartbeat_timeout:
-                del self.executors[state.id]
-                logger.warning("executor lost", extra={"executor_id": state.id})
+        for executor_id in self.executors.silent(now, heard_from, self._settings.heartbeat_timeout):
+            self.executors.leave(executor_id)
+            logger.warning("executor lost", extra={"executor_id": executor_id})
         if now - self._started_at < self._orphan_grace:
             return
-        orphans = {
-            job_id: p.executor_id
-            for job_id, p in self.placed.items()
-            if p.executor_id not in self.executors
-        }
-        for job_id, executor_id in orphans.items():
+        for job_id, executor_id in self.placed.orphans(self.executors).items():
             await self._reclaim(job_id, f"executor {executor_id} was lost")
         await self._reconcile(now)
 
@@ -470,7 +397,7 @@ class Scheduler:
         """A job placed on a live executor that has not shown up in its heartbeats for a
         while never reached it (say, the scheduler died between placing and sending): send
         the assignment again. The executor ignores an assignment it already holds."""
-        for job_id, placement in list(self.placed.items()):
+        for job_id, placement in self.placed.items():
             state = self.executors.get(placement.executor_id)
             if state is None or job_id in state.running:
                 continue
@@ -478,7 +405,7 @@ class Scheduler:
                 continue
             job = await self._store.get_job(job_id)
             if job is None or job.status.is_final:
-                self.placed.pop(job_id, None)
+                self.placed.pop(job_id)
             elif job.status is JobStatus.QUEUED and job.executor_id == placement.executor_id:
                 logger.warning("assignment sent again", extra={"job_id": job_id})
                 self.placed[job_id] = Placement(
@@ -493,9 +420,8 @@ class Scheduler:
                 await self._reclaim(job_id, f"executor {placement.executor_id} lost the job")
 
     async def _forget(self, executor_id: str, why: str) -> None:
-        for job_id, placement in list(self.placed.items()):
-            if placement.executor_id == executor_id:
-                await self._reclaim(job_id, why)
+        for job_id in self.placed.on(executor_id):
+            await self._reclaim(job_id, why)
 
     async def _reclaim(self, job_id: str, why: str) -> None:
         """Take a job back from an executor that is gone: queue it again, or fail it.
@@ -503,7 +429,7 @@ class Scheduler:
         The placement goes first, so that the executor, should it show up again meanwhile,
         has its attempt stopped as a stray; if the store fails, it is put back for the next
         sweep to try again."""
-        placement = self.placed.pop(job_id, None)
+        placement = self.placed.pop(job_id)
         self._wake.set()
         try:
             job = await self._store.get_job(job_id)
@@ -511,7 +437,7 @@ class Scheduler:
                 await self._take_back(job, why)
         except Exception:
             if placement is not None:
-                self.placed.setdefault(job_id, placement)
+                self.placed.restore(job_id, placement)
             raise
 
     async def _take_back(self, job: Job, why: str) -> None:

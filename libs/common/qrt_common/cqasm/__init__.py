@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import re
 
+from ..errors import CqasmError
+from .circuit import Circuit, Modifier, Operation
 from .convert import to_circuit
 from .export import dumps
-from .program import CqasmError, Modifier, Operation, Program
 from .sampling import Sample, sample
 from .v1 import parse_v1
 from .v3 import parse_v3
 
 __all__ = [
-    "CqasmError",
+    "Circuit",
     "Modifier",
     "Operation",
-    "Program",
     "Sample",
     "dumps",
     "parse",
@@ -29,7 +29,7 @@ _VERSION = re.compile(r"^[ \t]*version[ \t]+([0-9]+(?:\.[0-9]+)*)", re.I | re.M)
 _V3_BODY = re.compile(r"^[ \t]*(?:qubit|bit)\b|=[ \t]*measure\b", re.M)
 
 
-def parse(text: str) -> Program:
+def parse(text: str) -> Circuit:
     """Parse a cQASM circuit of either dialect, chosen by its `version` statement."""
     match = _VERSION.search(text)
     if match is None:

@@ -1,12 +1,9 @@
-"""A parsed cQASM program as a Qiskit circuit with the same semantics (qubit order included:
+"""A parsed cQASM circuit as a Qiskit circuit with the same semantics (qubit order included:
 Qiskit's |q_n...q_0>, so counts read `b[n-1]...b[0]` as cQASM's little-endian bitstrings)."""
 
 from __future__ import annotations
 
-import cmath
 import contextlib
-import math
-from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -18,66 +15,12 @@ from qiskit.circuit import (
     QuantumCircuit,
     QuantumRegister,
 )
-from qiskit.circuit.library import (
-    CCXGate,
-    CPhaseGate,
-    CXGate,
-    CZGate,
-    HGate,
-    IGate,
-    RXGate,
-    RYGate,
-    RZGate,
-    SdgGate,
-    SGate,
-    SwapGate,
-    SXdgGate,
-    SXGate,
-    TdgGate,
-    TGate,
-    UGate,
-    UnitaryGate,
-    XGate,
-    YGate,
-    ZGate,
-)
+from qiskit.circuit.library import UnitaryGate
 from qiskit.quantum_info import Operator
 
-from .program import CqasmError, Operation, Program
-
-_FIXED: dict[str, Gate] = {
-    "I": IGate(), "H": HGate(), "X": XGate(), "Y": YGate(), "Z": ZGate(),
-    "X90": SXGate(), "mX90": SXdgGate(), "Y90": RYGate(math.pi / 2), "mY90": RYGate(-math.pi / 2),
-    "Z90": SGate(), "mZ90": SdgGate(), "S": SGate(), "Sdag": SdgGate(), "T": TGate(),
-    "Tdag": TdgGate(), "CNOT": CXGate(), "CZ": CZGate(), "SWAP": SwapGate(), "Toffoli": CCXGate(),
-}  # fmt: skip
-"""Gates without parameters; Y90 and mY90 equal Ry(±π/2) up to a global phase."""
-
-
-def _rn(nx: float, ny: float, nz: float, theta: float, phi: float) -> Gate:
-    norm = math.sqrt(nx * nx + ny * ny + nz * nz)
-    if norm == 0:
-        raise CqasmError("Rn needs a non-zero axis")
-    nx, ny, nz = nx / norm, ny / norm, nz / norm
-    c, s = math.cos(theta / 2), math.sin(theta / 2)
-    matrix = cmath.exp(1j * phi) * np.array(
-        [[c - 1j * s * nz, -1j * s * nx - s * ny], [-1j * s * nx + s * ny, c + 1j * s * nz]]
-    )
-    return UnitaryGate(matrix, check_input=False)
-
-
-_PARAMETRIC: dict[str, Callable[..., Gate]] = {
-    "Rx": RXGate,
-    "Ry": RYGate,
-    "Rz": RZGate,
-    "U": UGate,
-    "Rn": _rn,
-    "CR": CPhaseGate,
-    "CRk": lambda k: CPhaseGate(2 * math.pi / 2**k),
-}
-
-_PHASES = {"Y90": cmath.exp(1j * math.pi / 4), "mY90": cmath.exp(-1j * math.pi / 4)}
-"""What Ry(±π/2) lacks to be cQASM's Y90/mY90 exactly (it matters under `ctrl`)."""
+from ..errors import CqasmError
+from .circuit import Circuit, Operation
+from .gates import GATES
 
 _P0 = np.diag([1.0, 0.0]).astype(complex)
 _P1 = np.diag([0.0, 1.0]).astype(complex)
@@ -85,23 +28,22 @@ _P1 = np.diag([0.0, 1.0]).astype(complex)
 
 def gate_of(name: str, params: tuple[float, ...] = ()) -> Gate:
     """The Qiskit gate for the QuIS gate `name` (up to a global phase)."""
-    fixed = _FIXED.get(name)
-    if fixed is not None:
-        return fixed
-    factory = _PARAMETRIC.get(name)
-    if factory is None:
+    gate = GATES.get(name)
+    if gate is None:
         raise CqasmError(f"unknown gate {name}")
-    return factory(*params)
+    return gate.qiskit_gate(params)
 
 
 @cache
 def _fixed_matrix(name: str) -> np.ndarray[Any, Any]:
-    return np.asarray(_FIXED[name].to_matrix() * _PHASES.get(name, 1), dtype=complex)
+    gate = GATES[name]
+    return np.asarray(gate.qiskit_gate().to_matrix() * gate.phase, dtype=complex)
 
 
 def exact_matrix(name: str, params: tuple[float, ...] = ()) -> np.ndarray[Any, Any]:
     """The unitary cQASM defines for gate `name`, global phase included."""
-    if name in _FIXED:
+    gate = GATES.get(name)
+    if gate is not None and gate.fixed is not None:
         return _fixed_matrix(name)
     return np.asarray(gate_of(name, params).to_matrix(), dtype=complex)
 
@@ -120,7 +62,7 @@ def _modified(operation: Operation) -> Gate:
 
 
 class _Builder:
-    def __init__(self, program: Program) -> None:
+    def __init__(self, program: Circuit) -> None:
         self.circuit = QuantumCircuit(
             QuantumRegister(program.num_qubits, "q"),
             *([ClassicalRegister(program.num_bits, "b")] if program.num_bits else []),
@@ -167,7 +109,7 @@ class _Builder:
         if operation.modifiers:
             gate = _modified(operation)
         else:
-            gate = _FIXED.get(operation.name) or gate_of(operation.name, operation.params)
+            gate = gate_of(operation.name, operation.params)
         self.touched.update(operation.qubits)
         if not operation.condition:
             self.append(gate, operation.qubits)
@@ -178,8 +120,9 @@ class _Builder:
             self.circuit.append(gate, [self.qubits[q] for q in operation.qubits])
 
 
-def to_circuit(program: Program) -> QuantumCircuit:
-    """`program` as a QuantumCircuit on registers `q` and `b` (flattened in declaration order)."""
+def to_circuit(program: Circuit) -> QuantumCircuit:
+    """`program` as a Qiskit QuantumCircuit on registers `q` and `b` (flattened in declaration
+    order)."""
     builder = _Builder(program)
     for operation in program.operations:
         name = operation.name

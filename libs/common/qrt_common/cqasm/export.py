@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from qiskit.circuit import QuantumCircuit
 
-from .program import CqasmError
-
-QUIS_NAMES: dict[str, str] = {
-    "id": "I", "h": "H", "x": "X", "y": "Y", "z": "Z", "s": "S", "sdg": "Sdag", "t": "T",
-    "tdg": "Tdag", "sx": "X90", "sxdg": "mX90", "rx": "Rx", "ry": "Ry", "rz": "Rz", "u": "U",
-    "cx": "CNOT", "cz": "CZ", "swap": "SWAP", "cp": "CR",
-}  # fmt: skip
-"""Qiskit gate name to its cQASM 3 (QuIS) name."""
+from ..errors import CqasmError
+from .gates import QISKIT_EQUALS
 
 
 def _number(value: float) -> str:
@@ -44,12 +38,12 @@ def dumps(circuit: QuantumCircuit) -> str:
             lines.append(f"barrier {', '.join(qubits)}")
         elif name == "delay":
             continue
-        elif name in QUIS_NAMES:
+        elif name in QISKIT_EQUALS:
             params = operation.params
             if any(not isinstance(p, int | float) for p in params):
                 raise CqasmError(f"{name} has unbound parameters; assign them before running")
             args = f"({', '.join(_number(p) for p in params)})" if params else ""
-            lines.append(f"{QUIS_NAMES[name]}{args} {', '.join(qubits)}")
+            lines.append(f"{QISKIT_EQUALS[name].name}{args} {', '.join(qubits)}")
         else:
             raise CqasmError(
                 f"the instruction {name!r} has no cQASM 3 form; transpile for the device first",

@@ -7,8 +7,8 @@ from typing import Any
 
 from qiskit.circuit import QuantumCircuit
 
+from .circuit import Circuit
 from .convert import to_circuit
-from .program import Program
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +23,7 @@ class Sample:
 
 def sample(
     backend: Any,
-    program: Program,
+    program: Circuit,
     shots: int,
     *,
     raw_data: bool = False,

@@ -15,7 +15,9 @@ from functools import cache
 
 from lark import Lark, Token, Tree, UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
-from .program import CqasmError, Operation, Program
+from ..errors import CqasmError
+from .circuit import Circuit, Operation
+from .gates import CQASM1_GATES
 
 GRAMMAR = r"""
 start: [_SEP] statement (_SEP statement)* [_SEP]
@@ -45,15 +47,6 @@ COMMENT: /#[^\n]*/
 %ignore COMMENT
 """
 
-# name -> (QuIS name, qubit operands, parameters)
-GATES: dict[str, tuple[str, int, int]] = {
-    "i": ("I", 1, 0), "h": ("H", 1, 0), "x": ("X", 1, 0), "y": ("Y", 1, 0), "z": ("Z", 1, 0),
-    "x90": ("X90", 1, 0), "y90": ("Y90", 1, 0), "mx90": ("mX90", 1, 0), "my90": ("mY90", 1, 0),
-    "s": ("S", 1, 0), "sdag": ("Sdag", 1, 0), "t": ("T", 1, 0), "tdag": ("Tdag", 1, 0),
-    "rx": ("Rx", 1, 1), "ry": ("Ry", 1, 1), "rz": ("Rz", 1, 1),
-    "cnot": ("CNOT", 2, 0), "cz": ("CZ", 2, 0), "swap": ("SWAP", 2, 0),
-    "cr": ("CR", 2, 1), "crk": ("CRk", 2, 1), "toffoli": ("Toffoli", 3, 0),
-}  # fmt: skip
 MEASURES = {"measure": "z", "measure_z": "z", "measure_x": "x", "measure_y": "y"}
 PREPARES = {"prep_z": "z", "prep_x": "x", "prep_y": "y"}
 IGNORED = {"display", "display_binary", "skip", "wait", "error_model"}
@@ -165,13 +158,13 @@ class _Reader:
         name = str(name_token).lower()
         condition: tuple[int, ...] = ()
         if condition_token is not None:
-            if name not in GATES:
+            if name not in CQASM1_GATES:
                 raise CqasmError(f"c-{name_token!s}: only gates can be conditional", line)
             bits = self.operand(arguments[0], line) if arguments else None
             if bits is None or bits.register != "b":
                 raise CqasmError(f"c-{name_token!s} needs the condition bits first", line)
             condition, arguments = tuple(bits.indices), arguments[1:]
-        if name in GATES:
+        if name in CQASM1_GATES:
             self.gate(name, arguments, line, statement, condition)
         elif name in MEASURES:
             if not arguments:
@@ -210,7 +203,8 @@ class _Reader:
         statement: int,
         condition: tuple[int, ...],
     ) -> None:
-        quis, arity, nparams = GATES[name]
+        gate = CQASM1_GATES[name]
+        quis, arity, nparams = gate.name, gate.qubits, gate.params
         if len(arguments) != arity + nparams:
             expected = f"{arity} qubit operand(s)" + (f" and {nparams} angle" if nparams else "")
             raise CqasmError(f"{quis} takes {expected}", line)
@@ -263,7 +257,7 @@ def _is(tree: Tree[Token], keyword: str) -> bool:
     return tree.data == "instruction" and str(tree.children[1]).lower() == keyword
 
 
-def parse_v1(text: str) -> Program:
+def parse_v1(text: str) -> Circuit:
     """Parse a cQASM 1.0 circuit; raises CqasmError with the line of the problem."""
     try:
         tree = _parser().parse(text)
@@ -277,6 +271,6 @@ def parse_v1(text: str) -> Program:
     reader = _Reader()
     reader.read(tree)
     lines, declaration = reader.lines, reader.declaration_line
-    return Program(
+    return Circuit(
         "1.0", reader.num_qubits, reader.num_qubits, reader.operations, lambda: (lines, declaration)
     )

@@ -16,7 +16,8 @@ from typing import Any
 import cbor2
 import libqasm
 
-from .program import CqasmError, Modifier, Operation, Program
+from ..errors import CqasmError
+from .circuit import Circuit, Modifier, Operation
 
 _LOCATION = re.compile(r"^Error at [^:]*:(\d+):\d+(?:\.\.\d+)?: (.*)$", re.S)
 _QUBIT_TYPES = {"Qubit", "QubitArray"}
@@ -129,7 +130,7 @@ class _Walker:
         out.append(Operation(name, tuple(qubits), index, params))
 
 
-def parse_v3(text: str) -> Program:
+def parse_v3(text: str) -> Circuit:
     """Parse and check a cQASM 3.0 circuit; raises CqasmError with the line of the problem."""
     # A fresh analyzer per circuit: an instance keeps the variables it declared.
     result = libqasm.V3xAnalyzer().analyze_string(text, _CIRCUIT)
@@ -152,4 +153,4 @@ def parse_v3(text: str) -> Program:
         if exc.line == 0 and index < len(lines):
             exc.line = lines[index]
         raise
-    return Program("3.0", walker.qubits, walker.bits, operations, lambda: _locate(text))
+    return Circuit("3.0", walker.qubits, walker.bits, operations, lambda: _locate(text))

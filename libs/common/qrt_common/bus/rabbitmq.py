@@ -2,9 +2,9 @@
 
 - Queues are durable quorum queues: messages are persistent, every send waits for the broker's
   publisher confirm, and a message is acknowledged only after its handler returned.
-- A handler that raises `Rejected` (or a message that is not JSON) sends the message to the
-  dead-letter queue with the reason in its headers; any other error returns it to the queue, and
-  after `DELIVERY_LIMIT` deliveries the broker dead-letters it.
+- A handler that raises `MalformedMessage` (or a message that is not a JSON object) sends the
+  message to the dead-letter queue with the reason in its headers; any other error returns it to
+  the queue, and after `DELIVERY_LIMIT` deliveries the broker dead-letters it.
 - Topics are durable fanout exchanges; each subscriber reads its own exclusive queue.
 - `connect_robust` reconnects after a broker restart and restores queues, bindings and consumers.
 Every service declares what it uses, so start-up order does not matter.
@@ -26,9 +26,9 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractRobustConnection,
 )
-from pydantic import ValidationError
 
-from .bus import DELIVERY_LIMIT, BusUnavailable, Handler, MessageBus, Rejected, handle_patiently
+from ..errors import BusUnavailable, MalformedMessage
+from .base import DELIVERY_LIMIT, Handler, MessageBus, dead_letter_reason, handle_patiently
 
 logger = logging.getLogger(__name__)
 
@@ -200,11 +200,8 @@ class RabbitBus(MessageBus):
         self, source: str, message: AbstractIncomingMessage, handler: Handler
     ) -> None:
         try:
-            body = json.loads(message.body)
-            if not isinstance(body, dict):
-                raise Rejected("message body is not a JSON object")
-            await handle_patiently(handler, body)
-        except (Rejected, ValidationError, ValueError) as exc:
+            await handle_patiently(handler, _json_object(message.body))
+        except MalformedMessage as exc:
             await self._dead_letter(source, message, exc)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
@@ -220,10 +217,10 @@ class RabbitBus(MessageBus):
                 await message.ack()
 
     async def _dead_letter(
-        self, source: str, message: AbstractIncomingMessage, error: Exception
+        self, source: str, message: AbstractIncomingMessage, error: MalformedMessage
     ) -> None:
         logger.error("message from %s dead-lettered: %s", source, error)
-        reason = f"{type(error).__name__}: {error}"[:1000]
+        reason = dead_letter_reason(error)
         letter = aio_pika.Message(
             message.body,
             content_type=message.content_type,
@@ -254,10 +251,8 @@ class RabbitBus(MessageBus):
             headers = message.headers or {}
             reason = str(headers.get("x-qrt-reason") or _broker_reason(headers))
             try:
-                body = json.loads(message.body)
-            except ValueError:
-                body = {}
-            if not isinstance(body, dict):
+                body = _json_object(message.body)
+            except MalformedMessage:
                 body = {}
             body.update(_reason=reason, _source=str(headers.get("x-qrt-source", "")))
             try:
@@ -276,6 +271,17 @@ class RabbitBus(MessageBus):
             with contextlib.suppress(Exception):
                 await self._connection.close()
         self._connection = self._publisher = None
+
+
+def _json_object(data: bytes) -> dict[str, Any]:
+    """A message body as the JSON object it must be; raises MalformedMessage."""
+    try:
+        body = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedMessage(f"the message body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise MalformedMessage("the message body is not a JSON object")
+    return body
 
 
 def _broker_reason(headers: dict[str, Any]) -> str:

@@ -8,10 +8,9 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .archives import ProgramArchive
-from .errors import ConfigurationError, Unavailable
-from .jobs import Job, JobStatus
-from .programs import Program
+from ..archives import ProgramArchive
+from ..jobs import Job, JobStatus
+from ..programs import Program
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,18 +48,6 @@ class Interim:
     attempt: int
     index: int
     data: str
-
-
-class StoreSetupError(ConfigurationError):
-    """The store cannot be used as configured: an unknown URL, or a schema newer than this qrt."""
-
-
-class StoreUnavailable(Unavailable):
-    """The store cannot be reached right now."""
-
-
-class ProgramNameTaken(Exception):
-    """The owner already has a program of that name."""
 
 
 class JobStore(ABC):
@@ -155,20 +142,3 @@ class JobStore(ABC):
     async def purge(self, *, ended_before: datetime | None, logs_before: datetime | None) -> int:
         """Remove jobs that ended before the first time (with all they produced) and log chunks
         written before the second; None keeps them. Returns how many jobs went."""
-
-
-def open_store(url: str) -> JobStore:
-    """The store a URL names: `sqlite:///path` or `mongodb://...` / `mongodb+srv://...`."""
-    if url.startswith("sqlite:///"):
-        from pathlib import Path
-
-        from .sqlite_store import SQLiteStore
-
-        return SQLiteStore(Path(url.removeprefix("sqlite:///")))
-    if url.startswith(("mongodb://", "mongodb+srv://")):
-        from .mongo_store import MongoStore
-
-        return MongoStore(url)
-    raise StoreSetupError(
-        f"unsupported store URL {url!r}: use sqlite:///path or mongodb://host/database"
-    )

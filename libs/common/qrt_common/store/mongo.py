@@ -37,18 +37,12 @@ from pymongo.errors import (
     ServerSelectionTimeoutError,
 )
 
-from .archives import ProgramArchive
-from .jobs import Job, JobStatus, epoch_us, job_from_dict, job_to_dict
-from .programs import Program, program_from_dict, program_to_dict
-from .store import (
-    Interim,
-    JobQuery,
-    JobStore,
-    LogChunk,
-    ProgramNameTaken,
-    StoreSetupError,
-    StoreUnavailable,
-)
+from ..archives import ProgramArchive
+from ..errors import ProgramNameTaken, StoreSetupError, StoreUnavailable
+from ..jobs import Job, JobStatus, epoch_us, job_from_dict, job_to_dict
+from ..programs import Program, program_from_dict, program_to_dict
+from ..retry import Backoff
+from .base import Interim, JobQuery, JobStore, LogChunk
 
 SCHEMA_VERSION = 2
 """The layout this code writes; `meta.schema` says which layout the database holds."""
@@ -61,9 +55,9 @@ GRIDFS_CHUNK_BYTES = 255 * 1024
 
 RESULTS_BUCKET = "results"
 
-_TRANSIENT_RETRIES = (0.1, 0.3, 1.0)
-"""Pauses before each retry of an operation that met a transient error (a primary stepping
-down, a dropped connection); the operation then fails as StoreUnavailable."""
+_TRANSIENT_RETRIES = Backoff(0.1, 1.0, factor=3.0, tries=3)
+"""Pauses (0.1, 0.3, 0.9 s) before each retry of an operation that met a transient error (a
+primary stepping down, a dropped connection); the operation then fails as StoreUnavailable."""
 
 logger = logging.getLogger("qrt.store")
 

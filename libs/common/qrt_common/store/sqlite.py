@@ -14,10 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .archives import ProgramArchive
-from .jobs import Job, JobStatus, epoch_us, job_from_dict, job_to_dict, utcnow
-from .programs import Program, program_from_dict, program_to_dict
-from .store import Interim, JobQuery, JobStore, LogChunk, ProgramNameTaken, StoreSetupError
+from ..archives import ProgramArchive
+from ..errors import ProgramNameTaken, StoreSetupError
+from ..jobs import Job, JobStatus, epoch_us, job_from_dict, job_to_dict, utcnow
+from ..programs import Program, program_from_dict, program_to_dict
+from .base import Interim, JobQuery, JobStore, LogChunk
 
 logger = logging.getLogger(__name__)
 

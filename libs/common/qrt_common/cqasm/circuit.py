@@ -6,19 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
-class CqasmError(ValueError):
-    """A circuit that cannot be read or run; `line` is 1-based (0: not tied to a line)."""
-
-    def __init__(self, message: str, line: int = 0, rule: str = "syntax") -> None:
-        super().__init__(message)
-        self.message = message
-        self.line = line
-        self.rule = rule
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.message}" if self.line else self.message
-
-
 @dataclass(frozen=True, slots=True)
 class Modifier:
     """A cQASM 3 gate modifier: `inv`, `pow(exponent)` or `ctrl`."""
@@ -35,7 +22,7 @@ class Operation:
     """QuIS name: `H`, `CNOT`, `Rx`, ... or `measure`, `init`, `reset`, `barrier`, `wait`."""
     qubits: tuple[int, ...]
     statement: int
-    """Index of the source statement it comes from (see `Program.line_of`)."""
+    """Index of the source statement it comes from (see `Circuit.line_of`)."""
     params: tuple[float, ...] = ()
     bits: tuple[int, ...] = ()
     """For `measure`: the bit each of `qubits` is written to."""
@@ -48,8 +35,9 @@ class Operation:
 
 
 @dataclass(slots=True)
-class Program:
-    """A circuit: flat qubit and bit registers and the operations on them, in order."""
+class Circuit:
+    """A parsed cQASM circuit: flat qubit and bit registers and the operations on them, in
+    order. (`to_circuit` makes a Qiskit `QuantumCircuit` of it.)"""
 
     version: str
     num_qubits: int

@@ -1,0 +1,111 @@
+"""The `qrt` command line: one subcommand a service, each calling that service's `serve`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import sys
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from qrt_common.errors import ConfigurationError, DeviceConfigError
+from qrt_common.logs import configure_logging
+from qrt_common.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A `qrt` subcommand: what it runs, and the module whose `serve(settings)` runs it (imported
+    only when chosen: each service imports what it alone needs)."""
+
+    summary: str
+    module: str
+
+    def serve(self) -> Callable[[Settings], Coroutine[Any, Any, None]]:
+        serve: Callable[[Settings], Coroutine[Any, Any, None]]
+        serve = importlib.import_module(self.module).serve
+        return serve
+
+
+SERVICES: dict[str, Command] = {
+    "dev": Command(
+        "run gateway, scheduler and executor in one process on embedded defaults", "qrt_cli.dev"
+    ),
+    "gateway": Command("run the API gateway", "qrt_gateway.main"),
+    "scheduler": Command("run the scheduler (and the job ledger)", "qrt_scheduler.main"),
+    "executor": Command("run an executor; SIGTERM drains it", "qrt_executor.main"),
+    "device": Command(
+        "run a simulated quantum device on the 2200/2300 ZeroMQ interface", "qrt_device.main"
+    ),
+}
+
+
+def _device_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--config",
+        dest="device_config",
+        metavar="FILE",
+        help="TOML file (QRT_DEVICE_CONFIG; default: a Starmon-5)",
+    )
+    command.add_argument(
+        "--rep-address",
+        dest="device_rep_address",
+        metavar="ADDRESS",
+        help="request socket (QRT_DEVICE_REP_ADDRESS, default tcp://*:4203)",
+    )
+    command.add_argument(
+        "--pub-address",
+        dest="device_pub_address",
+        metavar="ADDRESS",
+        help="state publishing socket (QRT_DEVICE_PUB_ADDRESS, default tcp://*:4204)",
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    """The `qrt` argument parser."""
+    parser = argparse.ArgumentParser(prog="qrt", description="qrt, a self-hosted quantum runtime")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, service in SERVICES.items():
+        command = commands.add_parser(name, help=service.summary, description=service.summary)
+        if name == "device":
+            _device_arguments(command)
+            continue
+        command.add_argument("--host", help="address to listen on (QRT_HOST, default 127.0.0.1)")
+        command.add_argument("--port", type=int, help="port to listen on (QRT_PORT, default 8000)")
+        command.add_argument("--data-dir", help="where jobs are kept (QRT_DATA_DIR, default .qrt)")
+        command.add_argument(
+            "--programs-dir",
+            help="directory with programs.ini (QRT_PROGRAMS_DIR, default programs)",
+        )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `qrt` with `argv` (default: the process's arguments); returns the exit code."""
+    args = parser().parse_args(argv)
+    overrides: dict[str, Any] = {
+        k: v for k, v in vars(args).items() if k != "command" and v is not None
+    }
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"])
+            print(f"qrt: invalid setting {where}: {error['msg']}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, service=f"qrt-{args.command}")
+    with contextlib.suppress(KeyboardInterrupt):
+        try:
+            asyncio.run(SERVICES[args.command].serve()(settings))
+        except DeviceConfigError as exc:
+            print(f"qrt: invalid device configuration: {exc}", file=sys.stderr)
+            return 2
+        except (OSError, ConfigurationError) as exc:
+            print(f"qrt: {exc}", file=sys.stderr)
+            return 1
+    return 0

@@ -1,0 +1,267 @@
+"""QuTech's 2200/2300 interface: the messages a 2200 client (an executor, a job's device backend)
+and a 2300 device (`qrt device`) exchange over ZeroMQ, for both sides.
+
+Requests are `{"session_id", "command", "payload"?, "version"?}` on a REQ socket; each gets a
+reply `{"session_id", "status": "success" | "failure", "payload"?, "version"?}`; a failure's
+payload is `{"error_msg"}`. The device also publishes `{"command": "publish_state", "payload":
+{"state", "timestamp"}}`. Shapes follow protocol v3 of QuTech's compute-runtime-schema; requests
+of the seed's 0.1.0 interface are answered too (`version` echoed, `run_id` for `job_id`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StrictBool, StrictInt, StrictStr, ValidationError
+
+from .errors import DeviceRefused, DeviceUnavailable, MalformedMessage
+from .wire import adapter, decode, plain
+
+PROTOCOL_VERSION = 3
+NIL_SESSION = "00000000-0000-0000-0000-000000000000"
+"""The session id of a reply to a request that carried none."""
+
+
+class Command(StrEnum):
+    """What a 2200 client asks of a device."""
+
+    INITIALIZE = "initialize"
+    """Lock the device for the request's session."""
+    EXECUTE = "execute"
+    """Run a circuit (`ExecuteRequest`) in the locked session."""
+    TERMINATE = "terminate"
+    """Release the session's lock."""
+    GET_STATIC = "get_static"
+    """What the device is (`StaticInfo`)."""
+    GET_DYNAMIC = "get_dynamic"
+    """Its current calibration, as metrics."""
+    SET_PUBLISH = "set_publish"
+    """Turn the state heartbeat on or off (protocol 0.1.0; `SetPublish`)."""
+
+
+class DeviceState(StrEnum):
+    """What the device publishes it is doing."""
+
+    IDLE = "IDLE"
+    EXECUTING = "EXECUTING"
+    CALIBRATING = "CALIBRATING"
+    OFFLINE = "OFFLINE"
+
+
+FIELD_RULES: dict[str, str] = {
+    "session_id": "is required and must be a string",
+    "command": "is required and must be a string",
+    "payload": "must be an object",
+    "payload.job_id": "is required and must be an integer",
+    "payload.run_id": "must be an integer",
+    "payload.circuit": "is required and must be a string of cQASM",
+    "payload.number_of_shots": "is required and must be a positive integer",
+    "payload.include_raw_data": "must be true or false",
+    "payload.active": "is required and must be true or false",
+}
+"""What each request field must be, as a failure reply says it (compute-runtime-schema v3)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One request from a 2200 client."""
+
+    session_id: StrictStr
+    command: StrictStr
+    """A `Command`; any other is answered with a failure naming the known ones."""
+    payload: dict[str, Any] | None = None
+    version: Any = None
+    """Protocol 0.1.0's version text, echoed in the reply; anything else is ignored."""
+
+    @property
+    def echoed_version(self) -> str | None:
+        """The version a reply echoes."""
+        return self.version if isinstance(self.version, str) else None
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        """The payload, `{}` when there is none."""
+        return self.payload or {}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecuteRequest:
+    """The payload of an `execute`."""
+
+    job_id: StrictInt | None = None
+    run_id: StrictInt | None = None
+    """Protocol 0.1.0's name of `job_id`; a reply to it carries both."""
+    circuit: StrictStr
+    """cQASM 1.0 or 3.0 text."""
+    number_of_shots: Annotated[StrictInt, Field(gt=0)]
+    include_raw_data: StrictBool = False
+
+    @property
+    def id(self) -> int:
+        """The job id the reply repeats."""
+        found = self.job_id if self.job_id is not None else self.run_id
+        assert found is not None, "checked by read_execute"
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class ExecuteResult:
+    """The payload of an `execute`'s success reply."""
+
+    job_id: int
+    results: dict[str, int]
+    """Little-endian bitstring (`b[n-1]...b[0]`) to how often it was measured."""
+    raw_data: list[str] = field(default_factory=list)
+    """Every shot's bitstring, in order, when asked for (else empty)."""
+    run_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetPublish:
+    """The payload of a `set_publish`."""
+
+    active: StrictBool
+
+
+@dataclass(frozen=True, slots=True)
+class StaticInfo:
+    """The payload of a `get_static` reply: what the device is."""
+
+    name: str
+    nqubits: int
+    topology: list[tuple[int, int]]
+    """Coupled qubit pairs; a two-qubit gate may act on a pair in either order."""
+    pgs: list[str]
+    """The primitive gate set: QuIS gate names and `measure`, `init`, `reset`, ..."""
+    starttime: float
+    protocol_version: int = PROTOCOL_VERSION
+    default_compiler_config: dict[str, Any] = field(default_factory=dict)
+    supports_raw_data: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A device's answer to one request."""
+
+    session_id: str
+    status: Literal["success", "failure"]
+    payload: dict[str, Any] | None = None
+    version: str | None = None
+
+
+# The device's side.
+
+
+def _refusal(error: ValidationError, prefix: str) -> DeviceRefused:
+    first = error.errors()[0]
+    name = prefix + ".".join(str(part) for part in first["loc"][:1])
+    return DeviceRefused(f"{name} {FIELD_RULES.get(name, 'is not valid')}")
+
+
+def read_request(frame: bytes) -> Request:
+    """The request in `frame`; raises DeviceRefused (saying what is wrong) for anything else.
+    The failure reply echoes the session id and version when they could be read
+    (`session_of`)."""
+    try:
+        body = json.loads(frame)
+    except (ValueError, RecursionError):
+        raise DeviceRefused("the request is not a JSON document") from None
+    if not isinstance(body, dict):
+        raise DeviceRefused("the request must be a JSON object")
+    request: Request = decode_strictly(Request, body, "")
+    return request
+
+
+def decode_strictly(kind: Any, body: Any, prefix: str) -> Any:
+    """`body` as a `kind`; raises DeviceRefused naming the field (under `prefix`) by its rule."""
+    try:
+        return adapter(kind).validate_python(body)
+    except ValidationError as exc:
+        raise _refusal(exc, prefix) from None
+
+
+def read_execute(request: Request) -> ExecuteRequest:
+    """The arguments of an `execute`; raises DeviceRefused naming the field at fault."""
+    arguments: ExecuteRequest = decode_strictly(ExecuteRequest, request.arguments, "payload.")
+    if arguments.job_id is None and arguments.run_id is None:
+        raise DeviceRefused(f"payload.job_id {FIELD_RULES['payload.job_id']}")
+    return arguments
+
+
+def read_set_publish(request: Request) -> SetPublish:
+    """The arguments of a `set_publish`; raises DeviceRefused naming the field at fault."""
+    arguments: SetPublish = decode_strictly(SetPublish, request.arguments, "payload.")
+    return arguments
+
+
+def session_of(frame: bytes) -> tuple[str, str | None]:
+    """Best effort: the session id and version of a request that could not be read."""
+    try:
+        body = json.loads(frame)
+    except (ValueError, RecursionError):
+        return NIL_SESSION, None
+    if not isinstance(body, dict):
+        return NIL_SESSION, None
+    session_id = body.get("session_id")
+    version = body.get("version")
+    return (
+        session_id if isinstance(session_id, str) else NIL_SESSION,
+        version if isinstance(version, str) else None,
+    )
+
+
+def _reply(reply: Reply) -> bytes:
+    body = {key: value for key, value in plain(reply).items() if value is not None}
+    return json.dumps(body).encode()
+
+
+def success(request: Request, payload: Any = None) -> bytes:
+    """A success reply to `request`, carrying `payload` (a message or a dict) if given."""
+    body: dict[str, Any] | None = None if payload is None else plain(payload)
+    if body is not None and isinstance(payload, ExecuteResult) and payload.run_id is None:
+        del body["run_id"]  # a v3 client's reply has no 0.1.0 name for its job id
+    return _reply(Reply(request.session_id, "success", body, request.echoed_version))
+
+
+def failure(session_id: str, version: str | None, message: str) -> bytes:
+    """A failure reply carrying `message`."""
+    return _reply(Reply(session_id, "failure", {"error_msg": message}, version))
+
+
+def publish_state(state: DeviceState) -> bytes:
+    """The heartbeat message announcing `state`."""
+    body = {"command": "publish_state", "payload": {"state": state.value, "timestamp": time.time()}}
+    return json.dumps(body).encode()
+
+
+# The client's side.
+
+
+def request_frame(command: Command, session_id: str, payload: Any = None) -> bytes:
+    """A request to send (`payload`: a message or a dict, or None); fields of a message left
+    at None are not sent (a v3 device knows no `run_id`)."""
+    body: dict[str, Any] = {"session_id": session_id, "command": str(command)}
+    if payload is not None:
+        body["payload"] = {key: value for key, value in plain(payload).items() if value is not None}
+    return json.dumps(body).encode()
+
+
+def read_reply(frame: bytes, session_id: str, command: Command, address: str) -> dict[str, Any]:
+    """The payload of the success reply in `frame` to session `session_id`'s `command`, sent to
+    the device at `address`. Raises DeviceRefused for a failure reply (with the device's
+    `error_msg`), DeviceUnavailable for anything that is not a reply to that session."""
+    try:
+        reply = decode(Reply, json.loads(frame))
+    except (ValueError, RecursionError, MalformedMessage):
+        reply = None
+    if reply is None or reply.session_id != session_id:
+        raise DeviceUnavailable(f"{address} answered {command} with {frame[:200]!r}")
+    payload = reply.payload if isinstance(reply.payload, dict) else {}
+    if reply.status != "success":
+        error = payload.get("error_msg")
+        raise DeviceRefused(str(error or f"{command} failed without a reason"))
+    return payload

@@ -1,0 +1,155 @@
+"""Submitting work: who may run a program, its params checked against its metadata, and the
+new job made. The rules of every API that creates jobs (`/jobs`, PlanQK's `/services`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from typing import Any
+
+from .backends import DEFAULT_BACKEND
+from .errors import Forbidden, InvalidInput
+from .jobs import DEFAULT_INSTANCE, Job, new_job_id
+from .programs import Program, planqk_input
+
+PARAM_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "integer": (int,),
+    "float": (int, float),
+    "number": (int, float),
+    "str": (str,),
+    "string": (str,),
+    "bool": (bool,),
+    "boolean": (bool,),
+    "dict": (dict,),
+    "object": (dict,),
+    "list": (list,),
+    "array": (list,),
+}
+"""A parameter's declared type (Qiskit Runtime's and JSON Schema's words) to the Python types a
+value of it may have; other declared types are not checked."""
+
+
+def check_may_run(program: Program, instance: str) -> None:
+    """Raise Forbidden (naming `programId`) unless `instance` (hub/group/project) may run
+    `program`: a bundled or public one, or its own upload."""
+    if not program.is_public and program.owner not in (None, instance):
+        raise Forbidden(
+            f"program '{program.id}' is private to {program.owner}; run it from that "
+            "hub/group/project or make it public",
+            field="programId",
+        )
+
+
+def _check_type(program: Program, name: str, value: Any) -> None:
+    declared = program.parameter_type(name)
+    expected = PARAM_TYPES.get((declared or "").lower())
+    if expected is None or (isinstance(value, dict) and "__type__" in value):
+        return  # undeclared, exotic or RuntimeEncoder-wrapped: the program decodes it
+    wrong_bool = isinstance(value, bool) and bool not in expected
+    if wrong_bool or not isinstance(value, expected):
+        raise InvalidInput(
+            f"parameter '{name}' must be of type {declared}, got {type(value).__name__}",
+            field=f"params.{name}",
+        )
+
+
+def program_params(raw: Any, program: Program) -> str:
+    """A job's params (the test server's list holding one JSON string, a JSON object or None)
+    as the JSON text the job keeps, after checking them against the program's metadata;
+    raises InvalidInput naming the field at fault.
+
+    Only the outer object is parsed here; RuntimeEncoder values inside it are decoded by the
+    program's own process.
+    """
+    if raw is None or raw == []:
+        text, values = "{}", {}
+    elif isinstance(raw, list):
+        if len(raw) != 1 or not isinstance(raw[0], str):
+            raise InvalidInput("params must be a list holding one JSON string", field="params")
+        text = raw[0]
+        try:
+            values = json.loads(text)
+        except ValueError as exc:
+            raise InvalidInput(f"params[0] is not valid JSON: {exc}", field="params[0]") from None
+        except RecursionError:
+            raise InvalidInput("params[0] is nested too deeply", field="params[0]") from None
+        if not isinstance(values, dict):
+            raise InvalidInput("params[0] must encode a JSON object", field="params[0]")
+    elif isinstance(raw, dict):
+        text, values = json.dumps(raw), raw
+    else:
+        raise InvalidInput(
+            "params must be a JSON object or a list of one JSON string", field="params"
+        )
+    if program.kind.is_planqk:
+        return planqk_params(values)
+    for name in program.required_parameters():
+        if name not in values:
+            raise InvalidInput(f"missing required parameter '{name}'", field=f"params.{name}")
+    for name, value in values.items():
+        _check_type(program, name, value)
+    return text
+
+
+def planqk_params(values: dict[str, Any]) -> str:
+    """The input of a PlanQK program, given as its keyword arguments `data` and `params`;
+    raises InvalidInput for any other key or a value that is not an object."""
+    for name, value in values.items():
+        if name not in ("data", "params"):
+            raise InvalidInput(
+                f"a PlanQK program takes 'data' and 'params', not '{name}'", field=f"params.{name}"
+            )
+        if value is not None and not isinstance(value, dict):
+            raise InvalidInput(f"'{name}' must be a JSON object", field=f"params.{name}")
+    return planqk_input(values.get("data") or {}, values.get("params") or {})
+
+
+def service_params(
+    program: Program, data: dict[str, Any] | None, params: dict[str, Any] | None
+) -> str:
+    """The params of a PlanQK Service API execution of `program`: a PlanQK program takes
+    `data` and `params` as they came, a Qiskit Runtime program the keys of both as its keyword
+    arguments (a key in both is InvalidInput)."""
+    if program.kind.is_planqk:
+        return planqk_params({"data": data, "params": params})
+    data, params = data or {}, params or {}
+    both = sorted(data.keys() & params.keys())
+    if both:
+        raise InvalidInput(
+            f"'{both[0]}' is given in both data and params", field=f"params.{both[0]}"
+        )
+    return program_params({**data, **params}, program)
+
+
+def new_job(
+    program: Program,
+    params: str,
+    *,
+    backend: str = DEFAULT_BACKEND,
+    instance: str = DEFAULT_INSTANCE,
+    max_execution_time: int | None = None,
+    tags: Collection[str] = (),
+    session_id: str | None = None,
+    priority: int = 0,
+) -> Job:
+    """A new queued job running `program` with `params` (checked JSON text) for `instance`
+    (hub/group/project). Its time limit is the program's, or less if `max_execution_time`
+    (seconds) asks for less."""
+    limit = program.max_execution_time
+    if max_execution_time:
+        limit = min(max_execution_time, limit)
+    hub, group, project = instance.split("/")
+    return Job(
+        id=new_job_id(),
+        program_id=program.id,
+        backend=backend,
+        params=params,
+        max_execution_time=limit,
+        hub=hub,
+        group=group,
+        project=project,
+        tags=tuple(tags),
+        session_id=session_id,
+        priority=priority,
+    )

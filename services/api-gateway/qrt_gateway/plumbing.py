@@ -1,0 +1,167 @@
+"""HTTP plumbing every route module shares: JSON bodies in and out, query parameters, and every
+error answered as JSON that names the problem.
+
+Route handlers raise qrt's own errors (`qrt_common.errors`); `json_errors` answers each with
+its status: InvalidInput 400, Forbidden 403, NotFound 404, Conflict 409, TooLarge 413,
+Unavailable 503.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+from pydantic import BaseModel, ValidationError
+
+from qrt_common.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    QrtError,
+    TooLarge,
+    Unavailable,
+)
+from qrt_common.metrics import HTTP_LATENCY, HTTP_REQUESTS
+
+from .schemas import ErrorOut, dump
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+B = TypeVar("B", bound=BaseModel)
+
+STATUS_OF: tuple[tuple[type[QrtError], int], ...] = (
+    (TooLarge, 413),
+    (InvalidInput, 400),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (Unavailable, 503),
+)
+"""The HTTP status of each kind of error, the first that matches (an archive too large is
+also invalid input, and answers 413)."""
+
+
+def json_response(text: str, status: int = 200) -> web.Response:
+    """A response whose body is the JSON text `text`."""
+    return web.Response(status=status, text=text, content_type="application/json")
+
+
+def error_response(status: int, detail: str, field: str | None = None) -> web.Response:
+    """The JSON error body `{"detail", "field"}` with `status`."""
+    return json_response(dump(ErrorOut(detail=detail, field=field)), status)
+
+
+def parse_json(raw: bytes) -> Any:
+    """A request body as JSON; raises InvalidInput saying why it is not."""
+    if not raw:
+        raise InvalidInput("request body is empty; send a JSON object")
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise InvalidInput(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidInput("request body is nested too deeply") from None
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request body as JSON; raises InvalidInput saying why it is not."""
+    return parse_json(await request.read())
+
+
+def validated(model: type[B], body: object, prefix: str = "") -> B:
+    """`body` as a `model`; raises InvalidInput naming the first field at fault (under
+    `prefix`)."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        path = ".".join(str(part) for part in first["loc"])
+        field = f"{prefix}{path}" if path else (prefix.rstrip(".") or None)
+        message = first["msg"]
+        raise InvalidInput(f"{field}: {message}" if field else message, field=field) from None
+
+
+def int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """Query parameter `name` as an integer from `low` to `high`; raises InvalidInput."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(f"query parameter '{name}' must be an integer", field=name) from None
+    if not low <= value <= high:
+        raise InvalidInput(f"query parameter '{name}' must be between {low} and {high}", field=name)
+    return value
+
+
+def bool_query(request: web.Request, name: str) -> bool | None:
+    """Query parameter `name` as true or false (None when absent); raises InvalidInput."""
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    if raw.lower() not in ("true", "false"):
+        raise InvalidInput(f"query parameter '{name}' must be true or false", field=name)
+    return raw.lower() == "true"
+
+
+def time_query(request: web.Request, name: str) -> datetime | None:
+    """Query parameter `name` as an ISO 8601 time, UTC when it has no offset."""
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise InvalidInput(
+            f"query parameter '{name}' must be an ISO 8601 time", field=name
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def json_errors(max_request_bytes: int) -> Middleware:
+    """A middleware that turns every error into a JSON body, whatever raised it
+    (`max_request_bytes`: the application's body limit, named in a 413)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except QrtError as exc:
+            status = next((code for kind, code in STATUS_OF if isinstance(exc, kind)), 500)
+            detail = f"service unavailable: {exc}" if isinstance(exc, Unavailable) else str(exc)
+            return error_response(status, detail, exc.field)
+        except web.HTTPRequestEntityTooLarge:
+            limit = max_request_bytes
+            return error_response(413, f"request body is larger than the limit of {limit} bytes")
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return error_response(exc.status, exc.reason)
+
+    return middleware
+
+
+@web.middleware
+async def measured(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count and time every request by its route template (not its path: ids would explode)."""
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        HTTP_LATENCY.labels(route, request.method).observe(time.perf_counter() - started)
+        HTTP_REQUESTS.labels(route, request.method, str(status)).inc()
