@@ -34,6 +34,7 @@ test: install system-packages
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
 bench: install
@@ -42,4 +43,4 @@ bench: install
 	$(BIN)/python bench/device.py
 
 clean:
-	rm -rf $(VENV) .qrt .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .qrt .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

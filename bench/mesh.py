@@ -38,7 +38,7 @@ from bench.latency import (  # noqa: E402
     run_paced,
     summary,
 )
-from tests.mesh import Mesh  # noqa: E402
+from tests.support.mesh import Mesh  # noqa: E402
 
 
 async def measure(

@@ -1,6 +1,9 @@
-"""The simulator backends every executor offers."""
+"""The backends a job may ask for: the simulators every executor offers, and the devices
+executors find."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 DEFAULT_BACKEND = "aer_simulator"
 
@@ -9,3 +12,9 @@ SIMULATORS: dict[str, dict[str, str]] = {
     "aer_simulator_statevector": {"method": "statevector"},
 }
 """Backend name to the `AerSimulator` options that make it."""
+
+
+def backend_names(devices: Iterable[str]) -> list[str]:
+    """Every backend name, the simulators first, then `devices` (a device named like a
+    simulator is not one of them)."""
+    return sorted(SIMULATORS) + sorted(set(devices) - set(SIMULATORS))

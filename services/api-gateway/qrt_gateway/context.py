@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from qrt_common.backends import SIMULATORS
+from qrt_common.backends import SIMULATORS, backend_names
 from qrt_common.bus.base import MessageBus
 from qrt_common.errors import BusUnavailable, Conflict, InvalidInput, NotFound
 from qrt_common.jobs import Job
@@ -76,13 +76,13 @@ class Gateway:
 
     def devices(self) -> list[str]:
         """Devices a live executor offers."""
-        since = time.monotonic() - self.settings.heartbeat_timeout
-        live = (names for names, seen in self.announced.values() if seen >= since)
-        return sorted({name for names in live for name in names} - set(SIMULATORS))
+        return [name for name in self.backends() if name not in SIMULATORS]
 
     def backends(self) -> list[str]:
         """Names a job may ask for: the simulators, and the devices executors offer now."""
-        return sorted(SIMULATORS) + self.devices()
+        since = time.monotonic() - self.settings.heartbeat_timeout
+        live = (names for names, seen in self.announced.values() if seen >= since)
+        return backend_names(name for names in live for name in names)
 
     def require_backend(self, name: str) -> None:
         """Raise InvalidInput (naming `backend`) unless a job may ask for backend `name`."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 
-from qrt_common.backends import SIMULATORS
+from qrt_common.backends import SIMULATORS, backend_names
 from qrt_common.bus.base import MessageBus, send_until_accepted
 from qrt_common.errors import ProgramNotRunnable
 from qrt_common.jobs import JobStatus
@@ -110,7 +110,7 @@ class Executor:
     @property
     def backends(self) -> list[str]:
         """What a job placed here may run on: the simulators and the devices found."""
-        return sorted(SIMULATORS) + self.devices.names()
+        return backend_names(self.devices.names())
 
     async def start(self) -> None:
         """Warm the pool, find the devices, then announce this executor and take assignments."""
@@ -171,6 +171,13 @@ class Executor:
         """Run one assignment to its end; the bus acknowledges it only then."""
         assignment = decode(Assignment, body)
         attempt = (assignment.job_id, assignment.attempt)
+        earlier = self.running.get(assignment.job_id)
+        if earlier is not None and earlier.assignment.attempt < assignment.attempt:
+            # The scheduler took the job back from this executor (it had lost sight of it) and
+            # gives it a new attempt here: the stray one ends first.
+            if not earlier.stop.done():
+                earlier.stop.set_result(JobStatus.CANCELLED)
+            await asyncio.shield(earlier.task)
         if assignment.job_id in self.running or attempt in self._finished:
             return  # a repeated assignment: this one is (or was) run here already
         stop: asyncio.Future[JobStatus] = asyncio.get_running_loop().create_future()

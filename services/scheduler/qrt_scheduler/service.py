@@ -86,6 +86,8 @@ class Scheduler:
         self.cancelling: set[str] = set()
         """Running jobs a user cancelled, until they end: the stop order is repeated."""
         self._started_at = 0.0
+        self._stood_still_until = 0.0
+        """`time.monotonic()` when this scheduler last found it had itself stood still."""
         # Until executors have had time to report in, a placed job is not an orphan.
         self._orphan_grace = settings.heartbeat_timeout if orphan_grace is None else orphan_grace
         self._wake = asyncio.Event()
@@ -373,8 +375,14 @@ class Scheduler:
     # Executors that go silent.
 
     async def _watch_executors(self) -> None:
+        interval = min(1.0, self._settings.heartbeat_timeout / 4)
         while True:
-            await asyncio.sleep(min(1.0, self._settings.heartbeat_timeout / 4))
+            asleep = time.monotonic()
+            await asyncio.sleep(interval)
+            if time.monotonic() - asleep > interval + self._settings.heartbeat_timeout / 2:
+                # This scheduler itself stood still (frozen, starved of CPU): it heard nothing
+                # meanwhile, which says nothing of the executors.
+                self._stood_still_until = time.monotonic()
             try:
                 await self._reap()
             except Exception:
@@ -382,8 +390,9 @@ class Scheduler:
 
     async def _reap(self) -> None:
         now = time.monotonic()
-        # Heartbeats missed while this scheduler itself was cut off from the broker say nothing.
-        heard_from = self._bus.connected_since
+        # Heartbeats missed while this scheduler was cut off from the broker, or stood still,
+        # say nothing.
+        heard_from = max(self._bus.connected_since, self._stood_still_until)
         for executor_id in self.executors.silent(now, heard_from, self._settings.heartbeat_timeout):
             self.executors.leave(executor_id)
             logger.warning("executor lost", extra={"executor_id": executor_id})

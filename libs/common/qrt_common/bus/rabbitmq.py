@@ -55,6 +55,8 @@ class RabbitBus(MessageBus):
         self._exchanges: dict[str, AbstractExchange] = {}
         self._connected_since = 0.0
         self._cut_off = False
+        self._up = asyncio.Event()
+        """Set while connected, from the (re)connection's callback on: channels are back."""
 
     def _name(self, name: str) -> str:
         return f"{self._namespace}.{name}"
@@ -85,6 +87,7 @@ class RabbitBus(MessageBus):
         except (OSError, aio_pika.exceptions.AMQPError) as exc:
             raise BusUnavailable(f"cannot reach RabbitMQ: {exc}") from exc
         self._connected_since = time.monotonic()
+        self._up.set()
         self._connection.reconnect_callbacks.add(self._on_reconnect)
         self._connection.close_callbacks.add(self._on_disconnect)
         self._publisher = await self._connection.channel(on_return_raises=True)
@@ -95,12 +98,14 @@ class RabbitBus(MessageBus):
     def _on_reconnect(self, *_: Any) -> None:
         self._connected_since = time.monotonic()
         self._cut_off = False
+        self._up.set()
         logger.warning("reconnected to RabbitMQ")
 
     def _on_disconnect(self, *_: Any) -> None:
         # Until the reconnect callback has run, count as cut off: the connection's own
         # "connected" flag is set a moment earlier than that.
         self._cut_off = True
+        self._up.clear()
 
     @property
     def _channel(self) -> AbstractChannel:
@@ -167,13 +172,16 @@ class RabbitBus(MessageBus):
     async def _consumer_channel(self, prefetch: int) -> AbstractChannel:
         if self._connection is None:
             raise BusUnavailable("the bus is not connected")
+        # A broker that went away after connect() (say, while a service warms up) is waited
+        # for, as connect() waits for it: opening a channel now would fail outright.
+        await self._up.wait()
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=prefetch)
         return channel
 
     async def consume(self, queue: str, handler: Handler, *, prefetch: int = 16) -> None:
-        await self._declare_queue(queue)
         channel = await self._consumer_channel(prefetch)
+        await self._declare_queue(queue)
         source = await channel.declare_queue(
             self._name(queue), durable=True, arguments=self._arguments(queue)
         )

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..archives import ProgramArchive
-from ..errors import ProgramNameTaken, StoreSetupError
+from ..errors import ProgramNameTaken, StoreSetupError, StoreUnavailable
 from ..jobs import Job, JobStatus, epoch_us, job_from_dict, job_to_dict, utcnow
 from ..programs import Program, program_from_dict, program_to_dict
 from .base import Interim, JobQuery, JobStore, LogChunk
@@ -527,9 +527,18 @@ class _Connection:
         return cls(db, thread)
 
     async def run(self, work: Callable[..., Any], *args: Any) -> Any:
-        """`work(db, *args)` in the connection's thread."""
+        """`work(db, *args)` in the connection's thread; raises StoreUnavailable when another
+        process held the file's lock for the whole busy timeout (say, one that was frozen
+        mid-write)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, work, self._db, *args)
+        try:
+            return await loop.run_in_executor(self._thread, work, self._db, *args)
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise
+            raise StoreUnavailable(
+                f"the SQLite file stays locked by another process: {exc}"
+            ) from exc
 
     async def close(self) -> None:
         await self.run(lambda db: db.close())

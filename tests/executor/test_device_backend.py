@@ -29,8 +29,9 @@ from qrt_device.config import DeviceConfig
 from qrt_device.service import Device
 from qrt_executor.device_backend import DeviceBackend
 from qrt_executor.device_client import DeviceClient
-from tests.conftest import ROOT, make_settings, merge_programs, wait_for
-from tests.crs import check_published, check_reply, check_request
+from tests.support.device_schemas import check_published, check_reply, check_request
+from tests.support.platform import make_settings, wait_for
+from tests.support.programs import ROOT, merge_programs
 
 BELL_V1 = "version 1.0\nqubits 5\nh q[2]\ncnot q[2], q[0]\nmeasure_all\n"
 SLOW = (

@@ -8,7 +8,7 @@ import pytest
 from qrt_common.errors import InvalidProgram
 from qrt_common.programs import ProgramKind, load_planqk_project
 from qrt_common.registry import ProgramRegistry
-from tests.conftest import write_program
+from tests.support.programs import write_program
 
 
 def project(root: Path, name: str, meta: object, program: str | None = None) -> Path:

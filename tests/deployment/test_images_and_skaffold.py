@@ -13,7 +13,7 @@ import yaml
 from qrt_cli.main import SERVICES
 from qrt_common.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SPECS = ROOT / "tests" / "schemas" / "kubernetes"
 SERVICE_DIRS = sorted(p.parent for p in (ROOT / "services").glob("*/Dockerfile"))
 

@@ -15,12 +15,12 @@ import aiohttp
 import pytest
 import yaml
 
-from tests.conftest import wait_for
-from tests.mesh import Mesh, free_port, wait_for_port
+from tests.support.mesh import Mesh, free_port, wait_for_port
+from tests.support.platform import wait_for
 
 pytestmark = [pytest.mark.timeout(180)]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "charts" / "qrt" / "files" / "alerts.yaml"
 DASHBOARDS = ROOT / "charts" / "qrt" / "files" / "dashboards"
 BELL = "version 3.0\nqubit[5] q\nbit[5] b\nH q[0]\nCNOT q[0], q[2]\nb = measure q\n"

@@ -17,14 +17,8 @@ import pytest_asyncio
 from openapi_spec_validator import validate
 
 from qrt_cli.dev import Platform
-from tests.conftest import (
-    b64_zip_of,
-    make_settings,
-    merge_programs,
-    poll_status,
-    wait_for,
-    zip_of,
-)
+from tests.support.platform import make_settings, poll_status, wait_for
+from tests.support.programs import b64_zip_of, merge_programs, zip_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -11,7 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from qrt_cli.dev import Platform
 from qrt_common.metrics import serve_operations
-from tests.conftest import make_settings, merge_programs, submit, wait_for
+from tests.support.platform import make_settings, submit, wait_for
+from tests.support.programs import merge_programs
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from openapi_spec_validator import validate
 
-from tests.conftest import FINAL, logs_of, submit, wait_for
+from tests.support.platform import FINAL, logs_of, submit, wait_for
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from openapi_spec_validator import validate
 
-from tests.conftest import logs_of, poll_status, wait_for
+from tests.support.platform import logs_of, poll_status, wait_for
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -20,8 +20,8 @@ from qrt_executor.markers import PlanQKStdout
 from qrt_executor.oneshot import NO_RESULT, BubblewrapRunner, OneShotInput, run_one_shot
 from qrt_executor.pool import WarmPool
 from qrt_executor.runner import JobOutput, Outcome, run_job
-from tests.conftest import TEST_PROGRAMS
-from tests.test_runner import Run, stop_when_written
+from tests.executor.test_runner import Run, stop_when_written
+from tests.support.programs import TEST_PROGRAMS
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

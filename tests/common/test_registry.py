@@ -7,7 +7,7 @@ import pytest
 from qrt_common.errors import InvalidProgram
 from qrt_common.programs import program_from_metadata
 from qrt_common.registry import ProgramRegistry
-from tests.conftest import write_program
+from tests.support.programs import write_program
 
 
 def touch_later(path: Path) -> None:

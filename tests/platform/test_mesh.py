@@ -20,15 +20,16 @@ from qrt_common.bus.rabbitmq import RabbitBus
 from qrt_common.jobs import Job, JobStatus
 from qrt_common.store.base import JobQuery
 from qrt_common.store.sqlite import SQLiteStore
-from tests.conftest import logs_of, merge_programs, wait_for
-from tests.mesh import (
+from tests.support.mesh import (
     RABBITMQ_URL,
     Mesh,
     PrivateBroker,
-    eventually,
     overlapping_attempts,
     wait_for_port,
 )
+from tests.support.platform import logs_of, wait_for
+from tests.support.programs import merge_programs
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.usefixtures("rabbitmq")]
 
@@ -111,7 +112,7 @@ async def test_sigkill_of_an_executor_mid_run(mesh: Mesh):
             jobs = await jobs_in_store(mesh)
             return any(j.status is JobStatus.RUNNING and j.executor_id == victim for j in jobs)
 
-        await eventually(victim_runs_some, timeout=30)
+        await eventually(victim_runs_some, f"executor {victim} runs a job", timeout=30)
         on_victim = {j.id for j in await jobs_in_store(mesh) if j.executor_id == victim}
         mesh.signal(victim, signal.SIGKILL)
         jobs = await all_ended(http, ids)
@@ -344,7 +345,7 @@ async def submit_when_possible(http: aiohttp.ClientSession, timeout: float = 60)
 
 
 async def test_uploaded_programs_travel_to_executor_processes(mesh: Mesh):
-    from tests.conftest import b64_zip_of
+    from tests.support.programs import b64_zip_of
 
     def versioned(version: str) -> dict[str, str]:
         return {

@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from qrt_common.settings import Settings
-from tests.test_deployment import SPECS, deepest_errors
+from tests.deployment.test_images_and_skaffold import SPECS, deepest_errors
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "qrt"
 KUBE_VERSION = "1.30.0"
 CUSTOM_SCHEMAS = {

@@ -16,7 +16,7 @@ from qrt_common.programs import ProgramKind
 from qrt_common.registry import ProgramRegistry
 from qrt_executor import locator
 from qrt_executor.locator import ProgramLocator
-from tests.conftest import zip_of
+from tests.support.programs import zip_of
 
 
 def assignment(program_id: str, archive: bytes | None = None, digest: str | None = None):

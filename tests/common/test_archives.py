@@ -11,7 +11,7 @@ import pytest
 from qrt_common.archives import MAX_ENTRIES, decode_archive, unpack_archive
 from qrt_common.errors import ArchiveTooLarge, InvalidArchive, InvalidProgram
 from qrt_common.programs import ProgramKind, archive_program
-from tests.conftest import zip_of
+from tests.support.programs import zip_of
 
 LIMIT = 64 * 1024
 

@@ -20,7 +20,8 @@ from qrt_common.store.mongo import MongoStore
 from qrt_gateway.app import create_app
 from qrt_gateway.context import Gateway
 from qrt_gateway.streams import StreamHub
-from tests.conftest import logs_of, make_settings, merge_programs, wait_for
+from tests.support.platform import logs_of, make_settings, wait_for
+from tests.support.programs import merge_programs
 
 
 @pytest.fixture

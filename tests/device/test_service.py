@@ -22,7 +22,7 @@ from qrt_common.errors import DeviceConfigError
 from qrt_device.calibration import Calibration
 from qrt_device.config import DeviceConfig, load_config
 from qrt_device.service import Device
-from tests.crs import check_published, check_reply
+from tests.support.device_schemas import check_published, check_reply
 
 GHZ = (
     "version 3.0\nqubit[5] q\nbit[5] b\nH q[2]\nCNOT q[2], q[0]\nCNOT q[2], q[1]\n"

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from qrt_common.settings import Settings
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 
 @pytest.mark.parametrize("name", sorted(Settings.model_fields))

@@ -3,7 +3,6 @@ RabbitMQ, each test in a namespace of its own on the broker."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import os
@@ -11,12 +10,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import aio_pika
+
+from .waiting import eventually_sync
 
 RABBITMQ_URL = os.environ.get("QRT_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 QUEUES = ("jobs.submitted", "jobs.events", "jobs.cancel", "dead-letters")
@@ -30,17 +31,25 @@ def free_port() -> int:
         return port
 
 
+def listening(port: int) -> bool:
+    """Whether something accepts connections on loopback port `port`."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def exited(process: subprocess.Popen[bytes]) -> Callable[[], str | None]:
+    """A `give_up` for waits on `process`: the reason, once it exited."""
+    return lambda: None if process.poll() is None else f"it exited with {process.returncode}"
+
+
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode} before listening")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listened on port {port} within {timeout} s")
+    """Wait until `process` listens on `port` (fails at once if it exits)."""
+    eventually_sync(
+        lambda: listening(port), f"port {port} listens", timeout=timeout, give_up=exited(process)
+    )
 
 
 class Mesh:
@@ -154,14 +163,6 @@ def overlapping_attempts(record: Path) -> list[str]:
     return overlaps
 
 
-async def eventually(predicate, timeout: float = 60, every: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(every)
-
-
 class PrivateBroker:
     """A RabbitMQ node of the test's own (own node name, ports and data), to restart at will."""
 
@@ -198,31 +199,20 @@ class PrivateBroker:
         }
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/"
 
-    def _listening(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                return True
-        except OSError:
-            return False
-
     def start(self, timeout: float = 60) -> None:
         subprocess.run(["rabbitmq-server", "-detached"], env=self.env, check=True,
                        capture_output=True)  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while not self._listening():
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"private RabbitMQ did not start; see {self.root / 'log'}")
-            time.sleep(0.1)
+        what = f"the private RabbitMQ listens (its log: {self.root / 'log'})"
+        eventually_sync(lambda: listening(self.port), what, timeout=timeout)
 
     def stop(self) -> None:
         subprocess.run(["rabbitmqctl", "-n", self.node, "stop"], env=self.env,
                        capture_output=True, timeout=60)  # fmt: skip
-        deadline = time.monotonic() + 30
-        while self._listening() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        eventually_sync(lambda: not listening(self.port), "the private RabbitMQ stopped")
 
     def remove(self) -> None:
         import shutil
 
-        self.stop()
+        with contextlib.suppress(AssertionError):  # gone already
+            self.stop()
         shutil.rmtree(self.root, ignore_errors=True)

@@ -21,7 +21,7 @@ from qrt_common.programs import ProgramKind
 from qrt_executor.job_protocol import Launch
 from qrt_executor.pool import WarmPool
 from qrt_executor.runner import MAX_LINE_BYTES, JobOutput, LineSplitter, Outcome, run_job
-from tests.conftest import write_program
+from tests.support.programs import write_program
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import logs_of, merge_programs, wait_for, write_program
+from tests.support.platform import logs_of, wait_for
+from tests.support.programs import merge_programs, write_program
 
 
 def free_port() -> int:
