@@ -1,9 +1,20 @@
 import asyncio
+import contextlib
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import aio_pika
+import pytest
 
 from qrt_common.bus import open_bus
-from qrt_common.bus.base import DELIVERY_LIMIT
+from qrt_common.bus import rabbitmq as rabbitmq_bus
+from qrt_common.bus.base import REDELIVERY_LIMIT, MessageBus
 from qrt_common.bus.memory import InMemoryBus
+from qrt_common.bus.rabbitmq import RabbitBus
 from qrt_common.errors import ConfigurationError, MalformedMessage
+from tests.support.mesh import RABBITMQ_URL
+from tests.support.waiting import eventually
 
 
 async def test_queue_delivers_each_message_once_across_consumers():
@@ -35,22 +46,22 @@ async def test_topic_copies_to_every_subscriber_in_order():
     bus = InMemoryBus()
     first: list = []
     second: list = []
-    done = asyncio.Event()
 
     async def one(body):
         first.append(body["n"])
 
     async def two(body):
         second.append(body["n"])
-        if len(second) == 50:
-            done.set()
 
     await bus.subscribe("t", one)
     await bus.subscribe("t", two)
     for n in range(50):
         await bus.publish("t", {"n": n})
-    await asyncio.wait_for(done.wait(), 5)
-    await asyncio.sleep(0)
+    await eventually(
+        lambda: (len(first), len(second)),
+        "both subscribers get all 50",
+        until=lambda n: n == (50, 50),
+    )
     assert first == second == list(range(50))
     await bus.close()
 
@@ -101,12 +112,9 @@ async def test_transient_failures_are_retried_then_dead_lettered():
     await bus.consume("q", flaky, prefetch=1)
     await bus.send("q", {"n": 1})
     await bus.send("q", {"n": 2})
-    for _ in range(500):
-        if dead:
-            break
-        await asyncio.sleep(0.01)
-    assert attempts.count(1) == 3 and attempts.count(2) == DELIVERY_LIMIT
-    assert [d["n"] for d in dead] == [2] and "10 deliveries" in dead[0]["_reason"]
+    await eventually(lambda: dead, "the always broken message is dead-lettered")
+    assert attempts.count(1) == 3 and attempts.count(2) == REDELIVERY_LIMIT + 1
+    assert [d["n"] for d in dead] == [2] and "11 deliveries" in dead[0]["_reason"]
     await bus.close()
 
 
@@ -117,3 +125,82 @@ def test_unknown_bus_url_is_refused():
         assert "QRT_BUS_URL" in str(exc)
     else:
         raise AssertionError("expected a ValueError")
+
+
+async def delete_namespace(namespace: str, queues: list[str], exchanges: list[str]) -> None:
+    connection = await aio_pika.connect(RABBITMQ_URL, timeout=5)
+    async with connection:
+        for name in queues:
+            channel = await connection.channel()
+            with contextlib.suppress(Exception):
+                await channel.queue_delete(f"{namespace}.{name}")
+        for name in exchanges:
+            channel = await connection.channel()
+            with contextlib.suppress(Exception):
+                await channel.exchange_delete(f"{namespace}.{name}")
+
+
+@pytest.fixture(params=["memory", "rabbitmq"])
+def bus_kind(request: pytest.FixtureRequest) -> str:
+    kind: str = request.param
+    if kind == "rabbitmq":
+        request.getfixturevalue("rabbitmq")  # started, if it is down
+    return kind
+
+
+@pytest.fixture
+async def bus(bus_kind: str, monkeypatch) -> AsyncIterator[MessageBus]:
+    """Each bus, retrying a failed message at once (rather than after a second)."""
+    if bus_kind == "memory":
+        memory = InMemoryBus(retry_delay=0.001)
+        yield memory
+        await memory.close()
+        return
+    monkeypatch.setattr(rabbitmq_bus, "RETRY_DELAY", 0.001)
+    namespace = f"qrt-test-{uuid.uuid4().hex[:8]}"
+    rabbit = RabbitBus(RABBITMQ_URL, namespace=namespace)
+    await rabbit.connect()
+    try:
+        yield rabbit
+    finally:
+        await rabbit.close()
+        await delete_namespace(namespace, ["q", "dead-letters"], ["dead-letters"])
+
+
+async def test_only_a_malformed_message_is_dead_lettered_at_once(bus: MessageBus):
+    deliveries: Counter[str] = Counter()
+    dead: list[dict] = []
+
+    async def handler(body):
+        deliveries[body["n"]] += 1
+        if body["n"] == "malformed":
+            raise MalformedMessage("no such field")
+        # An ordinary error, even a ValueError, says nothing about the message: another
+        # delivery may well succeed.
+        if body["n"] == "flaky" and deliveries["flaky"] < 3:
+            raise ValueError("the store hiccuped")
+        if body["n"] == "broken":
+            raise ValueError("never works")
+
+    async def on_dead(body):
+        dead.append(body)
+
+    await bus.consume_dead_letters(on_dead)
+    await bus.consume("q", handler, prefetch=1)
+    for n in ("malformed", "flaky", "broken"):
+        await bus.send("q", {"n": n})
+    # One at a time, in order: once "broken" is given up on, the others are done with.
+    await eventually(lambda: len(dead), "two messages dead-lettered", until=lambda n: n >= 2)
+    reasons = {letter["n"]: letter["_reason"] for letter in dead}
+    assert len(dead) == 2 and set(reasons) == {"malformed", "broken"}
+    assert (
+        deliveries["malformed"] == 1 and reasons["malformed"] == "MalformedMessage: no such field"
+    )
+    assert [letter["_source"] for letter in dead if letter["n"] == "malformed"] == ["q"]
+    assert deliveries["flaky"] == 3
+    # The first delivery and REDELIVERY_LIMIT more, on either bus.
+    assert deliveries["broken"] == REDELIVERY_LIMIT + 1
+    if isinstance(bus, InMemoryBus):
+        assert reasons["broken"] == f"not handled after {REDELIVERY_LIMIT + 1} deliveries"
+    else:
+        assert reasons["broken"].startswith("the broker dead-lettered it (delivery_limit)")

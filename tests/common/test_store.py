@@ -29,6 +29,7 @@ from qrt_common.store.base import JobQuery, JobStore
 from qrt_common.store.mongo import MongoStore
 from qrt_common.store.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA
 from qrt_common.store.sqlite import SQLiteStore
+from tests.support.waiting import eventually
 
 Reopen = Callable[[], Awaitable[JobStore]]
 
@@ -541,8 +542,14 @@ async def test_writes_wait_off_the_event_loop_while_another_process_holds_the_lo
         with write_lock_held(tmp_path / "qrt.db"):
             adding = asyncio.create_task(store.add_job(make_job(1)))
             started = asyncio.get_running_loop().time()
-            await asyncio.sleep(0.2)
-            # The loop went on (the write waits in the writer thread), and so does the write.
+
+            def in_the_writer_thread() -> bool:
+                committing = store._committing
+                return committing is not None and not committing.done() and not store._batch
+
+            await eventually(in_the_writer_thread, "the write is handed to the writer thread")
+            # The loop went on (the write waits in the writer thread), and so does the write:
+            # it cannot end while this test holds the lock.
             assert asyncio.get_running_loop().time() - started < 1
             assert not adding.done()
             assert await store.get_job("job-001") is None
@@ -568,19 +575,24 @@ async def test_writes_made_on_the_event_loop_are_checkpointed(tmp_path: Path, mo
     try:
         for n in (1, 2):
             await store.add_job(make_job(n))
-        await asyncio.sleep(0.1)
+        # Writes on the loop schedule a checkpoint as they return: none is, and none ran.
+        assert store._checkpointing is None
         assert in_the_database_file() == 0
         await store.add_job(make_job(3))
-        for _ in range(100):
-            if in_the_database_file() == 3:
-                break
-            await asyncio.sleep(0.05)
-        assert in_the_database_file() == 3
+        await eventually(in_the_database_file, "3 jobs checkpointed", until=lambda n: n == 3)
     finally:
         await store.close()
 
 
-async def test_a_failing_write_fails_alone_among_writes_made_at_once(tmp_path: Path):
+async def test_a_failing_write_fails_alone_among_writes_made_at_once(tmp_path: Path, monkeypatch):
+    commit = sqlite_store._commit
+    batches: list[int] = []  # sizes of the transactions begun, in whichever thread
+
+    def recorded(db: sqlite3.Connection, statements: list[sqlite_store.Statement]) -> list[Any]:
+        batches.append(len(statements))
+        return commit(db, statements)
+
+    monkeypatch.setattr(sqlite_store, "_commit", recorded)
     store = SQLiteStore(tmp_path / "qrt.db")
     await store.open()
     try:
@@ -593,7 +605,7 @@ async def test_a_failing_write_fails_alone_among_writes_made_at_once(tmp_path: P
                 store.add_job(make_job(3)),
                 return_exceptions=True,
             )
-            await asyncio.sleep(0.1)
+            await eventually(lambda: 4 in batches, "the 4 writes wait as one transaction")
         outcomes = await writes
         assert outcomes[0] is None and outcomes[3] is None and outcomes[2] is True
         assert isinstance(outcomes[1], sqlite3.IntegrityError)

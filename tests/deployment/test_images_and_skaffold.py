@@ -80,5 +80,5 @@ def test_each_image_starts_a_real_command_on_the_ports_it_serves(directory: Path
 def test_the_build_context_holds_what_the_images_copy():
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert "*" in ignored  # everything out, then only what the images need back in
-    for needed in ("pyproject.toml", "README.md", "libs/", "services/", "programs/"):
+    for needed in ("pyproject.toml", "README.md", "cli/", "libs/", "services/", "programs/"):
         assert f"!{needed}" in ignored, needed

@@ -23,6 +23,7 @@ from qrt_device.calibration import Calibration
 from qrt_device.config import DeviceConfig, load_config
 from qrt_device.service import Device
 from tests.support.device_schemas import check_published, check_reply
+from tests.support.waiting import TIME_SCALE, eventually
 
 GHZ = (
     "version 3.0\nqubit[5] q\nbit[5] b\nH q[2]\nCNOT q[2], q[0]\nCNOT q[2], q[1]\n"
@@ -42,9 +43,14 @@ class Client:
         self.socket.connect(address)
         self.session = str(uuid.uuid4())
 
-    async def send_raw(self, frame: bytes) -> dict[str, Any]:
+    async def send_raw(self, frame: bytes, timeout: float = 30) -> dict[str, Any]:
         await self.socket.send(frame)
-        reply: dict[str, Any] = json.loads(await asyncio.wait_for(self.socket.recv(), 10))
+        limit = timeout * TIME_SCALE
+        try:
+            answer = await asyncio.wait_for(self.socket.recv(), limit)
+        except TimeoutError:
+            raise AssertionError(f"a reply from the device: not within {limit:g} s") from None
+        reply: dict[str, Any] = json.loads(answer)
         return reply
 
     async def call(
@@ -86,17 +92,33 @@ class Subscriber:
         self.socket.connect(address)
 
     async def next(self, timeout: float = 5) -> dict[str, Any]:
-        message: dict[str, Any] = json.loads(await asyncio.wait_for(self.socket.recv(), timeout))
+        limit = timeout * TIME_SCALE
+        try:
+            frame = await asyncio.wait_for(self.socket.recv(), limit)
+        except TimeoutError:
+            raise AssertionError(f"a published message: not within {limit:g} s") from None
+        message: dict[str, Any] = json.loads(frame)
         check_published(message)
         return message
 
-    async def wait_for(self, state: str, timeout: float = 5) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            message = await self.next(deadline - time.monotonic())
-            if message["payload"]["state"] == state:
-                return float(message["payload"]["timestamp"])
-        raise AssertionError(f"never published {state}")
+    async def wait_for(self, state: str, timeout: float = 5, *, after: float = 0.0) -> float:
+        """The timestamp of the next message announcing `state` (stamped `after` or later). It
+        reads the stream on rather than polling (each message comes once), with the deadlines
+        and failure of `eventually`."""
+        limit = timeout * TIME_SCALE
+        deadline = time.monotonic() + limit
+        last: dict[str, Any] | None = None
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                frame = await asyncio.wait_for(self.socket.recv(), left)
+            except TimeoutError:
+                break
+            last = json.loads(frame)
+            check_published(last)
+            stamped = float(last["payload"]["timestamp"])
+            if last["payload"]["state"] == state and stamped >= after:
+                return stamped
+        raise AssertionError(f"{state} published: not within {limit:g} s; last seen: {last!r}")
 
 
 async def test_a_session_runs_a_circuit_and_every_reply_is_v3():
@@ -170,22 +192,39 @@ async def test_protocol_0_1_0_requests():
         assert (await client.call("terminate", version="0.1.0"))["version"] == "0.1.0"
 
 
-async def test_set_publish_turns_the_heartbeat_off_and_on():
+async def test_set_publish_turns_the_heartbeat_off_and_on(monkeypatch):
     async with running() as (device, context):
         subscriber = Subscriber(context, device.pub_endpoint)
         await subscriber.wait_for("IDLE")
+        due: list[float] = []  # when a heartbeat or a state change was due to go out
+        publish = device._publish
+
+        async def noted(*, force: bool = False) -> None:
+            due.append(time.time())
+            await publish(force=force)
+
+        monkeypatch.setattr(device, "_publish", noted)
         client = Client(context, device.rep_endpoint)
         assert (await client.call("set_publish", {"active": False}, version="0.1.0"))[
             "status"
         ] == "success"
-        await asyncio.sleep(0.1)
-        with contextlib.suppress(TimeoutError):
-            while True:  # drain what was sent before
-                await subscriber.next(0.1)
-        with pytest.raises(TimeoutError):
-            await subscriber.next(0.3)
+        off = time.time()
+        # While off, the state changes and heartbeats fall due: none of it is sent.
+        await client.call("initialize")
+        await eventually(
+            lambda: [at for at in due if at > off],
+            "heartbeats fall due while publishing is off",
+            until=lambda later: len(later) >= 3,
+        )
+        on = time.time()
         await client.call("set_publish", {"active": True}, version="0.1.0")
-        await subscriber.wait_for("IDLE", 1)
+        before: list[dict[str, Any]] = []  # sent before publishing went off
+        while (message := await subscriber.next())["payload"]["timestamp"] < on:
+            before.append(message)
+        assert [m for m in before if m["payload"]["timestamp"] >= off] == []
+        # Once on again, what it missed is announced, and the heartbeat goes on.
+        assert message["payload"]["state"] == "EXECUTING"
+        assert (await subscriber.next())["payload"]["state"] == "EXECUTING"
         bad = await client.call("set_publish", {"active": "yes"}, version="0.1.0")
         assert "payload.active" in bad["payload"]["error_msg"]
 
@@ -426,9 +465,14 @@ async def test_heartbeats_and_other_requests_go_on_during_a_simulation():
         alice, bob = Client(context, device.rep_endpoint), Client(context, device.rep_endpoint)
         await alice.call("initialize")
         running_execute = asyncio.create_task(alice.execute(slow, shots=600))
-        await asyncio.sleep(0.05)
+        await eventually(lambda: device._executing > 0, "the execute reaches the device")
+        simulating = time.time()
         assert not running_execute.done(), "the simulation was too short to watch"
-        beats = [await subscriber.next(1) for _ in range(4)]
+        beats: list[dict[str, Any]] = []
+        while len(beats) < 4:
+            beat = await subscriber.next(1)
+            if beat["payload"]["timestamp"] >= simulating:  # not one still queued from before
+                beats.append(beat)
         assert {b["payload"]["state"] for b in beats} == {"EXECUTING"}
         assert not running_execute.done(), "the simulation was too short to watch"
         assert (await bob.call("get_static"))["status"] == "success"
@@ -475,11 +519,22 @@ async def test_a_locked_device_calibrates_only_after_the_session():
     ) as (device, context):
         subscriber = Subscriber(context, device.pub_endpoint)
         client = Client(context, device.rep_endpoint)
-        await client.call("initialize")
-        await asyncio.sleep(0.6)
+        # A machine under load may reach the device while it calibrates the first time.
+        await eventually(
+            lambda: client.call("initialize"),
+            "the session begins",
+            until=lambda reply: reply["status"] == "success",
+        )
+        # Only the calibration, finding the device locked, clears this: then it fell due and
+        # waits for the session.
+        device._released.set()
+        await eventually(
+            lambda: not device._released.is_set(), "the calibration falls due during the session"
+        )
         assert (await client.execute(GHZ))["status"] == "success"
+        ended = time.time()
         await client.call("terminate")
-        await subscriber.wait_for("CALIBRATING", 2)
+        await subscriber.wait_for("CALIBRATING", 2, after=ended)
 
 
 def test_drift_worsens_values_until_the_next_calibration():

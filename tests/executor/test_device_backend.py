@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from typing import Any
 
@@ -32,6 +31,7 @@ from qrt_executor.device_client import DeviceClient
 from tests.support.device_schemas import check_published, check_reply, check_request
 from tests.support.platform import make_settings, wait_for
 from tests.support.programs import ROOT, merge_programs
+from tests.support.waiting import eventually, eventually_sync
 
 BELL_V1 = "version 1.0\nqubits 5\nh q[2]\ncnot q[2], q[0]\nmeasure_all\n"
 SLOW = (
@@ -69,14 +69,15 @@ async def test_client_requests_are_v3_and_a_timed_out_socket_is_replaced():
         await asking
     silent.close(0)
     context.destroy(0)
-    # The device comes (back) on the same address: the next request gets through.
+    # The device comes (back) on the same address: the next request gets through (given more
+    # than the 0.3 s meant for the silent socket, which a loaded machine can take to answer).
     device = await start_device(port)
     try:
-        static = await asyncio.to_thread(client.request, Command.GET_STATIC, session)
+        static = await asyncio.to_thread(client.request, Command.GET_STATIC, session, timeout=10)
         assert static["name"] == "Starmon-5"
         with pytest.raises(DeviceRefused, match="outside an initialized session"):
             payload = {"job_id": 1, "circuit": BELL_V1, "number_of_shots": 1}
-            await asyncio.to_thread(client.request, Command.EXECUTE, session, payload)
+            await asyncio.to_thread(client.request, Command.EXECUTE, session, payload, timeout=10)
     finally:
         client.close()
         await device.close()
@@ -124,9 +125,19 @@ async def test_backend_target_transpiles_and_runs_qiskit_circuits():
         await device.close()
 
 
-async def test_backend_waits_for_another_session_to_end():
+async def test_backend_waits_for_another_session_to_end(monkeypatch: pytest.MonkeyPatch):
     device = await start_device()
     context = zmq.asyncio.Context()
+    refused: list[str] = []
+    handle = device.handle
+
+    async def recording(frame: bytes) -> bytes:
+        reply = await handle(frame)
+        if b"locked by another session" in reply:
+            refused.append(json.loads(frame)["command"])
+        return reply
+
+    monkeypatch.setattr(device, "handle", recording)
     try:
         other = context.socket(zmq.REQ)
         other.connect(device.rep_endpoint)
@@ -135,7 +146,12 @@ async def test_backend_waits_for_another_session_to_end():
         check_reply("initialize", await other.recv_json())
         backend = await asyncio.to_thread(DeviceBackend, device.rep_endpoint)
         running = asyncio.create_task(asyncio.to_thread(backend.run_cqasm, BELL_V1, 10))
-        await asyncio.sleep(0.8)
+        # Refused twice, it tried again: it waits rather than failing.
+        await eventually(
+            lambda: refused,
+            "the backend asks again",
+            until=lambda commands: commands.count("initialize") >= 2,
+        )
         assert not running.done()
         await other.send_json({"session_id": session, "command": "terminate"})
         await other.recv_json()
@@ -154,7 +170,7 @@ async def test_a_device_restart_during_an_execute():
     )
     try:
         running = asyncio.create_task(asyncio.to_thread(backend.run_cqasm, SLOW, 500))
-        await asyncio.sleep(0.3)
+        await eventually(lambda: device._executing > 0, "the device simulates the circuit")
         await device.close()  # gone mid-simulation: that reply never comes
         device = await start_device(port)
         payload = await asyncio.wait_for(running, 20)
@@ -182,12 +198,17 @@ def test_qrt_device_process_answers_and_says_offline_when_stopped():
         check_published(json.loads(sub.recv()))
         process.send_signal(signal.SIGTERM)
         assert process.wait(20) == 0
-        states = []
-        while sub.poll(500):
-            message = json.loads(sub.recv())
-            check_published(message)
-            states.append(message["payload"]["state"])
-        assert states[-1] == "OFFLINE"
+        states: list[str] = []
+
+        def received() -> list[str]:
+            while sub.poll(0):
+                message = json.loads(sub.recv())
+                check_published(message)
+                states.append(message["payload"]["state"])
+            return states
+
+        # The process has exited: all it published is on its way, and its last word is OFFLINE.
+        eventually_sync(received, "the device says OFFLINE", until=lambda s: s[-1:] == ["OFFLINE"])
         backend.close()
     finally:
         if process.poll() is None:
@@ -266,10 +287,10 @@ async def test_jobs_run_on_the_dev_device_through_the_gateway(tmp_path):
             holder = await submit("device-holder", {})
             device = platform.device
             assert device is not None
-            deadline = time.monotonic() + 30
-            while device.session is None:
-                assert time.monotonic() < deadline, "the job never locked the device"
-                await asyncio.sleep(0.05)
+            # Running, not only started: a job cancelled before the scheduler knows it started
+            # ends at once, and its executor ends the session a moment later.
+            await wait_for(http, holder, {"Running"})
+            await eventually(lambda: device.session, "the job locks the device")
             async with http.post(f"/jobs/{holder}/cancel") as response:
                 assert response.status == 204
             assert (await wait_for(http, holder))["status"] == "Cancelled"

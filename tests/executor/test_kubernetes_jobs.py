@@ -14,6 +14,7 @@ from typing import Any
 
 import kmock
 import pytest
+from kmock import Request
 from kubernetes import client
 
 from qrt_common.jobs import JobStatus
@@ -21,6 +22,7 @@ from qrt_common.messages import EventKind, JobEvent
 from qrt_executor.kubernetes_jobs import KubernetesRunner, ProgramPodSettings
 from qrt_executor.oneshot import OneShotInput, run_one_shot
 from qrt_executor.runner import JobOutput, Outcome
+from tests.support.waiting import eventually
 
 NAMESPACE = "qrt"
 NAME = "qrt-program-job-1"
@@ -58,12 +60,7 @@ async def stored(api: client.ApiClient, kind: str) -> list[Any]:
 
 
 async def the_job(api: client.ApiClient) -> Any:
-    for _ in range(100):
-        jobs = await stored(api, "jobs")
-        if jobs:
-            return jobs[0]
-        await asyncio.sleep(0.05)
-    raise AssertionError("no Job was created")
+    return (await eventually(lambda: stored(api, "jobs"), "the program's Job is created"))[0]
 
 
 async def pod_is(api: client.ApiClient, phase: str, exit_code: int | None = None) -> None:
@@ -133,11 +130,12 @@ async def test_a_program_runs_as_a_locked_down_job_and_its_log_gives_the_result(
     config_map = (await stored(api, "configmaps"))[0]
     assert json.loads(config_map.data["data.json"]) == {"values": [1, 2]}
 
-    kmock[f"get /api/v1/namespaces/{NAMESPACE}/pods/{NAME}-abcde/log"] << (
-        b'summing\nPlanQK:Job:Result: {"sum": 3}\nbye\n'
-    )
+    log_reads: list[Request] = []
+    pod_log = f"get /api/v1/namespaces/{NAMESPACE}/pods/{NAME}-abcde/log"
+    kmock[pod_log] << b'summing\nPlanQK:Job:Result: {"sum": 3}\nbye\n' >> log_reads
     await pod_is(api, "Running")
-    await asyncio.sleep(0.8)
+    # The runner reads the log once it saw the pod running: the pod may end after that.
+    await eventually(lambda: log_reads, "the runner reads the running pod's log")
     await pod_is(api, "Succeeded", exit_code=0)
     outcome = await asyncio.wait_for(task, 10)
     await output.close()

@@ -22,6 +22,7 @@ from qrt_executor.pool import WarmPool
 from qrt_executor.runner import JobOutput, Outcome, run_job
 from tests.executor.test_runner import Run, stop_when_written
 from tests.support.programs import TEST_PROGRAMS
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -30,8 +31,8 @@ ONE_SHOT_DIR = TEST_PROGRAMS / "oneshot_modes"
 ONE_SHOT_COMMAND = ("python3", "main.py")
 
 
-def collector() -> tuple[list[JobEvent], JobOutput]:
-    events: list[JobEvent] = []
+def collector(events: list[JobEvent] | None = None) -> tuple[list[JobEvent], JobOutput]:
+    events = [] if events is None else events
 
     async def send(batch: list[JobEvent]) -> None:
         events.extend(batch)
@@ -87,8 +88,10 @@ async def one_shot(
     runner: BubblewrapRunner | None = None,
     time_limit: float = 30,
     stop: asyncio.Future[JobStatus] | None = None,
+    events: list[JobEvent] | None = None,
 ) -> Run:
-    events, output = collector()
+    """A one-shot run; `events`, if given, collects its events as they are sent."""
+    events, output = collector(events)
     inputs = OneShotInput("job-1", "aer_simulator", json.dumps(data or {"values": [1]}),
                           json.dumps(params))  # fmt: skip
     stop = stop or asyncio.get_running_loop().create_future()
@@ -224,10 +227,22 @@ async def test_one_shot_sandbox(tmp_path):
 @pytest.mark.parametrize("ending", ["cancel", "time limit"])
 async def test_one_shot_cancel_and_time_limit_kill_the_sandbox(ending):
     stop: asyncio.Future[JobStatus] = asyncio.get_running_loop().create_future()
-    if ending == "cancel":
-        asyncio.get_running_loop().call_later(0.5, stop.set_result, JobStatus.CANCELLED)
+    events: list[JobEvent] = []
     started = time.monotonic()
-    run = await one_shot({"print": "sleep"}, stop=stop, time_limit=1 if ending != "cancel" else 30)
+    limit = 1 if ending != "cancel" else 30
+    running = asyncio.create_task(
+        one_shot({"print": "sleep"}, stop=stop, time_limit=limit, events=events)
+    )
+    if ending == "cancel":
+        # Its interim result says the program runs (and sleeps): cancel it then, timed from then.
+        await eventually(
+            lambda: [e for e in events if e.kind is EventKind.INTERIM],
+            "the program's interim result is streamed",
+            give_up=lambda: "the run ended" if running.done() else None,
+        )
+        started = time.monotonic()
+        stop.set_result(JobStatus.CANCELLED)
+    run = await running
     assert time.monotonic() - started < 5
     if ending == "cancel":
         assert run.outcome == Outcome(JobStatus.CANCELLED, "cancelled on request")

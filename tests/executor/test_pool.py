@@ -7,23 +7,21 @@ import os
 import signal
 
 from qrt_executor.pool import WarmPool
+from tests.support.waiting import eventually
 
 
-async def wait_until(predicate, timeout: float = 10) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
+async def idle(pool: WarmPool, count: int) -> None:
+    await eventually(lambda: pool.idle, f"{count} processes wait", until=lambda n: n == count)
 
 
 async def test_pool_keeps_processes_waiting_and_hands_out_each_once():
     pool = WarmPool(size=2)
     await pool.start()
     try:
-        await wait_until(lambda: pool.idle == 2)
+        await idle(pool, 2)
         first, second = await pool.acquire(), await pool.acquire()
         assert first.pid != second.pid
-        await wait_until(lambda: pool.idle == 2)
+        await idle(pool, 2)
         for proc in (first, second):
             proc.control.close()  # no job: the process exits quietly
             assert await asyncio.wait_for(proc.exited, 5) == 0
@@ -48,7 +46,7 @@ async def test_pool_recovers_when_the_zygote_dies():
     pool = WarmPool(size=1)
     await pool.start()
     try:
-        await wait_until(lambda: pool.idle == 1)
+        await idle(pool, 1)
         waiting = await pool.acquire()
         zygote = pool._zygote._process
         assert zygote is not None
@@ -68,7 +66,7 @@ async def test_pool_recovers_when_the_zygote_dies():
 async def test_close_ends_waiting_processes():
     pool = WarmPool(size=2)
     await pool.start()
-    await wait_until(lambda: pool.idle == 2)
+    await idle(pool, 2)
     pids = [proc.pid for proc in pool._idle]
     await pool.close()
     for pid in pids:

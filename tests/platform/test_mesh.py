@@ -27,7 +27,7 @@ from tests.support.mesh import (
     overlapping_attempts,
     wait_for_port,
 )
-from tests.support.platform import logs_of, wait_for
+from tests.support.platform import get_json, logs_of, submit, wait_for
 from tests.support.programs import merge_programs
 from tests.support.waiting import eventually
 
@@ -35,20 +35,13 @@ pytestmark = [pytest.mark.timeout(180), pytest.mark.usefixtures("rabbitmq")]
 
 
 async def jobs_in_store(mesh: Mesh) -> list[Job]:
-    store = SQLiteStore(mesh.root / "qrt.db")
+    store = SQLiteStore(mesh.store)
     await store.open()
     try:
         jobs, _ = await store.list_jobs(JobQuery(limit=100_000))
         return jobs
     finally:
         await store.close()
-
-
-async def submit(http: aiohttp.ClientSession, program: str, **params) -> str:
-    async with http.post("/jobs", json={"programId": program, "params": params}) as response:
-        assert response.status == 200, await response.text()
-        job_id: str = (await response.json())["id"]
-        return job_id
 
 
 async def all_ended(http: aiohttp.ClientSession, ids: list[str], timeout: float = 90) -> list[dict]:
@@ -137,7 +130,7 @@ async def test_sigterm_drains_an_executor(mesh: Mesh):
         assert mesh.wait(patient, timeout=30) == 0
         jobs = await all_ended(http, ids, timeout=5)
         assert [(j["status"], j["attempt"]) for j in jobs] == [("Completed", 1)] * 2
-        assert (await wait_for(http, later, {"Queued", "Running"}))["status"] == "Queued"
+        assert (await get_json(http, f"/jobs/{later}"))["status"] == "Queued"
         mesh.executor()
         assert (await wait_for(http, later))["status"] == "Completed"
 
@@ -172,13 +165,25 @@ async def test_scheduler_restart_loses_nothing_and_runs_nothing_twice(mesh: Mesh
         await wait_for(http, ids[0], {"Running"}, timeout=30)
         mesh.signal("scheduler", signal.SIGKILL)
         mesh.wait("scheduler")
+        ended_before = ends(record)
         more = [await submit(http, "record", path=str(record), seconds=0.2) for _ in range(4)]
-        await asyncio.sleep(1)
+        # Events pile up for the scheduler that is down: at least one job ends meanwhile.
+        await eventually(
+            lambda: ends(record), "a job ends while the scheduler is down",
+            until=lambda ended: ended > ended_before,
+        )  # fmt: skip
         mesh.scheduler()
         jobs = await all_ended(http, ids + more)
     assert Counter(j["status"] for j in jobs) == {"Completed": 14}
     assert {j["attempt"] for j in jobs} == {1}
     assert overlapping_attempts(record) == []
+
+
+def ends(record: Path) -> int:
+    """How many attempts a `record` program's file shows ending."""
+    if not record.exists():
+        return 0
+    return sum(line.split()[2:3] == ["end"] for line in record.read_text().splitlines())
 
 
 async def test_two_gateways_stream_the_same_job(mesh: Mesh):
@@ -268,12 +273,16 @@ async def test_a_broker_restart_mid_run(tmp_path: Path, private_broker: PrivateB
         mesh.executor(capacity=2)
         mesh.executor(capacity=2)
         url = mesh.gateway()
+        # Each executor serves its ops port once it has started: the broker goes away only
+        # from services that are up (one starting up would face no broker, not a restart).
+        for name in mesh.executors:
+            wait_for_port(mesh.ops_ports[name], mesh.processes[name])
         async with aiohttp.ClientSession(base_url=url) as http:
             ids = [await submit(http, "record", path=str(record), seconds=3.0) for _ in range(8)]
             await wait_for(http, ids[0], {"Running"}, timeout=30)
             # Jobs accepted while the scheduler is frozen reach it only over the bus, across the
             # restart (it reads the store only when it starts).
-            mesh.signal("scheduler", signal.SIGSTOP)
+            mesh.freeze_between_writes("scheduler")
             held = [await submit(http, "record", path=str(record), seconds=0.5) for _ in range(2)]
             # Messages the broker confirmed and nobody took yet outlive it: durable queues,
             # persistent messages.
@@ -333,15 +342,19 @@ async def kept_messages(url: str, namespace: str, count: int) -> list[int]:
 
 
 async def submit_when_possible(http: aiohttp.ClientSession, timeout: float = 60) -> str:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
+    """The id of a job the gateway took once it could again (it refuses with 503 until then)."""
+
+    async def submitted() -> str | None:
         async with http.post("/jobs", json={"programId": "noop"}) as response:
-            if response.status == 200:
-                job_id: str = (await response.json())["id"]
-                return job_id
-            assert response.status == 503
-        assert asyncio.get_running_loop().time() < deadline, "gateway never recovered"
-        await asyncio.sleep(0.5)
+            if response.status == 503:
+                return None
+            assert response.status == 200, await response.text()
+            job_id: str = (await response.json())["id"]
+            return job_id
+
+    taken = await eventually(submitted, "the gateway takes a job again", timeout=timeout, every=0.5)
+    assert taken is not None  # only an id satisfies the wait
+    return taken
 
 
 async def test_uploaded_programs_travel_to_executor_processes(mesh: Mesh):

@@ -22,6 +22,7 @@ from qrt_gateway.context import Gateway
 from qrt_gateway.streams import StreamHub
 from tests.support.platform import logs_of, make_settings, wait_for
 from tests.support.programs import merge_programs
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -57,13 +58,14 @@ async def test_jobs_run_end_to_end_on_the_mongo_store(mongo_platform: Platform):
             assert (await response.json())["field"] == "created_after"
 
         # QRT_JOB_RETENTION=1: the scheduler's sweep removes the job a moment after it ended.
-        for _ in range(50):
+        async def shown() -> int:
             async with http.get(f"/jobs/{job_id}") as response:
-                if response.status == 404:
-                    break
-            await asyncio.sleep(0.1)
-        else:
-            pytest.fail("the finished job outlived its retention")
+                return response.status
+
+        await eventually(
+            shown, "the finished job is gone after its retention", until=lambda s: s == 404,
+            timeout=10,
+        )  # fmt: skip
 
 
 async def test_a_gateway_whose_mongodb_is_away_is_not_ready_and_accepts_nothing(tmp_path: Path):
@@ -78,7 +80,8 @@ async def test_a_gateway_whose_mongodb_is_away_is_not_ready_and_accepts_nothing(
     async def record(body: dict) -> None:
         sent.append(body)
 
-    await bus.consume(SUBMITTED_QUEUE, record)
+    # One at a time, in order: once the sentinel below came, whatever was sent before it came.
+    await bus.consume(SUBMITTED_QUEUE, record, prefetch=1)
     app = create_app(
         Gateway(settings, store, bus, ProgramRegistry(settings.programs_dir), StreamHub())
     )
@@ -100,8 +103,10 @@ async def test_a_gateway_whose_mongodb_is_away_is_not_ready_and_accepts_nothing(
                 assert response.status == 503
         with pytest.raises(Exception, match="unreachable"):
             await opening
-        await asyncio.sleep(0.1)
-        assert sent == []
+        sentinel = {"sentinel": True}
+        await bus.send(SUBMITTED_QUEUE, sentinel)
+        await eventually(lambda: sent, "the sentinel comes through the queue")
+        assert sent == [sentinel]
     finally:
         await runner.cleanup()
         await bus.close()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from tests.support.mesh import Mesh, free_port, wait_for_port
-from tests.support.platform import wait_for
+from tests.support.platform import get_json, wait_for
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.timeout(180)]
 
@@ -109,6 +110,20 @@ async def query(http: aiohttp.ClientSession, expr: str) -> list[dict]:
     return list(body["data"]["result"])
 
 
+async def scraped_since(http: aiohttp.ClientSession, moment: datetime, count: int) -> None:
+    """Wait until Prometheus has `count` targets, each scraped successfully since `moment`."""
+
+    async def targets() -> list[dict]:
+        return list((await get_json(http, "/api/v1/targets"))["data"]["activeTargets"])
+
+    def all_scraped(found: list[dict]) -> bool:
+        fresh = [t for t in found if datetime.fromisoformat(t["lastScrape"]) > moment]
+        return len(fresh) == len(found) == count and all(t["health"] == "up" for t in fresh)
+
+    what = f"Prometheus scraped {count} targets since {moment:%H:%M:%S.%f}"
+    await eventually(targets, what, until=all_scraped)
+
+
 async def test_every_panel_shows_data_and_every_rule_evaluates(mesh: Mesh, prometheus):
     prometheus_url, targets = prometheus
     rep, pub = free_port(), free_port()
@@ -132,9 +147,12 @@ async def test_every_panel_shows_data_and_every_rule_evaluates(mesh: Mesh, prome
         for name, service in services.items()
     ]))  # fmt: skip
 
-    async with aiohttp.ClientSession(base_url=gateway_url) as api:
+    async with (
+        aiohttp.ClientSession(base_url=gateway_url) as api,
+        aiohttp.ClientSession(base_url=prometheus_url) as http,
+    ):
         ids = []
-        for _ in range(4):  # spread over a few scrapes, so rates have two points
+        for _ in range(4):  # each in a scrape of its own, so rates have two points
             for program in ("noop", "failing", "failing"):
                 async with api.post("/jobs", json={"programId": program}) as response:
                     ids.append((await response.json())["id"])
@@ -148,26 +166,25 @@ async def test_every_panel_shows_data_and_every_rule_evaluates(mesh: Mesh, prome
             async with api.ws_connect(f"/stream/jobs/{ids[-2]}") as ws:
                 async for _ in ws:
                     pass
-            await asyncio.sleep(1.5)
+            await scraped_since(http, datetime.now(UTC), len(services))
         for job_id in ids:
             await wait_for(api, job_id)
 
-    async with aiohttp.ClientSession(base_url=prometheus_url) as http:
-        # Wait until each service has been scraped since the workload ended.
-        for _ in range(100):
+        await scraped_since(http, datetime.now(UTC), len(services))
+
+        async def seen() -> tuple[list[dict], list[dict], list[dict]]:
             up = await query(http, "up == 1")
             done = await query(http, "sum(qrt_job_duration_seconds_count)")
             calibrated = await query(http, "qi_t1_in_us")
-            if (
-                len(up) == len(services)
-                and calibrated
-                and done
-                and float(done[0]["value"][1]) == len(ids)
-            ):
-                break
-            await asyncio.sleep(0.2)
-        else:
-            pytest.fail(f"Prometheus never saw the services' numbers: {await query(http, 'up')}")
+            return up, done, calibrated
+
+        def everything(found: tuple[list[dict], list[dict], list[dict]]) -> bool:
+            up, done, calibrated = found
+            all_done = bool(done) and float(done[0]["value"][1]) == len(ids)
+            return len(up) == len(services) and all_done and bool(calibrated)
+
+        what = "Prometheus sees every service up, every job done and the calibration"
+        await eventually(seen, what, until=everything)
 
         empty = []
         for board, title, expr in dashboard_queries():

@@ -3,7 +3,6 @@ cancels of running executions, and one job model under both APIs."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Iterable
@@ -14,6 +13,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from tests.support.platform import logs_of, poll_status, wait_for
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -37,6 +37,7 @@ async def wait_execution(
     statuses: Iterable[str] = ENDED,
     timeout: float = 30,
 ) -> dict[str, Any]:
+    """The execution, once its status is one of `statuses` (by default: once it ended)."""
     return await poll_status(http, f"/services/{service}/{execution_id}", statuses, timeout)
 
 
@@ -181,8 +182,10 @@ async def test_cancel_a_running_execution(http, service, params):
     execution_id = (await start(http, service, {"params": params}))["id"]
     await wait_execution(http, service, execution_id, {"RUNNING"})
     if service == "oneshot-modes":  # running inside its sandbox, not just started
-        while not await get_json(http, f"/services/{service}/{execution_id}/interim-results"):
-            await asyncio.sleep(0.02)
+        await eventually(
+            lambda: get_json(http, f"/services/{service}/{execution_id}/interim-results"),
+            f"execution {execution_id} sends an interim result",
+        )
     async with http.put(f"/services/{service}/{execution_id}/cancel") as response:
         assert response.status == 200
         assert (await response.json())["id"] == execution_id

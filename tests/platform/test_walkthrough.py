@@ -6,25 +6,18 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from tests.support.mesh import exited, free_port, listening
 from tests.support.platform import logs_of, wait_for
 from tests.support.programs import merge_programs, write_program
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.support.waiting import eventually_sync
 
 
 class DevServer:
@@ -34,30 +27,30 @@ class DevServer:
         self.data_dir, self.programs_dir = data_dir, programs_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.log = data_dir.parent / "qrt-dev.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         command = [sys.executable, "-m", "qrt_cli", "dev", "--port", str(self.port),
                    "--data-dir", str(self.data_dir), "--programs-dir", str(self.programs_dir)]  # fmt: skip
         env = {**os.environ, "QRT_HEARTBEAT_INTERVAL": "0.2"}
-        self.process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"qrt dev exited: {self.process.stderr.read().decode()}")  # type: ignore[union-attr]
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("qrt dev did not start listening within 60 s")
+        # Its output goes to a file: a pipe nobody reads would block the server once full.
+        with open(self.log, "ab") as log:
+            process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+        self.process = process
+        exited_with = exited(process)
+
+        def gone() -> str | None:
+            reason = exited_with()
+            return None if reason is None else f"{reason}: {self.log.read_text(errors='replace')}"
+
+        what = f"qrt dev listens on {self.port}"
+        eventually_sync(lambda: listening(self.port), what, timeout=60, give_up=gone)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         assert self.process is not None
         self.process.send_signal(sig)
-        code = self.process.wait(30)
-        self.process.stderr.close()  # type: ignore[union-attr]
-        return code
+        return self.process.wait(30)
 
 
 @pytest.fixture

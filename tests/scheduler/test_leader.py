@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import kmock
@@ -11,6 +12,7 @@ import pytest
 from kubernetes import client
 
 from qrt_scheduler.leader import LeaderElector, LeaseTerms
+from tests.support.waiting import eventually
 
 FAST = LeaseTerms(duration=1.0, renew_deadline=0.6, retry_period=0.1)
 
@@ -42,7 +44,15 @@ async def test_the_first_replica_leads_and_the_second_waits_until_it_lets_go(api
     assert first.is_leader and await holder(api) == "a"
     waiting = asyncio.create_task(second.acquire())
     keeping = asyncio.create_task(first.keep())
-    await asyncio.sleep(2.5)  # well past the lease duration: the holder renews it meanwhile
+    # Time well past the lease duration, over which the holder renews it.
+    lease = await eventually(
+        lambda: read_lease(api),
+        "the holder renews the lease past 2.5 durations",
+        until=lambda lease: (
+            lease.spec.renew_time - lease.spec.acquire_time > timedelta(seconds=2.5 * FAST.duration)
+        ),
+    )
+    assert lease.spec.holder_identity == "a"
     assert not waiting.done() and await holder(api) == "a"
     keeping.cancel()
     await first.release()
@@ -67,19 +77,25 @@ async def test_a_lost_race_for_the_lease_is_no_error(api, kmock):
     first = elector(api, "a")
     await first.acquire()
     await first.release()
-    kmock["patch"] << 409 << {"kind": "Status", "code": 409, "reason": "Conflict"}
+    conflict = kmock["patch"] << 409 << {"kind": "Status", "code": 409, "reason": "Conflict"}
     second = elector(api, "b")
     racing = asyncio.create_task(second.acquire())
-    await asyncio.sleep(0.5)
+    # Lost, and tried again: a lost race does not end the wait.
+    await eventually(lambda: len(conflict), "two races lost", until=lambda n: n >= 2)
     assert not racing.done() and not second.is_leader
     racing.cancel()
 
 
-async def test_an_unreachable_api_server_means_not_leading():
+async def test_an_unreachable_api_server_means_not_leading(caplog):
     configuration = client.Configuration(host="http://127.0.0.1:9")  # the discard port: refused
     with client.ApiClient(configuration) as api:
         lonely = elector(api, "a", LeaseTerms(duration=1.0, renew_deadline=0.3, retry_period=0.1))
         attempt = asyncio.create_task(lonely.acquire())
-        await asyncio.sleep(0.5)
-        assert not attempt.done()
+
+        def failures() -> list[str]:
+            return [r.message for r in caplog.records if "lease not acquired" in r.message]
+
+        # Failed, and tried again: an unreachable server does not end the wait.
+        await eventually(failures, "two attempts failed", until=lambda seen: len(seen) >= 2)
+        assert not attempt.done() and not lonely.is_leader
         attempt.cancel()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from qrt_common.bus.base import Handler
 from qrt_common.bus.memory import InMemoryBus
-from qrt_common.errors import StoreUnavailable
+from qrt_common.errors import MalformedMessage, StoreUnavailable
 from qrt_common.jobs import Job, JobStatus
 from qrt_common.messages import (
     CANCEL_QUEUE,
@@ -32,16 +34,81 @@ from qrt_common.settings import Settings
 from qrt_common.store.sqlite import SQLiteStore
 from qrt_common.wire import encode
 from qrt_scheduler.service import Scheduler
+from tests.support.waiting import eventually
+
+DEAD_LETTERS = "dead letters"
+
+
+class TracingBus(InMemoryBus):
+    """The in-process bus, counting for each queue and topic the copies sent to handlers and
+    the ones handled: when the counts agree, no message is on its way any more."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: Counter[str] = Counter()
+        self.handled: Counter[str] = Counter()
+        self.handlers: Counter[str] = Counter()
+        """Subscribers of each topic: each gets its own copy of a message."""
+
+    async def send(self, queue: str, body: dict[str, Any]) -> None:
+        self.sent[queue] += 1
+        await super().send(queue, body)
+
+    async def publish(self, topic: str, body: dict[str, Any]) -> None:
+        self.sent[topic] += self.handlers[topic]
+        await super().publish(topic, body)
+
+    async def consume(self, queue: str, handler: Handler, *, prefetch: int = 16) -> None:
+        await super().consume(queue, self._counted(queue, handler), prefetch=prefetch)
+
+    async def subscribe(self, topic: str, handler: Handler) -> None:
+        self.handlers[topic] += 1
+        await super().subscribe(topic, self._counted(topic, handler))
+
+    async def consume_dead_letters(self, handler: Handler) -> None:
+        self.handlers[DEAD_LETTERS] += 1
+        await super().consume_dead_letters(self._counted(DEAD_LETTERS, handler))
+
+    def _counted(self, name: str, handler: Handler) -> Handler:
+        async def counted(body: dict[str, Any]) -> None:
+            try:
+                await handler(body)
+            except MalformedMessage:
+                # Done with here; its copies go on to the dead-letter handlers.
+                self.sent[DEAD_LETTERS] += self.handlers[DEAD_LETTERS]
+                self.handled[name] += 1
+                raise
+            self.handled[name] += 1
+
+        return counted
+
+    def unhandled(self) -> dict[str, int]:
+        return {
+            name: n - self.handled[name] for name, n in self.sent.items() if n > self.handled[name]
+        }
 
 
 class Harness:
-    def __init__(self, store: SQLiteStore, bus: InMemoryBus, scheduler: Scheduler) -> None:
+    def __init__(self, store: SQLiteStore, bus: TracingBus, scheduler: Scheduler) -> None:
         self.store, self.bus, self.scheduler = store, bus, scheduler
         self.assignments: dict[str, asyncio.Queue[Assignment]] = {}
         self.stops: list[str] = []
+        self.dispatching = 0
+        dispatch = scheduler._dispatch
+
+        async def counted_dispatch() -> None:
+            # A round of placing has nothing on the bus to count, yet may still place a job.
+            self.dispatching += 1
+            try:
+                await dispatch()
+            finally:
+                self.dispatching -= 1
+
+        scheduler._dispatch = counted_dispatch  # type: ignore[method-assign]
 
     async def executor(self, name: str, *, backends=("aer_simulator",), exclusive=(),
                        running=(), capacity: int = 1) -> None:  # fmt: skip
+        """Send `name`'s heartbeat; returns once the scheduler has taken it in."""
         if name not in self.assignments:
             inbox: asyncio.Queue[Assignment] = asyncio.Queue()
             self.assignments[name] = inbox
@@ -51,47 +118,84 @@ class Harness:
 
             await self.bus.consume(executor_queue(name), take, prefetch=8)
         beat = Heartbeat(name, capacity, list(backends), dict(running), list(exclusive))
+        sent_at = time.monotonic()
         await self.bus.publish(HEARTBEAT_TOPIC, encode(beat))
-        await asyncio.sleep(0.05)
+        await eventually(
+            lambda: self.scheduler.executors.get(name),
+            f"the scheduler takes in {name}'s heartbeat",
+            until=lambda state: state is not None and state.last_seen >= sent_at,
+        )
 
     async def submit(self, job_id: str, backend: str = "aer_simulator") -> None:
         job = Job(id=job_id, program_id="p", backend=backend, params="{}", max_execution_time=60)
         await self.store.add_job(job)
         await self.bus.send(SUBMITTED_QUEUE, encode(JobSubmitted.of(job)))
 
-    async def next_assignment(self, name: str, timeout: float = 5) -> Assignment:
-        return await asyncio.wait_for(self.assignments[name].get(), timeout)
+    async def next_assignment(self, name: str, timeout: float = 30) -> Assignment:
+        inbox = self.assignments[name]
+
+        def taken() -> Assignment | None:
+            return None if inbox.empty() else inbox.get_nowait()
+
+        assignment = await eventually(taken, f"an assignment reaches {name}", timeout=timeout)
+        assert assignment is not None
+        return assignment
 
     async def report(self, executor: str, job_id: str, kind: EventKind, attempt: int,
                      status: str | None = None) -> None:  # fmt: skip
+        """Send an executor's event; returns once the scheduler has handled it."""
         event = JobEvent(job_id, kind, attempt, executor, status=status)
         await self.bus.send(EVENTS_QUEUE, encode(JobEvents(job_id, [event])))
-        await asyncio.sleep(0.05)
+        # Reports go one at a time: all events sent so far handled means this one too.
+        sent = self.bus.sent[EVENTS_QUEUE]
+        await eventually(
+            lambda: self.bus.handled[EVENTS_QUEUE],
+            f"the scheduler handles {executor}'s {kind.value} of {job_id}",
+            until=lambda handled: handled >= sent,
+        )
 
     async def job(self, job_id: str) -> Job:
         job = await self.store.get_job(job_id)
         assert job is not None
         return job
 
-    async def job_once(self, job_id: str, status: JobStatus, timeout: float = 10) -> Job:
-        """The job, once it has `status` (it fails the test if that takes longer than `timeout`)."""
-        async with asyncio.timeout(timeout):
-            while (job := await self.job(job_id)).status is not status:
-                await asyncio.sleep(0.05)
-        return job
+    async def job_once(self, job_id: str, status: JobStatus, timeout: float = 30) -> Job:
+        """The job, once it has `status`."""
+        return await eventually(
+            lambda: self.job(job_id),
+            f"job {job_id} is {status.value}",
+            until=lambda job: job.status is status,
+            timeout=timeout,
+        )
+
+    def _activity(self) -> dict[str, Any]:
+        scheduler = self.scheduler
+        busy = {
+            "unhandled": self.bus.unhandled(),
+            "dispatching": self.dispatching,
+            "woken": scheduler._wake.is_set(),
+            "placing": len(scheduler._placing),
+        }
+        return {what: value for what, value in busy.items() if value}
+
+    async def settled(self) -> None:
+        """Wait until every message sent has been handled and the scheduler is placing nothing:
+        what a message was to change has changed by then, so an absence is certain."""
+        await eventually(self._activity, "the scheduler settles", until=lambda busy: not busy)
 
 
 @pytest.fixture
 async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
-    # Settings a test asks for by indirect parameter.
-    overrides = {"heartbeat_timeout": 0.5, **getattr(request, "param", {})}
+    # Settings a test asks for by indirect parameter; executors are lost only where a test
+    # means them to be (a short heartbeat timeout).
+    overrides = {"heartbeat_timeout": 10.0, **getattr(request, "param", {})}
     settings = Settings(data_dir=tmp_path, heartbeat_interval=0.1, **overrides)
     store = SQLiteStore(tmp_path / "qrt.db")
     await store.open()
-    bus = InMemoryBus()
+    bus = TracingBus()
     scheduler = Scheduler(settings, store, bus, orphan_grace=0)
-    await scheduler.start()
     h = Harness(store, bus, scheduler)
+    await scheduler.start()
 
     async def stopped(body: dict[str, Any]) -> None:
         h.stops.append(body["job_id"])
@@ -103,6 +207,8 @@ async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     await store.close()
 
 
+# Loss takes the heartbeat timeout; it leaves the steps until then time to spare under load.
+@pytest.mark.parametrize("harness", [{"heartbeat_timeout": 2.0}], indirect=True)
 async def test_a_late_report_of_an_old_attempt_does_not_free_the_new_placement(harness):
     await harness.executor("ex")
     await harness.submit("a")
@@ -112,17 +218,18 @@ async def test_a_late_report_of_an_old_attempt_does_not_free_the_new_placement(h
     assert (await harness.job("a")).status is JobStatus.RUNNING
 
     # The executor goes silent: its job is queued again ...
-    await asyncio.sleep(1.5)
-    assert (await harness.job("a")).status is JobStatus.QUEUED
+    await harness.job_once("a", JobStatus.QUEUED)
     # ... and when it is heard from again, still running the old attempt, that attempt is
     # stopped, and the job is placed again (here on the same executor).
     await harness.executor("ex", running={"a": 1}, capacity=2)
-    assert "a" in harness.stops
     second = await harness.next_assignment("ex")
     assert second.attempt == 2
+    await harness.settled()
+    assert "a" in harness.stops
 
     # The old attempt's end arrives late: it changes nothing.
     await harness.report("ex", "a", EventKind.FINISHED, 1, status="Completed")
+    await harness.settled()
     assert (await harness.job("a")).status is JobStatus.QUEUED
     assert harness.scheduler.placed["a"].attempt == 2
 
@@ -173,19 +280,17 @@ async def test_a_job_whose_executors_keep_getting_lost_fails_after_max_attempts(
     # Lost as well, on the last attempt allowed.
     job = await harness.job_once("a", JobStatus.FAILED)
     assert job.attempt == 2 and job.reason == "executor second was lost; gave up after 2 attempts"
+    await harness.settled()
     assert "a" not in harness.scheduler.pending and "a" not in harness.scheduler.placed
 
 
-@pytest.mark.parametrize("harness", [{"heartbeat_timeout": 10.0}], indirect=True)
 async def test_jobs_go_where_the_most_capacity_is_free_and_wait_when_none_is(harness):
     await harness.executor("small", capacity=1)
     await harness.executor("big", capacity=3)
     for n in range(5):
         await harness.submit(f"j{n}")
-    async with asyncio.timeout(10):
-        while len(harness.scheduler.placed) < 4:
-            await asyncio.sleep(0.01)
-    await asyncio.sleep(0.1)  # room for a wrong fifth placement
+    await eventually(lambda: len(harness.scheduler.placed), "4 jobs placed", until=lambda n: n >= 4)
+    await harness.settled()  # a wrong fifth placement would have been made by now
     placed = harness.scheduler.placed
     assert Counter(p.executor_id for _, p in placed.items()) == {"big": 3, "small": 1}
     assert [job_id for job_id in ("j0", "j1", "j2", "j3", "j4") if job_id not in placed] == ["j4"]
@@ -197,19 +302,22 @@ async def test_a_device_backend_runs_one_job_at_a_time(harness):
         await harness.executor(name, backends=["device"], exclusive=["device"], capacity=4)
     await harness.submit("d1", backend="device")
     await harness.submit("d2", backend="device")
-    await asyncio.sleep(0.3)
-    placed = [j for j in ("d1", "d2") if j in harness.scheduler.placed]
-    assert len(placed) == 1
-    first = placed[0]
+
+    def placed() -> list[str]:
+        return [j for j in ("d1", "d2") if j in harness.scheduler.placed]
+
+    await eventually(placed, "a device job is placed")
+    await harness.settled()
+    assert len(placed()) == 1
+    first = placed()[0]
     where = harness.scheduler.placed[first].executor_id
     await harness.next_assignment(where)
     await harness.report(where, first, EventKind.RUNNING, 1)
     await harness.report(where, first, EventKind.FINISHED, 1, status="Completed")
     second = "d2" if first == "d1" else "d1"
-    for name in ("ex1", "ex2"):  # still alive
-        await harness.executor(name, backends=["device"], exclusive=["device"], capacity=4)
-    await asyncio.sleep(0.1)
-    assert second in harness.scheduler.placed
+    await eventually(
+        placed, f"{second} is placed once {first} ended", until=lambda p: p == [second]
+    )
 
 
 async def test_jobs_for_a_backend_nobody_offers_wait(harness):
@@ -217,24 +325,27 @@ async def test_jobs_for_a_backend_nobody_offers_wait(harness):
     await harness.submit("x", backend="elsewhere")
     await harness.submit("y")
     assert (await harness.next_assignment("ex")).job_id == "y"
+    await harness.settled()
     assert "x" in harness.scheduler.pending
 
 
+@pytest.mark.parametrize("harness", [{"heartbeat_timeout": 2.0}], indirect=True)
 async def test_a_cancel_is_repeated_until_it_lands_and_survives_the_executor(harness):
     await harness.executor("ex")
     await harness.submit("c")
     assignment = await harness.next_assignment("ex")
     await harness.report("ex", "c", EventKind.RUNNING, assignment.attempt)
     await harness.bus.send(CANCEL_QUEUE, encode(CancelJob("c")))
-    await asyncio.sleep(0.1)
+    await harness.settled()
     assert harness.stops.count("c") == 1 and (await harness.job("c")).cancel_requested
     # The executor did not act on it (say the order was lost): the next heartbeat repeats it.
     await harness.executor("ex", running={"c": assignment.attempt})
+    await harness.settled()
     assert harness.stops.count("c") == 2
     # The executor dies before it stopped the job: the job ends Cancelled, it does not run again.
-    await asyncio.sleep(1.5)
-    job = await harness.job("c")
-    assert job.status is JobStatus.CANCELLED and "c" not in harness.scheduler.pending
+    await harness.job_once("c", JobStatus.CANCELLED)
+    await harness.settled()
+    assert "c" not in harness.scheduler.pending and "c" not in harness.scheduler.placed
 
 
 async def test_a_message_mixing_jobs_is_dead_lettered_and_fails_its_job(harness):
@@ -243,7 +354,5 @@ async def test_a_message_mixing_jobs_is_dead_lettered_and_fails_its_job(harness)
     await harness.next_assignment("ex")
     stray = JobEvent("b", EventKind.RUNNING, 1, "ex")
     await harness.bus.send(EVENTS_QUEUE, encode(JobEvents("a", [stray])))
-    await asyncio.sleep(0.2)
-    job = await harness.job("a")
-    assert job.status is JobStatus.FAILED
+    job = await harness.job_once("a", JobStatus.FAILED)
     assert "events of other jobs" in (job.reason or "")

@@ -8,6 +8,7 @@ import itertools
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -52,6 +53,33 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
     )
 
 
+def stopped(pid: int) -> bool:
+    """Whether every thread of process `pid` stands still (stopped by a signal)."""
+    states = [
+        (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        for task in Path(f"/proc/{pid}/task").iterdir()
+    ]
+    return all(state in ("T", "t") for state in states)
+
+
+def write_lock_free(path: Path) -> bool:
+    """Whether a write transaction on the SQLite file `path` could begin right now."""
+    # mode=rw: a file that is not there yet is an error, not a new empty store.
+    db = sqlite3.connect(
+        f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=0, isolation_level=None
+    )
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            raise
+        return False
+    finally:
+        db.close()
+
+
 class Mesh:
     """Processes of one qrt platform sharing a broker namespace and a store."""
 
@@ -59,11 +87,12 @@ class Mesh:
         self.root = root
         self.namespace = f"qrt-test-{uuid.uuid4().hex[:8]}"
         self.broker_url = broker_url
+        self.store = root / "qrt.db"
         self.env = {
             **os.environ,
             "QRT_BUS_URL": broker_url,
             "QRT_BUS_NAMESPACE": self.namespace,
-            "QRT_STORE_URL": f"sqlite:///{root / 'qrt.db'}",
+            "QRT_STORE_URL": f"sqlite:///{self.store}",
             "QRT_PROGRAMS_DIR": str(programs_dir),
             "QRT_HEARTBEAT_INTERVAL": "0.3",
             "QRT_HEARTBEAT_TIMEOUT": "3",
@@ -117,6 +146,30 @@ class Mesh:
 
     def signal(self, name: str, sig: int) -> None:
         self.processes[name].send_signal(sig)
+
+    def freeze_between_writes(self, name: str) -> None:
+        """SIGSTOP `name` at a moment it holds no write lock on the store: frozen inside a
+        write transaction, it would lock every other process out of the store."""
+        process = self.processes[name]
+
+        def frozen_without_the_lock() -> bool:
+            process.send_signal(signal.SIGSTOP)
+            # The signal only asks: a thread on another core runs on for a moment.
+            eventually_sync(
+                lambda: stopped(process.pid),
+                f"every thread of {name} stopped",
+                timeout=10,
+                not_yet=(OSError,),  # a thread ended while being listed
+                give_up=exited(process),
+            )
+            if write_lock_free(self.store):
+                return True
+            process.send_signal(signal.SIGCONT)
+            return False
+
+        eventually_sync(
+            frozen_without_the_lock, f"{name} frozen holding no write lock on the store"
+        )
 
     def wait(self, name: str, timeout: float = 60) -> int:
         return self.processes[name].wait(timeout)

@@ -153,6 +153,10 @@ class Reply:
     version: str | None = None
 
 
+CLIENT_MESSAGES = (Reply, StaticInfo, ExecuteRequest)
+"""The message types a 2200 client reads or writes (for `wire.prepare`)."""
+
+
 # The device's side.
 
 

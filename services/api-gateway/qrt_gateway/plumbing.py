@@ -9,6 +9,7 @@ Unavailable 503.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -30,6 +31,8 @@ from qrt_common.errors import (
 from qrt_common.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 from .schemas import ErrorOut, dump
+
+logger = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -144,6 +147,9 @@ def json_errors(max_request_bytes: int) -> Middleware:
             if exc.status < 400:
                 raise
             return error_response(exc.status, exc.reason)
+        except Exception as exc:
+            logger.exception("request failed", extra={"path": request.path})
+            return error_response(500, f"internal error ({type(exc).__name__}); see the log")
 
     return middleware
 

@@ -93,3 +93,6 @@ class Failure:
 
 Frame = Annotated[Interim | Final | Usage | Failure, Field(discriminator="kind")]
 """What a job process sends back, told apart by `kind`."""
+
+MESSAGES = (Launch, Frame, Interim, Final, Usage, Failure)
+"""Every message type of this protocol (for `wire.prepare`)."""

@@ -101,8 +101,10 @@ def serve(channel: socket.socket) -> None:
     _restore_environment()
     for name in PRELOAD:
         importlib.import_module(name)
-    from qrt_executor import child, job_backends
+    from qrt_common import device_protocol, wire
+    from qrt_executor import child, job_backends, job_protocol
 
+    wire.prepare([*job_protocol.MESSAGES, *device_protocol.CLIENT_MESSAGES])
     job_backends.build_simulators()
     child.prepare_output()
     # Objects created so far are never collected: children then share their memory pages

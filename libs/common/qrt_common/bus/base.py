@@ -10,8 +10,9 @@ from typing import Any
 from ..errors import MalformedMessage
 from ..retry import Backoff, until_available
 
-DELIVERY_LIMIT = 10
-"""Deliveries of one message before it is given up on and dead-lettered."""
+REDELIVERY_LIMIT = 10
+"""How often a message whose handler failed is delivered again before it is given up on and
+dead-lettered: it is handled at most 11 times (RabbitMQ's `x-delivery-limit` counts so)."""
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 """Handles one message; returning acknowledges it. Raising `MalformedMessage` sends it to the

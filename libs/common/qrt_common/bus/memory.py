@@ -9,7 +9,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from ..errors import MalformedMessage
-from .base import DELIVERY_LIMIT, Handler, MessageBus, dead_letter_reason, handle_patiently
+from .base import REDELIVERY_LIMIT, Handler, MessageBus, dead_letter_reason, handle_patiently
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class InMemoryBus(MessageBus):
     ) -> None:
         while True:
             body = await source.get()
-            for delivery in range(1, DELIVERY_LIMIT + 1):
+            for delivery in range(1, REDELIVERY_LIMIT + 2):
                 try:
                     await handle_patiently(handler, body)
                     break
@@ -81,7 +81,7 @@ class InMemoryBus(MessageBus):
                     await asyncio.sleep(self._retry_delay)
             else:
                 await self._dead_letter(
-                    name, body, f"not handled after {DELIVERY_LIMIT} deliveries"
+                    name, body, f"not handled after {REDELIVERY_LIMIT + 1} deliveries"
                 )
 
     async def _dead_letter(self, source: str, body: dict[str, Any], reason: str) -> None:

@@ -4,7 +4,7 @@
   publisher confirm, and a message is acknowledged only after its handler returned.
 - A handler that raises `MalformedMessage` (or a message that is not a JSON object) sends the
   message to the dead-letter queue with the reason in its headers; any other error returns it to
-  the queue, and after `DELIVERY_LIMIT` deliveries the broker dead-letters it.
+  the queue, and after `REDELIVERY_LIMIT` redeliveries the broker dead-letters it.
 - Topics are durable fanout exchanges; each subscriber reads its own exclusive queue.
 - `connect_robust` reconnects after a broker restart and restores queues, bindings and consumers.
 Every service declares what it uses, so start-up order does not matter.
@@ -28,7 +28,7 @@ from aio_pika.abc import (
 )
 
 from ..errors import BusUnavailable, MalformedMessage
-from .base import DELIVERY_LIMIT, Handler, MessageBus, dead_letter_reason, handle_patiently
+from .base import REDELIVERY_LIMIT, Handler, MessageBus, dead_letter_reason, handle_patiently
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class RabbitBus(MessageBus):
     def _arguments(self, name: str) -> dict[str, Any]:
         arguments: dict[str, Any] = {"x-queue-type": "quorum"}
         if name != DEAD_LETTERS:
-            arguments["x-delivery-limit"] = DELIVERY_LIMIT
+            arguments["x-delivery-limit"] = REDELIVERY_LIMIT
             arguments["x-dead-letter-exchange"] = self._name(DEAD_LETTERS)
         if name.startswith("executor."):
             # An executor's own queue goes away a while after the executor did.

@@ -91,7 +91,10 @@ class QuisGate:
         return self.factory(*params)
 
     def target_gate(self) -> Gate:
-        """The Qiskit gate with symbolic parameters, as a Target lists it."""
+        """The Qiskit gate with symbolic parameters, as a Target lists it; raises ValueError for
+        a gate without a Qiskit equal (`qiskit_name`)."""
+        if self.qiskit_name is None:
+            raise ValueError(f"{self.name} has no Qiskit equal to offer in a Target")
         symbols = [Parameter(name) for name in ("θ", "φ", "λ")[: self.params]]
         return self.qiskit_gate(tuple(symbols))
 
