@@ -41,6 +41,7 @@ bench: install
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/mesh.py
 	$(BIN)/python bench/device.py
+	$(BIN)/python bench/job_process.py
 
 clean:
 	rm -rf $(VENV) .qrt .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -164,7 +164,7 @@ def test_a_get_static_reply_carries_the_device_and_is_valid_v3():
 
 
 def test_an_execute_reply_to_a_v3_request_carries_no_run_id():
-    result = ExecuteResult(job_id=4, results={"00": 6, "11": 4})
+    result = ExecuteResult(job_id=4, results={"00": 6, "11": 4}, raw_data=[])
     reply = json.loads(success(Request(SESSION, "execute", GOOD), result))
     assert reply["payload"] == {"job_id": 4, "results": {"00": 6, "11": 4}, "raw_data": []}
     assert "version" not in reply
@@ -224,7 +224,7 @@ def test_a_request_payload_may_be_a_dict():
 
 
 def test_a_success_reply_gives_its_payload():
-    result = ExecuteResult(job_id=4, results={"0": 1})
+    result = ExecuteResult(job_id=4, results={"0": 1}, raw_data=[])
     reply = success(Request(SESSION, "execute"), result)
     assert read_reply(reply, SESSION, Command.EXECUTE, ADDRESS)["results"] == {"0": 1}
     assert (

@@ -7,7 +7,7 @@ import pytest
 from qrt_common.errors import IllegalTransition
 from qrt_common.jobs import Job, JobStatus, job_from_dict, job_to_dict, transition
 from qrt_common.messages import EventKind, Heartbeat, JobEvent, JobEvents
-from qrt_common.wire import plain
+from qrt_common.wire import encode, plain
 
 S = JobStatus
 LEGAL = {
@@ -70,16 +70,16 @@ def test_dict_round_trip_ignores_unknown_keys():
 
 def test_plain_is_asdict_without_the_copies():
     a_job = Job(id="j", program_id="p", backend="b", params="{}", max_execution_time=5, tags=("t",))
+    # The same JSON as asdict's dicts (tuples become lists).
+    mine, theirs = (json.dumps(d, default=str) for d in (plain(a_job), dataclasses.asdict(a_job)))
+    assert json.loads(mine) == json.loads(theirs)
+
+
+def test_an_encoded_message_shares_nothing_with_the_message():
     events = JobEvents(
         "j", [JobEvent("j", EventKind.LOG, 1, data="x"), JobEvent("j", EventKind.FINISHED, 1)]
     )
     beat = Heartbeat("ex", 2, ["aer_simulator"], {"j": 1})
-    for value in (a_job, events, beat):
-        # The same JSON as asdict's dicts (tuples become lists), and nothing shared with `value`
-        # that could change under a caller.
-        mine, theirs = (
-            json.dumps(d, default=str) for d in (plain(value), dataclasses.asdict(value))
-        )
-        assert json.loads(mine) == json.loads(theirs)
-    assert plain(beat)["running"] is not beat.running
-    assert plain(events)["events"][0] == dataclasses.asdict(events.events[0])
+    assert encode(beat)["running"] == {"j": 1} and encode(beat)["running"] is not beat.running
+    assert encode(events)["events"][0]["kind"] == "log"
+    assert encode(events)["events"] is not events.events

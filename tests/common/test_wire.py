@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import pytest
-from pydantic import Field
 
 from qrt_common import wire
 from qrt_common.errors import MalformedMessage
@@ -22,7 +21,7 @@ from qrt_common.messages import (
     JobSubmitted,
     StopJob,
 )
-from qrt_common.wire import decode, encode, from_json, plain, to_json
+from qrt_common.wire import Message, decode, encode, from_json, plain, to_json
 
 
 @dataclass(frozen=True)
@@ -105,8 +104,8 @@ def test_decode_gives_the_declared_types():
 @pytest.mark.parametrize(
     ("kind", "body", "named"),
     [
-        (CancelJob, {}, "job_id: Field required"),
-        (CancelJob, {"job_id": ["j"]}, "job_id: Input should be a valid string"),
+        (CancelJob, {}, "job_id: required field missing"),
+        (CancelJob, {"job_id": ["j"]}, "job_id: Expected `str`, got `array`"),
         (
             Heartbeat,
             {"executor_id": "e", "capacity": "many", "backends": [], "running": {}},
@@ -115,17 +114,17 @@ def test_decode_gives_the_declared_types():
         (
             Heartbeat,
             {"executor_id": "e", "capacity": 1, "backends": [], "running": {"j": "x"}},
-            "running.j:",
+            "running[...]:",
         ),
         (
             JobEvents,
             {"job_id": "j", "events": [{"job_id": "j", "kind": "exploded", "attempt": 1}]},
-            "events.0.kind:",
+            "events[0].kind:",
         ),
         (
             StopJob,
             {"job_id": "j", "status": "Cancelled", "executor_id": "e"},
-            "attempt: Field required",
+            "attempt: required field missing",
         ),
     ],
 )
@@ -141,31 +140,27 @@ def test_a_body_that_is_not_an_object_is_malformed(body):
         decode(CancelJob, body)
 
 
-@dataclass(frozen=True)
-class Ping:
+class Ping(Message, frozen=True, tag="ping", tag_field="kind"):
     n: int
-    kind: Literal["ping"] = "ping"
 
 
-@dataclass(frozen=True)
-class Pong:
+class Pong(Message, frozen=True, tag="pong", tag_field="kind"):
     text: str
-    kind: Literal["pong"] = "pong"
 
 
-Frame = Annotated[Ping | Pong, Field(discriminator="kind")]
+Frame = Ping | Pong
 
 
 def test_to_json_writes_compact_json_that_from_json_reads_back():
     data = to_json(Ping(3))
-    assert data == b'{"n":3,"kind":"ping"}'
+    assert data == b'{"kind":"ping","n":3}'
     assert from_json(Ping, data) == Ping(3)
     assert from_json(Ping, data.decode()) == Ping(3)
     message = MESSAGES[4]
     assert from_json(JobEvents, to_json(message)) == message
 
 
-def test_from_json_of_an_annotated_union_picks_the_member_by_its_tag():
+def test_from_json_of_a_union_picks_the_member_by_its_tag():
     assert from_json(Frame, to_json(Pong("hi"))) == Pong("hi")
     assert from_json(Frame, b'{"kind": "ping", "n": 5}') == Ping(5)
 
@@ -173,10 +168,10 @@ def test_from_json_of_an_annotated_union_picks_the_member_by_its_tag():
 @pytest.mark.parametrize(
     ("data", "named"),
     [
-        (b'{"kind": "ping", "n": "five"}', "ping.n: "),
-        (b'{"kind": "pang"}', "pang"),
-        (b'{"n": 1}', "kind"),
-        (b"not json", "Invalid JSON"),
+        (b'{"kind": "ping", "n": "five"}', "not a Ping or Pong: n: Expected `int`, got `str`"),
+        (b'{"kind": "pang"}', "Invalid value 'pang'"),
+        (b'{"n": 1}', "kind: required field missing"),
+        (b"not json", "JSON is malformed"),
     ],
 )
 def test_from_json_of_a_wrong_frame_is_malformed_naming_the_field(data, named):
@@ -191,18 +186,25 @@ def test_from_json_of_a_class_names_the_class_and_field():
     assert str(caught.value).startswith("not a Ping: n: ")
 
 
-def test_a_malformed_frame_of_an_annotated_union_does_not_call_it_annotated():
+def test_a_malformed_frame_of_a_union_names_its_members():
     with pytest.raises(MalformedMessage) as caught:
         from_json(Frame, b'{"kind": "pang"}')
-    assert "Annotated" not in str(caught.value)
+    assert str(caught.value).startswith("not a Ping or Pong: ")
 
 
-def test_prepared_validators_are_built_once_ahead():
-    @dataclass(frozen=True)
-    class Ahead:
-        n: int
+def test_decoding_is_strict():
+    with pytest.raises(MalformedMessage, match="capacity: Expected `int`, got `str`"):
+        decode(Heartbeat, {"executor_id": "e", "capacity": "2", "backends": [], "running": {}})
+    with pytest.raises(MalformedMessage, match="attempt: Expected `int`, got `bool`"):
+        decode(StopJob, {"job_id": "j", "status": "Cancelled", "executor_id": "e", "attempt": True})
 
+
+class Ahead(Message, frozen=True):
+    n: int
+
+
+def test_prepared_decoders_are_built_once_ahead():
     wire.prepare([Ahead])
-    built = wire.adapter(Ahead)
-    assert wire.adapter(Ahead) is built
+    built = wire.decoder(Ahead)
+    assert wire.decoder(Ahead) is built
     assert from_json(Ahead, b'{"n": 1}') == Ahead(1)

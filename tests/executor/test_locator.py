@@ -4,10 +4,10 @@ once per digest from what the assignment carries."""
 from __future__ import annotations
 
 import base64
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from msgspec.structs import replace
 
 from qrt_common.archives import archive_digest
 from qrt_common.errors import ProgramNotRunnable

@@ -248,7 +248,7 @@ async def test_a_poison_message_is_dead_lettered_and_recorded_on_its_job(mesh: M
         job = await wait_for(http, job_id, timeout=15)
     assert job["status"] == "Failed"
     assert job["reason"].startswith("a message about this job could not be handled")
-    assert "MalformedMessage: not a JobEvents: events: Field required" in job["reason"]
+    assert "MalformedMessage: not a JobEvents: events: required field missing" in job["reason"]
 
 
 @pytest.fixture

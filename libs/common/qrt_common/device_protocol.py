@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictBool, StrictInt, StrictStr, ValidationError
+import msgspec
+from msgspec import Meta, field
 
 from .errors import DeviceRefused, DeviceUnavailable, MalformedMessage
-from .wire import adapter, decode, plain
+from .wire import Message, decode, fault, to_json
 
 PROTOCOL_VERSION = 3
 NIL_SESSION = "00000000-0000-0000-0000-000000000000"
@@ -66,12 +66,11 @@ FIELD_RULES: dict[str, str] = {
 """What each request field must be, as a failure reply says it (compute-runtime-schema v3)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+class Request(Message, frozen=True, omit_defaults=True):
     """One request from a 2200 client."""
 
-    session_id: StrictStr
-    command: StrictStr
+    session_id: str
+    command: str
     """A `Command`; any other is answered with a failure naming the known ones."""
     payload: dict[str, Any] | None = None
     version: Any = None
@@ -88,17 +87,16 @@ class Request:
         return self.payload or {}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ExecuteRequest:
-    """The payload of an `execute`."""
+class ExecuteRequest(Message, frozen=True, kw_only=True, omit_defaults=True):
+    """The payload of an `execute` (fields left at their defaults are not sent)."""
 
-    job_id: StrictInt | None = None
-    run_id: StrictInt | None = None
+    job_id: int | None = None
+    run_id: int | None = None
     """Protocol 0.1.0's name of `job_id`; a reply to it carries both."""
-    circuit: StrictStr
+    circuit: str
     """cQASM 1.0 or 3.0 text."""
-    number_of_shots: Annotated[StrictInt, Field(gt=0)]
-    include_raw_data: StrictBool = False
+    number_of_shots: Annotated[int, Meta(gt=0)]
+    include_raw_data: bool = False
 
     @property
     def id(self) -> int:
@@ -108,27 +106,24 @@ class ExecuteRequest:
         return found
 
 
-@dataclass(frozen=True, slots=True)
-class ExecuteResult:
-    """The payload of an `execute`'s success reply."""
+class ExecuteResult(Message, frozen=True, omit_defaults=True):
+    """The payload of an `execute`'s success reply (`run_id` only for a 0.1.0 request)."""
 
     job_id: int
     results: dict[str, int]
     """Little-endian bitstring (`b[n-1]...b[0]`) to how often it was measured."""
-    raw_data: list[str] = field(default_factory=list)
+    raw_data: list[str]
     """Every shot's bitstring, in order, when asked for (else empty)."""
     run_id: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class SetPublish:
+class SetPublish(Message, frozen=True):
     """The payload of a `set_publish`."""
 
-    active: StrictBool
+    active: bool
 
 
-@dataclass(frozen=True, slots=True)
-class StaticInfo:
+class StaticInfo(Message, frozen=True):
     """The payload of a `get_static` reply: what the device is."""
 
     name: str
@@ -143,8 +138,21 @@ class StaticInfo:
     supports_raw_data: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class StatePayload(Message, frozen=True):
+    """What a `publish_state` message says."""
+
+    state: DeviceState
+    timestamp: float
+
+
+class PublishState(Message, frozen=True):
+    """The device's heartbeat on its PUB socket."""
+
+    command: Literal["publish_state"]
+    payload: StatePayload
+
+
+class Reply(Message, frozen=True, omit_defaults=True):
     """A device's answer to one request."""
 
     session_id: str
@@ -160,10 +168,11 @@ CLIENT_MESSAGES = (Reply, StaticInfo, ExecuteRequest)
 # The device's side.
 
 
-def _refusal(error: ValidationError, prefix: str) -> DeviceRefused:
-    first = error.errors()[0]
-    name = prefix + ".".join(str(part) for part in first["loc"][:1])
-    return DeviceRefused(f"{name} {FIELD_RULES.get(name, 'is not valid')}")
+def _refusal(error: msgspec.ValidationError, prefix: str) -> DeviceRefused:
+    path, what = fault(error)
+    name = prefix + path.split(".")[0].split("[")[0] if path else prefix.rstrip(".")
+    rule = FIELD_RULES.get(name)
+    return DeviceRefused(f"{name} {rule}" if rule else f"{name or 'the request'}: {what}")
 
 
 def read_request(frame: bytes) -> Request:
@@ -183,8 +192,8 @@ def read_request(frame: bytes) -> Request:
 def decode_strictly(kind: Any, body: Any, prefix: str) -> Any:
     """`body` as a `kind`; raises DeviceRefused naming the field (under `prefix`) by its rule."""
     try:
-        return adapter(kind).validate_python(body)
-    except ValidationError as exc:
+        return msgspec.convert(body, kind)
+    except msgspec.ValidationError as exc:
         raise _refusal(exc, prefix) from None
 
 
@@ -218,40 +227,31 @@ def session_of(frame: bytes) -> tuple[str, str | None]:
     )
 
 
-def _reply(reply: Reply) -> bytes:
-    body = {key: value for key, value in plain(reply).items() if value is not None}
-    return json.dumps(body).encode()
-
-
-def success(request: Request, payload: Any = None) -> bytes:
-    """A success reply to `request`, carrying `payload` (a message or a dict) if given."""
-    body: dict[str, Any] | None = None if payload is None else plain(payload)
-    if body is not None and isinstance(payload, ExecuteResult) and payload.run_id is None:
-        del body["run_id"]  # a v3 client's reply has no 0.1.0 name for its job id
-    return _reply(Reply(request.session_id, "success", body, request.echoed_version))
+def success(request: Request, payload: Message | dict[str, Any] | None = None) -> bytes:
+    """A success reply to `request`, carrying `payload` if given."""
+    body = msgspec.to_builtins(payload) if payload is not None else None
+    return to_json(Reply(request.session_id, "success", body, request.echoed_version))
 
 
 def failure(session_id: str, version: str | None, message: str) -> bytes:
     """A failure reply carrying `message`."""
-    return _reply(Reply(session_id, "failure", {"error_msg": message}, version))
+    return to_json(Reply(session_id, "failure", {"error_msg": message}, version))
 
 
 def publish_state(state: DeviceState) -> bytes:
     """The heartbeat message announcing `state`."""
-    body = {"command": "publish_state", "payload": {"state": state.value, "timestamp": time.time()}}
-    return json.dumps(body).encode()
+    return to_json(PublishState("publish_state", StatePayload(state, time.time())))
 
 
 # The client's side.
 
 
-def request_frame(command: Command, session_id: str, payload: Any = None) -> bytes:
-    """A request to send (`payload`: a message or a dict, or None); fields of a message left
-    at None are not sent (a v3 device knows no `run_id`)."""
-    body: dict[str, Any] = {"session_id": session_id, "command": str(command)}
-    if payload is not None:
-        body["payload"] = {key: value for key, value in plain(payload).items() if value is not None}
-    return json.dumps(body).encode()
+def request_frame(
+    command: Command | str, session_id: str, payload: Message | dict[str, Any] | None = None
+) -> bytes:
+    """A request to send, with `payload` if given."""
+    body = msgspec.to_builtins(payload) if payload is not None else None
+    return to_json(Request(session_id, str(command), body))
 
 
 def read_reply(frame: bytes, session_id: str, command: Command, address: str) -> dict[str, Any]:

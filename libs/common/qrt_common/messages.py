@@ -8,10 +8,12 @@ and are read back with `wire.decode(<class>, body)`.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from enum import StrEnum
 
+from msgspec import field
+
 from .jobs import Job
+from .wire import Message
 
 SUBMITTED_QUEUE = "jobs.submitted"
 """Gateway to scheduler: a job was stored and waits to be scheduled."""
@@ -44,8 +46,7 @@ class EventKind(StrEnum):
     """The executor gives an assigned or running job back without an outcome (drain)."""
 
 
-@dataclass(frozen=True, slots=True)
-class JobSubmitted:
+class JobSubmitted(Message, frozen=True):
     """A job waits in the store to be scheduled."""
 
     job_id: str
@@ -60,15 +61,13 @@ class JobSubmitted:
         return cls(job.id, job.backend, job.instance, job.created.timestamp(), job.priority)
 
 
-@dataclass(frozen=True, slots=True)
-class CancelJob:
+class CancelJob(Message, frozen=True):
     """A user wants the job stopped."""
 
     job_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class Assignment:
+class Assignment(Message, frozen=True):
     """The scheduler gives one job attempt to one executor."""
 
     job_id: str
@@ -84,8 +83,7 @@ class Assignment:
     as it was when the job was assigned; the executor unpacks it once per digest."""
 
 
-@dataclass(frozen=True, slots=True)
-class JobEvent:
+class JobEvent(Message, frozen=True):
     """Something that happened to a job attempt; applying one twice changes nothing."""
 
     job_id: str
@@ -102,8 +100,7 @@ class JobEvent:
     at: float = field(default_factory=time.time)
 
 
-@dataclass(frozen=True, slots=True)
-class JobEvents:
+class JobEvents(Message, frozen=True):
     """Events of one job in the order they happened: what executors send and the ledger
     announces, several at once when they came close together (a short job's log, result
     and end make one message)."""
@@ -112,8 +109,7 @@ class JobEvents:
     events: list[JobEvent]
 
 
-@dataclass(frozen=True, slots=True)
-class Heartbeat:
+class Heartbeat(Message, frozen=True):
     """An executor says it is alive and what it can take."""
 
     executor_id: str
@@ -129,8 +125,7 @@ class Heartbeat:
     """Gone after this message: what it was assigned and did not run goes elsewhere at once."""
 
 
-@dataclass(frozen=True, slots=True)
-class StopJob:
+class StopJob(Message, frozen=True):
     """Executor `executor_id` must kill its attempt `attempt` of the job and report `status`."""
 
     job_id: str

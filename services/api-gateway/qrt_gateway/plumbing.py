@@ -77,15 +77,13 @@ async def read_json(request: web.Request) -> Any:
     return parse_json(await request.read())
 
 
-def validated(model: type[B], body: object, prefix: str = "") -> B:
-    """`body` as a `model`; raises InvalidInput naming the first field at fault (under
-    `prefix`)."""
+def validated(model: type[B], body: object) -> B:
+    """`body` as a `model`; raises InvalidInput naming the first field at fault."""
     try:
         return model.model_validate(body)
     except ValidationError as exc:
         first = exc.errors()[0]
-        path = ".".join(str(part) for part in first["loc"])
-        field = f"{prefix}{path}" if path else (prefix.rstrip(".") or None)
+        field = ".".join(str(part) for part in first["loc"]) or None
         message = first["msg"]
         raise InvalidInput(f"{field}: {message}" if field else message, field=field) from None
 

@@ -7,17 +7,12 @@ usage, a failure) until it exits. Its stdout and stderr are the job's log.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated, Literal
-
-from pydantic import Field
-
 from qrt_common.device_protocol import StaticInfo
 from qrt_common.programs import ProgramKind
+from qrt_common.wire import Message
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceAccess:
+class DeviceAccess(Message, frozen=True):
     """How a job process reaches the 2300 device its job runs on."""
 
     address: str
@@ -32,8 +27,7 @@ class DeviceAccess:
     """The session the job locks the device with; the executor ends it after the job."""
 
 
-@dataclass(frozen=True, slots=True)
-class Launch:
+class Launch(Message, frozen=True):
     """What a job process is to run: the one message it gets."""
 
     job_id: str
@@ -55,44 +49,37 @@ class Launch:
     """Set when `backend` is a device."""
 
 
-@dataclass(frozen=True, slots=True)
-class Interim:
+class Interim(Message, frozen=True, tag="interim", tag_field="kind"):
     """An interim result the program published (RuntimeEncoder JSON text)."""
 
     data: str
-    kind: Literal["interim"] = "interim"
 
 
-@dataclass(frozen=True, slots=True)
-class Final:
+class Final(Message, frozen=True, tag="final", tag_field="kind"):
     """The program's final result (JSON text); the first one counts."""
 
     data: str
-    kind: Literal["final"] = "final"
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
+class Usage(Message, frozen=True, tag="usage", tag_field="kind"):
     """What the job ran on a backend, for the executor's metrics (a job process keeps none)."""
 
     backend: str
     circuits: int
     shots: int
-    kind: Literal["usage"] = "usage"
 
 
-@dataclass(frozen=True, slots=True)
-class Failure:
+class Failure(Message, frozen=True, tag="error", tag_field="kind"):
     """Why the program failed, for people; `data` is a failure's own body (PlanQK's
     `ErrorResponse`), kept as the job's result."""
 
     reason: str
     data: str | None = None
-    kind: Literal["error"] = "error"
 
 
-Frame = Annotated[Interim | Final | Usage | Failure, Field(discriminator="kind")]
-"""What a job process sends back, told apart by `kind`."""
+Frame = Interim | Final | Usage | Failure
+"""What a job process sends back, told apart by its `kind` tag (`interim`, `final`, `usage`,
+`error`)."""
 
 MESSAGES = (Launch, Frame, Interim, Final, Usage, Failure)
 """Every message type of this protocol (for `wire.prepare`)."""
