@@ -27,6 +27,7 @@ class Command:
     module: str
 
     def serve(self) -> Callable[[Settings], Coroutine[Any, Any, None]]:
+        """The service's `serve(settings)`, its module imported now."""
         serve: Callable[[Settings], Coroutine[Any, Any, None]]
         serve = importlib.import_module(self.module).serve
         return serve

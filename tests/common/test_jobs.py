@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 import pytest
 
 from qrt_common.errors import IllegalTransition
-from qrt_common.jobs import Job, JobStatus, job_from_dict, job_to_dict, transition
+from qrt_common.jobs import Job, JobStatus, job_from_dict, job_to_dict, plain, transition
 from qrt_common.messages import EventKind, Heartbeat, JobEvent, JobEvents
-from qrt_common.wire import encode, plain
+from qrt_common.wire import encode
 
 S = JobStatus
 LEGAL = {

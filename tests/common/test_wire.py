@@ -11,6 +11,7 @@ import pytest
 
 from qrt_common import wire
 from qrt_common.errors import MalformedMessage
+from qrt_common.jobs import JobStatus, plain
 from qrt_common.messages import (
     Assignment,
     CancelJob,
@@ -21,7 +22,7 @@ from qrt_common.messages import (
     JobSubmitted,
     StopJob,
 )
-from qrt_common.wire import Message, decode, encode, from_json, plain, to_json
+from qrt_common.wire import Message, decode, encode, from_json, to_json
 
 
 @dataclass(frozen=True)
@@ -69,12 +70,14 @@ MESSAGES: list[Any] = [
         [
             JobEvent("j1", EventKind.RUNNING, 1, "ex1", at=1.5),
             JobEvent("j1", EventKind.LOG, 1, "ex1", seq=4, data="tick\n", at=2.5),
-            JobEvent("j1", EventKind.FINISHED, 1, "ex1", status="Failed", reason="boom", at=3.0),
+            JobEvent(
+                "j1", EventKind.FINISHED, 1, "ex1", status=JobStatus.FAILED, reason="boom", at=3.0
+            ),
         ],
     ),
     Heartbeat("ex1", 4, ["aer_simulator", "starmon-5"], {"j1": 2}, ["starmon-5"], True, False),
     Heartbeat("ex2", 1, [], {}),
-    StopJob("j1", "Cancelled", "ex1", 2),
+    StopJob("j1", JobStatus.CANCELLED, "ex1", 2),
 ]
 
 
@@ -126,6 +129,19 @@ def test_decode_gives_the_declared_types():
             {"job_id": "j", "status": "Cancelled", "executor_id": "e"},
             "attempt: required field missing",
         ),
+        (
+            StopJob,
+            {"job_id": "j", "status": "Exploded", "executor_id": "e", "attempt": 1},
+            "status: Invalid enum value 'Exploded'",
+        ),
+        (
+            JobEvents,
+            {
+                "job_id": "j",
+                "events": [{"job_id": "j", "kind": "finished", "attempt": 1, "status": "Done"}],
+            },
+            "events[0].status: Invalid enum value 'Done'",
+        ),  # fmt: skip
     ],
 )
 def test_decoding_a_wrong_body_is_malformed_naming_the_message_and_field(kind, body, named):

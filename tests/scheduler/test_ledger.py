@@ -11,6 +11,7 @@ from qrt_common.bus.memory import InMemoryBus
 from qrt_common.jobs import Job, JobStatus
 from qrt_common.messages import EventKind, JobEvent
 from qrt_common.store.sqlite import SQLiteStore
+from qrt_common.wire import decode, encode
 from qrt_scheduler.ledger import Ledger
 
 
@@ -28,7 +29,9 @@ async def ledger(tmp_path: Path) -> AsyncIterator[tuple[Ledger, SQLiteStore]]:
 
 
 def event(kind: EventKind, attempt: int = 1, **fields) -> JobEvent:
-    return JobEvent(job_id="j", kind=kind, attempt=attempt, executor_id="ex", **fields)
+    """An event as the ledger gets it: decoded from the bus (statuses as JobStatus)."""
+    sent = JobEvent(job_id="j", kind=kind, attempt=attempt, executor_id="ex", **fields)
+    return decode(JobEvent, encode(sent))
 
 
 async def status(store: SQLiteStore) -> JobStatus:

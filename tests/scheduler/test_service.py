@@ -142,7 +142,7 @@ class Harness:
         return assignment
 
     async def report(self, executor: str, job_id: str, kind: EventKind, attempt: int,
-                     status: str | None = None) -> None:  # fmt: skip
+                     status: JobStatus | None = None) -> None:  # fmt: skip
         """Send an executor's event; returns once the scheduler has handled it."""
         event = JobEvent(job_id, kind, attempt, executor, status=status)
         await self.bus.send(EVENTS_QUEUE, encode(JobEvents(job_id, [event])))
@@ -228,13 +228,13 @@ async def test_a_late_report_of_an_old_attempt_does_not_free_the_new_placement(h
     assert "a" in harness.stops
 
     # The old attempt's end arrives late: it changes nothing.
-    await harness.report("ex", "a", EventKind.FINISHED, 1, status="Completed")
+    await harness.report("ex", "a", EventKind.FINISHED, 1, status=JobStatus.COMPLETED)
     await harness.settled()
     assert (await harness.job("a")).status is JobStatus.QUEUED
     assert harness.scheduler.placed["a"].attempt == 2
 
     await harness.report("ex", "a", EventKind.RUNNING, 2)
-    await harness.report("ex", "a", EventKind.FINISHED, 2, status="Completed")
+    await harness.report("ex", "a", EventKind.FINISHED, 2, status=JobStatus.COMPLETED)
     job = await harness.job("a")
     assert (job.status, job.attempt) == (JobStatus.COMPLETED, 2)
     assert "a" not in harness.scheduler.placed
@@ -313,7 +313,7 @@ async def test_a_device_backend_runs_one_job_at_a_time(harness):
     where = harness.scheduler.placed[first].executor_id
     await harness.next_assignment(where)
     await harness.report(where, first, EventKind.RUNNING, 1)
-    await harness.report(where, first, EventKind.FINISHED, 1, status="Completed")
+    await harness.report(where, first, EventKind.FINISHED, 1, status=JobStatus.COMPLETED)
     second = "d2" if first == "d1" else "d1"
     await eventually(
         placed, f"{second} is placed once {first} ended", until=lambda p: p == [second]

@@ -135,7 +135,8 @@ class StaticInfo(Message, frozen=True):
     starttime: float
     protocol_version: int = PROTOCOL_VERSION
     default_compiler_config: dict[str, Any] = field(default_factory=dict)
-    supports_raw_data: bool = True
+    supports_raw_data: bool = False
+    """Absent in a reply: false (compute-runtime-schema v3's default)."""
 
 
 class StatePayload(Message, frozen=True):
@@ -153,12 +154,14 @@ class PublishState(Message, frozen=True):
 
 
 class Reply(Message, frozen=True, omit_defaults=True):
-    """A device's answer to one request."""
+    """A device's answer to one request. A client reads it leniently: any status but
+    `success` is a refusal, a payload that is not an object is empty, any `version` goes."""
 
     session_id: str
-    status: Literal["success", "failure"]
-    payload: dict[str, Any] | None = None
-    version: str | None = None
+    status: str
+    """`success` or `failure`."""
+    payload: Any = None
+    version: Any = None
 
 
 CLIENT_MESSAGES = (Reply, StaticInfo, ExecuteRequest)

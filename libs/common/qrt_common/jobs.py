@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -10,7 +11,6 @@ from enum import StrEnum
 from typing import Any
 
 from .errors import IllegalTransition
-from .wire import plain
 
 
 class JobStatus(StrEnum):
@@ -139,6 +139,33 @@ def to_iso(value: datetime | None) -> str | None:
 def from_iso(value: str | None) -> datetime | None:
     """The time `to_iso` wrote."""
     return None if value is None else datetime.fromisoformat(value)
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+
+
+def plain(value: Any) -> Any:
+    """`value` with every dataclass instance in it (also inside lists, tuples and dicts) as a
+    dict of its fields, lists and tuples as lists: the form the stores keep jobs and programs in.
+
+    `dataclasses.asdict` without its deep copy of every other value: the stores turn the dict
+    into JSON or BSON at once, and the copy was most of the cost of storing a job.
+    """
+    cls: type = type(value)
+    if cls in _SCALARS:
+        return value
+    if hasattr(cls, "__dataclass_fields__"):
+        return {name: plain(getattr(value, name)) for name in _field_names(cls)}
+    if cls is list or cls is tuple:
+        return [plain(item) for item in value]
+    if cls is dict:
+        return {key: plain(item) for key, item in value.items()}
+    return value
 
 
 def job_to_dict(job: Job) -> dict[str, Any]:

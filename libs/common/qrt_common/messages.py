@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from msgspec import field
 
-from .jobs import Job
+from .jobs import Job, JobStatus
 from .wire import Message
 
 SUBMITTED_QUEUE = "jobs.submitted"
@@ -94,7 +94,7 @@ class JobEvent(Message, frozen=True):
     """Position among the attempt's events of the same kind (log chunk or interim index)."""
     data: str | None = None
     """Log text, or a RuntimeEncoder JSON text for interim and final results."""
-    status: str | None = None
+    status: JobStatus | None = None
     """The job's new status, on `finished`."""
     reason: str | None = None
     at: float = field(default_factory=time.time)
@@ -129,6 +129,6 @@ class StopJob(Message, frozen=True):
     """Executor `executor_id` must kill its attempt `attempt` of the job and report `status`."""
 
     job_id: str
-    status: str
+    status: JobStatus
     executor_id: str
     attempt: int

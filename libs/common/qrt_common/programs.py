@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InvalidProgram
-from .jobs import from_iso, to_iso
-from .wire import plain
+from .jobs import from_iso, plain, to_iso
 
 DEFAULT_MAX_EXECUTION_TIME = 300
 PLANQK_METADATA = "planqk.json"

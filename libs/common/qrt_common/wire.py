@@ -14,7 +14,6 @@ faults (`bench/job_process.py`). Validation is strict: no "5" for 5, no true for
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterable
 from typing import Any, TypeVar
@@ -27,33 +26,6 @@ M = TypeVar("M")
 
 Message = msgspec.Struct
 """The base class of every message type."""
-
-_SCALARS = (str, int, float, bool, type(None))
-
-
-@functools.cache
-def _field_names(cls: type) -> tuple[str, ...]:
-    return tuple(cls.__dataclass_fields__)  # type: ignore[attr-defined]
-
-
-def plain(value: Any) -> Any:
-    """`value` with every dataclass instance in it (also inside lists, tuples and dicts) as a
-    dict of its fields, lists and tuples as lists: the stored form of jobs and programs.
-
-    `dataclasses.asdict` without its deep copy of every other value: the stores turn the dict
-    into JSON or BSON at once, and the copy was most of the cost of storing a job.
-    """
-    cls: type = type(value)
-    if cls in _SCALARS:
-        return value
-    if hasattr(cls, "__dataclass_fields__"):
-        return {name: plain(getattr(value, name)) for name in _field_names(cls)}
-    if cls is list or cls is tuple:
-        return [plain(item) for item in value]
-    if cls is dict:
-        return {key: plain(item) for key, item in value.items()}
-    return value
-
 
 _DECODERS: dict[Any, msgspec.json.Decoder[Any]] = {}
 _ENCODER = msgspec.json.Encoder()

@@ -136,6 +136,8 @@ def json_errors(max_request_bytes: int) -> Middleware:
             return await handler(request)
         except QrtError as exc:
             status = next((code for kind, code in STATUS_OF if isinstance(exc, kind)), 500)
+            if status == 500:
+                logger.exception("request failed", extra={"path": request.path})
             detail = f"service unavailable: {exc}" if isinstance(exc, Unavailable) else str(exc)
             return error_response(status, detail, exc.field)
         except web.HTTPRequestEntityTooLarge:

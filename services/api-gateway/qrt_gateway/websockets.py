@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
-from qrt_common.jobs import JobStatus
 from qrt_common.messages import EventKind, JobEvent
 from qrt_common.metrics import OPEN_WEBSOCKETS
 
@@ -79,8 +78,8 @@ async def _follow(
                         await ws.send_str(event.data or "")
                     if event.kind is EventKind.RESULT:
                         result = event.data  # announced only when stored: the stored result
-                    if event.kind is EventKind.FINISHED and _is_final(event.status):
-                        status = event.status
+                    if event.kind is EventKind.FINISHED and event.status and event.status.is_final:
+                        status = event.status.value
                 if waited:
                     # Whatever was stored but never announced (a missed update) still goes out.
                     for key, text in await load(job.id):
@@ -97,10 +96,6 @@ async def _follow(
             with contextlib.suppress(asyncio.CancelledError):
                 await client
     return ws
-
-
-def _is_final(status: str | None) -> bool:
-    return status is not None and JobStatus(status).is_final
 
 
 async def _next(inbox: asyncio.Queue[JobEvent], client: asyncio.Task[None]) -> JobEvent | None:

@@ -9,11 +9,11 @@ from qrt_common.errors import CqasmError
 from .config import DeviceConfig
 
 
-def is_dynamic(program: Circuit) -> bool:
+def is_dynamic(parsed: Circuit) -> bool:
     """True if Aer has to simulate the circuit shot by shot: a conditional gate, or a gate
     or reset after a measurement on the same qubit."""
     measured: set[int] = set()
-    for op in program.operations:
+    for op in parsed.operations:
         if op.condition:
             return True
         if op.name == "measure":
@@ -23,28 +23,28 @@ def is_dynamic(program: Circuit) -> bool:
     return False
 
 
-def check(program: Circuit, config: DeviceConfig, shots: int) -> None:
-    """Raise CqasmError (with `rule` and `line`) for the first rule `program` breaks."""
+def check(parsed: Circuit, config: DeviceConfig, shots: int) -> None:
+    """Raise CqasmError (with `rule` and `line`) for the first rule `parsed` breaks."""
     name = config.name
-    if program.num_qubits > config.qubits:
+    if parsed.num_qubits > config.qubits:
         raise CqasmError(
-            f"the circuit declares {program.num_qubits} qubits; {name} has {config.qubits}",
-            program.declaration_line,
+            f"the circuit declares {parsed.num_qubits} qubits; {name} has {config.qubits}",
+            parsed.declaration_line,
             rule="qubits",
         )
-    if len(program.operations) > config.max_operations:
+    if len(parsed.operations) > config.max_operations:
         raise CqasmError(
-            f"the circuit has {len(program.operations)} operations; {name} runs at most "
+            f"the circuit has {len(parsed.operations)} operations; {name} runs at most "
             f"{config.max_operations}",
             rule="size",
         )
     pgs = set(config.pgs)
     edges = {frozenset(edge) for edge in config.topology}
-    for op in program.operations:
+    for op in parsed.operations:
         if op.name not in pgs:
             raise CqasmError(
                 f"{op.name} is not in the primitive gate set of {name} ({', '.join(config.pgs)})",
-                program.line_of(op),
+                parsed.line_of(op),
                 rule="pgs",
             )
         if op.name in NON_GATES or len(op.qubits) < 2:
@@ -52,7 +52,7 @@ def check(program: Circuit, config: DeviceConfig, shots: int) -> None:
         if len(op.qubits) > 2:
             raise CqasmError(
                 f"{op.name} acts on {len(op.qubits)} qubits; {name} runs gates on at most two",
-                program.line_of(op),
+                parsed.line_of(op),
                 rule="topology",
             )
         if frozenset(op.qubits) not in edges:
@@ -61,13 +61,13 @@ def check(program: Circuit, config: DeviceConfig, shots: int) -> None:
             raise CqasmError(
                 f"{op.name} on qubits {a} and {b}, which are not coupled on {name} "
                 f"(coupled pairs: {coupled})",
-                program.line_of(op),
+                parsed.line_of(op),
                 rule="topology",
             )
-    if is_dynamic(program) and shots * 2**program.num_qubits > config.max_dynamic_work:
+    if is_dynamic(parsed) and shots * 2**parsed.num_qubits > config.max_dynamic_work:
         raise CqasmError(
             f"a circuit with mid-circuit measurements or conditional gates is simulated shot by "
-            f"shot: {shots} shots on {program.num_qubits} qubits is more than {name} runs "
+            f"shot: {shots} shots on {parsed.num_qubits} qubits is more than {name} runs "
             f"(shots x 2^qubits <= {config.max_dynamic_work})",
             rule="size",
         )

@@ -171,7 +171,7 @@ class Device:
                   holder, ("device", "session")),
         ]  # fmt: skip
 
-    # DeviceState.
+    # State.
 
     @property
     def state(self) -> DeviceState:
@@ -396,9 +396,9 @@ class Device:
     def _run(self, arguments: ExecuteRequest) -> Sample:
         """Parse, check and simulate (in the worker thread)."""
         try:
-            program: Circuit = parse(arguments.circuit)
-            check(program, self.config, arguments.number_of_shots)
-            circuit = to_circuit(program)
+            parsed: Circuit = parse(arguments.circuit)
+            check(parsed, self.config, arguments.number_of_shots)
+            circuit = to_circuit(parsed)
         except CqasmError as exc:
             where = f" at line {exc.line}" if exc.line else ""
             rejected = f"circuit rejected by rule '{exc.rule}'{where}: {exc.message}"
@@ -409,7 +409,7 @@ class Device:
         seed = None if self.config.seed is None else (self.config.seed + arguments.id) % 2**31
         raw = arguments.include_raw_data and self.config.supports_raw_data
         return self._simulator.run(
-            program,
+            parsed,
             arguments.number_of_shots,
             noise=noise,
             seed=seed,

@@ -37,7 +37,7 @@ class Simulator:
 
     def run(
         self,
-        program: Circuit,
+        parsed: Circuit,
         shots: int,
         *,
         noise: NoiseModel | None = None,
@@ -45,12 +45,12 @@ class Simulator:
         raw_data: bool = False,
         circuit: QuantumCircuit | None = None,
     ) -> Sample:
-        """Run `program` (already converted to `circuit`, if given) for `shots` shots."""
+        """Run `parsed` (already converted to `circuit`, if given) for `shots` shots."""
         options: dict[str, object] = {}
         if seed is not None:
             options["seed_simulator"] = seed
-        dynamic = is_dynamic(program)
-        qubits = program.num_qubits
+        dynamic = is_dynamic(parsed)
+        qubits = parsed.num_qubits
         backend = self._ideal
         if noise is not None:
             options["noise_model"] = noise
@@ -58,4 +58,4 @@ class Simulator:
             backend = self._statevector if many else self._density
         if dynamic:
             options["shot_branching_enable"] = True
-        return sample(backend, program, shots, raw_data=raw_data, circuit=circuit, **options)
+        return sample(backend, parsed, shots, raw_data=raw_data, circuit=circuit, **options)

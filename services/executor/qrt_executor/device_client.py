@@ -8,6 +8,7 @@ import zmq
 
 from qrt_common.device_protocol import Command, read_reply, request_frame
 from qrt_common.errors import DeviceUnavailable
+from qrt_common.wire import Message
 
 
 class DeviceClient:
@@ -41,7 +42,7 @@ class DeviceClient:
         self,
         command: Command,
         session_id: str,
-        payload: Any = None,
+        payload: Message | dict[str, Any] | None = None,
         *,
         timeout: float | None = None,
     ) -> dict[str, Any]:

@@ -171,8 +171,9 @@ class Executor:
         """Run one assignment to its end; the bus acknowledges it only then."""
         assignment = decode(Assignment, body)
         attempt = (assignment.job_id, assignment.attempt)
-        earlier = self.running.get(assignment.job_id)
-        if earlier is not None and earlier.assignment.attempt < assignment.attempt:
+        while (earlier := self.running.get(assignment.job_id)) is not None and (
+            earlier.assignment.attempt < assignment.attempt
+        ):
             # The scheduler took the job back from this executor (it had lost sight of it) and
             # gives it a new attempt here: the stray one ends first.
             if not earlier.stop.done():
@@ -213,11 +214,11 @@ class Executor:
         entry = self.running.get(order.job_id)
         if entry is None or entry.assignment.attempt != order.attempt:
             # The assignment may still be on its way: remember the order for it.
-            self._stopped[(order.job_id, order.attempt)] = JobStatus(order.status)
+            self._stopped[(order.job_id, order.attempt)] = order.status
             while len(self._stopped) > REMEMBERED:
                 self._stopped.popitem(last=False)
         elif not entry.stop.done():
-            entry.stop.set_result(JobStatus(order.status))
+            entry.stop.set_result(order.status)
 
     async def _run(self, assignment: Assignment, stop: asyncio.Future[JobStatus]) -> None:
         output = JobOutput(
@@ -244,7 +245,7 @@ class Executor:
         if outcome.status is RELEASE:
             output.event(EventKind.RELEASED, reason=f"handed back by executor {self.id}")
         else:
-            output.event(EventKind.FINISHED, status=outcome.status.value, reason=outcome.reason)
+            output.event(EventKind.FINISHED, status=outcome.status, reason=outcome.reason)
         await output.close()
         logger.info("job ended here", extra={"status": outcome.status.value})
 

@@ -106,7 +106,7 @@ class Ledger:
         )
         if not (started or never_started) or event.status is None:
             return False
-        return await self._move(job, JobStatus(event.status), at=at, reason=event.reason)
+        return await self._move(job, event.status, at=at, reason=event.reason)
 
     async def _move(
         self,
@@ -150,7 +150,7 @@ class Ledger:
             job_id=job.id,
             kind=EventKind.FINISHED,
             attempt=job.attempt,
-            status=to.value,
+            status=to,
             reason=reason,
         )
         async with self._serialized(job.id):

@@ -164,7 +164,7 @@ class Scheduler:
                 logger.info("executor left", extra={"executor_id": beat.executor_id})
                 await self._forget(beat.executor_id, "its executor shut down")
             return
-        if beat.executor_id not in self.executors:
+        if self.executors.heard(beat):
             logger.info("executor joined", extra={"executor_id": beat.executor_id})
             await self._stop_strays(beat)
         now = time.monotonic()
@@ -173,7 +173,6 @@ class Scheduler:
                 self.placed.confirm(job_id, now)
                 if job_id in self.cancelling:  # the last order may have been missed
                     await self._stop(job_id, JobStatus.CANCELLED, beat.executor_id, attempt)
-        self.executors.heard(beat)
         self._wake.set()
 
     async def _on_events(self, body: dict[str, Any]) -> None:
@@ -266,7 +265,7 @@ class Scheduler:
         await self.ledger.change_status(job, JobStatus.FAILED, reason)
 
     async def _stop(self, job_id: str, status: JobStatus, executor_id: str, attempt: int) -> None:
-        order = StopJob(job_id, status.value, executor_id, attempt)
+        order = StopJob(job_id, status, executor_id, attempt)
         await self._bus.publish(CONTROL_TOPIC, encode(order))
 
     # Placing jobs.
@@ -400,17 +399,19 @@ class Scheduler:
             return
         for job_id, executor_id in self.placed.orphans(self.executors).items():
             await self._reclaim(job_id, f"executor {executor_id} was lost")
-        await self._reconcile(now)
+        await self._reconcile(now, heard_from)
 
-    async def _reconcile(self, now: float) -> None:
+    async def _reconcile(self, now: float, heard_from: float) -> None:
         """A job placed on a live executor that has not shown up in its heartbeats for a
         while never reached it (say, the scheduler died between placing and sending): send
-        the assignment again. The executor ignores an assignment it already holds."""
+        the assignment again. The executor ignores an assignment it already holds. Silence
+        while this scheduler was cut off or stood still (before `heard_from`) says nothing."""
         for job_id, placement in self.placed.items():
             state = self.executors.get(placement.executor_id)
             if state is None or job_id in state.running:
                 continue
-            if now - placement.heard_of < self._settings.heartbeat_timeout:
+            heard_of = max(placement.heard_of, heard_from)
+            if now - heard_of < self._settings.heartbeat_timeout:
                 continue
             job = await self._store.get_job(job_id)
             if job is None or job.status.is_final:
@@ -423,7 +424,7 @@ class Scheduler:
                 await self._send_assignment(job, placement.executor_id)
             elif (
                 job.status is JobStatus.RUNNING
-                and now - placement.heard_of > 3 * self._settings.heartbeat_timeout
+                and now - heard_of > 3 * self._settings.heartbeat_timeout
             ):
                 # Its executor is alive but has long stopped listing it: the attempt is gone.
                 await self._reclaim(job_id, f"executor {placement.executor_id} lost the job")

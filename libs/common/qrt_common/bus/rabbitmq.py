@@ -174,7 +174,9 @@ class RabbitBus(MessageBus):
             raise BusUnavailable("the bus is not connected")
         # A broker that went away after connect() (say, while a service warms up) is waited
         # for, as connect() waits for it: opening a channel now would fail outright.
-        await self._up.wait()
+        if not self._up.is_set():
+            logger.warning("waiting for RabbitMQ to come back before consuming")
+            await self._up.wait()
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=prefetch)
         return channel

@@ -62,10 +62,10 @@ def _modified(operation: Operation) -> Gate:
 
 
 class _Builder:
-    def __init__(self, program: Circuit) -> None:
+    def __init__(self, parsed: Circuit) -> None:
         self.circuit = QuantumCircuit(
-            QuantumRegister(program.num_qubits, "q"),
-            *([ClassicalRegister(program.num_bits, "b")] if program.num_bits else []),
+            QuantumRegister(parsed.num_qubits, "q"),
+            *([ClassicalRegister(parsed.num_bits, "b")] if parsed.num_bits else []),
         )
         self.qubits = self.circuit.qubits
         self.clbits = self.circuit.clbits
@@ -120,11 +120,11 @@ class _Builder:
             self.circuit.append(gate, [self.qubits[q] for q in operation.qubits])
 
 
-def to_circuit(program: Circuit) -> QuantumCircuit:
-    """`program` as a Qiskit QuantumCircuit on registers `q` and `b` (flattened in declaration
+def to_circuit(parsed: Circuit) -> QuantumCircuit:
+    """`parsed` as a Qiskit QuantumCircuit on registers `q` and `b` (flattened in declaration
     order)."""
-    builder = _Builder(program)
-    for operation in program.operations:
+    builder = _Builder(parsed)
+    for operation in parsed.operations:
         name = operation.name
         if name == "measure":
             builder.measure(operation)
@@ -138,6 +138,6 @@ def to_circuit(program: Circuit) -> QuantumCircuit:
             try:
                 builder.gate(operation)
             except CqasmError as exc:
-                exc.line = exc.line or program.line_of(operation)
+                exc.line = exc.line or parsed.line_of(operation)
                 raise
     return builder.circuit

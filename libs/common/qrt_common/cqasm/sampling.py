@@ -1,4 +1,4 @@
-"""Running a parsed cQASM program on a Qiskit backend, answering as a 2300 device does."""
+"""Running a parsed cQASM circuit on a Qiskit backend, answering as a 2300 device does."""
 
 from __future__ import annotations
 
@@ -23,20 +23,20 @@ class Sample:
 
 def sample(
     backend: Any,
-    program: Circuit,
+    parsed: Circuit,
     shots: int,
     *,
     raw_data: bool = False,
     circuit: QuantumCircuit | None = None,
     **options: Any,
 ) -> Sample:
-    """Run `program` (already converted to `circuit`, if given) on `backend`."""
-    width = program.num_bits or program.num_qubits
-    if not any(op.name == "measure" for op in program.operations):
+    """Run `parsed` (already converted to `circuit`, if given) on `backend`."""
+    width = parsed.num_bits or parsed.num_qubits
+    if not any(op.name == "measure" for op in parsed.operations):
         # Nothing measured: every bit reads 0 (as QuTech's QX simulator answers).
         zeros = "0" * width
         return Sample({zeros: shots}, [zeros] * shots if raw_data else None)
-    circuit = circuit if circuit is not None else to_circuit(program)
+    circuit = circuit if circuit is not None else to_circuit(parsed)
     result = backend.run(circuit, shots=shots, memory=raw_data, **options).result()
     if not result.success:
         raise RuntimeError(f"the simulation failed: {result.status}")

@@ -206,7 +206,7 @@ class SQLiteStore(JobStore):
     async def _checkpoint(self, writer: _Connection) -> None:
         try:
             await writer.run(_checkpoint)
-        except sqlite3.Error:
+        except (sqlite3.Error, StoreUnavailable):
             # The next one will copy what this one could not; the log only grows meanwhile.
             logger.warning("checkpoint of %s failed", self.path, exc_info=True)
 
