@@ -141,7 +141,7 @@ def test_decode_gives_the_declared_types():
                 "events": [{"job_id": "j", "kind": "finished", "attempt": 1, "status": "Done"}],
             },
             "events[0].status: Invalid enum value 'Done'",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_decoding_a_wrong_body_is_malformed_naming_the_message_and_field(kind, body, named):
