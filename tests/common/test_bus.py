@@ -1,10 +1,8 @@
 import asyncio
-import contextlib
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 
-import aio_pika
 import pytest
 
 from qrt_common.bus import open_bus
@@ -13,7 +11,7 @@ from qrt_common.bus.base import REDELIVERY_LIMIT, MessageBus
 from qrt_common.bus.memory import InMemoryBus
 from qrt_common.bus.rabbitmq import RabbitBus
 from qrt_common.errors import ConfigurationError, MalformedMessage
-from tests.support.mesh import RABBITMQ_URL
+from tests.support.mesh import RABBITMQ_URL, delete_namespace
 from tests.support.waiting import eventually
 
 
@@ -127,19 +125,6 @@ def test_unknown_bus_url_is_refused():
         raise AssertionError("expected a ValueError")
 
 
-async def delete_namespace(namespace: str, queues: list[str], exchanges: list[str]) -> None:
-    connection = await aio_pika.connect(RABBITMQ_URL, timeout=5)
-    async with connection:
-        for name in queues:
-            channel = await connection.channel()
-            with contextlib.suppress(Exception):
-                await channel.queue_delete(f"{namespace}.{name}")
-        for name in exchanges:
-            channel = await connection.channel()
-            with contextlib.suppress(Exception):
-                await channel.exchange_delete(f"{namespace}.{name}")
-
-
 @pytest.fixture(params=["memory", "rabbitmq"])
 def bus_kind(request: pytest.FixtureRequest) -> str:
     kind: str = request.param
@@ -164,7 +149,7 @@ async def bus(bus_kind: str, monkeypatch) -> AsyncIterator[MessageBus]:
         yield rabbit
     finally:
         await rabbit.close()
-        await delete_namespace(namespace, ["q", "dead-letters"], ["dead-letters"])
+        await delete_namespace(RABBITMQ_URL, namespace, ["q", "dead-letters"], ["dead-letters"])
 
 
 async def test_only_a_malformed_message_is_dead_lettered_at_once(bus: MessageBus):

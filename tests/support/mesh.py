@@ -13,7 +13,7 @@ import subprocess
 import sys
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import aio_pika
@@ -185,20 +185,29 @@ class Mesh:
             process.wait(30)
 
     async def delete_namespace(self) -> None:
-        with_namespace = [*QUEUES, *(f"executor.{e}" for e in self.executors)]
-        try:
-            connection = await aio_pika.connect(self.broker_url, timeout=5)
-        except Exception:
-            return
-        async with connection:
-            for name in with_namespace:
-                channel = await connection.channel()
-                with contextlib.suppress(Exception):
-                    await channel.queue_delete(f"{self.namespace}.{name}")
-            for name in EXCHANGES:
-                channel = await connection.channel()
-                with contextlib.suppress(Exception):
-                    await channel.exchange_delete(f"{self.namespace}.{name}")
+        """Remove this platform's queues and exchanges from the broker."""
+        queues = [*QUEUES, *(f"executor.{e}" for e in self.executors)]
+        await delete_namespace(self.broker_url, self.namespace, queues, EXCHANGES)
+
+
+async def delete_namespace(
+    broker_url: str, namespace: str, queues: Iterable[str], exchanges: Iterable[str]
+) -> None:
+    """Remove `namespace`'s `queues` and `exchanges` (names without the namespace) from the
+    broker, those that exist; nothing if the broker cannot be reached."""
+    try:
+        connection = await aio_pika.connect(broker_url, timeout=5)
+    except Exception:
+        return
+    async with connection:
+        for name in queues:
+            channel = await connection.channel()
+            with contextlib.suppress(Exception):
+                await channel.queue_delete(f"{namespace}.{name}")
+        for name in exchanges:
+            channel = await connection.channel()
+            with contextlib.suppress(Exception):
+                await channel.exchange_delete(f"{namespace}.{name}")
 
 
 def overlapping_attempts(record: Path) -> list[str]:
