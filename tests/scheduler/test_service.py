@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from qrt_common.bus.base import Handler
 from qrt_common.bus.memory import InMemoryBus
 from qrt_common.errors import MalformedMessage, StoreUnavailable
-from qrt_common.jobs import Job, JobStatus
+from qrt_common.jobs import Job, JobStatus, utcnow
 from qrt_common.messages import (
     CANCEL_QUEUE,
     CONTROL_TOPIC,
@@ -356,3 +357,33 @@ async def test_a_message_mixing_jobs_is_dead_lettered_and_fails_its_job(harness)
     await harness.bus.send(EVENTS_QUEUE, encode(JobEvents("a", [stray])))
     job = await harness.job_once("a", JobStatus.FAILED)
     assert "events of other jobs" in (job.reason or "")
+
+
+async def stored_unannounced(harness: Harness, job_id: str, age: float) -> None:
+    """A job in the store that no message announced (its gateway died in between), `age`
+    seconds old."""
+    created = utcnow() - timedelta(seconds=age)
+    job = Job(id=job_id, program_id="p", backend="aer_simulator", params="{}",
+              max_execution_time=60, created=created)  # fmt: skip
+    await harness.store.add_job(job)
+
+
+async def test_a_queued_job_nobody_announced_is_picked_up_by_a_sweep(harness):
+    await harness.executor("ex", capacity=2)
+    await stored_unannounced(harness, "stranded", age=60)
+    await stored_unannounced(harness, "just-stored", age=0)  # its message is still on its way
+    assert await harness.scheduler.sweep() == 1
+    assert (await harness.next_assignment("ex")).job_id == "stranded"
+    assert await harness.scheduler.sweep() == 0  # placed now: not picked up twice
+    await harness.settled()
+    assert "just-stored" not in harness.scheduler.pending
+    assert harness.assignments["ex"].empty()
+
+
+@pytest.mark.parametrize("harness", [{"sweep_interval": 0.2}], indirect=True)
+async def test_the_scheduler_sweeps_the_store_by_itself(harness):
+    await harness.executor("ex")
+    await stored_unannounced(harness, "stranded", age=60)
+    assert (await harness.next_assignment("ex")).job_id == "stranded"
+    await harness.job_once("stranded", JobStatus.QUEUED)  # assigned, not started yet
+    assert (await harness.job("stranded")).executor_id == "ex"

@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     """Seconds a piece of a job's log is kept after it was written; 0 keeps it."""
     purge_interval: float = Field(60.0, gt=0)
     """Seconds between the scheduler's sweeps for jobs and logs past their retention."""
+    sweep_interval: float = Field(5.0, gt=0)
+    """Seconds between the scheduler's sweeps of the store for queued jobs it does not hold (a
+    gateway that stored a job and died before announcing it); such a job waits at most about
+    twice this long."""
     bus_url: str = "memory://"
     """`memory://` for the in-process bus, `amqp://user:password@host:5672/` for RabbitMQ."""
     programs_dir: Path = Path("programs")

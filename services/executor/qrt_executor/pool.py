@@ -66,7 +66,7 @@ class Zygote:
         """Start the zygote and wait until it has imported what job processes need."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "qrt_executor.zygote", str(theirs.fileno()),
+            sys.executable, "-m", "qrt_executor.zygote", str(theirs.fileno()), str(os.getpid()),
             pass_fds=(theirs.fileno(),), env=zygote_environment(os.environ),
         )  # fmt: skip
         theirs.close()

@@ -14,6 +14,7 @@ Protocol, over a SOCK_SEQPACKET socket (one message per datagram):
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import importlib
 import json
@@ -68,6 +69,21 @@ def _end_all(children: set[int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+PR_SET_PDEATHSIG = 1
+"""prctl(2): the signal this process gets when its parent ends (Linux)."""
+
+
+def _die_with(parent: int) -> None:
+    """End this process when `parent` (the executor) ends, at whatever point it is, and at once
+    if it has ended already; elsewhere than Linux, the closed channel ends it instead."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it ended before the request took effect
+        os._exit(0)
+
+
 def zygote_environment(environ: Mapping[str, str]) -> dict[str, str]:
     """The zygote's environment: `environ`, with its heap in transparent huge pages.
 
@@ -96,8 +112,11 @@ def _restore_environment() -> None:
             os.environ[name] = value
 
 
-def serve(channel: socket.socket) -> None:
-    """Fork a job process for every `fork` message until the executor closes the channel."""
+def serve(channel: socket.socket, parent: int) -> None:
+    """Fork a job process for every `fork` message until the executor (process `parent`)
+    closes the channel or ends; either ends every job process too. Until the imports are done
+    SIGTERM ends the zygote as it is (nothing to clean up, nothing to say)."""
+    _die_with(parent)
     _restore_environment()
     for name in PRELOAD:
         importlib.import_module(name)
@@ -118,8 +137,17 @@ def serve(channel: socket.socket) -> None:
     selector = selectors.DefaultSelector()
     selector.register(channel, selectors.EVENT_READ)
     selector.register(wakeup_r, selectors.EVENT_READ)
-    channel.send(b"ready")
     children: set[int] = set()
+
+    def end(*_: object) -> None:
+        _end_all(children)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, end)
+    try:
+        channel.send(b"ready")
+    except OSError:  # the executor went away while this one started
+        end()
     while True:
         for key, _ in selector.select():
             if key.fileobj is not channel:
@@ -144,6 +172,7 @@ def serve(channel: socket.socket) -> None:
                     channel.close()
                     signal.set_wakeup_fd(-1)
                     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
                     os.close(wakeup_r)
                     os.close(wakeup_w)
                     _child(fds)
@@ -152,8 +181,11 @@ def serve(channel: socket.socket) -> None:
             children.add(pid)
             for fd in fds:
                 os.close(fd)
-            channel.send(f"forked {pid}".encode())
+            try:
+                channel.send(f"forked {pid}".encode())
+            except OSError:
+                end()
 
 
 if __name__ == "__main__":
-    serve(socket.socket(fileno=int(sys.argv[1])))
+    serve(socket.socket(fileno=int(sys.argv[1])), parent=int(sys.argv[2]))

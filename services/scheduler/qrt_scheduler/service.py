@@ -90,6 +90,8 @@ class Scheduler:
         """`time.monotonic()` when this scheduler last found it had itself stood still."""
         # Until executors have had time to report in, a placed job is not an orphan.
         self._orphan_grace = settings.heartbeat_timeout if orphan_grace is None else orphan_grace
+        self._examined: str | None = None
+        """The job a dispatch round has taken from the queue and is reading from the store."""
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._placing: set[asyncio.Task[None]] = set()
@@ -100,9 +102,7 @@ class Scheduler:
         self._started_at = time.monotonic()
         queued, _ = await self._store.list_jobs(JobQuery(statuses=[JobStatus.QUEUED], limit=ALL))
         running, _ = await self._store.list_jobs(JobQuery(statuses=[JobStatus.RUNNING], limit=ALL))
-        for job in queued:
-            if job.executor_id is None:
-                self.pending.add(JobSubmitted.of(job))
+        self._adopt(queued)
         self.cancelling = {job.id for job in running if job.cancel_requested}
         for job in [*queued, *running]:
             if job.executor_id is not None:
@@ -116,6 +116,7 @@ class Scheduler:
         self._tasks = [
             asyncio.create_task(self._dispatch_forever()),
             asyncio.create_task(self._watch_executors()),
+            asyncio.create_task(self._sweep_forever()),
         ]
         if self._settings.job_retention or self._settings.log_retention:
             self._tasks.append(asyncio.create_task(self._purge_forever()))
@@ -150,12 +151,49 @@ class Scheduler:
 
     # What the scheduler hears.
 
+    def _holds(self, job_id: str) -> bool:
+        """True if the job is queued here, placed, or being placed right now."""
+        return job_id in self.pending or job_id in self.placed or job_id == self._examined
+
     async def _on_submitted(self, body: dict[str, Any]) -> None:
         submitted = decode(JobSubmitted, body)
-        if submitted.job_id not in self.placed and submitted.job_id not in self.pending:
+        if not self._holds(submitted.job_id):
             JOBS_SUBMITTED.inc()
             self.pending.add(submitted)
             self._wake.set()
+
+    def _adopt(self, queued: list[Job]) -> int:
+        """Queue the jobs of `queued` (read from the store) that nobody placed and this
+        scheduler does not hold; how many there were."""
+        adopted = 0
+        for job in queued:
+            if job.executor_id is None and not self._holds(job.id):
+                self.pending.add(JobSubmitted.of(job))
+                adopted += 1
+        if adopted:
+            self._wake.set()
+        return adopted
+
+    async def sweep(self) -> int:
+        """Queue what the store holds queued and this scheduler does not: a gateway that stored
+        a job and died before announcing it must not strand it. A job stored within the last
+        sweep interval is left to its announcement. Returns how many jobs were picked up."""
+        settled = utcnow() - timedelta(seconds=self._settings.sweep_interval)
+        query = JobQuery(statuses=[JobStatus.QUEUED], created_before=settled, limit=ALL)
+        queued, _ = await self._store.list_jobs(query)
+        adopted = self._adopt(queued)
+        if adopted:
+            JOBS_SUBMITTED.inc(adopted)
+            logger.warning("queued jobs nobody announced picked up", extra={"jobs": adopted})
+        return adopted
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.sweep_interval)
+            try:
+                await self.sweep()
+            except Exception:
+                logger.exception("store sweep failed")
 
     async def _on_heartbeat(self, body: dict[str, Any]) -> None:
         beat = decode(Heartbeat, body)
@@ -301,11 +339,14 @@ class Scheduler:
         while (submitted := self.pending.take(lambda j: choose(j) is not None)) is not None:
             executor = choose(submitted)
             assert executor is not None
+            self._examined = submitted.job_id
             try:
                 job = await self._store.get_job(submitted.job_id)
             except Exception:
                 self.pending.add(submitted)  # not placed: it waits for the next round
                 raise
+            finally:
+                self._examined = None
             if job is None or job.status is not JobStatus.QUEUED:
                 continue
             placement = Placement(executor.id, job.backend, job.attempt + 1)

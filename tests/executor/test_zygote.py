@@ -1,0 +1,105 @@
+"""The zygote never outlives its executor: not while it starts, not while it serves."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from functools import partial
+from pathlib import Path
+
+from tests.support.waiting import eventually_sync
+
+STARTER = """
+import asyncio
+from qrt_executor.pool import WarmPool
+
+async def main():
+    pool = WarmPool(size={size})
+    await pool.start()
+    print("ready", flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+def zygote_of(parent: int) -> int | None:
+    """The pid of the zygote `parent` started, if it runs."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat[1]) == parent and b"qrt_executor.zygote" in command:
+            return int(entry.name)
+    return None
+
+
+def gone(pid: int) -> bool:
+    """True once `pid` has ended (a zombie nobody reaps has ended too)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
+
+
+def start(size: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", STARTER.format(size=size)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+SUPERVISOR = """
+import ctypes, json, os, subprocess, sys
+sys.path[:0] = {paths!r}
+from tests.executor.test_zygote import STARTER, zygote_of
+from tests.support.waiting import eventually_sync
+
+# Orphans of this process's tree come back to it, so it learns how the zygote ended.
+ctypes.CDLL(None).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
+executor = subprocess.Popen([sys.executable, "-c", STARTER.format(size=1)])
+zygote = eventually_sync(lambda: zygote_of(executor.pid), "the executor starts its zygote")
+executor.kill()  # the zygote is still importing qiskit: that takes seconds
+executor.wait()
+_, status = os.waitpid(zygote, 0)
+print(json.dumps({{"signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None}}))
+"""
+
+
+def test_a_zygote_ends_at_once_when_its_executor_dies_while_it_imports():
+    script = SUPERVISOR.format(paths=sys.path)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    # Ended by the executor's death (SIGTERM, asked of the kernel), not by finishing its
+    # imports first and then finding nobody to talk to.
+    assert json.loads(done.stdout) == {"signal": signal.SIGTERM}
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr
+
+
+def test_a_serving_zygote_takes_its_job_processes_along_when_its_executor_dies():
+    executor = start(size=2)
+    assert executor.stdout is not None and executor.stdout.readline() == "ready\n"
+    zygote = zygote_of(executor.pid)
+    assert zygote is not None
+    waiting = eventually_sync(
+        lambda: [
+            int(p) for p in Path(f"/proc/{zygote}/task/{zygote}/children").read_text().split()
+        ],
+        "the warm pool's job processes are forked",
+        until=lambda pids: len(pids) == 2,
+    )
+    os.kill(executor.pid, signal.SIGKILL)
+    executor.wait()
+    for pid in [zygote, *waiting]:
+        eventually_sync(partial(gone, pid), f"process {pid} ends with the executor", timeout=5)
+    _, errors = executor.communicate(timeout=30)
+    assert "Traceback" not in errors
