@@ -314,6 +314,33 @@ async def test_purge_removes_old_finished_jobs_and_old_logs(store: JobStore):
     assert await store.get_result(recent.id) == '"r"'
 
 
+async def test_a_job_of_a_known_idempotency_key_is_the_first_one(store: JobStore):
+    first = make_job(1, idempotency_key="a/b/c k1", request_digest="sha256:1")
+    assert await store.add_job(first) == first
+    retry = make_job(2, idempotency_key="a/b/c k1", request_digest="sha256:other")
+    assert await store.add_job(retry) == first  # whatever the retry asked for
+    assert await store.get_job("job-002") is None
+    other_caller = make_job(3, idempotency_key="x/y/z k1")
+    no_key = make_job(4)
+    assert await store.add_job(other_caller) == other_caller
+    assert await store.add_job(no_key) == no_key
+    assert (await store.list_jobs(JobQuery()))[1] == 3
+
+
+async def test_an_idempotency_key_is_freed_by_deleting_its_job_or_its_retention(store: JobStore):
+    await store.add_job(make_job(1, idempotency_key="a/b/c k"))
+    assert await store.delete_job("job-001")
+    again = make_job(2, idempotency_key="a/b/c k")
+    assert await store.add_job(again) == again
+    # Keys of jobs created before the cut-off are forgotten; the jobs stay.
+    assert await store.purge(ended_before=None, logs_before=None, keys_before=T0) == 0
+    assert await store.add_job(make_job(3, idempotency_key="a/b/c k")) == again
+    await store.purge(ended_before=None, logs_before=None, keys_before=T0 + timedelta(days=1))
+    newer = make_job(4, idempotency_key="a/b/c k")
+    assert await store.add_job(newer) == newer
+    assert await store.get_job("job-002") is not None
+
+
 async def test_a_store_refuses_a_newer_schema(stores: tuple[JobStore, Reopen]):
     store, reopen = stores
     if isinstance(store, SQLiteStore):
@@ -607,7 +634,8 @@ async def test_a_failing_write_fails_alone_among_writes_made_at_once(tmp_path: P
             )
             await eventually(lambda: 4 in batches, "the 4 writes wait as one transaction")
         outcomes = await writes
-        assert outcomes[0] is None and outcomes[3] is None and outcomes[2] is True
+        added = [o.id if isinstance(o, Job) else o for o in outcomes]
+        assert (added[0], added[3], outcomes[2]) == ("job-002", "job-003", True)
         assert isinstance(outcomes[1], sqlite3.IntegrityError)
         _, total = await store.list_jobs(JobQuery())
         assert total == 3

@@ -41,6 +41,11 @@ def zygote_of(parent: int) -> int | None:
     return None
 
 
+def importing(pid: int) -> bool:
+    """True once the zygote `pid` has numpy loaded: it runs its own code and imports."""
+    return "_multiarray_umath" in Path(f"/proc/{pid}/maps").read_text()
+
+
 def gone(pid: int) -> bool:
     """True once `pid` has ended (a zombie nobody reaps has ended too)."""
     try:
@@ -60,14 +65,16 @@ def start(size: int) -> subprocess.Popen[str]:
 SUPERVISOR = """
 import ctypes, json, os, subprocess, sys
 sys.path[:0] = {paths!r}
-from tests.executor.test_zygote import STARTER, zygote_of
+from tests.executor.test_zygote import STARTER, importing, zygote_of
 from tests.support.waiting import eventually_sync
 
 # Orphans of this process's tree come back to it, so it learns how the zygote ended.
 ctypes.CDLL(None).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
 executor = subprocess.Popen([sys.executable, "-c", STARTER.format(size=1)])
 zygote = eventually_sync(lambda: zygote_of(executor.pid), "the executor starts its zygote")
-executor.kill()  # the zygote is still importing qiskit: that takes seconds
+# Past its first lines (numpy is loaded early) and still importing qiskit, which takes seconds.
+eventually_sync(lambda: importing(zygote), "the zygote imports qiskit")
+executor.kill()
 executor.wait()
 _, status = os.waitpid(zygote, 0)
 print(json.dumps({{"signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None}}))

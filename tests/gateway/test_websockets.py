@@ -66,7 +66,9 @@ async def test_the_stream_of_an_ended_job_replays_its_interims_and_result_then_c
     await gw.move(job_id, S.COMPLETED)
     async with gw.client.ws_connect(f"/stream/jobs/{job_id}") as ws:
         texts, code, message = await rest(ws)
-    assert texts == ['"first attempt"', '{"step": 1}', '{"step": 2}', '{"answer": 42}']
+    # A notice says that what follows is the second attempt's.
+    notice = json.dumps({"__qrt__": {"attempt": 2, "reason": None}})
+    assert texts == ['"first attempt"', notice, '{"step": 1}', '{"step": 2}', '{"answer": 42}']
     assert (code, message) == (aiohttp.WSCloseCode.OK, "Completed")
 
 
@@ -185,3 +187,33 @@ async def test_a_stream_of_a_job_deleted_while_watched_closes_saying_so(gw: Harn
         await gw.move(job_id, S.CANCELLED)
         await gw.store.delete_job(job_id)
         assert await rest(ws) == ([], websockets.CLOSE_GONE, "job deleted")
+
+
+async def test_a_live_stream_announces_a_new_attempt_with_why_the_last_one_ended(gw: Harness):
+    job_id = await running_job(gw)
+    async with gw.client.ws_connect(f"/stream/jobs/{job_id}") as ws:
+        await gw.gateway.streams.on_update(
+            update(job_id, event(job_id, EventKind.INTERIM, data='"one"'))
+        )
+        assert await received(ws) == '"one"'
+        lost = JobEvent(
+            job_id, EventKind.FINISHED, 1, status=S.QUEUED, reason="executor ex1 was lost"
+        )
+        again = JobEvent(job_id, EventKind.RUNNING, 2, "ex2")
+        await gw.gateway.streams.on_update(update(job_id, lost, again))
+        notice = json.loads(await received(ws))
+        assert notice == {"__qrt__": {"attempt": 2, "reason": "executor ex1 was lost"}}
+        interim = JobEvent(job_id, EventKind.INTERIM, 2, "ex2", seq=0, data='"one again"')
+        await gw.gateway.streams.on_update(update(job_id, interim))
+        assert await received(ws) == '"one again"'
+
+
+async def test_a_log_stream_has_no_notices_the_log_says_it_itself(gw: Harness):
+    job_id = await running_job(gw)
+    await gw.move(job_id, S.QUEUED, S.RUNNING)
+    await gw.store.append_log(job_id, 1, 0, "first\n")
+    await gw.store.append_log(job_id, 2, 0, "[qrt] attempt 2 on executor ex2\nsecond\n")
+    await gw.move(job_id, S.COMPLETED)
+    async with gw.client.ws_connect(f"/stream/jobs/{job_id}/logs") as ws:
+        texts, _, _ = await rest(ws)
+    assert texts == ["first\n", "[qrt] attempt 2 on executor ex2\nsecond\n"]

@@ -277,6 +277,7 @@ async def test_the_service_api_is_in_the_openapi_document(http):
         "201",
         "400",
         "404",
+        "409",
         "413",
         "503",
     }

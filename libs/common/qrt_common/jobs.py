@@ -100,6 +100,12 @@ class Job:
     """A user asked to cancel the running job; it ends Cancelled, never runs again."""
     session_id: str | None = None
     """The session (a group of related jobs a client names) the job belongs to."""
+    idempotency_key: str | None = None
+    """`<caller> <Idempotency-Key>` of the submit that made the job: the same key from the same
+    caller gets this job, not a new one. Forgotten QRT_IDEMPOTENCY_RETENTION after it came."""
+    request_digest: str | None = None
+    """`sha256:` of what that submit asked for, to tell a retry from a key used again for
+    something else."""
 
     @property
     def instance(self) -> str:

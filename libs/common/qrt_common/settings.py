@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     """Seconds a finished job (with its logs and results) is kept after it ended; 0 keeps it."""
     log_retention: float = Field(0.0, ge=0)
     """Seconds a piece of a job's log is kept after it was written; 0 keeps it."""
+    idempotency_retention: float = Field(86400.0, gt=0)
+    """Seconds an `Idempotency-Key` is remembered after its submit: a retry within them gets
+    the first try's job, one after them makes a new job."""
     purge_interval: float = Field(60.0, gt=0)
     """Seconds between the scheduler's sweeps for jobs and logs past their retention."""
     sweep_interval: float = Field(5.0, gt=0)

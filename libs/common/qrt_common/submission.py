@@ -3,12 +3,14 @@ new job made. The rules of every API that creates jobs (`/jobs`, PlanQK's `/serv
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Collection
 from typing import Any
 
 from .backends import DEFAULT_BACKEND
-from .errors import Forbidden, InvalidInput
+from .errors import Conflict, Forbidden, InvalidInput
 from .jobs import DEFAULT_INSTANCE, Job, new_job_id
 from .programs import Program, planqk_input
 
@@ -122,6 +124,20 @@ def service_params(
     return program_params({**data, **params}, program)
 
 
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+"""What an `Idempotency-Key` may be: 1 to 255 visible ASCII characters (no spaces)."""
+
+
+def checked_idempotency_key(key: str | None) -> str | None:
+    """`key` (the header's value, None when absent) if usable; raises InvalidInput naming the
+    header."""
+    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+        raise InvalidInput(
+            "Idempotency-Key must be 1 to 255 visible ASCII characters", field="Idempotency-Key"
+        )
+    return key
+
+
 def new_job(
     program: Program,
     params: str,
@@ -132,14 +148,19 @@ def new_job(
     tags: Collection[str] = (),
     session_id: str | None = None,
     priority: int = 0,
+    idempotency_key: str | None = None,
 ) -> Job:
     """A new queued job running `program` with `params` (checked JSON text) for `instance`
     (hub/group/project). Its time limit is the program's, or less if `max_execution_time`
-    (seconds) asks for less."""
+    (seconds) asks for less. With an `idempotency_key` (checked), a second submit of the same
+    instance and key gets this job (see `replayed`); the instance is the caller until callers
+    have accounts."""
     limit = program.max_execution_time
     if max_execution_time:
         limit = min(max_execution_time, limit)
     hub, group, project = instance.split("/")
+    asked = [program.id, backend, params, instance, sorted(tags), session_id, priority, limit]
+    digest = hashlib.sha256(json.dumps(asked).encode()).hexdigest()
     return Job(
         id=new_job_id(),
         program_id=program.id,
@@ -152,4 +173,22 @@ def new_job(
         tags=tuple(tags),
         session_id=session_id,
         priority=priority,
+        idempotency_key=None if idempotency_key is None else f"{instance} {idempotency_key}",
+        request_digest=f"sha256:{digest}",
     )
+
+
+def replayed(submitted: Job, stored: Job) -> bool:
+    """Whether `stored` (what the store kept for `submitted`) is an earlier job of the same
+    idempotency key: True for a retry of the same request, which gets that job; raises
+    Conflict for the key used again for a different request."""
+    if stored.id == submitted.id:
+        return False
+    if stored.request_digest != submitted.request_digest:
+        key = (submitted.idempotency_key or "").split(" ", 1)[-1]
+        raise Conflict(
+            f"Idempotency-Key '{key}' was used for a different request (job {stored.id}); "
+            "send a new key for a new request",
+            field="Idempotency-Key",
+        )
+    return True

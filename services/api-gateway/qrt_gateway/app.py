@@ -14,7 +14,7 @@ from qrt_common.metrics import healthz, metrics_endpoint, readiness
 
 from . import jobs, programs, services, websockets
 from .context import GATEWAY, Gateway, gateway
-from .openapi import Query, Route, docs_page, openapi_document
+from .openapi import Parameter, Route, docs_page, openapi_document
 from .plumbing import json_errors, measured
 from .schemas import (
     BackendList,
@@ -40,22 +40,31 @@ except PackageNotFoundError:  # running from a source tree that was not installe
     VERSION = "0.0.0"
 
 _JOB_FILTERS = (
-    Query("limit", "Page size, 1 to 1000 (default 200).", "integer"),
-    Query("offset", "How many matching jobs to skip.", "integer"),
-    Query("pending", "true: only Queued and Running jobs; false: only ended ones.", "boolean"),
-    Query("status", "Only jobs with this status (repeatable)."),
-    Query("program", "Only jobs of this program."),
-    Query("backend", "Only jobs on this backend."),
-    Query("hub", "Only jobs of this hub."),
-    Query("group", "Only jobs of this group."),
-    Query("project", "Only jobs of this project."),
-    Query("tags", "Only jobs carrying all these tags (comma-separated or repeated)."),
-    Query("session_id", "Only jobs of this session."),
-    Query("created_after", "Only jobs created after this ISO 8601 time (UTC if no offset)."),
-    Query("created_before", "Only jobs created before this ISO 8601 time (UTC if no offset)."),
+    Parameter("limit", "Page size, 1 to 1000 (default 200).", "integer"),
+    Parameter("offset", "How many matching jobs to skip.", "integer"),
+    Parameter("pending", "true: only Queued and Running jobs; false: only ended ones.", "boolean"),
+    Parameter("status", "Only jobs with this status (repeatable)."),
+    Parameter("program", "Only jobs of this program."),
+    Parameter("backend", "Only jobs on this backend."),
+    Parameter("hub", "Only jobs of this hub."),
+    Parameter("group", "Only jobs of this group."),
+    Parameter("project", "Only jobs of this project."),
+    Parameter("tags", "Only jobs carrying all these tags (comma-separated or repeated)."),
+    Parameter("session_id", "Only jobs of this session."),
+    Parameter("created_after", "Only jobs created after this ISO 8601 time (UTC if no offset)."),
+    Parameter("created_before", "Only jobs created before this ISO 8601 time (UTC if no offset)."),
 )
 
 _STRING = {"type": "string"}
+_IDEMPOTENT = (
+    Parameter(
+        "Idempotency-Key",
+        "Makes the submit safe to retry: the same key from the same hub/group/project within "
+        "QRT_IDEMPOTENCY_RETENTION gets the first job (header Idempotent-Replayed: true); the "
+        "key used again for another request is a 409. 1 to 255 visible ASCII characters.",
+        where="header",
+    ),
+)
 _SERVICE = "/services/{program_id}"
 _EXECUTION = f"{_SERVICE}/{{execution_id}}"
 _WEBSOCKET = {"101": {"description": "Switching to the websocket protocol"}}
@@ -75,7 +84,7 @@ async def readyz(request: web.Request) -> web.Response:
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/programs", programs.list_programs,
           "List programs: the bundled ones, the owner's uploads and public uploads", "programs",
-          response=ProgramList, errors=(400,), query=(Query(
+          response=ProgramList, errors=(400,), query=(Parameter(
               "owner", "hub/group/project whose private programs to list too (default: the "
               "default instance)."),)),
     Route("POST", "/programs", programs.upload_program, "Upload a program", "programs",
@@ -101,7 +110,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/backends", programs.list_backends, "List backends", "programs",
           response=BackendList),
     Route("POST", "/jobs", jobs.create_job, "Run a program", "jobs", response=JobCreated,
-          body=JobRequest, errors=(400, 404, 413, 503)),
+          body=JobRequest, errors=(400, 403, 404, 409, 413, 503), query=_IDEMPOTENT),
     Route("GET", "/jobs", jobs.list_jobs, "List jobs, newest first", "jobs", response=JobList,
           errors=(400,), query=_JOB_FILTERS),
     Route("GET", "/jobs/{job_id}", jobs.get_job, "A job", "jobs", response=JobOut,
@@ -128,7 +137,7 @@ ROUTES: tuple[Route, ...] = (
           "list them with GET /jobs?program={program_id}."),
     Route("POST", f"{_SERVICE}/", services.start_execution, "Start a service execution",
           "services", response=ExecutionOut, body=ServiceRequest, status=201,
-          errors=(400, 404, 413, 503),
+          errors=(400, 404, 409, 413, 503), query=_IDEMPOTENT,
           description="The Location header names the new execution. Input over "
           "QRT_MAX_SERVICE_INPUT_BYTES (1 MB) is refused with 413."),
     Route("GET", f"{_EXECUTION}", services.get_execution, "A service execution", "services",
@@ -140,7 +149,7 @@ ROUTES: tuple[Route, ...] = (
           "{result, metadata}); FAILED: {code, detail}; 409 before the execution ended."),
     Route("GET", f"{_EXECUTION}/interim-results", services.get_interim_results,
           "An execution's interim results", "services", response_schema={},
-          errors=(400, 404), query=(Query("last", "true: only the latest (null if none).",
+          errors=(400, 404), query=(Parameter("last", "true: only the latest (null if none).",
                                           "boolean"),)),
     Route("GET", f"{_EXECUTION}/log", services.get_log, "An execution's log, line by line",
           "services", response=ServiceLog, errors=(404,)),

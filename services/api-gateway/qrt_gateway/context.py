@@ -3,6 +3,7 @@ the few things handlers do with them together (find a job, submit it, cancel it)
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,12 +13,13 @@ from aiohttp import web
 from qrt_common.backends import SIMULATORS, backend_names
 from qrt_common.bus.base import MessageBus
 from qrt_common.errors import BusUnavailable, Conflict, InvalidInput, NotFound
-from qrt_common.jobs import Job
+from qrt_common.jobs import Job, JobStatus
 from qrt_common.messages import CANCEL_QUEUE, SUBMITTED_QUEUE, CancelJob, Heartbeat, JobSubmitted
 from qrt_common.programs import Program
 from qrt_common.registry import ProgramRegistry
 from qrt_common.settings import Settings
 from qrt_common.store.base import JobStore
+from qrt_common.submission import replayed
 from qrt_common.wire import decode, encode
 
 from .streams import StreamHub
@@ -46,10 +48,18 @@ class Gateway:
             raise NotFound(f"job '{job_id}' not found")
         return job
 
-    async def submit(self, job: Job) -> None:
-        """Store `job` and announce it to the scheduler; raises BusUnavailable (and keeps no
-        job) if it cannot be announced."""
-        await self.store.add_job(job)
+    async def submit(self, job: Job) -> Job:
+        """Store `job` and announce it to the scheduler; returns it, or, for a retry of an
+        idempotent submit, the job the first try made (announced again while it waits: the
+        first try may have died before it could). Raises Conflict for a key used again for
+        another request, BusUnavailable (and keeps no job) if a new job cannot be announced."""
+        stored = await self.store.add_job(job)
+        if replayed(job, stored):
+            if stored.status is JobStatus.QUEUED:
+                # Best effort: the scheduler's sweep of the store finds it anyway.
+                with contextlib.suppress(Exception):
+                    await self.bus.send(SUBMITTED_QUEUE, encode(JobSubmitted.of(stored)))
+            return stored
         try:
             await self.bus.send(SUBMITTED_QUEUE, encode(JobSubmitted.of(job)))
         except Exception as exc:
@@ -58,6 +68,7 @@ class Gateway:
             raise BusUnavailable(
                 f"job not accepted, the message bus is unavailable: {exc}"
             ) from exc
+        return job
 
     async def cancel(self, job: Job, status: str) -> None:
         """Ask the scheduler to cancel `job`; raises Conflict naming `status` (the job's status

@@ -13,7 +13,16 @@ from qrt_common.store.base import JobQuery
 from qrt_common.submission import check_may_run, new_job, program_params
 
 from .context import gateway
-from .plumbing import bool_query, int_query, json_response, read_json, time_query, validated
+from .plumbing import (
+    REPLAYED,
+    bool_query,
+    idempotency_key,
+    int_query,
+    json_response,
+    read_json,
+    time_query,
+    validated,
+)
 from .schemas import JobCreated, JobList, JobOut, JobRequest, dump
 
 MAX_PAGE = 1000
@@ -38,9 +47,13 @@ async def create_job(request: web.Request) -> web.Response:
         tags=body.tags,
         session_id=body.session_id,
         priority=body.priority,
+        idempotency_key=idempotency_key(request),
     )
-    await gw.submit(job)
-    return json_response(dump(JobCreated(id=job.id)))
+    stored = await gw.submit(job)
+    response = json_response(dump(JobCreated(id=stored.id)))
+    if stored.id != job.id:
+        response.headers[REPLAYED] = "true"
+    return response
 
 
 def _statuses(request: web.Request) -> set[JobStatus]:

@@ -29,12 +29,13 @@ _REASONS = {
 
 
 @dataclass(frozen=True, slots=True)
-class Query:
-    """A query parameter of a route."""
+class Parameter:
+    """A query parameter (or, `where="header"`, a request header) of a route."""
 
     name: str
     description: str
     type: str = "string"
+    where: str = "query"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +51,7 @@ class Route:
     body: type[BaseModel] | None = None
     status: int = 200
     errors: tuple[int, ...] = ()
-    query: tuple[Query, ...] = ()
+    query: tuple[Parameter, ...] = ()
     response_schema: dict[str, Any] | None = None
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -66,7 +67,7 @@ def _operation(route: Route) -> dict[str, Any]:
         for name in re.findall(r"{(\w+)}", route.path)
     ]
     params += [
-        {"name": q.name, "in": "query", "description": q.description, "schema": {"type": q.type}}
+        {"name": q.name, "in": q.where, "description": q.description, "schema": {"type": q.type}}
         for q in route.query
     ]
     responses: dict[str, Any] = {}

@@ -29,6 +29,7 @@ from qrt_common.errors import (
     Unavailable,
 )
 from qrt_common.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from qrt_common.submission import checked_idempotency_key
 
 from .schemas import ErrorOut, dump
 
@@ -48,6 +49,18 @@ STATUS_OF: tuple[tuple[type[QrtError], int], ...] = (
 )
 """The HTTP status of each kind of error, the first that matches (an archive too large is
 also invalid input, and answers 413)."""
+
+
+IDEMPOTENCY_KEY = "Idempotency-Key"
+"""The request header that makes a submit safe to retry (IETF's
+draft-ietf-httpapi-idempotency-key-header)."""
+REPLAYED = "Idempotent-Replayed"
+"""The response header saying a submit was a retry and answers with the first try's job."""
+
+
+def idempotency_key(request: web.Request) -> str | None:
+    """The request's `Idempotency-Key`, if it sent a usable one; raises InvalidInput."""
+    return checked_idempotency_key(request.headers.get(IDEMPOTENCY_KEY))
 
 
 def json_response(text: str, status: int = 200) -> web.Response:

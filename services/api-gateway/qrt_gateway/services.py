@@ -18,7 +18,7 @@ from qrt_common.programs import Program
 from qrt_common.submission import new_job, service_params
 
 from .context import Gateway, gateway
-from .plumbing import bool_query, json_response, parse_json, validated
+from .plumbing import REPLAYED, bool_query, idempotency_key, json_response, parse_json, validated
 from .schemas import (
     ExecutionOut,
     LogEntryOut,
@@ -80,10 +80,13 @@ async def start_execution(request: web.Request) -> web.Response:
     )
     # An uploaded service's executions belong to the instance that uploaded it.
     params = service_params(program, body.data, body.params)
-    job = new_job(program, params, instance=program.owner or DEFAULT_INSTANCE)
-    await gw.submit(job)
-    location = f"/services/{program.id}/{job.id}"
-    return _execution_response(job, 201, Location=location)
+    key = idempotency_key(request)
+    job = new_job(program, params, instance=program.owner or DEFAULT_INSTANCE, idempotency_key=key)
+    stored = await gw.submit(job)
+    headers = {"Location": f"/services/{program.id}/{stored.id}"}
+    if stored.id != job.id:
+        headers[REPLAYED] = "true"
+    return _execution_response(stored, 201, **headers)
 
 
 async def get_execution(request: web.Request) -> web.Response:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
+from qrt_common.jobs import JobStatus
 from qrt_common.messages import EventKind, JobEvent
 from qrt_common.metrics import OPEN_WEBSOCKETS
 
@@ -26,6 +28,27 @@ so one missed (a broker hiccup) must not leave the stream open forever."""
 
 Frame = tuple[tuple[int, int], str]
 """A replayable piece of a stream: its (attempt, seq) key and its text."""
+
+ATTEMPT_KEY = "__qrt__"
+"""The key of a results stream's notice that the job runs again: `{"__qrt__": {"attempt": 2,
+"reason": "executor ex1 was lost"}}` comes before anything that attempt published."""
+
+
+class _Attempts:
+    """On a results stream, a notice before the first frame of each attempt after the first
+    (and when one starts): what came before it is an earlier attempt's."""
+
+    def __init__(self, ws: web.WebSocketResponse, announce: bool) -> None:
+        self._ws, self._announce = ws, announce
+        self.announced = 1
+        self.reason: str | None = None
+        """Why the last attempt ended, when the job was queued again."""
+
+    async def reached(self, attempt: int) -> None:
+        if self._announce and attempt > self.announced:
+            self.announced = attempt
+            notice = {ATTEMPT_KEY: {"attempt": attempt, "reason": self.reason}}
+            await self._ws.send_str(json.dumps(notice))
 
 
 async def _client_gone(ws: web.WebSocketResponse) -> None:
@@ -51,12 +74,17 @@ async def _follow(
         ws = web.WebSocketResponse(heartbeat=30)
         await ws.prepare(request)
         client = asyncio.create_task(_client_gone(ws))
+        attempts = _Attempts(ws, announce=kind is EventKind.INTERIM)
+        if job.status is JobStatus.QUEUED:
+            attempts.reason = job.reason
         try:
             with OPEN_WEBSOCKETS.track_inprogress():
                 stored = await load(job.id)
                 seen = {key for key, _ in stored}
-                for _, text in stored:
+                for (attempt, _), text in stored:
+                    await attempts.reached(attempt)
                     await ws.send_str(text)
+                await attempts.reached(job.attempt)
                 status = job.status.value if job.status.is_final else None
                 waited = status is None
                 result: str | None = None
@@ -72,18 +100,24 @@ async def _follow(
                         if current.status.is_final:
                             status = current.status.value
                         continue
+                    if event.kind is EventKind.RUNNING:
+                        await attempts.reached(event.attempt)
                     key = (event.attempt, event.seq)
                     if event.kind is kind and key not in seen:
                         seen.add(key)
+                        await attempts.reached(event.attempt)
                         await ws.send_str(event.data or "")
                     if event.kind is EventKind.RESULT:
                         result = event.data  # announced only when stored: the stored result
+                    if event.kind is EventKind.FINISHED and event.status is JobStatus.QUEUED:
+                        attempts.reason = event.reason  # it runs again: the next notice says why
                     if event.kind is EventKind.FINISHED and event.status and event.status.is_final:
                         status = event.status.value
                 if waited:
                     # Whatever was stored but never announced (a missed update) still goes out.
                     for key, text in await load(job.id):
                         if key not in seen:
+                            await attempts.reached(key[0])
                             await ws.send_str(text)
                 if kind is EventKind.INTERIM:
                     if result is None:

@@ -118,8 +118,7 @@ class Scheduler:
             asyncio.create_task(self._watch_executors()),
             asyncio.create_task(self._sweep_forever()),
         ]
-        if self._settings.job_retention or self._settings.log_retention:
-            self._tasks.append(asyncio.create_task(self._purge_forever()))
+        self._tasks.append(asyncio.create_task(self._purge_forever()))
         self._unregister_metrics = register(GaugeCollector(self._gauges))
         self._wake.set()
         logger.info("scheduler ready", extra={"queued": len(self.pending)})
@@ -401,12 +400,14 @@ class Scheduler:
             await asyncio.sleep(self._settings.purge_interval)
 
     async def purge(self) -> int:
-        """Remove the jobs and logs older than their retention; how many jobs went."""
+        """Remove the jobs and logs older than their retention and forget idempotency keys
+        older than theirs; how many jobs went."""
         now = utcnow()
         job_retention, log_retention = self._settings.job_retention, self._settings.log_retention
         purged = await self._store.purge(
             ended_before=now - timedelta(seconds=job_retention) if job_retention else None,
             logs_before=now - timedelta(seconds=log_retention) if log_retention else None,
+            keys_before=now - timedelta(seconds=self._settings.idempotency_retention),
         )
         if purged:
             logger.info("finished jobs past their retention removed", extra={"jobs": purged})

@@ -64,8 +64,9 @@ class JobStore(ABC):
         return True
 
     @abstractmethod
-    async def add_job(self, job: Job) -> None:
-        """Store a new job."""
+    async def add_job(self, job: Job) -> Job:
+        """Store a new job and return it; when `job.idempotency_key` is that of a stored job,
+        store nothing and return that one (whatever it asked for)."""
 
     @abstractmethod
     async def get_job(self, job_id: str) -> Job | None:
@@ -139,6 +140,14 @@ class JobStore(ABC):
         """Remove an uploaded program; True if it existed."""
 
     @abstractmethod
-    async def purge(self, *, ended_before: datetime | None, logs_before: datetime | None) -> int:
-        """Remove jobs that ended before the first time (with all they produced) and log chunks
-        written before the second; None keeps them. Returns how many jobs went."""
+    async def purge(
+        self,
+        *,
+        ended_before: datetime | None,
+        logs_before: datetime | None,
+        keys_before: datetime | None = None,
+    ) -> int:
+        """Remove jobs that ended before `ended_before` (with all they produced), log chunks
+        written before `logs_before`, and the idempotency keys of jobs created before
+        `keys_before` (such a key makes a new job again); None keeps them. Returns how many
+        jobs went."""

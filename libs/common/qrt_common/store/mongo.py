@@ -44,7 +44,7 @@ from ..programs import Program, program_from_dict, program_to_dict
 from ..retry import Backoff
 from .base import Interim, JobQuery, JobStore, LogChunk
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The layout this code writes; `meta.schema` says which layout the database holds."""
 
 INLINE_RESULT_BYTES = 8 * 1024 * 1024
@@ -136,7 +136,21 @@ async def _create_program_indexes(db: AsyncDatabase[Document]) -> None:
     await programs.create_index([("is_public", ASCENDING), ("name", ASCENDING)], name="public")
 
 
-MIGRATIONS: dict[int, Migration] = {1: _create_indexes, 2: _create_program_indexes}
+async def _create_idempotency_index(db: AsyncDatabase[Document]) -> None:
+    """Schema 3: a job's idempotency key, unique while it is kept (null once forgotten)."""
+    await db["jobs"].create_index(
+        [("idempotency_key", ASCENDING)],
+        name="by_idempotency_key",
+        unique=True,
+        partialFilterExpression={"idempotency_key": {"$type": "string"}},
+    )
+
+
+MIGRATIONS: dict[int, Migration] = {
+    1: _create_indexes,
+    2: _create_program_indexes,
+    3: _create_idempotency_index,
+}
 """Step `n` brings a database from schema `n - 1` to `n`; every step is idempotent, so two
 services starting together may both run it."""
 
@@ -245,8 +259,21 @@ class MongoStore(JobStore):
 
     # jobs
 
-    async def add_job(self, job: Job) -> None:
-        await self._insert_once("jobs", {"_id": job.id}, _job_document(job))
+    async def add_job(self, job: Job) -> Job:
+        jobs = self._collection("jobs")
+        for _ in range(2):
+            try:
+                await self._insert_once("jobs", {"_id": job.id}, _job_document(job))
+                return job
+            except DuplicateKeyError:
+                if job.idempotency_key is None:
+                    raise
+            where = {"idempotency_key": job.idempotency_key}
+            doc = await self._retrying(partial(jobs.find_one, where))
+            if doc is not None:
+                return _job_from_document(doc)
+        # The job holding the key was deleted twice while this one looked it up.
+        raise StoreUnavailable(f"job {job.id} could not be stored: its key kept changing hands")
 
     async def get_job(self, job_id: str) -> Job | None:
         jobs = self._collection("jobs")
@@ -465,7 +492,13 @@ class MongoStore(JobStore):
 
     # retention
 
-    async def purge(self, *, ended_before: datetime | None, logs_before: datetime | None) -> int:
+    async def purge(
+        self,
+        *,
+        ended_before: datetime | None,
+        logs_before: datetime | None,
+        keys_before: datetime | None = None,
+    ) -> int:
         purged = 0
         if ended_before is not None:
             jobs = self._collection("jobs")
@@ -483,6 +516,13 @@ class MongoStore(JobStore):
         if logs_before is not None:
             old = {"created_us": {"$lt": epoch_us(logs_before)}}
             await self._retrying(partial(self._collection("logs").delete_many, old))
+        if keys_before is not None:
+            kept = {
+                "idempotency_key": {"$type": "string"},
+                "created_us": {"$lt": epoch_us(keys_before)},
+            }
+            forget = {"$set": {"idempotency_key": None}}
+            await self._retrying(partial(self._collection("jobs").update_many, kept, forget))
         return purged
 
 

@@ -22,7 +22,7 @@ from .base import Interim, JobQuery, JobStore, LogChunk
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The layout this code writes; the `meta` table says which layout the file holds."""
 
 _SCHEMA_1 = """
@@ -80,7 +80,13 @@ CREATE UNIQUE INDEX IF NOT EXISTS programs_by_owner ON programs (owner, name);
 CREATE INDEX IF NOT EXISTS programs_public ON programs (is_public, name);
 """
 
-MIGRATIONS = {1: _SCHEMA_1, 2: _SCHEMA_2, 3: _SCHEMA_3}
+_SCHEMA_4 = """
+ALTER TABLE jobs ADD COLUMN idempotency_key TEXT;
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_idempotency_key ON jobs (idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+"""
+
+MIGRATIONS = {1: _SCHEMA_1, 2: _SCHEMA_2, 3: _SCHEMA_3, 4: _SCHEMA_4}
 """Step `n` brings a file from schema `n - 1` to `n`, in one transaction."""
 
 
@@ -231,24 +237,45 @@ class SQLiteStore(JobStore):
                 raise
         return await self._read(sql, args)
 
-    async def add_job(self, job: Job) -> None:
-        await self._write(
-            "INSERT INTO jobs (id, program_id, backend, status, hub, grp, project, created,"
-            " session_id, ended, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                job.id,
-                job.program_id,
-                job.backend,
-                job.status.value,
-                job.hub,
-                job.group,
-                job.project,
-                _sortable(job.created),
-                job.session_id,
-                None if job.ended is None else _sortable(job.ended),
-                json.dumps(job_to_dict(job)),
-            ),
-        )
+    async def add_job(self, job: Job) -> Job:
+        for _ in range(2):
+            stored = await self._add_job(job)
+            if stored is not None:
+                return stored
+        # The job holding the key was deleted twice while this one looked it up.
+        raise StoreUnavailable(f"job {job.id} could not be stored: its key kept changing hands")
+
+    async def _add_job(self, job: Job) -> Job | None:
+        """`job` stored, or the job that holds its idempotency key; None if that one went
+        between the two looks."""
+        try:
+            await self._write(
+                "INSERT INTO jobs (id, program_id, backend, status, hub, grp, project, created,"
+                " session_id, ended, idempotency_key, doc)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job.id,
+                    job.program_id,
+                    job.backend,
+                    job.status.value,
+                    job.hub,
+                    job.group,
+                    job.project,
+                    _sortable(job.created),
+                    job.session_id,
+                    None if job.ended is None else _sortable(job.ended),
+                    job.idempotency_key,
+                    json.dumps(job_to_dict(job)),
+                ),
+            )
+        except sqlite3.IntegrityError:
+            if job.idempotency_key is None:
+                raise
+            rows = await self._look_up(
+                "SELECT doc FROM jobs WHERE idempotency_key = ?", (job.idempotency_key,)
+            )
+            return job_from_dict(json.loads(rows[0][0])) if rows else None
+        return job
 
     async def get_job(self, job_id: str) -> Job | None:
         rows = await self._look_up("SELECT doc FROM jobs WHERE id = ?", (job_id,))
@@ -397,7 +424,13 @@ class SQLiteStore(JobStore):
     async def delete_program(self, program_id: str) -> bool:
         return await self._write("DELETE FROM programs WHERE id = ?", (program_id,)) == 1
 
-    async def purge(self, *, ended_before: datetime | None, logs_before: datetime | None) -> int:
+    async def purge(
+        self,
+        *,
+        ended_before: datetime | None,
+        logs_before: datetime | None,
+        keys_before: datetime | None = None,
+    ) -> int:
         purged = 0
         if ended_before is not None:
             purged = await self._delete_jobs("ended < ?", (_sortable(ended_before),))
@@ -405,6 +438,14 @@ class SQLiteStore(JobStore):
             # A scan that may delete any number of rows: in the writer's thread, off the loop.
             sql, args = "DELETE FROM logs WHERE written < ?", (epoch_us(logs_before),)
             await self._transact(lambda db: db.execute(sql, args).rowcount)
+        if keys_before is not None:
+            forget = (
+                "UPDATE jobs SET idempotency_key = NULL,"
+                " doc = json_set(doc, '$.idempotency_key', NULL)"
+                " WHERE idempotency_key IS NOT NULL AND created < ?"
+            )
+            cutoff = (_sortable(keys_before),)
+            await self._transact(lambda db: db.execute(forget, cutoff).rowcount)
         return purged
 
 
