@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: dev test lint bench install system-packages clean
+.PHONY: dev test test-chaos lint bench install system-packages clean
 
 # Real services the tests use: RabbitMQ, Prometheus (and promtool), bubblewrap.
 SYSTEM_COMMANDS := rabbitmq-server prometheus promtool bwrap
@@ -36,6 +36,10 @@ test: install system-packages
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q
+
+# Minutes of random kills (pytest -m chaos); the main suite leaves them out.
+test-chaos: install system-packages
+	timeout 900 $(BIN)/pytest -q -m chaos tests/platform/test_chaos.py
 
 bench: install
 	$(BIN)/python bench/latency.py

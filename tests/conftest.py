@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aio_pika
@@ -15,7 +15,7 @@ import pytest_asyncio
 
 from qrt_cli.dev import Platform
 from qrt_executor.pool import WarmPool
-from tests.support.mesh import RABBITMQ_URL, Mesh
+from tests.support.mesh import RABBITMQ_URL, Mesh, PrivateBroker
 from tests.support.platform import make_settings
 from tests.support.programs import merge_programs
 
@@ -66,6 +66,21 @@ def rabbitmq() -> None:
     if not asyncio.run(reachable()):
         subprocess.run(["rabbitmq-server", "-detached"], check=False)
         subprocess.run(["rabbitmqctl", "await_startup", "--timeout", "60"], check=True)
+
+
+@pytest.fixture
+def private_broker() -> Iterator[PrivateBroker]:
+    """A RabbitMQ node of the test's own, to stop and start at will (skipped where none can
+    run)."""
+    try:
+        broker = PrivateBroker()
+    except (RuntimeError, KeyError) as exc:
+        pytest.skip(f"no private RabbitMQ node possible here: {exc}")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.remove()
 
 
 @pytest.fixture

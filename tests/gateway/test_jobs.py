@@ -263,6 +263,21 @@ async def test_logs_are_the_stored_log_in_order(gw: Harness):
     assert await gw.call("GET", "/jobs/j1/logs") == "first\nsecond ✓\n"
 
 
+async def test_the_log_of_one_attempt_of_a_job_that_ran_again(gw: Harness):
+    await stored(gw, "j1", status=S.RUNNING, attempt=2)
+    await gw.store.append_log("j1", 1, 0, "lost\n")
+    await gw.store.append_log("j1", 2, 0, "[qrt] attempt 2 on executor ex2\n")
+    await gw.store.append_log("j1", 2, 1, "done\n")
+    assert await gw.call("GET", "/jobs/j1/logs?attempt=1") == "lost\n"
+    assert await gw.call("GET", "/jobs/j1/logs?attempt=2") == (
+        "[qrt] attempt 2 on executor ex2\ndone\n"
+    )
+    assert await gw.call("GET", "/jobs/j1/logs") == "lost\n[qrt] attempt 2 on executor ex2\ndone\n"
+    for bad in ("0", "3", "last"):
+        refused = await gw.call("GET", f"/jobs/j1/logs?attempt={bad}", 400)
+        assert refused["field"] == "attempt", refused
+
+
 async def test_results_are_204_until_there_is_a_final_result(gw: Harness):
     created = await gw.submit("echo")
     job_id = created["id"]

@@ -221,6 +221,26 @@ async def test_the_log_is_listed_line_by_line(gw: Harness):
     ]
 
 
+async def test_interim_results_and_log_of_one_attempt(gw: Harness):
+    execution = await start(gw, STARTER, {})
+    job_id = execution["id"]
+    await gw.move(job_id, S.RUNNING, S.QUEUED, S.RUNNING)  # its executor was lost: attempt 2
+    await gw.store.add_interim(job_id, 1, 0, '{"step": 1}')
+    await gw.store.add_interim(job_id, 2, 0, '{"step": 1}')
+    await gw.store.add_interim(job_id, 2, 1, '{"step": 2}')
+    await gw.store.append_log(job_id, 1, 0, "lost\n")
+    await gw.store.append_log(job_id, 2, 0, "again\n")
+    interims = f"{STARTER}/{job_id}/interim-results"
+    assert await gw.call("GET", interims) == [{"step": 1}, {"step": 1}, {"step": 2}]
+    assert await gw.call("GET", f"{interims}?attempt=1") == [{"step": 1}]
+    assert await gw.call("GET", f"{interims}?attempt=2") == [{"step": 1}, {"step": 2}]
+    assert await gw.call("GET", f"{interims}?attempt=1&last=true") == {"step": 1}
+    log = f"{STARTER}/{job_id}/log"
+    assert [e["message"] for e in await gw.call("GET", f"{log}?attempt=2")] == ["again"]
+    refused = await gw.call("GET", f"{interims}?attempt=3", 400)
+    assert refused["detail"] == "query parameter 'attempt' must be between 1 and 2"
+
+
 @pytest.mark.parametrize("path", [(), (S.RUNNING,)], ids=["pending", "running"])
 async def test_cancelling_a_pending_execution_asks_the_scheduler(gw: Harness, path):
     execution = await start(gw, STARTER, {})

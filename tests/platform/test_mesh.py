@@ -9,7 +9,6 @@ import contextlib
 import json
 import signal
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import aio_pika
@@ -249,19 +248,6 @@ async def test_a_poison_message_is_dead_lettered_and_recorded_on_its_job(mesh: M
     assert job["status"] == "Failed"
     assert job["reason"].startswith("a message about this job could not be handled")
     assert "MalformedMessage: not a JobEvents: events: required field missing" in job["reason"]
-
-
-@pytest.fixture
-def private_broker() -> Iterator[PrivateBroker]:
-    try:
-        broker = PrivateBroker()
-    except (RuntimeError, KeyError) as exc:
-        pytest.skip(f"no private RabbitMQ node possible here: {exc}")
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.remove()
 
 
 async def test_a_broker_restart_mid_run(tmp_path: Path, private_broker: PrivateBroker):

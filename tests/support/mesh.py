@@ -103,11 +103,14 @@ class Mesh:
         self.gateways: list[str] = []
         self.ops_ports: dict[str, int] = {}
         """The port of each service's /healthz, /readyz and /metrics (gateways: their API port)."""
+        self.commands: dict[str, tuple[str, dict[str, str]]] = {}
+        """How each service was started (its command and own environment), to restart it."""
 
     def start(self, name: str, command: str, **env: str) -> subprocess.Popen[bytes]:
-        port = int(env["QRT_PORT"]) if command == "gateway" else free_port()
-        self.ops_ports[name] = port
-        env.setdefault("QRT_OPS_PORT", str(port))
+        if "QRT_OPS_PORT" not in env:
+            env["QRT_OPS_PORT"] = env["QRT_PORT"] if command == "gateway" else str(free_port())
+        self.ops_ports[name] = int(env["QRT_PORT" if command == "gateway" else "QRT_OPS_PORT"])
+        self.commands[name] = (command, env)
         log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
         process = subprocess.Popen(
             [sys.executable, "-m", "qrt_cli", command],
@@ -146,6 +149,23 @@ class Mesh:
 
     def signal(self, name: str, sig: int) -> None:
         self.processes[name].send_signal(sig)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL `name` and reap it."""
+        self.processes[name].send_signal(signal.SIGKILL)
+        self.processes[name].wait(30)
+
+    def restart(self, name: str) -> subprocess.Popen[bytes]:
+        """Start `name` again as it was started: same command, environment and ports (an
+        executor keeps its id: start a new one with `executor` for a pod that replaces it).
+        Its log goes on in the same file."""
+        command, env = self.commands[name]
+        return self.start(name, command, **env)
+
+    def wait_until_up(self, name: str, timeout: float = 90) -> None:
+        """Wait until `name` serves its ops port (a service opens it once its store and bus
+        answer), failing at once if it exits."""
+        wait_for_port(self.ops_ports[name], self.processes[name], timeout)
 
     def freeze_between_writes(self, name: str) -> None:
         """SIGSTOP `name` at a moment it holds no write lock on the store: frozen inside a

@@ -56,6 +56,12 @@ _JOB_FILTERS = (
 )
 
 _STRING = {"type": "string"}
+_ATTEMPT = Parameter(
+    "attempt",
+    "Only what this attempt of the job wrote (1 to the job's `attempt`); by default all of "
+    "them, in order.",
+    "integer",
+)
 _IDEMPOTENT = (
     Parameter(
         "Idempotency-Key",
@@ -116,7 +122,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/jobs/{job_id}", jobs.get_job, "A job", "jobs", response=JobOut,
           errors=(404,)),
     Route("GET", "/jobs/{job_id}/logs", jobs.get_logs, "A job's log (stdout, stderr, publishes)",
-          "jobs", response_schema=_STRING, errors=(404,)),
+          "jobs", response_schema=_STRING, errors=(400, 404), query=(_ATTEMPT,)),
     Route("GET", "/jobs/{job_id}/results", jobs.get_results,
           "A job's final result (RuntimeEncoder JSON text in a JSON string)", "jobs",
           response_schema=_STRING, errors=(404,),
@@ -150,9 +156,9 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", f"{_EXECUTION}/interim-results", services.get_interim_results,
           "An execution's interim results", "services", response_schema={},
           errors=(400, 404), query=(Parameter("last", "true: only the latest (null if none).",
-                                          "boolean"),)),
+                                          "boolean"), _ATTEMPT)),
     Route("GET", f"{_EXECUTION}/log", services.get_log, "An execution's log, line by line",
-          "services", response=ServiceLog, errors=(404,)),
+          "services", response=ServiceLog, errors=(400, 404), query=(_ATTEMPT,)),
     Route("PUT", f"{_EXECUTION}/cancel", services.cancel_execution,
           "Cancel a pending or running execution", "services", response=ExecutionOut,
           errors=(404, 409)),

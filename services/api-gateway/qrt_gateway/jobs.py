@@ -15,6 +15,7 @@ from qrt_common.submission import check_may_run, new_job, program_params
 from .context import gateway
 from .plumbing import (
     REPLAYED,
+    attempt_query,
     bool_query,
     idempotency_key,
     int_query,
@@ -102,7 +103,10 @@ async def get_job(request: web.Request) -> web.Response:
 async def get_logs(request: web.Request) -> web.Response:
     gw = gateway(request)
     job = await gw.find_job(request.match_info["job_id"])
-    return json_response(json.dumps(await gw.store.read_log(job.id), ensure_ascii=False))
+    attempt = attempt_query(request, job.attempt)
+    chunks = await gw.store.log_chunks(job.id)
+    log = "".join(chunk.text for chunk in chunks if attempt in (None, chunk.attempt))
+    return json_response(json.dumps(log, ensure_ascii=False))
 
 
 async def get_results(request: web.Request) -> web.Response:

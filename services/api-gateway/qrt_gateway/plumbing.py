@@ -115,6 +115,14 @@ def int_query(request: web.Request, name: str, default: int, low: int, high: int
     return value
 
 
+def attempt_query(request: web.Request, attempts: int) -> int | None:
+    """Query parameter `attempt` (1 to `attempts`, the job's attempts so far) or None when absent:
+    which run of a job that ran again a caller asks about; raises InvalidInput."""
+    if "attempt" not in request.query:
+        return None
+    return int_query(request, "attempt", 1, 1, max(attempts, 1))
+
+
 def bool_query(request: web.Request, name: str) -> bool | None:
     """Query parameter `name` as true or false (None when absent); raises InvalidInput."""
     raw = request.query.get(name)

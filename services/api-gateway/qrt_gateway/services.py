@@ -18,7 +18,15 @@ from qrt_common.programs import Program
 from qrt_common.submission import new_job, service_params
 
 from .context import Gateway, gateway
-from .plumbing import REPLAYED, bool_query, idempotency_key, json_response, parse_json, validated
+from .plumbing import (
+    REPLAYED,
+    attempt_query,
+    bool_query,
+    idempotency_key,
+    json_response,
+    parse_json,
+    validated,
+)
 from .schemas import (
     ExecutionOut,
     LogEntryOut,
@@ -111,7 +119,9 @@ async def get_result(request: web.Request) -> web.Response:
 async def get_interim_results(request: web.Request) -> web.Response:
     gw, job = await _execution(request)
     last = bool_query(request, "last")
-    interims = [json.loads(interim.data) for interim in await gw.store.list_interims(job.id)]
+    attempt = attempt_query(request, job.attempt)
+    stored = await gw.store.list_interims(job.id)
+    interims = [json.loads(i.data) for i in stored if attempt in (None, i.attempt)]
     if last:
         return json_response(json.dumps(interims[-1] if interims else None))
     return json_response(json.dumps(interims))
@@ -119,7 +129,9 @@ async def get_interim_results(request: web.Request) -> web.Response:
 
 async def get_log(request: web.Request) -> web.Response:
     gw, job = await _execution(request)
-    lines = (await gw.store.read_log(job.id)).splitlines()
+    attempt = attempt_query(request, job.attempt)
+    chunks = await gw.store.log_chunks(job.id)
+    lines = "".join(c.text for c in chunks if attempt in (None, c.attempt)).splitlines()
     entries = [LogEntryOut(message=line, severity="INFO") for line in lines]
     return json_response(dump(ServiceLog(entries)))
 
