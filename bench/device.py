@@ -6,7 +6,12 @@ parsed and converted.
 1. initialize + execute + terminate of a 5-qubit GHZ at 1000 shots against `qrt device`
    (its own process), next to calling Aer directly on the same circuit with the same noise
    model (and without noise, next to ideal Aer);
-2. parse + convert of a 20-qubit, 20-layer circuit in cQASM 3.0 and 1.0.
+2. one execute alone (a session already open) of a one-qubit, one-shot circuit on an ideal
+   device: the fixed cost of an execute (request, parse, simulation in the device's worker
+   process, reply), and of the same GHZ with raw data (every shot's bitstring comes back);
+3. parse + convert of a 20-qubit, 20-layer circuit in cQASM 3.0 and 1.0;
+4. dynamic circuits (mid-circuit measurements) on Aer with and without its shot branching, which
+   the device leaves off (with it Aer crashed on four rounds of measurements at 70000 shots).
 
 Prints numbers; asserts nothing about them.
 """
@@ -23,6 +28,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from qiskit_aer import AerSimulator
 
@@ -30,6 +36,7 @@ from qrt_common.cqasm import parse, to_circuit
 from qrt_common.device_protocol import Command
 from qrt_device.calibration import Calibration
 from qrt_device.config import DeviceConfig
+from qrt_device.noise import noise_model
 from qrt_device.simulator import instruction_names
 from qrt_executor.device_client import DeviceClient
 
@@ -105,6 +112,92 @@ def round_trips(rep: str, runs: int) -> list[float]:
         client.close()
 
 
+TINY = "version 3.0\nqubit[1] q\nbit[1] b\nX q[0]\nb[0] = measure q[0]\n"
+
+
+def executes(rep: str, runs: int, circuit: str, shots: int, raw: bool) -> list[float]:
+    client = DeviceClient(rep, timeout=30)
+    session_id = str(uuid.uuid4())
+    client.request(Command.INITIALIZE, session_id)
+    job_ids = iter(range(1, 10**9))
+
+    def execute() -> None:
+        payload = {"job_id": next(job_ids), "circuit": circuit, "number_of_shots": shots,
+                   "include_raw_data": raw}  # fmt: skip
+        client.request(Command.EXECUTE, session_id, payload)
+
+    try:
+        return timed(execute, runs)
+    finally:
+        client.request(Command.TERMINATE, session_id)
+        client.close()
+
+
+def measured_rounds(rounds: int) -> str:
+    """Rounds of H on five qubits, each measured into the next five bits."""
+    lines = ["version 3.0", "qubit[5] q", f"bit[{5 * rounds}] b"]
+    for r in range(rounds):
+        lines += ["H q", f"b[{5 * r}:{5 * r + 4}] = measure q"]
+    return "\n".join(lines) + "\n"
+
+
+CONDITIONAL = (
+    "version 1.0\nqubits 5\nh q[2]\nmeasure q[2]\nc-x b[2], q[0]\n"
+    + "cnot q[2], q[0]\n" * 40
+    + "measure_all\n"
+)
+
+
+def few_branches(qubits: int = 16, layers: int = 8) -> str:
+    """A wide circuit with one mid-circuit measurement: two branches, many amplitudes."""
+    rng = random.Random(2)
+    lines = ["version 3.0", f"qubit[{qubits}] q", f"bit[{qubits}] b"]
+
+    def layer() -> None:
+        for q in range(qubits):
+            lines.append(f"Rx({rng.uniform(-3, 3)!r}) q[{q}]")
+        lines.extend(f"CNOT q[{q}], q[{q + 1}]" for q in range(0, qubits - 1, 2))
+
+    for _ in range(layers):
+        layer()
+    lines.append("b[0] = measure q[0]")
+    for _ in range(layers):
+        layer()
+    lines.append("b = measure q")
+    return "\n".join(lines) + "\n"
+
+
+def branching(shots: int) -> None:
+    config = DeviceConfig(seed=1, qubits=16, topology=[(q, q + 1) for q in range(15)])
+    calibration = Calibration(config, random.Random(1), time.time())
+    statevector = AerSimulator(method="statevector")
+    for label, text, noisy, count in [
+        ("4 rounds of 5 measurements, ideal", measured_rounds(4), False, shots),
+        ("4 rounds of 5 measurements, noisy", measured_rounds(4), True, shots),
+        ("a conditional gate, noisy", CONDITIONAL, True, shots),
+        ("16 qubits, one mid-circuit measurement, ideal", few_branches(), False, 200),
+    ]:
+        circuit = to_circuit(parse(text))
+        options: dict[str, object] = {}
+        if noisy:
+            snapshot = calibration.snapshot(time.time())
+            options["noise_model"] = noise_model(snapshot, config, instruction_names(circuit))
+        for enabled in (True, False):
+
+            def run(
+                enabled: bool = enabled,
+                circuit: Any = circuit,
+                count: int = count,
+                options: dict[str, object] = options,
+            ) -> None:
+                statevector.run(
+                    circuit, shots=count, shot_branching_enable=enabled, **options
+                ).result()
+
+            name = f"  {label}, {count} shots, branching {'on' if enabled else 'off'}"
+            print(summary(name, timed(run, 3)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200)
@@ -113,7 +206,7 @@ def main() -> None:
     circuit = to_circuit(parse(GHZ))
     config = DeviceConfig(seed=1)
     calibration = Calibration(config, random.Random(1), time.time())
-    noise = calibration.noise_model(time.time(), instruction_names(circuit))
+    noise = noise_model(calibration.snapshot(time.time()), config, instruction_names(circuit))
     density = AerSimulator(method="density_matrix")
     ideal = AerSimulator()
 
@@ -141,6 +234,17 @@ def main() -> None:
         overhead = (percentile(device_times, 50) - percentile(aer_times, 50)) * 1000
         print(f"  {label}: overhead at p50 {overhead:.1f} ms")
 
+    print("execute alone, ideal device")
+    process, rep = start_device("noise = false\n")
+    try:
+        tiny = executes(rep, args.runs, TINY, 1, False)
+        raw = executes(rep, args.runs, GHZ, 1000, True)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+    print(summary("  1 qubit, 1 shot", tiny))
+    print(summary("  GHZ, 1000 shots with raw data", raw))
+
     print("parse + convert, 20 qubits x 20 layers")
     for version in (3, 1):
         text = layered(version)
@@ -149,6 +253,9 @@ def main() -> None:
         total_times = timed(lambda text=text: to_circuit(parse(text)), 30)
         print(summary(f"  cQASM {version}.0 parse ({operations} operations)", parse_times))
         print(summary(f"  cQASM {version}.0 parse + convert", total_times))
+
+    print("Aer's shot branching on dynamic circuits (statevector)")
+    branching(5000)
 
 
 if __name__ == "__main__":

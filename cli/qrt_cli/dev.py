@@ -1,5 +1,6 @@
-"""`qrt dev`: gateway, scheduler, executor (and a simulated device) in one process, on the
-in-process bus and the embedded store unless configured otherwise."""
+"""`qrt dev`: gateway, scheduler and executor in one process, on the in-process bus and the
+embedded store unless configured otherwise, and a simulated device in a process of its own
+(`dev_device.py`)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from qrt_common.lifecycle import connect_bus, open_configured_store, until_signa
 from qrt_common.registry import ProgramRegistry
 from qrt_common.settings import Settings
 from qrt_common.store.base import JobStore
-from qrt_device.config import load_config
-from qrt_device.service import Device
 from qrt_executor.service import Executor
 from qrt_gateway.main import start_server
 from qrt_scheduler.service import Scheduler
+
+from .dev_device import DevDevice
 
 logger = logging.getLogger("qrt")
 
@@ -25,7 +26,8 @@ logger = logging.getLogger("qrt")
 @dataclass(slots=True)
 class Platform:
     """Gateway, scheduler and executor sharing one store and one bus in this process, and
-    (unless devices are configured or QRT_DEV_DEVICE is false) a simulated device."""
+    (unless devices are configured or QRT_DEV_DEVICE is false) a simulated device in a process
+    of its own."""
 
     settings: Settings
     store: JobStore
@@ -34,15 +36,26 @@ class Platform:
     executor: Executor
     runner: web.AppRunner
     url: str
-    device: Device | None = None
+    device: DevDevice | None = None
 
     @classmethod
     async def start(cls, settings: Settings, store: JobStore | None = None) -> Platform:
         """Start everything; `store` (opened here) replaces the one the settings name."""
         device = None
         if settings.dev_device and not settings.device_addresses:
-            device = await start_dev_device(settings)
+            device = await DevDevice.start(settings)
             settings = settings.model_copy(update={"devices": device.rep_endpoint})
+        try:
+            return await cls._start(settings, store, device)
+        except BaseException:
+            if device is not None:
+                await device.stop()
+            raise
+
+    @classmethod
+    async def _start(
+        cls, settings: Settings, store: JobStore | None, device: DevDevice | None
+    ) -> Platform:
         if store is None:
             store = await open_configured_store(settings)
         else:
@@ -70,17 +83,7 @@ class Platform:
         await self.bus.close()
         await self.store.close()
         if self.device is not None:
-            await self.device.close()
-
-
-async def start_dev_device(settings: Settings) -> Device:
-    """The simulated device of `qrt dev`: on free loopback ports unless addresses are set."""
-    chosen = settings.model_fields_set
-    rep = settings.device_rep_address if "device_rep_address" in chosen else "tcp://127.0.0.1:*"
-    pub = settings.device_pub_address if "device_pub_address" in chosen else "tcp://127.0.0.1:*"
-    device = Device(load_config(settings.device_config), rep, pub)
-    await device.start()
-    return device
+            await self.device.stop()
 
 
 async def serve(settings: Settings) -> None:

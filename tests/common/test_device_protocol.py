@@ -53,10 +53,10 @@ def rule(name: str) -> str:
 
 def test_a_request_is_read_with_its_payload_and_version():
     request = read_request(frame({"session_id": SESSION, "command": "execute", "payload": {}}))
-    assert (request.session_id, request.command, request.arguments) == (SESSION, "execute", {})
-    assert request.echoed_version is None
+    assert (request.session_id, request.command, request.payload) == (SESSION, "execute", {})
+    assert request.echoed_version is None and request.reply_session == SESSION
     old = read_request(frame({"session_id": SESSION, "command": "initialize", "version": "0.1.0"}))
-    assert old.echoed_version == "0.1.0" and old.payload is None and old.arguments == {}
+    assert old.echoed_version == "0.1.0" and old.payload is None
     assert (
         read_request(frame({"session_id": SESSION, "command": "x", "version": 3})).echoed_version
         is None
@@ -69,30 +69,67 @@ def test_a_request_is_read_with_its_payload_and_version():
         (b"not json", "the request is not a JSON document"),
         (b"[" * 100_000, "the request is not a JSON document"),
         (frame(["initialize"]), "the request must be a JSON object"),
-        (frame({"command": "initialize"}), rule("session_id")),
+        (frame({"command": "initialize"}), "session_id is required for initialize"),
+        (frame({"command": "execute"}), "session_id is required for execute"),
+        (frame({"command": "terminate"}), "session_id is required for terminate"),
         (frame({"session_id": 7, "command": "initialize"}), rule("session_id")),
+        (frame({"session_id": 7, "command": "get_static"}), rule("session_id")),
         (frame({"session_id": SESSION}), rule("command")),
         (frame({"session_id": SESSION, "command": ["execute"]}), rule("command")),
-        (frame({"session_id": SESSION, "command": "execute", "payload": [1]}), rule("payload")),
-        (frame({"session_id": SESSION, "command": "execute", "payload": "x"}), rule("payload")),
     ],
     ids=[
-        "garbage", "too deep", "not an object", "no session", "session not a string",
-        "no command", "command not a string", "payload a list", "payload a string",
+        "garbage", "too deep", "not an object", "no session to initialize",
+        "no session to execute", "no session to terminate", "session not a string",
+        "session of get_static not a string", "no command", "command not a string",
     ],
 )  # fmt: skip
 def test_an_unreadable_request_is_refused_naming_the_field_by_its_rule(raw, said):
     assert refusal_of(lambda: read_request(raw)) == said
 
 
+@pytest.mark.parametrize("command", ["get_static", "get_dynamic", "set_publish"])
+def test_commands_that_need_no_session_are_read_without_one(command):
+    # Schema v1 and the 0.1.0 documentation's examples send get_static and get_dynamic so.
+    request = read_request(frame({"command": command, "version": "0.1.0"}))
+    assert request.session_id is None and request.reply_session == NIL_SESSION
+    reply = json.loads(success(request))
+    assert reply == {"session_id": NIL_SESSION, "status": "success", "version": "0.1.0"}
+
+
+def test_a_payload_the_schemas_do_not_define_is_let_be():
+    # No schema defines an initialize's payload: any is valid, and none is read.
+    for payload in ([1], "x", 3, {"anything": True}):
+        request = read_request(
+            frame({"session_id": SESSION, "command": "initialize", "payload": payload})
+        )
+        assert request.payload == payload
+
+
+@pytest.mark.parametrize("payload", [[1], "x", 0, True])
+def test_the_payload_of_execute_and_set_publish_must_be_an_object(payload):
+    for command, reader in (("execute", read_execute), ("set_publish", read_set_publish)):
+        request = read_request(
+            frame({"session_id": SESSION, "command": command, "payload": payload})
+        )
+        assert refusal_of(lambda r=request, read=reader: read(r)) == rule("payload")
+
+
 def execute(payload: Any) -> Request:
-    return Request(SESSION, "execute", payload)
+    return Request(session_id=SESSION, command="execute", payload=payload)
 
 
 def test_an_execute_is_read_with_its_defaults():
     arguments = read_execute(execute({"job_id": 4, "circuit": BELL, "number_of_shots": 10}))
     assert arguments == ExecuteRequest(job_id=4, circuit=BELL, number_of_shots=10)
     assert arguments.id == 4 and arguments.include_raw_data is False and arguments.run_id is None
+
+
+def test_integers_written_with_a_zero_fraction_are_integers_as_json_schema_says():
+    body = {"job_id": 4.0, "circuit": BELL, "number_of_shots": 1e2}
+    arguments = read_execute(execute(body))
+    assert (arguments.job_id, arguments.number_of_shots) == (4, 100)
+    assert type(arguments.job_id) is int and type(arguments.number_of_shots) is int
+    assert read_execute(execute({"run_id": 2.0, "circuit": BELL, "number_of_shots": 1})).id == 2
 
 
 def test_an_execute_of_protocol_0_1_0_names_its_job_run_id():
@@ -108,7 +145,8 @@ GOOD = {"job_id": 1, "circuit": BELL, "number_of_shots": 10}
     [
         ({"job_id": None}, "payload.job_id"),
         ({"job_id": "1"}, "payload.job_id"),
-        ({"job_id": 1.0}, "payload.job_id"),
+        ({"job_id": 1.5}, "payload.job_id"),
+        ({"job_id": float("nan")}, "payload.job_id"),
         ({"job_id": True}, "payload.job_id"),
         ({"run_id": "1"}, "payload.run_id"),
         ({"circuit": None}, "payload.circuit"),
@@ -116,6 +154,8 @@ GOOD = {"job_id": 1, "circuit": BELL, "number_of_shots": 10}
         ({"number_of_shots": None}, "payload.number_of_shots"),
         ({"number_of_shots": 0}, "payload.number_of_shots"),
         ({"number_of_shots": -5}, "payload.number_of_shots"),
+        ({"number_of_shots": 0.0}, "payload.number_of_shots"),
+        ({"number_of_shots": 2.5}, "payload.number_of_shots"),
         ({"number_of_shots": "10"}, "payload.number_of_shots"),
         ({"include_raw_data": "yes"}, "payload.include_raw_data"),
         ({"include_raw_data": 1}, "payload.include_raw_data"),
@@ -133,9 +173,14 @@ def test_an_execute_without_a_payload_is_refused_naming_its_first_missing_field(
 
 
 def test_set_publish_reads_active_strictly():
-    assert read_set_publish(Request(SESSION, "set_publish", {"active": False})).active is False
+    assert (
+        read_set_publish(
+            Request(session_id=SESSION, command="set_publish", payload={"active": False})
+        ).active
+        is False
+    )
     for payload in (None, {}, {"active": 1}, {"active": "true"}):
-        request = Request(SESSION, "set_publish", payload)
+        request = Request(session_id=SESSION, command="set_publish", payload=payload)
         assert refusal_of(lambda r=request: read_set_publish(r)) == rule("payload.active")
 
 
@@ -150,14 +195,14 @@ def test_the_session_and_version_of_an_unreadable_request_are_echoed_when_readab
 
 
 def test_a_simple_success_reply_is_valid_v3():
-    reply = json.loads(success(Request(SESSION, "initialize")))
+    reply = json.loads(success(Request(session_id=SESSION, command="initialize")))
     assert reply == {"session_id": SESSION, "status": "success"}
     check_reply("initialize", reply)
 
 
 def test_a_get_static_reply_carries_the_device_and_is_valid_v3():
     static = StaticInfo("Starmon-5", 5, [(0, 2), (1, 2)], ["H", "CNOT", "measure"], 1.5)
-    reply = json.loads(success(Request(SESSION, "get_static"), static))
+    reply = json.loads(success(Request(session_id=SESSION, command="get_static"), static))
     assert reply["payload"]["topology"] == [[0, 2], [1, 2]]
     assert reply["payload"]["protocol_version"] == 3
     check_reply("get_static", reply)
@@ -165,14 +210,16 @@ def test_a_get_static_reply_carries_the_device_and_is_valid_v3():
 
 def test_an_execute_reply_to_a_v3_request_carries_no_run_id():
     result = ExecuteResult(job_id=4, results={"00": 6, "11": 4}, raw_data=[])
-    reply = json.loads(success(Request(SESSION, "execute", GOOD), result))
+    reply = json.loads(
+        success(Request(session_id=SESSION, command="execute", payload=GOOD), result)
+    )
     assert reply["payload"] == {"job_id": 4, "results": {"00": 6, "11": 4}, "raw_data": []}
     assert "version" not in reply
     check_reply("execute", reply)
 
 
 def test_an_execute_reply_to_a_0_1_0_request_carries_run_id_and_its_version():
-    request = Request(SESSION, "execute", {"run_id": 4}, version="0.1.0")
+    request = Request(session_id=SESSION, command="execute", payload={"run_id": 4}, version="0.1.0")
     result = ExecuteResult(job_id=4, results={"1": 3}, raw_data=["1", "1", "1"], run_id=4)
     reply = json.loads(success(request, result))
     assert reply["payload"]["run_id"] == reply["payload"]["job_id"] == 4
@@ -225,10 +272,15 @@ def test_a_request_payload_may_be_a_dict():
 
 def test_a_success_reply_gives_its_payload():
     result = ExecuteResult(job_id=4, results={"0": 1}, raw_data=[])
-    reply = success(Request(SESSION, "execute"), result)
+    reply = success(Request(session_id=SESSION, command="execute"), result)
     assert read_reply(reply, SESSION, Command.EXECUTE, ADDRESS)["results"] == {"0": 1}
     assert (
-        read_reply(success(Request(SESSION, "initialize")), SESSION, Command.INITIALIZE, ADDRESS)
+        read_reply(
+            success(Request(session_id=SESSION, command="initialize")),
+            SESSION,
+            Command.INITIALIZE,
+            ADDRESS,
+        )
         == {}
     )
 
@@ -252,7 +304,7 @@ def test_a_failure_reply_without_a_message_still_says_what_failed():
         b"[" * 100_000,
         frame([1]),
         frame({"status": "success"}),
-        success(Request(str(uuid.uuid4()), "initialize")),
+        success(Request(session_id=str(uuid.uuid4()), command="initialize")),
         failure(str(uuid.uuid4()), None, "not yours"),
     ],
     ids=[

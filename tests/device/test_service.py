@@ -4,14 +4,11 @@ schemas), protocol 0.1.0, locking, rejections, calibration, heartbeats, bad inpu
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -21,9 +18,9 @@ import zmq.asyncio
 from qrt_common.errors import DeviceConfigError
 from qrt_device.calibration import Calibration
 from qrt_device.config import DeviceConfig, load_config
-from qrt_device.service import Device
-from tests.support.device_schemas import check_published, check_reply
-from tests.support.waiting import TIME_SCALE, eventually
+from tests.support.device_clients import Client, Subscriber, running
+from tests.support.device_schemas import check_reply
+from tests.support.waiting import eventually
 
 GHZ = (
     "version 3.0\nqubit[5] q\nbit[5] b\nH q[2]\nCNOT q[2], q[0]\nCNOT q[2], q[1]\n"
@@ -32,93 +29,6 @@ GHZ = (
 BELL_V1 = "version 1.0\nqubits 2\nh q[0]\ncnot q[0], q[2]\nmeasure_all\n".replace(
     "qubits 2", "qubits 3"
 )
-
-
-class Client:
-    """A 2200 side: a REQ socket that checks every reply against the v3 schemas."""
-
-    def __init__(self, context: zmq.asyncio.Context, address: str) -> None:
-        self.socket = context.socket(zmq.REQ)
-        self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.connect(address)
-        self.session = str(uuid.uuid4())
-
-    async def send_raw(self, frame: bytes, timeout: float = 30) -> dict[str, Any]:
-        await self.socket.send(frame)
-        limit = timeout * TIME_SCALE
-        try:
-            answer = await asyncio.wait_for(self.socket.recv(), limit)
-        except TimeoutError:
-            raise AssertionError(f"a reply from the device: not within {limit:g} s") from None
-        reply: dict[str, Any] = json.loads(answer)
-        return reply
-
-    async def call(
-        self, command: str, payload: dict[str, Any] | None = None, **extra: Any
-    ) -> dict[str, Any]:
-        request: dict[str, Any] = {"session_id": self.session, "command": command, **extra}
-        if payload is not None:
-            request["payload"] = payload
-        reply = await self.send_raw(json.dumps(request).encode())
-        assert reply["session_id"] == request["session_id"]
-        if "version" not in request:  # protocol 0.1.0 sessions are not UUIDs
-            check_reply(command, reply)
-        return reply
-
-    async def execute(
-        self, circuit: str, shots: int = 100, job_id: int = 1, **extra: Any
-    ) -> dict[str, Any]:
-        payload = {"job_id": job_id, "circuit": circuit, "number_of_shots": shots, **extra}
-        return await self.call("execute", payload)
-
-
-@contextlib.asynccontextmanager
-async def running(**settings: Any) -> AsyncIterator[tuple[Device, zmq.asyncio.Context]]:
-    config = DeviceConfig(**{"seed": 11, "heartbeat_seconds": 0.05, **settings})
-    device = Device(config, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*")
-    await device.start()
-    context = zmq.asyncio.Context()
-    try:
-        yield device, context
-    finally:
-        context.destroy(linger=0)
-        await device.close()
-
-
-class Subscriber:
-    def __init__(self, context: zmq.asyncio.Context, address: str) -> None:
-        self.socket = context.socket(zmq.SUB)
-        self.socket.setsockopt(zmq.SUBSCRIBE, b"")
-        self.socket.connect(address)
-
-    async def next(self, timeout: float = 5) -> dict[str, Any]:
-        limit = timeout * TIME_SCALE
-        try:
-            frame = await asyncio.wait_for(self.socket.recv(), limit)
-        except TimeoutError:
-            raise AssertionError(f"a published message: not within {limit:g} s") from None
-        message: dict[str, Any] = json.loads(frame)
-        check_published(message)
-        return message
-
-    async def wait_for(self, state: str, timeout: float = 5, *, after: float = 0.0) -> float:
-        """The timestamp of the next message announcing `state` (stamped `after` or later). It
-        reads the stream on rather than polling (each message comes once), with the deadlines
-        and failure of `eventually`."""
-        limit = timeout * TIME_SCALE
-        deadline = time.monotonic() + limit
-        last: dict[str, Any] | None = None
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                frame = await asyncio.wait_for(self.socket.recv(), left)
-            except TimeoutError:
-                break
-            last = json.loads(frame)
-            check_published(last)
-            stamped = float(last["payload"]["timestamp"])
-            if last["payload"]["state"] == state and stamped >= after:
-                return stamped
-        raise AssertionError(f"{state} published: not within {limit:g} s; last seen: {last!r}")
 
 
 async def test_a_session_runs_a_circuit_and_every_reply_is_v3():
@@ -299,6 +209,13 @@ REJECTIONS = [
         "shot by shot",
     ),
     ("version 2.0\nqubits 5\n", 10, "syntax", 1, "version 2.0 is not supported"),
+    (
+        "version 3.0\nqubit[5] q\nbit[1000000000] b\nb[0] = measure q[0]\n",
+        10,
+        "bits",
+        0,
+        "declares 1000000000 bits; Starmon-5 returns at most 128",
+    ),
 ]
 
 
@@ -345,8 +262,12 @@ BAD_REQUESTS = [
     (b"\xff\xfe", "not a JSON document"),
     (b"[1, 2]", "must be a JSON object"),
     (b"[" * 100_000, "not a JSON document"),
-    (json.dumps({"command": "get_static"}).encode(), "session_id is required"),
-    (json.dumps({"session_id": 5, "command": "get_static"}).encode(), "session_id is required"),
+    (json.dumps({"command": "initialize"}).encode(), "session_id is required for initialize"),
+    (json.dumps({"command": "execute"}).encode(), "session_id is required for execute"),
+    (
+        json.dumps({"session_id": 5, "command": "get_static"}).encode(),
+        "session_id must be a string",
+    ),
     (json.dumps({"session_id": "S", "command": "teleport"}).encode(), "unknown command 'teleport'"),
     (json.dumps({"session_id": "S"}).encode(), "command is required"),
     (
@@ -464,7 +385,7 @@ async def test_heartbeats_and_other_requests_go_on_during_a_simulation():
         await subscriber.wait_for("IDLE")
         alice, bob = Client(context, device.rep_endpoint), Client(context, device.rep_endpoint)
         await alice.call("initialize")
-        running_execute = asyncio.create_task(alice.execute(slow, shots=600))
+        running_execute = asyncio.create_task(alice.execute(slow, shots=30_000))
         await eventually(lambda: device._executing > 0, "the execute reaches the device")
         simulating = time.time()
         assert not running_execute.done(), "the simulation was too short to watch"
@@ -565,7 +486,7 @@ def test_config_files(tmp_path):
     assert config.name == "Spin-2" and config.per_qubit("t1_us") == [10.0, 10.0]
     assert config.edge_fidelities() == {(0, 1): 0.9}
     for text, fragment in [
-        ("qubits = 2\n", "topology edge [0, 2]"),
+        ("qubits = 2\ntopology = [[0, 2]]\n", "topology edge [0, 2]"),
         ('pgs = ["Frob"]\n', "unknown gates ['Frob']"),
         ("colour = 1\n", "colour"),
         ("[calibration]\nt1_us = [1.0]\n", "1 values for 5 qubits"),

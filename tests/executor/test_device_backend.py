@@ -216,6 +216,24 @@ def test_qrt_device_process_answers_and_says_offline_when_stopped():
         context.destroy(0)
 
 
+async def locked(address: str) -> bool:
+    """Whether a session holds the device at `address` (asked by trying to lock it; a lock
+    that is got is given back at once)."""
+    client = DeviceClient(address, timeout=10)
+    session = str(uuid.uuid4())
+    try:
+        await asyncio.to_thread(client.request, Command.INITIALIZE, session)
+    except DeviceRefused as exc:
+        if "locked by another session" in str(exc):
+            return True
+        raise
+    else:
+        await asyncio.to_thread(client.request, Command.TERMINATE, session)
+        return False
+    finally:
+        client.close()
+
+
 async def test_jobs_run_on_the_dev_device_through_the_gateway(tmp_path):
     config = tmp_path / "device.toml"
     config.write_text("noise = false\nseed = 3\n")
@@ -290,11 +308,11 @@ async def test_jobs_run_on_the_dev_device_through_the_gateway(tmp_path):
             # Running, not only started: a job cancelled before the scheduler knows it started
             # ends at once, and its executor ends the session a moment later.
             await wait_for(http, holder, {"Running"})
-            await eventually(lambda: device.session, "the job locks the device")
+            await eventually(lambda: locked(device.rep_endpoint), "the job locks the device")
             async with http.post(f"/jobs/{holder}/cancel") as response:
                 assert response.status == 204
             assert (await wait_for(http, holder))["status"] == "Cancelled"
-            assert device.session is None
+            assert not await locked(device.rep_endpoint)
             after = await submit("cqasm-runner", {"circuit": BELL_V1, "shots": 5})
             assert (await wait_for(http, after, timeout=30))["status"] == "Completed"
     finally:

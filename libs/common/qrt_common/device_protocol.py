@@ -5,7 +5,8 @@ Requests are `{"session_id", "command", "payload"?, "version"?}` on a REQ socket
 reply `{"session_id", "status": "success" | "failure", "payload"?, "version"?}`; a failure's
 payload is `{"error_msg"}`. The device also publishes `{"command": "publish_state", "payload":
 {"state", "timestamp"}}`. Shapes follow protocol v3 of QuTech's compute-runtime-schema; requests
-of the seed's 0.1.0 interface are answered too (`version` echoed, `run_id` for `job_id`).
+of its v1 and v2 schemas and of the seed's 0.1.0 interface are answered too (`version` echoed,
+`run_id` for `job_id`, `get_static` and `get_dynamic` without a `session_id`).
 """
 
 from __future__ import annotations
@@ -52,8 +53,13 @@ class DeviceState(StrEnum):
     OFFLINE = "OFFLINE"
 
 
+SESSION_COMMANDS = frozenset({Command.INITIALIZE, Command.EXECUTE, Command.TERMINATE})
+"""Commands whose schemas require a `session_id` in every version; `get_static` and
+`get_dynamic` may come without one (schema v1, the 0.1.0 documentation's examples), and so may
+`set_publish`."""
+
 FIELD_RULES: dict[str, str] = {
-    "session_id": "is required and must be a string",
+    "session_id": "must be a string (initialize, execute and terminate require one)",
     "command": "is required and must be a string",
     "payload": "must be an object",
     "payload.job_id": "is required and must be an integer",
@@ -66,15 +72,19 @@ FIELD_RULES: dict[str, str] = {
 """What each request field must be, as a failure reply says it (compute-runtime-schema v3)."""
 
 
-class Request(Message, frozen=True, omit_defaults=True):
+class Request(Message, frozen=True, omit_defaults=True, kw_only=True):
     """One request from a 2200 client."""
 
-    session_id: str
+    session_id: str | None = None
+    """Absent only where `SESSION_COMMANDS` allow it (`read_request` checks)."""
     command: str
     """A `Command`; any other is answered with a failure naming the known ones."""
-    payload: dict[str, Any] | None = None
+    payload: Any = None
+    """The command's arguments: an object for `execute` and `set_publish` (their readers check
+    it); the schemas define none for the other commands, so there it is let be."""
     version: Any = None
-    """Protocol 0.1.0's version text, echoed in the reply; anything else is ignored."""
+    """The version text of schemas v1 and v2 and of protocol 0.1.0, echoed in the reply;
+    anything else is ignored."""
 
     @property
     def echoed_version(self) -> str | None:
@@ -82,9 +92,9 @@ class Request(Message, frozen=True, omit_defaults=True):
         return self.version if isinstance(self.version, str) else None
 
     @property
-    def arguments(self) -> dict[str, Any]:
-        """The payload, `{}` when there is none."""
-        return self.payload or {}
+    def reply_session(self) -> str:
+        """The session id a reply carries: the request's, or `NIL_SESSION` if it had none."""
+        return NIL_SESSION if self.session_id is None else self.session_id
 
 
 class ExecuteRequest(Message, frozen=True, kw_only=True, omit_defaults=True):
@@ -189,6 +199,8 @@ def read_request(frame: bytes) -> Request:
     if not isinstance(body, dict):
         raise DeviceRefused("the request must be a JSON object")
     request: Request = decode_strictly(Request, body, "")
+    if request.session_id is None and request.command in SESSION_COMMANDS:
+        raise DeviceRefused(f"session_id is required for {request.command}")
     return request
 
 
@@ -200,9 +212,29 @@ def decode_strictly(kind: Any, body: Any, prefix: str) -> Any:
         raise _refusal(exc, prefix) from None
 
 
+_INTEGERS = ("job_id", "run_id", "number_of_shots")
+
+
+def _payload(request: Request) -> Any:
+    """The payload to read as an object: `{}` if there is none, else as sent, except that an
+    integer written with a zero fraction (`1.0`, `1e3`) becomes that integer, since JSON
+    Schema's `integer` is any number without a fractional part."""
+    payload = request.payload
+    if payload is None:
+        return {}
+    if not isinstance(payload, dict):
+        return payload
+    return {
+        key: int(value)
+        if key in _INTEGERS and isinstance(value, float) and value.is_integer()
+        else value
+        for key, value in payload.items()
+    }
+
+
 def read_execute(request: Request) -> ExecuteRequest:
     """The arguments of an `execute`; raises DeviceRefused naming the field at fault."""
-    arguments: ExecuteRequest = decode_strictly(ExecuteRequest, request.arguments, "payload.")
+    arguments: ExecuteRequest = decode_strictly(ExecuteRequest, _payload(request), "payload.")
     if arguments.job_id is None and arguments.run_id is None:
         raise DeviceRefused(f"payload.job_id {FIELD_RULES['payload.job_id']}")
     return arguments
@@ -210,7 +242,7 @@ def read_execute(request: Request) -> ExecuteRequest:
 
 def read_set_publish(request: Request) -> SetPublish:
     """The arguments of a `set_publish`; raises DeviceRefused naming the field at fault."""
-    arguments: SetPublish = decode_strictly(SetPublish, request.arguments, "payload.")
+    arguments: SetPublish = decode_strictly(SetPublish, _payload(request), "payload.")
     return arguments
 
 
@@ -233,7 +265,7 @@ def session_of(frame: bytes) -> tuple[str, str | None]:
 def success(request: Request, payload: Message | dict[str, Any] | None = None) -> bytes:
     """A success reply to `request`, carrying `payload` if given."""
     body = msgspec.to_builtins(payload) if payload is not None else None
-    return to_json(Reply(request.session_id, "success", body, request.echoed_version))
+    return to_json(Reply(request.reply_session, "success", body, request.echoed_version))
 
 
 def failure(session_id: str, version: str | None, message: str) -> bytes:
@@ -254,7 +286,7 @@ def request_frame(
 ) -> bytes:
     """A request to send, with `payload` if given."""
     body = msgspec.to_builtins(payload) if payload is not None else None
-    return to_json(Request(session_id, str(command), body))
+    return to_json(Request(session_id=session_id, command=str(command), payload=body))
 
 
 def read_reply(frame: bytes, session_id: str, command: Command, address: str) -> dict[str, Any]:

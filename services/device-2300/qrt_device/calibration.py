@@ -1,36 +1,24 @@
-"""The device's calibration: values that drift with time, are renewed by a calibration, and
-become the noise model the simulator runs with."""
+"""The device's calibration: values that drift with time and are renewed by a calibration.
+
+The values at a moment (`Snapshot`) travel to the worker process, which turns them into the
+noise model it simulates with (`noise.py`); this module imports no simulator.
+"""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from qiskit.quantum_info import Kraus
-from qiskit_aer.noise import (
-    NoiseModel,
-    QuantumError,
-    ReadoutError,
-    depolarizing_error,
-    thermal_relaxation_error,
-)
+from qrt_common.wire import Message
 
 from .config import DeviceConfig
 
-ONE_QUBIT_INSTRUCTIONS = frozenset({
-    "id", "h", "x", "y", "z", "s", "sdg", "t", "tdg", "sx", "sxdg", "rx", "ry", "rz", "u",
-    "unitary",
-})  # fmt: skip
-"""Names of the one-qubit instructions cQASM circuits turn into."""
-TWO_QUBIT_INSTRUCTIONS = frozenset({"cx", "cz", "swap", "cp", "unitary"})
 DRIFT_STEP_SECONDS = 60.0
 """Drift is applied in steps, so a noise model is built at most once a minute."""
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
+class Snapshot(Message, frozen=True):
     """Calibration values at one moment."""
 
     t1_us: tuple[float, ...]
@@ -46,7 +34,6 @@ class Calibration:
     def __init__(self, config: DeviceConfig, rng: random.Random, now: float) -> None:
         self._config = config
         self._rng = rng
-        self._noise: dict[tuple[int, int, frozenset[str]], NoiseModel] = {}
         self.epoch = 0
         self.calibrate(now)
 
@@ -76,7 +63,6 @@ class Calibration:
         self._edge_pace = {edge: rng.uniform(0.5, 1.5) for edge in config.topology}
         self.at = now
         self.epoch += 1
-        self._noise.clear()
 
     def _step(self, now: float) -> int:
         return int(max(now - self.at, 0.0) // DRIFT_STEP_SECONDS)
@@ -107,16 +93,10 @@ class Calibration:
             ),
         )
 
-    def noise_model(self, now: float, instructions: frozenset[str]) -> NoiseModel:
-        """The noise model at `now` for circuits made of `instructions` (cached per drift step;
-        a model naming only the instructions in use keeps Aer's per-run setup short)."""
-        key = (self.epoch, self._step(now), instructions)
-        model = self._noise.get(key)
-        if model is None:
-            if len(self._noise) > 64:
-                self._noise.clear()
-            model = self._noise[key] = _build(self.snapshot(now), self._config, instructions)
-        return model
+    def version(self, now: float) -> tuple[int, int]:
+        """Which values `snapshot(now)` gives: equal versions, equal values (a noise model built
+        from them can be reused)."""
+        return self.epoch, self._step(now)
 
     def metrics(self, now: float) -> dict[str, Any]:
         """The values at `now` in the protocol's `get_dynamic` metric format."""
@@ -144,38 +124,3 @@ class Calibration:
 
 def _fidelity_near(fidelity: float, near: Callable[[float], float]) -> float:
     return max(0.0, min(1.0, 1 - near(1 - fidelity)))
-
-
-def _as_kraus(error: QuantumError) -> QuantumError:
-    # One Kraus channel instead of a mixture of composed circuits: Aer converts the noise
-    # model at every run, and this form converts (and simulates) about ten times faster.
-    return QuantumError(Kraus(error.to_quantumchannel()))
-
-
-def _build(values: Snapshot, config: DeviceConfig, instructions: frozenset[str]) -> NoiseModel:
-    one = sorted(instructions & ONE_QUBIT_INSTRUCTIONS)
-    two = sorted(instructions & TWO_QUBIT_INSTRUCTIONS)
-    timing = config.calibration
-    model = NoiseModel()
-
-    def relaxation(q: int, ns: float) -> Any:
-        return thermal_relaxation_error(values.t1_us[q] * 1e3, values.t2_us[q] * 1e3, ns)
-
-    for q in range(config.qubits):
-        if one:
-            # Depolarizing with p = 2 (1 - F) has average gate fidelity F.
-            p = min(2 * (1 - values.single_qubit_fidelity[q]), 1.0)
-            error = depolarizing_error(p, 1).compose(relaxation(q, timing.single_qubit_gate_ns))
-            model.add_quantum_error(_as_kraus(error), one, [q])
-        if "measure" in instructions:
-            e = values.readout_error[q]
-            model.add_readout_error(ReadoutError([[1 - e, e], [e, 1 - e]]), [q])
-    if two:
-        for (a, b), fidelity in values.two_qubit_fidelity.items():
-            p = min(4 / 3 * (1 - fidelity), 1.0)
-            ns = timing.two_qubit_gate_ns
-            for pair in ((a, b), (b, a)):
-                relax = relaxation(pair[1], ns).tensor(relaxation(pair[0], ns))
-                error = depolarizing_error(p, 2).compose(relax)
-                model.add_quantum_error(_as_kraus(error), two, list(pair))
-    return model

@@ -1,7 +1,9 @@
 """A device's configuration: what `get_static` reports, its limits and its calibration.
 
 Read from a TOML file (`qrt device --config FILE`); every key is optional and the defaults
-model a 5-qubit Starmon-5 with QuTech's star topology (every qubit coupled to qubit 2).
+model a 5-qubit Starmon-5 with QuTech's star topology (every qubit coupled to qubit 2). The
+defaults fit any `qubits` and `topology`: the star then couples every qubit to qubit 2 (to the
+last one below three qubits), and qubit q is calibrated as Starmon-5's qubit q mod 5.
 """
 
 from __future__ import annotations
@@ -20,6 +22,23 @@ DEFAULT_PGS = [
     "T", "Tdag", "X", "X90", "Y", "Y90", "Z", "measure", "init", "reset", "barrier", "wait",
 ]  # fmt: skip
 COMPILER_STAGES = ("decomposition", "mapping", "optimization", "routing")
+STARMON_5: dict[str, list[float]] = {
+    "t1_us": [24.0, 31.0, 19.5, 27.0, 22.0],
+    "t2_us": [18.0, 25.0, 14.0, 21.0, 17.5],
+    "single_qubit_fidelity": [0.9991, 0.9993, 0.9987, 0.9990, 0.9992],
+    "readout_error": [0.021, 0.034, 0.027, 0.019, 0.030],
+}
+"""Calibrated values of Starmon-5's five qubits: the defaults, qubit q taking those of q mod 5."""
+STARMON_5_EDGES = {(0, 2): 0.982, (1, 2): 0.976, (3, 2): 0.979, (4, 2): 0.971}
+"""Two-qubit gate fidelities of Starmon-5's couplings (either order); 0.98 for other edges."""
+OTHER_EDGE_FIDELITY = 0.98
+
+
+def star(qubits: int) -> list[tuple[int, int]]:
+    """The default topology: every qubit coupled to qubit 2 (to the last qubit when there are
+    fewer than three), as on Starmon-5."""
+    centre = min(2, qubits - 1)
+    return [(q, centre) for q in range(qubits) if q != centre]
 
 
 class CalibrationConfig(BaseModel):
@@ -27,21 +46,17 @@ class CalibrationConfig(BaseModel):
 
     Per-qubit values are one number for all qubits or a list with one per qubit;
     `two_qubit_fidelity` is one number or a table `"a-b" = value` over the topology's edges.
+    Left out (None), a value is Starmon-5's (`STARMON_5`, `STARMON_5_EDGES`), for any number
+    of qubits and any topology.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    t1_us: float | list[float] = Field(default_factory=lambda: [24.0, 31.0, 19.5, 27.0, 22.0])
-    t2_us: float | list[float] = Field(default_factory=lambda: [18.0, 25.0, 14.0, 21.0, 17.5])
-    single_qubit_fidelity: float | list[float] = Field(
-        default_factory=lambda: [0.9991, 0.9993, 0.9987, 0.9990, 0.9992]
-    )
-    two_qubit_fidelity: float | dict[str, float] = Field(
-        default_factory=lambda: {"0-2": 0.982, "1-2": 0.976, "3-2": 0.979, "4-2": 0.971}
-    )
-    readout_error: float | list[float] = Field(
-        default_factory=lambda: [0.021, 0.034, 0.027, 0.019, 0.030]
-    )
+    t1_us: float | list[float] | None = None
+    t2_us: float | list[float] | None = None
+    single_qubit_fidelity: float | list[float] | None = None
+    two_qubit_fidelity: float | dict[str, float] | None = None
+    readout_error: float | list[float] | None = None
     """Probability that a measurement reads the wrong value."""
     single_qubit_gate_ns: float = Field(20.0, gt=0)
     two_qubit_gate_ns: float = Field(60.0, gt=0)
@@ -66,16 +81,21 @@ class DeviceConfig(BaseModel):
 
     name: str = Field("Starmon-5", min_length=1)
     qubits: int = Field(5, ge=1, le=30)
-    topology: list[tuple[int, int]] = Field(
-        default_factory=lambda: [(0, 2), (1, 2), (3, 2), (4, 2)]
-    )
-    """Coupled qubit pairs; a two-qubit gate may act on a pair in either order."""
+    topology: list[tuple[int, int]] = Field(default_factory=lambda: star(5))
+    """Coupled qubit pairs; a two-qubit gate may act on a pair in either order. Default: the
+    star of `star(qubits)`."""
     pgs: list[str] = Field(default_factory=lambda: list(DEFAULT_PGS))
     supports_raw_data: bool = True
     default_compiler_config: dict[str, list[dict[str, Any]]] = Field(default_factory=_no_passes)
     max_shots: int = Field(100_000, ge=1)
     max_circuit_bytes: int = Field(1_000_000, ge=100)
     max_operations: int = Field(100_000, ge=1)
+    max_bits: int = Field(128, ge=1)
+    """Classical bits a circuit may declare: each result bitstring is this long, so a reply
+    with raw data of `max_shots` shots stays near max_shots x max_bits bytes."""
+    max_execute_seconds: float = Field(120.0, gt=0)
+    """Longest time one execute may spend parsing and simulating; beyond it the simulation is
+    stopped and the execute refused, so no circuit holds the device for longer."""
     max_dynamic_work: int = Field(2**26, ge=1)
     """Cap of shots x 2^qubits for circuits Aer must simulate shot by shot (mid-circuit
     measurements or conditional gates)."""
@@ -89,6 +109,16 @@ class DeviceConfig(BaseModel):
     seed: int | None = None
     """Seed of the simulator (plus the execute's job id): equal requests, equal counts."""
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_topology(cls, data: Any) -> Any:
+        # The default star must fit the configured number of qubits.
+        if isinstance(data, dict) and "topology" not in data:
+            qubits = data.get("qubits", 5)
+            if isinstance(qubits, int) and not isinstance(qubits, bool) and qubits >= 1:
+                return {**data, "topology": star(qubits)}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> DeviceConfig:
@@ -121,17 +151,25 @@ class DeviceConfig(BaseModel):
     def per_qubit(self, key: str) -> list[float]:
         """A per-qubit calibration value as a list of `qubits` numbers."""
         value = getattr(self.calibration, key)
+        if value is None:
+            defaults = STARMON_5[key]
+            return [defaults[q % len(defaults)] for q in range(self.qubits)]
         return (
             [float(v) for v in value] if isinstance(value, list) else [float(value)] * self.qubits
         )
 
     def edge_fidelities(self) -> dict[tuple[int, int], float]:
-        """Two-qubit gate fidelity of every topology edge (default 0.98 for unlisted edges)."""
+        """Two-qubit gate fidelity of every topology edge (0.98 for an edge no table lists)."""
         value = self.calibration.two_qubit_fidelity
-        if not isinstance(value, dict):
+        if isinstance(value, (int, float)):
             return {edge: float(value) for edge in self.topology}
-        table = {frozenset(p): v for k, v in value.items() if (p := _pair(k)) is not None}
-        return {edge: float(table.get(frozenset(edge), 0.98)) for edge in self.topology}
+        if value is None:
+            table = {frozenset(edge): f for edge, f in STARMON_5_EDGES.items()}
+        else:
+            table = {frozenset(p): v for k, v in value.items() if (p := _pair(k)) is not None}
+        return {
+            edge: float(table.get(frozenset(edge), OTHER_EDGE_FIDELITY)) for edge in self.topology
+        }
 
 
 def _pair(key: str) -> tuple[int, int] | None:

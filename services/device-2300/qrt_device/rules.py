@@ -32,6 +32,12 @@ def check(parsed: Circuit, config: DeviceConfig, shots: int) -> None:
             parsed.declaration_line,
             rule="qubits",
         )
+    if parsed.num_bits > config.max_bits:
+        raise CqasmError(
+            f"the circuit declares {parsed.num_bits} bits; {name} returns at most "
+            f"{config.max_bits} per shot",
+            rule="bits",
+        )
     if len(parsed.operations) > config.max_operations:
         raise CqasmError(
             f"the circuit has {len(parsed.operations)} operations; {name} runs at most "

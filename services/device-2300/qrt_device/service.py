@@ -2,7 +2,9 @@
 
 Requests arrive on a ROUTER socket, which REQ clients see as the REP socket of the protocol;
 unlike REP it lets `get_static` or another session's `initialize` be answered while a
-simulation runs (in a worker thread, so the PUB heartbeat keeps its beat too).
+simulation runs. Circuits are parsed and simulated in a worker process (`supervisor.py`), so
+the event loop here only answers: a parse or simulation that is slow, or that crashes, neither
+stalls other sessions nor the PUB heartbeat, nor takes the device down.
 """
 
 from __future__ import annotations
@@ -13,13 +15,11 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import zmq
 import zmq.asyncio
 from prometheus_client.core import GaugeMetricFamily
 
-from qrt_common.cqasm import Circuit, Sample, parse, to_circuit
 from qrt_common.device_protocol import (
     PROTOCOL_VERSION,
     Command,
@@ -36,7 +36,7 @@ from qrt_common.device_protocol import (
     session_of,
     success,
 )
-from qrt_common.errors import CqasmError, DeviceRefused
+from qrt_common.errors import DeviceRefused
 from qrt_common.metrics import (
     DEVICE_EXECUTE_LATENCY,
     DEVICE_EXECUTIONS,
@@ -48,8 +48,8 @@ from qrt_common.metrics import (
 
 from .calibration import Calibration
 from .config import DeviceConfig
-from .rules import check
-from .simulator import Simulator, instruction_names
+from .supervisor import Supervisor
+from .worker_protocol import Counted, Noise, Rejected, Task
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +85,7 @@ class Device:
         self._pub: zmq.asyncio.Socket | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._answering: set[asyncio.Task[None]] = set()
-        self._worker = ThreadPoolExecutor(1, thread_name_prefix="qrt-device-sim")
-        self._simulator = Simulator()
+        self.supervisor = Supervisor(config, lambda: self._noise(time.time()))
         self._released = asyncio.Event()
         self._unregister_metrics: Callable[[], None] = lambda: None
         self._handlers: dict[str, Callable[[Request], Awaitable[bytes]]] = {
@@ -115,8 +114,8 @@ class Device:
             self._rep.close()
             self._pub.close()
             raise OSError(f"cannot bind the device's sockets: {exc}") from None
-        # Aer's first run (and the first noise model) is slow: do it before a client waits.
-        asyncio.get_running_loop().run_in_executor(self._worker, self._warm_up)
+        # The worker imports and warms up Aer (its first run is slow) before a client waits.
+        self.supervisor.start()
         self._tasks = [
             asyncio.create_task(self._serve()),
             asyncio.create_task(self._beat()),
@@ -144,6 +143,8 @@ class Device:
         self._offline = True
         with contextlib.suppress(zmq.ZMQError):
             await self._publish(force=True)
+        # The worker first, whatever it is doing: nothing it still runs is waited for.
+        await self.supervisor.close()
         for task in [*self._tasks, *self._answering]:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._answering, return_exceptions=True)
@@ -151,7 +152,6 @@ class Device:
             if sock is not None:
                 sock.close(linger=0)
         self._context.term()
-        self._worker.shutdown(wait=False, cancel_futures=True)
 
     async def is_ready(self) -> bool:
         """True while both sockets are bound and the device is not going offline."""
@@ -270,19 +270,19 @@ class Device:
         if handler is None:
             known = ", ".join(self._handlers)
             message = f"unknown command {request.command!r}; known: {known}"
-            return failure(request.session_id, request.echoed_version, message)
+            return failure(request.reply_session, request.echoed_version, message)
         try:
-            if request.session_id == self.session:
+            if request.session_id is not None and request.session_id == self.session:
                 self._last_heard = time.monotonic()
             return await handler(request)
         except DeviceRefused as exc:
-            return failure(request.session_id, request.echoed_version, str(exc))
+            return failure(request.reply_session, request.echoed_version, str(exc))
         except Exception as exc:
             logger.exception("request failed", extra={"command": request.command})
             message = f"{request.command} failed on the device: {type(exc).__name__}: {exc}"
-            return failure(request.session_id, request.echoed_version, message)
+            return failure(request.reply_session, request.echoed_version, message)
 
-    def _locked_by_other(self, session_id: str) -> bool:
+    def _locked_by_other(self, session_id: str | None) -> bool:
         return self.state is DeviceState.EXECUTING and self.session != session_id
 
     def _refuse_if_calibrating(self, what: str) -> None:
@@ -360,21 +360,26 @@ class Device:
                 f"requested, {config.name} runs at most {config.max_shots}"
             )
         self._executing += 1
-        started, result = time.perf_counter(), "failed"
+        started = time.perf_counter()
         try:
-            loop = asyncio.get_running_loop()
-            outcome = await loop.run_in_executor(self._worker, self._run, arguments)
-            result = "completed"
-        except DeviceRefused:
-            result = "rejected"
-            raise
+            outcome = await self.supervisor.run(self._task(arguments), config.max_execute_seconds)
         finally:
             self._executing -= 1
             self._last_heard = time.monotonic()
-            name = self.config.name
-            DEVICE_EXECUTIONS.labels(name, result).inc()
-            DEVICE_EXECUTE_LATENCY.labels(name).observe(time.perf_counter() - started)
-        DEVICE_SHOTS.labels(self.config.name).inc(arguments.number_of_shots)
+        name = config.name
+        DEVICE_EXECUTE_LATENCY.labels(name).observe(time.perf_counter() - started)
+        if isinstance(outcome, Rejected):
+            DEVICE_EXECUTIONS.labels(name, "rejected").inc()
+            where = f" at line {outcome.line}" if outcome.line else ""
+            raise DeviceRefused(
+                f"circuit rejected by rule '{outcome.rule}'{where}: {outcome.message}"
+            )
+        if not isinstance(outcome, Counted):
+            DEVICE_EXECUTIONS.labels(name, "failed").inc()
+            logger.warning("execute failed: %s", outcome.message, extra={"job_id": arguments.id})
+            raise DeviceRefused(f"execute failed on the device: {outcome.message}")
+        DEVICE_EXECUTIONS.labels(name, "completed").inc()
+        DEVICE_SHOTS.labels(name).inc(arguments.number_of_shots)
         result_of_run = ExecuteResult(
             job_id=arguments.id,
             results=outcome.counts,
@@ -383,39 +388,19 @@ class Device:
         )
         return success(request, result_of_run)
 
-    def _warm_up(self) -> None:
-        n = self.config.qubits
-        a, b = self.config.topology[0] if self.config.topology else (0, 0)
-        pair = f"CNOT q[{a}], q[{b}]\n" if a != b else ""
-        bell = f"version 3.0\nqubit[{n}] q\nbit[{n}] b\nH q[{a}]\n{pair}b = measure q\n"
-        try:
-            self._run(ExecuteRequest(job_id=0, circuit=bell, number_of_shots=10))
-        except Exception as exc:  # a warm-up only: the first real execute will say what fails
-            logger.debug("warm-up failed: %s", exc)
+    def _noise(self, now: float) -> Noise | None:
+        """The calibration at `now` for the worker (None if the device is ideal)."""
+        if not self.config.noise:
+            return None
+        return Noise(self.calibration.version(now), self.calibration.snapshot(now))
 
-    def _run(self, arguments: ExecuteRequest) -> Sample:
-        """Parse, check and simulate (in the worker thread)."""
-        try:
-            parsed: Circuit = parse(arguments.circuit)
-            check(parsed, self.config, arguments.number_of_shots)
-            circuit = to_circuit(parsed)
-        except CqasmError as exc:
-            where = f" at line {exc.line}" if exc.line else ""
-            rejected = f"circuit rejected by rule '{exc.rule}'{where}: {exc.message}"
-            raise DeviceRefused(rejected) from None
-        noise = None
-        if self.config.noise:
-            noise = self.calibration.noise_model(time.time(), instruction_names(circuit))
-        seed = None if self.config.seed is None else (self.config.seed + arguments.id) % 2**31
-        raw = arguments.include_raw_data and self.config.supports_raw_data
-        return self._simulator.run(
-            parsed,
-            arguments.number_of_shots,
-            noise=noise,
-            seed=seed,
-            raw_data=raw,
-            circuit=circuit,
-        )
+    def _task(self, arguments: ExecuteRequest) -> Task:
+        """What the worker is to run for `arguments`, with the calibration of this moment."""
+        config = self.config
+        noise = self._noise(time.time())
+        seed = None if config.seed is None else (config.seed + arguments.id) % 2**31
+        raw = arguments.include_raw_data and config.supports_raw_data
+        return Task(arguments.circuit, arguments.number_of_shots, seed, raw, noise)
 
 
 def _endpoint(sock: zmq.asyncio.Socket | None, fallback: str) -> str:

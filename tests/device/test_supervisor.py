@@ -1,0 +1,204 @@
+"""Native work runs in the device's worker process: a crash, a simulation that runs too long or
+a SIGTERM costs that work alone, and the device answers everyone throughout (real ZeroMQ
+sockets, real worker processes, a real `qrt device` process)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+
+import zmq
+
+from tests.support.device_clients import Client, running
+from tests.support.mesh import free_port
+from tests.support.processes import children, cpu_seconds, ended
+from tests.support.programs import ROOT
+from tests.support.waiting import TIME_SCALE, eventually, eventually_sync
+
+GHZ = (
+    "version 3.0\nqubit[5] q\nbit[5] b\nH q[2]\nCNOT q[2], q[0]\nCNOT q[2], q[1]\n"
+    "CNOT q[2], q[3]\nCNOT q[2], q[4]\nb = measure q\n"
+)
+# A conditional gate: Aer simulates it shot by shot, with noise; at a million shots it runs for
+# a minute or more.
+SLOW = (
+    "version 1.0\nqubits 5\nh q[2]\nmeasure q[2]\nc-x b[2], q[0]\n"
+    + "cnot q[2], q[0]\n" * 40
+    + "measure_all\n"
+)
+LONG_RUN = {"max_shots": 10**7, "max_dynamic_work": 2**40}
+
+
+def rounds(count: int) -> str:
+    """`count` rounds of H on all five qubits and a measurement of them into the next five bits
+    (issue 18's circuit that crashed Aer with shot branching at 70000 shots and more)."""
+    lines = ["version 3.0", "qubit[5] q", f"bit[{5 * count}] b"]
+    for r in range(count):
+        lines += ["H q", f"b[{5 * r}:{5 * r + 4}] = measure q"]
+    return "\n".join(lines) + "\n"
+
+
+async def test_a_circuit_that_crashes_libqasm_gets_a_failure_and_the_device_goes_on():
+    async with running(noise=False) as (device, context):
+        alice, bob = Client(context, device.rep_endpoint), Client(context, device.rep_endpoint)
+        await alice.call("initialize")
+        assert (await alice.execute(GHZ, shots=5))["status"] == "success"
+        first = device.supervisor.pid
+        # libqasm divides by zero in C++: SIGFPE ends the process that parses this (unless
+        # the parser learns to refuse it first, by a rule).
+        reply = await alice.execute("version 3.0\nqubit[5] q\nX q[1/0]", shots=10)
+        assert reply["status"] == "failure"
+        message = reply["payload"]["error_msg"]
+        assert "the simulator crashed (SIGFPE)" in message or message.startswith(
+            "circuit rejected by rule"
+        ), message
+        assert (await bob.call("get_static"))["status"] == "success"
+        again = await alice.execute(GHZ, shots=7)
+        assert again["status"] == "success" and sum(again["payload"]["results"].values()) == 7
+        if "crashed" in message:
+            assert device.supervisor.pid != first
+
+
+async def test_a_worker_that_dies_mid_execute_fails_that_execute_alone():
+    async with running(**LONG_RUN) as (device, context):
+        alice, bob = Client(context, device.rep_endpoint), Client(context, device.rep_endpoint)
+        await alice.call("initialize")
+        assert (await alice.execute(GHZ, shots=5))["status"] == "success"
+        worker = device.supervisor.pid
+        assert worker is not None
+        long = asyncio.create_task(alice.execute(SLOW, shots=10**6))
+        await eventually(lambda: device._executing > 0, "the execute reaches the worker")
+        os.kill(worker, signal.SIGSEGV)
+        reply = await long
+        assert reply["status"] == "failure"
+        assert "the simulator crashed (SIGSEGV) on this circuit" in reply["payload"]["error_msg"]
+        assert (await bob.call("get_dynamic"))["status"] == "success"
+        assert (await alice.execute(GHZ, shots=3))["status"] == "success"
+        assert device.supervisor.pid not in (None, worker)
+
+
+async def test_a_worker_killed_while_idle_is_replaced_without_failing_anyone():
+    async with running(noise=False) as (device, context):
+        alice = Client(context, device.rep_endpoint)
+        await alice.call("initialize")
+        assert (await alice.execute(GHZ, shots=5))["status"] == "success"
+        worker = device.supervisor.pid
+        assert worker is not None
+        os.kill(worker, signal.SIGKILL)
+        await eventually(lambda: ended(worker), "the worker ends")
+        assert (await alice.execute(GHZ, shots=3))["status"] == "success"
+
+
+async def test_many_rounds_of_mid_circuit_measurements_at_100000_shots_run():
+    # With Aer's shot branching (as before) this noisy circuit crashed Aer with SIGSEGV.
+    async with running(calibration={"interval_seconds": 3600}) as (device, context):
+        client = Client(context, device.rep_endpoint)
+        await client.call("initialize")
+        reply = await client.send_raw(
+            json.dumps({
+                "session_id": client.session, "command": "execute",
+                "payload": {"job_id": 1, "circuit": rounds(4), "number_of_shots": 100_000},
+            }).encode(),
+            timeout=300,
+        )  # fmt: skip
+        assert reply["status"] == "success", reply
+        counts = reply["payload"]["results"]
+        assert sum(counts.values()) == 100_000 and all(len(key) == 20 for key in counts)
+
+
+async def test_an_execute_past_the_time_limit_is_stopped_and_the_lock_does_not_stay():
+    async with running(noise=False, max_execute_seconds=1.0, lease_seconds=0.5, **LONG_RUN) as (
+        device,
+        context,
+    ):
+        alice, bob = Client(context, device.rep_endpoint), Client(context, device.rep_endpoint)
+        await alice.call("initialize")
+        first = await alice.execute(GHZ, shots=5)
+        assert first["status"] == "success", first
+        long = asyncio.create_task(alice.execute(SLOW, shots=10**6))
+        await eventually(lambda: device._executing > 0, "the execute reaches the worker")
+        # Meanwhile everyone else is answered.
+        assert (await bob.call("get_dynamic"))["status"] == "success"
+        assert "locked by another session" in (await bob.call("initialize"))["payload"]["error_msg"]
+        reply = await long
+        assert reply["status"] == "failure"
+        message = reply["payload"]["error_msg"]
+        assert message.startswith("circuit rejected by rule 'max_execute_seconds': "), message
+        assert "longer than 1 s" in message
+        await alice.call("initialize")  # hers still, or again if her lease ran out meanwhile
+        assert (await alice.execute(GHZ, shots=3))["status"] == "success"
+        # Alice goes silent: her lock ends with her lease, as after any execute.
+        await eventually(
+            lambda: bob.call("initialize"),
+            "Bob gets the device",
+            until=lambda r: r["status"] == "success",
+        )
+
+
+def _device_process(tmp_path, config: str) -> tuple[subprocess.Popen[bytes], str]:
+    path = tmp_path / "device.toml"
+    path.write_text(config)
+    rep = f"tcp://127.0.0.1:{free_port()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QRT_")}
+    env.update(QRT_OPS_PORT=str(free_port()), QRT_LOG_LEVEL="WARNING")
+    command = [
+        sys.executable, "-m", "qrt_cli", "device", "--config", str(path),
+        "--rep-address", rep, "--pub-address", f"tcp://127.0.0.1:{free_port()}",
+    ]  # fmt: skip
+    return subprocess.Popen(command, cwd=ROOT, env=env), rep
+
+
+def _request(socket: zmq.Socket[bytes], session: str, command: str, **payload: object) -> dict:
+    body: dict[str, object] = {"session_id": session, "command": command}
+    if payload:
+        body["payload"] = payload
+    socket.send(json.dumps(body).encode())
+    return dict(json.loads(socket.recv()))
+
+
+def test_sigterm_stops_the_device_at_once_in_the_middle_of_a_simulation(tmp_path):
+    process, rep = _device_process(
+        tmp_path, "max_shots = 10000000\nmax_dynamic_work = 1099511627776\n"
+    )
+    context = zmq.Context()
+    try:
+        socket = context.socket(zmq.REQ)
+        socket.setsockopt(zmq.LINGER, 0)
+        socket.setsockopt(zmq.RCVTIMEO, int(60_000 * TIME_SCALE))
+        socket.connect(rep)
+        session = str(uuid.uuid4())
+        assert _request(socket, session, "initialize")["status"] == "success"
+        warm = _request(
+            socket, session, "execute", job_id=1, circuit=GHZ, number_of_shots=5
+        )  # the worker is up and warm
+        assert warm["status"] == "success", warm
+        (worker,) = children(process.pid)
+        before = cpu_seconds(worker)
+        socket.send(
+            json.dumps({
+                "session_id": session, "command": "execute",
+                "payload": {"job_id": 2, "circuit": SLOW, "number_of_shots": 10**6},
+            }).encode()
+        )  # fmt: skip
+        eventually_sync(
+            lambda: cpu_seconds(worker) - before,
+            "the worker simulates",
+            until=lambda spent: spent > 1.0,
+            timeout=60,
+        )
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(30 * TIME_SCALE)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the device did not stop within 30 s of SIGTERM") from None
+        assert code == 0
+        eventually_sync(lambda: ended(worker), "the worker ended with the device")
+    finally:
+        if process.poll() is None:
+            process.kill()
+        context.destroy(0)
