@@ -140,6 +140,23 @@ async def test_an_execute_past_the_time_limit_is_stopped_and_the_lock_does_not_s
         )
 
 
+async def test_a_parse_that_expands_without_end_is_stopped_and_others_are_answered():
+    # 42 bytes asking for 10^9 operations: stopped by the time limit (or, where the parser
+    # bounds it first, refused by its size rule); either way a rule, and the device serves on.
+    async with running(noise=False, max_execute_seconds=1.0) as (device, context):
+        alice, bob = Client(context, device.rep_endpoint), Client(context, device.rep_endpoint)
+        await alice.call("initialize")
+        expanding = asyncio.create_task(
+            alice.execute("version 1.0\nqubits 5\n.a(1000000000)\nx q[0]\n", shots=10)
+        )
+        assert (await bob.call("get_dynamic"))["status"] == "success"
+        reply = await expanding
+        assert reply["status"] == "failure"
+        assert reply["payload"]["error_msg"].startswith("circuit rejected by rule "), reply
+        await alice.call("initialize")
+        assert (await alice.execute(GHZ, shots=3))["status"] == "success"
+
+
 def _device_process(tmp_path, config: str) -> tuple[subprocess.Popen[bytes], str]:
     path = tmp_path / "device.toml"
     path.write_text(config)
