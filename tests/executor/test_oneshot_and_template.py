@@ -56,6 +56,7 @@ async def template(
     data: Any = None,
     *,
     stop: asyncio.Future[JobStatus] | None = None,
+    time_limit: float = 30,
     workdir: Path,
 ) -> Run:
     events, output = collector()
@@ -73,7 +74,7 @@ async def template(
     stop = stop or asyncio.get_running_loop().create_future()
     markers = PlanQKStdout(output, takes_result=False)
     try:
-        outcome = await run_job(proc, launch, output, time_limit=30, stop=stop,
+        outcome = await run_job(proc, launch, output, time_limit=time_limit, stop=stop,
                                 on_stdout=markers.line)  # fmt: skip
     finally:
         proc.close()
