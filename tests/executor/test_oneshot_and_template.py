@@ -20,7 +20,8 @@ from qrt_executor.markers import PlanQKStdout
 from qrt_executor.oneshot import NO_RESULT, BubblewrapRunner, OneShotInput, run_one_shot
 from qrt_executor.pool import WarmPool
 from qrt_executor.runner import JobOutput, Outcome, run_job
-from tests.executor.test_runner import Run, stop_when_written
+from tests.executor.test_runner import stop_when_written
+from tests.support.executors import Run
 from tests.support.programs import TEST_PROGRAMS
 from tests.support.waiting import eventually
 

@@ -83,7 +83,7 @@ def serve(control: socket.socket, stdout: int, stderr: int) -> None:
         os._exit(70)
     os.environ["QRT_JOB_ID"] = launch.job_id
     os.chdir(launch.workdir)
-    messenger = UserMessenger(control)
+    messenger = UserMessenger(control, launch.limits)
     report_usage_to(messenger)
     if launch.kind is ProgramKind.PYTHON_TEMPLATE:
         code = run_template(launch, messenger)

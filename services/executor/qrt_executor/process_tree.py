@@ -21,21 +21,29 @@ import contextlib
 import ctypes
 import os
 import signal
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 PR_SET_CHILD_SUBREAPER = 36
 """prctl(2): orphaned descendants of the caller become its children (Linux 3.4)."""
 
 
+def _prctl() -> Callable[..., int] | None:
+    try:
+        function: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux
+        return None
+    return function
+
+
+_PRCTL = _prctl()
+"""Looked up once, in the zygote, rather than in every job process it forks."""
+
+
 def become_subreaper() -> bool:
     """Make this process the reaper of its orphaned descendants; False where the system cannot
     (not Linux), and descendants may then escape."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
-    except (OSError, AttributeError):
-        return False
+    return _PRCTL is not None and _PRCTL(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
 
 
 def _stat(pid: int) -> list[str] | None:

@@ -71,6 +71,9 @@ elif mode == "sandbox":
 elif mode == "sleep":
     print("PlanQK:Job:InterimResult:", json.dumps({"sleeping": True}), flush=True)
     time.sleep(60)
+elif mode == "lines":
+    for line in params["lines"]:
+        print(line, flush=True)
 elif mode == "escape":
     # tests/support/escaper.py: processes that try to outlive the job; then end as asked.
     subprocess.Popen(
