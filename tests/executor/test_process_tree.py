@@ -20,6 +20,7 @@ import pytest
 from qrt_common.jobs import JobStatus
 from qrt_common.messages import EventKind
 from qrt_common.programs import planqk_input
+from qrt_executor.pool import WarmPool
 from qrt_executor.process_tree import (
     _children_by_parent,
     children,
@@ -134,6 +135,27 @@ async def test_an_executor_shutdown_ends_what_its_jobs_started(tmp_path, how):
             for pid in survivors(token):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+
+
+@on_the_modules_loop
+async def test_a_job_lost_with_its_zygote_takes_what_it_started_along(
+    programs_dir, tmp_path, token
+):
+    # The zygote killed outright: the executor ends each of its job processes' whole tree.
+    pool = WarmPool(size=0)
+    await pool.start()
+    try:
+        params = escaper_params("qiskit-runtime", token, "hang")
+        running = asyncio.create_task(run(pool, programs_dir, "escaper", params, workdir=tmp_path))
+        await escaped(token)
+        zygote = pool._zygote._process
+        assert zygote is not None
+        os.kill(zygote.pid, signal.SIGKILL)
+        result = await running
+        assert result.outcome.reason == "the job process was lost with the executor's zygote"
+        await all_gone(token)
+    finally:
+        await pool.close()
 
 
 EXECUTOR = """
