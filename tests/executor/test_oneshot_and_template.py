@@ -20,7 +20,8 @@ from qrt_executor.markers import PlanQKStdout
 from qrt_executor.oneshot import NO_RESULT, BubblewrapRunner, OneShotInput, run_one_shot
 from qrt_executor.pool import WarmPool
 from qrt_executor.runner import JobOutput, Outcome, run_job
-from tests.executor.test_runner import Run, stop_when_written
+from tests.executor.test_runner import stop_when_written
+from tests.support.executors import Run
 from tests.support.programs import TEST_PROGRAMS
 from tests.support.waiting import eventually
 
@@ -56,6 +57,7 @@ async def template(
     data: Any = None,
     *,
     stop: asyncio.Future[JobStatus] | None = None,
+    time_limit: float = 30,
     workdir: Path,
 ) -> Run:
     events, output = collector()
@@ -73,7 +75,7 @@ async def template(
     stop = stop or asyncio.get_running_loop().create_future()
     markers = PlanQKStdout(output, takes_result=False)
     try:
-        outcome = await run_job(proc, launch, output, time_limit=30, stop=stop,
+        outcome = await run_job(proc, launch, output, time_limit=time_limit, stop=stop,
                                 on_stdout=markers.line)  # fmt: skip
     finally:
         proc.close()

@@ -21,22 +21,11 @@ from qrt_common.programs import ProgramKind
 from qrt_executor.job_protocol import Launch
 from qrt_executor.pool import WarmPool
 from qrt_executor.runner import MAX_LINE_BYTES, JobOutput, LineSplitter, Outcome, run_job
+from tests.support.executors import Run
 from tests.support.programs import write_program
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-class Run:
-    def __init__(self, outcome: Outcome, events: list[JobEvent]) -> None:
-        self.outcome, self.events = outcome, events
-
-    def of(self, kind: EventKind) -> list[JobEvent]:
-        return [e for e in self.events if e.kind is kind]
-
-    @property
-    def log(self) -> str:
-        return "".join(e.data or "" for e in self.of(EventKind.LOG))
 
 
 async def run(

@@ -22,7 +22,10 @@ QrtError                        str(): a message for people; `field`: the input 
 ├── NotRunnable                 a job cannot run where it was sent; the job fails
 │   ├── ProgramNotRunnable      its program is gone or its archive cannot be used
 │   ├── SandboxUnavailable      the one-shot runner cannot run programs at all
-│   └── ZygoteGone              the executor's zygote ended (a new one is started)
+│   ├── ZygoteGone              the executor's zygote ended (a new one is started)
+│   └── ParamsUndecodable       its params cannot be decoded where the program runs
+├── ResultRefused               a result qrt will not keep (not strict JSON, over its limit);
+│                               also a ValueError, as json's own refusals are
 └── ConfigurationError          the configuration cannot work: the service exits, saying why
     ├── StoreSetupError         an unknown store URL, or a schema newer than this qrt
     └── DeviceConfigError       a device's TOML configuration
@@ -51,9 +54,11 @@ __all__ = [
     "MalformedMessage",
     "NotFound",
     "NotRunnable",
+    "ParamsUndecodable",
     "ProgramNameTaken",
     "ProgramNotRunnable",
     "QrtError",
+    "ResultRefused",
     "SandboxUnavailable",
     "StoreSetupError",
     "StoreUnavailable",
@@ -168,6 +173,16 @@ class SandboxUnavailable(NotRunnable):
 
 class ZygoteGone(NotRunnable):
     """The zygote process ended; no job process can be forked until a new one started."""
+
+
+class ParamsUndecodable(NotRunnable):
+    """A job's params cannot be decoded into its program's input (RuntimeDecoder, PlanQK's
+    `data` and `params`); the message says why, briefly."""
+
+
+class ResultRefused(QrtError, ValueError):
+    """A result or an interim result that qrt will not keep: not strict JSON (NaN, Infinity) or
+    over its size limit; the message says where and why (`qrt_common.results`)."""
 
 
 class ConfigurationError(QrtError):

@@ -11,6 +11,14 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .results import (
+    DEFAULT_MAX_INTERIM_BYTES,
+    DEFAULT_MAX_RESULT_BYTES,
+    LARGEST_MAX_INTERIM_BYTES,
+    LARGEST_MAX_RESULT_BYTES,
+    ResultLimits,
+)
+
 
 class Settings(BaseSettings):
     """Configuration of every qrt service, read from `QRT_*` environment variables."""
@@ -66,6 +74,13 @@ class Settings(BaseSettings):
     """Largest program archive (the zip, before base64) the API accepts (413 beyond); unpacked it
     may hold 16 times as much. At most 8 MiB: an archive travels in one bus message (base64) and
     is kept in one MongoDB document."""
+    max_result_bytes: int = Field(DEFAULT_MAX_RESULT_BYTES, ge=1024, le=LARGEST_MAX_RESULT_BYTES)
+    """Largest final result of a job, any program kind (its JSON text, UTF-8); a larger one fails
+    the job naming this limit. At most 48 MiB: a result travels in one bus message."""
+    max_interim_bytes: int = Field(DEFAULT_MAX_INTERIM_BYTES, ge=1024, le=LARGEST_MAX_INTERIM_BYTES)
+    """Largest interim result, any program kind; a larger one is refused (a Qiskit Runtime
+    program's publish raises, a PlanQK marker line stays log). At most 8 MiB: an interim result
+    is one MongoDB document."""
     max_log_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     """Largest log kept per job attempt; the rest is dropped with a note in the log."""
     heartbeat_interval: float = Field(2.0, gt=0)
@@ -113,6 +128,11 @@ class Settings(BaseSettings):
     """Where `qrt device` publishes its state; `qrt dev` picks a free port unless this is set."""
     dev_device: bool = True
     """Whether `qrt dev` starts a simulated device (when QRT_DEVICES names none)."""
+
+    @property
+    def result_limits(self) -> ResultLimits:
+        """`max_result_bytes` and `max_interim_bytes`, as executors hand them to job processes."""
+        return ResultLimits(self.max_result_bytes, self.max_interim_bytes)
 
     @property
     def device_addresses(self) -> list[str]:

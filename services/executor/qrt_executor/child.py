@@ -19,6 +19,7 @@ from qrt_common.wire import from_json
 from .job_backends import report_usage_to
 from .job_protocol import Launch
 from .messenger import UserMessenger
+from .process_tree import become_subreaper
 from .runtime_program import run_program
 from .template import run_template
 
@@ -62,8 +63,11 @@ def _read_line(sock: socket.socket) -> bytes:
 def serve(control: socket.socket, stdout: int, stderr: int) -> None:
     """Wait for one job on `control`, run it with stdout and stderr on the given file
     descriptors (of sockets), exit. `prepare_output` ran in the process forked from."""
-    # A process group of its own lets the executor kill the program and anything it started.
+    # A session of its own keeps a terminal's signals (Ctrl-C on `qrt dev`) away from the job;
+    # as a subreaper it keeps whatever the program starts in its tree, for `kill_tree` and the
+    # zygote to end with it.
     os.setsid()
+    become_subreaper()
     os.dup2(stdout, 1)
     os.dup2(stderr, 2)
     os.close(stdout)
@@ -79,7 +83,7 @@ def serve(control: socket.socket, stdout: int, stderr: int) -> None:
         os._exit(70)
     os.environ["QRT_JOB_ID"] = launch.job_id
     os.chdir(launch.workdir)
-    messenger = UserMessenger(control)
+    messenger = UserMessenger(control, launch.limits)
     report_usage_to(messenger)
     if launch.kind is ProgramKind.PYTHON_TEMPLATE:
         code = run_template(launch, messenger)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from qrt_common.device_protocol import StaticInfo
 from qrt_common.programs import ProgramKind
+from qrt_common.results import ResultLimits
 from qrt_common.wire import Message
 
 
@@ -47,6 +48,8 @@ class Launch(Message, frozen=True):
     """An empty directory of the job's own: the process's working directory."""
     device: DeviceAccess | None = None
     """Set when `backend` is a device."""
+    limits: ResultLimits = ResultLimits()
+    """How large the result and each interim result may be."""
 
 
 class Interim(Message, frozen=True, tag="interim", tag_field="kind"):

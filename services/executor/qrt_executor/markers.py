@@ -4,7 +4,10 @@
 - `PlanQK:Job:Result: {json}` on one line: the result; only the first one counts;
 - a block of lines between two `PlanQK:Job:MultilineResult` lines: the result as well.
 
-The space after a marker's colon is optional. Every other line is log.
+The space after a marker's colon is optional. Every other line is log. What a marker carries
+follows qrt's rule for results (`qrt_common.results`): strict JSON, within its size limit; a
+result that breaks it fails the execution, an interim result that does stays a log line, with a
+note saying why.
 """
 
 from __future__ import annotations
@@ -13,14 +16,13 @@ import json
 from typing import Any
 
 from qrt_common.messages import EventKind
+from qrt_common.results import ResultLimits, refusal, size_refusal, text_bytes
 
 from .runner import JobOutput
 
 INTERIM_MARKER = "PlanQK:Job:InterimResult:"
 RESULT_MARKER = "PlanQK:Job:Result:"
 MULTILINE_MARKER = "PlanQK:Job:MultilineResult"
-MAX_RESULT_BYTES = 8 * 1024 * 1024
-"""Largest result a one-shot program may print (what one stored document comfortably holds)."""
 
 
 def _parse(text: str) -> Any:
@@ -38,9 +40,12 @@ class PlanQKStdout:
     `error` when what follows it is not JSON; later result markers are ordinary log lines.
     """
 
-    def __init__(self, output: JobOutput, *, takes_result: bool) -> None:
+    def __init__(
+        self, output: JobOutput, *, takes_result: bool, limits: ResultLimits | None = None
+    ) -> None:
         self._output = output
         self._takes_result = takes_result
+        self._limits = limits or ResultLimits()
         self._block: list[str] | None = None
         self._block_bytes = 0
         self.result: str | None = None
@@ -75,32 +80,47 @@ class PlanQKStdout:
             body, self._block = "\n".join(self._block), None
             self._settle(body, "the PlanQK:Job:MultilineResult block")
             return
-        self._block_bytes += len(text) + 1
-        if self._block_bytes > MAX_RESULT_BYTES:
+        self._block_bytes += text_bytes(text) + 1
+        too_large = size_refusal(self._block_bytes, interim=False, limits=self._limits)
+        if too_large is not None:
             self._block = None
-            self.error = f"the result is larger than {MAX_RESULT_BYTES} bytes"
+            self.error = too_large
             return
         self._block.append(text)
 
     def _interim(self, line: str, payload: str) -> None:
-        try:
-            value = _parse(payload)
-        except ValueError as exc:
+        text, reason = self._strict(
+            payload, interim=True, subject="it", not_json="the text after the marker is not JSON"
+        )
+        if text is None:
             self._output.log(line)
-            self._output.log(
-                f"[qrt] not an interim result: the text after the marker is not JSON: {exc}"
-            )
+            self._output.log(f"[qrt] not an interim result: {reason}")
             return
-        self._output.event(EventKind.INTERIM, data=json.dumps(value))
+        self._output.event(EventKind.INTERIM, data=text)
 
     def _settle(self, payload: str, where: str) -> None:
-        if len(payload) > MAX_RESULT_BYTES:
-            self.error = f"the result is larger than {MAX_RESULT_BYTES} bytes"
-            return
+        not_json = f"the result after {where} is not valid JSON"
+        self.result, self.error = self._strict(
+            payload, interim=False, subject="the result", not_json=not_json
+        )
+
+    def _strict(
+        self, payload: str, *, interim: bool, subject: str, not_json: str
+    ) -> tuple[str, None] | tuple[None, str]:
+        """The compact JSON text of `payload`, or why it is not one qrt keeps (a reason about
+        `subject`, or `not_json` and why)."""
+        limits = self._limits
+        too_large = size_refusal(
+            text_bytes(payload), interim=interim, limits=limits, subject=subject
+        )
+        if too_large is not None:
+            return None, too_large
         try:
-            self.result = json.dumps(_parse(payload))
+            text = json.dumps(_parse(payload))
         except ValueError as exc:
-            self.error = f"the result after {where} is not valid JSON: {exc}"
+            return None, f"{not_json}: {exc}"
+        reason = refusal(text, interim=interim, limits=limits, subject=subject)
+        return (text, None) if reason is None else (None, reason)
 
     def finish(self) -> None:
         """The output ended: an unterminated result block is an error."""

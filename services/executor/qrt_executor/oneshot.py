@@ -23,8 +23,9 @@ from typing import Any
 from qrt_common.errors import SandboxUnavailable
 from qrt_common.jobs import JobStatus
 from qrt_common.messages import EventKind
+from qrt_common.results import ResultLimits
 
-from .markers import MAX_RESULT_BYTES, PlanQKStdout
+from .markers import PlanQKStdout
 from .runner import DRAIN_SECONDS, MAX_LINE_BYTES, JobOutput, Outcome, exit_reason, output_lines
 
 INPUT_DIR = "/var/input"
@@ -90,15 +91,22 @@ async def run_one_shot(
     *,
     time_limit: float,
     stop: asyncio.Future[JobStatus],
+    limits: ResultLimits | None = None,
 ) -> Outcome:
-    """Run one execution of a one-shot program to its outcome; its result becomes an event."""
+    """Run one execution of a one-shot program to its outcome; its result becomes an event.
+
+    `limits` bound its result and interim results (see `qrt_common.results`).
+    """
+    limits = limits or ResultLimits()
     try:
         process = await runner.start(command, project_dir, inputs)
     except SandboxUnavailable as exc:
         return Outcome(JobStatus.FAILED, str(exc))
-    stdout = PlanQKStdout(output, takes_result=True)
+    stdout = PlanQKStdout(output, takes_result=True, limits=limits)
+    # Result lines may be long: cut only what no result can be.
+    longest = max(limits.result_bytes, limits.interim_bytes, MAX_LINE_BYTES) + 64
     try:
-        code, ended_by = await _follow(process, stdout.line, output.log, time_limit, stop)
+        code, ended_by = await _follow(process, stdout.line, output.log, time_limit, stop, longest)
     finally:
         await process.close()
     stdout.finish()
@@ -120,14 +128,14 @@ async def _follow(
     on_stderr: Callable[[str], None],
     time_limit: float,
     stop: asyncio.Future[JobStatus],
+    longest: int,
 ) -> tuple[int, Outcome | None]:
-    """Read the process's output until it exits or must stop; its exit code, and the outcome
-    when a stop or the time limit ended it."""
+    """Read the process's output until it exits or must stop (lines longer than `longest`
+    come in pieces); its exit code, and the outcome when a stop or the time limit ended it."""
 
     async def follow(reader: asyncio.StreamReader | None, take: Callable[[str], None]) -> None:
         if reader is not None:
-            # Result lines may be long: cut only what no result can be.
-            async for line in output_lines(reader, max(MAX_RESULT_BYTES, MAX_LINE_BYTES) + 64):
+            async for line in output_lines(reader, longest):
                 take(line)
 
     followers = asyncio.gather(follow(process.stdout, on_stdout), follow(process.stderr, on_stderr))

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import socket
 import sys
 from collections import deque
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 
 from qrt_common.errors import ZygoteGone
 
+from .process_tree import kill_tree
 from .zygote import zygote_environment
 
 logger = logging.getLogger(__name__)
@@ -33,11 +33,8 @@ class JobProcess:
     """Resolves to the exit code (negative: the killing signal), or None if it was lost."""
 
     def kill(self) -> None:
-        """Kill the process and everything it started (its process group)."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGKILL)
+        """Kill the process and everything it started, in whatever session."""
+        kill_tree(self.pid)
 
     def exit_code(self) -> int | None:
         """The exit code, or None while the process runs."""
@@ -102,8 +99,7 @@ class Zygote:
                 fork.set_exception(ZygoteGone("the zygote ended"))
         self._forks.clear()
         for pid, exited in self._exits.items():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
+            kill_tree(pid)
             if not exited.done():
                 exited.set_result(None)
         self._exits.clear()

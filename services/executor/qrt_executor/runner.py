@@ -15,6 +15,7 @@ from qrt_common.errors import MalformedMessage
 from qrt_common.jobs import JobStatus
 from qrt_common.messages import EventKind, JobEvent
 from qrt_common.metrics import CIRCUITS, SHOTS
+from qrt_common.results import refusal
 from qrt_common.wire import from_json, to_json
 
 from .job_protocol import Failure, Final, Frame, Interim, Launch, Usage
@@ -261,8 +262,12 @@ async def run_job(
     """Hand `launch` to `proc` and follow it until it exits, runs out of time or is stopped.
 
     Each stdout line goes to `on_stdout` (the log by default); stderr lines go to the log.
+    Results and interim results follow qrt's rule (`qrt_common.results`) here too, whatever the
+    job process did: one that breaks it is dropped, and a dropped result fails the job.
     """
     errors: list[str] = []
+    refused: list[str] = []
+    limits = launch.limits
 
     def take_frame(line: str) -> None:
         try:
@@ -270,6 +275,13 @@ async def run_job(
         except MalformedMessage:
             output.log("[qrt] ignored a malformed frame from the program process")
             return
+        if isinstance(frame, Interim | Final):
+            reason = refusal(frame.data, interim=isinstance(frame, Interim), limits=limits)
+            if reason is not None:
+                output.log(f"[qrt] {reason}")
+                if isinstance(frame, Final):
+                    refused.append(reason)
+                return
         if isinstance(frame, Interim):
             output.event(EventKind.INTERIM, data=frame.data)
         elif isinstance(frame, Final):
@@ -280,17 +292,25 @@ async def run_job(
             errors.append(frame.reason)
             if frame.data is not None:
                 # A failure that has a body of its own (PlanQK's ErrorResponse) keeps it
-                # as the job's result.
-                output.event(EventKind.RESULT, data=frame.data)
+                # as the job's result, if it may be one.
+                reason = refusal(frame.data, interim=False, limits=limits)
+                if reason is None:
+                    output.event(EventKind.RESULT, data=frame.data)
+                else:
+                    output.log(f"[qrt] the failure's body is dropped: {reason}")
 
+    # A PlanQK template's interim results come as stdout lines: those may be as long as one.
+    stdout_line = max(MAX_LINE_BYTES, limits.interim_bytes + 64)
     readers = [
-        _SocketLines(proc.stdout, on_stdout or output.log, MAX_LINE_BYTES),
+        _SocketLines(proc.stdout, on_stdout or output.log, stdout_line),
         _SocketLines(proc.stderr, output.log, MAX_LINE_BYTES),
-        _SocketLines(proc.control, take_frame, None),
-    ]
+        # A frame quotes its result: escaped, a JSON text takes at most twice its size.
+        _SocketLines(proc.control, take_frame, 2 * max(limits.result_bytes,
+                                                       limits.interim_bytes) + 65536),
+    ]  # fmt: skip
     try:
         message = to_json(launch) + b"\n"
-        return await _follow(proc, message, readers, time_limit, stop, errors)
+        return await _follow(proc, message, readers, time_limit, stop, errors, refused)
     finally:
         for reader in readers:
             reader.stop()
@@ -303,6 +323,7 @@ async def _follow(
     time_limit: float,
     stop: asyncio.Future[JobStatus],
     errors: list[str],
+    refused: list[str],
 ) -> Outcome:
     with contextlib.suppress(OSError):  # a process that died at once: its exit code tells
         await asyncio.get_running_loop().sock_sendall(proc.control, launch)
@@ -321,7 +342,7 @@ async def _follow(
             return Outcome(stop.result(), "cancelled on request")
         return Outcome(JobStatus.CANCELLED_RAN_TOO_LONG, f"ran longer than {time_limit:g} s")
     if code == 0:
-        return Outcome(JobStatus.COMPLETED)
+        return Outcome(JobStatus.FAILED, refused[0]) if refused else Outcome(JobStatus.COMPLETED)
     if code is None:
         return Outcome(JobStatus.FAILED, "the job process was lost with the executor's zygote")
     return Outcome(JobStatus.FAILED, errors[0] if errors else exit_reason(code))

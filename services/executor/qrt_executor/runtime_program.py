@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
-import json
 import traceback
+
+from qrt_common.errors import ParamsUndecodable, ResultRefused
 
 from .job_backends import make_backend
 from .job_protocol import Failure, Launch
 from .loader import entry_point
 from .messenger import RuntimeDecoder, UserMessenger
+from .params import keyword_arguments
 
 
 def run_program(launch: Launch, messenger: UserMessenger) -> int:
@@ -19,14 +21,18 @@ def run_program(launch: Launch, messenger: UserMessenger) -> int:
         main = entry_point(launch.search_path, launch.module, "main", where)
         backend = make_backend(launch.backend, launch.device)
         # User input is decoded only here, inside the program's own process.
-        params = launch.params
-        kwargs = json.loads(params, cls=RuntimeDecoder) if params not in ("", "{}") else {}
-        if not isinstance(kwargs, dict):
-            raise TypeError("params must decode to an object of keyword arguments")
+        kwargs = keyword_arguments(launch.params, RuntimeDecoder)
         result = main(backend, messenger, **kwargs)
         if result is not None and not messenger.final_published:
-            messenger.publish(result, final=True)
+            try:
+                messenger.publish(result, final=True)
+            except ResultRefused as exc:
+                messenger.fail(str(exc))
+                return 1
         return 0
+    except ParamsUndecodable as exc:
+        messenger.fail(str(exc))
+        return 1
     except SystemExit as exc:
         if exc.code in (0, None):
             return 0
@@ -35,5 +41,7 @@ def run_program(launch: Launch, messenger: UserMessenger) -> int:
         return 1
     except BaseException as exc:
         traceback.print_exc()
-        messenger.send(Failure(f"{type(exc).__name__}: {exc}"))
+        # A publish the program made and did not catch: the traceback shows where.
+        reason = str(exc) if isinstance(exc, ResultRefused) else f"{type(exc).__name__}: {exc}"
+        messenger.send(Failure(reason))
         return 1

@@ -20,7 +20,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from qrt_common.backends import SIMULATORS, backend_names
 from qrt_common.bus.base import MessageBus, send_until_accepted
-from qrt_common.errors import ProgramNotRunnable
+from qrt_common.errors import ParamsUndecodable, ProgramNotRunnable
 from qrt_common.jobs import JobStatus
 from qrt_common.logs import job_context
 from qrt_common.messages import (
@@ -36,7 +36,7 @@ from qrt_common.messages import (
     executor_queue,
 )
 from qrt_common.metrics import JOB_DURATION, GaugeCollector, gauge, register
-from qrt_common.programs import ProgramKind, planqk_input_parts
+from qrt_common.programs import ProgramKind
 from qrt_common.registry import ProgramRegistry
 from qrt_common.settings import Settings
 from qrt_common.wire import decode, encode
@@ -48,6 +48,7 @@ from .job_protocol import DeviceAccess, Launch
 from .locator import LocatedProgram, ProgramLocator
 from .markers import PlanQKStdout
 from .oneshot import BubblewrapRunner, OneShotInput, OneShotRunner, run_one_shot
+from .params import planqk_arguments
 from .pool import WarmPool
 from .runner import JobOutput, Outcome, run_job
 
@@ -290,10 +291,12 @@ class Executor:
             params=assignment.params,
             workdir=workdir,
             device=access,
+            limits=self._settings.result_limits,
         )
         on_stdout = None
         if program.kind is ProgramKind.PYTHON_TEMPLATE:
-            on_stdout = PlanQKStdout(output, takes_result=False).line
+            markers = PlanQKStdout(output, takes_result=False, limits=launch.limits)
+            on_stdout = markers.line
         try:
             return await run_job(
                 proc,
@@ -321,7 +324,11 @@ class Executor:
         stop: asyncio.Future[JobStatus],
     ) -> Outcome:
         self._started(assignment, output)
-        data, params = planqk_input_parts(assignment.params)
+        try:
+            data, params = planqk_arguments(assignment.params)
+        except ParamsUndecodable as exc:
+            output.log(f"[qrt] {exc}")
+            return Outcome(JobStatus.FAILED, str(exc))
         inputs = OneShotInput(
             assignment.job_id, assignment.backend, json.dumps(data), json.dumps(params)
         )
@@ -333,6 +340,7 @@ class Executor:
             output,
             time_limit=assignment.max_execution_time,
             stop=stop,
+            limits=self._settings.result_limits,
         )
 
     def _started(self, assignment: Assignment, output: JobOutput) -> None:

@@ -12,11 +12,14 @@ import traceback
 from typing import Any
 
 from qrt_common.backends import DEFAULT_BACKEND
+from qrt_common.errors import ParamsUndecodable, ResultRefused
+from qrt_common.results import ResultLimits, refusal
 
 from .job_backends import make_backend
 from .job_protocol import Failure, Final, Launch
 from .loader import entry_point
 from .messenger import UserMessenger
+from .params import planqk_arguments
 
 ENTRY_MODULE = "src.program"
 
@@ -37,12 +40,17 @@ def _fields(value: Any) -> Any:
     raise TypeError(f"a {type(value).__name__} is not JSON serializable")
 
 
-def response_body(response: Any) -> str:
-    """`run()`'s response as JSON text; raises TypeError if it cannot be one."""
+def response_body(response: Any, limits: ResultLimits) -> str:
+    """`run()`'s response as JSON text; raises TypeError if it cannot be one, ResultRefused if
+    qrt cannot keep it (NaN or Infinity in it, over QRT_MAX_RESULT_BYTES)."""
     try:
-        return json.dumps(response, default=_fields)
+        body = json.dumps(response, default=_fields)
     except ValueError as exc:  # a circular reference
         raise TypeError(f"the response is not JSON serializable: {exc}") from None
+    reason = refusal(body, interim=False, limits=limits)
+    if reason is not None:
+        raise ResultRefused(reason)
+    return body
 
 
 def _failure(messenger: UserMessenger, reason: str) -> int:
@@ -58,10 +66,13 @@ def run_template(launch: Launch, messenger: UserMessenger) -> int:
     """
     os.environ["QRT_BACKEND"] = launch.backend
     try:
-        inputs = json.loads(launch.params) if launch.params else {}
+        data, params = planqk_arguments(launch.params)
         run = entry_point(launch.project_dir, ENTRY_MODULE, "run", "src/program.py")
-        response = run(data=inputs.get("data") or {}, params=inputs.get("params") or {})
-        body = response_body(response)
+        response = run(data=data, params=params)
+        body = response_body(response, launch.limits)
+    except (ParamsUndecodable, ResultRefused) as exc:
+        messenger.fail(str(exc))
+        return 1
     except SystemExit as exc:
         if exc.code in (0, None):
             messenger.send(Final("null"))

@@ -23,7 +23,10 @@ import selectors
 import signal
 import socket
 import sys
+import time
 from collections.abc import Mapping
+
+from qrt_executor.process_tree import become_subreaper, kill_strangers, kill_tree
 
 PRELOAD = (
     "qrt_executor.child",
@@ -47,26 +50,44 @@ def _child(fds: list[int]) -> None:
 
 
 def _reap(channel: socket.socket, children: set[int]) -> None:
+    """Reap every child that ended; report the job processes' exits, and kill the orphans
+    their ends handed over (before the report, so nothing of a finished job runs on)."""
+    exits = []
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            break
         if pid == 0:
-            return
-        children.discard(pid)
+            break
+        if pid in children:
+            children.discard(pid)
+            exits.append(f"exited {pid} {os.waitstatus_to_exitcode(status)}")
+    kill_strangers(children)
+    for message in exits:
         with contextlib.suppress(OSError):
-            channel.send(f"exited {pid} {os.waitstatus_to_exitcode(status)}".encode())
+            channel.send(message.encode())
+
+
+END_SECONDS = 5.0
+"""How long an ending zygote waits for the processes it killed to be gone."""
 
 
 def _end_all(children: set[int]) -> None:
+    """Kill every job process and every orphan they left, and wait until all are gone."""
     # Without its executor nobody follows these jobs, and the scheduler will run them again
     # elsewhere: they must not keep running.
     for pid in children:
-        with contextlib.suppress(OSError):
-            os.killpg(pid, signal.SIGKILL)
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
+        kill_tree(pid)
+    deadline = time.monotonic() + END_SECONDS
+    while time.monotonic() < deadline:
+        kill_strangers(())
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            time.sleep(0.005)
 
 
 PR_SET_PDEATHSIG = 1
@@ -117,6 +138,8 @@ def serve(channel: socket.socket, parent: int) -> None:
     closes the channel or ends; either ends every job process too. Until the imports are done
     SIGTERM ends the zygote as it is (nothing to clean up, nothing to say)."""
     _die_with(parent)
+    # What a job leaves behind when its process ends comes here, to be killed.
+    become_subreaper()
     _restore_environment()
     for name in PRELOAD:
         importlib.import_module(name)

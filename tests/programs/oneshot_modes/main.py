@@ -3,6 +3,7 @@
 import json
 import os
 import socket
+import subprocess
 import sys
 import time
 
@@ -70,4 +71,21 @@ elif mode == "sandbox":
 elif mode == "sleep":
     print("PlanQK:Job:InterimResult:", json.dumps({"sleeping": True}), flush=True)
     time.sleep(60)
+elif mode == "lines":
+    for line in params["lines"]:
+        print(line, flush=True)
+elif mode == "escape":
+    # tests/support/escaper.py: processes that try to outlive the job; then end as asked.
+    subprocess.Popen(
+        ["python3", params["escaper"], params["token"], "/tmp"], start_new_session=True
+    )
+    while not os.path.exists("/tmp/escaped"):
+        time.sleep(0.01)
+    with open("/tmp/escaped") as f:
+        print("PlanQK:Job:InterimResult:", json.dumps({"escaped": f.read().split()}), flush=True)
+    if params["end"] == "raise":
+        sys.exit(1)
+    if params["end"] == "hang":
+        time.sleep(3600)
+    print('PlanQK:Job:Result: {"done": true}')
 # "none": exits 0 without a result

@@ -1,7 +1,9 @@
 """Responds as `params["respond"]` says, to exercise every way a Python template can end."""
 
 import json
+import math  # noqa: F401 (for the expressions of respond=shape)
 import os
+import subprocess
 import sys
 import time
 
@@ -35,6 +37,22 @@ def run(data=None, params=None):
         print('PlanQK:Job:InterimResult:{"nospace": true}', flush=True)
         print("PlanQK:Job:InterimResult: {not json", flush=True)
         print('PlanQK:Job:Result: {"ignored": true}', flush=True)
+    if respond == "shape":
+        # Prints `lines`, returns what `result` spells as a Python expression.
+        for line in params.get("lines", []):
+            print(line, flush=True)
+        return eval(params["result"])
+    if respond == "escape":
+        # tests/support/escaper.py: processes that try to outlive the job; then end as asked.
+        command = [sys.executable, params["escaper"], params["token"], os.getcwd()]
+        subprocess.Popen(command, start_new_session=True)
+        while not os.path.exists("escaped"):
+            time.sleep(0.01)
+        with open("escaped") as f:
+            print(f"PlanQK:Job:InterimResult: {json.dumps({'escaped': f.read().split()})}")
+        respond = params["end"]
+    if respond == "hang":
+        time.sleep(3600)
     if respond == "sleep":
         with open(params["pidfile"], "w") as f:
             f.write(str(os.getpid()))
