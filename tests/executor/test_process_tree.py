@@ -209,7 +209,7 @@ def test_a_subreaper_keeps_what_leaves_its_session_and_kill_tree_ends_it(tmp_pat
     # A stand-in job process: a subreaper, whose child leaves its session and double-forks.
     script = (
         "import subprocess, sys, time\n"
-        "from qrt_executor.process_tree import become_subreaper\n"
+        "from qrt_common.processes import become_subreaper\n"
         "assert become_subreaper()\n"
         f"subprocess.Popen([sys.executable, {str(ESCAPER)!r}, {token!r}, {str(tmp_path)!r}],\n"
         "                 start_new_session=True)\n"

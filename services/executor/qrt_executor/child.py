@@ -13,13 +13,13 @@ import socket
 import sys
 
 from qrt_common.errors import MalformedMessage
+from qrt_common.processes import become_subreaper
 from qrt_common.programs import ProgramKind
 from qrt_common.wire import from_json
 
 from .job_backends import report_usage_to
 from .job_protocol import Launch
 from .messenger import UserMessenger
-from .process_tree import become_subreaper
 from .runtime_program import run_program
 from .template import run_template
 

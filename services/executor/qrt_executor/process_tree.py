@@ -4,7 +4,7 @@ A process group or a session is no fence: a program's child may call `setsid()`,
 double-fork and leave an orphan behind. Linux's *child subreapers* are: an orphan is handed to
 its nearest ancestor that is a subreaper instead of to init. So
 
-- each job process is a subreaper (`become_subreaper`): while it runs, everything it started,
+- each job process is a subreaper (`qrt_common.processes.become_subreaper`): while it runs, everything it started,
   in whatever session, stays in its tree, and `kill_tree` ends that tree (cancel, time limit,
   executor shutdown);
 - the zygote is a subreaper too: when a job process exits, what it leaves becomes the zygote's,
@@ -18,32 +18,10 @@ kernel ends, with everything in it, when the command ends.)
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from pathlib import Path
-
-PR_SET_CHILD_SUBREAPER = 36
-"""prctl(2): orphaned descendants of the caller become its children (Linux 3.4)."""
-
-
-def _prctl() -> Callable[..., int] | None:
-    try:
-        function: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):  # not Linux
-        return None
-    return function
-
-
-_PRCTL = _prctl()
-"""Looked up once, in the zygote, rather than in every job process it forks."""
-
-
-def become_subreaper() -> bool:
-    """Make this process the reaper of its orphaned descendants; False where the system cannot
-    (not Linux), and descendants may then escape."""
-    return _PRCTL is not None and _PRCTL(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
 
 
 def _stat(pid: int) -> list[str] | None:

@@ -14,7 +14,6 @@ Protocol, over a SOCK_SEQPACKET socket (one message per datagram):
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import gc
 import importlib
 import json
@@ -26,7 +25,8 @@ import sys
 import time
 from collections.abc import Mapping
 
-from qrt_executor.process_tree import become_subreaper, kill_strangers, kill_tree
+from qrt_common.processes import become_subreaper, end_with_parent
+from qrt_executor.process_tree import kill_strangers, kill_tree
 
 PRELOAD = (
     "qrt_executor.child",
@@ -90,21 +90,6 @@ def _end_all(children: set[int]) -> None:
             time.sleep(0.005)
 
 
-PR_SET_PDEATHSIG = 1
-"""prctl(2): the signal this process gets when its parent ends (Linux)."""
-
-
-def _die_with(parent: int) -> None:
-    """End this process when `parent` (the executor) ends, at whatever point it is, and at once
-    if it has ended already; elsewhere than Linux, the closed channel ends it instead."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # it ended before the request took effect
-        os._exit(0)
-
-
 def zygote_environment(environ: Mapping[str, str]) -> dict[str, str]:
     """The zygote's environment: `environ`, with its heap in transparent huge pages.
 
@@ -137,7 +122,8 @@ def serve(channel: socket.socket, parent: int) -> None:
     """Fork a job process for every `fork` message until the executor (process `parent`)
     closes the channel or ends; either ends every job process too. Until the imports are done
     SIGTERM ends the zygote as it is (nothing to clean up, nothing to say)."""
-    _die_with(parent)
+    # SIGTERM, not SIGKILL: its handler ends the job processes too.
+    end_with_parent(parent, signal.SIGTERM)
     # What a job leaves behind when its process ends comes here, to be killed.
     become_subreaper()
     _restore_environment()
