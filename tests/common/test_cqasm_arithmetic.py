@@ -68,6 +68,22 @@ def test_what_would_crash_libqasm_is_refused_by_rule():
     assert results[-1].get("rule") == "arithmetic" and results[-1]["line"] == 5, results[-1]
 
 
+def test_text_libqasm_cannot_quote_is_refused_too():
+    # libqasm's syntax tree (JSON) of a line with a non-ASCII or control character is not valid
+    # JSON: such a line is refused as it stands, and a comment may hold anything.
+    sources = [
+        V3 + "X q[1/0]\nH \u00e9 q[0]\n",
+        V3 + "X q[1/\u00e90]\n",
+        V3 + "X q[1/0] // \u00e9\n",
+        V3 + "X q[1/0] \x00\n",
+        V3 + "X q[1/0]\nH q[0] \x01\n",
+    ]
+    results = parse_in_child(sources)
+    expected = [("syntax", 5), ("syntax", 4), ("arithmetic", 4), ("syntax", 4), ("arithmetic", 4)]
+    for source, result, (rule, line) in zip(sources, results, expected, strict=True):
+        assert (result.get("rule"), result.get("line")) == (rule, line), (source, result)
+
+
 @pytest.mark.parametrize(
     ("statement", "qubits"),
     [

@@ -126,7 +126,7 @@ def mutate(source: str, rng: random.Random) -> str:
 def test_mutated_circuits_parse_or_are_refused_by_rule(version):
     rng = random.Random(18 + version)
     programs = V1_PROGRAMS if version == 1 else V3_PROGRAMS
-    mutants = [mutate(rng.choice(programs), rng) for _ in range(250)]
+    mutants = [mutate(rng.choice(programs), rng) for _ in range(400)]
     results = parse_in_child(mutants, LIMITS, convert=True, timeout=500)
     refused = 0
     for mutant, result in zip(mutants, results, strict=True):

@@ -46,6 +46,8 @@ _VERSION = re.compile(r"^[ \t]*version\b")
 _DECLARES = re.compile(r"[ \t]*(qubit|bit)\b")
 # A statement whose ranges are all literal (`CNOT q[0:3], q[1:4]`) is checked without a parser.
 _FAULTS = re.compile(r"[/%?]|<<|>>")
+# Outside comments and asm bodies, libqasm's lexer reads ASCII only.
+_NOT_ASCII = re.compile(r"[^\x00-\x7f]")
 _INDEXED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)[ \t]*\[([^\[\]]*)\]")
 _LITERAL = re.compile(r"[ \t]*([0-9]{1,19})[ \t]*(?::[ \t]*([0-9]{1,19})[ \t]*)?")
 _CONSTANTS = {"pi": math.pi, "eu": math.e, "tau": math.tau}
@@ -139,7 +141,12 @@ def statements(stripped: str) -> tuple[list[int], int]:
 
 def _syntax(text: str) -> dict[str, Any] | None:
     """libqasm's syntax tree of `text` (parsed only: nothing evaluated), None on syntax errors."""
-    tree = json.loads(libqasm.V3xAnalyzer.parse_string_to_json(text, _FILE))
+    try:
+        # Not strict: libqasm's messages quote control characters of the text as they are.
+        tree = json.loads(libqasm.V3xAnalyzer.parse_string_to_json(text, _FILE), strict=False)
+    except json.JSONDecodeError:
+        # Unreadable as JSON, it cannot be checked: refused rather than given to libqasm.
+        raise CqasmError("cannot read the circuit") from None
     if not isinstance(tree, dict) or "errors" in tree or "Program" not in tree:
         return None
     return tree
@@ -371,6 +378,10 @@ def precheck(text: str, limits: Limits) -> None:
     """Raise CqasmError for what in cQASM 3.0 `text` would crash libqasm or make it expand more
     than `limits` allow; return if libqasm can be given the text safely."""
     stripped = strip_comments(text, 3)
+    foreign = _NOT_ASCII.search(stripped)
+    if foreign is not None:
+        number = stripped.count("\n", 0, foreign.start()) + 1
+        raise CqasmError(f"unexpected character {foreign.group(0)!r}", number)
     check_nesting(stripped, 3, limits.max_nesting)
     registers = _declarations(stripped, limits)
     # Every instruction is at least one operation: more of them than operations allowed is
