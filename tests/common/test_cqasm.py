@@ -60,7 +60,7 @@ def assert_state(actual: Statevector, expected: list[complex], *, up_to_phase: b
 
 BELL_V1 = "version 1.0\nqubits 2\nh q[0]\ncnot q[0], q[1]\nmeasure q[0:1]\n"
 BELL_V3 = "version 3.0\nqubit[2] q\nbit[2] b\nH q[0]\nCNOT q[0], q[1]\nb = measure q\n"
-GHZ_V1 = "version 1.0\nqubits 5\nH q[0]\nCNOT q[0:3], q[1:4]\nmeasure_all\n"
+GHZ_V1 = "version 1.0\nqubits 5\nH q[0]\nCNOT q[0], q[1]\nCNOT q[0:1], q[2:3]\nCNOT q[3], q[4]\nmeasure_all\n"
 GHZ_V3 = "version 3.0\nqubit[5] q\nbit[5] b\nH q[0]\nCNOT q[0:3], q[1:4]\nb = measure q\n"
 
 
@@ -248,8 +248,8 @@ def test_v3_reset_init_barrier_wait():
         ("version 1.0\nqubits 2\nh q[0]\nfoo q[1]\n", 4, "unknown instruction foo"),
         ("version 1.0\nqubits 2\nh q[2]\n", 3, "out of range"),
         ("version 1.0\nqubits 2\n\nh q[0] x q[1]\n", 4, "unexpected 'x'"),
-        ("version 1.0\nqubits 2\nrx q[0]\n", 3, "Rx takes"),
-        ("version 1.0\nqubits 2\nc-x q[0], q[1]\n", 3, "condition bits first"),
+        ("version 1.0\nqubits 2\nrx q[0]\n", 3, "rx takes (qubits, real), got (qubits)"),
+        ("version 1.0\nqubits 2\nc-x q[0], q[1]\n", 3, "condition must be bits"),
         ("version 1.0\nqubits 2\nmeasure_parity q[0], z, q[1], z\n", 3, "not supported"),
         ("version 1.0\nh q[0]\n", 2, "qubits N"),
         ("version 2.0\nqubits 2\n", 1, "version 2.0 is not supported"),

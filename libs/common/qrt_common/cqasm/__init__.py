@@ -8,12 +8,15 @@ from ..errors import CqasmError
 from .circuit import Circuit, Modifier, Operation
 from .convert import to_circuit
 from .export import dumps
+from .limits import DEFAULT_LIMITS, Limits
 from .sampling import Sample, sample
 from .v1 import parse_v1
 from .v3 import parse_v3
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "Circuit",
+    "Limits",
     "Modifier",
     "Operation",
     "Sample",
@@ -29,17 +32,21 @@ _VERSION = re.compile(r"^[ \t]*version[ \t]+([0-9]+(?:\.[0-9]+)*)", re.I | re.M)
 _V3_BODY = re.compile(r"^[ \t]*(?:qubit|bit)\b|=[ \t]*measure\b", re.M)
 
 
-def parse(text: str) -> Circuit:
-    """Parse a cQASM circuit of either dialect, chosen by its `version` statement."""
+def parse(text: str, limits: Limits = DEFAULT_LIMITS) -> Circuit:
+    """Parse a cQASM circuit of either dialect, chosen by its `version` statement.
+
+    Raises CqasmError (naming the rule broken and its line) for a circuit that cannot be read
+    or would ask for more than `limits`; each limit is checked before the work it bounds.
+    """
     match = _VERSION.search(text)
     if match is None:
         raise CqasmError("the circuit has no `version` statement (1.0 or 3.0)", 1)
     major = match.group(1).split(".")[0]
     if major == "3":
-        return parse_v3(text)
+        return parse_v3(text, limits)
     if major != "1":
         line = text.count("\n", 0, match.start()) + 1
         raise CqasmError(f"cQASM version {match.group(1)} is not supported (1.0 or 3.0)", line)
     if _V3_BODY.search(text):
-        return parse_v3(text[: match.start(1)] + "3.0" + text[match.end(1) :])
-    return parse_v1(text)
+        return parse_v3(text[: match.start(1)] + "3.0" + text[match.end(1) :], limits)
+    return parse_v1(text, limits)

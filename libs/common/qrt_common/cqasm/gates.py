@@ -45,9 +45,10 @@ NON_GATES = frozenset({"measure", "init", "reset", "barrier", "wait"})
 
 
 def _rn(nx: float, ny: float, nz: float, theta: float, phi: float) -> Gate:
-    norm = math.sqrt(nx * nx + ny * ny + nz * nz)
-    if norm == 0:
-        raise CqasmError("Rn needs a non-zero axis")
+    # hypot scales instead of squaring, so a component of 1e200 does not overflow to inf.
+    norm = math.hypot(nx, ny, nz)
+    if norm == 0 or not math.isfinite(norm):
+        raise CqasmError("Rn needs a finite, non-zero axis", rule="parameters")
     nx, ny, nz = nx / norm, ny / norm, nz / norm
     c, s = math.cos(theta / 2), math.sin(theta / 2)
     matrix = cmath.exp(1j * phi) * np.array(
@@ -56,8 +57,16 @@ def _rn(nx: float, ny: float, nz: float, theta: float, phi: float) -> Gate:
     return UnitaryGate(matrix, check_input=False)
 
 
+def crk_phase(k: float) -> float:
+    """CRk's phase 2π/2^k for an integer k; 0 for k <= 0, where 2π·2^|k| is a whole number of
+    turns (so no k, however large, overflows)."""
+    if k <= 0:
+        return 0.0
+    return math.ldexp(2 * math.pi, -int(min(k, 2000)))
+
+
 def _crk(k: float) -> Gate:
-    return CPhaseGate(2 * math.pi / 2**k)
+    return CPhaseGate(crk_phase(k))
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +91,8 @@ class QuisGate:
     """cQASM 1.0 has it (under its lower-case name)."""
     in_pgs: bool = True
     """A device may list it in its primitive gate set."""
+    integer_params: bool = False
+    """The parameters are integers (CRk's k), not angles: libqasm refuses `CRk(0.5)`."""
 
     def qiskit_gate(self, params: tuple[float, ...] = ()) -> Gate:
         """The Qiskit gate (equal up to `phase`) for these parameter values."""
@@ -129,7 +140,7 @@ GATES: dict[str, QuisGate] = {
         QuisGate("CZ", 2, 0, CZGate(), qiskit_name="cz"),
         QuisGate("SWAP", 2, 0, SwapGate(), qiskit_name="swap"),
         QuisGate("CR", 2, 1, factory=CPhaseGate, qiskit_name="cp"),
-        QuisGate("CRk", 2, 1, factory=_crk),
+        QuisGate("CRk", 2, 1, factory=_crk, integer_params=True),
         # cQASM 1.0 only: libqasm's cQASM 3 has no three-qubit gate.
         QuisGate("Toffoli", 3, 0, CCXGate()),
     )

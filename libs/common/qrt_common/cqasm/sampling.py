@@ -7,8 +7,10 @@ from typing import Any
 
 from qiskit.circuit import QuantumCircuit
 
+from ..errors import CqasmError
 from .circuit import Circuit
 from .convert import to_circuit
+from .limits import DEFAULT_LIMITS, Limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +32,21 @@ def sample(
     circuit: QuantumCircuit | None = None,
     **options: Any,
 ) -> Sample:
-    """Run `parsed` (already converted to `circuit`, if given) on `backend`."""
+    """Run `parsed` (already converted to `circuit`, if given) on `backend` for `shots` shots;
+    `options` go to `backend.run`, except `limits` (a `Limits`, DEFAULT_LIMITS if not given).
+
+    Raises CqasmError (rule `max_shots`) unless `shots` is an integer from 1 to
+    `limits.max_shots`, before anything is run or allocated for them.
+    """
+    # A keyword in `options`, not a parameter: callers pass `**options` of their own.
+    limits = options.pop("limits", DEFAULT_LIMITS)
+    if not isinstance(limits, Limits):
+        raise TypeError(f"limits must be a Limits, got {limits!r}")
+    if isinstance(shots, bool) or not isinstance(shots, int) or not 0 < shots <= limits.max_shots:
+        raise CqasmError(
+            f"shots must be an integer from 1 to {limits.max_shots}, got {shots!r}",
+            rule="max_shots",
+        )
     width = parsed.num_bits or parsed.num_qubits
     if not any(op.name == "measure" for op in parsed.operations):
         # Nothing measured: every bit reads 0 (as QuTech's QX simulator answers).
