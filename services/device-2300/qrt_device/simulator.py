@@ -6,7 +6,7 @@ from qiskit.circuit import ControlFlowOp, QuantumCircuit
 from qiskit_aer import AerSimulator
 from qiskit_aer.noise import NoiseModel
 
-from qrt_common.cqasm import Circuit, Sample, sample
+from qrt_common.cqasm import DEFAULT_LIMITS, Circuit, Limits, Sample, sample
 
 from .rules import is_dynamic
 
@@ -44,9 +44,11 @@ class Simulator:
         seed: int | None = None,
         raw_data: bool = False,
         circuit: QuantumCircuit | None = None,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> Sample:
-        """Run `parsed` (already converted to `circuit`, if given) for `shots` shots."""
-        options: dict[str, object] = {}
+        """Run `parsed` (already converted to `circuit`, if given) for `shots` shots; raises
+        CqasmError (rule `max_shots`) for more shots than `limits` allow."""
+        options: dict[str, object] = {"limits": limits}
         if seed is not None:
             options["seed_simulator"] = seed
         qubits = parsed.num_qubits

@@ -16,7 +16,7 @@ import signal
 import sys
 from typing import BinaryIO
 
-from qrt_common.cqasm import parse, to_circuit
+from qrt_common.cqasm import DEFAULT_LIMITS, Limits, parse, to_circuit
 from qrt_common.errors import CqasmError
 from qrt_common.processes import end_with_parent
 
@@ -45,11 +45,19 @@ class Runner:
         self.config = config
         self.simulator = Simulator()
         self.noise = NoiseModels(config)
+        # The device's own qubit count is a rule of its own (`check`), with its name in the
+        # message; the parser's bound only keeps a declaration from costing work.
+        self.limits = Limits(
+            max_qubits=max(config.qubits, DEFAULT_LIMITS.max_qubits),
+            max_bits=config.max_bits,
+            max_operations=config.max_operations,
+            max_shots=config.max_shots,
+        )
 
     def run(self, task: Task) -> Outcome:
         """Parse `task`'s circuit, check it against the device's rules and simulate it."""
         try:
-            parsed = parse(task.circuit)
+            parsed = parse(task.circuit, self.limits)
             check(parsed, self.config, task.shots)
             circuit = to_circuit(parsed)
         except CqasmError as exc:
@@ -63,7 +71,7 @@ class Runner:
                 noise = self.noise.get(task.noise.version, task.noise.values, names)
             sample = self.simulator.run(
                 parsed, task.shots, noise=noise, seed=task.seed, raw_data=task.raw_data,
-                circuit=circuit,
+                circuit=circuit, limits=self.limits,
             )  # fmt: skip
         except Exception as exc:
             return Failed(f"{type(exc).__name__}: {exc}")

@@ -4,9 +4,9 @@ A process group or a session is no fence: a program's child may call `setsid()`,
 double-fork and leave an orphan behind. Linux's *child subreapers* are: an orphan is handed to
 its nearest ancestor that is a subreaper instead of to init. So
 
-- each job process is a subreaper (`qrt_common.processes.become_subreaper`): while it runs, everything it started,
-  in whatever session, stays in its tree, and `kill_tree` ends that tree (cancel, time limit,
-  executor shutdown);
+- each job process is a subreaper (`qrt_common.processes.become_subreaper`): while it runs,
+  everything it started, in whatever session, stays in its tree, and `kill_tree` ends that
+  tree (cancel, time limit, executor shutdown);
 - the zygote is a subreaper too: when a job process exits, what it leaves becomes the zygote's,
   and the zygote kills every child it did not fork itself (`kill_strangers`) - at once, since
   the orphans are handed over before the job process's exit is reported.
