@@ -25,7 +25,7 @@ from qrt_common.jobs import Job, JobStatus, transition
 from qrt_common.programs import Program, ProgramKind
 from qrt_common.retry import Backoff
 from qrt_common.store import sqlite as sqlite_store
-from qrt_common.store.base import JobQuery, JobStore
+from qrt_common.store.base import FIRST_PAGE, PAGE_BYTES, JobQuery, JobStore
 from qrt_common.store.mongo import MongoStore
 from qrt_common.store.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA
 from qrt_common.store.sqlite import SQLiteStore
@@ -200,6 +200,40 @@ async def test_interims_are_ordered_and_idempotent(store: JobStore):
         await store.add_interim("job-001", 1, index, f'"i{index}"')
     interims = await store.list_interims("job-001")
     assert [(i.index, i.data) for i in interims] == [(0, '"i0"'), (1, '"i1"')]
+
+
+async def test_output_is_read_in_pages_in_order(store: JobStore):
+    await store.add_job(make_job(1))
+    await store.add_job(make_job(2))
+    keys = [(1, seq) for seq in range(7)] + [(2, seq) for seq in range(5)]
+    for attempt, seq in reversed(keys):
+        await store.append_log("job-001", attempt, seq, f"{attempt}.{seq}\n")
+        await store.add_interim("job-001", attempt, seq, f'"{attempt}.{seq}"')
+    await store.add_interim("job-002", 1, 0, '"other job"')
+    log_pages = [[c.key for c in page] async for page in store.log_pages("job-001", page=5)]
+    assert log_pages == [keys[0:5], keys[5:10], keys[10:12]]
+    interim_pages = [
+        [i.data for i in page] async for page in store.interim_pages("job-001", page=4)
+    ]
+    assert [i for page in interim_pages for i in page] == [f'"{a}.{s}"' for a, s in keys]
+    assert [len(page) for page in interim_pages] == [4, 4, 4]
+    second = [[c.text for c in p] async for p in store.log_pages("job-001", attempt=2, page=3)]
+    assert second == [["2.0\n", "2.1\n", "2.2\n"], ["2.3\n", "2.4\n"]]
+    after = await store.list_interims("job-001", after=(1, 5), limit=3)
+    assert [i.key for i in after] == [(1, 6), (2, 0), (2, 1)]
+    assert (await store.last_interim("job-001")).key == (2, 4)  # type: ignore[union-attr]
+    assert (await store.last_interim("job-001", attempt=1)).data == '"1.6"'  # type: ignore[union-attr]
+    assert await store.last_interim("job-001", attempt=3) is None
+    assert [p async for p in store.interim_pages("unknown")] == []
+
+
+async def test_pages_of_large_pieces_hold_fewer(store: JobStore):
+    await store.add_job(make_job(1))
+    for seq in range(70):
+        await store.add_interim("job-001", 1, seq, '"' + "x" * 100_000 + '"')
+    sizes = [len(page) async for page in store.interim_pages("job-001")]
+    assert sizes[0] == FIRST_PAGE and sum(sizes) == 70
+    assert max(sizes[1:]) * 100_000 <= 2 * PAGE_BYTES
 
 
 async def test_first_result_wins(store: JobStore):

@@ -134,7 +134,9 @@ def bool_query(request: web.Request, name: str) -> bool | None:
 
 
 def time_query(request: web.Request, name: str) -> datetime | None:
-    """Query parameter `name` as an ISO 8601 time, UTC when it has no offset."""
+    """Query parameter `name` as an ISO 8601 time (UTC when it has no offset); raises
+    InvalidInput for a text that is no such time, or one that in UTC falls outside the years 1
+    to 9999 (`0001-01-01T00:00:00+01:00`), which no store could compare."""
     raw = request.query.get(name)
     if raw is None:
         return None
@@ -144,7 +146,17 @@ def time_query(request: web.Request, name: str) -> datetime | None:
         raise InvalidInput(
             f"query parameter '{name}' must be an ISO 8601 time", field=name
         ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(
+            f"query parameter '{name}' is out of range: in UTC it falls outside the years 1 "
+            "to 9999",
+            field=name,
+        ) from None
+    return value
 
 
 def json_errors(max_request_bytes: int) -> Middleware:
@@ -164,6 +176,8 @@ def json_errors(max_request_bytes: int) -> Middleware:
         except web.HTTPRequestEntityTooLarge:
             limit = max_request_bytes
             return error_response(413, f"request body is larger than the limit of {limit} bytes")
+        except web.RequestPayloadError as exc:
+            return _unreadable_body(request, exc)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -173,6 +187,19 @@ def json_errors(max_request_bytes: int) -> Middleware:
             return error_response(500, f"internal error ({type(exc).__name__}); see the log")
 
     return middleware
+
+
+def _unreadable_body(request: web.Request, error: web.RequestPayloadError) -> web.Response:
+    """The 400 for a body that cannot be read as declared (say, `Content-Encoding: gzip` on
+    a body that is not gzip)."""
+    cause = error.__cause__ or error.__context__ or error
+    encoding = request.headers.get("Content-Encoding")
+    if encoding:
+        detail = (
+            f"request body cannot be decoded as its Content-Encoding {encoding!r} says: {cause}"
+        )
+        return error_response(400, detail, "Content-Encoding")
+    return error_response(400, f"request body cannot be read: {cause}")
 
 
 @web.middleware

@@ -42,7 +42,7 @@ from ..errors import ProgramNameTaken, StoreSetupError, StoreUnavailable
 from ..jobs import Job, JobStatus, epoch_us, job_from_dict, job_to_dict
 from ..programs import Program, program_from_dict, program_to_dict
 from ..retry import Backoff
-from .base import Interim, JobQuery, JobStore, LogChunk
+from .base import Interim, JobQuery, JobStore, LogChunk, PartKey
 
 SCHEMA_VERSION = 3
 """The layout this code writes; `meta.schema` says which layout the database holds."""
@@ -343,26 +343,62 @@ class MongoStore(JobStore):
         doc = {**key, "text": text, "created_us": epoch_us(datetime.now(UTC))}
         return await self._insert_once("logs", key, doc)
 
-    async def log_chunks(self, job_id: str) -> list[LogChunk]:
-        docs = await self._sorted_parts("logs", job_id)
+    async def log_chunks(
+        self,
+        job_id: str,
+        *,
+        attempt: int | None = None,
+        after: PartKey | None = None,
+        limit: int | None = None,
+    ) -> list[LogChunk]:
+        docs = await self._sorted_parts("logs", job_id, attempt, after, limit)
         return [LogChunk(attempt=d["attempt"], seq=d["seq"], text=d["text"]) for d in docs]
 
     async def add_interim(self, job_id: str, attempt: int, index: int, data: str) -> bool:
         key = {"job_id": job_id, "attempt": attempt, "seq": index}
         return await self._insert_once("interims", key, {**key, "data": data})
 
-    async def list_interims(self, job_id: str) -> list[Interim]:
-        docs = await self._sorted_parts("interims", job_id)
+    async def list_interims(
+        self,
+        job_id: str,
+        *,
+        attempt: int | None = None,
+        after: PartKey | None = None,
+        limit: int | None = None,
+    ) -> list[Interim]:
+        docs = await self._sorted_parts("interims", job_id, attempt, after, limit)
         return [Interim(attempt=d["attempt"], index=d["seq"], data=d["data"]) for d in docs]
 
-    async def _sorted_parts(self, name: str, job_id: str) -> list[Document]:
+    async def last_interim(self, job_id: str, *, attempt: int | None = None) -> Interim | None:
+        docs = await self._sorted_parts("interims", job_id, attempt, None, 1, newest=True)
+        return Interim(docs[0]["attempt"], docs[0]["seq"], docs[0]["data"]) if docs else None
+
+    async def _sorted_parts(
+        self,
+        name: str,
+        job_id: str,
+        attempt: int | None,
+        after: PartKey | None,
+        limit: int | None,
+        *,
+        newest: bool = False,
+    ) -> list[Document]:
         collection = self._collection(name)
+        where: Document = {"job_id": job_id}
+        if attempt is not None:
+            where["attempt"] = attempt
+        if after is not None:
+            later, seq = after
+            where["$or"] = [{"attempt": {"$gt": later}}, {"attempt": later, "seq": {"$gt": seq}}]
+        order = DESCENDING if newest else ASCENDING
 
         async def read() -> list[Document]:
-            cursor = collection.find({"job_id": job_id}, {"_id": False}).sort(
-                [("attempt", ASCENDING), ("seq", ASCENDING)]
+            cursor = collection.find(where, {"_id": False}).sort(
+                [("attempt", order), ("seq", order)]
             )
-            return list(await cursor.to_list(length=None))
+            if limit is not None:
+                cursor = cursor.limit(limit)
+            return list(await cursor.to_list(length=limit))
 
         return await self._retrying(read)
 

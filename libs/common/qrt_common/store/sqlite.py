@@ -18,7 +18,7 @@ from ..archives import ProgramArchive
 from ..errors import ProgramNameTaken, StoreSetupError, StoreUnavailable
 from ..jobs import Job, JobStatus, epoch_us, job_from_dict, job_to_dict, utcnow
 from ..programs import Program, program_from_dict, program_to_dict
-from .base import Interim, JobQuery, JobStore, LogChunk
+from .base import Interim, JobQuery, JobStore, LogChunk, PartKey
 
 logger = logging.getLogger(__name__)
 
@@ -102,15 +102,16 @@ CHECKPOINT_EVERY = 500
 class SQLiteStore(JobStore):
     """A JobStore in one SQLite database file.
 
-    A small write, and a read by key (a job, its log, interim results or result), run on the
+    A small write, and a read of a job or a program's archive by key, run on the
     event loop's own connection: in WAL mode with synchronous=NORMAL they take tens of
     microseconds, less than handing them to a thread and back, which under load costs a service
     more CPU than the statement itself.
     That connection never waits: when another process (or this one's writer thread) holds the
     write lock, the write goes to the writer thread instead, where it waits for the lock.
 
-    Everything else (large payloads, scans, purges) goes through a connection each for reads
-    and writes, in a thread of their own, so the event loop never blocks on the file. Writes
+    Everything else (large payloads, a job's output, which may be large and is read in pages,
+    scans, purges) goes through a connection each for reads and writes, in a thread of their
+    own, so the event loop never blocks on the file. Writes
     there are group-committed: the writes that arrive while a transaction is being committed go
     into the next one together. Several processes (gateway, scheduler) share the file; each
     write transaction takes the file's write lock once, and under load that is once per batch
@@ -352,26 +353,77 @@ class SQLiteStore(JobStore):
         )
         return await self._write(sql, (job_id, attempt, seq, text, epoch_us(utcnow()))) == 1
 
-    async def log_chunks(self, job_id: str) -> list[LogChunk]:
-        sql = "SELECT attempt, seq, text FROM logs WHERE job_id = ? ORDER BY attempt, seq"
-        rows = await self._look_up(sql, (job_id,))
+    async def log_chunks(
+        self,
+        job_id: str,
+        *,
+        attempt: int | None = None,
+        after: PartKey | None = None,
+        limit: int | None = None,
+    ) -> list[LogChunk]:
+        rows = await self._parts("logs", "seq", "text", job_id, attempt, after, limit)
         return [LogChunk(attempt=r[0], seq=r[1], text=r[2]) for r in rows]
+
+    async def _parts(
+        self,
+        table: str,
+        seq: str,
+        data: str,
+        job_id: str,
+        attempt: int | None,
+        after: PartKey | None,
+        limit: int | None,
+        *,
+        newest: bool = False,
+    ) -> list[Any]:
+        """Rows (attempt, seq, data) of a job's log chunks or interim results, in order (or
+        newest first), as `JobStore.log_chunks` chooses them."""
+        where: list[str] = ["job_id = ?"]
+        args: list[Any] = [job_id]
+        if attempt is not None:
+            where.append("attempt = ?")
+            args.append(attempt)
+        if after is not None:
+            where.append(f"(attempt, {seq}) > (?, ?)")
+            args.extend(after)
+        order = "DESC" if newest else "ASC"
+        sql = (
+            f"SELECT attempt, {seq}, {data} FROM {table} WHERE {' AND '.join(where)}"
+            f" ORDER BY attempt {order}, {seq} {order}"
+        )
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        # In the reader's thread: a job's output may be large, and however many ask for it,
+        # the event loop only waits for the rows to arrive.
+        return await self._read(sql, args)
 
     async def add_interim(self, job_id: str, attempt: int, index: int, data: str) -> bool:
         sql = "INSERT OR IGNORE INTO interims (job_id, attempt, idx, data) VALUES (?, ?, ?, ?)"
         return await self._write(sql, (job_id, attempt, index, data)) == 1
 
-    async def list_interims(self, job_id: str) -> list[Interim]:
-        sql = "SELECT attempt, idx, data FROM interims WHERE job_id = ? ORDER BY attempt, idx"
-        rows = await self._look_up(sql, (job_id,))
+    async def list_interims(
+        self,
+        job_id: str,
+        *,
+        attempt: int | None = None,
+        after: PartKey | None = None,
+        limit: int | None = None,
+    ) -> list[Interim]:
+        rows = await self._parts("interims", "idx", "data", job_id, attempt, after, limit)
         return [Interim(attempt=r[0], index=r[1], data=r[2]) for r in rows]
+
+    async def last_interim(self, job_id: str, *, attempt: int | None = None) -> Interim | None:
+        rows = await self._parts("interims", "idx", "data", job_id, attempt, None, 1, newest=True)
+        return Interim(attempt=rows[0][0], index=rows[0][1], data=rows[0][2]) if rows else None
 
     async def set_result(self, job_id: str, data: str) -> bool:
         sql = "INSERT OR IGNORE INTO results (job_id, data) VALUES (?, ?)"
         return await self._write(sql, (job_id, data)) == 1
 
     async def get_result(self, job_id: str) -> str | None:
-        rows = await self._look_up("SELECT data FROM results WHERE job_id = ?", (job_id,))
+        # In the reader's thread: a result may be tens of megabytes.
+        rows = await self._read("SELECT data FROM results WHERE job_id = ?", (job_id,))
         return str(rows[0][0]) if rows else None
 
     async def add_program(self, program: Program, archive: ProgramArchive) -> None:
