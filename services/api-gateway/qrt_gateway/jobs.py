@@ -27,6 +27,7 @@ from .schemas import JobCreated, JobList, JobOut, JobRequest, dump
 from .strict import paced_strict_json
 
 MAX_PAGE = 1000
+MAX_OFFSET = 2**62
 
 
 async def create_job(request: web.Request) -> web.Response:
@@ -77,7 +78,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     statuses = _statuses(request)
     query = JobQuery(
         limit=int_query(request, "limit", 200, 1, MAX_PAGE),
-        offset=int_query(request, "offset", 0, 0, 2**62),
+        offset=int_query(request, "offset", 0, 0, MAX_OFFSET),
         statuses=() if statuses == set(JobStatus) else statuses,
         program_id=request.query.get("program"),
         backend=request.query.get("backend"),

@@ -192,14 +192,20 @@ def json_errors(max_request_bytes: int) -> Middleware:
 def _unreadable_body(request: web.Request, error: web.RequestPayloadError) -> web.Response:
     """The 400 for a body that cannot be read as declared (say, `Content-Encoding: gzip` on
     a body that is not gzip)."""
-    cause = error.__cause__ or error.__context__ or error
+    cause: BaseException = error
+    while (deeper := cause.__cause__ or cause.__context__) is not None:
+        cause = deeper  # the decompressor's own words ("incorrect header check")
     encoding = request.headers.get("Content-Encoding")
     if encoding:
         detail = (
             f"request body cannot be decoded as its Content-Encoding {encoding!r} says: {cause}"
         )
-        return error_response(400, detail, "Content-Encoding")
-    return error_response(400, f"request body cannot be read: {cause}")
+        response = error_response(400, detail, "Content-Encoding")
+    else:
+        response = error_response(400, f"request body cannot be read: {cause}")
+    # What is left of the body cannot be told from the next request: this connection ends.
+    response.force_close()
+    return response
 
 
 @web.middleware
