@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from mongomock_motor import AsyncMongoMockClient
 from pymongo import AsyncMongoClient
-from pymongo.errors import AutoReconnect
+from pymongo.errors import AutoReconnect, WriteError
 
 from qrt_common.archives import ProgramArchive, archive_digest
 from qrt_common.errors import ProgramNameTaken, StoreUnavailable
@@ -29,6 +29,7 @@ from qrt_common.store.base import FIRST_PAGE, PAGE_BYTES, JobQuery, JobStore
 from qrt_common.store.mongo import MongoStore
 from qrt_common.store.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA
 from qrt_common.store.sqlite import SQLiteStore
+from tests.support.disks import small_disk
 from tests.support.waiting import eventually
 
 Reopen = Callable[[], Awaitable[JobStore]]
@@ -676,3 +677,47 @@ async def test_a_failing_write_fails_alone_among_writes_made_at_once(tmp_path: P
         assert await store.read_log("job-002") == "log\n"
     finally:
         await store.close()
+
+
+async def test_a_full_disk_makes_writes_unavailable_and_the_store_not_ready(tmp_path: Path):
+    with small_disk(tmp_path / "disk") as disk:
+        store = SQLiteStore(disk.path / "qrt.db")
+        await store.open()
+        try:
+            await store.add_job(make_job(1))
+            assert await store.is_ready()
+            disk.fill()
+            with pytest.raises(StoreUnavailable, match=r"cannot write .* the disk is full"):
+                for seq in range(1000):  # what the write-ahead log still had room for goes in
+                    await store.append_log("job-001", 1, seq, "x" * 4096)
+            with pytest.raises(StoreUnavailable, match="the disk is full"):
+                await store.add_job(make_job(2))
+            assert not await store.is_ready()
+            assert await store.get_job("job-001") is not None  # reads go on
+            disk.free()
+            assert await store.append_log("job-001", 1, 5000, "room again\n")
+            assert await store.is_ready()
+            assert (await store.add_job(make_job(2))).id == "job-002"
+        finally:
+            await store.close()
+
+
+async def test_a_mongodb_that_cannot_write_is_unavailable_and_not_ready(monkeypatch):
+    client: Any = AsyncMongoMockClient(tz_aware=True)
+    store = MongoStore("mongodb://mock/qrt", client=client)
+    await store.open()
+    await store.add_job(make_job(1))
+    assert await store.is_ready()
+
+    async def out_of_disk(*args: Any, **kwargs: Any) -> Any:
+        raise WriteError("OutOfDiskSpace: 1 GB needed", 14031, {"code": 14031})
+
+    # The server's own answer when its disk is full (mongomock cannot run out of space).
+    monkeypatch.setattr(type(client["qrt"]["jobs"]), "update_one", out_of_disk)
+    with pytest.raises(StoreUnavailable, match=r"cannot write: the disk is full \(OutOfDiskSpace"):
+        await store.add_job(make_job(2))
+    assert not await store.is_ready()
+    monkeypatch.undo()
+    await store.add_job(make_job(2))
+    assert await store.is_ready()
+    await store.close()

@@ -197,7 +197,7 @@ def create_app(context: Gateway) -> web.Application:
         if route.path.endswith("/") and len(route.path) > 1:
             # PlanQK clients use the service's base URL with and without the slash.
             app.router.add_route(route.method, route.path.rstrip("/"), route.handler)
-    document = json.dumps(openapi_document(ROUTES, title="qrt", version=VERSION))
+    document = json.dumps(openapi_document(ROUTES, title="qrt", version=VERSION), allow_nan=False)
 
     async def openapi(request: web.Request) -> web.Response:
         return web.Response(text=document, content_type="application/json")

@@ -78,11 +78,16 @@ def parse_json(raw: bytes) -> Any:
     if not raw:
         raise InvalidInput("request body is empty; send a JSON object")
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_not_json)
     except ValueError as exc:
         raise InvalidInput(f"request body is not valid JSON: {exc}") from None
     except RecursionError:
         raise InvalidInput("request body is nested too deeply") from None
+
+
+def _not_json(word: str) -> None:
+    # Python's json reads NaN and Infinity; JSON has no such numbers, and qrt sends none.
+    raise ValueError(f"{word} is not a JSON number (send null or a string in its place)")
 
 
 async def read_json(request: web.Request) -> Any:

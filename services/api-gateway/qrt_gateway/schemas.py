@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -346,5 +345,6 @@ class ErrorOut(_Body):
 
 
 def dump(model: BaseModel) -> str:
-    """A response model as JSON text, with the API's field names."""
-    return json.dumps(model.model_dump(mode="json", by_alias=True))
+    """A response model as strict JSON text, with the API's field names (a non-finite number,
+    say in metadata a program file gave, is written as null)."""
+    return model.model_dump_json(by_alias=True)

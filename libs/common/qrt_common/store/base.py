@@ -3,6 +3,7 @@ programs users upload."""
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass, field
@@ -70,6 +71,38 @@ class Interim:
         return (self.attempt, self.index)
 
 
+FAILURE_MEMORY = 30.0
+"""Seconds a write that failed because the store could not write (a full disk) keeps the store
+not ready, unless a later write succeeds: whoever retries it (the scheduler's ledger does,
+every few seconds) keeps the memory fresh while the cause lasts."""
+
+
+class WriteHealth:
+    """Whether the store's writes work: the last write that failed because the store could not
+    write (not because of what it wrote), until a later write succeeds or FAILURE_MEMORY
+    seconds pass."""
+
+    def __init__(self) -> None:
+        self._failed: tuple[float, str] | None = None
+
+    def failed(self, reason: str) -> None:
+        self._failed = (time.monotonic(), reason)
+
+    def succeeded(self) -> None:
+        self._failed = None
+
+    @property
+    def failure(self) -> str | None:
+        """Why writes fail now, or None."""
+        if self._failed is None:
+            return None
+        at, reason = self._failed
+        if time.monotonic() - at > FAILURE_MEMORY:
+            self._failed = None
+            return None
+        return reason
+
+
 class JobStore(ABC):
     """Keeps jobs and what they produce. Every write is idempotent or compare-and-set."""
 
@@ -80,7 +113,8 @@ class JobStore(ABC):
         """Release connections."""
 
     async def is_ready(self) -> bool:
-        """True when the store answers."""
+        """True when the store answers and can write (a store whose disk is full is not
+        ready)."""
         return True
 
     @abstractmethod

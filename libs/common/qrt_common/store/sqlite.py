@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import json
 import logging
+import os
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -18,7 +21,7 @@ from ..archives import ProgramArchive
 from ..errors import ProgramNameTaken, StoreSetupError, StoreUnavailable
 from ..jobs import Job, JobStatus, epoch_us, job_from_dict, job_to_dict, utcnow
 from ..programs import Program, program_from_dict, program_to_dict
-from .base import Interim, JobQuery, JobStore, LogChunk, PartKey
+from .base import Interim, JobQuery, JobStore, LogChunk, PartKey, WriteHealth
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +133,7 @@ class SQLiteStore(JobStore):
         self._checkpointing: asyncio.Task[None] | None = None
         self._batch: list[tuple[Statement, asyncio.Future[Any]]] = []
         self._committing: asyncio.Task[None] | None = None
+        self._health = WriteHealth()
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -159,14 +163,49 @@ class SQLiteStore(JobStore):
             raise RuntimeError("SQLiteStore used before open()")
         return connection
 
+    async def is_ready(self) -> bool:
+        """True when a small write works and no write failed for want of space (or another
+        reason the file cannot be written) since the last one that worked."""
+        if self._inline is None:
+            return False
+        probe = "INSERT OR REPLACE INTO meta (key, value) VALUES ('ready_probe', ?)"
+        try:
+            _commit(self._inline, [lambda db: db.execute(probe, (str(time.time()),))])
+        except sqlite3.Error as exc:
+            if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+                return self._health.failure is None  # another writer holds the file: it writes
+            if self._unavailable(exc) is None:
+                raise
+            return False
+        return self._health.failure is None
+
+    def _unavailable(self, error: BaseException) -> StoreUnavailable | None:
+        """The StoreUnavailable `error` means when the file cannot be written (a full disk, an
+        I/O error, a read-only file system), remembered for `is_ready`; None for other errors
+        (a constraint, a bug), which are the caller's."""
+        reason = _cannot_write(error)
+        if reason is None:
+            return None
+        self._health.failed(reason)
+        return StoreUnavailable(f"the store cannot write to {self.path}: {reason}")
+
     async def _transact(self, statement: Statement) -> Any:
-        """Run `statement` in the next write transaction; its result once that committed."""
+        """Run `statement` in the next write transaction; its result once that committed.
+        Raises StoreUnavailable when the file cannot be written."""
         writer = self._connection(self._writer)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._batch.append((statement, future))
         if self._committing is None or self._committing.done():
             self._committing = asyncio.create_task(self._commit_batches(writer))
-        return await future
+        try:
+            outcome = await future
+        except (sqlite3.Error, OSError) as exc:
+            unavailable = self._unavailable(exc)
+            if unavailable is None:
+                raise
+            raise unavailable from exc
+        self._health.succeeded()
+        return outcome
 
     async def _commit_batches(self, writer: _Connection) -> None:
         while self._batch:
@@ -184,23 +223,29 @@ class SQLiteStore(JobStore):
                     future.set_result(outcome)
 
     async def _write(self, sql: str, args: tuple[Any, ...]) -> int:
+        """Run one write statement; its row count. Raises StoreUnavailable when the file
+        cannot be written (a full disk), and the statement's own errors (a constraint)."""
+
         def statement(db: sqlite3.Connection) -> int:
             return db.execute(sql, args).rowcount
 
         if self._inline is not None and _size(args) <= INLINE_WRITE_BYTES:
             try:
                 (outcome,) = _commit(self._inline, [statement])
-            except sqlite3.OperationalError as exc:
-                if not _is_busy(exc):
-                    raise
-            else:
-                self._after_inline_write()
                 if isinstance(outcome, BaseException):
                     raise outcome
-                rowcount: int = outcome
-                return rowcount
-        rowcount = await self._transact(statement)
-        return rowcount
+            except sqlite3.Error as exc:
+                if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+                    return int(await self._transact(statement))
+                unavailable = self._unavailable(exc)
+                if unavailable is None:
+                    raise
+                raise unavailable from exc
+            self._after_inline_write()
+            self._health.succeeded()
+            rowcount: int = outcome
+            return rowcount
+        return int(await self._transact(statement))
 
     def _after_inline_write(self) -> None:
         self._inline_writes += 1
@@ -219,7 +264,13 @@ class SQLiteStore(JobStore):
 
     async def _read(self, sql: str, args: Any = ()) -> list[Any]:
         reader = self._connection(self._reader)
-        rows: list[Any] = await reader.run(lambda db: db.execute(sql, args).fetchall())
+        try:
+            rows: list[Any] = await reader.run(lambda db: db.execute(sql, args).fetchall())
+        except sqlite3.Error as exc:
+            unavailable = _unreadable(exc, self.path)
+            if unavailable is None:
+                raise
+            raise unavailable from exc
         return rows
 
     async def _look_up(self, sql: str, args: Any) -> list[Any]:
@@ -235,7 +286,10 @@ class SQLiteStore(JobStore):
             return self._inline.execute(sql, args).fetchall()
         except sqlite3.OperationalError as exc:
             if not _is_busy(exc):
-                raise
+                unavailable = _unreadable(exc, self.path)
+                if unavailable is None:
+                    raise
+                raise unavailable from exc
         return await self._read(sql, args)
 
     async def add_job(self, job: Job) -> Job:
@@ -508,6 +562,34 @@ def _program_columns(program: Program, archive: ProgramArchive | None) -> tuple[
     doc = json.dumps(program_to_dict(program))
     digest, data = (None, None) if archive is None else (archive.digest, archive.data)
     return (program.owner, program.name, int(program.is_public), doc, digest, data)
+
+
+_CANNOT_WRITE = {
+    sqlite3.SQLITE_FULL: "the disk is full",
+    sqlite3.SQLITE_IOERR: "the disk failed to read or write",
+    sqlite3.SQLITE_READONLY: "the file or its file system is read-only",
+    sqlite3.SQLITE_CANTOPEN: "the file cannot be opened",
+}
+"""SQLite's primary result codes that say the file cannot be written now, whatever the
+statement (the extended codes, such as SQLITE_IOERR_WRITE, carry these in their low byte)."""
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}
+
+
+def _cannot_write(error: BaseException) -> str | None:
+    """Why `error` says the store cannot write now (with SQLite's own words), or None."""
+    if isinstance(error, sqlite3.Error):
+        code = getattr(error, "sqlite_errorcode", None)
+        reason = _CANNOT_WRITE.get(code & 0xFF) if isinstance(code, int) else None
+        return f"{reason} ({error})" if reason else None
+    if isinstance(error, OSError) and error.errno in _NO_SPACE:
+        return f"{os.strerror(error.errno)} ({error})"
+    return None
+
+
+def _unreadable(error: sqlite3.Error, path: Path) -> StoreUnavailable | None:
+    """The StoreUnavailable a read's `error` means when the file cannot be used (I/O)."""
+    reason = _cannot_write(error)
+    return None if reason is None else StoreUnavailable(f"the store cannot read {path}: {reason}")
 
 
 def _is_busy(error: sqlite3.OperationalError) -> bool:
