@@ -120,13 +120,13 @@ class _Cork:
 @contextlib.contextmanager
 def _corked(ws: web.WebSocketResponse) -> Iterator[None]:
     """Frames sent in the block reach the socket together (see `_Cork`)."""
-    writer = ws._writer
-    if writer is None or ws.compress or not isinstance(writer.transport, asyncio.Transport):
+    writer = getattr(ws, "_writer", None)  # aiohttp's; without it, frames go one by one
+    transport = getattr(writer, "transport", None)
+    if writer is None or ws.compress or not isinstance(transport, asyncio.Transport):
         yield
         return
-    transport = writer.transport
     cork = _Cork(transport)
-    writer.transport = cork  # type: ignore[assignment]
+    writer.transport = cork
     try:
         yield
     finally:
