@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import stat
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from qrt_common.archives import MAX_ENTRIES, decode_archive, unpack_archive
 from qrt_common.errors import ArchiveTooLarge, InvalidArchive, InvalidProgram
 from qrt_common.programs import ProgramKind, archive_program
-from tests.support.programs import zip_of
+from tests.support.programs import DAMAGED_ZIPS, zip_of
 
 LIMIT = 64 * 1024
 
@@ -127,3 +128,19 @@ def test_archives_without_a_usable_program(tmp_path: Path, files, words):
     with pytest.raises(InvalidProgram, match=words.replace("(", r"\(").replace(")", r"\)")) as exc:
         archive_program("x", unpacked(tmp_path, files))
     assert str(tmp_path) not in str(exc.value)  # paths relative to the archive's root
+
+
+@pytest.mark.parametrize(("kind", "words"), [
+    ("lzma", "LZMAError: Corrupt input data"),
+    ("bzip2", "Invalid data stream"),
+    ("version-needed", "NotImplementedError: zip file version 9.9"),
+    ("method", "compression method is not supported"),
+    ("name-central", "UnicodeDecodeError"),
+    ("name-local", "UnicodeDecodeError"),
+    ("truncated", "not a zip file"),
+])  # fmt: skip
+def test_archives_the_zip_reader_rejects_are_refused_saying_why(tmp_path: Path, kind, words):
+    assert set(DAMAGED_ZIPS) == {"lzma", "bzip2", "version-needed", "method", "name-central",
+                                 "name-local", "truncated"}  # fmt: skip
+    with pytest.raises(InvalidArchive, match=re.escape(words)):
+        unpack_archive(DAMAGED_ZIPS[kind], tmp_path / "p", limit=LIMIT)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from mongomock_motor import AsyncMongoMockClient
 from pymongo import AsyncMongoClient
-from pymongo.errors import AutoReconnect
+from pymongo.errors import AutoReconnect, WriteError
 
 from qrt_common.archives import ProgramArchive, archive_digest
 from qrt_common.errors import ProgramNameTaken, StoreUnavailable
@@ -25,10 +25,11 @@ from qrt_common.jobs import Job, JobStatus, transition
 from qrt_common.programs import Program, ProgramKind
 from qrt_common.retry import Backoff
 from qrt_common.store import sqlite as sqlite_store
-from qrt_common.store.base import JobQuery, JobStore
+from qrt_common.store.base import FIRST_PAGE, PAGE_BYTES, JobQuery, JobStore
 from qrt_common.store.mongo import MongoStore
 from qrt_common.store.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA
 from qrt_common.store.sqlite import SQLiteStore
+from tests.support.disks import small_disk
 from tests.support.waiting import eventually
 
 Reopen = Callable[[], Awaitable[JobStore]]
@@ -200,6 +201,40 @@ async def test_interims_are_ordered_and_idempotent(store: JobStore):
         await store.add_interim("job-001", 1, index, f'"i{index}"')
     interims = await store.list_interims("job-001")
     assert [(i.index, i.data) for i in interims] == [(0, '"i0"'), (1, '"i1"')]
+
+
+async def test_output_is_read_in_pages_in_order(store: JobStore):
+    await store.add_job(make_job(1))
+    await store.add_job(make_job(2))
+    keys = [(1, seq) for seq in range(7)] + [(2, seq) for seq in range(5)]
+    for attempt, seq in reversed(keys):
+        await store.append_log("job-001", attempt, seq, f"{attempt}.{seq}\n")
+        await store.add_interim("job-001", attempt, seq, f'"{attempt}.{seq}"')
+    await store.add_interim("job-002", 1, 0, '"other job"')
+    log_pages = [[c.key for c in page] async for page in store.log_pages("job-001", page=5)]
+    assert log_pages == [keys[0:5], keys[5:10], keys[10:12]]
+    interim_pages = [
+        [i.data for i in page] async for page in store.interim_pages("job-001", page=4)
+    ]
+    assert [i for page in interim_pages for i in page] == [f'"{a}.{s}"' for a, s in keys]
+    assert [len(page) for page in interim_pages] == [4, 4, 4]
+    second = [[c.text for c in p] async for p in store.log_pages("job-001", attempt=2, page=3)]
+    assert second == [["2.0\n", "2.1\n", "2.2\n"], ["2.3\n", "2.4\n"]]
+    after = await store.list_interims("job-001", after=(1, 5), limit=3)
+    assert [i.key for i in after] == [(1, 6), (2, 0), (2, 1)]
+    assert (await store.last_interim("job-001")).key == (2, 4)  # type: ignore[union-attr]
+    assert (await store.last_interim("job-001", attempt=1)).data == '"1.6"'  # type: ignore[union-attr]
+    assert await store.last_interim("job-001", attempt=3) is None
+    assert [p async for p in store.interim_pages("unknown")] == []
+
+
+async def test_pages_of_large_pieces_hold_fewer(store: JobStore):
+    await store.add_job(make_job(1))
+    for seq in range(70):
+        await store.add_interim("job-001", 1, seq, '"' + "x" * 100_000 + '"')
+    sizes = [len(page) async for page in store.interim_pages("job-001")]
+    assert sizes[0] == FIRST_PAGE and sum(sizes) == 70
+    assert max(sizes[1:]) * 100_000 <= 2 * PAGE_BYTES
 
 
 async def test_first_result_wins(store: JobStore):
@@ -642,3 +677,47 @@ async def test_a_failing_write_fails_alone_among_writes_made_at_once(tmp_path: P
         assert await store.read_log("job-002") == "log\n"
     finally:
         await store.close()
+
+
+async def test_a_full_disk_makes_writes_unavailable_and_the_store_not_ready(tmp_path: Path):
+    with small_disk(tmp_path / "disk") as disk:
+        store = SQLiteStore(disk.path / "qrt.db")
+        await store.open()
+        try:
+            await store.add_job(make_job(1))
+            assert await store.is_ready()
+            disk.fill()
+            with pytest.raises(StoreUnavailable, match=r"cannot write .* the disk is full"):
+                for seq in range(1000):  # what the write-ahead log still had room for goes in
+                    await store.append_log("job-001", 1, seq, "x" * 4096)
+            with pytest.raises(StoreUnavailable, match="the disk is full"):
+                await store.add_job(make_job(2))
+            assert not await store.is_ready()
+            assert await store.get_job("job-001") is not None  # reads go on
+            disk.free()
+            assert await store.append_log("job-001", 1, 5000, "room again\n")
+            assert await store.is_ready()
+            assert (await store.add_job(make_job(2))).id == "job-002"
+        finally:
+            await store.close()
+
+
+async def test_a_mongodb_that_cannot_write_is_unavailable_and_not_ready(monkeypatch):
+    client: Any = AsyncMongoMockClient(tz_aware=True)
+    store = MongoStore("mongodb://mock/qrt", client=client)
+    await store.open()
+    await store.add_job(make_job(1))
+    assert await store.is_ready()
+
+    async def out_of_disk(*args: Any, **kwargs: Any) -> Any:
+        raise WriteError("OutOfDiskSpace: 1 GB needed", 14031, {"code": 14031})
+
+    # The server's own answer when its disk is full (mongomock cannot run out of space).
+    monkeypatch.setattr(type(client["qrt"]["jobs"]), "update_one", out_of_disk)
+    with pytest.raises(StoreUnavailable, match=r"cannot write: the disk is full \(OutOfDiskSpace"):
+        await store.add_job(make_job(2))
+    assert not await store.is_ready()
+    monkeypatch.undo()
+    await store.add_job(make_job(2))
+    assert await store.is_ready()
+    await store.close()

@@ -72,6 +72,12 @@ async def test_a_job_may_ask_for_a_device_an_executor_offers(gw: Harness):
         ({"programId": "noop", "maxExecutionTime": 0}, 400, "maxExecutionTime"),
         ({"programId": "noop", "tags": "a"}, 400, "tags"),
         ({"programId": "noop", "hub": ""}, 400, "hub"),
+        ({"programId": "noop", "hub": "a/b"}, 400, "hub"),
+        ({"programId": "noop", "project": "x" * 201}, 400, "project"),
+        ({"programId": "noop", "tags": ["t"] * 101}, 400, "tags"),
+        ({"programId": "noop", "tags": [""]}, 400, "tags.0"),
+        ({"programId": "noop", "maxExecutionTime": 10**30}, 400, "maxExecutionTime"),
+        ({"programId": "noop", "sessionId": "s" * 201}, 400, "sessionId"),
         ({"programId": "noop", "params": 5}, 400, "params"),
         ({"programId": "noop", "params": ["{"]}, 400, "params[0]"),
         ({"programId": "sample-program", "params": {}}, 400, "params.iterations"),
@@ -240,11 +246,39 @@ async def test_a_page_shows_the_count_of_all_matching_jobs(many: Harness):
         ("status=Done", "status"),
         ("created_after=yesterday", "created_after"),
         ("created_before=2026-13-01", "created_before"),
+        ("created_after=0001-01-01T00:00:00%2B01:00", "created_after"),
+        ("created_before=9999-12-31T23:59:59-01:00", "created_before"),
+        ("offset=4611686018427387905", "offset"),
     ],
 )
 async def test_a_wrong_query_parameter_is_refused_naming_it(many: Harness, query, field):
     refused = await many.call("GET", f"/jobs?{query}", 400)
     assert refused["field"] == field
+
+
+async def test_a_time_out_of_range_says_so(many: Harness):
+    refused = await many.call("GET", "/jobs?created_after=0001-01-01T00:00:00%2B01:00", 400)
+    assert refused == {
+        "detail": "query parameter 'created_after' is out of range: in UTC it falls outside the "
+        "years 1 to 9999",
+        "field": "created_after",
+    }
+    assert await listed(many, "created_after=0001-01-01T00:00:00") == (
+        ["j5", "j4", "j3", "j2", "j1", "j0"], 6,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_body_not_encoded_as_declared_is_400_naming_the_header(gw: Harness, encoding):
+    refused = await gw.call(
+        "POST", "/jobs", 400, data=b'{"programId": "noop"}',
+        headers={"Content-Encoding": encoding, "Content-Type": "application/json"},
+    )  # fmt: skip
+    assert refused["field"] == "Content-Encoding"
+    assert refused["detail"].startswith(
+        f"request body cannot be decoded as its Content-Encoding '{encoding}' says: "
+    )
+    assert (await gw.call("GET", "/jobs"))["count"] == 0
 
 
 async def test_an_unknown_status_lists_the_known_ones(gw: Harness):

@@ -3,6 +3,8 @@ changes them, and the backends a job may ask for."""
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import os
 from typing import Any
 
@@ -12,7 +14,7 @@ from qrt_common.archives import archive_digest
 from qrt_common.jobs import JobStatus
 from qrt_common.messages import Heartbeat
 from qrt_common.wire import encode
-from tests.support.programs import b64_zip_of, zip_of
+from tests.support.programs import DAMAGED_ZIPS, b64_zip_of, zip_of
 
 from .conftest import Harness, MakeGateway
 
@@ -200,3 +202,66 @@ async def test_backends_are_the_simulators_and_the_devices_executors_offer(gw: H
     assert await gw.call("GET", "/backends") == {
         "backends": [*simulators, {"name": "starmon-5", "simulator": False}]
     }
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ({"parameters": [{"name": 5}]}, "'parameters[0]': 'name' must be a string, not a number"),
+        ({"parameters": [{"name": {"a": 1}, "required": True}]}, "'name' must be a string"),
+        ({"parameters": [{"type": "int"}]}, "'parameters[0]' has no 'name'"),
+        ({"parameters": [{"name": "x", "type": ["int"]}]}, "'type' must be a string"),
+        ({"parameters": [{"name": "x", "required": "yes"}]}, "'required' must be true or false"),
+        ({"parameters": [{"name": "x" * 201}]}, "'name' is longer than 200 characters"),
+        ({"parameters": [{"name": f"p{n}"} for n in range(1001)]}, "more than 1000 entries"),
+        ({"returnValues": [{"name": None}]}, "'return_values[0]': 'name' must be a string"),
+        ({"interimResults": [{"description": 1}]}, "'description' must be a string"),
+    ],
+)
+async def test_metadata_of_the_wrong_type_or_size_is_refused_at_upload(gw: Harness, spec, words):
+    refused = await upload(gw, "typed", runtime_program("1"), 400, spec=spec)
+    assert refused["field"] == "spec" and words in refused["detail"], refused
+    assert "typed" not in {p["name"] for p in (await gw.call("GET", "/programs"))["programs"]}
+
+
+@pytest.mark.parametrize(
+    ("meta", "words"),
+    [
+        ('{"is_public": "yes"}', "'is_public' must be true or false"),
+        ('{"max_execution_time": 100000000}', "at most 31622400 seconds"),
+        ('{"description": ["a"]}', "'description' must be a string, not a list"),
+        ('{"version": 2}', "'version' must be a string"),
+        ('{"parameters": [{"name": 1}]}', "'parameters[0]': 'name' must be a string"),
+    ],
+)
+async def test_metadata_files_of_the_wrong_type_are_refused_naming_data(gw: Harness, meta, words):
+    files = {"program.py": "def main(backend, user_messenger):\n    pass\n", "program.json": meta}
+    refused = await upload(gw, "typed", files, 400)
+    assert refused["field"] == "data" and words in refused["detail"], refused
+
+
+async def test_a_time_limit_over_a_year_is_refused(gw: Harness):
+    refused = await upload(gw, "long", runtime_program("1"), 400, maxExecutionTime=10**12)
+    assert refused["field"] == "maxExecutionTime"
+
+
+async def test_metadata_stored_before_it_was_checked_does_not_break_submits(gw: Harness):
+    program_id = (await upload(gw, "old", runtime_program("1")))["id"]
+    program = await gw.store.get_program(program_id)
+    assert program is not None
+    broken = dataclasses.replace(program, parameters=[{"name": {"a": 1}, "required": True},
+                                                      {"name": 5, "type": "int"}])  # fmt: skip
+    assert await gw.store.update_program(broken)
+    created = await gw.call("POST", "/jobs", json={"programId": program_id, "params": {"x": 1}})
+    assert (await gw.job(created["id"])).params == '{"x": 1}'
+
+
+@pytest.mark.parametrize("kind", sorted(DAMAGED_ZIPS))
+async def test_an_archive_the_zip_reader_rejects_is_400_naming_data(gw: Harness, kind):
+    body = {"name": "damaged", "data": base64.b64encode(DAMAGED_ZIPS[kind]).decode()}
+    refused = await gw.call("POST", "/programs", 400, json=body)
+    assert refused["field"] == "data" and refused["detail"].startswith("data: "), refused
+    program_id = (await upload(gw, "fine", runtime_program("1")))["id"]
+    replaced = await gw.call("PUT", f"/programs/{program_id}/data", 400,
+                             data=DAMAGED_ZIPS[kind], headers={"Content-Type": "application/zip"})  # fmt: skip
+    assert replaced["field"] == "data"

@@ -15,7 +15,7 @@ import pytest
 from qrt_common.bus.base import Handler
 from qrt_common.bus.memory import InMemoryBus
 from qrt_common.errors import MalformedMessage, StoreUnavailable
-from qrt_common.jobs import Job, JobStatus, utcnow
+from qrt_common.jobs import Job, JobStatus, transition, utcnow
 from qrt_common.messages import (
     CANCEL_QUEUE,
     CONTROL_TOPIC,
@@ -35,6 +35,7 @@ from qrt_common.settings import Settings
 from qrt_common.store.sqlite import SQLiteStore
 from qrt_common.wire import encode
 from qrt_scheduler.service import Scheduler
+from tests.support.disks import small_disk
 from tests.support.waiting import eventually
 
 DEAD_LETTERS = "dead letters"
@@ -387,3 +388,56 @@ async def test_the_scheduler_sweeps_the_store_by_itself(harness):
     assert (await harness.next_assignment("ex")).job_id == "stranded"
     await harness.job_once("stranded", JobStatus.QUEUED)  # assigned, not started yet
     assert (await harness.job("stranded")).executor_id == "ex"
+
+
+async def test_a_running_job_no_placement_holds_is_ended_by_a_cancel(harness):
+    # The store holds it Running on an executor this scheduler never heard of (its end was
+    # lost, say dead-lettered while the disk was full): a cancel is what ends it.
+    job = Job(id="stuck", program_id="p", backend="aer_simulator", params="{}",
+              max_execution_time=60)  # fmt: skip
+    await harness.store.add_job(job)
+    running = transition(job, JobStatus.RUNNING, executor_id="long-gone")
+    assert await harness.store.replace_job(running, expected=JobStatus.QUEUED)
+    assert "stuck" not in harness.scheduler.placed
+    await harness.bus.send(CANCEL_QUEUE, encode(CancelJob("stuck")))
+    ended = await harness.job_once("stuck", JobStatus.CANCELLED)
+    assert ended.reason == "cancelled on request" and "stuck" in harness.stops
+
+
+async def test_events_the_store_cannot_write_for_a_full_disk_are_kept_until_it_can(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    with small_disk(tmp_path / "disk") as disk:
+        settings = Settings(data_dir=disk.path, heartbeat_interval=0.1, heartbeat_timeout=60.0)
+        store = SQLiteStore(disk.path / "qrt.db")
+        await store.open()
+        bus = TracingBus()
+        scheduler = Scheduler(settings, store, bus, orphan_grace=0)
+        harness = Harness(store, bus, scheduler)
+        await scheduler.start()
+        try:
+            await harness.executor("ex")
+            await harness.submit("a")
+            assignment = await harness.next_assignment("ex")
+            await harness.report("ex", "a", EventKind.RUNNING, assignment.attempt)
+            disk.fill()
+            logs = [JobEvent("a", EventKind.LOG, 1, "ex", seq=n, data=f"line {n}\n" * 200)
+                    for n in range(40)]  # fmt: skip
+            end = JobEvent("a", EventKind.FINISHED, 1, "ex", status=JobStatus.COMPLETED)
+            await bus.send(EVENTS_QUEUE, encode(JobEvents("a", [*logs, end])))
+            await eventually(
+                lambda: "the disk is full" in caplog.text,
+                "the ledger finds the disk full and waits to try again",
+            )
+            assert not await store.is_ready()
+            assert (await harness.job("a")).status is JobStatus.RUNNING
+            disk.free()
+            # Retried in place, not dead-lettered: every line is kept and the job ends.
+            await harness.job_once("a", JobStatus.COMPLETED, timeout=60)
+            assert await store.read_log("a") == "".join(f"line {n}\n" * 200 for n in range(40))
+            assert await store.is_ready()
+            assert DEAD_LETTERS not in bus.sent
+        finally:
+            await scheduler.close()
+            await bus.close()
+            await store.close()

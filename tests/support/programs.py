@@ -8,6 +8,7 @@ import io
 import json
 import shutil
 import stat
+import struct
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -62,3 +63,64 @@ def zip_of(files: Mapping[str, str | bytes], *, modes: dict[str, int] | None = N
 def b64_zip_of(files: Mapping[str, str | bytes], **options: Any) -> str:
     """`zip_of(files)` base64-encoded, as `POST /programs` takes it."""
     return base64.b64encode(zip_of(files, **options)).decode()
+
+
+# Archives Python's zipfile rejects, each in its own way (not only BadZipFile).
+
+_PROGRAM = b"def main(backend, user_messenger):\n    pass\n" * 20
+
+
+def _zip_bytes(method: int = zipfile.ZIP_DEFLATED) -> bytearray:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", method) as archive:
+        archive.writestr("program.py", _PROGRAM)
+    return bytearray(buffer.getvalue())
+
+
+def _payload_start(data: bytearray) -> int:
+    """Where the first entry's compressed bytes begin (after its local header)."""
+    name_length, extra_length = struct.unpack("<HH", data[26:30])
+    return 30 + int(name_length) + int(extra_length)
+
+
+def _central_directory(data: bytearray) -> int:
+    return data.rfind(b"PK\x01\x02")
+
+
+def _corrupt(method: int, offset: int) -> bytes:
+    data = _zip_bytes(method)
+    data[_payload_start(data) + offset] ^= 0xFF
+    return bytes(data)
+
+
+def _central_field(offset: int, value: int) -> bytes:
+    data = _zip_bytes()
+    at = _central_directory(data) + offset
+    data[at : at + 2] = struct.pack("<H", value)
+    return bytes(data)
+
+
+def _not_utf8_name(where: str) -> bytes:
+    """An entry flagged as having a UTF-8 name that is not UTF-8, in the central directory or
+    in the entry's own (local) header."""
+    data = _zip_bytes()
+    flags_at, name_at = _central_directory(data) + 8, _central_directory(data) + 46
+    if where == "local":
+        flags_at, name_at = 6, 30
+    (flags,) = struct.unpack("<H", data[flags_at : flags_at + 2])
+    data[flags_at : flags_at + 2] = struct.pack("<H", flags | 0x800)
+    data[name_at + 2] = 0xFF
+    return bytes(data)
+
+
+DAMAGED_ZIPS: dict[str, bytes] = {
+    "lzma": _corrupt(zipfile.ZIP_LZMA, 9),  # inside the LZMA stream: "Corrupt input data"
+    "bzip2": _corrupt(zipfile.ZIP_BZIP2, 1),  # the stream's magic
+    "version-needed": _central_field(6, 99),  # "version needed to extract" 9.9
+    "method": _central_field(10, 99),  # an unknown compression method
+    "name-central": _not_utf8_name("central"),
+    "name-local": _not_utf8_name("local"),
+    "truncated": b"PK\x03\x04" + b"\0" * 100,
+}
+"""Zip archives that zipfile refuses with LZMAError, OSError, NotImplementedError,
+UnicodeDecodeError and BadZipFile, by name."""

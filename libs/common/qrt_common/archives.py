@@ -17,7 +17,6 @@ import os
 import re
 import stat
 import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -87,11 +86,19 @@ def _entry_path(info: zipfile.ZipInfo) -> PurePosixPath | None:
 
 def unpack_archive(data: bytes, target: Path, *, limit: int) -> None:
     """Check the zip `data` (an archive of at most `limit` bytes) and unpack it into `target`,
-    a directory that must not exist yet."""
+    a directory that must not exist yet; raises InvalidArchive saying why it cannot.
+
+    Whatever Python's zipfile (and the decompressors under it) raise on a damaged or unusual
+    archive is InvalidArchive: not only BadZipFile, but NotImplementedError ("zip file version
+    9.9", an unknown compression method), LZMAError, UnicodeDecodeError (a name flagged UTF-8
+    that is not), EOFError, zlib.error and the rest; the archive is the user's, never qrt's.
+    """
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise InvalidArchive(f"the archive is not a zip file: {exc}") from None
+    except (MemoryError, RecursionError):
+        raise
+    except Exception as exc:
+        raise InvalidArchive(f"the archive is not a zip file we can read: {_reason(exc)}") from None
     with archive:
         infos = archive.infolist()
         if len(infos) > MAX_ENTRIES:
@@ -123,10 +130,23 @@ def unpack_archive(data: bytes, target: Path, *, limit: int) -> None:
                         if written > budget:  # the sizes the entries declare were lies
                             raise InvalidArchive(f"the archive unpacks to more than {budget} bytes")
                         sink.write(chunk)
-            except (zipfile.BadZipFile, NotImplementedError, EOFError, zlib.error) as exc:
-                raise InvalidArchive(f"{info.filename!r} cannot be unpacked: {exc}") from None
-            except OSError as exc:
-                raise InvalidArchive(f"{info.filename!r} cannot be unpacked: {exc}") from None
+            except InvalidArchive:
+                raise
+            except MemoryError:
+                raise
+            except Exception as exc:
+                raise InvalidArchive(
+                    f"{info.filename!r} cannot be unpacked: {_reason(exc)}"
+                ) from None
+
+
+def _reason(error: Exception) -> str:
+    """What a reader of a damaged archive said, with its kind when it said nothing useful."""
+    kind = type(error).__name__
+    if kind == "error":  # zlib.error, binascii.error: the module says which
+        kind = f"{type(error).__module__}.{kind}"
+    text = str(error)
+    return f"{kind}: {text}" if text else kind
 
 
 def _rooted(

@@ -90,8 +90,13 @@ class Program:
         return self.owner is None
 
     def required_parameters(self) -> list[str]:
-        """Names of the parameters the metadata marks as required."""
-        return [p["name"] for p in self.parameters or () if p.get("required") and "name" in p]
+        """Names of the parameters the metadata marks as required (metadata stored before
+        entries were checked may hold others than text: those are left out)."""
+        return [
+            p["name"]
+            for p in self.parameters or ()
+            if p.get("required") is True and isinstance(p.get("name"), str)
+        ]
 
     def parameter_type(self, name: str) -> str | None:
         """The declared type of parameter `name`, if the metadata gives one."""
@@ -120,11 +125,65 @@ def _pick(meta: dict[str, Any], snake: str, camel: str, default: Any = None) -> 
     return meta.get(camel, default)
 
 
-def _list_of_dicts(value: Any, key: str) -> list[dict[str, Any]] | None:
+MAX_NAME_CHARS = 100
+MAX_DESCRIPTION_CHARS = 10_000
+MAX_VERSION_CHARS = 100
+LONGEST_EXECUTION_TIME = 366 * 24 * 3600
+"""The largest `max_execution_time` (seconds) a program may declare: a year."""
+MAX_ENTRIES = 1000
+"""The most entries in `parameters`, `return_values` or `interim_results`."""
+MAX_ENTRY_TEXT = 10_000
+"""The longest text in an entry of those lists (its name, type or description)."""
+
+_ENTRY_TEXTS = {"name": 200, "type": 100, "description": MAX_ENTRY_TEXT}
+"""The keys of a `parameters` entry that must be text when given, and their longest."""
+
+
+def _text(meta: dict[str, Any], key: str, default: str, longest: int) -> str:
+    value = meta.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise InvalidProgram(f"'{key}' must be a string, not {_json_type(value)}")
+    if len(value) > longest:
+        raise InvalidProgram(f"'{key}' is longer than {longest} characters")
+    return value
+
+
+def _json_type(value: Any) -> str:
+    """What a decoded JSON value is, in JSON's words."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def _list_of_dicts(value: Any, key: str, *, named: bool = False) -> list[dict[str, Any]] | None:
+    """`value` as the entries of metadata list `key`: objects whose `name`, `type` and
+    `description` are text (a parameter must have a name; `required` is true or false)."""
     if value is None:
         return None
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         raise InvalidProgram(f"'{key}' must be a list of objects")
+    if len(value) > MAX_ENTRIES:
+        raise InvalidProgram(f"'{key}' has more than {MAX_ENTRIES} entries")
+    for n, entry in enumerate(value):
+        where = f"'{key}[{n}]'"
+        if named and not entry.get("name"):
+            raise InvalidProgram(f"{where} has no 'name'")
+        for field, longest in _ENTRY_TEXTS.items():
+            text = entry.get(field)
+            if field in entry and not isinstance(text, str):
+                raise InvalidProgram(f"{where}: '{field}' must be a string, not {_json_type(text)}")
+            if isinstance(text, str) and len(text) > longest:
+                raise InvalidProgram(f"{where}: '{field}' is longer than {longest} characters")
+        if "required" in entry and not isinstance(entry["required"], bool):
+            raise InvalidProgram(f"{where}: 'required' must be true or false")
     return value
 
 
@@ -135,29 +194,37 @@ def program_from_metadata(
     kind: ProgramKind = ProgramKind.QISKIT_RUNTIME,
     command: tuple[str, ...] = (),
 ) -> Program:
-    """Build a Program from a metadata document, accepting snake_case and camelCase keys."""
+    """Build a Program from a metadata document, accepting snake_case and camelCase keys;
+    raises InvalidProgram naming the first key whose value has the wrong type or size."""
     if not isinstance(meta, dict):
         raise InvalidProgram("metadata must be a JSON object")
     max_time = _pick(meta, "max_execution_time", "maxExecutionTime", DEFAULT_MAX_EXECUTION_TIME)
     if not isinstance(max_time, int) or isinstance(max_time, bool) or max_time <= 0:
         raise InvalidProgram("'max_execution_time' must be a positive integer of seconds")
+    if max_time > LONGEST_EXECUTION_TIME:
+        raise InvalidProgram(
+            f"'max_execution_time' must be at most {LONGEST_EXECUTION_TIME} seconds (a year)"
+        )
     requirements = _pick(meta, "backend_requirements", "backendRequirements")
     if requirements is not None and not isinstance(requirements, dict):
         raise InvalidProgram("'backend_requirements' must be an object")
+    is_public = _pick(meta, "is_public", "isPublic", True)
+    if not isinstance(is_public, bool):
+        raise InvalidProgram("'is_public' must be true or false")
     return Program(
         id=program_id,
-        name=str(meta.get("name") or program_id),
+        name=_text(meta, "name", "", MAX_NAME_CHARS) or program_id,
         module=module,
-        description=str(meta.get("description", "")),
-        version=str(meta.get("version", "1.0")),
+        description=_text(meta, "description", "", MAX_DESCRIPTION_CHARS),
+        version=_text(meta, "version", "1.0", MAX_VERSION_CHARS),
         max_execution_time=max_time,
         backend_requirements=requirements,
-        parameters=_list_of_dicts(meta.get("parameters"), "parameters"),
+        parameters=_list_of_dicts(meta.get("parameters"), "parameters", named=True),
         return_values=_list_of_dicts(_pick(meta, "return_values", "returnValues"), "return_values"),
         interim_results=_list_of_dicts(
             _pick(meta, "interim_results", "interimResults"), "interim_results"
         ),
-        is_public=bool(_pick(meta, "is_public", "isPublic", True)),
+        is_public=is_public,
         kind=kind,
         command=command,
     )

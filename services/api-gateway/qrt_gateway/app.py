@@ -9,11 +9,13 @@ from pathlib import Path
 import swagger_ui_bundle
 from aiohttp import web
 
+from qrt_common.jobs import JobStatus
 from qrt_common.messages import HEARTBEAT_TOPIC, UPDATES_TOPIC
 from qrt_common.metrics import healthz, metrics_endpoint, readiness
 
 from . import jobs, programs, services, websockets
 from .context import GATEWAY, Gateway, gateway
+from .jobs import MAX_OFFSET, MAX_PAGE
 from .openapi import Parameter, Route, docs_page, openapi_document
 from .plumbing import json_errors, measured
 from .schemas import (
@@ -39,11 +41,15 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not installed
     VERSION = "0.0.0"
 
+_TIME = {"format": "date-time"}
 _JOB_FILTERS = (
-    Parameter("limit", "Page size, 1 to 1000 (default 200).", "integer"),
-    Parameter("offset", "How many matching jobs to skip.", "integer"),
+    Parameter("limit", "Page size, 1 to 1000 (default 200).", "integer",
+              constraints={"minimum": 1, "maximum": MAX_PAGE}),
+    Parameter("offset", "How many matching jobs to skip.", "integer",
+              constraints={"minimum": 0, "maximum": MAX_OFFSET}),
     Parameter("pending", "true: only Queued and Running jobs; false: only ended ones.", "boolean"),
-    Parameter("status", "Only jobs with this status (repeatable)."),
+    Parameter("status", "Only jobs with this status (repeatable).",
+              constraints={"enum": [s.value for s in JobStatus]}),
     Parameter("program", "Only jobs of this program."),
     Parameter("backend", "Only jobs on this backend."),
     Parameter("hub", "Only jobs of this hub."),
@@ -51,9 +57,11 @@ _JOB_FILTERS = (
     Parameter("project", "Only jobs of this project."),
     Parameter("tags", "Only jobs carrying all these tags (comma-separated or repeated)."),
     Parameter("session_id", "Only jobs of this session."),
-    Parameter("created_after", "Only jobs created after this ISO 8601 time (UTC if no offset)."),
-    Parameter("created_before", "Only jobs created before this ISO 8601 time (UTC if no offset)."),
-)
+    Parameter("created_after", "Only jobs created after this ISO 8601 time (UTC if no offset; "
+              "in UTC within the years 1 to 9999).", constraints=_TIME),
+    Parameter("created_before", "Only jobs created before this ISO 8601 time (UTC if no "
+              "offset; in UTC within the years 1 to 9999).", constraints=_TIME),
+)  # fmt: skip
 
 _STRING = {"type": "string"}
 _ATTEMPT = Parameter(
@@ -61,6 +69,7 @@ _ATTEMPT = Parameter(
     "Only what this attempt of the job wrote (1 to the job's `attempt`); by default all of "
     "them, in order.",
     "integer",
+    constraints={"minimum": 1},
 )
 _IDEMPOTENT = (
     Parameter(
@@ -69,11 +78,11 @@ _IDEMPOTENT = (
         "QRT_IDEMPOTENCY_RETENTION gets the first job (header Idempotent-Replayed: true); the "
         "key used again for another request is a 409. 1 to 255 visible ASCII characters.",
         where="header",
+        constraints={"pattern": "^[\\x21-\\x7e]{1,255}$"},
     ),
 )
 _SERVICE = "/services/{program_id}"
 _EXECUTION = f"{_SERVICE}/{{execution_id}}"
-_WEBSOCKET = {"101": {"description": "Switching to the websocket protocol"}}
 _PROMETHEUS_TEXT = {
     "200": {
         "description": "The Prometheus text exposition format",
@@ -90,7 +99,7 @@ async def readyz(request: web.Request) -> web.Response:
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/programs", programs.list_programs,
           "List programs: the bundled ones, the owner's uploads and public uploads", "programs",
-          response=ProgramList, errors=(400,), query=(Parameter(
+          response=ProgramList, errors=(400, 503), query=(Parameter(
               "owner", "hub/group/project whose private programs to list too (default: the "
               "default instance)."),)),
     Route("POST", "/programs", programs.upload_program, "Upload a program", "programs",
@@ -101,10 +110,10 @@ ROUTES: tuple[Route, ...] = (
           "program.json), or a PlanQK project (planqk.json at its root). 409 if the owner "
           "has a program of that name."),
     Route("GET", "/programs/{program_id}", programs.get_program, "A program's metadata",
-          "programs", response=ProgramOut, errors=(404,)),
+          "programs", response=ProgramOut, errors=(404, 503)),
     Route("PATCH", "/programs/{program_id}", programs.update_program,
           "Change an uploaded program's metadata", "programs", response=ProgramOut,
-          body=ProgramUpdate, errors=(400, 403, 404, 409, 503)),
+          body=ProgramUpdate, errors=(400, 403, 404, 409, 413, 503)),
     Route("PUT", "/programs/{program_id}/data", programs.replace_program_data,
           "Replace an uploaded program's code", "programs", response=ProgramOut,
           body=ProgramData, errors=(400, 403, 404, 413, 503),
@@ -116,29 +125,33 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/backends", programs.list_backends, "List backends", "programs",
           response=BackendList),
     Route("POST", "/jobs", jobs.create_job, "Run a program", "jobs", response=JobCreated,
-          body=JobRequest, errors=(400, 403, 404, 409, 413, 503), query=_IDEMPOTENT),
+          body=JobRequest, errors=(400, 403, 404, 409, 413, 503), query=_IDEMPOTENT,
+          description="403: the program is private to another hub/group/project. 503: the "
+          "store cannot take the job (unreachable, or out of space) or the bus cannot announce "
+          "it; no job is kept."),
     Route("GET", "/jobs", jobs.list_jobs, "List jobs, newest first", "jobs", response=JobList,
-          errors=(400,), query=_JOB_FILTERS),
+          errors=(400, 503), query=_JOB_FILTERS),
     Route("GET", "/jobs/{job_id}", jobs.get_job, "A job", "jobs", response=JobOut,
-          errors=(404,)),
+          errors=(404, 503)),
     Route("GET", "/jobs/{job_id}/logs", jobs.get_logs, "A job's log (stdout, stderr, publishes)",
-          "jobs", response_schema=_STRING, errors=(400, 404), query=(_ATTEMPT,)),
+          "jobs", response_schema=_STRING, errors=(400, 404, 503), query=(_ATTEMPT,)),
     Route("GET", "/jobs/{job_id}/results", jobs.get_results,
           "A job's final result (RuntimeEncoder JSON text in a JSON string)", "jobs",
-          response_schema=_STRING, errors=(404,),
+          response_schema=_STRING, errors=(204, 404, 503),
           description="204 while the job has no final result."),
     Route("POST", "/jobs/{job_id}/cancel", jobs.cancel_job, "Cancel a queued or running job",
-          "jobs", status=204, errors=(404, 409)),
+          "jobs", status=204, errors=(404, 409, 503)),
     Route("DELETE", "/jobs/{job_id}", jobs.delete_job, "Delete an ended job", "jobs",
-          status=204, errors=(404, 409)),
+          status=204, errors=(404, 409, 503)),
     Route("GET", "/stream/jobs/{job_id}", websockets.stream_results,
-          "Websocket: interim results then the final result", "streams", errors=(404,),
-          status=101, extra={"responses": _WEBSOCKET}),
+          "Websocket: interim results then the final result", "streams",
+          errors=(400, 404, 503), status=101,
+          description="400: the request is no websocket handshake."),
     Route("GET", "/stream/jobs/{job_id}/logs", websockets.stream_logs,
-          "Websocket: the job's log as it is written", "streams", errors=(404,),
-          status=101, extra={"responses": _WEBSOCKET}),
+          "Websocket: the job's log as it is written", "streams", errors=(400, 404, 503),
+          status=101, description="400: the request is no websocket handshake."),
     Route("GET", f"{_SERVICE}/", services.health, "The service is up (PlanQK Service API)",
-          "services", response=ServiceHealth, errors=(404,),
+          "services", response=ServiceHealth, errors=(404, 503),
           description="Generation 1's health check. Generation 2 lists executions here; "
           "list them with GET /jobs?program={program_id}."),
     Route("POST", f"{_SERVICE}/", services.start_execution, "Start a service execution",
@@ -147,24 +160,25 @@ ROUTES: tuple[Route, ...] = (
           description="The Location header names the new execution. Input over "
           "QRT_MAX_SERVICE_INPUT_BYTES (1 MB) is refused with 413."),
     Route("GET", f"{_EXECUTION}", services.get_execution, "A service execution", "services",
-          response=ExecutionOut, errors=(404,)),
+          response=ExecutionOut, errors=(404, 503)),
     Route("GET", f"{_EXECUTION}/result", services.get_result,
           "An ended execution's result, or its error {code, detail}", "services",
-          response_schema={}, errors=(404, 409),
+          response_schema={}, errors=(404, 409, 503),
           description="SUCCEEDED: the program's result (a ResultResponse gives "
           "{result, metadata}); FAILED: {code, detail}; 409 before the execution ended."),
     Route("GET", f"{_EXECUTION}/interim-results", services.get_interim_results,
           "An execution's interim results", "services", response_schema={},
-          errors=(400, 404), query=(Parameter("last", "true: only the latest (null if none).",
-                                          "boolean"), _ATTEMPT)),
+          errors=(400, 404, 503), query=(Parameter("last", "true: only the latest (null if "
+                                                   "none).", "boolean"), _ATTEMPT)),
     Route("GET", f"{_EXECUTION}/log", services.get_log, "An execution's log, line by line",
-          "services", response=ServiceLog, errors=(400, 404), query=(_ATTEMPT,)),
+          "services", response=ServiceLog, errors=(400, 404, 503), query=(_ATTEMPT,)),
     Route("PUT", f"{_EXECUTION}/cancel", services.cancel_execution,
           "Cancel a pending or running execution", "services", response=ExecutionOut,
-          errors=(404, 409)),
+          errors=(404, 409, 503)),
     Route("GET", "/healthz", healthz, "The gateway is alive", "health"),
     Route("GET", "/readyz", readyz, "The gateway's store and bus answer", "health",
-          errors=(503,)),
+          errors=(503,), description="503 while the store cannot be reached or cannot write "
+          "(say, its disk is full), or the bus cannot be reached."),
     Route("GET", "/metrics", metrics_endpoint, "Prometheus metrics", "health",
           extra={"responses": _PROMETHEUS_TEXT}),
 )  # fmt: skip
@@ -183,7 +197,7 @@ def create_app(context: Gateway) -> web.Application:
         if route.path.endswith("/") and len(route.path) > 1:
             # PlanQK clients use the service's base URL with and without the slash.
             app.router.add_route(route.method, route.path.rstrip("/"), route.handler)
-    document = json.dumps(openapi_document(ROUTES, title="qrt", version=VERSION))
+    document = json.dumps(openapi_document(ROUTES, title="qrt", version=VERSION), allow_nan=False)
 
     async def openapi(request: web.Request) -> web.Response:
         return web.Response(text=document, content_type="application/json")

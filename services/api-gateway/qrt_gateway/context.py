@@ -22,6 +22,7 @@ from qrt_common.store.base import JobStore
 from qrt_common.submission import replayed
 from qrt_common.wire import decode, encode
 
+from .replays import SharedReplays
 from .streams import StreamHub
 
 
@@ -36,6 +37,11 @@ class Gateway:
     streams: StreamHub
     announced: dict[str, tuple[list[str], float]] = field(default_factory=dict)
     """Executor id to the devices it offers and when it last said so."""
+    replays: SharedReplays = field(init=False)
+    """Stored output that streams of the same job replay, read once for all of them."""
+
+    def __post_init__(self) -> None:
+        self.replays = SharedReplays(self.store)
 
     async def program(self, program_id: str) -> Program | None:
         """The program with this id: a bundled one (programs.ini) or an uploaded one."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
 
 from qrt_common.backends import DEFAULT_BACKEND
@@ -13,6 +11,7 @@ from qrt_common.store.base import JobQuery
 from qrt_common.submission import check_may_run, new_job, program_params
 
 from .context import gateway
+from .pacing import JsonBody
 from .plumbing import (
     REPLAYED,
     attempt_query,
@@ -25,8 +24,10 @@ from .plumbing import (
     validated,
 )
 from .schemas import JobCreated, JobList, JobOut, JobRequest, dump
+from .strict import paced_strict_json
 
 MAX_PAGE = 1000
+MAX_OFFSET = 2**62
 
 
 async def create_job(request: web.Request) -> web.Response:
@@ -77,7 +78,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     statuses = _statuses(request)
     query = JobQuery(
         limit=int_query(request, "limit", 200, 1, MAX_PAGE),
-        offset=int_query(request, "offset", 0, 0, 2**62),
+        offset=int_query(request, "offset", 0, 0, MAX_OFFSET),
         statuses=() if statuses == set(JobStatus) else statuses,
         program_id=request.query.get("program"),
         backend=request.query.get("backend"),
@@ -100,22 +101,27 @@ async def get_job(request: web.Request) -> web.Response:
     return json_response(dump(JobOut.of(job)))
 
 
-async def get_logs(request: web.Request) -> web.Response:
+async def get_logs(request: web.Request) -> web.StreamResponse:
     gw = gateway(request)
     job = await gw.find_job(request.match_info["job_id"])
     attempt = attempt_query(request, job.attempt)
-    chunks = await gw.store.log_chunks(job.id)
-    log = "".join(chunk.text for chunk in chunks if attempt in (None, chunk.attempt))
-    return json_response(json.dumps(log, ensure_ascii=False))
+    body = JsonBody(request)
+    await body.write('"')
+    async for page in gw.store.log_pages(job.id, attempt=attempt):
+        await body.write_escaped("".join(chunk.text for chunk in page))
+    await body.write('"')
+    return await body.finish()
 
 
-async def get_results(request: web.Request) -> web.Response:
+async def get_results(request: web.Request) -> web.StreamResponse:
     gw = gateway(request)
     job = await gw.find_job(request.match_info["job_id"])
     result = await gw.store.get_result(job.id)
     if result is None:
         return web.Response(status=204)
-    return json_response(json.dumps(result, ensure_ascii=False))
+    body = JsonBody(request)
+    await body.write_string(await paced_strict_json(result, body.pacer))
+    return await body.finish()
 
 
 async def cancel_job(request: web.Request) -> web.Response:

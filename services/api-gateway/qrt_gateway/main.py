@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 from aiohttp import web
@@ -33,6 +34,11 @@ async def start_server(
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=shutdown_timeout)
     await runner.setup()
     await web.TCPSite(runner, settings.host, settings.port).start()
+    # A garbage collection stops the event loop for as long as it looks at every object that
+    # lives long: the process's start-up (modules, settings, under `qrt dev` the scheduler and
+    # executor too) never goes away, so collections need not look at it again.
+    gc.collect()
+    gc.freeze()
     return runner
 
 

@@ -16,6 +16,7 @@ from .schemas import ErrorOut
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _REASONS = {
+    101: "Switching to the websocket protocol",
     200: "OK",
     201: "Created",
     204: "No content",
@@ -36,6 +37,8 @@ class Parameter:
     description: str
     type: str = "string"
     where: str = "query"
+    constraints: dict[str, Any] = field(default_factory=dict)
+    """More of the value's JSON schema: its bounds, format or allowed values."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,8 @@ class Route:
     body: type[BaseModel] | None = None
     status: int = 200
     errors: tuple[int, ...] = ()
+    """Every other status the route answers: errors with an `ErrorOut` body, and statuses
+    below 400 (204) with none."""
     query: tuple[Parameter, ...] = ()
     response_schema: dict[str, Any] | None = None
     description: str = ""
@@ -67,7 +72,12 @@ def _operation(route: Route) -> dict[str, Any]:
         for name in re.findall(r"{(\w+)}", route.path)
     ]
     params += [
-        {"name": q.name, "in": q.where, "description": q.description, "schema": {"type": q.type}}
+        {
+            "name": q.name,
+            "in": q.where,
+            "description": q.description,
+            "schema": {"type": q.type, **q.constraints},
+        }
         for q in route.query
     ]
     responses: dict[str, Any] = {}
@@ -78,6 +88,9 @@ def _operation(route: Route) -> dict[str, Any]:
         ok["content"] = {"application/json": {"schema": route.response_schema}}
     responses[str(route.status)] = ok
     for status in route.errors:
+        if status < 400:  # another answer without a body (204: nothing yet)
+            responses[str(status)] = {"description": _REASONS[status]}
+            continue
         responses[str(status)] = {
             "description": _REASONS[status],
             "content": {"application/json": {"schema": _ref(ErrorOut)}},

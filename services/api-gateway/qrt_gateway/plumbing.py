@@ -78,11 +78,16 @@ def parse_json(raw: bytes) -> Any:
     if not raw:
         raise InvalidInput("request body is empty; send a JSON object")
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_not_json)
     except ValueError as exc:
         raise InvalidInput(f"request body is not valid JSON: {exc}") from None
     except RecursionError:
         raise InvalidInput("request body is nested too deeply") from None
+
+
+def _not_json(word: str) -> None:
+    # Python's json reads NaN and Infinity; JSON has no such numbers, and qrt sends none.
+    raise ValueError(f"{word} is not a JSON number (send null or a string in its place)")
 
 
 async def read_json(request: web.Request) -> Any:
@@ -134,7 +139,9 @@ def bool_query(request: web.Request, name: str) -> bool | None:
 
 
 def time_query(request: web.Request, name: str) -> datetime | None:
-    """Query parameter `name` as an ISO 8601 time, UTC when it has no offset."""
+    """Query parameter `name` as an ISO 8601 time (UTC when it has no offset); raises
+    InvalidInput for a text that is no such time, or one that in UTC falls outside the years 1
+    to 9999 (`0001-01-01T00:00:00+01:00`), which no store could compare."""
     raw = request.query.get(name)
     if raw is None:
         return None
@@ -144,7 +151,17 @@ def time_query(request: web.Request, name: str) -> datetime | None:
         raise InvalidInput(
             f"query parameter '{name}' must be an ISO 8601 time", field=name
         ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(
+            f"query parameter '{name}' is out of range: in UTC it falls outside the years 1 "
+            "to 9999",
+            field=name,
+        ) from None
+    return value
 
 
 def json_errors(max_request_bytes: int) -> Middleware:
@@ -164,6 +181,8 @@ def json_errors(max_request_bytes: int) -> Middleware:
         except web.HTTPRequestEntityTooLarge:
             limit = max_request_bytes
             return error_response(413, f"request body is larger than the limit of {limit} bytes")
+        except web.RequestPayloadError as exc:
+            return _unreadable_body(request, exc)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -173,6 +192,25 @@ def json_errors(max_request_bytes: int) -> Middleware:
             return error_response(500, f"internal error ({type(exc).__name__}); see the log")
 
     return middleware
+
+
+def _unreadable_body(request: web.Request, error: web.RequestPayloadError) -> web.Response:
+    """The 400 for a body that cannot be read as declared (say, `Content-Encoding: gzip` on
+    a body that is not gzip)."""
+    cause: BaseException = error
+    while (deeper := cause.__cause__ or cause.__context__) is not None:
+        cause = deeper  # the decompressor's own words ("incorrect header check")
+    encoding = request.headers.get("Content-Encoding")
+    if encoding:
+        detail = (
+            f"request body cannot be decoded as its Content-Encoding {encoding!r} says: {cause}"
+        )
+        response = error_response(400, detail, "Content-Encoding")
+    else:
+        response = error_response(400, f"request body cannot be read: {cause}")
+    # What is left of the body cannot be told from the next request: this connection ends.
+    response.force_close()
+    return response
 
 
 @web.middleware

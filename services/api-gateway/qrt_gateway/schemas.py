@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, WithJsonSchema
 
 from qrt_common.jobs import DEFAULT_GROUP, DEFAULT_HUB, DEFAULT_PROJECT, Job, JobStatus
-from qrt_common.programs import DEFAULT_MAX_EXECUTION_TIME, Program
+from qrt_common.programs import DEFAULT_MAX_EXECUTION_TIME, LONGEST_EXECUTION_TIME, Program
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+MAX_ID_CHARS = 200
+"""The longest program id, backend name, session id, hub, group or project a request names."""
+INSTANCE_PART = "^[^/]+$"
+"""A hub, group or project: a `/` would make hub/group/project ambiguous."""
+MAX_TAGS = 100
+MAX_TAG_CHARS = 200
 
 _PARAMS_SCHEMA: dict[str, Any] = {
     "anyOf": [
@@ -35,20 +40,32 @@ class JobRequest(_Body):
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
-    program_id: str = Field(alias="programId", min_length=1, description="Program to run.")
-    hub: str = Field(DEFAULT_HUB, min_length=1)
-    group: str = Field(DEFAULT_GROUP, min_length=1)
-    project: str = Field(DEFAULT_PROJECT, min_length=1)
-    backend: str | None = Field(None, description="Backend name; aer_simulator when omitted.")
+    program_id: str = Field(
+        alias="programId", min_length=1, max_length=MAX_ID_CHARS, description="Program to run."
+    )
+    hub: str = Field(DEFAULT_HUB, min_length=1, max_length=MAX_ID_CHARS, pattern=INSTANCE_PART)
+    group: str = Field(DEFAULT_GROUP, min_length=1, max_length=MAX_ID_CHARS, pattern=INSTANCE_PART)
+    project: str = Field(
+        DEFAULT_PROJECT, min_length=1, max_length=MAX_ID_CHARS, pattern=INSTANCE_PART
+    )
+    backend: str | None = Field(
+        None, max_length=MAX_ID_CHARS, description="Backend name; aer_simulator when omitted."
+    )
     # Checked by the gateway itself, which gives clearer errors than a union's would.
     params: Annotated[Any, WithJsonSchema(_PARAMS_SCHEMA)] = Field(
         None,
         description="Keyword arguments of the program: a list holding one RuntimeEncoder "
         "JSON string (as the Qiskit Runtime test server takes it), or a JSON object.",
     )
-    tags: list[str] = Field(default_factory=list)
+    tags: list[Annotated[str, Field(min_length=1, max_length=MAX_TAG_CHARS)]] = Field(
+        default_factory=list, max_length=MAX_TAGS, description=f"At most {MAX_TAGS} tags."
+    )
     session_id: str | None = Field(
-        None, alias="sessionId", min_length=1, description="A session to group the job with."
+        None,
+        alias="sessionId",
+        min_length=1,
+        max_length=MAX_ID_CHARS,
+        description="A session to group the job with.",
     )
     priority: int = Field(
         0, ge=0, le=9, description="0 to 9; higher runs sooner. Instances take turns."
@@ -57,6 +74,7 @@ class JobRequest(_Body):
         None,
         alias="maxExecutionTime",
         gt=0,
+        le=LONGEST_EXECUTION_TIME,
         description="Seconds the job may run; at most the program's own limit.",
     )
 
@@ -197,7 +215,8 @@ class _ProgramMetadata(_Body):
         DEFAULT_MAX_EXECUTION_TIME,
         alias="maxExecutionTime",
         gt=0,
-        description="Seconds a job of the program may run.",
+        le=LONGEST_EXECUTION_TIME,
+        description="Seconds a job of the program may run (at most a year).",
     )
     is_public: bool = Field(
         False, alias="isPublic", description="Listed for and runnable by every instance."
@@ -223,9 +242,11 @@ class ProgramRequest(_ProgramMetadata):
         "QRT_MAX_PROGRAM_BYTES before encoding): program.py with main() at its root, or a "
         "PlanQK project (planqk.json at its root)."
     )
-    hub: str = Field(DEFAULT_HUB, min_length=1, pattern="^[^/]+$")
-    group: str = Field(DEFAULT_GROUP, min_length=1, pattern="^[^/]+$")
-    project: str = Field(DEFAULT_PROJECT, min_length=1, pattern="^[^/]+$")
+    hub: str = Field(DEFAULT_HUB, min_length=1, max_length=MAX_ID_CHARS, pattern=INSTANCE_PART)
+    group: str = Field(DEFAULT_GROUP, min_length=1, max_length=MAX_ID_CHARS, pattern=INSTANCE_PART)
+    project: str = Field(
+        DEFAULT_PROJECT, min_length=1, max_length=MAX_ID_CHARS, pattern=INSTANCE_PART
+    )
 
 
 class ProgramUpdate(_ProgramMetadata):
@@ -324,5 +345,6 @@ class ErrorOut(_Body):
 
 
 def dump(model: BaseModel) -> str:
-    """A response model as JSON text, with the API's field names."""
-    return json.dumps(model.model_dump(mode="json", by_alias=True))
+    """A response model as strict JSON text, with the API's field names (a non-finite number,
+    say in metadata a program file gave, is written as null)."""
+    return model.model_dump_json(by_alias=True)

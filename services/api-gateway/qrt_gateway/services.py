@@ -7,7 +7,6 @@ both as its keyword arguments.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +17,7 @@ from qrt_common.programs import Program
 from qrt_common.submission import new_job, service_params
 
 from .context import Gateway, gateway
+from .pacing import JsonBody
 from .plumbing import (
     REPLAYED,
     attempt_query,
@@ -29,13 +29,12 @@ from .plumbing import (
 )
 from .schemas import (
     ExecutionOut,
-    LogEntryOut,
     ServiceHealth,
-    ServiceLog,
     ServiceRequest,
     dump,
     execution_status,
 )
+from .strict import dumps, paced_strict_json, strict_json
 
 FAILURE_CODE = "500"
 """The code of a failure that the program itself gave no body for."""
@@ -102,38 +101,86 @@ async def get_execution(request: web.Request) -> web.Response:
     return _execution_response(job)
 
 
-async def get_result(request: web.Request) -> web.Response:
+async def get_result(request: web.Request) -> web.StreamResponse:
     gw, job = await _execution(request)
     status = execution_status(job.status)
     if status not in ("SUCCEEDED", "FAILED"):
         raise Conflict(f"execution '{job.id}' is {status}: it has no result")
     stored = await gw.store.get_result(job.id)
     if stored is not None:
-        return json_response(stored)
+        body = JsonBody(request)
+        await body.write(await paced_strict_json(stored, body.pacer))
+        return await body.finish()
     if job.status is JobStatus.COMPLETED:
         return json_response("null")
     detail = job.reason or "the execution failed"
-    return json_response(json.dumps({"code": FAILURE_CODE, "detail": detail}))
+    return json_response(dumps({"code": FAILURE_CODE, "detail": detail}))
 
 
-async def get_interim_results(request: web.Request) -> web.Response:
+async def get_interim_results(request: web.Request) -> web.StreamResponse:
     gw, job = await _execution(request)
     last = bool_query(request, "last")
     attempt = attempt_query(request, job.attempt)
-    stored = await gw.store.list_interims(job.id)
-    interims = [json.loads(i.data) for i in stored if attempt in (None, i.attempt)]
     if last:
-        return json_response(json.dumps(interims[-1] if interims else None))
-    return json_response(json.dumps(interims))
+        latest = await gw.store.last_interim(job.id, attempt=attempt)
+        return json_response("null" if latest is None else strict_json(latest.data))
+    body = JsonBody(request)
+    separator = "["
+    async for page in gw.store.interim_pages(job.id, attempt=attempt):
+        for interim in page:
+            await body.write(separator + strict_json(interim.data))
+            separator = ","
+    await body.write("[]" if separator == "[" else "]")
+    return await body.finish()
 
 
-async def get_log(request: web.Request) -> web.Response:
+async def get_log(request: web.Request) -> web.StreamResponse:
     gw, job = await _execution(request)
     attempt = attempt_query(request, job.attempt)
-    chunks = await gw.store.log_chunks(job.id)
-    lines = "".join(c.text for c in chunks if attempt in (None, c.attempt)).splitlines()
-    entries = [LogEntryOut(message=line, severity="INFO") for line in lines]
-    return json_response(dump(ServiceLog(entries)))
+    body = JsonBody(request)
+    separator = "["
+    lines = _Lines()
+    async for page in gw.store.log_pages(job.id, attempt=attempt):
+        for chunk in page:
+            for line in lines.feed(chunk.text):
+                await body.write(separator + _log_entry(line))
+                separator = ","
+    for line in lines.end():
+        await body.write(separator + _log_entry(line))
+        separator = ","
+    await body.write("[]" if separator == "[" else "]")
+    return await body.finish()
+
+
+def _log_entry(line: str) -> str:
+    """A `LogEntryOut` as JSON, without a model a line: a log may have a million lines."""
+    return dumps({"message": line, "severity": "INFO", "timestamp": None})
+
+
+class _Lines:
+    """Splits a text that arrives in pieces into lines, as `str.splitlines` splits the whole."""
+
+    def __init__(self) -> None:
+        self._rest: list[str] = []
+        """The pieces of the last line, which may go on in the next piece (even a "\r" may be
+        half of a "\r\n")."""
+
+    def feed(self, text: str) -> list[str]:
+        """The lines `text` completes (without their line breaks)."""
+        parts = text.splitlines(keepends=True)
+        if not parts:
+            return []
+        if len(parts) == 1 and parts[0].splitlines()[0] == parts[0]:  # no line break in it
+            self._rest.append(text)
+            return []
+        lines = ("".join(self._rest) + parts[0]).splitlines(keepends=True) + parts[1:]
+        self._rest = [lines.pop()]
+        return [line.splitlines()[0] for line in lines]
+
+    def end(self) -> list[str]:
+        """The last line, if the text did not end with a line break."""
+        rest, self._rest = "".join(self._rest), []
+        return rest.splitlines()
 
 
 async def cancel_execution(request: web.Request) -> web.Response:

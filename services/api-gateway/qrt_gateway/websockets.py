@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 
 from aiohttp import WSMsgType, web
 
@@ -19,6 +19,9 @@ from qrt_common.messages import EventKind, JobEvent
 from qrt_common.metrics import OPEN_WEBSOCKETS
 
 from .context import gateway
+from .pacing import Pacer
+from .replays import Frame
+from .strict import dumps, paced_strict_json, strict_json
 
 CLOSE_GONE = 4404
 """Close code when the job was deleted while being watched."""
@@ -26,8 +29,9 @@ QUIET_SECONDS = 5.0
 """After this long without an update a stream looks at the store itself: updates are not kept,
 so one missed (a broker hiccup) must not leave the stream open forever."""
 
-Frame = tuple[tuple[int, int], str]
-"""A replayable piece of a stream: its (attempt, seq) key and its text."""
+Pages = Callable[[str, float], AsyncIterator[list[Frame]]]
+"""What a stream replays of a job (given its id, and when the stream subscribed to its updates):
+its stored frames, a page at a time, in order (see `SharedReplays`)."""
 
 ATTEMPT_KEY = "__qrt__"
 """The key of a results stream's notice that the job runs again: `{"__qrt__": {"attempt": 2,
@@ -48,7 +52,86 @@ class _Attempts:
         if self._announce and attempt > self.announced:
             self.announced = attempt
             notice = {ATTEMPT_KEY: {"attempt": attempt, "reason": self.reason}}
-            await self._ws.send_str(json.dumps(notice))
+            await self._ws.send_str(dumps(notice))
+
+
+class _Seen:
+    """The (attempt, seq) keys a stream has sent, a bit each: a replay of a hundred thousand
+    frames remembers them in kilobytes."""
+
+    BITMAP_LIMIT = 1 << 24
+    """Sequence numbers up to this go in a bitmap; others (never seen) in a set."""
+
+    def __init__(self) -> None:
+        self._bits: dict[int, bytearray] = {}
+        self._others: set[tuple[int, int]] = set()
+
+    def first(self, key: tuple[int, int]) -> bool:
+        """True (and remembered) if `key` was not seen before."""
+        attempt, seq = key
+        if not 0 <= seq < self.BITMAP_LIMIT:
+            new = key not in self._others
+            self._others.add(key)
+            return new
+        byte, bit = seq >> 3, 1 << (seq & 7)
+        bits = self._bits.get(attempt)
+        if bits is None:
+            bits = self._bits[attempt] = bytearray()
+        if len(bits) <= byte:
+            bits.extend(bytes(byte + 1 - len(bits) + len(bits) // 2))  # grows by half
+        elif bits[byte] & bit:
+            return False
+        bits[byte] |= bit
+        return True
+
+
+class _Cork:
+    """Gathers what aiohttp writes for a page of frames and hands it to the socket in one
+    write: a replay of a hundred thousand small frames would otherwise cost as many system
+    calls, which were most of its work.
+
+    aiohttp writes a frame with `transport.write` as soon as it is framed; this stands in for
+    the connection's transport (the writer's `transport` attribute) while a page is sent, so it
+    works only on a websocket without compression, where framing is all aiohttp does.
+    """
+
+    FLUSH_BYTES = 256 * 1024
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self._pieces: list[bytes] = []
+        self._size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._pieces.append(bytes(data))
+        self._size += len(data)
+        if self._size >= self.FLUSH_BYTES:
+            self.flush()
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+    def flush(self) -> None:
+        pieces, self._pieces, self._size = self._pieces, [], 0
+        if pieces and not self.transport.is_closing():
+            self.transport.write(b"".join(pieces))
+
+
+@contextlib.contextmanager
+def _corked(ws: web.WebSocketResponse) -> Iterator[None]:
+    """Frames sent in the block reach the socket together (see `_Cork`)."""
+    writer = getattr(ws, "_writer", None)  # aiohttp's; without it, frames go one by one
+    transport = getattr(writer, "transport", None)
+    if writer is None or ws.compress or not isinstance(transport, asyncio.Transport):
+        yield
+        return
+    cork = _Cork(transport)
+    writer.transport = cork
+    try:
+        yield
+    finally:
+        writer.transport = transport
+        cork.flush()
 
 
 async def _client_gone(ws: web.WebSocketResponse) -> None:
@@ -57,19 +140,18 @@ async def _client_gone(ws: web.WebSocketResponse) -> None:
             break
 
 
-async def _follow(
-    request: web.Request,
-    kind: EventKind,
-    load: Callable[[str], Awaitable[list[Frame]]],
-) -> web.WebSocketResponse:
+async def _follow(request: web.Request, kind: EventKind, pages: Pages) -> web.WebSocketResponse:
     """Send the stored frames, then live ones of `kind` until the job ends or the client goes.
 
     The stream subscribes before it reads the job, so whatever happens after the read reaches
-    it; the end's status and the result come from the updates when they carried them.
+    it; the end's status and the result come from the updates when they carried them. The
+    stored frames are read and sent a page at a time, handing the event loop back as they go
+    (`Pacer`), so a replay of a large output holds up nobody else.
     """
     gw = gateway(request)
     job_id = request.match_info["job_id"]
     with gw.streams.watch(job_id) as inbox:
+        since = time.monotonic()
         job = await gw.find_job(job_id)
         ws = web.WebSocketResponse(heartbeat=30)
         await ws.prepare(request)
@@ -77,13 +159,27 @@ async def _follow(
         attempts = _Attempts(ws, announce=kind is EventKind.INTERIM)
         if job.status is JobStatus.QUEUED:
             attempts.reason = job.reason
+        seen = _Seen()
+        pacer = Pacer()
+
+        async def replay(since: float) -> bool:
+            """Send what is stored and was not sent yet (read after `since`); False if the
+            client left."""
+            async for page in pages(job.id, since):
+                if client.done():
+                    return False
+                with _corked(ws):
+                    for key, text in page:
+                        if seen.first(key):
+                            await attempts.reached(key[0])
+                            await ws.send_str(text)
+                            await pacer.pause()
+            return True
+
         try:
             with OPEN_WEBSOCKETS.track_inprogress():
-                stored = await load(job.id)
-                seen = {key for key, _ in stored}
-                for (attempt, _), text in stored:
-                    await attempts.reached(attempt)
-                    await ws.send_str(text)
+                if not await replay(since):
+                    return ws
                 await attempts.reached(job.attempt)
                 status = job.status.value if job.status.is_final else None
                 waited = status is None
@@ -103,27 +199,24 @@ async def _follow(
                     if event.kind is EventKind.RUNNING:
                         await attempts.reached(event.attempt)
                     key = (event.attempt, event.seq)
-                    if event.kind is kind and key not in seen:
-                        seen.add(key)
+                    if event.kind is kind and seen.first(key):
                         await attempts.reached(event.attempt)
-                        await ws.send_str(event.data or "")
+                        text = event.data or ""
+                        await ws.send_str(strict_json(text) if kind is EventKind.INTERIM else text)
                     if event.kind is EventKind.RESULT:
                         result = event.data  # announced only when stored: the stored result
                     if event.kind is EventKind.FINISHED and event.status is JobStatus.QUEUED:
                         attempts.reason = event.reason  # it runs again: the next notice says why
                     if event.kind is EventKind.FINISHED and event.status and event.status.is_final:
                         status = event.status.value
-                if waited:
-                    # Whatever was stored but never announced (a missed update) still goes out.
-                    for key, text in await load(job.id):
-                        if key not in seen:
-                            await attempts.reached(key[0])
-                            await ws.send_str(text)
+                # Whatever was stored but never announced (a missed update) still goes out.
+                if waited and not await replay(time.monotonic()):
+                    return ws
                 if kind is EventKind.INTERIM:
                     if result is None:
                         result = await gw.store.get_result(job.id)
                     if result is not None:
-                        await ws.send_str(result)
+                        await ws.send_str(await paced_strict_json(result, pacer))
                 await ws.close(message=status.encode())
         finally:
             client.cancel()
@@ -146,19 +239,9 @@ async def _next(inbox: asyncio.Queue[JobEvent], client: asyncio.Task[None]) -> J
 
 async def stream_results(request: web.Request) -> web.StreamResponse:
     """One text frame per published message, interim results then the final one; then close."""
-    store = gateway(request).store
-
-    async def load(job_id: str) -> list[Frame]:
-        return [((i.attempt, i.index), i.data) for i in await store.list_interims(job_id)]
-
-    return await _follow(request, EventKind.INTERIM, load)
+    return await _follow(request, EventKind.INTERIM, gateway(request).replays.interims)
 
 
 async def stream_logs(request: web.Request) -> web.StreamResponse:
     """The job's log as text frames, what was written so far and then each new piece."""
-    store = gateway(request).store
-
-    async def load(job_id: str) -> list[Frame]:
-        return [((c.attempt, c.seq), c.text) for c in await store.log_chunks(job_id)]
-
-    return await _follow(request, EventKind.LOG, load)
+    return await _follow(request, EventKind.LOG, gateway(request).replays.logs)

@@ -282,6 +282,13 @@ class Scheduler:
                     await self._stop(job.id, JobStatus.CANCELLED, job.executor_id, job.attempt + 1)
                 return
             job = await self._store.get_job(request.job_id) or job
+        if job.status is JobStatus.RUNNING and job.id not in self.placed:
+            # Running, as far as the store knows, on no executor this scheduler knows of (its
+            # end was lost): nothing else would ever end it.
+            if job.executor_id is not None:
+                await self._stop(job.id, JobStatus.CANCELLED, job.executor_id, job.attempt)
+            await self.ledger.change_status(job, JobStatus.CANCELLED, "cancelled on request")
+            return
         if job.status is JobStatus.RUNNING and job.executor_id is not None:
             await self.ledger.request_cancel(job)
             self.cancelling.add(job.id)
@@ -297,9 +304,11 @@ class Scheduler:
         reason = f"a message about this job could not be handled: {body.get('_reason')}"
         if job.status is JobStatus.RUNNING and job.executor_id is not None:
             await self._stop(job.id, JobStatus.FAILED, job.executor_id, job.attempt)
+        # The job is failed before it is let go: should the store refuse, its placement stays,
+        # and the watch over executors ends it later; a job nobody holds would run forever.
+        await self.ledger.change_status(job, JobStatus.FAILED, reason)
         self.pending.remove(job.id)
         self.placed.pop(job.id)
-        await self.ledger.change_status(job, JobStatus.FAILED, reason)
 
     async def _stop(self, job_id: str, status: JobStatus, executor_id: str, attempt: int) -> None:
         order = StopJob(job_id, status, executor_id, attempt)

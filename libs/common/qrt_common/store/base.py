@@ -3,10 +3,12 @@ programs users upload."""
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 from ..archives import ProgramArchive
 from ..jobs import Job, JobStatus
@@ -32,6 +34,17 @@ class JobQuery:
     created_before: datetime | None = None
 
 
+READ_PAGE = 500
+"""Log chunks or interim results one paged read returns at most (see `JobStore.log_pages`)."""
+PAGE_BYTES = 1024 * 1024
+"""About how much text a page holds: pages of large pieces hold fewer of them."""
+FIRST_PAGE = 64
+"""Pieces the first read of a paged read asks for, before it knows how large they are."""
+
+PartKey = tuple[int, int]
+"""Where a log chunk or interim result sits in its job's output: (attempt, seq), in order."""
+
+
 @dataclass(frozen=True, slots=True)
 class LogChunk:
     """A piece of a job's log, as one event carried it."""
@@ -39,6 +52,10 @@ class LogChunk:
     attempt: int
     seq: int
     text: str
+
+    @property
+    def key(self) -> PartKey:
+        return (self.attempt, self.seq)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +65,42 @@ class Interim:
     attempt: int
     index: int
     data: str
+
+    @property
+    def key(self) -> PartKey:
+        return (self.attempt, self.index)
+
+
+FAILURE_MEMORY = 30.0
+"""Seconds a write that failed because the store could not write (a full disk) keeps the store
+not ready, unless a later write succeeds: whoever retries it (the scheduler's ledger does,
+every few seconds) keeps the memory fresh while the cause lasts."""
+
+
+class WriteHealth:
+    """Whether the store's writes work: the last write that failed because the store could not
+    write (not because of what it wrote), until a later write succeeds or FAILURE_MEMORY
+    seconds pass."""
+
+    def __init__(self) -> None:
+        self._failed: tuple[float, str] | None = None
+
+    def failed(self, reason: str) -> None:
+        self._failed = (time.monotonic(), reason)
+
+    def succeeded(self) -> None:
+        self._failed = None
+
+    @property
+    def failure(self) -> str | None:
+        """Why writes fail now, or None."""
+        if self._failed is None:
+            return None
+        at, reason = self._failed
+        if time.monotonic() - at > FAILURE_MEMORY:
+            self._failed = None
+            return None
+        return reason
 
 
 class JobStore(ABC):
@@ -60,7 +113,8 @@ class JobStore(ABC):
         """Release connections."""
 
     async def is_ready(self) -> bool:
-        """True when the store answers."""
+        """True when the store answers and can write (a store whose disk is full is not
+        ready)."""
         return True
 
     @abstractmethod
@@ -89,8 +143,30 @@ class JobStore(ABC):
         """Add a chunk of log text; False if that chunk was stored already."""
 
     @abstractmethod
-    async def log_chunks(self, job_id: str) -> list[LogChunk]:
-        """The job's log in pieces, attempts and pieces in order."""
+    async def log_chunks(
+        self,
+        job_id: str,
+        *,
+        attempt: int | None = None,
+        after: PartKey | None = None,
+        limit: int | None = None,
+    ) -> list[LogChunk]:
+        """The job's log in pieces, attempts and pieces in order: only `attempt`'s when given,
+        only those after the key `after`, at most `limit` of them. Large reads go by pages
+        (`log_pages`)."""
+
+    async def log_pages(
+        self, job_id: str, *, attempt: int | None = None, page: int = READ_PAGE
+    ) -> AsyncIterator[list[LogChunk]]:
+        """The job's log in pages of at most `page` chunks and about PAGE_BYTES, in order (see
+        `log_chunks`): a reader of a large log holds one page at a time, and each read is
+        short."""
+
+        async def read(after: PartKey | None, limit: int) -> list[LogChunk]:
+            return await self.log_chunks(job_id, attempt=attempt, after=after, limit=limit)
+
+        async for chunks in read_pages(read, lambda c: c.key, lambda c: len(c.text), page):
+            yield chunks
 
     async def read_log(self, job_id: str) -> str:
         """The job's whole log."""
@@ -101,8 +177,31 @@ class JobStore(ABC):
         """Keep an interim result; False if it was stored already."""
 
     @abstractmethod
-    async def list_interims(self, job_id: str) -> list[Interim]:
-        """The job's interim results in the order they were published."""
+    async def list_interims(
+        self,
+        job_id: str,
+        *,
+        attempt: int | None = None,
+        after: PartKey | None = None,
+        limit: int | None = None,
+    ) -> list[Interim]:
+        """The job's interim results in the order they were published, chosen as `log_chunks`
+        chooses log chunks. Large reads go by pages (`interim_pages`)."""
+
+    async def interim_pages(
+        self, job_id: str, *, attempt: int | None = None, page: int = READ_PAGE
+    ) -> AsyncIterator[list[Interim]]:
+        """The job's interim results in pages, as `log_pages` reads the log."""
+
+        async def read(after: PartKey | None, limit: int) -> list[Interim]:
+            return await self.list_interims(job_id, attempt=attempt, after=after, limit=limit)
+
+        async for interims in read_pages(read, lambda i: i.key, lambda i: len(i.data), page):
+            yield interims
+
+    @abstractmethod
+    async def last_interim(self, job_id: str, *, attempt: int | None = None) -> Interim | None:
+        """The job's (or its attempt `attempt`'s) latest interim result, or None."""
 
     @abstractmethod
     async def set_result(self, job_id: str, data: str) -> bool:
@@ -151,3 +250,28 @@ class JobStore(ABC):
         written before `logs_before`, and the idempotency keys of jobs created before
         `keys_before` (such a key makes a new job again); None keeps them. Returns how many
         jobs went."""
+
+
+Part = TypeVar("Part")
+
+
+async def read_pages(
+    read: Callable[[PartKey | None, int], Awaitable[list[Part]]],
+    key: Callable[[Part], PartKey],
+    size: Callable[[Part], int],
+    most: int = READ_PAGE,
+) -> AsyncIterator[list[Part]]:
+    """Pages of what `read(after, limit)` gives (the pieces after key `after`, at most
+    `limit`), in order, up to `most` pieces each: a page holds more pieces while they are small
+    (`size`: a piece's length) and fewer once they are large (about PAGE_BYTES); `key` is a
+    piece's (attempt, seq)."""
+    after: PartKey | None = None
+    limit = min(FIRST_PAGE, most)
+    while parts := await read(after, limit):
+        yield parts
+        if len(parts) < limit:
+            return
+        after = key(parts[-1])
+        total = sum(size(part) for part in parts)
+        grown = limit * 2 if total < PAGE_BYTES else limit * PAGE_BYTES // total
+        limit = max(1, min(most, grown))

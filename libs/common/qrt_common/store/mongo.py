@@ -33,8 +33,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
     AutoReconnect,
     DuplicateKeyError,
+    OperationFailure,
     PyMongoError,
     ServerSelectionTimeoutError,
+    WriteConcernError,
 )
 
 from ..archives import ProgramArchive
@@ -42,7 +44,7 @@ from ..errors import ProgramNameTaken, StoreSetupError, StoreUnavailable
 from ..jobs import Job, JobStatus, epoch_us, job_from_dict, job_to_dict
 from ..programs import Program, program_from_dict, program_to_dict
 from ..retry import Backoff
-from .base import Interim, JobQuery, JobStore, LogChunk
+from .base import Interim, JobQuery, JobStore, LogChunk, PartKey, WriteHealth
 
 SCHEMA_VERSION = 3
 """The layout this code writes; `meta.schema` says which layout the database holds."""
@@ -54,6 +56,25 @@ GRIDFS_CHUNK_BYTES = 255 * 1024
 """GridFS's default chunk size."""
 
 RESULTS_BUCKET = "results"
+
+CANNOT_WRITE_CODES = {
+    14031: "the disk is full (OutOfDiskSpace)",
+    64: "the write concern failed",
+    100: "the write concern cannot be satisfied",
+    50: "the operation ran out of time",
+    262: "the operation ran out of time",
+    24: "a lock timed out",
+    46: "a lock is busy",
+    112: "a write conflicted with another",
+    91: "the server is shutting down",
+    11600: "the server is shutting down",
+    11602: "the replica set is changing its primary",
+    189: "the primary stepped down",
+    10107: "the server is no longer the primary",
+    13435: "the server is no longer the primary",
+    13436: "the server is no longer the primary",
+}
+"""MongoDB error codes that say the database cannot take writes now, whatever they write."""
 
 _TRANSIENT_RETRIES = Backoff(0.1, 1.0, factor=3.0, tries=3)
 """Pauses (0.1, 0.3, 0.9 s) before each retry of an operation that met a transient error (a
@@ -176,6 +197,7 @@ class MongoStore(JobStore):
         self._db: Any = self._client[urlsplit(url).path.strip("/") or "qrt"]
         self._timeout = timeout
         self._opened = False
+        self._health = WriteHealth()
 
     async def open(self) -> None:
         version = await self._retrying(self._schema_version)
@@ -196,13 +218,15 @@ class MongoStore(JobStore):
             await self._client.close()
 
     async def is_ready(self) -> bool:
+        """True when MongoDB answers and no write failed because it could not write (a full
+        disk) since the last one that worked."""
         if not self._opened:
             return False
         try:
             await asyncio.wait_for(self._client.admin.command("ping"), self._timeout)
         except (PyMongoError, TimeoutError):
             return False
-        return True
+        return self._health.failure is None
 
     async def _schema_version(self) -> int:
         doc = await self._db["meta"].find_one({"_id": "schema"})
@@ -230,6 +254,12 @@ class MongoStore(JobStore):
                     raise StoreUnavailable(f"MongoDB: {exc}") from exc
                 logger.warning("store operation failed, retrying in %.1f s: %s", pause, exc)
                 await asyncio.sleep(pause)
+            except (OperationFailure, WriteConcernError) as exc:
+                reason = _cannot_write(exc)
+                if reason is None:
+                    raise  # about what was written (a duplicate key): the caller's
+                self._health.failed(reason)
+                raise StoreUnavailable(f"MongoDB cannot write: {reason} ({exc})") from exc
         raise AssertionError("unreachable")
 
     def _collection(self, name: str) -> Any:
@@ -250,6 +280,7 @@ class MongoStore(JobStore):
             nonlocal tries
             tries += 1
             outcome = await collection.update_one(key, {"$setOnInsert": doc}, upsert=True)
+            self._health.succeeded()
             if outcome.upserted_id is not None or tries == 1:
                 return outcome.upserted_id is not None
             stored = await collection.find_one(key)
@@ -313,6 +344,7 @@ class MongoStore(JobStore):
                 projection={"_id": True},
                 return_document=ReturnDocument.BEFORE,
             )
+            self._health.succeeded()
             if before is not None or tries == 1:
                 return before is not None
             # A retry whose first try landed: the job is now exactly what we wrote.
@@ -343,26 +375,62 @@ class MongoStore(JobStore):
         doc = {**key, "text": text, "created_us": epoch_us(datetime.now(UTC))}
         return await self._insert_once("logs", key, doc)
 
-    async def log_chunks(self, job_id: str) -> list[LogChunk]:
-        docs = await self._sorted_parts("logs", job_id)
+    async def log_chunks(
+        self,
+        job_id: str,
+        *,
+        attempt: int | None = None,
+        after: PartKey | None = None,
+        limit: int | None = None,
+    ) -> list[LogChunk]:
+        docs = await self._sorted_parts("logs", job_id, attempt, after, limit)
         return [LogChunk(attempt=d["attempt"], seq=d["seq"], text=d["text"]) for d in docs]
 
     async def add_interim(self, job_id: str, attempt: int, index: int, data: str) -> bool:
         key = {"job_id": job_id, "attempt": attempt, "seq": index}
         return await self._insert_once("interims", key, {**key, "data": data})
 
-    async def list_interims(self, job_id: str) -> list[Interim]:
-        docs = await self._sorted_parts("interims", job_id)
+    async def list_interims(
+        self,
+        job_id: str,
+        *,
+        attempt: int | None = None,
+        after: PartKey | None = None,
+        limit: int | None = None,
+    ) -> list[Interim]:
+        docs = await self._sorted_parts("interims", job_id, attempt, after, limit)
         return [Interim(attempt=d["attempt"], index=d["seq"], data=d["data"]) for d in docs]
 
-    async def _sorted_parts(self, name: str, job_id: str) -> list[Document]:
+    async def last_interim(self, job_id: str, *, attempt: int | None = None) -> Interim | None:
+        docs = await self._sorted_parts("interims", job_id, attempt, None, 1, newest=True)
+        return Interim(docs[0]["attempt"], docs[0]["seq"], docs[0]["data"]) if docs else None
+
+    async def _sorted_parts(
+        self,
+        name: str,
+        job_id: str,
+        attempt: int | None,
+        after: PartKey | None,
+        limit: int | None,
+        *,
+        newest: bool = False,
+    ) -> list[Document]:
         collection = self._collection(name)
+        where: Document = {"job_id": job_id}
+        if attempt is not None:
+            where["attempt"] = attempt
+        if after is not None:
+            later, seq = after
+            where["$or"] = [{"attempt": {"$gt": later}}, {"attempt": later, "seq": {"$gt": seq}}]
+        order = DESCENDING if newest else ASCENDING
 
         async def read() -> list[Document]:
-            cursor = collection.find({"job_id": job_id}, {"_id": False}).sort(
-                [("attempt", ASCENDING), ("seq", ASCENDING)]
+            cursor = collection.find(where, {"_id": False}).sort(
+                [("attempt", order), ("seq", order)]
             )
-            return list(await cursor.to_list(length=None))
+            if limit is not None:
+                cursor = cursor.limit(limit)
+            return list(await cursor.to_list(length=limit))
 
         return await self._retrying(read)
 
@@ -524,6 +592,17 @@ class MongoStore(JobStore):
             forget = {"$set": {"idempotency_key": None}}
             await self._retrying(partial(self._collection("jobs").update_many, kept, forget))
         return purged
+
+
+def _cannot_write(error: PyMongoError) -> str | None:
+    """Why `error` says MongoDB cannot take writes now, or None (a duplicate key, a document
+    too large: about the write itself)."""
+    if isinstance(error, DuplicateKeyError):
+        return None
+    if isinstance(error, WriteConcernError):
+        return CANNOT_WRITE_CODES.get(error.code or 0, "the write concern failed")
+    code = error.code if isinstance(error, OperationFailure) else None
+    return CANNOT_WRITE_CODES.get(code or 0)
 
 
 def _job_filter(query: JobQuery) -> Document:

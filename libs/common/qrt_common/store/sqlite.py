@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import json
 import logging
+import os
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -18,7 +21,7 @@ from ..archives import ProgramArchive
 from ..errors import ProgramNameTaken, StoreSetupError, StoreUnavailable
 from ..jobs import Job, JobStatus, epoch_us, job_from_dict, job_to_dict, utcnow
 from ..programs import Program, program_from_dict, program_to_dict
-from .base import Interim, JobQuery, JobStore, LogChunk
+from .base import Interim, JobQuery, JobStore, LogChunk, PartKey, WriteHealth
 
 logger = logging.getLogger(__name__)
 
@@ -102,15 +105,16 @@ CHECKPOINT_EVERY = 500
 class SQLiteStore(JobStore):
     """A JobStore in one SQLite database file.
 
-    A small write, and a read by key (a job, its log, interim results or result), run on the
+    A small write, and a read of a job or a program's archive by key, run on the
     event loop's own connection: in WAL mode with synchronous=NORMAL they take tens of
     microseconds, less than handing them to a thread and back, which under load costs a service
     more CPU than the statement itself.
     That connection never waits: when another process (or this one's writer thread) holds the
     write lock, the write goes to the writer thread instead, where it waits for the lock.
 
-    Everything else (large payloads, scans, purges) goes through a connection each for reads
-    and writes, in a thread of their own, so the event loop never blocks on the file. Writes
+    Everything else (large payloads, a job's output, which may be large and is read in pages,
+    scans, purges) goes through a connection each for reads and writes, in a thread of their
+    own, so the event loop never blocks on the file. Writes
     there are group-committed: the writes that arrive while a transaction is being committed go
     into the next one together. Several processes (gateway, scheduler) share the file; each
     write transaction takes the file's write lock once, and under load that is once per batch
@@ -129,6 +133,7 @@ class SQLiteStore(JobStore):
         self._checkpointing: asyncio.Task[None] | None = None
         self._batch: list[tuple[Statement, asyncio.Future[Any]]] = []
         self._committing: asyncio.Task[None] | None = None
+        self._health = WriteHealth()
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,14 +163,49 @@ class SQLiteStore(JobStore):
             raise RuntimeError("SQLiteStore used before open()")
         return connection
 
+    async def is_ready(self) -> bool:
+        """True when a small write works and no write failed for want of space (or another
+        reason the file cannot be written) since the last one that worked."""
+        if self._inline is None:
+            return False
+        probe = "INSERT OR REPLACE INTO meta (key, value) VALUES ('ready_probe', ?)"
+        try:
+            _commit(self._inline, [lambda db: db.execute(probe, (str(time.time()),))])
+        except sqlite3.Error as exc:
+            if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+                return self._health.failure is None  # another writer holds the file: it writes
+            if self._unavailable(exc) is None:
+                raise
+            return False
+        return self._health.failure is None
+
+    def _unavailable(self, error: BaseException) -> StoreUnavailable | None:
+        """The StoreUnavailable `error` means when the file cannot be written (a full disk, an
+        I/O error, a read-only file system), remembered for `is_ready`; None for other errors
+        (a constraint, a bug), which are the caller's."""
+        reason = _cannot_write(error)
+        if reason is None:
+            return None
+        self._health.failed(reason)
+        return StoreUnavailable(f"the store cannot write to {self.path}: {reason}")
+
     async def _transact(self, statement: Statement) -> Any:
-        """Run `statement` in the next write transaction; its result once that committed."""
+        """Run `statement` in the next write transaction; its result once that committed.
+        Raises StoreUnavailable when the file cannot be written."""
         writer = self._connection(self._writer)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._batch.append((statement, future))
         if self._committing is None or self._committing.done():
             self._committing = asyncio.create_task(self._commit_batches(writer))
-        return await future
+        try:
+            outcome = await future
+        except (sqlite3.Error, OSError) as exc:
+            unavailable = self._unavailable(exc)
+            if unavailable is None:
+                raise
+            raise unavailable from exc
+        self._health.succeeded()
+        return outcome
 
     async def _commit_batches(self, writer: _Connection) -> None:
         while self._batch:
@@ -183,23 +223,29 @@ class SQLiteStore(JobStore):
                     future.set_result(outcome)
 
     async def _write(self, sql: str, args: tuple[Any, ...]) -> int:
+        """Run one write statement; its row count. Raises StoreUnavailable when the file
+        cannot be written (a full disk), and the statement's own errors (a constraint)."""
+
         def statement(db: sqlite3.Connection) -> int:
             return db.execute(sql, args).rowcount
 
         if self._inline is not None and _size(args) <= INLINE_WRITE_BYTES:
             try:
                 (outcome,) = _commit(self._inline, [statement])
-            except sqlite3.OperationalError as exc:
-                if not _is_busy(exc):
-                    raise
-            else:
-                self._after_inline_write()
                 if isinstance(outcome, BaseException):
                     raise outcome
-                rowcount: int = outcome
-                return rowcount
-        rowcount = await self._transact(statement)
-        return rowcount
+            except sqlite3.Error as exc:
+                if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+                    return int(await self._transact(statement))
+                unavailable = self._unavailable(exc)
+                if unavailable is None:
+                    raise
+                raise unavailable from exc
+            self._after_inline_write()
+            self._health.succeeded()
+            rowcount: int = outcome
+            return rowcount
+        return int(await self._transact(statement))
 
     def _after_inline_write(self) -> None:
         self._inline_writes += 1
@@ -218,7 +264,13 @@ class SQLiteStore(JobStore):
 
     async def _read(self, sql: str, args: Any = ()) -> list[Any]:
         reader = self._connection(self._reader)
-        rows: list[Any] = await reader.run(lambda db: db.execute(sql, args).fetchall())
+        try:
+            rows: list[Any] = await reader.run(lambda db: db.execute(sql, args).fetchall())
+        except sqlite3.Error as exc:
+            unavailable = _unreadable(exc, self.path)
+            if unavailable is None:
+                raise
+            raise unavailable from exc
         return rows
 
     async def _look_up(self, sql: str, args: Any) -> list[Any]:
@@ -234,7 +286,10 @@ class SQLiteStore(JobStore):
             return self._inline.execute(sql, args).fetchall()
         except sqlite3.OperationalError as exc:
             if not _is_busy(exc):
-                raise
+                unavailable = _unreadable(exc, self.path)
+                if unavailable is None:
+                    raise
+                raise unavailable from exc
         return await self._read(sql, args)
 
     async def add_job(self, job: Job) -> Job:
@@ -352,26 +407,77 @@ class SQLiteStore(JobStore):
         )
         return await self._write(sql, (job_id, attempt, seq, text, epoch_us(utcnow()))) == 1
 
-    async def log_chunks(self, job_id: str) -> list[LogChunk]:
-        sql = "SELECT attempt, seq, text FROM logs WHERE job_id = ? ORDER BY attempt, seq"
-        rows = await self._look_up(sql, (job_id,))
+    async def log_chunks(
+        self,
+        job_id: str,
+        *,
+        attempt: int | None = None,
+        after: PartKey | None = None,
+        limit: int | None = None,
+    ) -> list[LogChunk]:
+        rows = await self._parts("logs", "seq", "text", job_id, attempt, after, limit)
         return [LogChunk(attempt=r[0], seq=r[1], text=r[2]) for r in rows]
+
+    async def _parts(
+        self,
+        table: str,
+        seq: str,
+        data: str,
+        job_id: str,
+        attempt: int | None,
+        after: PartKey | None,
+        limit: int | None,
+        *,
+        newest: bool = False,
+    ) -> list[Any]:
+        """Rows (attempt, seq, data) of a job's log chunks or interim results, in order (or
+        newest first), as `JobStore.log_chunks` chooses them."""
+        where: list[str] = ["job_id = ?"]
+        args: list[Any] = [job_id]
+        if attempt is not None:
+            where.append("attempt = ?")
+            args.append(attempt)
+        if after is not None:
+            where.append(f"(attempt, {seq}) > (?, ?)")
+            args.extend(after)
+        order = "DESC" if newest else "ASC"
+        sql = (
+            f"SELECT attempt, {seq}, {data} FROM {table} WHERE {' AND '.join(where)}"
+            f" ORDER BY attempt {order}, {seq} {order}"
+        )
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        # In the reader's thread: a job's output may be large, and however many ask for it,
+        # the event loop only waits for the rows to arrive.
+        return await self._read(sql, args)
 
     async def add_interim(self, job_id: str, attempt: int, index: int, data: str) -> bool:
         sql = "INSERT OR IGNORE INTO interims (job_id, attempt, idx, data) VALUES (?, ?, ?, ?)"
         return await self._write(sql, (job_id, attempt, index, data)) == 1
 
-    async def list_interims(self, job_id: str) -> list[Interim]:
-        sql = "SELECT attempt, idx, data FROM interims WHERE job_id = ? ORDER BY attempt, idx"
-        rows = await self._look_up(sql, (job_id,))
+    async def list_interims(
+        self,
+        job_id: str,
+        *,
+        attempt: int | None = None,
+        after: PartKey | None = None,
+        limit: int | None = None,
+    ) -> list[Interim]:
+        rows = await self._parts("interims", "idx", "data", job_id, attempt, after, limit)
         return [Interim(attempt=r[0], index=r[1], data=r[2]) for r in rows]
+
+    async def last_interim(self, job_id: str, *, attempt: int | None = None) -> Interim | None:
+        rows = await self._parts("interims", "idx", "data", job_id, attempt, None, 1, newest=True)
+        return Interim(attempt=rows[0][0], index=rows[0][1], data=rows[0][2]) if rows else None
 
     async def set_result(self, job_id: str, data: str) -> bool:
         sql = "INSERT OR IGNORE INTO results (job_id, data) VALUES (?, ?)"
         return await self._write(sql, (job_id, data)) == 1
 
     async def get_result(self, job_id: str) -> str | None:
-        rows = await self._look_up("SELECT data FROM results WHERE job_id = ?", (job_id,))
+        # In the reader's thread: a result may be tens of megabytes.
+        rows = await self._read("SELECT data FROM results WHERE job_id = ?", (job_id,))
         return str(rows[0][0]) if rows else None
 
     async def add_program(self, program: Program, archive: ProgramArchive) -> None:
@@ -456,6 +562,34 @@ def _program_columns(program: Program, archive: ProgramArchive | None) -> tuple[
     doc = json.dumps(program_to_dict(program))
     digest, data = (None, None) if archive is None else (archive.digest, archive.data)
     return (program.owner, program.name, int(program.is_public), doc, digest, data)
+
+
+_CANNOT_WRITE = {
+    sqlite3.SQLITE_FULL: "the disk is full",
+    sqlite3.SQLITE_IOERR: "the disk failed to read or write",
+    sqlite3.SQLITE_READONLY: "the file or its file system is read-only",
+    sqlite3.SQLITE_CANTOPEN: "the file cannot be opened",
+}
+"""SQLite's primary result codes that say the file cannot be written now, whatever the
+statement (the extended codes, such as SQLITE_IOERR_WRITE, carry these in their low byte)."""
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}
+
+
+def _cannot_write(error: BaseException) -> str | None:
+    """Why `error` says the store cannot write now (with SQLite's own words), or None."""
+    if isinstance(error, sqlite3.Error):
+        code = getattr(error, "sqlite_errorcode", None)
+        reason = _CANNOT_WRITE.get(code & 0xFF) if isinstance(code, int) else None
+        return f"{reason} ({error})" if reason else None
+    if isinstance(error, OSError) and error.errno in _NO_SPACE:
+        return f"{os.strerror(error.errno)} ({error})"
+    return None
+
+
+def _unreadable(error: sqlite3.Error, path: Path) -> StoreUnavailable | None:
+    """The StoreUnavailable a read's `error` means when the file cannot be used (I/O)."""
+    reason = _cannot_write(error)
+    return None if reason is None else StoreUnavailable(f"the store cannot read {path}: {reason}")
 
 
 def _is_busy(error: sqlite3.OperationalError) -> bool:
