@@ -94,6 +94,24 @@ async def test_an_interim_result_holding_nan_is_refused_and_the_job_goes_on(exec
     assert run.results == [{"done": True}]
 
 
+NO_SURROGATE = (
+    "JSON text must be Unicode (UTF-8 cannot carry half of a surrogate pair): send whole "
+    "characters or bytes"
+)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_lone_surrogate_in_a_result_or_interim_result_is_refused(executor, kind):
+    # JSON escapes of half a pair: Python's json reads them into a string UTF-8 cannot carry.
+    run = await shaped(executor, kind, interims=('{"x": "\\ud800"}', '["\\ud83d\\ude00"]'),
+                       result='{"y": ["ok", "\\udfff"]}')  # fmt: skip
+    assert run.outcome == Outcome(
+        JobStatus.FAILED, f"the result holds a lone surrogate at $.y[1]; {NO_SURROGATE}"
+    ), run.log
+    assert run.interims == [["\U0001f600"]]  # a whole pair is a character
+    assert refused_interim(kind, f"holds a lone surrogate at $.x; {NO_SURROGATE}") in run.log
+
+
 async def test_a_refused_publish_raises_a_value_error_a_program_may_leave_uncaught(executor):
     run = await executor.run("shaper", json.dumps({"interims": ["{'x': math.nan}"]}))
     assert run.outcome == Outcome(JobStatus.FAILED, f"an interim result holds NaN at $.x; {NO_NAN}")

@@ -309,6 +309,26 @@ async def test_a_short_jobs_events_share_one_message():
     ]
 
 
+async def test_an_attempts_interim_results_are_capped_in_total():
+    sent: list[JobEvent] = []
+
+    async def send(batch: list[JobEvent]) -> None:
+        sent.extend(batch)
+
+    output = JobOutput("job-1", 1, "ex", send, max_log_bytes=1 << 20, max_interims_bytes=2500)
+    for step in range(5):
+        output.interim(json.dumps({"step": step, "data": "x" * 1000}))
+    output.event(EventKind.FINISHED, status="Completed")
+    await output.close()
+    interims = [json.loads(e.data or "") for e in sent if e.kind is EventKind.INTERIM]
+    assert [interim["step"] for interim in interims] == [0, 1]
+    log = "".join(e.data or "" for e in sent if e.kind is EventKind.LOG)
+    assert log == (
+        "[qrt] later interim results dropped: this attempt's reached QRT_MAX_INTERIMS_BYTES "
+        "(2500 bytes)\n"
+    )
+
+
 async def test_an_event_waits_for_company_only_briefly():
     from qrt_executor.runner import EVENT_LINGER_SECONDS
 

@@ -109,3 +109,24 @@ async def test_metadata_a_program_file_gives_goes_out_strict(gw: Harness):
     assert shown["backendRequirements"] == {"max_error": None}
     async with gw.client.get("/programs?owner=ibm-q/open/main") as response:
         strictly(await response.read())
+
+
+async def test_a_stored_lone_surrogate_goes_out_escaped_never_as_a_500(gw: Harness):
+    # Executors refuse results holding half a surrogate pair; a store may hold older ones.
+    stored = '{"x": "\\ud800"}'
+    job_id: str = (await gw.submit("planqk-starter"))["id"]
+    await gw.move(job_id, JobStatus.RUNNING, JobStatus.COMPLETED)
+    assert await gw.store.add_interim(job_id, 1, 0, stored)
+    assert await gw.store.set_result(job_id, stored)
+    base = f"/services/planqk-starter/{job_id}"
+    for path in (f"{base}/result", f"{base}/interim-results?last=true"):
+        async with gw.client.get(path) as response:
+            assert response.status == 200, path
+            assert strictly((await response.read()).decode("utf-8")) == {"x": "\ud800"}, path
+    async with gw.client.get(f"/jobs/{job_id}/results") as response:
+        assert response.status == 200
+        assert strictly(strictly((await response.read()).decode("utf-8"))) == {"x": "\ud800"}
+    async with gw.client.ws_connect(f"/stream/jobs/{job_id}") as ws:
+        frames = [message.data async for message in ws]
+    assert [strictly(frame) for frame in frames] == [{"x": "\ud800"}, {"x": "\ud800"}]
+    assert ws.close_code == aiohttp.WSCloseCode.OK

@@ -7,6 +7,9 @@ program's kind: strict JSON, within a size limit.
   Runtime program's `publish` raises, a PlanQK marker line stays log). A number too large for a
   double (`1e999`) reads as infinity and is refused the same way. Numbers inside a numpy array
   are not JSON numbers (RuntimeEncoder carries arrays in binary) and may be anything.
+- **Unicode text** (RFC 8259 §8.1, I-JSON RFC 7493 §2.1): a string holding a lone surrogate
+  (`"\\ud800"`, which a Python string can hold) is refused the same way: UTF-8 cannot carry it
+  and strict parsers replace or refuse it.
 - **Size**: a result at most `QRT_MAX_RESULT_BYTES`, an interim result at most
   `QRT_MAX_INTERIM_BYTES`, counted as the UTF-8 bytes of its JSON text.
 """
@@ -27,6 +30,8 @@ JSON text quoted inside a message may take up to twice its size."""
 DEFAULT_MAX_INTERIM_BYTES = 1 * MiB
 LARGEST_MAX_INTERIM_BYTES = 8 * MiB
 """An interim result is kept in one MongoDB document, which holds at most 16 MiB."""
+DEFAULT_MAX_INTERIMS_BYTES = 64 * MiB
+"""All of a job attempt's interim results together (QRT_MAX_INTERIMS_BYTES)."""
 
 
 class ResultLimits(Message, frozen=True):
@@ -82,6 +87,42 @@ def non_finite(value: Any) -> tuple[str, str] | None:
     return None
 
 
+def lone_surrogate(value: Any) -> str | None:
+    """Where the first string (key or value) holding a lone surrogate sits in a decoded JSON
+    value (`$.a[3]`), in document order; None if none. `json.loads` joins the escapes of a
+    valid pair into one character, so any surrogate left is alone."""
+    waiting: list[tuple[Any, str]] = [(value, "$")]
+    while waiting:
+        item, path = waiting.pop()
+        if isinstance(item, str) and _has_surrogate(item):
+            return path
+        if isinstance(item, dict):
+            for key in item:
+                if _has_surrogate(str(key)):
+                    return path
+            waiting.extend(reversed([(v, path + _member(str(k))) for k, v in item.items()]))
+        elif isinstance(item, list):
+            waiting.extend(reversed([(v, f"{path}[{n}]") for n, v in enumerate(item)]))
+    return None
+
+
+def _has_surrogate(text: str) -> bool:
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _may_hold_surrogate(text: str) -> bool:
+    """Whether JSON text `text` may decode to a lone surrogate: it escapes one (`\\udXXX`, as
+    `json.dumps` writes them) or holds one."""
+    lowered = "\\ud" in text or "\\uD" in text
+    return lowered or _has_surrogate(text)
+
+
 def refusal(
     text: str, *, interim: bool, limits: ResultLimits, subject: str | None = None
 ) -> str | None:
@@ -94,16 +135,24 @@ def refusal(
     too_large = size_refusal(text_bytes(text), interim=interim, limits=limits, subject=subject)
     if too_large is not None:
         return too_large
-    if "NaN" not in text and "Infinity" not in text:
+    numbers = "NaN" in text or "Infinity" in text
+    if not numbers and not _may_hold_surrogate(text):
         return None  # the common case, without reading the text as JSON
     try:
-        found = non_finite(json.loads(text))
+        value = json.loads(text)
     except (ValueError, RecursionError) as exc:
         return f"{what} is not JSON: {exc}"
-    if found is None:
-        return None  # the words were in strings
-    token, path = found
-    return (
-        f"{what} holds {token} at {path}; JSON has no NaN or Infinity (strict "
-        "parsers refuse them): send null or a string in its place"
-    )
+    found = non_finite(value) if numbers else None
+    if found is not None:
+        token, path = found
+        return (
+            f"{what} holds {token} at {path}; JSON has no NaN or Infinity (strict "
+            "parsers refuse them): send null or a string in its place"
+        )
+    where = lone_surrogate(value)
+    if where is not None:
+        return (
+            f"{what} holds a lone surrogate at {where}; JSON text must be Unicode (UTF-8 cannot "
+            "carry half of a surrogate pair): send whole characters or bytes"
+        )
+    return None  # the words were in strings

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .results import (
     DEFAULT_MAX_INTERIM_BYTES,
+    DEFAULT_MAX_INTERIMS_BYTES,
     DEFAULT_MAX_RESULT_BYTES,
     LARGEST_MAX_INTERIM_BYTES,
     LARGEST_MAX_RESULT_BYTES,
@@ -81,6 +82,9 @@ class Settings(BaseSettings):
     """Largest interim result, any program kind; a larger one is refused (a Qiskit Runtime
     program's publish raises, a PlanQK marker line stays log). At most 8 MiB: an interim result
     is one MongoDB document."""
+    max_interims_bytes: int = Field(DEFAULT_MAX_INTERIMS_BYTES, ge=1024)
+    """Largest total of a job attempt's interim results; later ones are dropped with a note in
+    the log, so one job cannot fill the store's disk."""
     max_log_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     """Largest log kept per job attempt; the rest is dropped with a note in the log."""
     heartbeat_interval: float = Field(2.0, gt=0)

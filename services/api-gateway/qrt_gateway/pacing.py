@@ -16,6 +16,14 @@ import time
 
 from aiohttp import web
 
+
+def utf8(text: str) -> bytes:
+    """`text` in UTF-8, each lone surrogate (which UTF-8 cannot carry, and a Python program can
+    put in a string) written as its escape `\\udXXX`: inside a JSON string literal that is the
+    same string, so no body or frame fails to encode."""
+    return text.encode("utf-8", "backslashreplace")
+
+
 SLICE_SECONDS = 0.002
 """The longest a reader works before it lets the event loop run something else."""
 SLICE_STEPS = 500
@@ -82,7 +90,7 @@ class JsonBody:
     async def _flush(self) -> None:
         if not self._response.prepared:
             await self._response.prepare(self._request)
-        data = "".join(self._pending).encode()
+        data = utf8("".join(self._pending))
         self._pending, self._size = [], 0
         if data:
             await self._response.write(data)
@@ -90,7 +98,7 @@ class JsonBody:
     async def finish(self) -> web.StreamResponse:
         """Send the rest of the body and end it; the response, for the handler to return."""
         if not self._response.prepared:  # all of it fits one piece: no chunked encoding
-            data = "".join(self._pending).encode()
+            data = utf8("".join(self._pending))
             self._pending = []
             self._response.content_length = len(data)
             await self._response.prepare(self._request)

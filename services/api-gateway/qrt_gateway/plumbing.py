@@ -31,6 +31,7 @@ from qrt_common.errors import (
 from qrt_common.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from qrt_common.submission import checked_idempotency_key
 
+from .pacing import utf8
 from .schemas import ErrorOut, dump
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,9 @@ def idempotency_key(request: web.Request) -> str | None:
 
 def json_response(text: str, status: int = 200) -> web.Response:
     """A response whose body is the JSON text `text`."""
-    return web.Response(status=status, text=text, content_type="application/json")
+    return web.Response(
+        status=status, body=utf8(text), content_type="application/json", charset="utf-8"
+    )
 
 
 def error_response(status: int, detail: str, field: str | None = None) -> web.Response:

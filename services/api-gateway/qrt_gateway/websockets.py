@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from qrt_common.jobs import JobStatus
 from qrt_common.messages import EventKind, JobEvent
 from qrt_common.metrics import OPEN_WEBSOCKETS
 
 from .context import gateway
-from .pacing import Pacer
+from .pacing import Pacer, utf8
 from .replays import Frame
 from .strict import dumps, paced_strict_json, strict_json
+
+logger = logging.getLogger(__name__)
 
 CLOSE_GONE = 4404
 """Close code when the job was deleted while being watched."""
@@ -52,7 +55,7 @@ class _Attempts:
         if self._announce and attempt > self.announced:
             self.announced = attempt
             notice = {ATTEMPT_KEY: {"attempt": attempt, "reason": self.reason}}
-            await self._ws.send_str(dumps(notice))
+            await send_text(self._ws, dumps(notice))
 
 
 class _Seen:
@@ -117,6 +120,12 @@ class _Cork:
             self.transport.write(b"".join(pieces))
 
 
+async def send_text(ws: web.WebSocketResponse, text: str) -> None:
+    """Send `text` as a text frame, lone surrogates escaped (`utf8`) where `send_str` would
+    raise mid-stream."""
+    await ws.send_frame(utf8(text), WSMsgType.TEXT)
+
+
 @contextlib.contextmanager
 def _corked(ws: web.WebSocketResponse) -> Iterator[None]:
     """Frames sent in the block reach the socket together (see `_Cork`)."""
@@ -172,7 +181,7 @@ async def _follow(request: web.Request, kind: EventKind, pages: Pages) -> web.We
                     for key, text in page:
                         if seen.first(key):
                             await attempts.reached(key[0])
-                            await ws.send_str(text)
+                            await send_text(ws, text)
                             await pacer.pause()
             return True
 
@@ -202,7 +211,9 @@ async def _follow(request: web.Request, kind: EventKind, pages: Pages) -> web.We
                     if event.kind is kind and seen.first(key):
                         await attempts.reached(event.attempt)
                         text = event.data or ""
-                        await ws.send_str(strict_json(text) if kind is EventKind.INTERIM else text)
+                        await send_text(
+                            ws, strict_json(text) if kind is EventKind.INTERIM else text
+                        )
                     if event.kind is EventKind.RESULT:
                         result = event.data  # announced only when stored: the stored result
                     if event.kind is EventKind.FINISHED and event.status is JobStatus.QUEUED:
@@ -216,8 +227,14 @@ async def _follow(request: web.Request, kind: EventKind, pages: Pages) -> web.We
                     if result is None:
                         result = await gw.store.get_result(job.id)
                     if result is not None:
-                        await ws.send_str(await paced_strict_json(result, pacer))
+                        await send_text(ws, await paced_strict_json(result, pacer))
                 await ws.close(message=status.encode())
+        except (ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception:
+            # Past the upgrade an HTTP error answer would corrupt the socket: close it saying so.
+            logger.exception("stream failed", extra={"job_id": job.id})
+            await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"internal error; see the log")
         finally:
             client.cancel()
             with contextlib.suppress(asyncio.CancelledError):

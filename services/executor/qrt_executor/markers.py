@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from qrt_common.messages import EventKind
 from qrt_common.results import ResultLimits, refusal, size_refusal, text_bytes
 
 from .runner import JobOutput
@@ -96,7 +95,7 @@ class PlanQKStdout:
             self._output.log(line)
             self._output.log(f"[qrt] not an interim result: {reason}")
             return
-        self._output.event(EventKind.INTERIM, data=text)
+        self._output.interim(text)
 
     def _settle(self, payload: str, where: str) -> None:
         not_json = f"the result after {where} is not valid JSON"

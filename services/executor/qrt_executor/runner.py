@@ -15,7 +15,7 @@ from qrt_common.errors import MalformedMessage
 from qrt_common.jobs import JobStatus
 from qrt_common.messages import EventKind, JobEvent
 from qrt_common.metrics import CIRCUITS, SHOTS
-from qrt_common.results import refusal
+from qrt_common.results import DEFAULT_MAX_INTERIMS_BYTES, refusal, text_bytes
 from qrt_common.wire import from_json, to_json
 
 from .job_protocol import Failure, Final, Frame, Interim, Launch, Usage
@@ -59,10 +59,14 @@ class JobOutput:
         send: Callable[[list[JobEvent]], Awaitable[None]],
         *,
         max_log_bytes: int,
+        max_interims_bytes: int = DEFAULT_MAX_INTERIMS_BYTES,
     ) -> None:
         self.job_id, self.attempt, self.executor_id = job_id, attempt, executor_id
         self._send = send
         self._max_log_bytes = max_log_bytes
+        self._max_interims_bytes = max_interims_bytes
+        self._interims_bytes = 0
+        self._interims_dropped = False
         self._outbox: asyncio.Queue[JobEvent | None] = asyncio.Queue()
         self._ended = asyncio.Event()
         self._pending: list[str] = []
@@ -88,6 +92,22 @@ class JobOutput:
             self._flush_log()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(LOG_FLUSH_SECONDS, self._flush_log)
+
+    def interim(self, data: str) -> None:
+        """Queue an interim result (JSON text already held to the rules of `results.py`),
+        unless the attempt's interim results reached QRT_MAX_INTERIMS_BYTES: then it and
+        every later one are dropped, with a note in the log."""
+        if self._interims_dropped:
+            return
+        self._interims_bytes += text_bytes(data)
+        if self._interims_bytes > self._max_interims_bytes:
+            self._interims_dropped = True
+            self.log(
+                f"[qrt] later interim results dropped: this attempt's reached "
+                f"QRT_MAX_INTERIMS_BYTES ({self._max_interims_bytes} bytes)"
+            )
+            return
+        self.event(EventKind.INTERIM, data=data)
 
     def _flush_log(self) -> None:
         if self._timer is not None:
@@ -283,7 +303,7 @@ async def run_job(
                     refused.append(reason)
                 return
         if isinstance(frame, Interim):
-            output.event(EventKind.INTERIM, data=frame.data)
+            output.interim(frame.data)
         elif isinstance(frame, Final):
             output.event(EventKind.RESULT, data=frame.data)
         elif isinstance(frame, Usage):

@@ -228,6 +228,7 @@ class Executor:
             self.id,
             self._send,
             max_log_bytes=self._settings.max_log_bytes,
+            max_interims_bytes=self._settings.max_interims_bytes,
         )
         started = time.monotonic()
         try:
