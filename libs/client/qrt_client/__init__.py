@@ -1,0 +1,52 @@
+"""A Python client for qrt, synchronous (`Client`) and asynchronous (`AsyncClient`).
+
+    from qrt_client import Client
+
+    with Client("http://127.0.0.1:8000") as client:
+        job = client.run("sample-program", {"iterations": 3})
+        for event in job.stream():
+            print(event)
+        print(job.result())
+
+Errors are in `qrt_client.errors` (all subclasses of `QrtError`).
+"""
+
+from .aio import AsyncClient, AsyncJob, AsyncPrograms
+from .errors import (
+    ApiError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    JobCancelled,
+    JobEnded,
+    JobFailed,
+    NotFound,
+    QrtError,
+    StreamError,
+    TooLarge,
+    TransportError,
+    Unauthorized,
+    Unavailable,
+    WaitTimeout,
+)
+from .models import (
+    FINAL_STATUSES,
+    Attempt,
+    Backend,
+    Event,
+    Interim,
+    JobInfo,
+    JobPage,
+    Log,
+    Program,
+    Result,
+)
+from .sync import Client, Job, Programs
+
+__all__ = [
+    "FINAL_STATUSES", "ApiError", "AsyncClient", "AsyncJob", "AsyncPrograms", "Attempt",
+    "Backend", "Client", "Conflict", "Event", "Forbidden", "Interim", "InvalidInput", "Job",
+    "JobCancelled", "JobEnded", "JobFailed", "JobInfo", "JobPage", "Log", "NotFound", "Program",
+    "Programs", "QrtError", "Result", "StreamError", "TooLarge", "TransportError",
+    "Unauthorized", "Unavailable", "WaitTimeout",
+]  # fmt: skip

@@ -1,0 +1,148 @@
+"""What the platform answers, as typed values: jobs, programs, backends and stream events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+FINAL_STATUSES = frozenset({"Completed", "Failed", "Cancelled", "Cancelled - Ran too long"})
+"""The statuses of a job that ended; the others are "Queued" and "Running"."""
+
+
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A job as `GET /jobs/{id}` shows it. Times are timezone-aware (UTC)."""
+
+    id: str
+    program: str
+    status: str
+    reason: str | None
+    backend: str
+    hub: str
+    group: str
+    project: str
+    tags: list[str]
+    session_id: str | None
+    priority: int
+    created: datetime | None
+    started: datetime | None
+    ended: datetime | None
+    max_execution_time: int
+    attempt: int
+
+    @property
+    def ended_yet(self) -> bool:
+        """True once the job's status is final."""
+        return self.status in FINAL_STATUSES
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> JobInfo:
+        """From the platform's JSON (camelCase)."""
+        return cls(
+            id=body["id"],
+            program=body["program"]["id"],
+            status=body["status"],
+            reason=body.get("reason"),
+            backend=body["backend"],
+            hub=body["hub"],
+            group=body["group"],
+            project=body["project"],
+            tags=list(body.get("tags") or []),
+            session_id=body.get("sessionId"),
+            priority=body.get("priority", 0),
+            created=_time(body.get("created")),
+            started=_time(body.get("started")),
+            ended=_time(body.get("ended")),
+            max_execution_time=body["maxExecutionTime"],
+            attempt=body.get("attempt", 1),
+        )
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of a job listing: its jobs (newest first) and `count`, how many match in all."""
+
+    jobs: list[JobInfo]
+    count: int
+
+
+@dataclass(frozen=True)
+class Program:
+    """A program as `GET /programs/{id}` shows it; `raw` is the whole JSON body."""
+
+    id: str
+    name: str
+    description: str
+    kind: str
+    version: str
+    max_execution_time: int
+    is_public: bool
+    bundled: bool
+    owner: str | None
+    parameters: list[dict[str, Any]] | None
+    raw: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> Program:
+        """From the platform's JSON (camelCase)."""
+        return cls(
+            id=body["id"],
+            name=body["name"],
+            description=body.get("description", ""),
+            kind=body.get("kind", "qiskit-runtime"),
+            version=body.get("version", ""),
+            max_execution_time=body["maxExecutionTime"],
+            is_public=body.get("isPublic", True),
+            bundled=body.get("bundled", True),
+            owner=body.get("owner"),
+            parameters=body.get("parameters"),
+            raw=body,
+        )
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A backend a job can ask for; `simulator` is False for a quantum device."""
+
+    name: str
+    simulator: bool
+
+
+@dataclass(frozen=True)
+class Interim:
+    """An interim result the job published (decoded with RuntimeDecoder)."""
+
+    value: Any
+
+
+@dataclass(frozen=True)
+class Result:
+    """The job's final result (decoded with RuntimeDecoder); the last event of a stream of a job
+    that has one."""
+
+    value: Any
+
+
+@dataclass(frozen=True)
+class Log:
+    """A piece of the job's log, as written (it may hold several lines, or part of one)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The job runs again (its executor was lost): what came before was an earlier attempt's.
+    `attempt` counts from 1; `reason` says why the earlier one ended."""
+
+    attempt: int
+    reason: str | None
+
+
+Event = Interim | Result | Log | Attempt
+"""What `Job.stream()` yields."""

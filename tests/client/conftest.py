@@ -1,0 +1,26 @@
+"""One `qrt dev` (a subprocess, as a user runs it) for every client test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from qrt_client import Client
+from tests.support.dev import DevServer
+from tests.support.programs import merge_programs
+
+
+@pytest.fixture(scope="session")
+def qrt_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+    root = tmp_path_factory.mktemp("client")
+    server = DevServer(root / "data", merge_programs(root / "programs"))
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def client(qrt_dev: DevServer) -> Iterator[Client]:
+    with Client(qrt_dev.url) as opened:
+        yield opened
