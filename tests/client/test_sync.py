@@ -67,7 +67,9 @@ def test_a_job_without_a_final_publish_streams_only_interim_results(client: Clie
     job = client.run("sample-program", {"iterations": 2})
     events = list(job.stream(logs=False))
     assert [type(e) for e in events] == [Interim, Interim, Result]
-    assert events[0].value["iteration"] == 0 and events[-1] == Result("All done!")
+    first = events[0]
+    assert isinstance(first, Interim) and first.value["iteration"] == 0
+    assert events[-1] == Result("All done!")
     silent = client.run("chatty", {"lines": 2})
     assert list(silent.stream(logs=False)) == [Result(2)]
 
@@ -159,7 +161,8 @@ def test_backends(client: Client):
 
 def test_programs_are_listed_uploaded_changed_and_deleted(client: Client, tmp_path: Path):
     assert {"hello-quantum", "sample-program"} <= {p.id for p in client.programs.list()}
-    assert client.programs.show("hello-quantum").parameters[0]["name"] == "greeting"
+    parameters = client.programs.show("hello-quantum").parameters
+    assert parameters is not None and parameters[0]["name"] == "greeting"
     code = tmp_path / "doubler"
     code.mkdir()
     (code / "program.py").write_text("def main(backend, user_messenger, x):\n    return 2 * x\n")
