@@ -11,6 +11,7 @@ README = (ROOT / "README.md").read_text()
 PACKAGES = {
     "cli/qrt_cli": ROOT / "cli" / "qrt_cli",
     "libs/common/qrt_common": ROOT / "libs" / "common" / "qrt_common",
+    "libs/client/qrt_client": ROOT / "libs" / "client" / "qrt_client",
     "services/api-gateway/qrt_gateway": ROOT / "services" / "api-gateway" / "qrt_gateway",
     "services/scheduler/qrt_scheduler": ROOT / "services" / "scheduler" / "qrt_scheduler",
     "services/executor/qrt_executor": ROOT / "services" / "executor" / "qrt_executor",

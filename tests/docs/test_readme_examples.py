@@ -1,0 +1,47 @@
+"""The README's Python examples run as written, against a real `qrt dev` (only its address
+changed), so they cannot drift from what the client and the platform do."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.dev import DevServer
+from tests.support.programs import ROOT, merge_programs
+
+README = (ROOT / "README.md").read_text()
+EXAMPLES = re.findall(r"```python\n(.*?)```", README, re.S)
+ADDRESS = "http://127.0.0.1:8000"
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+    root = tmp_path_factory.mktemp("readme")
+    server = DevServer(root / "data", merge_programs(root / "programs"))
+    server.start()
+    yield server
+    server.kill()
+
+
+def test_the_readme_has_python_examples_that_use_the_client():
+    assert len(EXAMPLES) >= 4
+    assert all("qrt_client" in example and ADDRESS in example for example in EXAMPLES)
+    assert not any("requests" in example for example in EXAMPLES)
+
+
+@pytest.mark.parametrize("number", range(len(EXAMPLES)))
+def test_a_python_example_runs(number: int, dev: DevServer, tmp_path: Path):
+    code = EXAMPLES[number].replace(ADDRESS, dev.url)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert done.returncode == 0, f"example {number}:\n{EXAMPLES[number]}\n{done.stderr}"
+    assert done.stdout.strip(), "an example shows what it did"
+    print(done.stdout)
