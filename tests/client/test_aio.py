@@ -59,7 +59,7 @@ async def test_interim_results_arrive_while_the_job_runs(aclient: AsyncClient):
         assert await anext(stream) == Interim({"tick": 0})
         assert await job.status() == "Running"
     finally:
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
         await job.cancel()
     with pytest.raises(JobCancelled):
         await job.result(timeout=60)

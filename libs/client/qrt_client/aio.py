@@ -12,7 +12,7 @@ import base64
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from datetime import datetime
 from pathlib import PurePath
 from types import TracebackType
@@ -113,7 +113,7 @@ class AsyncJob:
         running."""
         await self._transport.request("DELETE", f"/jobs/{self.id}")
 
-    async def stream(self, logs: bool = True) -> AsyncIterator[Event]:
+    async def stream(self, logs: bool = True) -> AsyncGenerator[Event, None]:
         """The job live, from its start (a late caller first gets what was published so far):
         `Interim` results, `Log` pieces (unless `logs` is False), an `Attempt` notice when the
         job runs again, and `Result` last when the job has one. Ends when the job has ended.

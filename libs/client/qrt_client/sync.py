@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Generator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
@@ -47,7 +47,7 @@ class _Loop:
             future.cancel()  # an interrupt (Ctrl-C) stops the call too
             raise
 
-    def iterate(self, source: AsyncIterator[T]) -> Iterator[T]:
+    def iterate(self, source: AsyncGenerator[T, None]) -> Generator[T, None, None]:
         try:
             while True:
                 try:
@@ -56,7 +56,7 @@ class _Loop:
                     return
         finally:
             if not self.loop.is_closed():
-                self.call(source.aclose())  # type: ignore[attr-defined]
+                self.call(source.aclose())
 
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -103,7 +103,7 @@ class Job:
         """Delete the ended job. Raises Conflict while it is queued or running."""
         self._loop.call(self._job.delete())
 
-    def stream(self, logs: bool = True) -> Iterator[Event]:
+    def stream(self, logs: bool = True) -> Generator[Event, None, None]:
         """The job live: `Interim`, `Log`, `Attempt` and (last) `Result` events, until it ends."""
         return self._loop.iterate(self._job.stream(logs))
 
