@@ -16,6 +16,7 @@ import hmac
 import os
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -91,6 +92,34 @@ class Membership:
     user: str
     role: Role
 
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request acts for: a user, their roles by instance, and the key they came with
+    (None without keys: `qrt dev`'s single user, a platform admin)."""
+
+    user: str
+    admin: bool = False
+    roles: Mapping[str, Role] = field(default_factory=dict)
+    key_id: str | None = None
+
+    def role(self, instance: str) -> Role | None:
+        """Their role in `instance` (a platform admin is admin everywhere), or None."""
+        return Role.ADMIN if self.admin else self.roles.get(instance)
+
+    def may(self, instance: str, needed: Role) -> bool:
+        """Whether they may do in `instance` what `needed` may."""
+        role = self.role(instance)
+        return role is not None and role.allows(needed)
+
+    @property
+    def instances(self) -> tuple[str, ...] | None:
+        """The instances whose jobs they see; None: every one (a platform admin)."""
+        return None if self.admin else tuple(self.roles)
+
+
+SINGLE_USER = Principal("qrt", admin=True)
+"""Whom every request acts for when keys are off (`qrt dev` without `--auth`)."""
 
 LAST_USED_EVERY = 60.0
 """Seconds between two writes of a key's last-used time: a key used on every request costs one

@@ -9,11 +9,13 @@ from pathlib import Path
 import swagger_ui_bundle
 from aiohttp import web
 
+from qrt_common.accounts import load_pepper
 from qrt_common.jobs import JobStatus
 from qrt_common.messages import HEARTBEAT_TOPIC, UPDATES_TOPIC
 from qrt_common.metrics import healthz, metrics_endpoint, readiness
 
 from . import jobs, programs, services, websockets
+from .auth import AUTHENTICATOR, Authenticator, authenticate
 from .context import GATEWAY, Gateway, gateway
 from .jobs import MAX_OFFSET, MAX_PAGE
 from .openapi import Parameter, Route, docs_page, openapi_document
@@ -186,12 +188,21 @@ ROUTES: tuple[Route, ...] = (
 
 def create_app(context: Gateway) -> web.Application:
     """The gateway application for `context`; its startup subscribes to job updates and to
-    executor heartbeats (which name the devices a job may use)."""
+    executor heartbeats (which name the devices a job may use). With QRT_AUTH every route but
+    health, metrics and the API's description needs credentials; raises ConfigurationError when
+    no pepper can be had (MongoDB without QRT_KEY_PEPPER)."""
+    settings = context.settings
+    checker = None
+    if settings.auth:
+        pepper = load_pepper(settings.key_pepper, settings.effective_store_url)
+        checker = Authenticator(context.store, pepper, settings.access_token_seconds)
     app = web.Application(
-        client_max_size=context.settings.max_request_bytes,
-        middlewares=[measured, json_errors(context.settings.max_request_bytes)],
+        client_max_size=settings.max_request_bytes,
+        middlewares=[measured, json_errors(settings.max_request_bytes), authenticate(checker)],
     )
     app[GATEWAY] = context
+    if checker is not None:
+        app[AUTHENTICATOR] = checker
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
         if route.path.endswith("/") and len(route.path) > 1:
