@@ -108,7 +108,7 @@ def make_job(n: int, **fields) -> Job:
 
 
 async def test_add_get_and_missing(store: JobStore):
-    job = make_job(1, tags=("a", "b"), params='{"x": [1, 2]}')
+    job = make_job(1, tags=("a", "b"), params='{"x": [1, 2]}', submitter="alice")
     await store.add_job(job)
     assert await store.get_job(job.id) == job
     assert await store.get_job("nope") is None
@@ -145,6 +145,10 @@ async def test_list_filters(store: JobStore):
     assert await ids(statuses=[JobStatus.RUNNING]) == ["3"]
     assert await ids(statuses=[JobStatus.QUEUED, JobStatus.RUNNING]) == ["1", "2", "3"]
     assert await ids(program_id="a", statuses=[JobStatus.QUEUED]) == ["1"]
+    assert await ids(instances=["h1/open/main", "ibm-q/open/p9"]) == ["1", "3"]
+    assert await ids(instances=["h2/open/main"], tags=["y"]) == ["2"]
+    assert await ids(instances=["h1/open/p9", "ibm-q/h1/main"]) == []  # whole names only
+    assert await ids(instances=[]) == []
 
 
 async def test_replace_is_compare_and_set(store: JobStore):

@@ -31,6 +31,8 @@ class JobQuery:
     tags: Collection[str] = field(default=())
     """A job matches when it carries every one of these tags."""
     session_id: str | None = None
+    instances: Collection[str] | None = None
+    """Only jobs of these `hub/group/project` instances; None: of every one."""
     created_after: datetime | None = None
     created_before: datetime | None = None
 

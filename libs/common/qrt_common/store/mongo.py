@@ -337,6 +337,8 @@ class MongoStore(JobStore):
 
     async def list_jobs(self, query: JobQuery) -> tuple[list[Job], int]:
         jobs = self._collection("jobs")
+        if query.instances is not None and not query.instances:
+            return [], 0
         where = _job_filter(query)
         total = int(await self._retrying(partial(jobs.count_documents, where)))
         if query.offset >= total:
@@ -768,6 +770,11 @@ def _job_filter(query: JobQuery) -> Document:
             where[key] = value
     if query.tags:
         where["tags"] = {"$all": list(query.tags)}
+    if query.instances is not None:
+        where["$or"] = [
+            dict(zip(("hub", "group", "project"), name.split("/", 2), strict=True))
+            for name in query.instances
+        ]
     created: Document = {}
     if query.created_after is not None:
         created["$gt"] = epoch_us(query.created_after)

@@ -363,6 +363,12 @@ class SQLiteStore(JobStore):
     async def list_jobs(self, query: JobQuery) -> tuple[list[Job], int]:
         where: list[str] = []
         args: list[Any] = []
+        if query.instances is not None:
+            if not query.instances:
+                return [], 0
+            triples = ", ".join("(?, ?, ?)" for _ in query.instances)
+            where.append(f"(hub, grp, project) IN (VALUES {triples})")
+            args.extend(part for name in query.instances for part in name.split("/", 2))
         if query.statuses:
             where.append(f"status IN ({','.join('?' * len(query.statuses))})")
             args.extend(s.value for s in query.statuses)
