@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import swagger_ui_bundle
 from aiohttp import web
@@ -14,7 +15,7 @@ from qrt_common.jobs import JobStatus
 from qrt_common.messages import HEARTBEAT_TOPIC, UPDATES_TOPIC
 from qrt_common.metrics import healthz, metrics_endpoint, readiness
 
-from . import jobs, programs, services, websockets
+from . import jobs, programs, services, tokens, websockets
 from .auth import AUTHENTICATOR, Authenticator, authenticate
 from .context import GATEWAY, Gateway, gateway
 from .jobs import MAX_OFFSET, MAX_PAGE
@@ -91,6 +92,41 @@ _PROMETHEUS_TEXT = {
         "content": {"text/plain": {"schema": _STRING}},
     }
 }
+
+
+def _token_exchange(
+    fields: dict[str, Any], required: list[str], error: dict[str, Any], statuses: tuple[int, ...]
+) -> dict[str, Any]:
+    """The OpenAPI request body and responses of a token exchange: a form of `fields` in, a
+    token or an error of the shape `error` (with `statuses`) out."""
+    token = {
+        "type": "object",
+        "required": ["access_token", "token_type", "expires_in"],
+        "properties": {
+            "access_token": _STRING,
+            "token_type": _STRING,
+            "expires_in": {"type": "integer"},
+            "expiration": {"type": "integer"},
+            "refresh_token": _STRING,
+        },
+    }
+    failure = {"type": "object", "required": list(error), "properties": error}
+    form = {"type": "object", "required": required, "properties": fields}
+    responses: dict[str, Any] = {
+        "200": {"description": "OK", "content": {"application/json": {"schema": token}}}
+    }
+    for status in statuses:
+        responses[str(status)] = {
+            "description": "Refused",
+            "content": {"application/json": {"schema": failure}},
+        }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/x-www-form-urlencoded": {"schema": form}},
+        },
+        "responses": responses,
+    }
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -177,6 +213,22 @@ ROUTES: tuple[Route, ...] = (
     Route("PUT", f"{_EXECUTION}/cancel", services.cancel_execution,
           "Cancel a pending or running execution", "services", response=ExecutionOut,
           errors=(404, 409, 503)),
+    Route("POST", "/token", tokens.client_credentials,
+          "An access token for an API key (OAuth2 client credentials, as PlanQK's)", "tokens",
+          extra=_token_exchange(
+              {"grant_type": {"type": "string", "enum": ["client_credentials"]},
+               "client_id": _STRING, "client_secret": _STRING}, ["grant_type"],
+              {"error": _STRING, "error_description": _STRING}, (400, 401)),
+          description="Client id: the key's id; client secret: the API key (HTTP Basic, or "
+          "client_id/client_secret in the form). Errors as RFC 6749 §5.2."),
+    Route("POST", "/identity/token", tokens.iam_token,
+          "An access token for an API key (IBM Cloud IAM's API-key grant)", "tokens",
+          extra=_token_exchange(
+              {"grant_type": {"type": "string",
+                              "enum": ["urn:ibm:params:oauth:grant-type:apikey"]},
+               "apikey": _STRING, "response_type": _STRING}, ["grant_type", "apikey"],
+              {"errorCode": _STRING, "errorMessage": _STRING}, (400,)),
+          description="What qiskit-ibm-runtime asks $IAM_URL/identity/token for."),
     Route("GET", "/healthz", healthz, "The gateway is alive", "health"),
     Route("GET", "/readyz", readyz, "The gateway's store and bus answer", "health",
           errors=(503,), description="503 while the store cannot be reached or cannot write "

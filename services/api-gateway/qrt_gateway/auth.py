@@ -54,7 +54,9 @@ class Authenticator:
         self.store = store
         self.pepper = pepper
         self.token_seconds = token_seconds
-        self._signing_key = hmac.new(pepper, b"qrt access tokens", hashlib.sha256).digest()
+        self.signing_key = hmac.new(pepper, b"qrt access tokens", hashlib.sha256).digest()
+        """The HS256 key of access tokens: derived from the pepper, so every gateway sharing the
+        pepper checks every other's tokens."""
         self._noted: dict[str, float] = {}
         self._notes: set[asyncio.Task[None]] = set()
 
@@ -105,7 +107,7 @@ class Authenticator:
         if key.expires is not None:
             expires = min(expires, int(key.expires.timestamp()))
         claims = {"iss": ISSUER, "sub": key.user, "kid": key.id, "iat": now, "exp": expires}
-        token = jwt.encode(claims, self._signing_key, algorithm=TOKEN_ALGORITHM)
+        token = jwt.encode(claims, self.signing_key, algorithm=TOKEN_ALGORITHM)
         return token, expires - now, expires
 
     async def _token_key(self, token: str) -> ApiKey:
@@ -113,7 +115,7 @@ class Authenticator:
         try:
             claims = jwt.decode(
                 token,
-                self._signing_key,
+                self.signing_key,
                 algorithms=[TOKEN_ALGORITHM],
                 issuer=ISSUER,
                 options={"require": ["exp", "iat", "sub", "kid"]},
