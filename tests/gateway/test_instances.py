@@ -12,6 +12,7 @@ import pytest
 from qrt_common.account_admin import AccountAdmin
 from qrt_common.accounts import Role
 from qrt_common.jobs import JobStatus
+from tests.support.programs import DEFAULT_SOURCE, b64_zip_of
 
 from .conftest import Harness, MakeGateway
 
@@ -20,7 +21,8 @@ A, B = "acme/research/qubits", "other/group/project"
 
 
 class Users:
-    """Keys of alice (member of A), carol (reader of A), bob (member of B), root (admin)."""
+    """Keys of alice and dave (members of A), carol (reader of A), erin (admin of A), bob
+    (member of B), root (platform admin)."""
 
     def __init__(self, gw: Harness) -> None:
         self.gw = gw
@@ -33,6 +35,8 @@ class Users:
         for name, instance, role in (
             ("alice", A, Role.MEMBER),
             ("carol", A, Role.READER),
+            ("dave", A, Role.MEMBER),
+            ("erin", A, Role.ADMIN),
             ("bob", B, Role.MEMBER),
         ):
             await admin.add_user(name)
@@ -142,3 +146,57 @@ async def test_service_executions_belong_to_the_caller_s_instance(users: Users):
     bad = await users.call("root", "POST", "/services/noop/", 400, json={"data": {}},
                            params={"instance": "nope"})  # fmt: skip
     assert bad["field"] == "instance"
+
+
+def upload(name: str, instance: str, **fields: Any) -> dict[str, Any]:
+    files = {"program.py": DEFAULT_SOURCE}
+    return {"name": name, "data": b64_zip_of(files), **where(instance), **fields}
+
+
+async def test_private_programs_live_in_their_instance_and_only_their_uploader_or_admins_change_them(
+    users: Users,
+):
+    await users.call("carol", "POST", "/programs", 403, json=upload("p", A))
+    await users.call("bob", "POST", "/programs", 403, json=upload("p", A))
+    program = (await users.call("alice", "POST", "/programs", 201, json=upload("p", A)))["id"]
+    # Out of another instance's sight everywhere: metadata, listings, jobs, the Service API.
+    missing = "nope-0000000000"
+    for method, path, options in (
+        ("GET", "/programs/{id}", {}),
+        ("PATCH", "/programs/{id}", {"json": {"description": "x"}}),
+        (
+            "PUT",
+            "/programs/{id}/data",
+            {"json": {"data": b64_zip_of({"program.py": DEFAULT_SOURCE})}},
+        ),
+        ("DELETE", "/programs/{id}", {}),
+        ("GET", "/services/{id}/", {}),
+        ("POST", "/services/{id}/", {"json": {"data": {}}}),
+    ):
+        hidden = await users.call("bob", method, path.format(id=program), 404, **options)
+        absent = await users.call("bob", method, path.format(id=missing), 404, **options)
+        assert hidden["detail"] == absent["detail"].replace(missing, program)
+    job = {"programId": program, **where(B)}
+    hidden = await users.call("bob", "POST", "/jobs", 404, json=job)
+    assert hidden["detail"] == f"program '{program}' not found"
+    for query in ("", f"?owner={A}"):
+        listed = await users.call("bob", "GET", f"/programs{query}")
+        assert program not in [p["id"] for p in listed["programs"]]
+    # In its instance: listed and runnable by members, read by readers.
+    for who in ("alice", "carol", "dave", "erin", "root"):
+        await users.call(who, "GET", f"/programs/{program}")
+    assert program in [p["id"] for p in (await users.call("carol", "GET", "/programs"))["programs"]]
+    await users.call("dave", "POST", "/jobs", json={"programId": program, **where(A)})
+    # Changing or deleting: its uploader, an admin of its instance, a platform admin.
+    for who in ("carol", "dave"):
+        refused = await users.call(who, "PATCH", f"/programs/{program}", 403,
+                                   json={"description": "x"})  # fmt: skip
+        assert "needs its uploader or an admin of" in refused["detail"]
+    for who in ("alice", "erin", "root"):
+        await users.call(who, "PATCH", f"/programs/{program}", json={"description": who})
+    # A public program is seen and run from any instance, still changed only by its own.
+    await users.call("alice", "PATCH", f"/programs/{program}", json={"isPublic": True})
+    await users.call("bob", "GET", f"/programs/{program}")
+    await users.call("bob", "POST", "/jobs", json={"programId": program, **where(B)})
+    await users.call("bob", "PATCH", f"/programs/{program}", 403, json={"description": "x"})
+    await users.call("erin", "PATCH", "/programs/noop", 403, json={"description": "x"})

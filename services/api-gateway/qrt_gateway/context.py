@@ -48,6 +48,12 @@ class Gateway:
         """The program with this id: a bundled one (programs.ini) or an uploaded one."""
         return self.registry.get(program_id) or await self.store.get_program(program_id)
 
+    async def visible_program(self, program_id: str, who: Principal) -> Program | None:
+        """The program with this id if `who` may see it (a bundled or public one, or a private
+        one of an instance they belong to), else None, the same as for no such program."""
+        program = await self.program(program_id)
+        return program if program is not None and may_see(program, who) else None
+
     async def find_job(self, job_id: str, who: Principal) -> Job:
         """The job with this id if `who` belongs to its instance (or is a platform admin);
         raises NotFound otherwise, the same whether the job exists or not."""
@@ -121,6 +127,11 @@ class Gateway:
             raise InvalidInput(
                 f"unknown backend '{name}'; available: {', '.join(known)}", field="backend"
             )
+
+
+def may_see(program: Program, who: Principal) -> bool:
+    """Whether `who` may see (and run) `program`: bundled, public, or of an instance of theirs."""
+    return program.owner is None or program.is_public or who.role(program.owner) is not None
 
 
 GATEWAY = web.AppKey("gateway", Gateway)

@@ -38,7 +38,7 @@ async def create_job(request: web.Request) -> web.Response:
     body = validated(JobRequest, await read_json(request))
     instance = f"{body.hub}/{body.group}/{body.project}"
     gw.require(who, instance, Role.MEMBER, "submitting a job")
-    program = await gw.program(body.program_id)
+    program = await gw.visible_program(body.program_id, who)
     if program is None:
         raise NotFound(f"program '{body.program_id}' not found", field="programId")
     check_may_run(program, instance)

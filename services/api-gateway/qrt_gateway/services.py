@@ -44,7 +44,7 @@ FAILURE_CODE = "500"
 
 async def _program(gw: Gateway, request: web.Request) -> Program:
     program_id = request.match_info["program_id"]
-    program = await gw.program(program_id)
+    program = await gw.visible_program(program_id, principal(request))
     if program is None:
         raise NotFound(f"service '{program_id}' not found")
     return program
