@@ -15,7 +15,7 @@ from qrt_common.jobs import JobStatus
 from qrt_common.messages import HEARTBEAT_TOPIC, UPDATES_TOPIC
 from qrt_common.metrics import healthz, metrics_endpoint, readiness
 
-from . import jobs, programs, services, tokens, websockets
+from . import accounts, jobs, programs, services, tokens, websockets
 from .auth import AUTHENTICATOR, Authenticator, authenticate
 from .context import GATEWAY, Gateway, gateway
 from .jobs import MAX_OFFSET, MAX_PAGE
@@ -24,10 +24,19 @@ from .plumbing import json_errors, measured
 from .schemas import (
     BackendList,
     ExecutionOut,
+    InstanceList,
+    InstanceOut,
+    InstanceRequest,
     JobCreated,
     JobList,
     JobOut,
     JobRequest,
+    KeyCreated,
+    KeyList,
+    KeyRequest,
+    MemberList,
+    MemberOut,
+    MemberRequest,
     ProgramCreated,
     ProgramData,
     ProgramList,
@@ -37,6 +46,10 @@ from .schemas import (
     ServiceHealth,
     ServiceLog,
     ServiceRequest,
+    UserList,
+    UserOut,
+    UserRequest,
+    UserUpdate,
 )
 
 try:
@@ -85,6 +98,7 @@ _IDEMPOTENT = (
     ),
 )
 _SERVICE = "/services/{program_id}"
+_INSTANCE = "/admin/instances/{hub}/{group}/{project}"
 _EXECUTION = f"{_SERVICE}/{{execution_id}}"
 _PROMETHEUS_TEXT = {
     "200": {
@@ -229,6 +243,40 @@ ROUTES: tuple[Route, ...] = (
                "apikey": _STRING, "response_type": _STRING}, ["grant_type", "apikey"],
               {"errorCode": _STRING, "errorMessage": _STRING}, (400,)),
           description="What qiskit-ibm-runtime asks $IAM_URL/identity/token for."),
+    Route("GET", "/admin/users", accounts.list_users, "List users", "admin",
+          response=UserList, errors=(403, 409, 503)),
+    Route("POST", "/admin/users", accounts.add_user, "Add a user", "admin", response=UserOut,
+          body=UserRequest, status=201, errors=(400, 403, 409, 503)),
+    Route("PATCH", "/admin/users/{name}", accounts.update_user,
+          "Make a user a platform admin or not", "admin", response=UserOut, body=UserUpdate,
+          errors=(400, 403, 404, 409, 503)),
+    Route("DELETE", "/admin/users/{name}", accounts.remove_user,
+          "Remove a user with their keys and memberships", "admin", status=204,
+          errors=(403, 404, 409, 503)),
+    Route("POST", "/admin/users/{name}/keys", accounts.create_key,
+          "Make an API key for a user (shown only in this answer)", "admin",
+          response=KeyCreated, body=KeyRequest, status=201, errors=(400, 403, 404, 409, 503)),
+    Route("GET", "/admin/keys", accounts.list_keys, "List API keys (never the keys)", "admin",
+          response=KeyList, errors=(403, 409, 503),
+          query=(Parameter("user", "Only this user's keys."),)),
+    Route("DELETE", "/admin/keys/{key_id}", accounts.revoke_key,
+          "Revoke an API key at once (its record stays, revoked)", "admin", status=204,
+          errors=(403, 404, 409, 503)),
+    Route("GET", "/admin/instances", accounts.list_instances, "List instances", "admin",
+          response=InstanceList, errors=(403, 409, 503)),
+    Route("POST", "/admin/instances", accounts.add_instance,
+          "Add an instance hub/group/project", "admin", response=InstanceOut,
+          body=InstanceRequest, status=201, errors=(400, 403, 409, 503)),
+    Route("DELETE", _INSTANCE, accounts.remove_instance,
+          "Remove an instance and its memberships (not its jobs)", "admin", status=204,
+          errors=(403, 404, 409, 503)),
+    Route("GET", f"{_INSTANCE}/members", accounts.list_members, "List an instance's members",
+          "admin", response=MemberList, errors=(403, 404, 409, 503)),
+    Route("PUT", f"{_INSTANCE}/members/{{user}}", accounts.set_member,
+          "Make a user a member of an instance with a role", "admin", response=MemberOut,
+          body=MemberRequest, errors=(400, 403, 404, 409, 503)),
+    Route("DELETE", f"{_INSTANCE}/members/{{user}}", accounts.remove_member,
+          "Take a user out of an instance", "admin", status=204, errors=(403, 404, 409, 503)),
     Route("GET", "/healthz", healthz, "The gateway is alive", "health"),
     Route("GET", "/readyz", readyz, "The gateway's store and bus answer", "health",
           errors=(503,), description="503 while the store cannot be reached or cannot write "
