@@ -11,6 +11,7 @@ import pytest
 
 from qrt_common.account_admin import AccountAdmin
 from qrt_common.accounts import new_key
+from qrt_common.errors import ConfigurationError
 from qrt_common.jobs import utcnow
 from qrt_gateway.app import ROUTES
 from tests.support.waiting import eventually
@@ -129,3 +130,25 @@ async def test_a_key_s_last_use_is_kept(locked: Harness):
 async def test_without_auth_no_key_is_needed(gw: Harness):
     await gw.call("GET", "/jobs")
     await gw.submit()
+
+
+BOOTSTRAP = "qrt_00000000000000ab_" + "b" * 43
+
+
+async def test_the_bootstrap_admin_key_opens_the_api_and_stays_revoked(make_gateway: MakeGateway):
+    gw = await make_gateway(auth=True, key_pepper=PEPPER, bootstrap_admin_key=BOOTSTRAP)
+    admin = await gw.store.get_user("admin")
+    assert admin is not None and admin.admin
+    await gw.call("GET", "/admin/users", headers=bearer(BOOTSTRAP))
+    await accounts(gw).revoke_key("00000000000000ab")
+    # A second gateway (or a restart) on the same store keeps it as it is.
+    await accounts(gw).ensure_key("admin", BOOTSTRAP)
+    await refused(gw, "GET", "/jobs", "is revoked", headers=bearer(BOOTSTRAP))
+
+
+async def test_a_malformed_or_clashing_bootstrap_key_is_a_configuration_error(locked: Harness):
+    with pytest.raises(ConfigurationError, match="must be an API key"):
+        await accounts(locked).ensure_key("admin", "not-a-key")
+    await accounts(locked).ensure_key("admin", BOOTSTRAP)
+    with pytest.raises(ConfigurationError, match="another key with id 00000000000000ab"):
+        await accounts(locked).ensure_key("admin", BOOTSTRAP[:-1] + "c")

@@ -3,6 +3,7 @@ checks both need (names well formed, users and instances exist before they are r
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 
 from .accounts import (
@@ -14,9 +15,11 @@ from .accounts import (
     User,
     check_instance_name,
     check_user_name,
+    key_digest,
+    key_id_of,
     new_key,
 )
-from .errors import InvalidInput, NotFound
+from .errors import AccountExists, ConfigurationError, InvalidInput, NotFound
 from .jobs import utcnow
 from .store.accounts import AccountStore
 
@@ -65,6 +68,29 @@ class AccountAdmin:
         key, record = new_key(user, self.pepper, expires=expires, label=label)
         await self.store.add_key(record)
         return key, record
+
+    async def ensure_key(self, user: str, key: str) -> None:
+        """Make sure platform admin `user` (made if missing) holds API key `key` (added if
+        missing; a revoked one stays revoked). Raises ConfigurationError for a malformed key,
+        or when the store holds another key of the same id. Safe for several gateways at once."""
+        key_id = key_id_of(key)
+        if key_id is None:
+            raise ConfigurationError(
+                "QRT_BOOTSTRAP_ADMIN_KEY must be an API key: qrt_<16 hex digits>_<43 letters,"
+                " digits, - or _>"
+            )
+        if await self.store.get_user(user) is None:
+            with contextlib.suppress(AccountExists):  # another gateway made it
+                await self.store.add_user(User(check_user_name(user), admin=True))
+        record = ApiKey(key_id, user, key_digest(self.pepper, key), label="bootstrap")
+        try:
+            await self.store.add_key(record)
+        except AccountExists:
+            stored = await self.store.get_key(key_id)
+            if stored is None or stored.digest != record.digest or stored.user != user:
+                raise ConfigurationError(
+                    f"QRT_BOOTSTRAP_ADMIN_KEY: the store holds another key with id {key_id}"
+                ) from None
 
     async def revoke_key(self, key_id: str) -> None:
         """Revoke the key with this id at once; raises NotFound."""

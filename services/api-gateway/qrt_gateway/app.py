@@ -10,6 +10,7 @@ from typing import Any
 import swagger_ui_bundle
 from aiohttp import web
 
+from qrt_common.account_admin import AccountAdmin
 from qrt_common.accounts import load_pepper
 from qrt_common.jobs import JobStatus
 from qrt_common.messages import HEARTBEAT_TOPIC, UPDATES_TOPIC
@@ -97,6 +98,8 @@ _IDEMPOTENT = (
         constraints={"pattern": "^[\\x21-\\x7e]{1,255}$"},
     ),
 )
+BOOTSTRAP_ADMIN = "admin"
+"""The platform admin holding QRT_BOOTSTRAP_ADMIN_KEY."""
 _SERVICE = "/services/{program_id}"
 _INSTANCE = "/admin/instances/{hub}/{group}/{project}"
 _EXECUTION = f"{_SERVICE}/{{execution_id}}"
@@ -303,6 +306,14 @@ def create_app(context: Gateway) -> web.Application:
     app[GATEWAY] = context
     if checker is not None:
         app[AUTHENTICATOR] = checker
+        if settings.bootstrap_admin_key:
+            admin = AccountAdmin(context.store, checker.pepper)
+            bootstrap = settings.bootstrap_admin_key
+
+            async def ensure_admin_key(app: web.Application) -> None:
+                await admin.ensure_key(BOOTSTRAP_ADMIN, bootstrap)
+
+            app.on_startup.append(ensure_admin_key)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
         if route.path.endswith("/") and len(route.path) > 1:
