@@ -100,6 +100,12 @@ _IDEMPOTENT = (
 )
 BOOTSTRAP_ADMIN = "admin"
 """The platform admin holding QRT_BOOTSTRAP_ADMIN_KEY."""
+_EXECUTION_INSTANCE = Parameter(
+    "instance",
+    "The hub/group/project the execution belongs to; by default the uploaded program's owner "
+    "(if the caller belongs to it), else the default instance (if the caller is a member), else "
+    "the caller's one instance.",
+)
 _SERVICE = "/services/{program_id}"
 _INSTANCE = "/admin/instances/{hub}/{group}/{project}"
 _EXECUTION = f"{_SERVICE}/{{execution_id}}"
@@ -159,7 +165,7 @@ ROUTES: tuple[Route, ...] = (
               "default instance)."),)),
     Route("POST", "/programs", programs.upload_program, "Upload a program", "programs",
           response=ProgramCreated, body=ProgramRequest, status=201,
-          errors=(400, 409, 413, 503),
+          errors=(400, 403, 409, 413, 503),
           description="A zip archive of the program's directory, base64-encoded: program.py "
           "with main(backend, user_messenger, **kwargs) at its root (metadata optionally in "
           "program.json), or a PlanQK project (planqk.json at its root). 409 if the owner "
@@ -195,9 +201,9 @@ ROUTES: tuple[Route, ...] = (
           response_schema=_STRING, errors=(204, 404, 503),
           description="204 while the job has no final result."),
     Route("POST", "/jobs/{job_id}/cancel", jobs.cancel_job, "Cancel a queued or running job",
-          "jobs", status=204, errors=(404, 409, 503)),
+          "jobs", status=204, errors=(403, 404, 409, 503)),
     Route("DELETE", "/jobs/{job_id}", jobs.delete_job, "Delete an ended job", "jobs",
-          status=204, errors=(404, 409, 503)),
+          status=204, errors=(403, 404, 409, 503)),
     Route("GET", "/stream/jobs/{job_id}", websockets.stream_results,
           "Websocket: interim results then the final result", "streams",
           errors=(400, 404, 503), status=101,
@@ -211,7 +217,7 @@ ROUTES: tuple[Route, ...] = (
           "list them with GET /jobs?program={program_id}."),
     Route("POST", f"{_SERVICE}/", services.start_execution, "Start a service execution",
           "services", response=ExecutionOut, body=ServiceRequest, status=201,
-          errors=(400, 404, 409, 413, 503), query=_IDEMPOTENT,
+          errors=(400, 403, 404, 409, 413, 503), query=(*_IDEMPOTENT, _EXECUTION_INSTANCE),
           description="The Location header names the new execution. Input over "
           "QRT_MAX_SERVICE_INPUT_BYTES (1 MB) is refused with 413."),
     Route("GET", f"{_EXECUTION}", services.get_execution, "A service execution", "services",
@@ -229,7 +235,7 @@ ROUTES: tuple[Route, ...] = (
           "services", response=ServiceLog, errors=(400, 404, 503), query=(_ATTEMPT,)),
     Route("PUT", f"{_EXECUTION}/cancel", services.cancel_execution,
           "Cancel a pending or running execution", "services", response=ExecutionOut,
-          errors=(404, 409, 503)),
+          errors=(403, 404, 409, 503)),
     Route("POST", "/token", tokens.client_credentials,
           "An access token for an API key (OAuth2 client credentials, as PlanQK's)", "tokens",
           extra=_token_exchange(
