@@ -16,6 +16,8 @@ import pytest_asyncio
 from qrt_common.jobs import JobStatus
 from qrt_executor.runner import Outcome
 from tests.support.executors import LoneExecutor, Run
+from tests.support.platform import make_settings
+from tests.support.programs import merge_programs
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -207,3 +209,21 @@ async def test_the_platform_goes_on_serving_after_every_attack(executor):
     run = await executor.run("noop", "{}")
     assert run.outcome.status is JobStatus.COMPLETED
     assert run.results == ["ok"]
+
+
+async def test_a_data_directory_inside_the_programs_directory_stays_hidden(tmp_path):
+    # The bundled programs stay readable; the data directory qrt dev was pointed into them not.
+    programs = merge_programs(tmp_path / "programs")
+    data = programs / ".qrt"
+    data.mkdir()
+    (data / "qrt.db").write_text(SECRET)
+    lone = LoneExecutor(make_settings(tmp_path, programs, data_dir=data, warm_pool_size=1))
+    await lone.start()
+    try:
+        seen = found(await attack(lone, "read", path=str(data / "qrt.db")))
+        assert seen.startswith("FileNotFoundError"), seen
+        assert found(await attack(lone, "list", path=str(programs))) == sorted(
+            entry.name for entry in programs.iterdir()
+        )
+    finally:
+        await lone.close()

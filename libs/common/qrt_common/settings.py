@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     """Open files per process of a job (RLIMIT_NOFILE)."""
     job_temp_bytes: int = Field(256 << 20, ge=0)
     """Size of a job's temporary directory (`/tmp`, HOME and TMPDIR; a tmpfs, so memory)."""
+    job_writable_paths: str = ""
+    """Comma-separated directories jobs may write besides their own `/tmp` and working
+    directory (a shared scratch volume); every job of every user can write and read them."""
     job_hidden_paths: str = ""
     """Comma-separated directories jobs see empty, besides the data directory, the SQLite
     store's directory, `/run`, `/var/tmp`, `/dev/shm` and `/tmp` (each job gets its own)."""
@@ -162,6 +165,11 @@ class Settings(BaseSettings):
         """The `name=value` pairs in `program_pod_labels`."""
         pairs = (pair.split("=", 1) for pair in self.program_pod_labels.split(",") if "=" in pair)
         return dict(pairs)
+
+    @property
+    def job_writable_dirs(self) -> list[str]:
+        """The directories in `job_writable_paths`."""
+        return [path.strip() for path in self.job_writable_paths.split(",") if path.strip()]
 
     @property
     def job_hidden_dirs(self) -> list[str]:

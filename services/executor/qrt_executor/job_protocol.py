@@ -54,6 +54,8 @@ class SandboxPolicy(Message, frozen=True):
     False runs with the limits alone."""
     hidden: tuple[str, ...] = ()
     """Directories that appear empty (the store's, sockets' and other jobs' directories)."""
+    writable: tuple[str, ...] = ()
+    """Directories the job may write besides its own (QRT_JOB_WRITABLE_PATHS)."""
     limits: JobLimits = JobLimits()
 
 

@@ -219,10 +219,12 @@ class BubblewrapRunner(OneShotRunner):
         hidden: Sequence[Path] = (),
         bwrap: str = "bwrap",
         limits: JobLimits | None = None,
+        writable: Sequence[Path] = (),
     ) -> None:
         self._hidden = [path.resolve() for path in [*hidden, *map(Path, DEFAULT_HIDDEN)]]
         self._bwrap = bwrap
         self.limits = limits or JobLimits()
+        self._writable = [path.resolve() for path in writable]
 
     @property
     def available(self) -> bool:
@@ -251,6 +253,9 @@ class BubblewrapRunner(OneShotRunner):
                 args += ["--tmpfs", os.fspath(path)]
         # The project may live under a directory the sandbox gets empty (/tmp): bind it back.
         args += ["--ro-bind", project_dir, project_dir]
+        for path in self._writable:
+            if path.is_dir():
+                args += ["--bind", os.fspath(path), os.fspath(path)]
         environment = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "HOME": "/tmp",

@@ -147,13 +147,21 @@ def isolate(policy: SandboxPolicy, readable: Iterable[str], writable: Iterable[s
     _set_readonly("/")
     # The second user namespace's maps are written there (proc itself refuses what matters).
     _set_readonly("/proc", recursive=False, undo=True)
+    # A hidden directory inside a kept one (the data directory in the programs directory) is
+    # hidden again once the kept one is back; one under /tmp or under another hidden directory
+    # is hidden with it.
+    kept = [path for path, _, _ in trees]
     hidden: list[str] = []
+    inside_kept: list[str] = []
     for path in _directories([*DEFAULT_HIDDEN, *policy.hidden]):
-        # One under /tmp or under another hidden directory is hidden with it.
-        if not any(_within(path, outer) for outer in [JOB_TMP, *hidden]):
+        if any(_within(path, k) for k in kept):
+            inside_kept.append(path)
+            hidden.append(path)
+        elif not any(_within(path, outer) for outer in [JOB_TMP, *hidden]):
             hidden.append(path)
     for path in hidden:
-        _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
+        if path not in inside_kept:
+            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
     size = f"size={policy.limits.temp_bytes}," if policy.limits.temp_bytes else ""
     _mount("tmpfs", JOB_TMP, "tmpfs", MS_NOSUID | MS_NODEV, f"{size}mode=1777")
     for path, tree, is_writable in trees:
@@ -163,6 +171,8 @@ def isolate(policy: SandboxPolicy, readable: Iterable[str], writable: Iterable[s
             os.makedirs(path, exist_ok=True)
         _attach(tree, path)
         os.close(tree)
+    for path in inside_kept:
+        _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
     for path in hidden:
         _set_readonly(path, recursive=False)
     # A second user namespace locks all of the above (mount_namespaces(7), "restrictions on
@@ -201,7 +211,7 @@ def enter(launch: Launch) -> None:
     policy = launch.sandbox
     if policy.isolate:
         readable = [launch.search_path, launch.project_dir]
-        isolate(policy, readable, [launch.workdir])
+        isolate(policy, readable, [launch.workdir, *policy.writable])
     apply_limits(policy.limits)
 
 

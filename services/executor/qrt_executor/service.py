@@ -90,6 +90,7 @@ def sandbox_policy(settings: Settings) -> SandboxPolicy:
     return SandboxPolicy(
         isolate=settings.job_sandbox == "namespaces",
         hidden=tuple(settings.job_hidden_dirs),
+        writable=tuple(settings.job_writable_dirs),
         limits=limits,
     )
 
@@ -117,7 +118,9 @@ class Executor:
         self.running: dict[str, _Running] = {}
         self.sandbox = sandbox_policy(settings)
         self.one_shot = one_shot or BubblewrapRunner(
-            hidden=[Path(path) for path in self.sandbox.hidden], limits=self.sandbox.limits
+            hidden=[Path(path) for path in self.sandbox.hidden],
+            limits=self.sandbox.limits,
+            writable=[Path(path) for path in self.sandbox.writable],
         )
         self._stopped: OrderedDict[tuple[str, int], JobStatus] = OrderedDict()
         self._finished: OrderedDict[tuple[str, int], None] = OrderedDict()
