@@ -18,30 +18,20 @@ from qrt_executor.runner import Outcome
 from tests.support.executors import LoneExecutor, Run
 from tests.support.platform import make_settings
 from tests.support.programs import merge_programs
+from tests.support.sandbox import PLANTED_SECRET, TOKEN_PATH
+from tests.support.sandbox import planted_token as planted_token_at_kubernetes_path
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-SECRET = "s3cret-only-the-platform-knows"
-TOKEN_PATH = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+SECRET = PLANTED_SECRET
 MEMORY, CPU, PROCESSES, OPEN_FILES = 1 << 30, 2, 64, 128
 LOG_BYTES = 1 << 20
 
 
 @pytest.fixture(scope="module")
 def planted_token() -> Iterator[Path]:
-    """A service-account token planted where Kubernetes mounts it (removed afterwards)."""
-    created = [p for p in [*reversed(TOKEN_PATH.parents), TOKEN_PATH] if not p.exists()]
-    if TOKEN_PATH.exists() or not os.access(TOKEN_PATH.parents[len(created) - 1] if created
-                                            else TOKEN_PATH.parent, os.W_OK):  # fmt: skip
-        pytest.skip(f"cannot plant a token at {TOKEN_PATH} here")
-    TOKEN_PATH.parent.mkdir(parents=True, exist_ok=True)
-    TOKEN_PATH.write_text(SECRET)
-    yield TOKEN_PATH
-    for path in reversed(created):
-        if path.is_dir():
-            path.rmdir()
-        else:
-            path.unlink()
+    with planted_token_at_kubernetes_path() as token:
+        yield token
 
 
 @pytest.fixture(scope="module")

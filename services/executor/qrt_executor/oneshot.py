@@ -28,7 +28,7 @@ from qrt_common.results import ResultLimits
 from .job_protocol import JobLimits
 from .markers import PlanQKStdout
 from .runner import DRAIN_SECONDS, MAX_LINE_BYTES, JobOutput, Outcome, exit_reason, output_lines
-from .sandbox import DEFAULT_HIDDEN, signal_reason
+from .sandbox import DEFAULT_HIDDEN, memory_reason, signal_reason
 
 INPUT_DIR = "/var/input"
 """Where a one-shot program finds `data.json` and `params.json`."""
@@ -105,11 +105,17 @@ async def run_one_shot(
     except SandboxUnavailable as exc:
         return Outcome(JobStatus.FAILED, str(exc))
     stdout = PlanQKStdout(output, takes_result=True, limits=limits)
+    stderr: list[str] = [""]
+
+    def on_stderr(line: str) -> None:
+        stderr[0] = line  # the last one: a Python traceback's says what was raised
+        output.log(line)
+
     # Result lines may be long: cut only what no result can be.
     longest = max(limits.result_bytes, limits.interim_bytes, MAX_LINE_BYTES) + 64
     try:
         code, ended_by = await _follow(
-            process, stdout.line, output.log, time_limit, stop, longest, output.overflowed
+            process, stdout.line, on_stderr, time_limit, stop, longest, output.overflowed
         )
     finally:
         await process.close()
@@ -122,7 +128,11 @@ async def run_one_shot(
         limits = getattr(runner, "limits", None)
         # bwrap, the sandbox's init, reports its program's death by signal N as 128 + N.
         signalled = -(code - 128) if code > 128 else code
-        reason = signal_reason(signalled, limits) if isinstance(limits, JobLimits) else None
+        reason = None
+        if isinstance(limits, JobLimits):
+            reason = signal_reason(signalled, limits)
+            if limits.memory_bytes and stderr[0].startswith("MemoryError"):
+                reason = memory_reason(limits)
         return Outcome(JobStatus.FAILED, reason or exit_reason(code))
     if stdout.error is not None:
         return Outcome(JobStatus.FAILED, stdout.error)

@@ -238,7 +238,8 @@ def limit_reason(exc: BaseException, limits: JobLimits) -> str | None:
     return None
 
 
-def _memory(limits: JobLimits) -> str:
+def memory_reason(limits: JobLimits) -> str:
+    """Why a job that ran out of its memory limit failed."""
     return (
         f"memory limit reached: the job may use {limits.memory_bytes} bytes more than it "
         f"started with ({LIMIT_SETTINGS['memory']})"
@@ -247,11 +248,11 @@ def _memory(limits: JobLimits) -> str:
 
 def _own_reason(exc: BaseException, limits: JobLimits) -> str | None:
     if isinstance(exc, MemoryError) and limits.memory_bytes:
-        return _memory(limits)
+        return memory_reason(limits)
     spawn_failed = isinstance(exc, RuntimeError) and "can't start new thread" in str(exc)
     if isinstance(exc, OSError):
         if exc.errno == errno.ENOMEM and limits.memory_bytes:
-            return _memory(limits)
+            return memory_reason(limits)
         if exc.errno == errno.EMFILE and limits.open_files:
             return (
                 f"open files limit reached: {limits.open_files} per process "
