@@ -26,6 +26,7 @@ import errno
 import os
 import resource
 import signal
+import traceback
 from collections.abc import Iterable
 
 from .job_protocol import JobLimits, Launch, SandboxPolicy
@@ -191,18 +192,21 @@ def apply_limits(limits: JobLimits) -> None:
         _lower(resource.RLIMIT_AS, mapped + limits.memory_bytes)
     if limits.cpu_seconds:
         # SIGXCPU at the limit; the hard limit a second later kills one that ignores it.
-        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
+        _lower(resource.RLIMIT_CPU, limits.cpu_seconds, slack=1)
     if limits.processes:
         _lower(resource.RLIMIT_NPROC, limits.processes)
     if limits.open_files:
         _lower(resource.RLIMIT_NOFILE, limits.open_files)
 
 
-def _lower(kind: int, value: int) -> None:
+def _lower(kind: int, value: int, slack: int = 0) -> None:
+    """Set limit `kind` to `value` (the hard one `slack` above), never above the hard limit the
+    process has (which it could not raise)."""
     _, hard = resource.getrlimit(kind)
+    ceiling = value + slack
     if hard != resource.RLIM_INFINITY:
-        value = min(value, hard)
-    resource.setrlimit(kind, (value, value))
+        value, ceiling = min(value, hard), min(ceiling, hard)
+    resource.setrlimit(kind, (value, ceiling))
 
 
 def enter(launch: Launch) -> None:
@@ -258,15 +262,24 @@ def _own_reason(exc: BaseException, limits: JobLimits) -> str | None:
                 f"open files limit reached: {limits.open_files} per process "
                 f"({LIMIT_SETTINGS['open_files']})"
             )
-        # fork, clone and subprocess fail with EAGAIN at the process limit (so does I/O on
-        # a non-blocking file, which a program that uses it catches).
-        spawn_failed = exc.errno == errno.EAGAIN
+        # fork, clone and subprocess fail with EAGAIN at the process limit; so does I/O on a
+        # non-blocking file, which is not a limit's doing.
+        spawn_failed = exc.errno == errno.EAGAIN and _raised_starting_a_process(exc)
     if spawn_failed and limits.processes:
         return (
             f"process limit reached: the job may have {limits.processes} processes and threads "
             f"({LIMIT_SETTINGS['processes']})"
         )
     return None
+
+
+SPAWNING = ("fork", "Popen", "spawn", "_execute_child", "Thread", "Pool", "clone")
+"""What the code that raised an EAGAIN names when it started a process or thread."""
+
+
+def _raised_starting_a_process(exc: BaseException) -> bool:
+    frames = traceback.extract_tb(exc.__traceback__)[-3:]
+    return any(word in f"{frame.name} {frame.line}" for frame in frames for word in SPAWNING)
 
 
 def signal_reason(code: int | None, limits: JobLimits) -> str | None:
