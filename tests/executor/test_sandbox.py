@@ -14,6 +14,7 @@ import pytest
 import pytest_asyncio
 
 from qrt_common.jobs import JobStatus
+from qrt_common.programs import planqk_input
 from qrt_executor.runner import Outcome
 from tests.support.executors import LoneExecutor, Run
 from tests.support.platform import make_settings
@@ -192,6 +193,19 @@ async def test_printing_200_mb_fails_naming_the_log_limit(executor):
     assert run.outcome.status is JobStatus.FAILED
     assert run.outcome.reason == f"log output limit reached: {LOG_BYTES} bytes (QRT_MAX_LOG_BYTES)"
     assert len(run.log) < LOG_BYTES + 4096
+
+
+async def test_a_python_template_program_is_walled_in_alike(executor):
+    store = executor.executor._settings.data_dir / "qrt.db"
+    params = {"respond": "probe", "secret": str(store)}
+    seen = found(await executor.run("planqk-modes", planqk_input({}, params)))
+    assert SECRET not in json.dumps(seen)
+    assert seen["broker"] == "Network is unreachable"
+    assert seen["secret"] == "No such file or directory"
+    own = {"QRT_JOB_ID", "QRT_BACKEND"}
+    assert [name for name in seen["environ"] if name.startswith("QRT_")] != []
+    assert {name for name in seen["environ"] if name.startswith("QRT_")} <= own
+    assert seen["environ"]["HOME"] == "/tmp"
 
 
 async def test_the_platform_goes_on_serving_after_every_attack(executor):
