@@ -3,6 +3,7 @@ a real executor (warm pool, zygote, job processes) with planted secrets around i
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -206,6 +207,13 @@ async def test_a_python_template_program_is_walled_in_alike(executor):
     assert [name for name in seen["environ"] if name.startswith("QRT_")] != []
     assert {name for name in seen["environ"] if name.startswith("QRT_")} <= own
     assert seen["environ"]["HOME"] == "/tmp"
+
+
+async def test_other_jobs_run_while_one_attacks(executor):
+    attacking = asyncio.create_task(attack(executor, "print", size=200 << 20))
+    quiet = [await executor.run("noop", "{}") for _ in range(3)]
+    assert [run.outcome.status for run in quiet] == [JobStatus.COMPLETED] * 3
+    assert (await attacking).outcome.status is JobStatus.FAILED
 
 
 async def test_the_platform_goes_on_serving_after_every_attack(executor):
