@@ -18,6 +18,7 @@ import os
 import resource
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,11 +27,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from qrt_common.jobs import JobStatus  # noqa: E402
 from qrt_common.programs import ProgramKind  # noqa: E402
+from qrt_common.settings import Settings  # noqa: E402
 from qrt_common.wire import from_json, to_json  # noqa: E402
-from qrt_executor.job_protocol import Final, Launch  # noqa: E402
+from qrt_executor.job_protocol import Final, Launch, SandboxPolicy  # noqa: E402
 from qrt_executor.pool import WarmPool  # noqa: E402
 from qrt_executor.runner import JobOutput, run_job  # noqa: E402
+from qrt_executor.service import sandbox_policy  # noqa: E402
 
 PROGRAMS = str(ROOT / "bench" / "programs")
 TICK = os.sysconf("SC_CLK_TCK")
@@ -46,15 +50,19 @@ def reaped(pid: int) -> tuple[float, int]:
     return (int(fields[13]) + int(fields[14])) / TICK, int(fields[8])
 
 
-def launch(n: int) -> Launch:
+def launch(n: int, sandbox: SandboxPolicy, workdir: str) -> Launch:
     return Launch(
         job_id=f"job-{n}", kind=ProgramKind.QISKIT_RUNTIME, module="noop.noop",
         search_path=PROGRAMS, project_dir=PROGRAMS, backend="aer_simulator", params="{}",
-        workdir="/tmp",
+        workdir=workdir, sandbox=sandbox,
     )  # fmt: skip
 
 
-async def through_the_pool(jobs: int) -> None:
+async def through_the_pool(jobs: int, sandboxed: bool) -> None:
+    """Run `jobs` no-op jobs, in the sandbox QRT_JOB_* settings describe or in none."""
+    settings = Settings(job_sandbox="namespaces" if sandboxed else "off")
+    sandbox = sandbox_policy(settings)
+    workdir = tempfile.mkdtemp(prefix="qrt-bench-")
     pool = WarmPool(2)
     await pool.start()
     zygote = pool._zygote._process
@@ -68,7 +76,9 @@ async def through_the_pool(jobs: int) -> None:
         output = JobOutput(f"job-{n}", 1, "ex", send, max_log_bytes=1 << 20)
         stop: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         try:
-            await run_job(proc, launch(n), output, time_limit=30, stop=stop)
+            outcome = await run_job(proc, launch(n, sandbox, workdir), output, time_limit=30,
+                                    stop=stop)  # fmt: skip
+            assert outcome.status is JobStatus.COMPLETED, outcome
         finally:
             proc.close()
         await output.close()
@@ -84,12 +94,14 @@ async def through_the_pool(jobs: int) -> None:
     cpu1, faults1 = reaped(zygote.pid)
     own1 = resource.getrusage(resource.RUSAGE_SELF)
     own = (own1.ru_utime + own1.ru_stime) - (own0.ru_utime + own0.ru_stime)
-    print(f"no-op job through the warm pool ({jobs} jobs, one at a time):")
+    where = "in the job sandbox" if sandboxed else "without a sandbox (QRT_JOB_SANDBOX=off)"
+    print(f"no-op job through the warm pool ({jobs} jobs, one at a time), {where}:")
     print(f"  job process CPU       {1000 * (cpu1 - cpu0) / jobs:6.2f} ms per job")
     print(f"  job process faults    {(faults1 - faults0) / jobs:6.0f} per job")
     print(f"  executor's side CPU   {1000 * own / jobs:6.2f} ms per job")
     print(f"  wall                  {1000 * wall / jobs:6.2f} ms per job")
     await pool.close()
+    os.rmdir(workdir)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,7 +125,7 @@ def faults_when_forked(samples: int = 40) -> None:
     import qiskit_ibm_runtime  # noqa: F401
     from pydantic import TypeAdapter
 
-    line = to_json(launch(0))
+    line = to_json(launch(0, SandboxPolicy(isolate=False), "/tmp"))
     pydantic_launch = TypeAdapter(PlainLaunch)
     pydantic_final = TypeAdapter(dict[str, str])
     ways: dict[str, Callable[[], object]] = {
@@ -145,7 +157,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=500)
     args = parser.parse_args()
-    asyncio.run(through_the_pool(args.jobs))
+    asyncio.run(through_the_pool(args.jobs, sandboxed=False))
+    asyncio.run(through_the_pool(args.jobs, sandboxed=True))
     faults_when_forked()
 
 

@@ -288,3 +288,21 @@ def test_the_operator_s_own_accounts_secret_replaces_the_generated_one():
     assert env["QRT_BOOTSTRAP_ADMIN_KEY"]["secretKeyRef"]["name"] == "my-accounts"
     labels = [d["metadata"]["labels"].get("app.kubernetes.io/component") for d in docs]
     assert "accounts" not in labels
+
+
+@pytest.mark.parametrize("values_name", VALUES)
+def test_executors_give_job_processes_their_sandbox_settings(values_name: str):
+    (executor,) = [d for d in qrt_workloads(values_name) if d["metadata"]["name"] == "qrt-executor"]
+    (container,) = executor["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    # RuntimeDefault seccomp refuses unshare(): the chart's job processes run with limits only.
+    assert env["QRT_JOB_SANDBOX"] == "off"
+    limits = {name: int(env[name]) for name in env if name.startswith("QRT_JOB_")
+              and name != "QRT_JOB_SANDBOX"}  # fmt: skip
+    assert limits == {
+        "QRT_JOB_MAX_MEMORY_BYTES": 2 << 30,
+        "QRT_JOB_MAX_CPU_SECONDS": 3600,
+        "QRT_JOB_MAX_PROCESSES": 256,
+        "QRT_JOB_MAX_OPEN_FILES": 1024,
+        "QRT_JOB_TEMP_BYTES": 256 << 20,
+    }

@@ -15,7 +15,7 @@ import pytest
 from qrt_common.jobs import JobStatus
 from qrt_common.messages import EventKind, JobEvent
 from qrt_common.programs import ProgramKind, planqk_input
-from qrt_executor.job_protocol import Launch
+from qrt_executor.job_protocol import JobLimits, Launch
 from qrt_executor.markers import PlanQKStdout
 from qrt_executor.oneshot import NO_RESULT, BubblewrapRunner, OneShotInput, run_one_shot
 from qrt_executor.pool import WarmPool
@@ -23,6 +23,7 @@ from qrt_executor.runner import JobOutput, Outcome, run_job
 from tests.executor.test_runner import stop_when_written
 from tests.support.executors import Run
 from tests.support.programs import TEST_PROGRAMS
+from tests.support.sandbox import PLANTED_SECRET, planted_token
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -259,3 +260,24 @@ async def test_one_shot_without_bubblewrap_fails_clearly():
     run = await one_shot({"print": "single"}, runner=BubblewrapRunner(bwrap="no-such-bwrap"))
     assert run.outcome.status is JobStatus.FAILED
     assert "bubblewrap (bwrap) is not installed" in (run.outcome.reason or "")
+
+
+@pytest.mark.parametrize("then", ["allocate", "spin"])
+async def test_one_shot_sandbox_hides_the_token_and_the_broker_and_applies_the_limits(then):
+    limits = JobLimits(memory_bytes=1 << 30, cpu_seconds=1, processes=64, open_files=64)
+    with planted_token() as token:
+        run = await one_shot({"print": "attack", "then": then},
+                             runner=BubblewrapRunner(limits=limits))  # fmt: skip
+        assert token.read_text() == PLANTED_SECRET  # there, outside the sandbox
+    (found,) = interims_of(run)
+    # bubblewrap's network namespace has its own loopback up, with nothing listening.
+    assert found["token"] == "FileNotFoundError" and found["broker"] == "ConnectionRefusedError"
+    assert found["capabilities"] == ["0000000000000000"]
+    assert run.outcome.status is JobStatus.FAILED
+    if then == "allocate":
+        assert run.outcome.reason == (
+            "memory limit reached: the job may use 1073741824 bytes more than it started with "
+            "(QRT_JOB_MAX_MEMORY_BYTES)"
+        )
+    else:
+        assert run.outcome.reason == "CPU time limit reached: 1 s (QRT_JOB_MAX_CPU_SECONDS)"

@@ -98,10 +98,12 @@ async def test_stdout_and_stderr_become_the_log_in_numbered_chunks(pool, program
     assert seqs == list(range(len(seqs))) and 1 < len(seqs) < 2000
 
 
-async def test_log_is_capped(pool, programs_dir):
+async def test_log_is_capped_and_a_job_over_it_fails_naming_the_limit(pool, programs_dir):
     result = await run(pool, programs_dir, "chatty", {"lines": 5000, "width": 100},
                        max_log_bytes=10_000)  # fmt: skip
-    assert result.outcome.status is JobStatus.COMPLETED
+    assert result.outcome == Outcome(
+        JobStatus.FAILED, "log output limit reached: 10000 bytes (QRT_MAX_LOG_BYTES)"
+    )
     assert len(result.log) < 11_000
     assert result.log.rstrip().endswith("[qrt] log truncated at 10000 bytes")
 
@@ -250,7 +252,7 @@ async def test_long_lines_come_in_pieces_and_a_large_result_whole(pool, programs
         "    return 'y' * (5 * 1024 * 1024)\n"
     )
     write_program(programs_dir, "longlines", {"name": "longlines"}, source)
-    result = await run(pool, programs_dir, "longlines", max_log_bytes=8 << 20)
+    result = await run(pool, programs_dir, "longlines", max_log_bytes=9 << 20)
     assert result.outcome.status is JobStatus.COMPLETED
     lines = result.log.splitlines()
     pieces = [line for line in lines if line.startswith("x")]

@@ -103,8 +103,8 @@ async def test_random_kills_of_every_service_and_the_broker(
     rng = random.Random(seed)
     print(f"\nQRT_CHAOS_SEED={seed}")
     began = time.monotonic()
-    record = tmp_path / "record.txt"
     mesh = Mesh(tmp_path, merge_programs(tmp_path / "programs"), broker_url=private_broker.url)
+    record = mesh.shared / "record.txt"
     mesh.env.update(QRT_SWEEP_INTERVAL="1", QRT_MAX_ATTEMPTS=str(MAX_ATTEMPTS))
     tally = Tally()
     try:
@@ -242,7 +242,7 @@ async def test_random_kills_of_every_service_and_the_broker(
 
 
 async def test_a_job_that_loses_its_executor_every_time_fails_naming_its_attempts(mesh: Mesh):
-    record = mesh.root / "record.txt"
+    record = mesh.shared / "record.txt"
     mesh.env.update(QRT_SWEEP_INTERVAL="1", QRT_MAX_ATTEMPTS=str(MAX_ATTEMPTS))
     mesh.scheduler()
     executor = mesh.executor(capacity=1)

@@ -92,7 +92,7 @@ async def test_any_start_order_works_on_the_quorum_queues_each_service_declares(
 
 
 async def test_sigkill_of_an_executor_mid_run(mesh: Mesh):
-    record = mesh.root / "record.txt"
+    record = mesh.shared / "record.txt"
     mesh.scheduler()
     victim = mesh.executor(capacity=3)
     mesh.executor(capacity=3)
@@ -115,7 +115,7 @@ async def test_sigkill_of_an_executor_mid_run(mesh: Mesh):
 
 
 async def test_sigterm_drains_an_executor(mesh: Mesh):
-    record = mesh.root / "record.txt"
+    record = mesh.shared / "record.txt"
     mesh.scheduler()
     patient = mesh.executor(capacity=2, QRT_DRAIN_SECONDS="30")
     url = mesh.gateway()
@@ -135,7 +135,7 @@ async def test_sigterm_drains_an_executor(mesh: Mesh):
 
 
 async def test_sigterm_hands_back_what_does_not_finish_in_time(mesh: Mesh):
-    record = mesh.root / "record.txt"
+    record = mesh.shared / "record.txt"
     mesh.scheduler()
     hasty = mesh.executor(capacity=2, QRT_DRAIN_SECONDS="0.5")
     url = mesh.gateway()
@@ -154,7 +154,7 @@ async def test_sigterm_hands_back_what_does_not_finish_in_time(mesh: Mesh):
 
 
 async def test_scheduler_restart_loses_nothing_and_runs_nothing_twice(mesh: Mesh):
-    record = mesh.root / "record.txt"
+    record = mesh.shared / "record.txt"
     mesh.scheduler()
     mesh.executor(capacity=2)
     mesh.executor(capacity=2)
@@ -251,8 +251,8 @@ async def test_a_poison_message_is_dead_lettered_and_recorded_on_its_job(mesh: M
 
 
 async def test_a_broker_restart_mid_run(tmp_path: Path, private_broker: PrivateBroker):
-    record = tmp_path / "record.txt"
     mesh = Mesh(tmp_path, merge_programs(tmp_path / "programs"), broker_url=private_broker.url)
+    record = mesh.shared / "record.txt"
     mesh.env["QRT_HEARTBEAT_TIMEOUT"] = "5"
     try:
         mesh.scheduler()

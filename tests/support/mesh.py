@@ -88,12 +88,16 @@ class Mesh:
         self.namespace = f"qrt-test-{uuid.uuid4().hex[:8]}"
         self.broker_url = broker_url
         self.store = root / "qrt.db"
+        self.shared = root / "shared"
+        """A directory jobs may write (QRT_JOB_WRITABLE_PATHS): where `record` writes."""
+        self.shared.mkdir(exist_ok=True)
         self.env = {
             **os.environ,
             "QRT_BUS_URL": broker_url,
             "QRT_BUS_NAMESPACE": self.namespace,
             "QRT_STORE_URL": f"sqlite:///{self.store}",
             "QRT_PROGRAMS_DIR": str(programs_dir),
+            "QRT_JOB_WRITABLE_PATHS": str(self.shared),
             "QRT_HEARTBEAT_INTERVAL": "0.3",
             "QRT_HEARTBEAT_TIMEOUT": "3",
             "QRT_LOG_LEVEL": "INFO",

@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 PR_SET_PDEATHSIG = 1
 """prctl(2): the signal this process gets when its parent ends."""
+PR_SET_DUMPABLE = 4
+"""prctl(2): whether others of the same user may ptrace this process and read its /proc files."""
 PR_SET_CHILD_SUBREAPER = 36
 """prctl(2): orphaned descendants of the caller become its children (Linux 3.4)."""
 
@@ -43,3 +45,10 @@ def become_subreaper() -> bool:
     """Make this process the reaper of its orphaned descendants; False where the system cannot
     (not Linux), and descendants may then escape."""
     return _PRCTL is not None and _PRCTL(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+
+
+def keep_proc_entry_private() -> bool:
+    """Make this process not dumpable: processes of the same user without CAP_SYS_PTRACE can no
+    longer read its `/proc/<pid>/environ`, `mem` or `fd` (ptrace access mode checks, proc(5)),
+    nor ptrace it. True if it worked. (A program run later with exec is dumpable again.)"""
+    return _PRCTL is not None and _PRCTL(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0

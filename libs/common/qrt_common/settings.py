@@ -146,6 +146,27 @@ class Settings(BaseSettings):
     key, from a Kubernetes Secret, comes to be. A key revoked later stays revoked."""
     access_token_seconds: int = Field(3600, ge=300, le=86400)
     """Lifetime of the access tokens `POST /token` and `POST /identity/token` hand out."""
+    # The job sandbox (qrt_executor.sandbox); 0 turns a limit off.
+    job_sandbox: Literal["namespaces", "off"] = "namespaces"
+    """`namespaces`: each job process walls itself in (own user, mount, network and IPC
+    namespaces, read-only file system, hidden data directories, a tmpfs of its own); a job whose
+    sandbox cannot be built fails. `off`: limits and a clean environment only."""
+    job_max_memory_bytes: int = Field(4 << 30, ge=0)
+    """Memory a job process may map beyond what it starts with (RLIMIT_AS)."""
+    job_max_cpu_seconds: int = Field(3600, ge=0)
+    """CPU seconds of a job process (RLIMIT_CPU)."""
+    job_max_processes: int = Field(256, ge=0)
+    """Processes and threads of a job (RLIMIT_NPROC; ignored by the kernel for root)."""
+    job_max_open_files: int = Field(1024, ge=0)
+    """Open files per process of a job (RLIMIT_NOFILE)."""
+    job_temp_bytes: int = Field(256 << 20, ge=0)
+    """Size of a job's temporary directory (`/tmp`, HOME and TMPDIR; a tmpfs, so memory)."""
+    job_writable_paths: str = ""
+    """Comma-separated directories jobs may write besides their own `/tmp` and working
+    directory (a shared scratch volume); every job of every user can write and read them."""
+    job_hidden_paths: str = ""
+    """Comma-separated directories jobs see empty, besides the data directory, the SQLite
+    store's directory, `/run`, `/var/tmp`, `/dev/shm` and `/tmp` (each job gets its own)."""
 
     @property
     def result_limits(self) -> ResultLimits:
@@ -162,6 +183,21 @@ class Settings(BaseSettings):
         """The `name=value` pairs in `program_pod_labels`."""
         pairs = (pair.split("=", 1) for pair in self.program_pod_labels.split(",") if "=" in pair)
         return dict(pairs)
+
+    @property
+    def job_writable_dirs(self) -> list[str]:
+        """The directories in `job_writable_paths`."""
+        return [path.strip() for path in self.job_writable_paths.split(",") if path.strip()]
+
+    @property
+    def job_hidden_dirs(self) -> list[str]:
+        """What jobs see empty: the store's files and QRT_JOB_HIDDEN_PATHS."""
+        hidden = [os.fspath(self.data_dir.resolve())]
+        url = self.effective_store_url
+        if url.startswith("sqlite:///"):
+            hidden.append(os.path.dirname(url.removeprefix("sqlite:///")))
+        hidden += [path.strip() for path in self.job_hidden_paths.split(",") if path.strip()]
+        return hidden
 
     @property
     def effective_store_url(self) -> str:

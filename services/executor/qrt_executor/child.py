@@ -17,6 +17,7 @@ from qrt_common.processes import become_subreaper
 from qrt_common.programs import ProgramKind
 from qrt_common.wire import from_json
 
+from . import sandbox
 from .job_backends import report_usage_to
 from .job_protocol import Launch
 from .messenger import UserMessenger
@@ -82,8 +83,16 @@ def serve(control: socket.socket, stdout: int, stderr: int) -> None:
         sys.stderr.flush()
         os._exit(70)
     os.environ["QRT_JOB_ID"] = launch.job_id
+    messenger = UserMessenger(control, launch.limits, launch.sandbox.limits)
+    try:
+        sandbox.enter(launch)
+    except OSError as exc:
+        messenger.fail(
+            f"the job's sandbox could not be built ({exc}); QRT_JOB_SANDBOX=off runs jobs "
+            "without one"
+        )
+        os._exit(70)
     os.chdir(launch.workdir)
-    messenger = UserMessenger(control, launch.limits)
     report_usage_to(messenger)
     if launch.kind is ProgramKind.PYTHON_TEMPLATE:
         code = run_template(launch, messenger)

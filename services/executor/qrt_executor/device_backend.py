@@ -94,8 +94,10 @@ class DeviceBackend(BackendV2):  # type: ignore[misc]
         timeout: float = 10.0,
         execute_timeout: float = 300.0,
         session_id: str | None = None,
+        client: Any = None,
     ) -> None:
-        self.client = DeviceClient(address, timeout=timeout)
+        self.client = client or DeviceClient(address, timeout=timeout)
+        """A `DeviceClient`, or what stands in for one (a job process's `RelayedDeviceClient`)."""
         self.session_id = session_id or str(uuid.uuid4())
         """The session every run of this backend locks the device with (an executor ends it
         after the job, however the job ended)."""

@@ -42,13 +42,18 @@ def make_backend(name: str, device: DeviceAccess | None = None) -> Any:
     raises ValueError for an unknown simulator name."""
     if device is not None:
         from .device_backend import DeviceBackend
+        from .device_relay import RelayedDeviceClient
 
+        if not _usage:
+            raise ValueError("a device backend needs the job's channel (report_usage_to)")
+        client = RelayedDeviceClient(_usage[0], device.address, timeout=device.timeout)
         backend = DeviceBackend(
             device.address,
             device.static,
             timeout=device.timeout,
             execute_timeout=device.execute_timeout,
             session_id=device.session_id,
+            client=client,
         )
     elif name in SIMULATORS:
         backend = _simulators.pop(name, None)

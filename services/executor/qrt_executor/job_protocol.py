@@ -7,6 +7,8 @@ usage, a failure) until it exits. Its stdout and stderr are the job's log.
 
 from __future__ import annotations
 
+from typing import Any
+
 from qrt_common.device_protocol import StaticInfo
 from qrt_common.programs import ProgramKind
 from qrt_common.results import ResultLimits
@@ -26,6 +28,35 @@ class DeviceAccess(Message, frozen=True):
     """Seconds it may take to answer an execute."""
     session_id: str
     """The session the job locks the device with; the executor ends it after the job."""
+
+
+class JobLimits(Message, frozen=True):
+    """What a job process may use (see `qrt_executor.sandbox`); 0 means no limit."""
+
+    memory_bytes: int = 0
+    """Address space beyond what the process had when its job arrived (RLIMIT_AS)."""
+    cpu_seconds: int = 0
+    """CPU time of the job process (RLIMIT_CPU); each process it starts has its own."""
+    processes: int = 0
+    """Processes and threads the job may have at once (RLIMIT_NPROC, in its own user namespace;
+    the kernel ignores it for root, see the README)."""
+    open_files: int = 0
+    """Open file descriptors per process (RLIMIT_NOFILE)."""
+    temp_bytes: int = 0
+    """Size of the job's temporary directory (its tmpfs)."""
+
+
+class SandboxPolicy(Message, frozen=True):
+    """How a job process walls itself in before it runs its program."""
+
+    isolate: bool = True
+    """Own user, mount, network and IPC namespaces with a read-only view of the file system;
+    False runs with the limits alone."""
+    hidden: tuple[str, ...] = ()
+    """Directories that appear empty (the store's, sockets' and other jobs' directories)."""
+    writable: tuple[str, ...] = ()
+    """Directories the job may write besides its own (QRT_JOB_WRITABLE_PATHS)."""
+    limits: JobLimits = JobLimits()
 
 
 class Launch(Message, frozen=True):
@@ -50,6 +81,8 @@ class Launch(Message, frozen=True):
     """Set when `backend` is a device."""
     limits: ResultLimits = ResultLimits()
     """How large the result and each interim result may be."""
+    sandbox: SandboxPolicy = SandboxPolicy(isolate=False)
+    """The walls and limits the job runs within."""
 
 
 class Interim(Message, frozen=True, tag="interim", tag_field="kind"):
@@ -80,9 +113,28 @@ class Failure(Message, frozen=True, tag="error", tag_field="kind"):
     data: str | None = None
 
 
-Frame = Interim | Final | Usage | Failure
-"""What a job process sends back, told apart by its `kind` tag (`interim`, `final`, `usage`,
-`error`)."""
+class DeviceCall(Message, frozen=True, tag="device", tag_field="kind"):
+    """A request for the job's device, which the executor makes for the job process (that has
+    no network of its own) and answers with one `DeviceAnswer` line."""
 
-MESSAGES = (Launch, Frame, Interim, Final, Usage, Failure)
+    command: str
+    session_id: str
+    payload: dict[str, Any] | None = None
+    timeout: float | None = None
+
+
+class DeviceAnswer(Message, frozen=True):
+    """The device's success payload, or why there is none."""
+
+    payload: dict[str, Any] | None = None
+    error: str | None = None
+    unavailable: bool = False
+    """The error is DeviceUnavailable (no answer) rather than DeviceRefused."""
+
+
+Frame = Interim | Final | Usage | Failure | DeviceCall
+"""What a job process sends back, told apart by its `kind` tag (`interim`, `final`, `usage`,
+`error`, `device`)."""
+
+MESSAGES = (Launch, Frame, Interim, Final, Usage, Failure, DeviceCall, DeviceAnswer)
 """Every message type of this protocol (for `wire.prepare`)."""

@@ -7,6 +7,7 @@ import logging
 from qrt_common.errors import ConfigurationError
 from qrt_common.lifecycle import connect_bus, serve_health, until_signalled
 from qrt_common.metrics import ReadinessCheck
+from qrt_common.processes import keep_proc_entry_private
 from qrt_common.registry import ProgramRegistry
 from qrt_common.settings import Settings
 
@@ -41,6 +42,9 @@ def one_shot_runner(settings: Settings) -> OneShotRunner | None:
 async def serve(settings: Settings) -> None:
     """Run assignments until SIGINT or SIGTERM; the first signal drains (running jobs finish
     for QRT_DRAIN_SECONDS, the rest are handed back), a second one stops at once."""
+    # Job processes of the same user (QRT_JOB_SANDBOX=off, as in the chart) must not read this
+    # process's environment, which holds the broker's and the store's passwords.
+    keep_proc_entry_private()
     bus = await connect_bus(settings)
     executor = Executor(
         settings, bus, ProgramRegistry(settings.programs_dir), one_shot=one_shot_runner(settings)

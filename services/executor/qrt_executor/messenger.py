@@ -13,9 +13,9 @@ import qiskit_ibm_runtime
 
 from qrt_common.errors import ResultRefused
 from qrt_common.results import ResultLimits, refusal
-from qrt_common.wire import to_json
+from qrt_common.wire import from_json, to_json
 
-from .job_protocol import Failure, Final, Interim, Usage
+from .job_protocol import DeviceAnswer, DeviceCall, Failure, Final, Interim, JobLimits, Usage
 
 RuntimeEncoder: type[json.JSONEncoder] = qiskit_ibm_runtime.RuntimeEncoder
 RuntimeDecoder: type[json.JSONDecoder] = qiskit_ibm_runtime.RuntimeDecoder
@@ -24,10 +24,19 @@ RuntimeDecoder: type[json.JSONDecoder] = qiskit_ibm_runtime.RuntimeDecoder
 class UserMessenger:
     """Handed to a program's `main()` to publish interim results and its final result."""
 
-    def __init__(self, channel: socket.socket, limits: ResultLimits | None = None) -> None:
+    def __init__(
+        self,
+        channel: socket.socket,
+        limits: ResultLimits | None = None,
+        job_limits: JobLimits | None = None,
+    ) -> None:
         self._channel = channel
         self._lock = threading.Lock()
+        self._calling = threading.Lock()
+        self._answers = b""
         self.limits = limits or ResultLimits()
+        self.job_limits = job_limits or JobLimits()
+        """The sandbox's limits, to name the one a program ran into."""
         self.final_published = False
 
     def publish(
@@ -50,11 +59,26 @@ class UserMessenger:
         self.send(Final(text) if final else Interim(text))
         self.final_published = self.final_published or final
 
-    def send(self, frame: Interim | Final | Usage | Failure) -> None:
+    def send(self, frame: Interim | Final | Usage | Failure | DeviceCall) -> None:
         """Write one frame to the executor (from any thread)."""
         line = to_json(frame) + b"\n"
         with self._lock:
             self._channel.sendall(line)
+
+    def call_device(self, call: DeviceCall) -> DeviceAnswer:
+        """Have the executor make `call` to the job's device, and wait for its answer; an
+        answer that says so when the executor went away."""
+        with self._calling:
+            self.send(call)
+            while b"\n" not in self._answers:
+                chunk = self._channel.recv(65536)
+                if not chunk:
+                    return DeviceAnswer(error="the executor closed the job's channel",
+                                        unavailable=True)  # fmt: skip
+                self._answers += chunk
+            line, self._answers = self._answers.split(b"\n", 1)
+        answer: DeviceAnswer = from_json(DeviceAnswer, line)
+        return answer
 
     def fail(self, reason: str) -> None:
         """Log and report a failure that qrt's own `reason` explains (no traceback to show)."""

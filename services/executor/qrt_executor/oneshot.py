@@ -25,8 +25,10 @@ from qrt_common.jobs import JobStatus
 from qrt_common.messages import EventKind
 from qrt_common.results import ResultLimits
 
+from .job_protocol import JobLimits
 from .markers import PlanQKStdout
 from .runner import DRAIN_SECONDS, MAX_LINE_BYTES, JobOutput, Outcome, exit_reason, output_lines
+from .sandbox import DEFAULT_HIDDEN, memory_reason, signal_reason
 
 INPUT_DIR = "/var/input"
 """Where a one-shot program finds `data.json` and `params.json`."""
@@ -103,17 +105,35 @@ async def run_one_shot(
     except SandboxUnavailable as exc:
         return Outcome(JobStatus.FAILED, str(exc))
     stdout = PlanQKStdout(output, takes_result=True, limits=limits)
+    stderr: list[str] = [""]
+
+    def on_stderr(line: str) -> None:
+        stderr[0] = line  # the last one: a Python traceback's says what was raised
+        output.log(line)
+
     # Result lines may be long: cut only what no result can be.
     longest = max(limits.result_bytes, limits.interim_bytes, MAX_LINE_BYTES) + 64
     try:
-        code, ended_by = await _follow(process, stdout.line, output.log, time_limit, stop, longest)
+        code, ended_by = await _follow(
+            process, stdout.line, on_stderr, time_limit, stop, longest, output.overflowed
+        )
     finally:
         await process.close()
     stdout.finish()
+    if output.overflowed.done():
+        return Outcome(JobStatus.FAILED, output.overflow_reason)
     if ended_by is not None:
         return ended_by
     if code != 0:
-        return Outcome(JobStatus.FAILED, exit_reason(code))
+        limits = getattr(runner, "limits", None)
+        # bwrap, the sandbox's init, reports its program's death by signal N as 128 + N.
+        signalled = -(code - 128) if code > 128 else code
+        reason = None
+        if isinstance(limits, JobLimits):
+            reason = signal_reason(signalled, limits)
+            if limits.memory_bytes and stderr[0].startswith("MemoryError"):
+                reason = memory_reason(limits)
+        return Outcome(JobStatus.FAILED, reason or exit_reason(code))
     if stdout.error is not None:
         return Outcome(JobStatus.FAILED, stdout.error)
     if stdout.result is None:
@@ -129,6 +149,7 @@ async def _follow(
     time_limit: float,
     stop: asyncio.Future[JobStatus],
     longest: int,
+    overflowed: asyncio.Future[None],
 ) -> tuple[int, Outcome | None]:
     """Read the process's output until it exits or must stop (lines longer than `longest`
     come in pieces); its exit code, and the outcome when a stop or the time limit ended it."""
@@ -140,7 +161,7 @@ async def _follow(
 
     followers = asyncio.gather(follow(process.stdout, on_stdout), follow(process.stderr, on_stderr))
     exited = asyncio.ensure_future(process.wait())
-    waiting: set[asyncio.Future[Any]] = {exited, stop}
+    waiting: set[asyncio.Future[Any]] = {exited, stop, overflowed}
     try:
         done, _ = await asyncio.wait(
             waiting, timeout=time_limit, return_when=asyncio.FIRST_COMPLETED
@@ -150,6 +171,8 @@ async def _follow(
             process.kill()
             if stop in done:
                 ended_by = Outcome(stop.result(), "cancelled on request")
+            elif overflowed in done:
+                ended_by = None  # the caller names the limit
             else:
                 ended_by = Outcome(
                     JobStatus.CANCELLED_RAN_TOO_LONG, f"ran longer than {time_limit:g} s"
@@ -194,14 +217,24 @@ class _SandboxedProcess(OneShotProcess):
 class BubblewrapRunner(OneShotRunner):
     """Runs one-shot programs on this machine in a bubblewrap (`bwrap`) sandbox.
 
-    The sandbox sees the machine's file system read-only, has no network, its own process,
-    IPC and host name namespaces, an empty `/tmp`, only the environment given here, and dies
-    with the executor. `hidden` directories (the platform's data) appear empty inside.
+    The sandbox sees the machine's file system read-only, has no network, its own user,
+    process, IPC and host name namespaces, an empty `/tmp` of `limits.temp_bytes`, no
+    capabilities, only the environment given here, and dies with the executor. `hidden`
+    directories (the platform's data, `/run`) appear empty inside. `limits` become the
+    resource limits of the sandbox and everything in it (`prlimit`; memory counts from zero).
     """
 
-    def __init__(self, hidden: Sequence[Path] = (), bwrap: str = "bwrap") -> None:
-        self._hidden = [path.resolve() for path in hidden]
+    def __init__(
+        self,
+        hidden: Sequence[Path] = (),
+        bwrap: str = "bwrap",
+        limits: JobLimits | None = None,
+        writable: Sequence[Path] = (),
+    ) -> None:
+        self._hidden = [path.resolve() for path in [*hidden, *map(Path, DEFAULT_HIDDEN)]]
         self._bwrap = bwrap
+        self.limits = limits or JobLimits()
+        self._writable = [path.resolve() for path in writable]
 
     @property
     def available(self) -> bool:
@@ -209,7 +242,10 @@ class BubblewrapRunner(OneShotRunner):
         return shutil.which(self._bwrap) is not None
 
     def _arguments(self, project_dir: str, input_dir: str, inputs: OneShotInput) -> list[str]:
-        args = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+        args = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        if self.limits.temp_bytes:
+            args += ["--size", str(self.limits.temp_bytes)]
+        args += ["--tmpfs", "/tmp"]
         # /var/input needs a mount point, and the read-only /var has none: /var becomes a
         # tmpfs holding the real /var's entries, the input, and is then made read-only.
         args += ["--tmpfs", "/var"]
@@ -223,10 +259,13 @@ class BubblewrapRunner(OneShotRunner):
                 args += ["--ro-bind", entry.path, target]
         args += ["--ro-bind", input_dir, INPUT_DIR, "--tmpfs", "/var/tmp", "--remount-ro", "/var"]
         for path in self._hidden:
-            if path.is_dir():
+            if path.is_dir() and not path.is_relative_to("/var") and not path.is_symlink():
                 args += ["--tmpfs", os.fspath(path)]
         # The project may live under a directory the sandbox gets empty (/tmp): bind it back.
         args += ["--ro-bind", project_dir, project_dir]
+        for path in self._writable:
+            if path.is_dir():
+                args += ["--bind", os.fspath(path), os.fspath(path)]
         environment = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "HOME": "/tmp",
@@ -239,8 +278,24 @@ class BubblewrapRunner(OneShotRunner):
         for name, value in environment.items():
             args += ["--setenv", name, value]
         args += ["--chdir", project_dir, "--unshare-net", "--unshare-pid", "--unshare-ipc"]
-        args += ["--unshare-uts", "--die-with-parent", "--new-session"]
+        args += ["--unshare-uts", "--unshare-user", "--cap-drop", "ALL", "--die-with-parent"]
+        args += ["--new-session"]
         return args
+
+    def _prlimit(self) -> list[str]:
+        """The `prlimit` command line that sets `limits` (empty: none to set or no prlimit)."""
+        limits = self.limits
+        options = []
+        if limits.memory_bytes:
+            options.append(f"--as={limits.memory_bytes}")
+        if limits.cpu_seconds:
+            options.append(f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 1}")
+        if limits.processes:
+            options.append(f"--nproc={limits.processes}")
+        if limits.open_files:
+            options.append(f"--nofile={limits.open_files}")
+        prlimit = shutil.which("prlimit")
+        return [prlimit, *options, "--"] if options and prlimit else []
 
     async def start(
         self, command: Sequence[str], project_dir: str, inputs: OneShotInput
@@ -254,7 +309,8 @@ class BubblewrapRunner(OneShotRunner):
         input_dir = await asyncio.to_thread(_write_input, inputs)
         try:
             process = await asyncio.create_subprocess_exec(
-                bwrap, *self._arguments(project_dir, input_dir, inputs), "--", *command,
+                *self._prlimit(), bwrap, *self._arguments(project_dir, input_dir, inputs), "--",
+                *command,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,

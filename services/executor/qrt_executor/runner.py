@@ -11,15 +11,28 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from qrt_common.errors import MalformedMessage
+from qrt_common.device_protocol import Command
+from qrt_common.errors import DeviceRefused, DeviceUnavailable, MalformedMessage
 from qrt_common.jobs import JobStatus
 from qrt_common.messages import EventKind, JobEvent
 from qrt_common.metrics import CIRCUITS, SHOTS
 from qrt_common.results import DEFAULT_MAX_INTERIMS_BYTES, refusal, text_bytes
 from qrt_common.wire import from_json, to_json
 
-from .job_protocol import Failure, Final, Frame, Interim, Launch, Usage
+from .device_client import DeviceClient
+from .job_protocol import (
+    DeviceAccess,
+    DeviceAnswer,
+    DeviceCall,
+    Failure,
+    Final,
+    Frame,
+    Interim,
+    Launch,
+    Usage,
+)
 from .pool import JobProcess
+from .sandbox import signal_reason
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +88,14 @@ class JobOutput:
         self._truncated = False
         self._seq = {EventKind.LOG: 0, EventKind.INTERIM: 0}
         self._timer: asyncio.TimerHandle | None = None
+        self.overflowed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        """Resolves when the log reached `max_log_bytes`: the job must end."""
         self._drainer = asyncio.create_task(self._drain())
+
+    @property
+    def overflow_reason(self) -> str:
+        """Why a job whose log overflowed failed."""
+        return f"log output limit reached: {self._max_log_bytes} bytes (QRT_MAX_LOG_BYTES)"
 
     def log(self, line: str) -> None:
         """Add one line of output to the job's log."""
@@ -85,6 +105,8 @@ class JobOutput:
         if self._log_bytes + size > self._max_log_bytes:
             self._truncated = True
             line, size = f"[qrt] log truncated at {self._max_log_bytes} bytes", 0
+            if not self.overflowed.done():
+                self.overflowed.set_result(None)
         self._log_bytes += size
         self._pending.append(line + "\n")
         self._pending_bytes += size
@@ -256,6 +278,63 @@ class _SocketLines:
             self.ended.set_result(None)
 
 
+class DeviceRelay:
+    """Makes a job process's `DeviceCall`s to its job's device (and no other), one at a time,
+    and writes each answer back on the job's control socket."""
+
+    def __init__(self, access: DeviceAccess, control: socket.socket) -> None:
+        self._access = access
+        self._control = control
+        self._client: DeviceClient | None = None
+        self._busy = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def take(self, call: DeviceCall) -> None:
+        """Start answering `call`."""
+        task = asyncio.create_task(self._answer(call))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, call: DeviceCall) -> None:
+        answer = await self._call(call)
+        with contextlib.suppress(OSError):  # the job process is gone
+            await asyncio.get_running_loop().sock_sendall(self._control, to_json(answer) + b"\n")
+
+    async def _call(self, call: DeviceCall) -> DeviceAnswer:
+        access = self._access
+        if call.session_id != access.session_id:
+            return DeviceAnswer(error="a job uses its own device session only")
+        try:
+            command = Command(call.command)
+        except ValueError:
+            return DeviceAnswer(error=f"unknown device command {call.command!r}")
+        if self._busy:
+            return DeviceAnswer(error="one device request at a time")
+        if self._client is None:
+            self._client = DeviceClient(access.address, timeout=access.timeout)
+        limit = access.execute_timeout if command is Command.EXECUTE else access.timeout
+        timeout = min(call.timeout or limit, limit)
+        self._busy = True
+        try:
+            payload = await asyncio.to_thread(
+                self._client.request, command, call.session_id, call.payload, timeout=timeout
+            )
+        except DeviceUnavailable as exc:
+            return DeviceAnswer(error=str(exc), unavailable=True)
+        except DeviceRefused as exc:
+            return DeviceAnswer(error=str(exc))
+        finally:
+            self._busy = False
+        return DeviceAnswer(payload=payload)
+
+    async def close(self) -> None:
+        """Wait for calls under way, then close the connection to the device."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._client is not None:
+            await asyncio.to_thread(self._client.close)
+
+
 def exit_reason(code: int | None) -> str:
     """Why a process that exited with `code` (negative: killed by that signal) failed."""
     if code is not None and code < 0:
@@ -288,12 +367,19 @@ async def run_job(
     errors: list[str] = []
     refused: list[str] = []
     limits = launch.limits
+    relay = DeviceRelay(launch.device, proc.control) if launch.device is not None else None
 
     def take_frame(line: str) -> None:
         try:
-            frame: Interim | Final | Usage | Failure = from_json(Frame, line)
+            frame: Interim | Final | Usage | Failure | DeviceCall = from_json(Frame, line)
         except MalformedMessage:
             output.log("[qrt] ignored a malformed frame from the program process")
+            return
+        if isinstance(frame, DeviceCall):
+            if relay is None:
+                output.log("[qrt] ignored a device request of a job without a device")
+            else:
+                relay.take(frame)
             return
         if isinstance(frame, Interim | Final):
             reason = refusal(frame.data, interim=isinstance(frame, Interim), limits=limits)
@@ -330,10 +416,17 @@ async def run_job(
     ]  # fmt: skip
     try:
         message = to_json(launch) + b"\n"
-        return await _follow(proc, message, readers, time_limit, stop, errors, refused)
+        outcome = await _follow(proc, message, readers, time_limit, stop, errors, refused, output)
     finally:
         for reader in readers:
             reader.stop()
+        if relay is not None:
+            await relay.close()
+    if outcome.status is JobStatus.FAILED:
+        reason = signal_reason(proc.exit_code(), launch.sandbox.limits)
+        if reason is not None:
+            return Outcome(JobStatus.FAILED, reason)
+    return outcome
 
 
 async def _follow(
@@ -344,11 +437,12 @@ async def _follow(
     stop: asyncio.Future[JobStatus],
     errors: list[str],
     refused: list[str],
+    output: JobOutput,
 ) -> Outcome:
     with contextlib.suppress(OSError):  # a process that died at once: its exit code tells
         await asyncio.get_running_loop().sock_sendall(proc.control, launch)
     exited = proc.exited
-    waiting: set[asyncio.Future[Any]] = {exited, stop}
+    waiting: set[asyncio.Future[Any]] = {exited, stop, output.overflowed}
     done, _ = await asyncio.wait(waiting, timeout=time_limit, return_when=asyncio.FIRST_COMPLETED)
     if exited not in done:
         proc.kill()
@@ -357,6 +451,8 @@ async def _follow(
         # Something the program started still holds its output open: end it.
         proc.kill()
     code = await _exit_code(proc)
+    if output.overflowed.done():
+        return Outcome(JobStatus.FAILED, output.overflow_reason)
     if exited not in done:
         if stop in done:
             return Outcome(stop.result(), "cancelled on request")

@@ -12,6 +12,7 @@ from .job_protocol import Failure, Launch
 from .loader import entry_point
 from .messenger import RuntimeDecoder, UserMessenger
 from .params import keyword_arguments
+from .sandbox import limit_reason
 
 
 def run_program(launch: Launch, messenger: UserMessenger) -> int:
@@ -43,5 +44,5 @@ def run_program(launch: Launch, messenger: UserMessenger) -> int:
         traceback.print_exc()
         # A publish the program made and did not catch: the traceback shows where.
         reason = str(exc) if isinstance(exc, ResultRefused) else f"{type(exc).__name__}: {exc}"
-        messenger.send(Failure(reason))
+        messenger.send(Failure(limit_reason(exc, messenger.job_limits) or reason))
         return 1

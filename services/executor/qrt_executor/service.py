@@ -14,6 +14,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
@@ -44,7 +45,7 @@ from qrt_common.wire import decode, encode
 from .device_backend import end_session
 from .device_client import DeviceClient
 from .devices import DeviceDirectory, KnownDevice
-from .job_protocol import DeviceAccess, Launch
+from .job_protocol import DeviceAccess, JobLimits, Launch, SandboxPolicy
 from .locator import LocatedProgram, ProgramLocator
 from .markers import PlanQKStdout
 from .oneshot import BubblewrapRunner, OneShotInput, OneShotRunner, run_one_shot
@@ -77,6 +78,23 @@ async def _remove(directory: str) -> None:
         await asyncio.to_thread(shutil.rmtree, directory, True)
 
 
+def sandbox_policy(settings: Settings) -> SandboxPolicy:
+    """The sandbox every job process of an executor with `settings` runs in."""
+    limits = JobLimits(
+        memory_bytes=settings.job_max_memory_bytes,
+        cpu_seconds=settings.job_max_cpu_seconds,
+        processes=settings.job_max_processes,
+        open_files=settings.job_max_open_files,
+        temp_bytes=settings.job_temp_bytes,
+    )
+    return SandboxPolicy(
+        isolate=settings.job_sandbox == "namespaces",
+        hidden=tuple(settings.job_hidden_dirs),
+        writable=tuple(settings.job_writable_dirs),
+        limits=limits,
+    )
+
+
 class Executor:
     """Runs the jobs the scheduler assigns to it, up to `capacity` at a time."""
 
@@ -97,8 +115,13 @@ class Executor:
         self._bus = bus
         self.programs = ProgramLocator(registry, settings.max_program_bytes)
         self.pool = pool or WarmPool(settings.warm_pool_size)
-        self.one_shot = one_shot or BubblewrapRunner(hidden=[settings.data_dir])
         self.running: dict[str, _Running] = {}
+        self.sandbox = sandbox_policy(settings)
+        self.one_shot = one_shot or BubblewrapRunner(
+            hidden=[Path(path) for path in self.sandbox.hidden],
+            limits=self.sandbox.limits,
+            writable=[Path(path) for path in self.sandbox.writable],
+        )
         self._stopped: OrderedDict[tuple[str, int], JobStatus] = OrderedDict()
         self._finished: OrderedDict[tuple[str, int], None] = OrderedDict()
         self._heartbeat: asyncio.Task[None] | None = None
@@ -293,6 +316,7 @@ class Executor:
             workdir=workdir,
             device=access,
             limits=self._settings.result_limits,
+            sandbox=self.sandbox,
         )
         on_stdout = None
         if program.kind is ProgramKind.PYTHON_TEMPLATE:

@@ -20,6 +20,7 @@ from .job_protocol import Failure, Final, Launch
 from .loader import entry_point
 from .messenger import UserMessenger
 from .params import planqk_arguments
+from .sandbox import limit_reason
 
 ENTRY_MODULE = "src.program"
 
@@ -81,7 +82,8 @@ def run_template(launch: Launch, messenger: UserMessenger) -> int:
         return _failure(messenger, f"run() exited with {exc.code!r}")
     except BaseException as exc:
         traceback.print_exc()
-        return _failure(messenger, f"{type(exc).__name__}: {exc}")
+        reason = limit_reason(exc, messenger.job_limits) or f"{type(exc).__name__}: {exc}"
+        return _failure(messenger, reason)
     if type(response).__name__ == "ErrorResponse":
         error = json.loads(body)
         code = str(error.get("code")) if isinstance(error, dict) else "500"

@@ -90,22 +90,35 @@ def _end_all(children: set[int]) -> None:
             time.sleep(0.005)
 
 
+KEPT_VARIABLES = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH")
+"""What job processes keep of the executor's environment: nothing else, so no password, token
+or URL of the platform reaches a program (not even through `/proc/self/environ`, which shows
+the environment a process started with; hence the zygote itself starts with this one)."""
+
+
+def job_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment job processes start with: `KEPT_VARIABLES` of `environ`, and HOME and
+    TMPDIR in the job's own temporary directory (see `qrt_executor.sandbox`)."""
+    kept = {name: environ[name] for name in KEPT_VARIABLES if name in environ}
+    return {**kept, "HOME": "/tmp", "TMPDIR": "/tmp"}
+
+
 def zygote_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    """The zygote's environment: `environ`, with its heap in transparent huge pages.
+    """The zygote's environment: `job_environment(environ)`, with its heap in transparent
+    huge pages.
 
     Forking a job process and ending it cost the kernel time in proportion to the page-table
     entries of the zygote's heap (about 180 MB once qiskit, Aer and qiskit-ibm-runtime are
     loaded). With Python's objects allocated by glibc's malloc, and glibc asked to back its
     heap with huge pages, fork and exit of a no-op job take half the CPU time (measured on a
     2-core machine: 14 ms down to 7 ms). The zygote puts the two variables back as they were
-    (`_restore_environment`), so programs' own subprocesses start with the executor's environment.
+    (`_restore_environment`), so programs' own subprocesses start with the job's environment.
     """
-    restore = {name: environ.get(name) for name in ("PYTHONMALLOC", "GLIBC_TUNABLES")}
-    tunables = ":".join(filter(None, [environ.get("GLIBC_TUNABLES"), "glibc.malloc.hugetlb=1"]))
+    restore = {name: None for name in ("PYTHONMALLOC", "GLIBC_TUNABLES")}
     return {
-        **environ,
+        **job_environment(environ),
         "PYTHONMALLOC": "malloc",
-        "GLIBC_TUNABLES": tunables,
+        "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1",
         RESTORE: json.dumps(restore),
     }
 

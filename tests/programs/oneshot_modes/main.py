@@ -88,4 +88,26 @@ elif mode == "escape":
     if params["end"] == "hang":
         time.sleep(3600)
     print('PlanQK:Job:Result: {"done": true}')
+elif mode == "attack":
+    # What an attacker would try (tests/executor/test_oneshot_and_template.py).
+    found = {}
+    try:
+        with open("/var/run/secrets/kubernetes.io/serviceaccount/token") as f:
+            found["token"] = f.read()
+    except OSError as exc:
+        found["token"] = type(exc).__name__
+    try:
+        socket.create_connection(("127.0.0.1", 5672), timeout=5).close()
+        found["broker"] = "connected"
+    except OSError as exc:
+        found["broker"] = type(exc).__name__
+    with open("/proc/self/status") as f:
+        found["capabilities"] = [line.split()[1] for line in f if line.startswith("CapEff")]
+    # An interim result: the job fails below, and a failed one-shot job keeps no result.
+    print("PlanQK:Job:InterimResult:", json.dumps(found), flush=True)
+    if params.get("then") == "allocate":
+        bytearray(4 << 30)
+    elif params.get("then") == "spin":
+        while True:
+            pass
 # "none": exits 0 without a result

@@ -57,6 +57,21 @@ def run(data=None, params=None):
         with open(params["pidfile"], "w") as f:
             f.write(str(os.getpid()))
         time.sleep(60)
+    if respond == "probe":
+        # What a PlanQK program sees of the platform (tests/executor/test_sandbox.py).
+        import socket
+
+        try:
+            socket.create_connection(("127.0.0.1", 5672), timeout=5).close()
+            broker = "connected"
+        except OSError as exc:
+            broker = exc.strerror
+        try:
+            with open(params["secret"]) as f:
+                secret = f.read()
+        except OSError as exc:
+            secret = exc.strerror
+        return {"environ": dict(os.environ), "broker": broker, "secret": secret}
     if respond == "error":
         return ErrorResponse(code="400", detail="values must be numbers")
     if respond == "dict":

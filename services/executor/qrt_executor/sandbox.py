@@ -1,0 +1,290 @@
+"""The walls a job process builds around itself once its job arrives, before the program runs.
+
+Forked from the zygote (which has threads, so it cannot enter a user namespace itself), the
+single-threaded job process:
+
+1. enters new user, mount, network and IPC namespaces (the user namespace maps its own uid to
+   0 inside, so it works unprivileged on a stock Linux);
+2. keeps what the job needs (its program's directories read-only, its working directory
+   writable) as detached mounts, makes the whole file system read-only, lays empty tmpfs over
+   the hidden directories (the store's data, `/run`, `/dev/shm`, ...), gives `/tmp` a fresh
+   tmpfs of its own (HOME and TMPDIR, gone when the job ends) and puts the kept mounts back;
+3. enters a second user and mount namespace, which locks every mount of step 2: the program
+   cannot unmount a tmpfs to see what lies beneath or make a mount writable again;
+4. sets its resource limits (`apply_limits`).
+
+The network namespace has only a loopback interface, which is down: no TCP, UDP or abstract
+unix socket of the machine is reachable. The job's device requests go through the executor on
+its control socket (`DeviceCall`). See the README's sandbox section for what this does not stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import resource
+import signal
+import traceback
+from collections.abc import Iterable
+
+from .job_protocol import JobLimits, Launch, SandboxPolicy
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_REC = 0x4000
+MS_PRIVATE = 1 << 18
+AT_FDCWD = -100
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+OPEN_TREE_CLONE = 1
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+# x86_64 and aarch64 share the numbers of these newer system calls (the generic table).
+SYS_OPEN_TREE = 428
+SYS_MOVE_MOUNT = 429
+SYS_MOUNT_SETATTR = 442
+
+JOB_TMP = "/tmp"
+"""The job's own temporary directory (HOME and TMPDIR), a tmpfs inside its sandbox."""
+
+DEFAULT_HIDDEN = ("/run", "/var/run", "/var/tmp", "/dev/shm", "/dev/mqueue")
+"""Directories a job never needs and where sockets and other processes' files live."""
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
+
+
+def _check(result: int, what: str) -> int:
+    if result < 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"{what}: {os.strerror(code)}")
+    return result
+
+
+def _unshare(flags: int) -> None:
+    _check(_libc.unshare(flags), "unshare")
+
+
+def _mount(source: str, target: str, fstype: str, flags: int, data: str = "") -> None:
+    _check(
+        _libc.mount(source.encode(), target.encode(), fstype.encode(), flags, data.encode()),
+        f"mount {target}",
+    )
+
+
+def _set_readonly(
+    path: str, *, dirfd: int = AT_FDCWD, recursive: bool = True, undo: bool = False
+) -> None:
+    flags = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID
+    attr = _MountAttr(0, MOUNT_ATTR_RDONLY, 0, 0) if undo else _MountAttr(flags, 0, 0, 0)
+    flags = (AT_RECURSIVE if recursive else 0) | (AT_EMPTY_PATH if not path else 0)
+    _check(
+        _libc.syscall(SYS_MOUNT_SETATTR, dirfd, path.encode(), flags, ctypes.byref(attr),
+                      ctypes.sizeof(attr)),
+        f"read-only {path or 'kept mount'}",
+    )  # fmt: skip
+
+
+def _clone_tree(path: str) -> int:
+    flags = OPEN_TREE_CLONE | AT_RECURSIVE | os.O_CLOEXEC
+    return _check(_libc.syscall(SYS_OPEN_TREE, AT_FDCWD, path.encode(), flags), f"keep {path}")
+
+
+def _attach(tree: int, path: str) -> None:
+    _check(
+        _libc.syscall(SYS_MOVE_MOUNT, tree, b"", AT_FDCWD, path.encode(), MOVE_MOUNT_F_EMPTY_PATH),
+        f"put back {path}",
+    )
+
+
+def _map_to_root(uid: int, gid: int) -> None:
+    """Be uid and gid 0 in the user namespace just entered, as `uid` and `gid` outside."""
+    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as file:
+            file.write(text)
+
+
+def _directories(paths: Iterable[str]) -> list[str]:
+    """The real, existing directories among `paths`, outermost first, each once."""
+    found = {os.path.realpath(path) for path in paths if path and os.path.isdir(path)}
+    return sorted(found - {"/"}, key=lambda path: (path.count("/"), path))
+
+
+def _within(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
+
+
+def isolate(policy: SandboxPolicy, readable: Iterable[str], writable: Iterable[str]) -> None:
+    """Wall this process (single-threaded, not yet running user code) in; see the module doc.
+
+    `readable` directories stay visible read-only and `writable` ones writable, even under a
+    hidden directory or /tmp. Raises OSError when the kernel refuses a step (no unprivileged
+    user namespaces, an old kernel); the process is then unusable for a job.
+    """
+    uid, gid = os.getuid(), os.getgid()
+    _unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC)
+    _map_to_root(uid, gid)
+    _mount("none", "/", "", MS_REC | MS_PRIVATE)
+    kept_rw = _directories(writable)
+    kept_ro = [path for path in _directories(readable) if path not in kept_rw]
+    trees = [(path, _clone_tree(path), True) for path in kept_rw]
+    trees += [(path, _clone_tree(path), False) for path in kept_ro]
+    _set_readonly("/")
+    # The second user namespace's maps are written there (proc itself refuses what matters).
+    _set_readonly("/proc", recursive=False, undo=True)
+    # A hidden directory inside a kept one (the data directory in the programs directory) is
+    # hidden again once the kept one is back; one under /tmp or under another hidden directory
+    # is hidden with it.
+    kept = [path for path, _, _ in trees]
+    hidden: list[str] = []
+    inside_kept: list[str] = []
+    for path in _directories([*DEFAULT_HIDDEN, *policy.hidden]):
+        if any(_within(path, k) for k in kept):
+            inside_kept.append(path)
+            hidden.append(path)
+        elif not any(_within(path, outer) for outer in [JOB_TMP, *hidden]):
+            hidden.append(path)
+    for path in hidden:
+        if path not in inside_kept:
+            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
+    size = f"size={policy.limits.temp_bytes}," if policy.limits.temp_bytes else ""
+    _mount("tmpfs", JOB_TMP, "tmpfs", MS_NOSUID | MS_NODEV, f"{size}mode=1777")
+    for path, tree, is_writable in trees:
+        if not is_writable:
+            _set_readonly("", dirfd=tree)
+        with contextlib.suppress(OSError):  # it exists already unless a tmpfs covers it now
+            os.makedirs(path, exist_ok=True)
+        _attach(tree, path)
+        os.close(tree)
+    for path in inside_kept:
+        _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
+    for path in hidden:
+        _set_readonly(path, recursive=False)
+    # A second user namespace locks all of the above (mount_namespaces(7), "restrictions on
+    # mount namespaces"): its root cannot undo what the first one's root did.
+    _unshare(CLONE_NEWUSER | CLONE_NEWNS)
+    _map_to_root(0, 0)
+
+
+def apply_limits(limits: JobLimits) -> None:
+    """Set this process's resource limits (inherited by what it starts). Memory is counted
+    from what the process has mapped now (the zygote's imports), so `memory_bytes` is what the
+    program itself may add."""
+    if limits.memory_bytes:
+        with open("/proc/self/statm") as statm:
+            mapped = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        _lower(resource.RLIMIT_AS, mapped + limits.memory_bytes)
+    if limits.cpu_seconds:
+        # SIGXCPU at the limit; the hard limit a second later kills one that ignores it.
+        _lower(resource.RLIMIT_CPU, limits.cpu_seconds, slack=1)
+    if limits.processes:
+        _lower(resource.RLIMIT_NPROC, limits.processes)
+    if limits.open_files:
+        _lower(resource.RLIMIT_NOFILE, limits.open_files)
+
+
+def _lower(kind: int, value: int, slack: int = 0) -> None:
+    """Set limit `kind` to `value` (the hard one `slack` above), never above the hard limit the
+    process has (which it could not raise)."""
+    _, hard = resource.getrlimit(kind)
+    ceiling = value + slack
+    if hard != resource.RLIM_INFINITY:
+        value, ceiling = min(value, hard), min(ceiling, hard)
+    resource.setrlimit(kind, (value, ceiling))
+
+
+def enter(launch: Launch) -> None:
+    """Build `launch`'s sandbox around this job process and set its limits; raises OSError
+    when the sandbox cannot be built."""
+    policy = launch.sandbox
+    if policy.isolate:
+        readable = [launch.search_path, launch.project_dir]
+        isolate(policy, readable, [launch.workdir, *policy.writable])
+    apply_limits(policy.limits)
+
+
+# What a program sees when it runs into a limit, and which limit (by its setting) that was.
+LIMIT_SETTINGS = {
+    "memory": "QRT_JOB_MAX_MEMORY_BYTES",
+    "cpu": "QRT_JOB_MAX_CPU_SECONDS",
+    "processes": "QRT_JOB_MAX_PROCESSES",
+    "open_files": "QRT_JOB_MAX_OPEN_FILES",
+}
+
+
+def limit_reason(exc: BaseException, limits: JobLimits) -> str | None:
+    """Which limit `exc` (raised in a job, or any exception it came from) ran into, in words;
+    None if it is not a limit's."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        reason = _own_reason(current, limits)
+        if reason is not None:
+            return reason
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def memory_reason(limits: JobLimits) -> str:
+    """Why a job that ran out of its memory limit failed."""
+    return (
+        f"memory limit reached: the job may use {limits.memory_bytes} bytes more than it "
+        f"started with ({LIMIT_SETTINGS['memory']})"
+    )
+
+
+def _own_reason(exc: BaseException, limits: JobLimits) -> str | None:
+    if isinstance(exc, MemoryError) and limits.memory_bytes:
+        return memory_reason(limits)
+    spawn_failed = isinstance(exc, RuntimeError) and "can't start new thread" in str(exc)
+    if isinstance(exc, OSError):
+        if exc.errno == errno.ENOMEM and limits.memory_bytes:
+            return memory_reason(limits)
+        if exc.errno == errno.EMFILE and limits.open_files:
+            return (
+                f"open files limit reached: {limits.open_files} per process "
+                f"({LIMIT_SETTINGS['open_files']})"
+            )
+        # fork, clone and subprocess fail with EAGAIN at the process limit; so does I/O on a
+        # non-blocking file, which is not a limit's doing.
+        spawn_failed = exc.errno == errno.EAGAIN and _raised_starting_a_process(exc)
+    if spawn_failed and limits.processes:
+        return (
+            f"process limit reached: the job may have {limits.processes} processes and threads "
+            f"({LIMIT_SETTINGS['processes']})"
+        )
+    return None
+
+
+SPAWNING = ("fork", "Popen", "spawn", "_execute_child", "Thread", "Pool", "clone")
+"""What the code that raised an EAGAIN names when it started a process or thread."""
+
+
+def _raised_starting_a_process(exc: BaseException) -> bool:
+    frames = traceback.extract_tb(exc.__traceback__)[-3:]
+    return any(word in f"{frame.name} {frame.line}" for frame in frames for word in SPAWNING)
+
+
+def signal_reason(code: int | None, limits: JobLimits) -> str | None:
+    """The limit a job process that exited with `code` (negative: killed by that signal) ran
+    into, or None."""
+    if code == -signal.SIGXCPU and limits.cpu_seconds:
+        return f"CPU time limit reached: {limits.cpu_seconds} s ({LIMIT_SETTINGS['cpu']})"
+    return None

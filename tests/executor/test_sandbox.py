@@ -1,0 +1,241 @@
+"""The job sandbox against the real thing: a program that tries what an attacker would, run by
+a real executor (warm pool, zygote, job processes) with planted secrets around it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from qrt_common.jobs import JobStatus
+from qrt_common.programs import planqk_input
+from qrt_executor.runner import Outcome
+from tests.support.executors import LoneExecutor, Run
+from tests.support.platform import make_settings
+from tests.support.programs import merge_programs
+from tests.support.sandbox import PLANTED_SECRET, TOKEN_PATH
+from tests.support.sandbox import planted_token as planted_token_at_kubernetes_path
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+SECRET = PLANTED_SECRET
+MEMORY, CPU, PROCESSES, OPEN_FILES = 1 << 30, 2, 64, 128
+LOG_BYTES = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def planted_token() -> Iterator[Path]:
+    with planted_token_at_kubernetes_path() as token:
+        yield token
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory, planted_token: Path) -> Iterator[Path]:
+    """A root directory whose `data` holds a planted SQLite store, and another job's working
+    directory in /tmp with a result in it."""
+    root = tmp_path_factory.mktemp("sandboxed")
+    data = root / "data"
+    data.mkdir()
+    (data / "qrt.db").write_text(SECRET)  # where the embedded store keeps its SQLite file
+    other = Path(f"/tmp/qrt-job-other-{os.getpid()}")
+    other.mkdir(exist_ok=True)
+    (other / "result.json").write_text(SECRET)  # another job's working directory
+    yield root
+    (other / "result.json").unlink()
+    other.rmdir()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def executor(planted: Path) -> AsyncIterator[LoneExecutor]:
+    root, data = planted, planted / "data"
+    os.environ["QRT_TEST_PLATFORM_SECRET"] = SECRET
+    try:
+        lone = await LoneExecutor.started(
+            root,
+            data_dir=data,
+            store_url=f"sqlite:///{data / 'qrt.db'}",
+            bus_url=f"amqp://qrt:{SECRET}@127.0.0.1:5672/",
+            job_max_memory_bytes=MEMORY,
+            job_max_cpu_seconds=CPU,
+            job_max_processes=PROCESSES,
+            job_max_open_files=OPEN_FILES,
+            max_log_bytes=LOG_BYTES,
+        )
+    finally:
+        del os.environ["QRT_TEST_PLATFORM_SECRET"]
+    yield lone
+    await lone.close()
+
+
+def text(path: str) -> str | None:
+    """What the file at `path` holds, read from outside the sandbox (None: no such file)."""
+    return Path(path).read_text() if Path(path).exists() else None
+
+
+async def attack(executor: LoneExecutor, kind: str, **params: Any) -> Run:
+    return await executor.run("intruder", json.dumps({"attack": kind, **params}))
+
+
+def found(run: Run) -> Any:
+    assert run.outcome.status is JobStatus.COMPLETED, (run.outcome, run.log[-2000:])
+    return run.results[0]
+
+
+async def test_the_environment_holds_no_platform_secret(executor):
+    seen = found(await attack(executor, "environment", pid=os.getpid()))
+    assert SECRET not in json.dumps(seen)
+    assert not [name for name in seen["environ"] if name.startswith("QRT_")
+                and name != "QRT_JOB_ID"]  # fmt: skip
+    assert "QRT_TEST_PLATFORM_SECRET" not in seen["initial"]  # the environment it started with
+    assert seen["executor"].startswith("PermissionError")  # the executor's, through /proc
+    assert seen["home"] == "/tmp"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        str(TOKEN_PATH),
+        "{data}/qrt.db",
+        "/tmp/qrt-job-other-{pid}/result.json",
+    ],
+    ids=["service-account-token", "sqlite-store", "other-jobs-files"],
+)
+async def test_planted_secrets_are_out_of_sight(executor, path):
+    path = path.format(data=executor.executor._settings.data_dir, pid=os.getpid())
+    assert text(path) == SECRET  # planted, readable outside
+    seen = found(await attack(executor, "read", path=path))
+    assert seen.startswith("FileNotFoundError"), seen
+
+
+async def test_no_network_not_even_the_broker_on_loopback(executor):
+    with socket.create_connection(("127.0.0.1", 5672), timeout=5):
+        pass  # the broker is there
+    seen = found(await attack(executor, "connect", count=5672))
+    assert seen == "OSError: Network is unreachable"
+
+
+@pytest.mark.parametrize(
+    ("path", "error"),
+    [
+        (str(Path(__file__)), "Read-only file system"),
+        ("/etc/qrt-was-here", "Read-only file system"),
+        ("{data}/qrt.db", "No such file or directory"),  # hidden: /tmp is the job's own
+    ],
+    ids=["the-repository", "etc", "the-store"],
+)
+async def test_writes_outside_the_temporary_directory_fail(executor, path, error):
+    path = path.format(data=executor.executor._settings.data_dir)
+    seen = found(await attack(executor, "write", path=path))
+    assert seen.endswith(error), seen
+    assert text(path) != "owned"
+
+
+async def test_the_temporary_directory_is_the_jobs_own_and_goes_with_it(executor):
+    assert found(await attack(executor, "write", path="/tmp/left-behind")) == "wrote"
+    assert text("/tmp/left-behind") is None
+    seen = found(await attack(executor, "list", path="/tmp"))
+    # Only the way to its program and its working directory, none of the machine's /tmp.
+    assert "left-behind" not in seen and f"qrt-job-other-{os.getpid()}" not in seen
+    programs = executor.executor._settings.programs_dir.resolve().relative_to("/tmp")
+    assert set(seen) <= {programs.parts[0], *[n for n in seen if n.startswith("qrt-job-")]}
+    assert len([name for name in seen if name.startswith("qrt-job-")]) == 1
+
+
+async def test_a_thousand_processes(executor):
+    run = await attack(executor, "fork", count=1000)
+    if os.geteuid() == 0:
+        # The kernel does not apply RLIMIT_NPROC to root (README: what the sandbox does not
+        # stop): as root the forks succeed until the CPU time they cost runs out.
+        assert run.outcome in (
+            Outcome(JobStatus.COMPLETED),
+            Outcome(JobStatus.FAILED, f"CPU time limit reached: {CPU} s (QRT_JOB_MAX_CPU_SECONDS)"),
+        )
+    else:
+        assert run.outcome.status is JobStatus.FAILED
+        assert run.outcome.reason == (
+            f"process limit reached: the job may have {PROCESSES} processes and threads "
+            "(QRT_JOB_MAX_PROCESSES)"
+        )
+
+
+async def test_allocating_4_gib_fails_naming_the_memory_limit(executor):
+    run = await attack(executor, "allocate", size=4 << 30)
+    assert run.outcome.status is JobStatus.FAILED
+    assert run.outcome.reason == (
+        f"memory limit reached: the job may use {MEMORY} bytes more than it started with "
+        "(QRT_JOB_MAX_MEMORY_BYTES)"
+    )
+    assert "MemoryError" in run.log
+
+
+async def test_spinning_fails_naming_the_cpu_limit(executor):
+    run = await attack(executor, "spin")
+    assert run.outcome.status is JobStatus.FAILED
+    assert run.outcome.reason == f"CPU time limit reached: {CPU} s (QRT_JOB_MAX_CPU_SECONDS)"
+
+
+async def test_opening_too_many_files_fails_naming_the_limit(executor):
+    run = await attack(executor, "open", count=OPEN_FILES * 2)
+    assert run.outcome.status is JobStatus.FAILED
+    assert run.outcome.reason == (
+        f"open files limit reached: {OPEN_FILES} per process (QRT_JOB_MAX_OPEN_FILES)"
+    )
+
+
+async def test_printing_200_mb_fails_naming_the_log_limit(executor):
+    run = await attack(executor, "print", size=200 << 20)
+    assert run.outcome.status is JobStatus.FAILED
+    assert run.outcome.reason == f"log output limit reached: {LOG_BYTES} bytes (QRT_MAX_LOG_BYTES)"
+    assert len(run.log) < LOG_BYTES + 4096
+
+
+async def test_a_python_template_program_is_walled_in_alike(executor):
+    store = executor.executor._settings.data_dir / "qrt.db"
+    params = {"respond": "probe", "secret": str(store)}
+    seen = found(await executor.run("planqk-modes", planqk_input({}, params)))
+    assert SECRET not in json.dumps(seen)
+    assert seen["broker"] == "Network is unreachable"
+    assert seen["secret"] == "No such file or directory"
+    own = {"QRT_JOB_ID", "QRT_BACKEND"}
+    assert [name for name in seen["environ"] if name.startswith("QRT_")] != []
+    assert {name for name in seen["environ"] if name.startswith("QRT_")} <= own
+    assert seen["environ"]["HOME"] == "/tmp"
+
+
+async def test_other_jobs_run_while_one_attacks(executor):
+    attacking = asyncio.create_task(attack(executor, "print", size=200 << 20))
+    quiet = [await executor.run("noop", "{}") for _ in range(3)]
+    assert [run.outcome.status for run in quiet] == [JobStatus.COMPLETED] * 3
+    assert (await attacking).outcome.status is JobStatus.FAILED
+
+
+async def test_the_platform_goes_on_serving_after_every_attack(executor):
+    # Runs last in this module: the executor that saw all of the above runs jobs as before.
+    run = await executor.run("noop", "{}")
+    assert run.outcome.status is JobStatus.COMPLETED
+    assert run.results == ["ok"]
+
+
+async def test_a_data_directory_inside_the_programs_directory_stays_hidden(tmp_path):
+    # The bundled programs stay readable; the data directory qrt dev was pointed into them not.
+    programs = merge_programs(tmp_path / "programs")
+    data = programs / ".qrt"
+    data.mkdir()
+    (data / "qrt.db").write_text(SECRET)
+    lone = LoneExecutor(make_settings(tmp_path, programs, data_dir=data, warm_pool_size=1))
+    await lone.start()
+    try:
+        seen = found(await attack(lone, "read", path=str(data / "qrt.db")))
+        assert seen.startswith("FileNotFoundError"), seen
+        assert found(await attack(lone, "list", path=str(programs))) == sorted(
+            entry.name for entry in programs.iterdir()
+        )
+    finally:
+        await lone.close()

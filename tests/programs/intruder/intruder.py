@@ -1,0 +1,79 @@
+"""Tries one thing an attacker would from inside a job and returns what it found, or fails
+the way the sandbox makes it fail (tests/executor/test_sandbox.py)."""
+
+import os
+import socket
+import time
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as file:
+            return file.read(4096).decode("utf-8", "replace")
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc.strerror}"
+
+
+def main(backend, user_messenger, attack, path="", pid=0, count=0, size=0):
+    if attack == "environment":
+        return {
+            "environ": dict(os.environ),
+            "initial": _read("/proc/self/environ"),
+            "executor": _read(f"/proc/{pid}/environ"),
+            "home": os.environ.get("HOME"),
+        }
+    if attack == "read":
+        return _read(path)
+    if attack == "list":
+        try:
+            return sorted(os.listdir(path))
+        except OSError as exc:
+            return f"{type(exc).__name__}: {exc.strerror}"
+    if attack == "write":
+        try:
+            with open(path, "w") as file:
+                file.write("owned")
+        except OSError as exc:
+            return f"{type(exc).__name__}: {exc.strerror}"
+        return "wrote"
+    if attack == "connect":
+        try:
+            socket.create_connection(("127.0.0.1", int(count)), timeout=5).close()
+        except OSError as exc:
+            return f"{type(exc).__name__}: {exc.strerror}"
+        return "connected"
+    if attack == "fork":
+        # Children that wait, so they all exist at once; the parent ends them afterwards.
+        read_end, write_end = os.pipe()
+        children = []
+        for _ in range(count):
+            child = os.fork()
+            if child == 0:
+                os.close(write_end)
+                os.read(read_end, 1)
+                os._exit(0)
+            children.append(child)
+        os.close(write_end)
+        for child in children:
+            os.waitpid(child, 0)
+        return len(children)
+    if attack == "allocate":
+        block = bytearray(size)
+        return len(block)
+    if attack == "spin":
+        while True:
+            pass
+    if attack == "open":
+        files = []
+        for _ in range(count):
+            files.append(os.open("/dev/null", os.O_RDONLY))
+        return len(files)
+    if attack == "print":
+        line = "x" * 1023
+        for _ in range(size // 1024):
+            print(line)
+        return "printed"
+    if attack == "sleep":
+        time.sleep(count)
+        return "slept"
+    raise ValueError(f"unknown attack {attack!r}")
