@@ -73,6 +73,14 @@ class Platform:
         url = f"http://{host}:{port}"
         await executor.beat()  # the gateway now listens: it learns the device backends at once
         logger.info("qrt is serving on %s (API page: %s/docs)", url, url)
+        if settings.auth:
+            logger.info("API keys are required (create them with `qrt admin keys create`)")
+        else:
+            logger.warning(
+                "single-user mode: no API keys, anyone who reaches %s may use everything"
+                " (qrt dev --auth requires keys)",
+                url,
+            )
         return cls(settings, store, bus, scheduler, executor, runner, url, device)
 
     async def stop(self) -> None:

@@ -17,6 +17,8 @@ from qrt_common.errors import ConfigurationError, DeviceConfigError
 from qrt_common.logs import configure_logging
 from qrt_common.settings import Settings
 
+from . import admin
+
 
 @dataclass(frozen=True, slots=True)
 class Command:
@@ -83,6 +85,14 @@ def parser() -> argparse.ArgumentParser:
             "--programs-dir",
             help="directory with programs.ini (QRT_PROGRAMS_DIR, default programs)",
         )
+        if name == "dev":
+            command.add_argument(
+                "--auth",
+                action="store_true",
+                default=None,
+                help="require API keys (QRT_AUTH; without it qrt dev serves one user, no keys)",
+            )
+    admin.add_parser(commands)
     return parser
 
 
@@ -90,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run `qrt` with `argv` (default: the process's arguments); returns the exit code."""
     args = parser().parse_args(argv)
     overrides: dict[str, Any] = {
-        k: v for k, v in vars(args).items() if k != "command" and v is not None
+        k: v for k, v in vars(args).items() if k in Settings.model_fields and v is not None
     }
     try:
         settings = Settings(**overrides)
@@ -99,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             where = ".".join(str(p) for p in error["loc"])
             print(f"qrt: invalid setting {where}: {error['msg']}", file=sys.stderr)
         return 2
+    if args.command == "admin":
+        return asyncio.run(admin.run(settings, args))
     configure_logging(settings.log_level, service=f"qrt-{args.command}")
     with contextlib.suppress(KeyboardInterrupt):
         try:

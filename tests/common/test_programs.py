@@ -1,12 +1,14 @@
 """PlanQK projects in the program registry: their kind, their metadata, and what is refused."""
 
+import dataclasses
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from qrt_common.errors import InvalidProgram
-from qrt_common.programs import ProgramKind, load_planqk_project
+from qrt_common.programs import Program, ProgramKind, load_planqk_project, with_metadata
 from qrt_common.registry import ProgramRegistry
 from tests.support.programs import write_program
 
@@ -80,3 +82,19 @@ def test_registry_serves_both_kinds_from_one_section(tmp_path):
     (tmp_path / "bare" / "planqk.json").write_text('{"command": ["true"]}')
     bare = registry.get("bare")
     assert bare is not None and bare.kind is ProgramKind.ONE_SHOT
+
+
+def test_new_metadata_keeps_what_is_not_metadata():
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    program = Program("p-1", "p", "p", is_public=False, owner="h/g/p", digest="sha256:ab",
+                      created=when, updated=when, uploader="alice")  # fmt: skip
+    changed = with_metadata(program, {"description": "new"})
+    assert changed.description == "new"
+    kept = {"owner", "digest", "created", "updated", "uploader", "id", "module", "kind"}
+    assert {name: getattr(changed, name) for name in kept} == {
+        name: getattr(program, name) for name in kept
+    }
+    assert {f.name for f in dataclasses.fields(Program)} - kept - {"command"} <= set(
+        ("name", "description", "version", "max_execution_time", "backend_requirements",
+         "parameters", "return_values", "interim_results", "is_public")
+    ), "a new Program field: decide whether with_metadata keeps it"  # fmt: skip

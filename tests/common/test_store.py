@@ -19,8 +19,9 @@ from mongomock_motor import AsyncMongoMockClient
 from pymongo import AsyncMongoClient
 from pymongo.errors import AutoReconnect, WriteError
 
+from qrt_common.accounts import ApiKey, Instance, Membership, Role, User
 from qrt_common.archives import ProgramArchive, archive_digest
-from qrt_common.errors import ProgramNameTaken, StoreUnavailable
+from qrt_common.errors import AccountExists, ProgramNameTaken, StoreUnavailable
 from qrt_common.jobs import Job, JobStatus, transition
 from qrt_common.programs import Program, ProgramKind
 from qrt_common.retry import Backoff
@@ -107,7 +108,7 @@ def make_job(n: int, **fields) -> Job:
 
 
 async def test_add_get_and_missing(store: JobStore):
-    job = make_job(1, tags=("a", "b"), params='{"x": [1, 2]}')
+    job = make_job(1, tags=("a", "b"), params='{"x": [1, 2]}', submitter="alice")
     await store.add_job(job)
     assert await store.get_job(job.id) == job
     assert await store.get_job("nope") is None
@@ -144,6 +145,10 @@ async def test_list_filters(store: JobStore):
     assert await ids(statuses=[JobStatus.RUNNING]) == ["3"]
     assert await ids(statuses=[JobStatus.QUEUED, JobStatus.RUNNING]) == ["1", "2", "3"]
     assert await ids(program_id="a", statuses=[JobStatus.QUEUED]) == ["1"]
+    assert await ids(instances=["h1/open/main", "ibm-q/open/p9"]) == ["1", "3"]
+    assert await ids(instances=["h2/open/main"], tags=["y"]) == ["2"]
+    assert await ids(instances=["h1/open/p9", "ibm-q/h1/main"]) == []  # whole names only
+    assert await ids(instances=[]) == []
 
 
 async def test_replace_is_compare_and_set(store: JobStore):
@@ -721,3 +726,83 @@ async def test_a_mongodb_that_cannot_write_is_unavailable_and_not_ready(monkeypa
     await store.add_job(make_job(2))
     assert await store.is_ready()
     await store.close()
+
+
+# accounts
+
+
+async def test_users_are_unique_listed_by_name_and_made_admins(store: JobStore):
+    await store.add_user(User("bob", created=T0))
+    await store.add_user(User("alice", admin=True, created=T0))
+    with pytest.raises(AccountExists, match="bob"):
+        await store.add_user(User("bob"))
+    assert [u.name for u in await store.list_users()] == ["alice", "bob"]
+    assert await store.get_user("alice") == User("alice", True, T0)
+    assert await store.get_user("nobody") is None
+    assert await store.set_admin("bob", True)
+    assert not await store.set_admin("nobody", True)
+    assert (await store.get_user("bob")) == User("bob", True, T0)
+
+
+async def test_keys_keep_digests_expiry_revocation_and_last_use(store: JobStore):
+    await store.add_user(User("bob"))
+    first = ApiKey("00000000000000a1", "bob", "d1", T0, expires=T0 + timedelta(days=1), label="ci")
+    second = ApiKey("00000000000000a2", "bob", "d2", T0 + timedelta(seconds=1))
+    await store.add_key(first)
+    await store.add_key(second)
+    with pytest.raises(AccountExists):
+        await store.add_key(first)
+    assert await store.get_key(first.id) == first
+    assert await store.get_key("ffffffffffffffff") is None
+    assert await store.list_keys("bob") == [first, second]
+    assert await store.list_keys("alice") == []
+    assert await store.revoke_key(first.id, T0 + timedelta(hours=1))
+    assert await store.revoke_key(first.id, T0 + timedelta(hours=2))  # keeps the first time
+    assert not await store.revoke_key("ffffffffffffffff", T0)
+    await store.key_used(second.id, T0 + timedelta(minutes=5))
+    revoked, used = await store.list_keys()
+    assert revoked.revoked == T0 + timedelta(hours=1)
+    assert revoked.problem(T0) == "revoked"
+    assert used.last_used == T0 + timedelta(minutes=5)
+    assert used.problem(T0) is None
+
+
+async def test_instances_and_memberships(store: JobStore):
+    for name in ("bob", "carol"):
+        await store.add_user(User(name))
+    await store.add_instance(Instance("hub/b/p", T0))
+    await store.add_instance(Instance("hub/a/p", T0))
+    with pytest.raises(AccountExists, match="hub/a/p"):
+        await store.add_instance(Instance("hub/a/p"))
+    assert [i.name for i in await store.list_instances()] == ["hub/a/p", "hub/b/p"]
+    assert await store.get_instance("hub/a/p") == Instance("hub/a/p", T0)
+    await store.set_role("hub/a/p", "bob", Role.READER)
+    await store.set_role("hub/a/p", "bob", Role.ADMIN)  # replaces the role
+    await store.set_role("hub/b/p", "bob", Role.MEMBER)
+    await store.set_role("hub/a/p", "carol", Role.MEMBER)
+    assert await store.memberships(user="bob") == [
+        Membership("hub/a/p", "bob", Role.ADMIN),
+        Membership("hub/b/p", "bob", Role.MEMBER),
+    ]
+    assert [m.user for m in await store.memberships(instance="hub/a/p")] == ["bob", "carol"]
+    assert len(await store.memberships()) == 3
+    assert await store.remove_member("hub/a/p", "carol")
+    assert not await store.remove_member("hub/a/p", "carol")
+    assert await store.delete_instance("hub/b/p")
+    assert not await store.delete_instance("hub/b/p")
+    assert await store.memberships(user="bob") == [Membership("hub/a/p", "bob", Role.ADMIN)]
+
+
+async def test_deleting_a_user_takes_their_keys_and_memberships(stores: tuple[JobStore, Reopen]):
+    store, reopen = stores
+    await store.add_user(User("bob"))
+    await store.add_instance(Instance("hub/a/p"))
+    await store.set_role("hub/a/p", "bob", Role.MEMBER)
+    await store.add_key(ApiKey("00000000000000b1", "bob", "d"))
+    store = await reopen()  # accounts survive a restart
+    assert await store.get_key("00000000000000b1") is not None
+    assert await store.delete_user("bob")
+    assert not await store.delete_user("bob")
+    assert await store.list_keys() == []
+    assert await store.memberships() == []
+    assert await store.get_instance("hub/a/p") is not None

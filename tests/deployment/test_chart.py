@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from functools import cache
@@ -14,6 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from qrt_common.accounts import key_id_of
 from qrt_common.settings import Settings
 from tests.deployment.test_images_and_skaffold import SPECS, deepest_errors
 
@@ -233,3 +235,56 @@ def test_program_pods_carry_the_labels_their_network_policy_selects():
         ("pods/log", "get"),
         ("pods", "list"),
     } <= granted
+
+
+def gateway_env(docs: tuple[dict[str, Any], ...]) -> dict[str, Any]:
+    (gateway,) = [
+        d
+        for d in docs
+        if d["kind"] == "Deployment"
+        and d["metadata"]["labels"]["app.kubernetes.io/component"] == "gateway"
+    ]
+    (container,) = gateway["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e.get("value") or e.get("valueFrom") for e in container["env"]}
+
+
+@pytest.mark.parametrize("values_name", VALUES)
+def test_the_chart_always_requires_keys_and_generates_the_first_admin_key(values_name: str):
+    env = gateway_env(render(values_name))
+    assert env["QRT_AUTH"] == "true"
+    secrets = {d["metadata"]["name"]: d for d in of_kind(values_name, "Secret")}
+    found = {}
+    for name, key in (("QRT_KEY_PEPPER", "key-pepper"), ("QRT_BOOTSTRAP_ADMIN_KEY", "admin-key")):
+        ref = env[name]["secretKeyRef"]
+        assert ref["key"] == key
+        found[key] = base64.b64decode(secrets[ref["name"]]["data"][key]).decode()
+    assert len(found["key-pepper"]) >= 32
+    assert key_id_of(found["admin-key"]) is not None, found["admin-key"]
+    # Only the gateway holds them.
+    for doc in qrt_workloads(values_name):
+        for container in doc["spec"]["template"]["spec"]["containers"]:
+            if container["name"] != "gateway":
+                names = {e["name"] for e in container.get("env", [])}
+                assert not names & {"QRT_KEY_PEPPER", "QRT_BOOTSTRAP_ADMIN_KEY"}
+
+
+def test_the_operator_s_own_accounts_secret_replaces_the_generated_one():
+    with helm_python.Chart.load(str(CHART)) as chart:
+        files = chart.render(
+            values={"accounts": {"existingSecret": "my-accounts"}},
+            name="qrt",
+            namespace="qrt",
+            is_install=True,
+        )
+    docs = tuple(
+        doc
+        for path, text in sorted(files.items())
+        if path.endswith(".yaml") and text.strip()
+        for doc in yaml.safe_load_all(text)
+        if doc
+    )
+    env = gateway_env(docs)
+    assert env["QRT_KEY_PEPPER"]["secretKeyRef"]["name"] == "my-accounts"
+    assert env["QRT_BOOTSTRAP_ADMIN_KEY"]["secretKeyRef"]["name"] == "my-accounts"
+    labels = [d["metadata"]["labels"].get("app.kubernetes.io/component") for d in docs]
+    assert "accounts" not in labels

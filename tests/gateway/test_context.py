@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from qrt_common.accounts import SINGLE_USER, Principal, Role
 from qrt_common.errors import BusUnavailable, Conflict, InvalidInput, NotFound
 from qrt_common.jobs import Job, JobStatus
 from qrt_common.messages import (
@@ -84,9 +85,18 @@ async def test_a_job_the_bus_refuses_is_not_kept(gw: Harness, refusal):
 
 async def test_find_job_raises_not_found_naming_the_job(gw: Harness):
     await gw.store.add_job(a_job())
-    assert (await gw.gateway.find_job("j1")).id == "j1"
+    assert (await gw.gateway.find_job("j1", SINGLE_USER)).id == "j1"
     with pytest.raises(NotFound, match=r"^job 'nope' not found$"):
-        await gw.gateway.find_job("nope")
+        await gw.gateway.find_job("nope", SINGLE_USER)
+
+
+async def test_find_job_finds_only_jobs_of_the_caller_s_instances(gw: Harness):
+    await gw.store.add_job(a_job())  # of h/g/p
+    reader = Principal("bob", roles={"h/g/p": Role.READER})
+    assert (await gw.gateway.find_job("j1", reader)).id == "j1"
+    outsider = Principal("eve", roles={"h/g/other": Role.ADMIN})
+    with pytest.raises(NotFound, match=r"^job 'j1' not found$"):  # the same as a missing one
+        await gw.gateway.find_job("j1", outsider)
 
 
 async def test_program_finds_bundled_programs(gw: Harness):

@@ -276,6 +276,8 @@ async def test_the_service_api_is_in_the_openapi_document(http):
     assert set(paths["/services/{program_id}/"]["post"]["responses"]) == {
         "201",
         "400",
+        "401",
+        "403",
         "404",
         "409",
         "413",

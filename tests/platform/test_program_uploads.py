@@ -296,6 +296,8 @@ async def test_openapi_documents_the_program_routes(http):
     assert set(document["paths"]["/programs"]["post"]["responses"]) == {
         "201",
         "400",
+        "401",
+        "403",
         "409",
         "413",
         "503",

@@ -47,6 +47,11 @@ helm.sh/chart: {{ printf "%s-%s" (index . 0).Chart.Name (index . 0).Chart.Versio
 {{ include "qrt.name" (list . "urls") }}
 {{- end -}}
 
+{{/* The Secret holding the key pepper and the first admin's API key. */}}
+{{- define "qrt.accountsSecretName" -}}
+{{ .Values.accounts.existingSecret | default (include "qrt.name" (list . "accounts")) }}
+{{- end -}}
+
 {{/* Environment every qrt service shares. */}}
 {{- define "qrt.commonEnv" -}}
 - name: QRT_BUS_URL

@@ -8,11 +8,13 @@ QrtError                        str(): a message for people; `field`: the input 
 │   │   └── ArchiveTooLarge     ... over its size limit (also TooLarge: HTTP 413)
 │   └── CqasmError              a circuit: names the broken `rule` and its `line`
 ├── TooLarge                    a body or an archive over its limit (HTTP 413)
+├── Unauthenticated             no usable API key or access token (HTTP 401)
 ├── NotFound                    no such job, program or service (HTTP 404)
 ├── Forbidden                   not this caller's to use or change (HTTP 403)
 ├── Conflict                    the current state does not allow it (HTTP 409)
 │   ├── IllegalTransition       a job asked to move to a status its own cannot reach
-│   └── ProgramNameTaken        the owner has a program of that name
+│   ├── ProgramNameTaken        the owner has a program of that name
+│   └── AccountExists           a user, instance or key of that name exists already
 ├── Unavailable                 a backing service cannot be reached now: retried (HTTP 503)
 │   ├── BusUnavailable          the message broker
 │   ├── StoreUnavailable        the job store
@@ -38,6 +40,7 @@ place; any other error returns it to its queue until the broker's delivery limit
 from __future__ import annotations
 
 __all__ = [
+    "AccountExists",
     "ArchiveTooLarge",
     "BusUnavailable",
     "ConfigurationError",
@@ -63,6 +66,7 @@ __all__ = [
     "StoreSetupError",
     "StoreUnavailable",
     "TooLarge",
+    "Unauthenticated",
     "Unavailable",
     "ZygoteGone",
 ]
@@ -110,6 +114,11 @@ class CqasmError(InvalidInput):
         return f"line {self.line}: {self.message}" if self.line else self.message
 
 
+class Unauthenticated(QrtError):
+    """The request carries no API key or access token, or one that is wrong, expired or
+    revoked; the message says which."""
+
+
 class NotFound(QrtError):
     """No job, program or service of that id."""
 
@@ -132,6 +141,10 @@ class IllegalTransition(Conflict):
 
 class ProgramNameTaken(Conflict):
     """The owner already has a program of that name."""
+
+
+class AccountExists(Conflict):
+    """A user, an instance or an API key of that name or id exists already."""
 
 
 class Unavailable(QrtError):

@@ -106,6 +106,8 @@ class Job:
     request_digest: str | None = None
     """`sha256:` of what that submit asked for, to tell a retry from a key used again for
     something else."""
+    submitter: str | None = None
+    """The user who submitted the job (None without API keys)."""
 
     @property
     def instance(self) -> str:

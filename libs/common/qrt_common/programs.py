@@ -83,6 +83,8 @@ class Program:
     """An uploaded program's archive, as `sha256:<hex>` of its bytes."""
     created: datetime | None = None
     updated: datetime | None = None
+    uploader: str | None = None
+    """The user who uploaded the program (None when bundled, or uploaded without API keys)."""
 
     @property
     def bundled(self) -> bool:
@@ -365,6 +367,7 @@ def with_metadata(program: Program, changes: Mapping[str, Any]) -> Program:
         digest=program.digest,
         created=program.created,
         updated=program.updated,
+        uploader=program.uploader,
     )
 
 

@@ -132,6 +132,20 @@ class Settings(BaseSettings):
     """Where `qrt device` publishes its state; `qrt dev` picks a free port unless this is set."""
     dev_device: bool = True
     """Whether `qrt dev` starts a simulated device (when QRT_DEVICES names none)."""
+    auth: bool = False
+    """Whether every API request needs `Authorization: Bearer <API key or access token>`
+    (`qrt dev --auth`; the chart always sets it). Off: one user without keys, who sees and may do
+    everything."""
+    key_pepper: str = Field("", repr=False)
+    """The server secret API keys are hashed with (HMAC-SHA256) and access tokens signed with;
+    shared by every gateway and `qrt admin`. Empty with the embedded store: a random one kept in
+    `key-pepper` beside the database. Required with MongoDB."""
+    bootstrap_admin_key: str = Field("", repr=False)
+    """An API key (`qrt_<16 hex>_<43 characters>`) the gateway makes sure exists when it starts
+    with keys on, held by the platform admin `admin` (made if missing): how the chart's first admin
+    key, from a Kubernetes Secret, comes to be. A key revoked later stays revoked."""
+    access_token_seconds: int = Field(3600, ge=300, le=86400)
+    """Lifetime of the access tokens `POST /token` and `POST /identity/token` hand out."""
 
     @property
     def result_limits(self) -> ResultLimits:

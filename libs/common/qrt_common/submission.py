@@ -149,12 +149,13 @@ def new_job(
     session_id: str | None = None,
     priority: int = 0,
     idempotency_key: str | None = None,
+    submitter: str | None = None,
 ) -> Job:
     """A new queued job running `program` with `params` (checked JSON text) for `instance`
     (hub/group/project). Its time limit is the program's, or less if `max_execution_time`
     (seconds) asks for less. With an `idempotency_key` (checked), a second submit of the same
     instance and key gets this job (see `replayed`); the instance is the caller until callers
-    have accounts."""
+    have accounts. `submitter` is the user submitting it (None without API keys)."""
     limit = program.max_execution_time
     if max_execution_time:
         limit = min(max_execution_time, limit)
@@ -175,6 +176,7 @@ def new_job(
         priority=priority,
         idempotency_key=None if idempotency_key is None else f"{instance} {idempotency_key}",
         request_digest=f"sha256:{digest}",
+        submitter=submitter,
     )
 
 

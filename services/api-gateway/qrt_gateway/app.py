@@ -5,15 +5,19 @@ from __future__ import annotations
 import json
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import swagger_ui_bundle
 from aiohttp import web
 
+from qrt_common.account_admin import AccountAdmin
+from qrt_common.accounts import load_pepper
 from qrt_common.jobs import JobStatus
 from qrt_common.messages import HEARTBEAT_TOPIC, UPDATES_TOPIC
 from qrt_common.metrics import healthz, metrics_endpoint, readiness
 
-from . import jobs, programs, services, websockets
+from . import accounts, jobs, programs, services, tokens, websockets
+from .auth import AUTHENTICATOR, Authenticator, authenticate
 from .context import GATEWAY, Gateway, gateway
 from .jobs import MAX_OFFSET, MAX_PAGE
 from .openapi import Parameter, Route, docs_page, openapi_document
@@ -21,10 +25,19 @@ from .plumbing import json_errors, measured
 from .schemas import (
     BackendList,
     ExecutionOut,
+    InstanceList,
+    InstanceOut,
+    InstanceRequest,
     JobCreated,
     JobList,
     JobOut,
     JobRequest,
+    KeyCreated,
+    KeyList,
+    KeyRequest,
+    MemberList,
+    MemberOut,
+    MemberRequest,
     ProgramCreated,
     ProgramData,
     ProgramList,
@@ -34,6 +47,10 @@ from .schemas import (
     ServiceHealth,
     ServiceLog,
     ServiceRequest,
+    UserList,
+    UserOut,
+    UserRequest,
+    UserUpdate,
 )
 
 try:
@@ -81,7 +98,16 @@ _IDEMPOTENT = (
         constraints={"pattern": "^[\\x21-\\x7e]{1,255}$"},
     ),
 )
+BOOTSTRAP_ADMIN = "admin"
+"""The platform admin holding QRT_BOOTSTRAP_ADMIN_KEY."""
+_EXECUTION_INSTANCE = Parameter(
+    "instance",
+    "The hub/group/project the execution belongs to; by default the uploaded program's owner "
+    "(if the caller belongs to it), else the default instance (if the caller is a member), else "
+    "the caller's one instance.",
+)
 _SERVICE = "/services/{program_id}"
+_INSTANCE = "/admin/instances/{hub}/{group}/{project}"
 _EXECUTION = f"{_SERVICE}/{{execution_id}}"
 _PROMETHEUS_TEXT = {
     "200": {
@@ -89,6 +115,41 @@ _PROMETHEUS_TEXT = {
         "content": {"text/plain": {"schema": _STRING}},
     }
 }
+
+
+def _token_exchange(
+    fields: dict[str, Any], required: list[str], error: dict[str, Any], statuses: tuple[int, ...]
+) -> dict[str, Any]:
+    """The OpenAPI request body and responses of a token exchange: a form of `fields` in, a
+    token or an error of the shape `error` (with `statuses`) out."""
+    token = {
+        "type": "object",
+        "required": ["access_token", "token_type", "expires_in"],
+        "properties": {
+            "access_token": _STRING,
+            "token_type": _STRING,
+            "expires_in": {"type": "integer"},
+            "expiration": {"type": "integer"},
+            "refresh_token": _STRING,
+        },
+    }
+    failure = {"type": "object", "required": list(error), "properties": error}
+    form = {"type": "object", "required": required, "properties": fields}
+    responses: dict[str, Any] = {
+        "200": {"description": "OK", "content": {"application/json": {"schema": token}}}
+    }
+    for status in statuses:
+        responses[str(status)] = {
+            "description": "Refused",
+            "content": {"application/json": {"schema": failure}},
+        }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/x-www-form-urlencoded": {"schema": form}},
+        },
+        "responses": responses,
+    }
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -104,7 +165,7 @@ ROUTES: tuple[Route, ...] = (
               "default instance)."),)),
     Route("POST", "/programs", programs.upload_program, "Upload a program", "programs",
           response=ProgramCreated, body=ProgramRequest, status=201,
-          errors=(400, 409, 413, 503),
+          errors=(400, 403, 409, 413, 503),
           description="A zip archive of the program's directory, base64-encoded: program.py "
           "with main(backend, user_messenger, **kwargs) at its root (metadata optionally in "
           "program.json), or a PlanQK project (planqk.json at its root). 409 if the owner "
@@ -140,9 +201,9 @@ ROUTES: tuple[Route, ...] = (
           response_schema=_STRING, errors=(204, 404, 503),
           description="204 while the job has no final result."),
     Route("POST", "/jobs/{job_id}/cancel", jobs.cancel_job, "Cancel a queued or running job",
-          "jobs", status=204, errors=(404, 409, 503)),
+          "jobs", status=204, errors=(403, 404, 409, 503)),
     Route("DELETE", "/jobs/{job_id}", jobs.delete_job, "Delete an ended job", "jobs",
-          status=204, errors=(404, 409, 503)),
+          status=204, errors=(403, 404, 409, 503)),
     Route("GET", "/stream/jobs/{job_id}", websockets.stream_results,
           "Websocket: interim results then the final result", "streams",
           errors=(400, 404, 503), status=101,
@@ -156,7 +217,7 @@ ROUTES: tuple[Route, ...] = (
           "list them with GET /jobs?program={program_id}."),
     Route("POST", f"{_SERVICE}/", services.start_execution, "Start a service execution",
           "services", response=ExecutionOut, body=ServiceRequest, status=201,
-          errors=(400, 404, 409, 413, 503), query=_IDEMPOTENT,
+          errors=(400, 403, 404, 409, 413, 503), query=(*_IDEMPOTENT, _EXECUTION_INSTANCE),
           description="The Location header names the new execution. Input over "
           "QRT_MAX_SERVICE_INPUT_BYTES (1 MB) is refused with 413."),
     Route("GET", f"{_EXECUTION}", services.get_execution, "A service execution", "services",
@@ -174,7 +235,57 @@ ROUTES: tuple[Route, ...] = (
           "services", response=ServiceLog, errors=(400, 404, 503), query=(_ATTEMPT,)),
     Route("PUT", f"{_EXECUTION}/cancel", services.cancel_execution,
           "Cancel a pending or running execution", "services", response=ExecutionOut,
-          errors=(404, 409, 503)),
+          errors=(403, 404, 409, 503)),
+    Route("POST", "/token", tokens.client_credentials,
+          "An access token for an API key (OAuth2 client credentials, as PlanQK's)", "tokens",
+          extra=_token_exchange(
+              {"grant_type": {"type": "string", "enum": ["client_credentials"]},
+               "client_id": _STRING, "client_secret": _STRING}, ["grant_type"],
+              {"error": _STRING, "error_description": _STRING}, (400, 401)),
+          description="Client id: the key's id; client secret: the API key (HTTP Basic, or "
+          "client_id/client_secret in the form). Errors as RFC 6749 §5.2."),
+    Route("POST", "/identity/token", tokens.iam_token,
+          "An access token for an API key (IBM Cloud IAM's API-key grant)", "tokens",
+          extra=_token_exchange(
+              {"grant_type": {"type": "string",
+                              "enum": ["urn:ibm:params:oauth:grant-type:apikey"]},
+               "apikey": _STRING, "response_type": _STRING}, ["grant_type", "apikey"],
+              {"errorCode": _STRING, "errorMessage": _STRING}, (400,)),
+          description="What qiskit-ibm-runtime asks $IAM_URL/identity/token for."),
+    Route("GET", "/admin/users", accounts.list_users, "List users", "admin",
+          response=UserList, errors=(403, 409, 503)),
+    Route("POST", "/admin/users", accounts.add_user, "Add a user", "admin", response=UserOut,
+          body=UserRequest, status=201, errors=(400, 403, 409, 503)),
+    Route("PATCH", "/admin/users/{name}", accounts.update_user,
+          "Make a user a platform admin or not", "admin", response=UserOut, body=UserUpdate,
+          errors=(400, 403, 404, 409, 503)),
+    Route("DELETE", "/admin/users/{name}", accounts.remove_user,
+          "Remove a user with their keys and memberships", "admin", status=204,
+          errors=(403, 404, 409, 503)),
+    Route("POST", "/admin/users/{name}/keys", accounts.create_key,
+          "Make an API key for a user (shown only in this answer)", "admin",
+          response=KeyCreated, body=KeyRequest, status=201, errors=(400, 403, 404, 409, 503)),
+    Route("GET", "/admin/keys", accounts.list_keys, "List API keys (never the keys)", "admin",
+          response=KeyList, errors=(403, 409, 503),
+          query=(Parameter("user", "Only this user's keys."),)),
+    Route("DELETE", "/admin/keys/{key_id}", accounts.revoke_key,
+          "Revoke an API key at once (its record stays, revoked)", "admin", status=204,
+          errors=(403, 404, 409, 503)),
+    Route("GET", "/admin/instances", accounts.list_instances, "List instances", "admin",
+          response=InstanceList, errors=(403, 409, 503)),
+    Route("POST", "/admin/instances", accounts.add_instance,
+          "Add an instance hub/group/project", "admin", response=InstanceOut,
+          body=InstanceRequest, status=201, errors=(400, 403, 409, 503)),
+    Route("DELETE", _INSTANCE, accounts.remove_instance,
+          "Remove an instance and its memberships (not its jobs)", "admin", status=204,
+          errors=(403, 404, 409, 503)),
+    Route("GET", f"{_INSTANCE}/members", accounts.list_members, "List an instance's members",
+          "admin", response=MemberList, errors=(403, 404, 409, 503)),
+    Route("PUT", f"{_INSTANCE}/members/{{user}}", accounts.set_member,
+          "Make a user a member of an instance with a role", "admin", response=MemberOut,
+          body=MemberRequest, errors=(400, 403, 404, 409, 503)),
+    Route("DELETE", f"{_INSTANCE}/members/{{user}}", accounts.remove_member,
+          "Take a user out of an instance", "admin", status=204, errors=(403, 404, 409, 503)),
     Route("GET", "/healthz", healthz, "The gateway is alive", "health"),
     Route("GET", "/readyz", readyz, "The gateway's store and bus answer", "health",
           errors=(503,), description="503 while the store cannot be reached or cannot write "
@@ -186,12 +297,29 @@ ROUTES: tuple[Route, ...] = (
 
 def create_app(context: Gateway) -> web.Application:
     """The gateway application for `context`; its startup subscribes to job updates and to
-    executor heartbeats (which name the devices a job may use)."""
+    executor heartbeats (which name the devices a job may use). With QRT_AUTH every route but
+    health, metrics and the API's description needs credentials; raises ConfigurationError when
+    no pepper can be had (MongoDB without QRT_KEY_PEPPER)."""
+    settings = context.settings
+    checker = None
+    if settings.auth:
+        pepper = load_pepper(settings.key_pepper, settings.effective_store_url)
+        checker = Authenticator(context.store, pepper, settings.access_token_seconds)
     app = web.Application(
-        client_max_size=context.settings.max_request_bytes,
-        middlewares=[measured, json_errors(context.settings.max_request_bytes)],
+        client_max_size=settings.max_request_bytes,
+        middlewares=[measured, json_errors(settings.max_request_bytes), authenticate(checker)],
     )
     app[GATEWAY] = context
+    if checker is not None:
+        app[AUTHENTICATOR] = checker
+        if settings.bootstrap_admin_key:
+            admin = AccountAdmin(context.store, checker.pepper)
+            bootstrap = settings.bootstrap_admin_key
+
+            async def ensure_admin_key(app: web.Application) -> None:
+                await admin.ensure_key(BOOTSTRAP_ADMIN, bootstrap)
+
+            app.on_startup.append(ensure_admin_key)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
         if route.path.endswith("/") and len(route.path) > 1:

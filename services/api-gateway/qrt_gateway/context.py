@@ -10,9 +10,10 @@ from typing import Any
 
 from aiohttp import web
 
+from qrt_common.accounts import Principal, Role
 from qrt_common.backends import SIMULATORS, backend_names
 from qrt_common.bus.base import MessageBus
-from qrt_common.errors import BusUnavailable, Conflict, InvalidInput, NotFound
+from qrt_common.errors import BusUnavailable, Conflict, Forbidden, InvalidInput, NotFound
 from qrt_common.jobs import Job, JobStatus
 from qrt_common.messages import CANCEL_QUEUE, SUBMITTED_QUEUE, CancelJob, Heartbeat, JobSubmitted
 from qrt_common.programs import Program
@@ -47,12 +48,30 @@ class Gateway:
         """The program with this id: a bundled one (programs.ini) or an uploaded one."""
         return self.registry.get(program_id) or await self.store.get_program(program_id)
 
-    async def find_job(self, job_id: str) -> Job:
-        """The job with this id; raises NotFound."""
+    async def visible_program(self, program_id: str, who: Principal) -> Program | None:
+        """The program with this id if `who` may see it (a bundled or public one, or a private
+        one of an instance they belong to), else None, the same as for no such program."""
+        program = await self.program(program_id)
+        return program if program is not None and may_see(program, who) else None
+
+    async def find_job(self, job_id: str, who: Principal) -> Job:
+        """The job with this id if `who` belongs to its instance (or is a platform admin);
+        raises NotFound otherwise, the same whether the job exists or not."""
         job = await self.store.get_job(job_id)
-        if job is None:
+        if job is None or who.role(job.instance) is None:
             raise NotFound(f"job '{job_id}' not found")
         return job
+
+    @staticmethod
+    def require(who: Principal, instance: str, needed: Role, doing: str) -> None:
+        """Raise Forbidden unless `who` has at least role `needed` in `instance`; `doing`
+        says what for ("submitting a job")."""
+        if not who.may(instance, needed):
+            role = who.role(instance)
+            has = f"is {role.value}" if role is not None else "is no member"
+            raise Forbidden(
+                f"{doing} needs the {needed.value} role in {instance}; {who.user} {has}"
+            )
 
     async def submit(self, job: Job) -> Job:
         """Store `job` and announce it to the scheduler; returns it, or, for a retry of an
@@ -108,6 +127,11 @@ class Gateway:
             raise InvalidInput(
                 f"unknown backend '{name}'; available: {', '.join(known)}", field="backend"
             )
+
+
+def may_see(program: Program, who: Principal) -> bool:
+    """Whether `who` may see (and run) `program`: bundled, public, or of an instance of theirs."""
+    return program.owner is None or program.is_public or who.role(program.owner) is not None
 
 
 GATEWAY = web.AppKey("gateway", Gateway)

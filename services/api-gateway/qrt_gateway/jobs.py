@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from qrt_common.accounts import Role
 from qrt_common.backends import DEFAULT_BACKEND
 from qrt_common.errors import Conflict, InvalidInput, NotFound
 from qrt_common.jobs import JobStatus
 from qrt_common.store.base import JobQuery
 from qrt_common.submission import check_may_run, new_job, program_params
 
+from .auth import principal
 from .context import gateway
 from .pacing import JsonBody
 from .plumbing import (
@@ -32,11 +34,13 @@ MAX_OFFSET = 2**62
 
 async def create_job(request: web.Request) -> web.Response:
     gw = gateway(request)
+    who = principal(request)
     body = validated(JobRequest, await read_json(request))
-    program = await gw.program(body.program_id)
+    instance = f"{body.hub}/{body.group}/{body.project}"
+    gw.require(who, instance, Role.MEMBER, "submitting a job")
+    program = await gw.visible_program(body.program_id, who)
     if program is None:
         raise NotFound(f"program '{body.program_id}' not found", field="programId")
-    instance = f"{body.hub}/{body.group}/{body.project}"
     check_may_run(program, instance)
     backend = body.backend or DEFAULT_BACKEND
     gw.require_backend(backend)
@@ -50,6 +54,7 @@ async def create_job(request: web.Request) -> web.Response:
         session_id=body.session_id,
         priority=body.priority,
         idempotency_key=idempotency_key(request),
+        submitter=who.user if who.key_id is not None else None,
     )
     stored = await gw.submit(job)
     response = json_response(dump(JobCreated(id=stored.id)))
@@ -87,6 +92,7 @@ async def list_jobs(request: web.Request) -> web.Response:
         project=request.query.get("project"),
         tags=[t for raw in request.query.getall("tags", []) for t in raw.split(",") if t],
         session_id=request.query.get("session_id"),
+        instances=principal(request).instances,
         created_after=time_query(request, "created_after"),
         created_before=time_query(request, "created_before"),
     )
@@ -97,13 +103,13 @@ async def list_jobs(request: web.Request) -> web.Response:
 
 
 async def get_job(request: web.Request) -> web.Response:
-    job = await gateway(request).find_job(request.match_info["job_id"])
+    job = await gateway(request).find_job(request.match_info["job_id"], principal(request))
     return json_response(dump(JobOut.of(job)))
 
 
 async def get_logs(request: web.Request) -> web.StreamResponse:
     gw = gateway(request)
-    job = await gw.find_job(request.match_info["job_id"])
+    job = await gw.find_job(request.match_info["job_id"], principal(request))
     attempt = attempt_query(request, job.attempt)
     body = JsonBody(request)
     await body.write('"')
@@ -115,7 +121,7 @@ async def get_logs(request: web.Request) -> web.StreamResponse:
 
 async def get_results(request: web.Request) -> web.StreamResponse:
     gw = gateway(request)
-    job = await gw.find_job(request.match_info["job_id"])
+    job = await gw.find_job(request.match_info["job_id"], principal(request))
     result = await gw.store.get_result(job.id)
     if result is None:
         return web.Response(status=204)
@@ -126,14 +132,18 @@ async def get_results(request: web.Request) -> web.StreamResponse:
 
 async def cancel_job(request: web.Request) -> web.Response:
     gw = gateway(request)
-    job = await gw.find_job(request.match_info["job_id"])
+    who = principal(request)
+    job = await gw.find_job(request.match_info["job_id"], who)
+    gw.require(who, job.instance, Role.MEMBER, "cancelling a job")
     await gw.cancel(job, job.status.value)
     return web.Response(status=204)
 
 
 async def delete_job(request: web.Request) -> web.Response:
     gw = gateway(request)
-    job = await gw.find_job(request.match_info["job_id"])
+    who = principal(request)
+    job = await gw.find_job(request.match_info["job_id"], who)
+    gw.require(who, job.instance, Role.MEMBER, "deleting a job")
     if not job.status.is_final:
         raise Conflict(f"job '{job.id}' is {job.status.value}; cancel it before deleting it")
     await gw.store.delete_job(job.id)

@@ -15,15 +15,20 @@ from .schemas import ErrorOut
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+OPEN_TAGS = frozenset({"health", "tokens"})
+"""Routes of these tags take no Authorization header (the token exchanges check their own)."""
+
 _REASONS = {
     101: "Switching to the websocket protocol",
     200: "OK",
     201: "Created",
     204: "No content",
     400: "Bad request: the body names the field at fault",
-    403: "Forbidden: the program is bundled, or private to another instance",
+    401: "No usable credentials (with QRT_AUTH): the body names the problem",
+    403: "Forbidden: the caller's role does not allow it, or the program is bundled",
     404: "Not found",
-    409: "Conflict with the current state (of the job, or the program's name or jobs)",
+    409: "Conflict with the current state (of the job, the program's name or jobs, or a name "
+    "taken)",
     413: "Request body too large",
     503: "A backing service is unavailable",
 }
@@ -109,6 +114,13 @@ def _operation(route: Route) -> dict[str, Any]:
             "required": True,
             "content": {"application/json": {"schema": _ref(route.body)}},
         }
+    if route.tag not in OPEN_TAGS:
+        responses["401"] = {
+            "description": _REASONS[401],
+            "content": {"application/json": {"schema": _ref(ErrorOut)}},
+        }
+    else:
+        operation["security"] = []
     operation.update(route.extra)
     return operation
 
@@ -131,7 +143,18 @@ def openapi_document(routes: Sequence[Route], *, title: str, version: str) -> di
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
         "paths": paths,
-        "components": {"schemas": schemas.get("$defs", {})},
+        "components": {
+            "schemas": schemas.get("$defs", {}),
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key (qrt_<id>_<secret>) or an access token from "
+                    "POST /token or POST /identity/token; required when QRT_AUTH is on.",
+                }
+            },
+        },
+        "security": [{"bearer": []}],
     }
 
 

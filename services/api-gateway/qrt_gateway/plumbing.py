@@ -2,8 +2,8 @@
 error answered as JSON that names the problem.
 
 Route handlers raise qrt's own errors (`qrt_common.errors`); `json_errors` answers each with
-its status: InvalidInput 400, Forbidden 403, NotFound 404, Conflict 409, TooLarge 413,
-Unavailable 503.
+its status: InvalidInput 400, Unauthenticated 401 (with `WWW-Authenticate: Bearer`), Forbidden
+403, NotFound 404, Conflict 409, TooLarge 413, Unavailable 503.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from qrt_common.errors import (
     NotFound,
     QrtError,
     TooLarge,
+    Unauthenticated,
     Unavailable,
 )
 from qrt_common.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -43,6 +44,7 @@ B = TypeVar("B", bound=BaseModel)
 STATUS_OF: tuple[tuple[type[QrtError], int], ...] = (
     (TooLarge, 413),
     (InvalidInput, 400),
+    (Unauthenticated, 401),
     (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
@@ -180,7 +182,10 @@ def json_errors(max_request_bytes: int) -> Middleware:
             if status == 500:
                 logger.exception("request failed", extra={"path": request.path})
             detail = f"service unavailable: {exc}" if isinstance(exc, Unavailable) else str(exc)
-            return error_response(status, detail, exc.field)
+            response = error_response(status, detail, exc.field)
+            if status == 401:
+                response.headers["WWW-Authenticate"] = 'Bearer realm="qrt"'
+            return response
         except web.HTTPRequestEntityTooLarge:
             limit = max_request_bytes
             return error_response(413, f"request body is larger than the limit of {limit} bytes")

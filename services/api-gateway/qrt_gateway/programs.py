@@ -14,6 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from qrt_common.accounts import Principal, Role
 from qrt_common.archives import ProgramArchive, decode_archive, unpack_archive
 from qrt_common.errors import (
     ArchiveTooLarge,
@@ -29,7 +30,8 @@ from qrt_common.jobs import DEFAULT_INSTANCE, JobStatus, utcnow
 from qrt_common.programs import Program, archive_program, new_program_id, with_metadata
 from qrt_common.store.base import JobQuery
 
-from .context import Gateway, gateway
+from .auth import principal
+from .context import Gateway, gateway, may_see
 from .plumbing import json_response, parse_json, read_json, validated
 from .schemas import (
     BackendList,
@@ -47,23 +49,36 @@ RAW_ARCHIVE_TYPES = ("application/zip", "application/octet-stream")
 """Content types under which `PUT /programs/{id}/data` takes the zip itself, not JSON."""
 
 
-def _owner(request: web.Request) -> str:
-    owner = request.query.get("owner", DEFAULT_INSTANCE)
-    if len(owner.split("/")) != 3 or not all(owner.split("/")):
-        raise InvalidInput("query parameter 'owner' must be hub/group/project", field="owner")
-    return owner
+def _owners(request: web.Request, who: Principal) -> list[str]:
+    """The instances whose private programs to list: the `owner` query parameter; without it,
+    the instances `who` belongs to (the default instance for a platform admin, or without
+    keys)."""
+    owner = request.query.get("owner")
+    if owner is not None:
+        if len(owner.split("/")) != 3 or not all(owner.split("/")):
+            raise InvalidInput("query parameter 'owner' must be hub/group/project", field="owner")
+        return [owner]
+    if who.admin or not who.roles:
+        return [DEFAULT_INSTANCE]
+    return sorted(who.roles)
 
 
 async def list_programs(request: web.Request) -> web.Response:
     gw = gateway(request)
-    uploaded = await gw.store.list_programs(_owner(request))
+    who = principal(request)
+    found: dict[str, Program] = {}
+    for owner in _owners(request, who):
+        for program in await gw.store.list_programs(owner):
+            if may_see(program, who):  # another instance's private programs stay unseen
+                found[program.id] = program
+    uploaded = sorted(found.values(), key=lambda p: (p.name, p.id))
     programs = [*gw.registry.all(), *uploaded]
     return json_response(dump(ProgramList(programs=[ProgramOut.of(p) for p in programs])))
 
 
 async def get_program(request: web.Request) -> web.Response:
     program_id = request.match_info["program_id"]
-    program = await gateway(request).program(program_id)
+    program = await gateway(request).visible_program(program_id, principal(request))
     if program is None:
         raise NotFound(f"program '{program_id}' not found")
     return json_response(dump(ProgramOut.of(program)))
@@ -104,7 +119,10 @@ def _name_taken(program: Program) -> ProgramNameTaken:
 
 async def upload_program(request: web.Request) -> web.Response:
     gw = gateway(request)
+    who = principal(request)
     body = validated(ProgramRequest, await read_json(request))
+    owner = f"{body.hub}/{body.group}/{body.project}"
+    gw.require(who, owner, Role.MEMBER, "uploading a program")
     program_id = new_program_id(body.name)
     while gw.registry.get(program_id) is not None:  # a bundled id wins every lookup
         program_id = new_program_id(body.name)
@@ -114,9 +132,10 @@ async def upload_program(request: web.Request) -> web.Response:
     now = utcnow()
     program = dataclasses.replace(
         _with_metadata(code, {"is_public": False, **body.changes()}),
-        owner=f"{body.hub}/{body.group}/{body.project}",
+        owner=owner,
         created=now,
         updated=now,
+        uploader=who.user if who.key_id is not None else None,
     )
     try:
         await gw.store.add_program(program, archive)
@@ -126,16 +145,27 @@ async def upload_program(request: web.Request) -> web.Response:
 
 
 async def _uploaded(gw: Gateway, request: web.Request) -> Program:
-    """The uploaded program the path names; 403 for a bundled one, 404 for none."""
+    """The uploaded program the path names, if the caller may change it (its uploader, an
+    admin of its instance, a platform admin); 403 for a bundled one or another caller's, 404
+    for none (or one the caller may not see)."""
     program_id = request.match_info["program_id"]
     if gw.registry.get(program_id) is not None:
         raise Forbidden(
             f"program '{program_id}' is bundled (programs.ini): the API cannot change or delete it",
             field="programId",
         )
+    who = principal(request)
     program = await gw.store.get_program(program_id)
-    if program is None:
+    if program is None or not may_see(program, who):
         raise NotFound(f"program '{program_id}' not found")
+    owner = program.owner or DEFAULT_INSTANCE
+    is_uploader = who.key_id is not None and program.uploader == who.user
+    if not (is_uploader and who.role(owner) is not None) and not who.may(owner, Role.ADMIN):
+        raise Forbidden(
+            f"changing or deleting program '{program_id}' needs its uploader or an admin of"
+            f" {owner}; {who.user} is neither",
+            field="programId",
+        )
     return program
 
 

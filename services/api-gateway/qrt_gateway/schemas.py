@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, WithJsonSchema
 
+from qrt_common.accounts import ApiKey, Instance, Role, User
 from qrt_common.jobs import DEFAULT_GROUP, DEFAULT_HUB, DEFAULT_PROJECT, Job, JobStatus
 from qrt_common.programs import DEFAULT_MAX_EXECUTION_TIME, LONGEST_EXECUTION_TIME, Program
 
@@ -335,6 +336,113 @@ class LogEntryOut(_Body):
 
 class ServiceLog(RootModel[list[LogEntryOut]]):
     """An execution's log, line by line."""
+
+
+class UserRequest(_Body):
+    """What `POST /admin/users` takes."""
+
+    name: str = Field(min_length=1, max_length=64, description="1 to 64 letters, digits, . _ @ -")
+    admin: bool = Field(False, description="A platform admin: sees and manages everything.")
+
+
+class UserUpdate(_Body):
+    """What `PATCH /admin/users/{name}` takes."""
+
+    admin: bool
+
+
+class UserOut(_Body):
+    """A user."""
+
+    name: str
+    admin: bool
+    created: str
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(name=user.name, admin=user.admin, created=_time(user.created) or "")
+
+
+class UserList(_Body):
+    users: list[UserOut]
+
+
+class KeyRequest(_Body):
+    """What `POST /admin/users/{name}/keys` takes."""
+
+    label: str = Field("", max_length=200, description="What the key is for.")
+    expires_in_days: float | None = Field(
+        None, alias="expiresInDays", gt=0, le=36500, description="Lifetime; none: no expiry."
+    )
+
+
+class KeyOut(_Body):
+    """An API key's record (never the key itself, nor its digest)."""
+
+    id: str
+    user: str
+    label: str
+    created: str
+    expires: str | None = None
+    revoked: str | None = None
+    last_used: str | None = Field(None, alias="lastUsed")
+
+    @classmethod
+    def of(cls, key: ApiKey) -> KeyOut:
+        return cls(
+            id=key.id,
+            user=key.user,
+            label=key.label,
+            created=_time(key.created) or "",
+            expires=_time(key.expires),
+            revoked=_time(key.revoked),
+            last_used=_time(key.last_used),
+        )
+
+
+class KeyCreated(KeyOut):
+    """A new API key: `key` is shown only in this answer."""
+
+    key: str = Field(description="The API key: qrt_<id>_<secret>. Shown only now.")
+
+
+class KeyList(_Body):
+    keys: list[KeyOut]
+
+
+class InstanceRequest(_Body):
+    """What `POST /admin/instances` takes."""
+
+    name: str = Field(min_length=5, max_length=194, description="hub/group/project")
+
+
+class InstanceOut(_Body):
+    name: str
+    created: str
+
+    @classmethod
+    def of(cls, instance: Instance) -> InstanceOut:
+        return cls(name=instance.name, created=_time(instance.created) or "")
+
+
+class InstanceList(_Body):
+    instances: list[InstanceOut]
+
+
+class MemberRequest(_Body):
+    """What `PUT /admin/instances/{hub}/{group}/{project}/members/{user}` takes."""
+
+    role: Role
+
+
+class MemberOut(_Body):
+    instance: str
+    user: str
+    role: Role
+
+
+class MemberList(_Body):
+    members: list[MemberOut]
 
 
 class ErrorOut(_Body):

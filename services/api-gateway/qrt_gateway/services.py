@@ -11,11 +11,13 @@ from typing import Any
 
 from aiohttp import web
 
-from qrt_common.errors import Conflict, NotFound, TooLarge
+from qrt_common.accounts import Principal, Role, check_instance_name
+from qrt_common.errors import Conflict, InvalidInput, NotFound, TooLarge
 from qrt_common.jobs import DEFAULT_INSTANCE, Job, JobStatus
 from qrt_common.programs import Program
-from qrt_common.submission import new_job, service_params
+from qrt_common.submission import check_may_run, new_job, service_params
 
+from .auth import principal
 from .context import Gateway, gateway
 from .pacing import JsonBody
 from .plumbing import (
@@ -42,7 +44,7 @@ FAILURE_CODE = "500"
 
 async def _program(gw: Gateway, request: web.Request) -> Program:
     program_id = request.match_info["program_id"]
-    program = await gw.program(program_id)
+    program = await gw.visible_program(program_id, principal(request))
     if program is None:
         raise NotFound(f"service '{program_id}' not found")
     return program
@@ -53,7 +55,7 @@ async def _execution(request: web.Request) -> tuple[Gateway, Job]:
     program = await _program(gw, request)
     execution_id = request.match_info["execution_id"]
     job = await gw.store.get_job(execution_id)
-    if job is None or job.program_id != program.id:
+    if job is None or job.program_id != program.id or principal(request).role(job.instance) is None:
         raise NotFound(f"execution '{execution_id}' of service '{program.id}' not found")
     return gw, job
 
@@ -85,15 +87,41 @@ async def start_execution(request: web.Request) -> web.Response:
     body = validated(
         ServiceRequest, await _read_input(request, gw.settings.max_service_input_bytes)
     )
-    # An uploaded service's executions belong to the instance that uploaded it.
+    who = principal(request)
+    instance = _instance(request, program, who)
+    gw.require(who, instance, Role.MEMBER, "starting an execution")
+    check_may_run(program, instance)
     params = service_params(program, body.data, body.params)
     key = idempotency_key(request)
-    job = new_job(program, params, instance=program.owner or DEFAULT_INSTANCE, idempotency_key=key)
+    submitter = who.user if who.key_id is not None else None
+    job = new_job(program, params, instance=instance, idempotency_key=key, submitter=submitter)
     stored = await gw.submit(job)
     headers = {"Location": f"/services/{program.id}/{stored.id}"}
     if stored.id != job.id:
         headers[REPLAYED] = "true"
     return _execution_response(stored, 201, **headers)
+
+
+def _instance(request: web.Request, program: Program, who: Principal) -> str:
+    """The instance an execution of `program` belongs to: the `instance` query parameter; else
+    the program's owner (an uploaded program) when the caller belongs to it; else the default
+    instance when the caller may submit there; else the one instance where they may. Raises
+    InvalidInput when that leaves a choice (or none)."""
+    named = request.query.get("instance")
+    if named is not None:
+        return check_instance_name(named)
+    if program.owner is not None and who.role(program.owner) is not None:
+        return program.owner
+    if who.may(DEFAULT_INSTANCE, Role.MEMBER):
+        return DEFAULT_INSTANCE
+    mine = [name for name, role in who.roles.items() if role.allows(Role.MEMBER)]
+    if len(mine) == 1:
+        return mine[0]
+    raise InvalidInput(
+        "name the instance the execution belongs to: ?instance=hub/group/project"
+        + (f" (one of {', '.join(sorted(mine))})" if mine else " (you may submit in none)"),
+        field="instance",
+    )
 
 
 async def get_execution(request: web.Request) -> web.Response:
@@ -185,5 +213,6 @@ class _Lines:
 
 async def cancel_execution(request: web.Request) -> web.Response:
     gw, job = await _execution(request)
+    gw.require(principal(request), job.instance, Role.MEMBER, "cancelling an execution")
     await gw.cancel(job, execution_status(job.status))
     return _execution_response(await gw.store.get_job(job.id) or job)

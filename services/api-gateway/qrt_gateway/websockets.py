@@ -19,6 +19,7 @@ from qrt_common.jobs import JobStatus
 from qrt_common.messages import EventKind, JobEvent
 from qrt_common.metrics import OPEN_WEBSOCKETS
 
+from .auth import principal
 from .context import gateway
 from .pacing import Pacer, utf8
 from .replays import Frame
@@ -161,7 +162,7 @@ async def _follow(request: web.Request, kind: EventKind, pages: Pages) -> web.We
     job_id = request.match_info["job_id"]
     with gw.streams.watch(job_id) as inbox:
         since = time.monotonic()
-        job = await gw.find_job(job_id)
+        job = await gw.find_job(job_id, principal(request))
         ws = web.WebSocketResponse(heartbeat=30)
         await ws.prepare(request)
         client = asyncio.create_task(_client_gone(ws))

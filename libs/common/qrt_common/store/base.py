@@ -13,6 +13,7 @@ from typing import TypeVar
 from ..archives import ProgramArchive
 from ..jobs import Job, JobStatus
 from ..programs import Program
+from .accounts import AccountStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,8 @@ class JobQuery:
     tags: Collection[str] = field(default=())
     """A job matches when it carries every one of these tags."""
     session_id: str | None = None
+    instances: Collection[str] | None = None
+    """Only jobs of these `hub/group/project` instances; None: of every one."""
     created_after: datetime | None = None
     created_before: datetime | None = None
 
@@ -103,8 +106,9 @@ class WriteHealth:
         return reason
 
 
-class JobStore(ABC):
-    """Keeps jobs and what they produce. Every write is idempotent or compare-and-set."""
+class JobStore(AccountStore, ABC):
+    """Keeps jobs and what they produce, and the accounts (`AccountStore`). Every job write is
+    idempotent or compare-and-set."""
 
     async def open(self) -> None:
         """Connect and prepare the schema; called once before use."""

@@ -13,6 +13,8 @@ Collections (all in the URL's database, `qrt` when the URL names none):
 - `programs`: one document per uploaded program, `_id` = program id; its fields as
   `program_to_dict` gives them, its zip archive (`archive`, binary; `QRT_MAX_PROGRAM_BYTES` keeps it
   well under a document's 16 MiB), unique on (owner, name).
+- `users` (`_id` = name), `api_keys` (`_id` = key id; the key's HMAC digest, never the key),
+  `instances` (`_id` = hub/group/project) and `members` (unique on instance and user).
 - `meta`: `{"_id": "schema", "version": n}`, moved forward by the start-up migrations.
 """
 
@@ -39,14 +41,25 @@ from pymongo.errors import (
     WriteConcernError,
 )
 
+from ..accounts import (
+    ApiKey,
+    Instance,
+    Membership,
+    Role,
+    User,
+    key_from_dict,
+    key_to_dict,
+    user_from_dict,
+    user_to_dict,
+)
 from ..archives import ProgramArchive
-from ..errors import ProgramNameTaken, StoreSetupError, StoreUnavailable
+from ..errors import AccountExists, ProgramNameTaken, StoreSetupError, StoreUnavailable
 from ..jobs import Job, JobStatus, epoch_us, job_from_dict, job_to_dict
 from ..programs import Program, program_from_dict, program_to_dict
 from ..retry import Backoff
 from .base import Interim, JobQuery, JobStore, LogChunk, PartKey, WriteHealth
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The layout this code writes; `meta.schema` says which layout the database holds."""
 
 INLINE_RESULT_BYTES = 8 * 1024 * 1024
@@ -167,10 +180,21 @@ async def _create_idempotency_index(db: AsyncDatabase[Document]) -> None:
     )
 
 
+async def _create_account_indexes(db: AsyncDatabase[Document]) -> None:
+    """Schema 4: accounts; keys by user, memberships unique per instance and user, and by user."""
+    await db["api_keys"].create_index([("user", ASCENDING), ("created", ASCENDING)], name="by_user")
+    members = db["members"]
+    await members.create_index(
+        [("instance", ASCENDING), ("user", ASCENDING)], name="by_instance", unique=True
+    )
+    await members.create_index([("user", ASCENDING), ("instance", ASCENDING)], name="by_user")
+
+
 MIGRATIONS: dict[int, Migration] = {
     1: _create_indexes,
     2: _create_program_indexes,
     3: _create_idempotency_index,
+    4: _create_account_indexes,
 }
 """Step `n` brings a database from schema `n - 1` to `n`; every step is idempotent, so two
 services starting together may both run it."""
@@ -313,6 +337,8 @@ class MongoStore(JobStore):
 
     async def list_jobs(self, query: JobQuery) -> tuple[list[Job], int]:
         jobs = self._collection("jobs")
+        if query.instances is not None and not query.instances:
+            return [], 0
         where = _job_filter(query)
         total = int(await self._retrying(partial(jobs.count_documents, where)))
         if query.offset >= total:
@@ -558,6 +584,125 @@ class MongoStore(JobStore):
         deleted = await self._retrying(partial(programs.delete_one, {"_id": program_id}))
         return bool(deleted.deleted_count)
 
+    # accounts
+
+    async def _insert_new(self, name: str, doc: Document, what: str) -> None:
+        try:
+            inserted = await self._insert_once(name, {"_id": doc["_id"]}, doc)
+        except DuplicateKeyError:
+            inserted = False
+        if not inserted:
+            raise AccountExists(f"{what} exists already")
+
+    async def _find(self, name: str, where: Document, sort: list[tuple[str, int]]) -> list[Any]:
+        collection = self._collection(name)
+
+        async def read() -> list[Document]:
+            return list(await collection.find(where).sort(sort).to_list(length=None))
+
+        return await self._retrying(read)
+
+    async def add_user(self, user: User) -> None:
+        doc = user_to_dict(user)
+        doc["_id"] = doc.pop("name")
+        await self._insert_new("users", doc, f"user {user.name!r}")
+
+    async def get_user(self, name: str) -> User | None:
+        users = self._collection("users")
+        doc = await self._retrying(partial(users.find_one, {"_id": name}))
+        return None if doc is None else user_from_dict({**doc, "name": doc["_id"]})
+
+    async def list_users(self) -> list[User]:
+        docs = await self._find("users", {}, [("_id", ASCENDING)])
+        return [user_from_dict({**doc, "name": doc["_id"]}) for doc in docs]
+
+    async def set_admin(self, name: str, admin: bool) -> bool:
+        users = self._collection("users")
+        update = partial(users.update_one, {"_id": name}, {"$set": {"admin": admin}})
+        return bool((await self._retrying(update)).matched_count)
+
+    async def delete_user(self, name: str) -> bool:
+        users = self._collection("users")
+        deleted = await self._retrying(partial(users.delete_one, {"_id": name}))
+        for collection in ("api_keys", "members"):
+            delete = partial(self._collection(collection).delete_many, {"user": name})
+            await self._retrying(delete)
+        return bool(deleted.deleted_count)
+
+    async def add_key(self, key: ApiKey) -> None:
+        doc = key_to_dict(key)
+        doc["_id"] = doc.pop("id")
+        await self._insert_new("api_keys", doc, f"key {key.id}")
+
+    async def get_key(self, key_id: str) -> ApiKey | None:
+        keys = self._collection("api_keys")
+        doc = await self._retrying(partial(keys.find_one, {"_id": key_id}))
+        return None if doc is None else key_from_dict({**doc, "id": doc["_id"]})
+
+    async def list_keys(self, user: str | None = None) -> list[ApiKey]:
+        where = {} if user is None else {"user": user}
+        docs = await self._find("api_keys", where, [("created", ASCENDING), ("_id", ASCENDING)])
+        return [key_from_dict({**doc, "id": doc["_id"]}) for doc in docs]
+
+    async def revoke_key(self, key_id: str, at: datetime) -> bool:
+        keys = self._collection("api_keys")
+        first = partial(
+            keys.update_one, {"_id": key_id, "revoked": None}, {"$set": {"revoked": at.isoformat()}}
+        )
+        if (await self._retrying(first)).matched_count:
+            return True
+        return await self._retrying(partial(keys.find_one, {"_id": key_id})) is not None
+
+    async def key_used(self, key_id: str, at: datetime) -> None:
+        keys = self._collection("api_keys")
+        update = partial(keys.update_one, {"_id": key_id}, {"$set": {"last_used": at.isoformat()}})
+        await self._retrying(update)
+
+    async def add_instance(self, instance: Instance) -> None:
+        doc = {"_id": instance.name, "created": instance.created.isoformat()}
+        await self._insert_new("instances", doc, f"instance {instance.name!r}")
+
+    async def get_instance(self, name: str) -> Instance | None:
+        instances = self._collection("instances")
+        doc = await self._retrying(partial(instances.find_one, {"_id": name}))
+        return None if doc is None else Instance(doc["_id"], _datetime(doc["created"]))
+
+    async def list_instances(self) -> list[Instance]:
+        docs = await self._find("instances", {}, [("_id", ASCENDING)])
+        return [Instance(doc["_id"], _datetime(doc["created"])) for doc in docs]
+
+    async def delete_instance(self, name: str) -> bool:
+        instances = self._collection("instances")
+        deleted = await self._retrying(partial(instances.delete_one, {"_id": name}))
+        members = self._collection("members")
+        await self._retrying(partial(members.delete_many, {"instance": name}))
+        return bool(deleted.deleted_count)
+
+    async def set_role(self, instance: str, user: str, role: Role) -> None:
+        members = self._collection("members")
+        key = {"instance": instance, "user": user}
+        update = partial(members.update_one, key, {"$set": {"role": role.value}}, upsert=True)
+        try:
+            await self._retrying(update)
+        except DuplicateKeyError:  # two upserts raced: the other inserted, this one updates
+            await self._retrying(update)
+
+    async def remove_member(self, instance: str, user: str) -> bool:
+        members = self._collection("members")
+        delete = partial(members.delete_one, {"instance": instance, "user": user})
+        return bool((await self._retrying(delete)).deleted_count)
+
+    async def memberships(
+        self, *, user: str | None = None, instance: str | None = None
+    ) -> list[Membership]:
+        where: Document = {}
+        if user is not None:
+            where["user"] = user
+        if instance is not None:
+            where["instance"] = instance
+        docs = await self._find("members", where, [("instance", ASCENDING), ("user", ASCENDING)])
+        return [Membership(doc["instance"], doc["user"], Role(doc["role"])) for doc in docs]
+
     # retention
 
     async def purge(
@@ -594,6 +739,10 @@ class MongoStore(JobStore):
         return purged
 
 
+def _datetime(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
 def _cannot_write(error: PyMongoError) -> str | None:
     """Why `error` says MongoDB cannot take writes now, or None (a duplicate key, a document
     too large: about the write itself)."""
@@ -621,6 +770,11 @@ def _job_filter(query: JobQuery) -> Document:
             where[key] = value
     if query.tags:
         where["tags"] = {"$all": list(query.tags)}
+    if query.instances is not None:
+        where["$or"] = [
+            dict(zip(("hub", "group", "project"), name.split("/", 2), strict=True))
+            for name in query.instances
+        ]
     created: Document = {}
     if query.created_after is not None:
         created["$gt"] = epoch_us(query.created_after)

@@ -17,15 +17,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..accounts import ApiKey, Instance, Membership, Role, User
 from ..archives import ProgramArchive
-from ..errors import ProgramNameTaken, StoreSetupError, StoreUnavailable
+from ..errors import AccountExists, ProgramNameTaken, StoreSetupError, StoreUnavailable
 from ..jobs import Job, JobStatus, epoch_us, job_from_dict, job_to_dict, utcnow
 from ..programs import Program, program_from_dict, program_to_dict
 from .base import Interim, JobQuery, JobStore, LogChunk, PartKey, WriteHealth
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """The layout this code writes; the `meta` table says which layout the file holds."""
 
 _SCHEMA_1 = """
@@ -89,7 +90,30 @@ CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_idempotency_key ON jobs (idempotency_k
     WHERE idempotency_key IS NOT NULL;
 """
 
-MIGRATIONS = {1: _SCHEMA_1, 2: _SCHEMA_2, 3: _SCHEMA_3, 4: _SCHEMA_4}
+_SCHEMA_5 = """
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY, admin INTEGER NOT NULL, created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    created TEXT NOT NULL,
+    expires TEXT,
+    revoked TEXT,
+    last_used TEXT,
+    label TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS api_keys_by_user ON api_keys (user, created);
+CREATE TABLE IF NOT EXISTS instances (name TEXT PRIMARY KEY, created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS members (
+    instance TEXT NOT NULL, user TEXT NOT NULL, role TEXT NOT NULL,
+    PRIMARY KEY (instance, user)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS members_by_user ON members (user, instance);
+"""
+
+MIGRATIONS = {1: _SCHEMA_1, 2: _SCHEMA_2, 3: _SCHEMA_3, 4: _SCHEMA_4, 5: _SCHEMA_5}
 """Step `n` brings a file from schema `n - 1` to `n`, in one transaction."""
 
 
@@ -339,6 +363,12 @@ class SQLiteStore(JobStore):
     async def list_jobs(self, query: JobQuery) -> tuple[list[Job], int]:
         where: list[str] = []
         args: list[Any] = []
+        if query.instances is not None:
+            if not query.instances:
+                return [], 0
+            triples = ", ".join("(?, ?, ?)" for _ in query.instances)
+            where.append(f"(hub, grp, project) IN (VALUES {triples})")
+            args.extend(part for name in query.instances for part in name.split("/", 2))
         if query.statuses:
             where.append(f"status IN ({','.join('?' * len(query.statuses))})")
             args.extend(s.value for s in query.statuses)
@@ -553,6 +583,138 @@ class SQLiteStore(JobStore):
             cutoff = (_sortable(keys_before),)
             await self._transact(lambda db: db.execute(forget, cutoff).rowcount)
         return purged
+
+    # accounts
+
+    async def _insert_new(self, sql: str, args: tuple[Any, ...], what: str) -> None:
+        try:
+            await self._write(sql, args)
+        except sqlite3.IntegrityError:
+            raise AccountExists(f"{what} exists already") from None
+
+    async def add_user(self, user: User) -> None:
+        sql = "INSERT INTO users (name, admin, created) VALUES (?, ?, ?)"
+        args = (user.name, int(user.admin), _sortable(user.created))
+        await self._insert_new(sql, args, f"user {user.name!r}")
+
+    async def get_user(self, name: str) -> User | None:
+        rows = await self._look_up("SELECT name, admin, created FROM users WHERE name = ?", (name,))
+        return _user(rows[0]) if rows else None
+
+    async def list_users(self) -> list[User]:
+        rows = await self._read("SELECT name, admin, created FROM users ORDER BY name")
+        return [_user(row) for row in rows]
+
+    async def set_admin(self, name: str, admin: bool) -> bool:
+        sql = "UPDATE users SET admin = ? WHERE name = ?"
+        return await self._write(sql, (int(admin), name)) == 1
+
+    async def delete_user(self, name: str) -> bool:
+        def delete(db: sqlite3.Connection) -> int:
+            db.execute("DELETE FROM api_keys WHERE user = ?", (name,))
+            db.execute("DELETE FROM members WHERE user = ?", (name,))
+            return int(db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount)
+
+        return int(await self._transact(delete)) == 1
+
+    async def add_key(self, key: ApiKey) -> None:
+        sql = (
+            "INSERT INTO api_keys (id, user, digest, created, expires, revoked, last_used, label)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        args = (
+            key.id,
+            key.user,
+            key.digest,
+            _sortable(key.created),
+            _maybe_sortable(key.expires),
+            _maybe_sortable(key.revoked),
+            _maybe_sortable(key.last_used),
+            key.label,
+        )
+        await self._insert_new(sql, args, f"key {key.id}")
+
+    async def get_key(self, key_id: str) -> ApiKey | None:
+        rows = await self._look_up(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,))
+        return _key(rows[0]) if rows else None
+
+    async def list_keys(self, user: str | None = None) -> list[ApiKey]:
+        sql = f"SELECT {_KEY_COLUMNS} FROM api_keys"
+        args: tuple[Any, ...] = ()
+        if user is not None:
+            sql, args = sql + " WHERE user = ?", (user,)
+        rows = await self._read(sql + " ORDER BY created, id", args)
+        return [_key(row) for row in rows]
+
+    async def revoke_key(self, key_id: str, at: datetime) -> bool:
+        sql = "UPDATE api_keys SET revoked = coalesce(revoked, ?) WHERE id = ?"
+        return await self._write(sql, (_sortable(at), key_id)) == 1
+
+    async def key_used(self, key_id: str, at: datetime) -> None:
+        await self._write("UPDATE api_keys SET last_used = ? WHERE id = ?", (_sortable(at), key_id))
+
+    async def add_instance(self, instance: Instance) -> None:
+        sql = "INSERT INTO instances (name, created) VALUES (?, ?)"
+        args = (instance.name, _sortable(instance.created))
+        await self._insert_new(sql, args, f"instance {instance.name!r}")
+
+    async def get_instance(self, name: str) -> Instance | None:
+        sql = "SELECT name, created FROM instances WHERE name = ?"
+        rows = await self._look_up(sql, (name,))
+        return Instance(rows[0][0], datetime.fromisoformat(rows[0][1])) if rows else None
+
+    async def list_instances(self) -> list[Instance]:
+        rows = await self._read("SELECT name, created FROM instances ORDER BY name")
+        return [Instance(row[0], datetime.fromisoformat(row[1])) for row in rows]
+
+    async def delete_instance(self, name: str) -> bool:
+        def delete(db: sqlite3.Connection) -> int:
+            db.execute("DELETE FROM members WHERE instance = ?", (name,))
+            return int(db.execute("DELETE FROM instances WHERE name = ?", (name,)).rowcount)
+
+        return int(await self._transact(delete)) == 1
+
+    async def set_role(self, instance: str, user: str, role: Role) -> None:
+        sql = "INSERT OR REPLACE INTO members (instance, user, role) VALUES (?, ?, ?)"
+        await self._write(sql, (instance, user, role.value))
+
+    async def remove_member(self, instance: str, user: str) -> bool:
+        sql = "DELETE FROM members WHERE instance = ? AND user = ?"
+        return await self._write(sql, (instance, user)) == 1
+
+    async def memberships(
+        self, *, user: str | None = None, instance: str | None = None
+    ) -> list[Membership]:
+        where: list[str] = []
+        args: list[Any] = []
+        for column, value in (("user", user), ("instance", instance)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        sql = "SELECT instance, user, role FROM members"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        # By key, on the loop's connection: asked on every authenticated request.
+        rows = await self._look_up(sql + " ORDER BY instance, user", args)
+        return [Membership(row[0], row[1], Role(row[2])) for row in rows]
+
+
+_KEY_COLUMNS = "id, user, digest, created, expires, revoked, last_used, label"
+
+
+def _user(row: Any) -> User:
+    return User(row[0], bool(row[1]), datetime.fromisoformat(row[2]))
+
+
+def _key(row: Any) -> ApiKey:
+    times = [None if value is None else datetime.fromisoformat(value) for value in row[3:7]]
+    created, expires, revoked, last_used = times
+    assert created is not None
+    return ApiKey(row[0], row[1], row[2], created, expires, revoked, last_used, row[7])
+
+
+def _maybe_sortable(value: datetime | None) -> str | None:
+    return None if value is None else _sortable(value)
 
 
 def _program_columns(program: Program, archive: ProgramArchive | None) -> tuple[Any, ...]:

@@ -1,0 +1,91 @@
+"""`/admin/...`: platform admins manage users, keys, instances and members over the API; anyone
+else is refused (403)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from qrt_common.account_admin import AccountAdmin
+from qrt_common.accounts import Role
+
+from .conftest import Harness, MakeGateway
+
+PEPPER = "admin api test pepper"
+
+
+class Caller:
+    def __init__(self, gw: Harness, key: str) -> None:
+        self.gw, self.key = gw, key
+
+    async def __call__(self, method: str, path: str, status: int = 200, **options: Any) -> Any:
+        return await self.gw.call(
+            method, path, status, headers={"Authorization": f"Bearer {self.key}"}, **options
+        )
+
+
+@pytest.fixture
+async def callers(make_gateway: MakeGateway) -> tuple[Caller, Caller]:
+    """A platform admin and alice, a member of a/b/c."""
+    gw = await make_gateway(auth=True, key_pepper=PEPPER)
+    admin = AccountAdmin(gw.store, PEPPER.encode())
+    await admin.add_user("root", admin=True)
+    await admin.add_user("alice")
+    await admin.add_instance("a/b/c")
+    await admin.grant("a/b/c", "alice", Role.ADMIN)
+    root_key, _ = await admin.create_key("root")
+    alice_key, _ = await admin.create_key("alice")
+    return Caller(gw, root_key), Caller(gw, alice_key)
+
+
+async def test_only_platform_admins_manage_accounts(callers):
+    _, alice = callers
+    for method, path, body in (
+        ("GET", "/admin/users", None),
+        ("POST", "/admin/users", {"name": "mallory", "admin": True}),
+        ("POST", "/admin/users/alice/keys", {}),
+        ("PUT", "/admin/instances/a/b/c/members/alice", {"role": "admin"}),
+        ("GET", "/admin/keys", None),
+    ):
+        refused = await alice(method, path, 403, json=body)
+        assert refused["detail"] == "managing accounts needs a platform admin; alice is none"
+
+
+async def test_users_keys_instances_and_members_over_the_api(callers):
+    root, _ = callers
+    assert (await root("POST", "/admin/users", 201, json={"name": "bob"}))["admin"] is False
+    await root("POST", "/admin/users", 409, json={"name": "bob"})
+    assert (await root("POST", "/admin/users", 400, json={"name": "b b"}))["field"] == "user"
+    made = await root("POST", "/admin/users/bob/keys", 201,
+                      json={"label": "ci", "expiresInDays": 1})  # fmt: skip
+    assert (
+        made["key"].startswith(f"qrt_{made['id']}_") and made["expires"] and made["label"] == "ci"
+    )
+    await root("POST", "/admin/users/nobody/keys", 404, json={})
+    bob = Caller(root.gw, made["key"])
+    await bob("GET", "/jobs")
+    listed = await root("GET", "/admin/keys?user=bob")
+    assert [k["id"] for k in listed["keys"]] == [made["id"]]
+    assert "key" not in listed["keys"][0] and "digest" not in listed["keys"][0]
+    await root("POST", "/admin/instances", 201, json={"name": "x/y/z"})
+    await root("POST", "/admin/instances", 400, json={"name": "x/y"})
+    await root("PUT", "/admin/instances/x/y/z/members/bob", json={"role": "reader"})
+    await root("PUT", "/admin/instances/x/y/z/members/bob", 400, json={"role": "owner"})
+    await root("PUT", "/admin/instances/q/q/q/members/bob", 404, json={"role": "reader"})
+    members = await root("GET", "/admin/instances/x/y/z/members")
+    assert members == {"members": [{"instance": "x/y/z", "user": "bob", "role": "reader"}]}
+    await bob("POST", "/jobs", 403, json={"programId": "noop", "hub": "x", "group": "y",
+                                         "project": "z"})  # fmt: skip
+    await root("PUT", "/admin/instances/x/y/z/members/bob", json={"role": "member"})
+    await bob("POST", "/jobs", json={"programId": "noop", "hub": "x", "group": "y", "project": "z"})
+    await root("DELETE", "/admin/instances/x/y/z/members/bob", 204)
+    await root("DELETE", "/admin/instances/x/y/z/members/bob", 404)
+    assert (await root("PATCH", "/admin/users/bob", json={"admin": True}))["admin"] is True
+    await root("DELETE", f"/admin/keys/{made['id']}", 204)
+    await bob("GET", "/jobs", 401)
+    await root("DELETE", "/admin/instances/x/y/z", 204)
+    await root("DELETE", "/admin/users/bob", 204)
+    await root("DELETE", "/admin/users/bob", 404)
+    assert [u["name"] for u in (await root("GET", "/admin/users"))["users"]] == ["alice", "root"]
+    assert [i["name"] for i in (await root("GET", "/admin/instances"))["instances"]] == ["a/b/c"]
