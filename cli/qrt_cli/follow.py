@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +17,14 @@ from qrt_client import AsyncClient, Attempt, Event, Interim, JobInfo, Log, Resul
 from . import exits, render
 
 POLL_SECONDS = 1.0
-"""How often the status line asks the platform for the job's status while nothing comes."""
+"""How often the status line asks the platform for the job's status."""
+
+
+class _Tick:
+    """No event came before the next status poll was due."""
+
+
+_TICK = _Tick()
 
 
 async def follow(client: AsyncClient, job_id: str, out: Console, as_json: bool) -> int:
@@ -53,15 +61,23 @@ async def follow(client: AsyncClient, job_id: str, out: Console, as_json: bool) 
         lambda line: status.update(line))  # fmt: skip
     try:
         with status:
+            next_poll = time.monotonic() + POLL_SECONDS
             while True:
+                item: Event | BaseException | _Tick | None
                 try:
-                    item = await asyncio.wait_for(queue.get(), POLL_SECONDS)
+                    wait = max(0.0, next_poll - time.monotonic())
+                    item = await asyncio.wait_for(queue.get(), wait)
                 except TimeoutError:
+                    item = _TICK
+                # Polled on time even while events pour in, so the line never goes stale.
+                if time.monotonic() >= next_poll:
                     now = await job.info()
                     if now.status != info.status and not live:
                         announce(now)
                     info = now
-                    update(render.status_line(info))
+                    next_poll = time.monotonic() + POLL_SECONDS
+                update(render.status_line(info))
+                if isinstance(item, _Tick):
                     continue
                 if item is None:
                     break

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ from qrt_cli.main import main
 from tests.support.dev import DevServer
 from tests.support.mesh import free_port
 from tests.support.programs import ROOT, merge_programs
+from tests.support.proxies import FlakyProxy
 from tests.support.waiting import eventually_sync
 
 QRT = [sys.executable, "-m", "qrt_cli"]
@@ -326,3 +329,49 @@ def test_shell_completion_offers_the_commands(config_home: Path, tmp_path: Path)
     done = subprocess.run([*QRT], env=env, capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert set(out.read_text().split()) == {"submit", "show"}
+
+
+def test_a_submit_whose_answer_was_lost_makes_one_job(qrt: Qrt, dev: DevServer, monkeypatch):
+    proxy = FlakyProxy(dev.port, drops=1)
+    try:
+        monkeypatch.setenv("QRT_URL", proxy.url)
+        job_id = submit(qrt, "hello-quantum", "--params", '{"greeting": "once"}', "--tag", "lost")
+    finally:
+        proxy.close()
+    keys = [
+        m.group(1) for h in proxy.heads if (m := re.search(r"(?im)^idempotency-key: ([^\r\n]+)", h))
+    ]
+    assert len(keys) >= 2 and keys[0] == keys[1] and uuid.UUID(keys[0])
+    monkeypatch.setenv("QRT_URL", dev.url)
+    page = qrt("jobs", "list", "--tag", "lost", "-o", "json").json()
+    assert page["count"] == 1 and page["jobs"][0]["id"] == job_id
+
+
+def test_result_gives_up_after_its_timeout_with_exit_7(qrt: Qrt):
+    job_id = submit(qrt, "sleeper", "--params", '{"seconds": 120}')
+    one_line_error(qrt("jobs", "result", job_id, "--timeout", "0.5"), exits.TIMED_OUT, job_id)
+    assert qrt("jobs", "cancel", job_id).code == 0
+
+
+def test_a_broken_config_file_is_one_line(run: Qrt, config_home: Path):
+    (config_home / "qrt").mkdir(parents=True)
+    (config_home / "qrt" / "config.toml").write_text("default = \n")
+    one_line_error(run("backends", "list"), exits.USAGE, "config.toml", "not valid TOML")
+
+
+def test_the_readme_documents_every_exit_code():
+    readme = (ROOT / "README.md").read_text().split("### From the command line", 1)[1]
+    codes = {v for k, v in vars(exits).items() if k.isupper() and isinstance(v, int)}
+    assert all(f"`{code}`" in readme for code in codes)
+
+
+def test_on_a_terminal_watch_keeps_a_status_line_with_the_elapsed_time(
+    dev: DevServer, config_home: Path
+):
+    env = {**os.environ, "QRT_URL": dev.url, "TTY_COMPATIBLE": "1", "COLUMNS": "100"}
+    argv = [*QRT, "jobs", "submit", "sleeper", "--params", '{"seconds": 3, "ticks": 3}', "--watch"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = re.findall(r"(\S+)  Running  (\d+\.\d) s", done.stdout)
+    assert len({elapsed for _, elapsed in lines}) >= 2  # it counts up while the job runs
+    assert "tick 2" in done.stdout and "woke up" in done.stdout

@@ -16,7 +16,9 @@ from tests.support.dev import DevServer
 from tests.support.programs import ROOT, merge_programs
 
 README = (ROOT / "README.md").read_text()
-EXAMPLES = re.findall(r"```python\n(.*?)```", README, re.S)
+# Blocks at the margin: an indented one (in a list, with placeholders such as "<API key>")
+# illustrates a third-party client and is tested against the real SDK (tests/gateway/test_tokens.py).
+EXAMPLES = re.findall(r"^```python\n(.*?)^```", README, re.S | re.M)
 COMMAND_LINE = README.split("### From the command line", 1)[1].split("\n### ", 1)[0]
 SHELL_EXAMPLES = re.findall(r"```sh\n(.*?)```", COMMAND_LINE, re.S)
 ADDRESS = "http://127.0.0.1:8000"
