@@ -1,4 +1,7 @@
-"""The `qrt` command line: one subcommand a service, each calling that service's `serve`."""
+# PYTHON_ARGCOMPLETE_OK
+"""The `qrt` command line: one subcommand a service, each calling that service's `serve`; the
+client commands (`login`, `jobs`, `programs`, `backends`) talking to a platform over HTTP; and
+`qrt admin`. Shell completion comes from argcomplete (README, "From the command line")."""
 
 from __future__ import annotations
 
@@ -11,13 +14,14 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+import argcomplete
 from pydantic import ValidationError
 
 from qrt_common.errors import ConfigurationError, DeviceConfigError
 from qrt_common.logs import configure_logging
 from qrt_common.settings import Settings
 
-from . import admin
+from . import admin, job_commands, platform_commands, program_commands, remote
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,13 +96,21 @@ def parser() -> argparse.ArgumentParser:
                 default=None,
                 help="require API keys (QRT_AUTH; without it qrt dev serves one user, no keys)",
             )
+    common = remote.common_options()
+    platform_commands.add_parsers(commands, common)
+    job_commands.add_parser(commands, common)
+    program_commands.add_parser(commands, common)
     admin.add_parser(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run `qrt` with `argv` (default: the process's arguments); returns the exit code."""
-    args = parser().parse_args(argv)
+    command_line = parser()
+    argcomplete.autocomplete(command_line)
+    args = command_line.parse_args(argv)
+    if hasattr(args, "client_action"):  # talks to a platform: no server settings involved
+        return remote.run(args)
     overrides: dict[str, Any] = {
         k: v for k, v in vars(args).items() if k in Settings.model_fields and v is not None
     }

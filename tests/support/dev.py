@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .mesh import exited, free_port, listening
@@ -15,8 +16,16 @@ from .waiting import eventually_sync
 class DevServer:
     """`qrt dev` in a subprocess of its own."""
 
-    def __init__(self, data_dir: Path, programs_dir: Path) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        programs_dir: Path,
+        options: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """`options`: more of `qrt dev`'s options (e.g. `--auth`); `env`: more variables."""
         self.data_dir, self.programs_dir = data_dir, programs_dir
+        self.options, self.env = list(options), dict(env or {})
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir.parent / "qrt-dev.log"
@@ -24,8 +33,8 @@ class DevServer:
 
     def start(self) -> None:
         command = [sys.executable, "-m", "qrt_cli", "dev", "--port", str(self.port),
-                   "--data-dir", str(self.data_dir), "--programs-dir", str(self.programs_dir)]  # fmt: skip
-        env = {**os.environ, "QRT_HEARTBEAT_INTERVAL": "0.2"}
+                   "--data-dir", str(self.data_dir), "--programs-dir", str(self.programs_dir), *self.options]  # fmt: skip
+        env = {**os.environ, "QRT_HEARTBEAT_INTERVAL": "0.2", **self.env}
         # Its output goes to a file: a pipe nobody reads would block the server once full.
         with open(self.log, "ab") as log:
             process = subprocess.Popen(command, env=env, stdout=log, stderr=log)

@@ -1,0 +1,377 @@
+"""The client commands (`qrt login|jobs|programs|backends`) against a running `qrt dev`: what they
+print for people and for scripts (`--output json`), their exit codes, and their one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qrt_cli import exits
+from qrt_cli.main import main
+from tests.support.dev import DevServer
+from tests.support.mesh import free_port
+from tests.support.programs import ROOT, merge_programs
+from tests.support.proxies import FlakyProxy
+from tests.support.waiting import eventually_sync
+
+QRT = [sys.executable, "-m", "qrt_cli"]
+
+
+@dataclass
+class Ran:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+    def lines(self) -> list[Any]:
+        return [json.loads(line) for line in self.out.splitlines()]
+
+
+Qrt = Callable[..., Ran]
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+    root = tmp_path_factory.mktemp("cli-client")
+    server = DevServer(root / "data", merge_programs(root / "programs"))
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def config_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """An empty config directory, and no QRT_* from outside."""
+    for name in list(os.environ):
+        if name.startswith("QRT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    return tmp_path / "config"
+
+
+@pytest.fixture
+def run(config_home: Path, capsys: pytest.CaptureFixture[str]) -> Qrt:
+    """`qrt ARGS...` in this process, as the shell runs it: its exit code, stdout and stderr."""
+
+    def qrt(*argv: str) -> Ran:
+        capsys.readouterr()
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:  # argparse's usage errors
+            code = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        return Ran(code, out, err)
+
+    return qrt
+
+
+@pytest.fixture
+def qrt(run: Qrt, dev: DevServer, monkeypatch: pytest.MonkeyPatch) -> Qrt:
+    """`run`, talking to the module's `qrt dev` (QRT_URL)."""
+    monkeypatch.setenv("QRT_URL", dev.url)
+    return run
+
+
+def submit(qrt: Qrt, *argv: str) -> str:
+    ran = qrt("jobs", "submit", *argv, "-o", "json")
+    assert ran.code == 0, ran.err
+    job_id: str = ran.json()["id"]
+    return job_id
+
+
+def one_line_error(ran: Ran, code: int, *words: str) -> None:
+    assert ran.code == code, (ran.out, ran.err)
+    assert len(ran.err.strip().splitlines()) == 1, ran.err
+    assert ran.err.startswith("qrt: ") and "Traceback" not in ran.err
+    assert all(word in ran.err for word in words), ran.err
+
+
+def test_login_keeps_profiles_in_a_private_config_file(
+    run: Qrt, dev: DevServer, config_home: Path, monkeypatch
+):
+    ran = run("login", dev.url)
+    assert ran.code == 0, ran.err
+    config = config_home / "qrt" / "config.toml"
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    assert run("backends", "list").code == 0  # the profile says where
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    assert run("login", dead, "--profile", "dead", "--key", "k1", "--no-check").code == 0
+    one_line_error(run("backends", "list"), exits.UNREACHABLE, dead)  # now the default
+    assert run("backends", "list", "--profile", "default").code == 0
+    monkeypatch.setenv("QRT_URL", dev.url)  # the environment wins over any profile
+    assert run("backends", "list").code == 0
+    one_line_error(run("backends", "list", "--profile", "nope"), exits.USAGE, "nope", "dead")
+    text = config.read_text()
+    assert 'default = "dead"' in text and '"k1"' in text and dev.url in text
+
+
+def test_login_refuses_an_unreachable_platform_and_keeps_nothing(run: Qrt, config_home: Path):
+    dead = f"http://127.0.0.1:{free_port()}"
+    one_line_error(run("login", dead, "--key", "k"), exits.UNREACHABLE, dead)
+    assert not (config_home / "qrt" / "config.toml").exists()
+
+
+def test_submit_watch_shows_interims_as_counts_charts_and_the_result(qrt: Qrt):
+    ran = qrt("jobs", "submit", "sample-program", "--params", '{"iterations": 2}', "--watch")
+    assert ran.code == exits.OK, ran.err
+    assert ran.out.count("interim: ") == 2
+    assert "outcome" in ran.out and "share" in ran.out and "█" in ran.out
+    assert "result: All done!" in ran.out
+    last = ran.out.strip().splitlines()[-1].split()
+    assert last[1] == "Completed" and last[3] == "s"  # id, status, elapsed seconds
+
+
+def test_watch_with_json_output_is_one_event_a_line(qrt: Qrt):
+    job_id = submit(qrt, "sample-program", "--params", '{"iterations": 3}')
+    ran = qrt("jobs", "watch", job_id, "-o", "json")
+    assert ran.code == exits.OK, ran.err
+    events = ran.lines()
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "status" and kinds[-1] == "end" and kinds[-2] == "result"
+    interims = [e["value"] for e in events if e["event"] == "interim"]
+    assert [i["iteration"] for i in interims] == [0, 1, 2]
+    assert all(sum(i["counts"].values()) > 0 for i in interims)
+    assert events[-2]["value"] == "All done!"
+    assert events[-1]["job"]["status"] == "Completed" and events[-1]["job"]["id"] == job_id
+    assert any(e["event"] == "log" for e in events)
+
+
+def test_a_watch_joined_late_still_gets_everything_and_result_reads_it(qrt: Qrt):
+    job_id = submit(qrt, "hello-quantum", "--params", '{"greeting": "hi"}', "--tag", "late")
+    assert qrt("jobs", "result", job_id, "--timeout", "120").code == 0
+    watched = qrt("jobs", "watch", job_id)
+    assert watched.code == 0 and "interim: hi" in watched.out and "Completed" in watched.out
+    result = qrt("jobs", "result", job_id, "-o", "json").json()
+    assert result["status"] == "Completed" and result["id"] == job_id
+    assert result["result"] == watched_result(qrt, job_id)
+
+
+def watched_result(qrt: Qrt, job_id: str) -> Any:
+    events = qrt("jobs", "watch", job_id, "-o", "json").lines()
+    return next(e["value"] for e in events if e["event"] == "result")
+
+
+def test_a_failed_job_exits_1_with_its_traceback_in_the_log(qrt: Qrt):
+    ran = qrt("jobs", "submit", "failing", "--watch")
+    assert ran.code == exits.FAILED
+    assert "ValueError: boom" in ran.out and "Failed" in ran.out.strip().splitlines()[-1]
+    job_id = ran.out.split()[1]  # "submitted <id>"
+    one_line_error(qrt("jobs", "result", job_id), exits.FAILED, "Failed", "boom")
+    assert qrt("jobs", "result", job_id, "-o", "json").json()["status"] == "Failed"
+    assert "about to fail" in qrt("jobs", "logs", job_id).out
+    assert "ValueError" in qrt("jobs", "logs", job_id, "--attempt", "1", "-o", "json").json()["log"]
+
+
+def test_a_cancelled_job_exits_3_and_can_then_be_deleted(qrt: Qrt):
+    job_id = submit(qrt, "sleeper", "--params", '{"seconds": 120, "ticks": 120}')
+    eventually_sync(lambda: qrt("jobs", "show", job_id, "-o", "json").json()["status"],
+                    "the sleeper runs", until=lambda s: s == "Running", timeout=60, every=0.2)  # fmt: skip
+    one_line_error(qrt("jobs", "delete", job_id), exits.REFUSED, "409")  # still running
+    assert qrt("jobs", "cancel", job_id).code == 0
+    watched = qrt("jobs", "watch", job_id)
+    assert watched.code == exits.CANCELLED and "cancelled on request" in watched.out
+    assert qrt("jobs", "result", job_id).code == exits.CANCELLED
+    one_line_error(qrt("jobs", "cancel", job_id), exits.REFUSED, "409")
+    shown = qrt("jobs", "show", job_id)
+    assert shown.code == 0 and "Cancelled" in shown.out and job_id in shown.out
+    assert qrt("jobs", "delete", job_id, "-o", "json").json() == {"id": job_id, "deleted": True}
+    one_line_error(qrt("jobs", "show", job_id), exits.REFUSED, "404", job_id)
+
+
+def test_a_job_past_its_time_limit_exits_4(qrt: Qrt):
+    ran = qrt("jobs", "submit", "sleeper", "--params", '{"seconds": 60}',
+              "--max-execution-time", "1", "--watch", "-o", "json")  # fmt: skip
+    assert ran.code == exits.RAN_TOO_LONG, ran.err
+    assert ran.lines()[-1]["job"]["status"] == "Cancelled - Ran too long"
+
+
+def test_list_filters_and_shows_whole_ids(qrt: Qrt):
+    ids = {submit(qrt, "noop", "--tag", "listed") for _ in range(2)}
+    for job_id in ids:
+        qrt("jobs", "result", job_id, "--timeout", "120")
+    page = qrt("jobs", "list", "--tag", "listed", "--ended", "-o", "json").json()
+    assert page["count"] == 2 and {j["id"] for j in page["jobs"]} == ids
+    assert all(j["status"] == "Completed" and j["program"] == "noop" for j in page["jobs"])
+    text = qrt("jobs", "list", "--tag", "listed", "--status", "Completed", "--program", "noop")
+    assert all(job_id in text.out for job_id in ids) and "2 of 2" in text.out
+    assert qrt("jobs", "list", "--tag", "listed", "--pending", "-o", "json").json()["count"] == 0
+    assert qrt("jobs", "list", "--pending", "--ended").code == exits.USAGE
+
+
+def test_show_as_json_is_the_job(qrt: Qrt):
+    job_id = submit(
+        qrt, "noop", "--backend", "aer_simulator_statevector", "--instance", "ibm-q/open/main"
+    )
+    shown = qrt("jobs", "show", job_id, "-o", "json").json()
+    assert shown["id"] == job_id and shown["program"] == "noop"
+    assert shown["backend"] == "aer_simulator_statevector" and shown["hub"] == "ibm-q"
+
+
+def test_programs_upload_show_update_and_delete(qrt: Qrt, tmp_path: Path):
+    listed = qrt("programs", "list", "-o", "json").json()
+    assert "sample-program" in {p["id"] for p in listed}
+    assert "sample-program" in qrt("programs", "list").out
+    shown = qrt("programs", "show", "sample-program")
+    assert shown.code == 0 and "iterations" in shown.out
+    source = tmp_path / "adder"
+    source.mkdir()
+    (source / "program.py").write_text(
+        "def main(backend, user_messenger, a, b):\n    return a + b\n"
+    )
+    uploaded = qrt("programs", "upload", str(source), "--description", "adds", "-o", "json")
+    assert uploaded.code == 0, uploaded.err
+    program_id = uploaded.json()["id"]
+    assert program_id.startswith("adder") and uploaded.json()["description"] == "adds"
+    ran = qrt("jobs", "submit", program_id, "--params", '{"a": 2, "b": 3}', "--watch", "-o", "json")
+    assert ran.code == 0 and ran.lines()[-2] == {"event": "result", "value": 5}
+    updated = qrt("programs", "update", program_id, "--description", "sums", "-o", "json")
+    assert updated.json()["description"] == "sums"
+    assert qrt("programs", "delete", program_id).code == 0
+    one_line_error(qrt("programs", "show", program_id), exits.REFUSED, "404")
+    one_line_error(qrt("programs", "upload", str(tmp_path / "missing")), exits.USAGE, "missing")
+    one_line_error(qrt("programs", "delete", "sample-program"), exits.REFUSED, "403")
+
+
+def test_backends_list(qrt: Qrt):
+    backends = qrt("backends", "list", "-o", "json").json()
+    assert {"name": "aer_simulator", "simulator": True} in backends
+    assert "aer_simulator" in qrt("backends", "list").out
+
+
+def test_params_from_a_file_and_bad_params(qrt: Qrt, tmp_path: Path):
+    params = tmp_path / "params.json"
+    params.write_text('{"greeting": "from a file"}')
+    ran = qrt("jobs", "submit", "hello-quantum", "--params", f"@{params}", "--watch")
+    assert ran.code == 0 and "interim: from a file" in ran.out
+    one_line_error(qrt("jobs", "submit", "noop", "--params", "{oops"), exits.USAGE, "not JSON")
+    one_line_error(qrt("jobs", "submit", "noop", "--params", "[1]"), exits.USAGE, "JSON object")
+    one_line_error(qrt("jobs", "submit", "noop", "--params", "@/no/such"), exits.USAGE, "/no/such")
+    one_line_error(
+        qrt("jobs", "submit", "noop", "--instance", "a/b"), exits.USAGE, "hub/group/project"
+    )
+
+
+def test_the_platforms_refusals_are_one_line_with_detail_and_field(qrt: Qrt):
+    one_line_error(
+        qrt("jobs", "submit", "no-such-program"), exits.REFUSED, "404", "field programId"
+    )
+    ran = qrt("jobs", "submit", "no-such-program", "-o", "json")
+    assert ran.json() == {"error": "404 program 'no-such-program' not found (field programId)",
+                          "status": 404, "field": "programId"}  # fmt: skip
+    one_line_error(qrt("jobs", "show", "no-such-job"), exits.REFUSED, "404")
+    assert qrt("jobs", "frobnicate").code == exits.USAGE
+
+
+def test_connection_refused_names_the_url_in_one_line(config_home: Path):
+    url = f"http://127.0.0.1:{free_port()}"
+    env = {**os.environ, "QRT_URL": url}
+    done = subprocess.run(
+        [*QRT, "jobs", "list"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == exits.UNREACHABLE
+    assert done.stderr.strip() == f"qrt: cannot reach {url}: All connection attempts failed"
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DevServer, str]]:
+    """A `qrt dev --auth`, and a platform admin's key made with `qrt admin`."""
+    root = tmp_path_factory.mktemp("cli-auth")
+    data = root / "data"
+    admin = [*QRT, "admin", "--data-dir", str(data)]
+    subprocess.run([*admin, "users", "add", "alice", "--admin"], check=True, capture_output=True)
+    made = subprocess.run(
+        [*admin, "keys", "create", "alice"], check=True, capture_output=True, text=True
+    )
+    server = DevServer(data, merge_programs(root / "programs"), options=["--auth"])
+    server.start()
+    yield server, made.stdout.strip()
+    server.kill()
+
+
+def test_a_bad_key_is_refused_in_one_line_and_login_keeps_only_a_good_one(
+    run: Qrt, secured, config_home: Path, monkeypatch
+):
+    server, key = secured
+    one_line_error(
+        run("login", server.url, "--key", "qrt_bad_key"), exits.REFUSED, "401", server.url
+    )
+    assert not (config_home / "qrt" / "config.toml").exists()
+    assert run("login", server.url, "--key", key).code == 0
+    ran = run("jobs", "submit", "hello-quantum", "--params", '{"greeting": "keyed"}', "--watch")
+    assert ran.code == 0 and "interim: keyed" in ran.out
+    monkeypatch.setenv("QRT_API_KEY", "qrt_bad_key")  # the environment wins over the profile
+    one_line_error(run("jobs", "list"), exits.REFUSED, "401", "qrt login")
+    monkeypatch.delenv("QRT_API_KEY")
+    monkeypatch.setenv("QRT_URL", server.url)
+    monkeypatch.setenv("QRT_PROFILE", "default")
+    assert run("jobs", "list", "-o", "json").json()["count"] == 1
+
+
+def test_shell_completion_offers_the_commands(config_home: Path, tmp_path: Path):
+    out = tmp_path / "completions"
+    env = {**os.environ, "_ARGCOMPLETE": "1", "COMP_LINE": "qrt jobs s", "COMP_POINT": "10",
+           "_ARGCOMPLETE_STDOUT_FILENAME": str(out), "_ARGCOMPLETE_IFS": "\n"}  # fmt: skip
+    done = subprocess.run([*QRT], env=env, capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert set(out.read_text().split()) == {"submit", "show"}
+
+
+def test_a_submit_whose_answer_was_lost_makes_one_job(qrt: Qrt, dev: DevServer, monkeypatch):
+    proxy = FlakyProxy(dev.port, drops=1)
+    try:
+        monkeypatch.setenv("QRT_URL", proxy.url)
+        job_id = submit(qrt, "hello-quantum", "--params", '{"greeting": "once"}', "--tag", "lost")
+    finally:
+        proxy.close()
+    keys = [
+        m.group(1) for h in proxy.heads if (m := re.search(r"(?im)^idempotency-key: ([^\r\n]+)", h))
+    ]
+    assert len(keys) >= 2 and keys[0] == keys[1] and uuid.UUID(keys[0])
+    monkeypatch.setenv("QRT_URL", dev.url)
+    page = qrt("jobs", "list", "--tag", "lost", "-o", "json").json()
+    assert page["count"] == 1 and page["jobs"][0]["id"] == job_id
+
+
+def test_result_gives_up_after_its_timeout_with_exit_7(qrt: Qrt):
+    job_id = submit(qrt, "sleeper", "--params", '{"seconds": 120}')
+    one_line_error(qrt("jobs", "result", job_id, "--timeout", "0.5"), exits.TIMED_OUT, job_id)
+    assert qrt("jobs", "cancel", job_id).code == 0
+
+
+def test_a_broken_config_file_is_one_line(run: Qrt, config_home: Path):
+    (config_home / "qrt").mkdir(parents=True)
+    (config_home / "qrt" / "config.toml").write_text("default = \n")
+    one_line_error(run("backends", "list"), exits.USAGE, "config.toml", "not valid TOML")
+
+
+def test_the_readme_documents_every_exit_code():
+    readme = (ROOT / "README.md").read_text().split("### From the command line", 1)[1]
+    codes = {v for k, v in vars(exits).items() if k.isupper() and isinstance(v, int)}
+    assert all(f"`{code}`" in readme for code in codes)
+
+
+def test_on_a_terminal_watch_keeps_a_status_line_with_the_elapsed_time(
+    dev: DevServer, config_home: Path
+):
+    env = {**os.environ, "QRT_URL": dev.url, "TTY_COMPATIBLE": "1", "COLUMNS": "100"}
+    argv = [*QRT, "jobs", "submit", "sleeper", "--params", '{"seconds": 3, "ticks": 3}', "--watch"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = re.findall(r"(\S+)  Running  (\d+\.\d) s", done.stdout)
+    assert len({elapsed for _, elapsed in lines}) >= 2  # it counts up while the job runs
+    assert "tick 2" in done.stdout and "woke up" in done.stdout
