@@ -217,8 +217,12 @@ def test_a_subreaper_keeps_what_leaves_its_session_and_kill_tree_ends_it(tmp_pat
     )
     root = subprocess.Popen([sys.executable, "-c", script])
     try:
-        running = eventually_sync(lambda: survivors(token), "the escapers run",
-                                  until=lambda found: len(found) == 2)  # fmt: skip
+        # Until the double fork's middle process has exited, the daemon is not orphaned yet.
+        running = eventually_sync(
+            lambda: survivors(token),
+            "the escapers run and the daemon was handed to the subreaper",
+            until=lambda found: len(found) == 2 and sorted(children(root.pid)) == sorted(found),
+        )
         escapers = sorted(running)
         # The orphaned daemon came to the subreaper, as the children files and every
         # process's parent (what a kernel without those files gives) both say.
