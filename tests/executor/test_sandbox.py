@@ -7,6 +7,8 @@ import asyncio
 import json
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -239,3 +241,33 @@ async def test_a_data_directory_inside_the_programs_directory_stays_hidden(tmp_p
         )
     finally:
         await lone.close()
+
+
+ISOLATED_IMPORT = """
+import os, sys
+sys.path.insert(0, {installed!r})
+from qrt_executor import sandbox
+from qrt_executor.job_protocol import SandboxPolicy
+pid = os.fork()
+if pid == 0:
+    sandbox.isolate(SandboxPolicy(), sandbox.python_installation(), [])
+    import lazily_read  # first read inside the sandbox, as entry points' metadata is
+    print(lazily_read.VALUE, os.path.exists({elsewhere!r}), flush=True)
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_python_installed_under_tmp_stays_readable_and_the_rest_of_tmp_does_not(tmp_path):
+    # pytest's tmp_path lies under /tmp, which every job gets a fresh tmpfs over: a qrt
+    # installed there (a CI clone) must still read its modules and metadata lazily.
+    installed, elsewhere = tmp_path / "site-packages", tmp_path / "other-users-file"
+    installed.mkdir()
+    (installed / "lazily_read.py").write_text("VALUE = 'found'\n")
+    elsewhere.write_text("secret")
+    script = ISOLATED_IMPORT.format(installed=str(installed), elsewhere=str(elsewhere))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["found", "False"]

@@ -26,6 +26,7 @@ import errno
 import os
 import resource
 import signal
+import sys
 import traceback
 from collections.abc import Iterable
 
@@ -209,12 +210,26 @@ def _lower(kind: int, value: int, slack: int = 0) -> None:
     resource.setrlimit(kind, (value, ceiling))
 
 
+def python_installation(hidden: Iterable[str] = ()) -> list[str]:
+    """The directories Python itself reads from (its prefixes, every `sys.path` entry: the
+    venv, an editable install's sources) that lie where a sandbox hides or replaces everything
+    (`/tmp`, the hidden directories): a qrt installed under /tmp must still find the metadata
+    and modules it reads lazily (Qiskit's transpiler plugins are found by entry points)."""
+    covered = [JOB_TMP, *DEFAULT_HIDDEN, *hidden]
+    places = {sys.prefix, sys.exec_prefix, sys.base_prefix, *sys.path}
+    return [
+        path
+        for path in _directories(places)
+        if any(_within(path, os.path.realpath(outer)) for outer in covered)
+    ]
+
+
 def enter(launch: Launch) -> None:
     """Build `launch`'s sandbox around this job process and set its limits; raises OSError
     when the sandbox cannot be built."""
     policy = launch.sandbox
     if policy.isolate:
-        readable = [launch.search_path, launch.project_dir]
+        readable = [launch.search_path, launch.project_dir, *python_installation(policy.hidden)]
         isolate(policy, readable, [launch.workdir, *policy.writable])
     apply_limits(policy.limits)
 
