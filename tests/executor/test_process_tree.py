@@ -63,7 +63,7 @@ def escaper_params(kind: str, token: str, end: str) -> dict[str, Any]:
         return common
     if kind == "python-template":
         return {"respond": "escape", **common}
-    return {"print": "escape", **common}
+    return {"print": "escape", "escaper_source": ESCAPER.read_text(), **common}
 
 
 async def escaped(token: str) -> list[int]:

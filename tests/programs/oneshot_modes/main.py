@@ -76,8 +76,11 @@ elif mode == "lines":
         print(line, flush=True)
 elif mode == "escape":
     # tests/support/escaper.py: processes that try to outlive the job; then end as asked.
+    # Its text comes along: the sandbox shows this program nothing of the tests' checkout.
+    with open("/tmp/escaper.py", "w") as f:
+        f.write(params["escaper_source"])
     subprocess.Popen(
-        ["python3", params["escaper"], params["token"], "/tmp"], start_new_session=True
+        ["python3", "/tmp/escaper.py", params["token"], "/tmp"], start_new_session=True
     )
     while not os.path.exists("/tmp/escaped"):
         time.sleep(0.01)
