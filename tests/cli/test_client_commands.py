@@ -19,7 +19,7 @@ import pytest
 
 from qrt_cli import exits
 from qrt_cli.main import main
-from tests.support.dev import DevServer
+from tests.support.dev import DevServer, serving
 from tests.support.mesh import free_port
 from tests.support.programs import ROOT, merge_programs
 from tests.support.proxies import FlakyProxy
@@ -47,10 +47,8 @@ Qrt = Callable[..., Ran]
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     root = tmp_path_factory.mktemp("cli-client")
-    server = DevServer(root / "data", merge_programs(root / "programs"))
-    server.start()
-    yield server
-    server.kill()
+    with serving(root) as server:
+        yield server
 
 
 @pytest.fixture

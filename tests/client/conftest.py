@@ -7,17 +7,14 @@ from collections.abc import Iterator
 import pytest
 
 from qrt_client import Client
-from tests.support.dev import DevServer
-from tests.support.programs import merge_programs
+from tests.support.dev import DevServer, serving
 
 
 @pytest.fixture(scope="session")
 def qrt_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     root = tmp_path_factory.mktemp("client")
-    server = DevServer(root / "data", merge_programs(root / "programs"))
-    server.start()
-    yield server
-    server.kill()
+    with serving(root) as server:
+        yield server
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.dev import DevServer
-from tests.support.programs import ROOT, merge_programs
+from tests.support.dev import DevServer, serving
+from tests.support.programs import ROOT
 
 README = (ROOT / "README.md").read_text()
 # Blocks at the margin: an indented one (in a list, with placeholders such as "<API key>")
@@ -27,10 +27,8 @@ ADDRESS = "http://127.0.0.1:8000"
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     root = tmp_path_factory.mktemp("readme")
-    server = DevServer(root / "data", merge_programs(root / "programs"))
-    server.start()
-    yield server
-    server.kill()
+    with serving(root) as server:
+        yield server
 
 
 def test_the_readme_has_python_examples_that_use_the_client():

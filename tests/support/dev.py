@@ -6,10 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from .mesh import exited, free_port, listening
+from .programs import merge_programs
 from .waiting import eventually_sync
 
 
@@ -57,3 +59,14 @@ class DevServer:
         """Stop it at once if it still runs."""
         if self.process is not None and self.process.poll() is None:
             self.stop(signal.SIGKILL)
+
+
+@contextmanager
+def serving(root: Path) -> Iterator[DevServer]:
+    """A `qrt dev` with its data and the test programs under `root`, for the block."""
+    server = DevServer(root / "data", merge_programs(root / "programs"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
