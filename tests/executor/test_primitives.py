@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import numpy as np
 import pytest
 import pytest_asyncio
@@ -25,6 +26,7 @@ from qiskit_ibm_runtime import RuntimeEncoder
 from qiskit_ibm_runtime.decoders.result_decoder import ResultDecoder
 from qiskit_ibm_runtime.execution_span import DoubleSliceSpan, ExecutionSpans
 
+from qrt_cli.dev import Platform
 from qrt_common.jobs import JobStatus
 from qrt_common.messages import JobEvent
 from qrt_common.programs import ProgramKind
@@ -35,6 +37,7 @@ from qrt_executor.job_protocol import DeviceAccess, Launch
 from qrt_executor.pool import WarmPool
 from qrt_executor.runner import JobOutput, run_job
 from tests.support.executors import Run
+from tests.support.platform import make_settings, wait_for
 from tests.support.primitives import submitted_params
 from tests.support.programs import merge_programs
 
@@ -224,6 +227,9 @@ async def test_estimator_on_aer_bell_and_broadcast_sweep(pool, programs):
     assert second.metadata["target_precision"] == pytest.approx(0.01)
     assert result.metadata["version"] == 2
     assert result.metadata["resilience"]["zne_mitigation"] is False
+    # seed_estimator seeds the noise of the precision: the same seed, the same values.
+    again = decoded(await run(pool, programs, "estimator", params))
+    assert np.array_equal(again[1].data.evs, second.data.evs)
 
 
 async def test_options_ignored_on_a_noiseless_simulator_are_logged(pool, programs):
@@ -332,3 +338,52 @@ async def test_a_circuit_outside_the_devices_target_is_refused(pool, programs, d
     done = await run(pool, programs, "estimator", params, device=device)
     assert done.outcome.status is JobStatus.FAILED
     assert "qrt runs without error mitigation" in (done.outcome.reason or "")
+
+
+async def test_primitive_jobs_through_the_gateway_on_the_dev_device_and_aer(tmp_path):
+    """The whole way: HTTP, scheduler, executor (its own device access), job process, device."""
+    config = tmp_path / "device.toml"
+    config.write_text("noise = false\nseed = 3\n")
+    settings = make_settings(
+        tmp_path, merge_programs(tmp_path / "programs"), dev_device=True, device_config=config
+    )
+    platform = await Platform.start(settings)
+    try:
+        async with aiohttp.ClientSession(base_url=platform.url) as http:
+            assert platform.device is not None
+            backend = await asyncio.to_thread(DeviceBackend, platform.device.rep_endpoint)
+            backend.close()
+            isa = transpile(bell(pair=(2, 0)), backend=backend, initial_layout=[0, 1, 2])
+
+            async def submit(program: str, params: dict[str, Any], on: str) -> str:
+                body = {
+                    "programId": program,
+                    "backend": on,
+                    "params": json.loads(json.dumps(params, cls=RuntimeEncoder)),
+                }
+                async with http.post("/jobs", json=body) as response:
+                    assert response.status == 200, await response.text()
+                    return str((await response.json())["id"])
+
+            sampled = await submit(
+                "sampler", submitted_params("sampler", AerSimulator(), None, [isa], shots=300),
+                "Starmon-5",
+            )  # fmt: skip
+            estimated = await submit(
+                "estimator",
+                submitted_params("estimator", AerSimulator(), None, [(bell(False), ["ZZ", "XX"])]),
+                "aer_simulator",
+            )
+            for job_id in (sampled, estimated):
+                job = await wait_for(http, job_id, timeout=120)
+                assert job["status"] == "Completed", job
+            async with http.get(f"/jobs/{sampled}/results") as response:
+                result = ResultDecoder.decode(await response.json())
+            counts = result[0].data.meas.get_counts()
+            assert set(counts) <= {"000", "101"} and sum(counts.values()) == 300
+            async with http.get(f"/jobs/{estimated}/results") as response:
+                result = ResultDecoder.decode(await response.json())
+            for value in result[0].data.evs:
+                assert_near(value, 1.0, 0.015625, "<ZZ>, <XX>")
+    finally:
+        await platform.stop()
