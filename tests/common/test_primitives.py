@@ -4,6 +4,8 @@ qiskit-ibm-runtime client sends them (its own option classes and RuntimeEncoder)
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -214,3 +216,14 @@ def test_simulator_options_on_a_device_are_ignored_with_a_warning():
     assert review_primitive_request("sampler", params, simulator=True)[0].startswith(
         "option simulator.coupling_map"
     )
+
+
+def test_the_checks_import_no_qiskit():
+    """The gateway checks requests without qiskit (no QPY, no second of imports)."""
+    code = (
+        "import sys, json; from qrt_common.primitives import check_primitive_request; "
+        f"check_primitive_request('sampler', json.loads({json.dumps(json.dumps(sampler_params()))})); "
+        "print(sorted(m for m in sys.modules if m.startswith(('qiskit', 'numpy'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
