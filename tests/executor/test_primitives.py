@@ -251,7 +251,8 @@ async def test_a_refused_option_fails_the_job_naming_it(pool, programs):
     )
     done = await run(pool, programs, "sampler", params)
     assert done.outcome.status is JobStatus.FAILED
-    assert "options.execution.meas_type: only 'classified'" in (done.outcome.reason or "")
+    assert (done.outcome.reason or "").startswith("options.execution.meas_type: only 'classified'")
+    assert "[qrt] options.execution.meas_type" in done.log and "Traceback" not in done.log
 
 
 async def test_a_noise_model_runs_on_aer(pool, programs):

@@ -27,12 +27,7 @@ from typing import Any
 import numpy as np
 from qiskit import QuantumCircuit
 from qiskit.primitives import BackendEstimatorV2, BackendSamplerV2
-from qiskit.primitives.containers import (
-    DataBin,
-    PrimitiveResult,
-    PubResult,
-    SamplerPubResult,
-)
+from qiskit.primitives.containers import PrimitiveResult, PubResult, SamplerPubResult
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.observables_array import ObservablesArray
 from qiskit.primitives.containers.sampler_pub import SamplerPub
@@ -149,8 +144,7 @@ def run_estimator(
         if not simulator:
             metadata["shots"] = math.ceil(1.0 / pub.precision**2)
         metadata["circuit_metadata"] = pub.circuit.metadata
-        data = DataBin(evs=result.data.evs, stds=result.data.stds, shape=result.data.shape)
-        results.append(PubResult(data, metadata=metadata))
+        results.append(PubResult(result.data, metadata=metadata))
     off = {"enable_gates": False, "enable_measure": False}
     summary = {
         "dynamical_decoupling": {"enable": False},

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import traceback
 
-from qrt_common.errors import ParamsUndecodable, ResultRefused
+from qrt_common.errors import InvalidInput, ParamsUndecodable, ResultRefused
 
 from .job_backends import make_backend
 from .job_protocol import Failure, Launch
@@ -31,7 +31,9 @@ def run_program(launch: Launch, messenger: UserMessenger) -> int:
                 messenger.fail(str(exc))
                 return 1
         return 0
-    except ParamsUndecodable as exc:
+    except (ParamsUndecodable, InvalidInput) as exc:
+        # Input the program refused with qrt's own error (a primitive's option, a pub that is
+        # not an ISA circuit): its message is the reason; a traceback would only bury it.
         messenger.fail(str(exc))
         return 1
     except SystemExit as exc:
