@@ -74,10 +74,24 @@ async def run(
     program: str,
     params: dict[str, Any],
     *,
-    backend: str = "aer_simulator",
     device: tuple[Device, DeviceBackend] | None = None,
 ) -> Run:
     """One job of `program` with `params` (encoded as the client encodes them)."""
+    text = json.dumps(params, cls=RuntimeEncoder)
+    return await run_encoded(pool, programs, program, text, device=device)
+
+
+async def run_encoded(
+    pool: WarmPool,
+    programs: Path,
+    program: str,
+    params: str,
+    *,
+    device: tuple[Device, DeviceBackend] | None = None,
+) -> Run:
+    """One job of `program` with `params` as the job keeps them (JSON text), on Aer or
+    `device`."""
+    backend = "aer_simulator"
     events: list[JobEvent] = []
 
     async def send(batch: list[JobEvent]) -> None:
@@ -103,7 +117,7 @@ async def run(
         search_path=str(programs),
         project_dir=str(programs),
         backend=backend,
-        params=json.dumps(params, cls=RuntimeEncoder),
+        params=params,
         workdir=str(programs),
         device=access,
     )
@@ -388,3 +402,16 @@ async def test_primitive_jobs_through_the_gateway_on_the_dev_device_and_aer(tmp_
                 assert_near(value, 1.0, 0.015625, "<ZZ>, <XX>")
     finally:
         await platform.stop()
+
+
+async def test_a_bad_pub_fails_the_job_naming_it(pool, programs):
+    sweep, values = ry_sweep()
+    params = submitted_params("sampler", AerSimulator(), None, [bell(), (sweep, values)])
+    # Three values for each binding of a circuit of two parameters: the client would not send it.
+    encoded = json.loads(json.dumps(params, cls=RuntimeEncoder))
+    encoded["pubs"][1][1] = json.loads(json.dumps(np.zeros((4, 3)), cls=RuntimeEncoder))
+    done = await run_encoded(pool, programs, "sampler", json.dumps(encoded))
+    assert done.outcome.status is JobStatus.FAILED
+    reason = done.outcome.reason or ""
+    assert reason.startswith("pub 1: Length of ('a', 'b') inconsistent with last dimension")
+    assert "\n" not in reason and len(reason) < 250  # not the whole array

@@ -43,6 +43,9 @@ from .primitives import DEFAULT_PRECISION, DEFAULT_SHOTS, review_primitive_reque
 
 __all__ = ["run_estimator", "run_sampler"]
 
+MAX_WHY = 200
+"""Characters of Qiskit's reason a pub is refused that the job's reason keeps."""
+
 
 def _warn(message: str) -> None:
     print(f"[qrt] warning: {message}", file=sys.stderr, flush=True)
@@ -174,7 +177,11 @@ def _coerce(index: int, coerce: Callable[[Any], Any], pub: Any) -> Any:
     try:
         return coerce(tuple(pub))
     except Exception as exc:  # qiskit raises ValueError, TypeError, QiskitError, ...
-        raise InvalidInput(f"pub {index}: {exc}", field=f"params.pubs[{index}]") from None
+        # Qiskit's messages may quote whole arrays: the first line, cut short, says enough.
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if len(why) > MAX_WHY:
+            why = why[: MAX_WHY - 1] + "…"
+        raise InvalidInput(f"pub {index}: {why}", field=f"params.pubs[{index}]") from None
 
 
 def _set_noise_model(backend: AerSimulator, options: Mapping[str, Any]) -> None:
