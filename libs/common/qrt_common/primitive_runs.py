@@ -163,13 +163,13 @@ def run_estimator(
 
 
 def _options(params: Mapping[str, Any]) -> Mapping[str, Any]:
-    options = params.get("options") if isinstance(params, Mapping) else None
-    return options if isinstance(options, Mapping) else {}
+    options = params.get("options")
+    return options if isinstance(options, dict) else {}
 
 
 def _get(options: Mapping[str, Any], section: str, name: str) -> Any:
     part = options.get(section)
-    return part.get(name) if isinstance(part, Mapping) else None
+    return part.get(name) if isinstance(part, dict) else None
 
 
 def _coerce(index: int, coerce: Callable[[Any], Any], pub: Any) -> Any:
@@ -189,7 +189,7 @@ def _set_noise_model(backend: AerSimulator, options: Mapping[str, Any]) -> None:
     model = _get(options, "simulator", "noise_model")
     if model is None:
         return
-    if isinstance(model, Mapping):
+    if isinstance(model, dict):
         try:
             model = NoiseModel.from_dict(dict(model))
         except Exception as exc:
@@ -243,7 +243,7 @@ def _widened_observables(observables: ObservablesArray, width: int) -> Observabl
     padded = np.empty(observables.shape, dtype=object)
     for index in np.ndindex(*observables.shape):
         term = observables[index]
-        mapping = term if isinstance(term, Mapping) else dict(term)
+        mapping = term if isinstance(term, dict) else dict(term)
         padded[index] = {
             "I" * (width - len(pauli)) + pauli: coeff for pauli, coeff in mapping.items()
         }

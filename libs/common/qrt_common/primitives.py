@@ -10,6 +10,10 @@ are the RuntimeEncoder JSON of (qiskit_ibm_runtime/options/options.py, `_get_pro
      "version": 2, "support_qiskit": true,
      "resilience_level": <int>}   # estimator, when set
 
+Values are checked against JSON's concrete types (dict, list), not the Mapping and Sequence
+ABCs: an ABC's first negative answer for a class (None, a decoded QuantumCircuit) walks every
+subclass registered with it, tens of milliseconds in a freshly forked job process.
+
 The checks here need no decoding (no QPY, no qiskit): the gateway makes them at submit
 (`check_primitive_request`), the programs again in their job process with the backend known
 (`review_primitive_request`, which also returns the warnings to log). The table of options is in
@@ -18,7 +22,7 @@ the README, "SamplerV2 and EstimatorV2 programs".
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from .errors import InvalidInput
@@ -147,7 +151,7 @@ def review_primitive_request(
     options = params.get("options")
     if options is None:
         options = {}
-    if not isinstance(options, Mapping):
+    if not isinstance(options, dict):
         raise InvalidInput(
             f"params.options: must be an object, not {_kind(options)}", field="params.options"
         )
@@ -178,14 +182,14 @@ def _check_pubs(program_id: str, pubs: Any) -> None:
             f"params.pubs: missing: the {program_id} takes a list of pubs {form}",
             field="params.pubs",
         )
-    if isinstance(pubs, str | bytes | Mapping) or not isinstance(pubs, Sequence) or not pubs:
+    if not isinstance(pubs, list | tuple) or not pubs:
         raise InvalidInput(
             f"params.pubs: must be a non-empty list of pubs {form}", field="params.pubs"
         )
     fewest, most = _PUB_LENGTHS[program_id]
     for index, pub in enumerate(pubs):
         where = f"params.pubs[{index}]"
-        if isinstance(pub, str | bytes | Mapping) or not isinstance(pub, Sequence):
+        if not isinstance(pub, list | tuple):
             raise InvalidInput(f"{where}: a pub is a list {form}", field=where)
         if not fewest <= len(pub) <= most:
             raise InvalidInput(
@@ -195,8 +199,8 @@ def _check_pubs(program_id: str, pubs: Any) -> None:
         circuit = pub[0]
         if (
             circuit is None
-            or isinstance(circuit, str | bytes | int | float | Sequence)
-            or (isinstance(circuit, Mapping) and circuit.get("__type__") != "QuantumCircuit")
+            or isinstance(circuit, str | int | float | list | tuple)
+            or (isinstance(circuit, dict) and circuit.get("__type__") != "QuantumCircuit")
         ):
             raise InvalidInput(
                 f"{where}[0]: must be a QuantumCircuit (QPY, as RuntimeEncoder writes it)",
@@ -234,7 +238,7 @@ class _Review:
         self.resilience_level = resilience_level
         self.simulator = simulator
         simulated = options.get("simulator")
-        self.noise_model = isinstance(simulated, Mapping) and (
+        self.noise_model = isinstance(simulated, dict) and (
             simulated.get("noise_model") is not None
         )
         self.warnings: list[str] = []
@@ -247,7 +251,7 @@ class _Review:
 
     def get(self, section: str, name: str) -> Any:
         part = self.options.get(section)
-        return part.get(name) if isinstance(part, Mapping) else None
+        return part.get(name) if isinstance(part, dict) else None
 
     def run(self) -> list[str]:
         known = _OPTIONS[self.program_id]
@@ -257,7 +261,7 @@ class _Review:
                 self.refuse(name, f"not an option of the {self.program_id} (it takes {listed})")
             names = known[name]
             if names is not None and name != "experimental":
-                if not isinstance(value, Mapping):
+                if not isinstance(value, dict):
                     self.refuse(name, f"must be an object, not {_kind(value)}")
                 for inner in value:
                     if inner not in names:
