@@ -1,7 +1,8 @@
 """What the `sampler` program costs over Aer's own SamplerV2: a 2-qubit Bell pub of 1000 shots,
 p50 and p99 of (a) Aer's SamplerV2 run in this process and (b) the `sampler` program in a warm
 job process (params encoded as qiskit-ibm-runtime encodes them, the result decoded by its
-ResultDecoder), one job at a time. The stock client's own path adds HTTP and polling to (b).
+ResultDecoder), one job at a time, next to (c) a no-op job, what any job costs. The stock
+client's own path adds HTTP and polling to (b).
 
     python bench/primitives.py [--runs 200]
 
@@ -37,6 +38,7 @@ from qrt_executor.pool import WarmPool  # noqa: E402
 from qrt_executor.runner import JobOutput, run_job  # noqa: E402
 
 PROGRAMS = str(ROOT / "programs")
+NOOP_PROGRAMS = str(ROOT / "bench" / "programs")
 SHOTS = 1000
 
 
@@ -86,8 +88,10 @@ def aer_in_process(runs: int) -> list[float]:
     return times
 
 
-async def through_a_job_process(runs: int) -> list[float]:
-    params = client_params()
+async def through_a_job_process(runs: int, module: str = "sampler.sampler") -> list[float]:
+    """Seconds per job of `module` (the sampler, or bench/programs' no-op)."""
+    params = client_params() if module == "sampler.sampler" else "{}"
+    where = PROGRAMS if module == "sampler.sampler" else NOOP_PROGRAMS
     workdir = tempfile.mkdtemp(prefix="qrt-bench-")
     pool = WarmPool(2)
     await pool.start()
@@ -99,8 +103,8 @@ async def through_a_job_process(runs: int) -> list[float]:
             results.extend(event.data for event in batch if event.kind.value == "result")
 
         launch = Launch(
-            job_id=f"job-{n}", kind=ProgramKind.QISKIT_RUNTIME, module="sampler.sampler",
-            search_path=PROGRAMS, project_dir=PROGRAMS, backend="aer_simulator", params=params,
+            job_id=f"job-{n}", kind=ProgramKind.QISKIT_RUNTIME, module=module,
+            search_path=where, project_dir=where, backend="aer_simulator", params=params,
             workdir=workdir,
         )  # fmt: skip
         proc = await pool.acquire()
@@ -112,7 +116,8 @@ async def through_a_job_process(runs: int) -> list[float]:
         finally:
             proc.close()
         await output.close()
-        ResultDecoder.decode(results[0])
+        if results:
+            ResultDecoder.decode(results[0])
 
     for n in range(10):  # warm up
         await one(n)
@@ -134,6 +139,8 @@ def main() -> None:
     print(f"  Aer's SamplerV2 in this process      {percentiles(aer_in_process(args.runs))}")
     job = asyncio.run(through_a_job_process(args.runs))
     print(f"  the sampler program in a job process {percentiles(job)}")
+    noop = asyncio.run(through_a_job_process(args.runs, "noop.noop"))
+    print(f"  a no-op job in a job process         {percentiles(noop)}")
 
 
 if __name__ == "__main__":

@@ -75,3 +75,32 @@ async def test_close_ends_waiting_processes():
         except ProcessLookupError:
             continue
         raise AssertionError(f"process {pid} outlived the pool")
+
+
+async def test_a_fork_given_up_before_the_zygote_answers_harms_no_running_job():
+    """A fork cancelled while the zygote forks (a job cancelled, or the pool closed, while it
+    waited for a process): the late answer ends the unwanted process, and the zygote and the
+    job processes in use go on (it used to end the channel's reader, and every job with it)."""
+    pool = WarmPool(size=0)
+    await pool.start()
+    try:
+        running = await pool.acquire()
+        zygote = pool._zygote
+        forking = asyncio.create_task(zygote.fork())
+        await asyncio.sleep(0)  # the request is on its way
+        forking.cancel()
+        # Answers come in order: once this fork is answered, the cancelled one was too.
+        after = await pool.acquire()
+        assert pool._zygote is zygote and zygote.alive
+        assert not running.exited.done() and not after.exited.done()
+        unwanted = [pid for pid in zygote._exits if pid not in (running.pid, after.pid)]
+        assert len(unwanted) <= 1
+        for pid in unwanted:  # its exit, if the zygote reported it yet, is a kill
+            exited = zygote._exits[pid]
+            assert await asyncio.wait_for(exited, 5) == -signal.SIGKILL
+        for proc in (running, after):
+            proc.control.close()
+            assert await asyncio.wait_for(proc.exited, 5) == 0
+            proc.close()
+    finally:
+        await pool.close()

@@ -84,7 +84,11 @@ class Zygote:
                 pid = int(pid_text)
                 if kind == "forked":
                     self._exits[pid] = loop.create_future()
-                    self._forks.popleft().set_result(pid)
+                    fork = self._forks.popleft()
+                    if fork.done():  # its fork() was cancelled: no job will ever come to it
+                        kill_tree(pid)
+                    else:
+                        fork.set_result(pid)
                 elif kind == "exited" and pid in self._exits:
                     self._exits.pop(pid).set_result(int(rest[0]))
         except (OSError, ValueError, IndexError):
