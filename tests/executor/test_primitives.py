@@ -316,16 +316,14 @@ async def test_estimator_on_a_device_from_measured_counts(pool, programs, device
     labels = ("ZIZ", "XIX", "YIY", "IIZ", "IZI")
     # As IBM's guides do: the observables laid out on the transpiled circuit's qubits.
     observables = [SparsePauliOp(label).apply_layout(circuit.layout) for label in labels]
+    # default_shots: exactly that many shots (ceil(1 / (1/sqrt(406))**2) alone is 407).
     params = submitted_params(
-        "estimator", AerSimulator(), None, [(circuit, observables)], precision=0.05
+        "estimator", AerSimulator(), {"default_shots": 406}, [(circuit, observables)]
     )
     result = decoded(await run(pool, programs, "estimator", params, device=device))
     pub = result[0]
-    assert pub.metadata == {
-        "target_precision": 0.05,
-        "shots": 400,
-        "circuit_metadata": {"name": "bell"},
-    }
+    assert pub.metadata["shots"] == 406 and pub.metadata["circuit_metadata"] == {"name": "bell"}
+    assert pub.metadata["target_precision"] == pytest.approx(1 / math.sqrt(406))
     evs, stds = pub.data.evs, pub.data.stds
     for index, exact in enumerate([1.0, 1.0, -1.0, 0.0, 1.0]):
         # stds estimated from the counts: 0 where every shot agrees, about 0.05 for Z on q0.

@@ -108,7 +108,7 @@ def run_estimator(
     for warning in review_primitive_request("estimator", params, simulator=simulator):
         warn(warning)
     if options.get("default_shots"):
-        default_precision = 1 / math.sqrt(options["default_shots"])
+        default_precision = _precision_of(options["default_shots"])
     else:
         default_precision = options.get("default_precision") or DEFAULT_PRECISION
     pubs = [
@@ -160,6 +160,15 @@ def run_estimator(
         "version": 2,
     }
     return PrimitiveResult(results, metadata=summary)
+
+
+def _precision_of(shots: int) -> float:
+    """The precision whose shots, ceil(1 / precision**2), are `shots`: 1/sqrt(shots) rounded
+    up to the float that makes it so (1/sqrt(7) alone gives 8)."""
+    precision = 1 / math.sqrt(shots)
+    while math.ceil(1 / precision**2) > shots:
+        precision = math.nextafter(precision, math.inf)
+    return precision
 
 
 def _options(params: Mapping[str, Any]) -> Mapping[str, Any]:
