@@ -172,10 +172,12 @@ def ry_sweep() -> tuple[QuantumCircuit, np.ndarray]:
 
 
 def check_sweep(result: SamplerPubResult, values: np.ndarray, shots: int) -> None:
-    assert result.data.shape == (4,)
+    """Each binding's counts (the pub shaped as `values` without its last axis) near
+    sin(angle/2)**2 ones, in each register."""
+    assert result.data.shape == values.shape[:-1]
     assert set(result.data) == {"first", "second"}
-    for index, (a, b) in enumerate(values):
-        for register, angle in (("first", a), ("second", b)):
+    for index in np.ndindex(*values.shape[:-1]):
+        for register, angle in (("first", values[index][0]), ("second", values[index][1])):
             ones = result.data[register][index].get_counts().get("1", 0)
             p = math.sin(angle / 2) ** 2
             std = max(math.sqrt(p * (1 - p) / shots), 1e-9)
@@ -188,7 +190,7 @@ async def test_sampler_on_aer_bell_sweeps_several_pubs_and_seeds(pool, programs)
         "sampler",
         AerSimulator(),
         {"default_shots": 2000, "simulator": {"seed_simulator": 11}},
-        [bell(), (sweep, values, 1000)],
+        [bell(), (sweep, values.reshape(2, 2, 2), 1000)],  # a pub of shape (2, 2)
     )
     done = await run(pool, programs, "sampler", params)
     result = decoded(done)
@@ -198,7 +200,7 @@ async def test_sampler_on_aer_bell_sweeps_several_pubs_and_seeds(pool, programs)
     assert isinstance(first.data.meas, BitArray) and first.data.meas.num_bits == 2
     check_bell_counts(first.data.meas, 2000)
     assert first.metadata == {"shots": 2000, "circuit_metadata": {"name": "bell"}}
-    check_sweep(second, values, 1000)
+    check_sweep(second, values.reshape(2, 2, 2), 1000)
     assert second.metadata["shots"] == 1000
     assert result.metadata["version"] == 2
     spans = result.metadata["execution"]["execution_spans"]
