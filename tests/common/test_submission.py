@@ -207,3 +207,17 @@ def test_a_new_job_is_queued_for_its_instance_with_what_it_was_given():
     defaults = new_job(TYPED, "{}")
     assert (defaults.instance, defaults.backend) == ("ibm-q/open/main", "aer_simulator")
     assert defaults.id != job.id
+
+
+def test_the_bundled_primitives_params_are_checked_at_submit():
+    sampler = Program(id="sampler", name="sampler", module="sampler.sampler")
+    circuit = {"__type__": "QuantumCircuit", "__value__": "..."}
+    fine = {"pubs": [[circuit, None, 100]], "options": {"default_shots": 10}, "version": 2}
+    assert json.loads(program_params(fine, sampler)) == fine
+    bad = {**fine, "options": {"execution": {"meas_type": "kerneled"}}}
+    error = refusal(bad, sampler)
+    assert error.field == "params.options.execution.meas_type"
+    assert "only 'classified'" in str(error)
+    # An uploaded program of that name is someone else's: its params are its own business.
+    uploaded = Program(id="sampler", name="sampler", module="s.s", owner="h/g/p")
+    assert json.loads(program_params(bad, uploaded)) == bad

@@ -389,6 +389,18 @@ async def test_primitive_jobs_through_the_gateway_on_the_dev_device_and_aer(tmp_
                 submitted_params("estimator", AerSimulator(), None, [(bell(False), ["ZZ", "XX"])]),
                 "aer_simulator",
             )
+            # A refused option is a 400 at submit, naming it.
+            refused = submitted_params(
+                "sampler", AerSimulator(), {"execution": {"meas_type": "avg_kerneled"}}, [isa]
+            )
+            body = {
+                "programId": "sampler",
+                "backend": "Starmon-5",
+                "params": json.loads(json.dumps(refused, cls=RuntimeEncoder)),
+            }
+            async with http.post("/jobs", json=body) as response:
+                assert response.status == 400
+                assert "options.execution.meas_type" in await response.text()
             for job_id in (sampled, estimated):
                 job = await wait_for(http, job_id, timeout=120)
                 assert job["status"] == "Completed", job

@@ -12,6 +12,7 @@ from typing import Any
 from .backends import DEFAULT_BACKEND
 from .errors import Conflict, Forbidden, InvalidInput
 from .jobs import DEFAULT_INSTANCE, Job, new_job_id
+from .primitives import PRIMITIVE_PROGRAMS, check_primitive_request
 from .programs import Program, planqk_input
 
 PARAM_TYPES: dict[str, tuple[type, ...]] = {
@@ -91,6 +92,9 @@ def program_params(raw: Any, program: Program) -> str:
             raise InvalidInput(f"missing required parameter '{name}'", field=f"params.{name}")
     for name, value in values.items():
         _check_type(program, name, value)
+    if program.bundled and program.id in PRIMITIVE_PROGRAMS:
+        # A V2 primitive's params and options, as far as they are known without the backend.
+        check_primitive_request(program.id, values)
     return text
 
 
