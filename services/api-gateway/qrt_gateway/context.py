@@ -23,6 +23,7 @@ from qrt_common.store.base import JobStore
 from qrt_common.submission import replayed
 from qrt_common.wire import decode, encode
 
+from .device_board import DeviceBoard
 from .replays import SharedReplays
 from .streams import StreamHub
 
@@ -38,6 +39,8 @@ class Gateway:
     streams: StreamHub
     announced: dict[str, tuple[list[str], float]] = field(default_factory=dict)
     """Executor id to the devices it offers and when it last said so."""
+    board: DeviceBoard = field(default_factory=DeviceBoard)
+    """The devices as executors last reported them, and their recent history."""
     replays: SharedReplays = field(init=False)
     """Stored output that streams of the same job replay, read once for all of them."""
 
@@ -109,6 +112,7 @@ class Gateway:
             self.announced.pop(beat.executor_id, None)
         else:
             self.announced[beat.executor_id] = (beat.exclusive_backends, time.monotonic())
+            self.board.seen(beat.devices)
 
     def devices(self) -> list[str]:
         """Devices a live executor offers."""
