@@ -15,6 +15,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ..context import gateway
+
 HERE = Path(__file__).parent
 SWAGGER_UI_VERSION = "5.35.0"
 """The swagger-ui-dist release vendored in `swagger/` (Apache-2.0)."""
@@ -49,9 +51,17 @@ async def docs_page(request: web.Request) -> web.Response:
     return web.Response(text=DOCS_PAGE, content_type="text/html")
 
 
-async def console_page(request: web.Request) -> web.FileResponse:
-    """`/ui`: the console's one page (its views are picked by the URL's fragment)."""
-    return web.FileResponse(HERE / "static" / "index.html")
+CONSOLE_PAGE = (HERE / "static" / "index.html").read_text()
+AUTH_OFF = '<meta name="qrt-auth" content="off">'
+
+
+async def console_page(request: web.Request) -> web.Response:
+    """`/ui/`: the console's one page (its views are picked by the URL's fragment); it says
+    whether keys are on, so the console asks for one before its first request."""
+    page = CONSOLE_PAGE
+    if gateway(request).settings.auth:
+        page = page.replace(AUTH_OFF, '<meta name="qrt-auth" content="on">')
+    return web.Response(text=page, content_type="text/html")
 
 
 async def _console_root(request: web.Request) -> web.Response:

@@ -2,7 +2,7 @@
 // #/programs/<id>, #/backends, #/backends/<name>, #/login); a view returns a function that
 // stops what it started (polls, websockets) when the person goes elsewhere.
 
-import { ApiError, api, apiKey, signOut } from "./api.js";
+import { ApiError, apiKey, signOut } from "./api.js";
 import { h, show } from "./dom.js";
 import { jobList, jobPage } from "./jobs.js";
 import { programList, programPage } from "./programs.js";
@@ -10,6 +10,7 @@ import { backendList, backendPage } from "./backends.js";
 import { loginPage } from "./login.js";
 
 const view = document.getElementById("view");
+const KEYS_ON = document.querySelector('meta[name="qrt-auth"]')?.content === "on";
 const notice = document.getElementById("notice");
 let stop = () => {};
 
@@ -50,6 +51,10 @@ async function render() {
   say("");
   const { parts, query } = route();
   const section = parts[0] || "jobs";
+  if (KEYS_ON && !apiKey() && section !== "login") {
+    location.replace(`#/login?${new URLSearchParams({ next: location.hash || "#/jobs" })}`);
+    return;
+  }
   for (const link of document.querySelectorAll("header nav a[data-section]")) {
     link.classList.toggle("current", link.dataset.section === section);
   }

@@ -104,7 +104,7 @@ export async function jobList(view, query) {
 function timeline(job, seen) {
   const items = [["Created", job.created]];
   if (job.started) items.push([job.attempt > 1 ? `Started (attempt ${job.attempt})` : "Started", job.started]);
-  for (const [status, at] of seen) if (!FINAL.has(status) && status !== "Queued") items.push([`Seen ${status}`, at]);
+  if (seen.has("Queued") && job.attempt > 1) items.push(["Queued again", seen.get("Queued")]);
   if (job.ended) items.push([`${job.status}${job.reason ? `: ${job.reason}` : ""}`, job.ended]);
   else items.push([`${job.status} now`, null]);
   return h("ol", { class: "timeline", id: "timeline" },

@@ -77,7 +77,7 @@ export async function programPage(view, programId) {
   const form = h("form", { class: "params card", id: "submit-job" },
     ...fields, free,
     h("label", {}, "Backend", h("select", { name: "backend" }, backends.map((b) => h("option", { value: b.name }, b.name)))),
-    h("label", {}, "Instance", h("input", { name: "instance", value: DEFAULT_INSTANCE, required: true, pattern: "[^/]+/[^/]+/[^/]+" })),
+    h("label", {}, "Instance", h("input", { name: "instance", value: DEFAULT_INSTANCE, required: true, pattern: "[^\\/]+\\/[^\\/]+\\/[^\\/]+" })),
     h("label", {}, "Tags (comma-separated)", h("input", { name: "tags" })),
     h("button", { type: "submit", class: "primary" }, "Run"), error);
   form.addEventListener("submit", async (event) => {
