@@ -84,7 +84,9 @@ def test_a_job_run_from_its_programs_form_completes_with_its_histogram_drawn(
               for bar in bars.all()}  # fmt: skip
     stored = api(server, "GET", f"/jobs/{job_id}/results").json()
     assert counts == json.loads(stored) and sum(counts.values()) == 1024
-    # The greeting, published as an interim result, shows as the text it is.
+    # The greeting, published as an interim result, shows as the text it is; the final result,
+    # which ends the results stream, shows only as the result.
+    expect(page.locator("#interims[data-stream=ended]")).to_have_count(1)
     expect(page.locator("#interims .interim")).to_have_count(1)
     expect(page.locator("#interims pre.json")).to_have_text(json.dumps(HOSTILE))
     assert page.locator("#interims img, #interims b, #log img").count() == 0

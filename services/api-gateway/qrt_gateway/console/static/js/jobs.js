@@ -131,7 +131,7 @@ export async function jobPage(view, jobId) {
   const info = h("div", { class: "card" });
   const message = h("p", { class: "error", id: "job-error", role: "alert" });
   const log = h("pre", { class: "log", id: "log" });
-  const interims = h("div", { id: "interims" }, h("p", { class: "muted" }, "None yet."));
+  const interims = h("div", { id: "interims", dataset: { stream: "open" } }, h("p", { class: "muted" }, "None yet."));
   const result = h("div", { id: "result" }, h("p", { class: "muted" }, "No result yet."));
   const cancel = h("button", { type: "button", id: "cancel", class: "danger" }, "Cancel");
   const remove = h("button", { type: "button", id: "delete", class: "danger" }, "Delete");
@@ -264,6 +264,7 @@ export async function jobPage(view, jobId) {
       h("div", { class: "muted" }, `#${frames.length} at ${new Date().toLocaleTimeString()}`), renderValue(value, { label: "interim" })));
   }, () => {
     resultsClosed = true;
+    interims.dataset.stream = "ended";
     dropFinal();
     poll();
   });

@@ -66,7 +66,10 @@ export async function programPage(view, programId) {
     }
     throw failure;
   }
-  const { backends } = await api("/backends");
+  const [{ backends }, recent] = await Promise.all([api("/backends"), api("/jobs", { query: { limit: 1 } })]);
+  // The instance of the person's latest job is the likeliest one they may submit to.
+  const latest = recent.jobs[0];
+  const instance = latest ? `${latest.hub}/${latest.group}/${latest.project}` : DEFAULT_INSTANCE;
   const parameters = program.parameters || [];
   const declared = parameters.length > 0;
   const error = h("p", { class: "error", id: "submit-error", role: "alert" });
@@ -77,7 +80,7 @@ export async function programPage(view, programId) {
   const form = h("form", { class: "params card", id: "submit-job" },
     ...fields, free,
     h("label", {}, "Backend", h("select", { name: "backend" }, backends.map((b) => h("option", { value: b.name }, b.name)))),
-    h("label", {}, "Instance", h("input", { name: "instance", value: DEFAULT_INSTANCE, required: true, pattern: "[^\\/]+\\/[^\\/]+\\/[^\\/]+" })),
+    h("label", {}, "Instance", h("input", { name: "instance", value: instance, required: true, pattern: "[^\\/]+\\/[^\\/]+\\/[^\\/]+" })),
     h("label", {}, "Tags (comma-separated)", h("input", { name: "tags" })),
     h("button", { type: "submit", class: "primary" }, "Run"), error);
   form.addEventListener("submit", async (event) => {
