@@ -14,6 +14,7 @@ import pytest
 
 from tests.support.dev import DevServer, serving
 from tests.support.programs import ROOT
+from tests.support.waiting import TIME_SCALE
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 CHROMIUM = Path(os.environ.get("QRT_TEST_CHROMIUM", "/usr/bin/chromium"))
 """The browser the tests drive (Debian's `chromium` package; `make system-packages`)."""
 SHOTS = ROOT / ".test-output" / "console"
-WAIT_MS = 90_000
+WAIT_MS = 90_000 * TIME_SCALE
 """How long a page may take to show what a test waits for (a loaded machine is slow)."""
 
 

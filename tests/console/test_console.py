@@ -159,13 +159,13 @@ def test_expectation_values_are_plotted_and_other_output_shown_as_json(
 ):
     # echo declares no parameters: its form takes a JSON object, and it returns what it got.
     page.goto(f"{server.url}/ui/#/programs/echo")
-    params = {"evs": [0.25, -0.5, 0.75], "note": "</pre><script>alert(1)</script>"}
-    page.fill("textarea[name=params-json]", json.dumps(params))
+    note = "</pre><script>alert(1)</script>"
+    page.fill("textarea[name=params-json]", json.dumps({"evs": [0.25, -0.5, 0.75], "note": note}))
     page.click("#submit-job button[type=submit]")
     page.wait_for_url(re.compile(r"#/jobs/[0-9a-f-]{36}$"))
     expect(page.locator("#job-header [data-status]")).to_have_text("Completed")
     expect(page.locator("#result svg.plot circle.dot")).to_have_count(3)
     expect(page.locator("#result figcaption")).to_have_text("result.evs: 3 values")
-    expect(page.locator("#result pre.json")).to_contain_text(params["note"])
+    expect(page.locator("#result pre.json")).to_contain_text(note)
     assert page.locator("#result script").count() == 0
     watched.shot("job-expectation-values")
