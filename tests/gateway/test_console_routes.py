@@ -5,6 +5,7 @@ heartbeats report it), the job streams taking the bearer credential as a websock
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import aiohttp
 import pytest
@@ -26,14 +27,16 @@ CALIBRATION = {
 }  # fmt: skip
 
 
-async def beat(gw: Harness, *, reachable: bool = True) -> None:
+async def beat(
+    gw: Harness, *, reachable: bool = True, calibration: dict[str, Any] = CALIBRATION
+) -> None:
     report = DeviceReport(
         name="Tiny-3",
         nqubits=3,
         topology=[(0, 1), (1, 2)],
         pgs=["X", "CNOT", "measure"],
         reachable=reachable,
-        calibration=CALIBRATION,
+        calibration=calibration,
     )
     heartbeat = Heartbeat(
         executor_id="ex1",
@@ -62,6 +65,17 @@ async def test_a_device_reported_by_a_heartbeat_shows_its_calibration_and_queue(
                                     {"qubits": [1, 2], "fidelity": 0.97}]  # fmt: skip
     [sample] = detail["history"]
     assert sample["reachable"] is True and sample["meanT1Us"] == pytest.approx(32.166667)
+    assert (sample["queued"], sample["running"]) == (0, 0)  # counted before the submit
+
+
+async def test_the_first_calibration_replaces_a_sample_taken_without_one(gw: Harness):
+    await beat(gw, calibration={})
+    await beat(gw, calibration={})
+    [first] = (await gw.call("GET", "/backends/Tiny-3"))["history"]
+    assert first["meanT1Us"] is None
+    await beat(gw)
+    [sample] = (await gw.call("GET", "/backends/Tiny-3"))["history"]
+    assert sample["meanT1Us"] == pytest.approx(32.166667) and sample["at"] >= first["at"]
 
 
 async def test_a_device_that_stopped_answering_is_offline(gw: Harness):

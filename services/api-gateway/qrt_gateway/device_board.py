@@ -4,8 +4,10 @@ bounded history of samples for the console's state-over-time charts."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from statistics import fmean
 from typing import Any
@@ -20,11 +22,15 @@ HISTORY_SAMPLES = 360
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """A device at one moment: whether it answered, and its calibration's qubit means."""
+    """A device at one moment: whether it answered, its queue, and its calibration's qubit
+    means."""
 
     at: float
     """Epoch seconds."""
     reachable: bool
+    queued: int | None
+    """Jobs of every instance waiting for the device; None when the store could not tell."""
+    running: int | None
     mean_t1_us: float | None
     mean_t2_us: float | None
     mean_readout_fidelity: float | None
@@ -72,6 +78,10 @@ def _mean(values: list[float | None]) -> float | None:
     return round(fmean(numbers), 6) if numbers else None
 
 
+Queue = Callable[[str], Awaitable[tuple[int, int]]]
+"""How many jobs are queued for and running on a backend (given its name)."""
+
+
 @dataclass(slots=True)
 class DeviceBoard:
     """The last report of each device and when it came, and each device's history."""
@@ -80,19 +90,27 @@ class DeviceBoard:
     """Device name to its last report and when it came (monotonic seconds)."""
     history: dict[str, deque[Sample]] = field(default_factory=dict)
 
-    def seen(self, reports: list[DeviceReport]) -> None:
-        """Take the device reports of one heartbeat."""
+    async def seen(self, reports: list[DeviceReport], queue: Queue) -> None:
+        """Take the device reports of one heartbeat; a device due for a sample has its queue
+        counted by `queue` too."""
         now, wall = time.monotonic(), time.time()
         for report in reports:
             self.reports[report.name] = (report, now)
             samples = self.history.setdefault(report.name, deque(maxlen=HISTORY_SAMPLES))
             if samples and wall - samples[-1].at < SAMPLE_SECONDS:
-                continue
+                if samples[-1].mean_t1_us is not None or not report.calibration:
+                    continue
+                samples.pop()  # taken before the first calibration reading: this one instead
+            queued = running = None
+            with contextlib.suppress(Exception):  # a store hiccup costs a sample's counts only
+                queued, running = await queue(report.name)
             calibration = report.calibration
             samples.append(
                 Sample(
                     at=wall,
                     reachable=report.reachable,
+                    queued=queued,
+                    running=running,
                     mean_t1_us=_mean(per_qubit(calibration, "t1_in_us", report.nqubits)),
                     mean_t2_us=_mean(per_qubit(calibration, "t2_in_us", report.nqubits)),
                     mean_readout_fidelity=_mean(

@@ -12,9 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from qrt_common.backends import SIMULATORS
 from qrt_common.errors import NotFound
-from qrt_common.jobs import JobStatus
 from qrt_common.messages import DeviceReport
-from qrt_common.store.base import JobQuery
 
 from .context import gateway
 from .device_board import Sample, per_pair, per_qubit
@@ -61,6 +59,8 @@ class Queue(_Shape):
 class HistorySample(_Shape):
     at: str
     reachable: bool
+    queued: int | None = Field(description="Jobs waiting for the device (null: not counted).")
+    running: int | None
     mean_t1_us: float | None = Field(alias="meanT1Us")
     mean_t2_us: float | None = Field(alias="meanT2Us")
     mean_readout_fidelity: float | None = Field(alias="meanReadoutFidelity")
@@ -85,7 +85,9 @@ class BackendDetail(_Shape):
     gates: list[str] | None = Field(None, description="The primitive gate set.")
     calibration: Calibration | None = None
     history: list[HistorySample] | None = Field(
-        None, description="Samples of the last hour, oldest first, about one every 10 s."
+        None,
+        description="Samples of the last hour, oldest first, about one every 10 s: whether "
+        "the device answered, its queue, and its calibration's means.",
     )
 
 
@@ -125,6 +127,8 @@ def _sample(sample: Sample) -> HistorySample:
     return HistorySample(
         at=_iso(sample.at),
         reachable=sample.reachable,
+        queued=sample.queued,
+        running=sample.running,
         mean_t1_us=sample.mean_t1_us,
         mean_t2_us=sample.mean_t2_us,
         mean_readout_fidelity=sample.mean_readout_fidelity,
@@ -138,11 +142,8 @@ async def get_backend(request: web.Request) -> web.Response:
     offered = name in gw.backends()
     if not offered and seen is None:
         raise NotFound(f"backend '{name}' not found; available: {', '.join(gw.backends())}")
-    counts = []
-    for status in (JobStatus.QUEUED, JobStatus.RUNNING):
-        _, count = await gw.store.list_jobs(JobQuery(limit=1, statuses=(status,), backend=name))
-        counts.append(count)
-    queue = Queue(queued=counts[0], running=counts[1])
+    queued, running = await gw.queue(name)
+    queue = Queue(queued=queued, running=running)
     if name in SIMULATORS or seen is None:
         detail = BackendDetail(name=name, simulator=name in SIMULATORS, online=offered, queue=queue)
         return json_response(dump(detail))

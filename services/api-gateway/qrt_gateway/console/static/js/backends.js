@@ -51,10 +51,17 @@ export async function backendPage(view, name) {
         ["Gates", d.gates ? d.gates.join(" ") : "—"],
         ["Calibrated", d.calibration ? when(d.calibration.calibratedAt) : "—"],
       ]))];
+    // A device's queue over the last hour comes with its history; a simulator's is the one
+    // seen while this page is open.
+    const history = d.history || [];
+    const at = (sample) => new Date(sample.at).getTime();
+    const queueSeen = d.simulator
+      ? queueHistory
+      : history.map((x) => [at(x), x.queued, x.running]);
     const queuePlot = linePlot([
-      { label: "queued", points: queueHistory.map(([t, q]) => [t, q]) },
-      { label: "running", points: queueHistory.map(([t, , r]) => [t, r]) },
-    ], { xTime: true, title: "Queue while this page is open", yRange: [0, 1] });
+      { label: "queued", points: queueSeen.map(([t, q]) => [t, q]) },
+      { label: "running", points: queueSeen.map(([t, , r]) => [t, r]) },
+    ], { xTime: true, title: "Queue", yRange: [0, 1] });
     if (d.calibration && d.nqubits) {
       const qubits = d.calibration.qubits;
       const pairs = new Map(d.calibration.pairs.map((p) => [`${p.qubits[0]}-${p.qubits[1]}`, p.fidelity]));
@@ -89,8 +96,6 @@ export async function backendPage(view, name) {
             h("td", {}, d.calibration.pairs.filter((p) => p.qubits.includes(q.qubit))
               .map((p) => `q${p.qubits[0]}–q${p.qubits[1]}: ${p.fidelity.toFixed(4)}`).join(", ") || "—")))))));
     }
-    const history = d.history || [];
-    const at = (sample) => new Date(sample.at).getTime();
     parts.push(h("div", { class: "grid" },
       d.simulator ? null : h("section", { class: "card" }, h("h2", {}, "Last hour"),
         linePlot([
@@ -99,7 +104,7 @@ export async function backendPage(view, name) {
         ], { xTime: true, title: "Mean T1 and T2" }),
         linePlot([{ label: "answering (1) or not (0)", points: history.map((x) => [at(x), x.reachable ? 1 : 0]) }],
           { xTime: true, title: "Reachable", yRange: [0, 1] })),
-      h("section", { class: "card" }, h("h2", {}, "Queue"), queuePlot)));
+      h("section", { class: "card" }, h("h2", {}, d.simulator ? "Queue while this page is open" : "Queue, last hour"), queuePlot)));
     show(view, ...parts);
   }
 
