@@ -5,8 +5,7 @@ browser with the key as a websocket subprotocol, and /docs' Authorize button tak
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
+import secrets
 from collections.abc import Iterator
 
 import httpx
@@ -18,7 +17,6 @@ from tests.support.programs import merge_programs
 
 from .conftest import Watched
 
-QRT = [sys.executable, "-m", "qrt_cli"]
 ALICE, BOB = "acme/research/qubits", "other/group/project"
 
 
@@ -26,21 +24,27 @@ ALICE, BOB = "acme/research/qubits", "other/group/project"
 def secured(
     tmp_path_factory: pytest.TempPathFactory, browser: Browser
 ) -> Iterator[tuple[DevServer, dict[str, str]]]:
-    """A `qrt dev --auth` where alice is a member of ALICE and bob of BOB; their keys."""
+    """A `qrt dev --auth` where alice is a member of ALICE and bob of BOB; their keys (made
+    through the admin API with the bootstrap admin's key)."""
     root = tmp_path_factory.mktemp("console-auth")
-    data = root / "data"
-    admin = [*QRT, "admin", "--data-dir", str(data)]
-    keys = {}
-    for user, instance in (("alice", ALICE), ("bob", BOB)):
-        for command in (["users", "add", user], ["instances", "add", instance],
-                        ["instances", "grant", instance, user, "member"]):  # fmt: skip
-            subprocess.run([*admin, *command], check=True, capture_output=True, timeout=120)
-        made = subprocess.run([*admin, "keys", "create", user], check=True, capture_output=True,
-                              text=True, timeout=120)  # fmt: skip
-        keys[user] = made.stdout.strip()
-    server = DevServer(data, merge_programs(root / "programs"), options=["--auth"])
+    admin_key = f"qrt_{secrets.token_hex(8)}_{secrets.token_urlsafe(32)}"
+    server = DevServer(root / "data", merge_programs(root / "programs"), options=["--auth"],
+                       env={"QRT_BOOTSTRAP_ADMIN_KEY": admin_key})  # fmt: skip
     server.start()
     try:
+        with httpx.Client(base_url=server.url, timeout=60,
+                          headers={"Authorization": f"Bearer {admin_key}"}) as http:  # fmt: skip
+            keys = {}
+            for user, instance in (("alice", ALICE), ("bob", BOB)):
+                assert http.post("/admin/users", json={"name": user}).status_code == 201
+                assert http.post("/admin/instances", json={"name": instance}).status_code == 201
+                member = http.put(
+                    f"/admin/instances/{instance}/members/{user}", json={"role": "member"}
+                )
+                assert member.status_code == 200, member.text
+                made = http.post(f"/admin/users/{user}/keys", json={"label": "console test"})
+                assert made.status_code == 201, made.text
+                keys[user] = made.json()["key"]
         yield server, keys
     finally:
         server.kill()
