@@ -5,16 +5,18 @@ page logged while it ran. Screenshots go to `.test-output/console/`."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.support.dev import DevServer, serving
-from tests.support.programs import ROOT
-from tests.support.waiting import TIME_SCALE
+from tests.support.dev import DevServer
+from tests.support.programs import ROOT, merge_programs
+from tests.support.waiting import TIME_SCALE, eventually_sync
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -95,8 +97,58 @@ def page(watched: Watched) -> Iterator[Page]:
     assert not watched.errors, watched.errors
 
 
+def _listening_sockets(port: int) -> set[str]:
+    """The inodes of the sockets listening on TCP `port` (Linux's /proc/net)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    found.add(fields[9])
+    return found
+
+
+def _owns_port(pid: int, port: int) -> bool:
+    """Whether process `pid` holds a socket listening on `port`."""
+    sockets = {f"socket:[{inode}]" for inode in _listening_sockets(port)}
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(fd) in sockets:
+                    return True
+    return False
+
+
+def start_dev(
+    root: Path, options: Sequence[str] = (), env: Mapping[str, str] | None = None
+) -> DevServer:
+    """A `qrt dev` serving on a port of its own. The free port it is given may be taken by
+    another process before `qrt dev` binds it (on a machine busy with other test runs), and
+    `DevServer.start` then sees that process listening: so this waits until the port is the
+    server's own, and starts a server that could not bind again on another port."""
+    for attempt in range(3):
+        where = root / f"attempt-{attempt}"
+        server = DevServer(where / "data", merge_programs(where / "programs"), options, env)
+        server.start()
+        process, port = server.process, server.port
+        assert process is not None
+
+        def bound(process: subprocess.Popen[bytes] = process, port: int = port) -> bool:
+            return process.poll() is not None or _owns_port(process.pid, port)
+
+        eventually_sync(bound, f"qrt dev serves on {port}", timeout=120)
+        if process.poll() is None:
+            return server
+        server.kill()
+    raise AssertionError(f"qrt dev could not bind a port three times: {server.log.read_text()}")
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterator[DevServer]:
     """A `qrt dev` with the test programs and its simulated device (keys off)."""
-    with serving(tmp_path_factory.mktemp("console")) as running:
+    running = start_dev(tmp_path_factory.mktemp("console"))
+    try:
         yield running
+    finally:
+        running.kill()

@@ -13,9 +13,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.support.dev import DevServer
-from tests.support.programs import merge_programs
 
-from .conftest import Watched
+from .conftest import Watched, start_dev
 
 ALICE, BOB = "acme/research/qubits", "other/group/project"
 
@@ -28,9 +27,7 @@ def secured(
     through the admin API with the bootstrap admin's key)."""
     root = tmp_path_factory.mktemp("console-auth")
     admin_key = f"qrt_{secrets.token_hex(8)}_{secrets.token_urlsafe(32)}"
-    server = DevServer(root / "data", merge_programs(root / "programs"), options=["--auth"],
-                       env={"QRT_BOOTSTRAP_ADMIN_KEY": admin_key})  # fmt: skip
-    server.start()
+    server = start_dev(root, ["--auth"], {"QRT_BOOTSTRAP_ADMIN_KEY": admin_key})
     try:
         with httpx.Client(base_url=server.url, timeout=60,
                           headers={"Authorization": f"Bearer {admin_key}"}) as http:  # fmt: skip
