@@ -5,9 +5,10 @@ BIN    := $(VENV)/bin
 
 .PHONY: dev test test-chaos lint bench install system-packages clean
 
-# Real services the tests use: RabbitMQ, Prometheus (and promtool), bubblewrap.
-SYSTEM_COMMANDS := rabbitmq-server prometheus promtool bwrap
-SYSTEM_PACKAGES := rabbitmq-server prometheus bubblewrap
+# Real services the tests use: RabbitMQ, Prometheus (and promtool), bubblewrap, and a real
+# browser for the console's tests (Playwright drives Debian's chromium).
+SYSTEM_COMMANDS := rabbitmq-server prometheus promtool bwrap chromium
+SYSTEM_PACKAGES := rabbitmq-server prometheus bubblewrap chromium
 
 $(BIN)/qrt: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,4 +51,4 @@ bench: install
 	$(BIN)/python bench/primitives.py
 
 clean:
-	rm -rf $(VENV) .qrt .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) .qrt .test-output .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

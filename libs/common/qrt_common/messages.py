@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from enum import StrEnum
+from typing import Any
 
 from msgspec import field
 
@@ -109,6 +110,22 @@ class JobEvents(Message, frozen=True):
     events: list[JobEvent]
 
 
+class DeviceReport(Message, frozen=True):
+    """What an executor knows of one device it relays to: its `get_static` answer, its last
+    `get_dynamic` calibration metrics, and whether it answered when last asked."""
+
+    name: str
+    nqubits: int
+    topology: list[tuple[int, int]]
+    """Coupled qubit pairs."""
+    pgs: list[str]
+    """The primitive gate set."""
+    reachable: bool
+    calibration: dict[str, Any] = field(default_factory=dict)
+    """The last `get_dynamic` payload (protocol metric format: `{"t1_in_us": {"__labels__":
+    ["qubit"], "q0": 41.2, ...}, ...}`); empty before the first reading."""
+
+
 class Heartbeat(Message, frozen=True):
     """An executor says it is alive and what it can take."""
 
@@ -123,6 +140,8 @@ class Heartbeat(Message, frozen=True):
     """Takes no new job."""
     leaving: bool = False
     """Gone after this message: what it was assigned and did not run goes elsewhere at once."""
+    devices: list[DeviceReport] = field(default_factory=list)
+    """The devices this executor relays to, as it last saw them (the gateway shows them)."""
 
 
 class StopJob(Message, frozen=True):

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 from typing import Any
 
-import swagger_ui_bundle
 from aiohttp import web
 
 from qrt_common.account_admin import AccountAdmin
@@ -16,11 +14,12 @@ from qrt_common.jobs import JobStatus
 from qrt_common.messages import HEARTBEAT_TOPIC, UPDATES_TOPIC
 from qrt_common.metrics import healthz, metrics_endpoint, readiness
 
-from . import accounts, jobs, programs, services, tokens, websockets
+from . import accounts, devices, jobs, programs, services, tokens, websockets
 from .auth import AUTHENTICATOR, Authenticator, authenticate
+from .console import add_pages
 from .context import GATEWAY, Gateway, gateway
 from .jobs import MAX_OFFSET, MAX_PAGE
-from .openapi import Parameter, Route, docs_page, openapi_document
+from .openapi import Parameter, Route, openapi_document
 from .plumbing import json_errors, measured
 from .schemas import (
     BackendList,
@@ -292,6 +291,10 @@ ROUTES: tuple[Route, ...] = (
           "(say, its disk is full), or the bus cannot be reached."),
     Route("GET", "/metrics", metrics_endpoint, "Prometheus metrics", "health",
           extra={"responses": _PROMETHEUS_TEXT}),
+    Route("GET", "/backends/{name}", devices.get_backend,
+          "A backend: its queue; for a device, its qubits, coupling map, gates, calibration "
+          "and the last hour's history", "programs", response=devices.BackendDetail,
+          errors=(404, 503)),
 )  # fmt: skip
 
 
@@ -331,8 +334,7 @@ def create_app(context: Gateway) -> web.Application:
         return web.Response(text=document, content_type="application/json")
 
     app.router.add_get("/openapi.json", openapi)
-    app.router.add_get("/docs", docs_page)
-    app.router.add_static("/docs/static", Path(swagger_ui_bundle.swagger_ui_path))
+    add_pages(app)
 
     async def follow_updates(app: web.Application) -> None:
         await context.bus.subscribe(UPDATES_TOPIC, context.streams.on_update)

@@ -11,6 +11,7 @@ An access token is a JWT (HS256, PyJWT) naming its key (`kid`) and user (`sub`),
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import hmac
@@ -36,11 +37,19 @@ from qrt_common.store.accounts import AccountStore
 
 Handler = Callable[[web.Request], Any]
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/ui"})
 """Paths served without credentials (health, metrics and the API's description)."""
-OPEN_PREFIXES = ("/docs/static/",)
+OPEN_PREFIXES = ("/docs/static/", "/ui/")
+"""Static files of the API's page and of the console (whose API calls carry credentials)."""
 TOKEN_PATHS = frozenset({"/token", "/identity/token"})
 """The token exchanges, which check the credentials in their own request."""
+
+WEBSOCKET_PROTOCOL = "qrt"
+"""The websocket subprotocol the job streams accept (and choose when a client offers it)."""
+BEARER_PROTOCOL = "qrt.bearer."
+"""A browser cannot set Authorization on a websocket: it offers the subprotocols
+`qrt, qrt.bearer.<the key or token, base64url without padding>` instead, the way Kubernetes
+takes bearer tokens from browsers (no credential in the URL, hence none in access logs)."""
 
 ISSUER = "qrt"
 TOKEN_ALGORITHM = "HS256"
@@ -154,6 +163,27 @@ def _open(path: str) -> bool:
     return path in OPEN_PATHS or path in TOKEN_PATHS or path.startswith(OPEN_PREFIXES)
 
 
+def _authorization(request: web.Request) -> str | None:
+    """The request's Authorization header, or one made of the bearer credential a browser's
+    websocket offers as a subprotocol (`BEARER_PROTOCOL`)."""
+    header = request.headers.get("Authorization")
+    if header:
+        return header
+    for offered in request.headers.get("Sec-WebSocket-Protocol", "").split(","):
+        protocol = offered.strip()
+        if protocol.startswith(BEARER_PROTOCOL):
+            encoded = protocol.removeprefix(BEARER_PROTOCOL)
+            try:
+                credential = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+                return f"Bearer {credential.decode()}"
+            except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+                raise Unauthenticated(
+                    f"the websocket subprotocol {BEARER_PROTOCOL}<credential> must carry the "
+                    "API key or access token in base64url"
+                ) from None
+    return None
+
+
 PRINCIPAL = web.RequestKey("principal", Principal)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 
@@ -186,7 +216,7 @@ def authenticate(checker: Authenticator | None) -> Middleware:
         if checker is None:
             request[PRINCIPAL] = SINGLE_USER
         elif not _open(request.path):
-            request[PRINCIPAL] = await checker.principal(request.headers.get("Authorization"))
+            request[PRINCIPAL] = await checker.principal(_authorization(request))
         response: web.StreamResponse = await handler(request)
         return response
 

@@ -19,10 +19,11 @@ from qrt_common.messages import CANCEL_QUEUE, SUBMITTED_QUEUE, CancelJob, Heartb
 from qrt_common.programs import Program
 from qrt_common.registry import ProgramRegistry
 from qrt_common.settings import Settings
-from qrt_common.store.base import JobStore
+from qrt_common.store.base import JobQuery, JobStore
 from qrt_common.submission import replayed
 from qrt_common.wire import decode, encode
 
+from .device_board import DeviceBoard
 from .replays import SharedReplays
 from .streams import StreamHub
 
@@ -38,6 +39,8 @@ class Gateway:
     streams: StreamHub
     announced: dict[str, tuple[list[str], float]] = field(default_factory=dict)
     """Executor id to the devices it offers and when it last said so."""
+    board: DeviceBoard = field(default_factory=DeviceBoard)
+    """The devices as executors last reported them, and their recent history."""
     replays: SharedReplays = field(init=False)
     """Stored output that streams of the same job replay, read once for all of them."""
 
@@ -109,6 +112,17 @@ class Gateway:
             self.announced.pop(beat.executor_id, None)
         else:
             self.announced[beat.executor_id] = (beat.exclusive_backends, time.monotonic())
+            await self.board.seen(beat.devices, self.queue)
+
+    async def queue(self, backend: str) -> tuple[int, int]:
+        """How many jobs of every instance are queued for `backend` and running on it."""
+        counts = []
+        for status in (JobStatus.QUEUED, JobStatus.RUNNING):
+            _, count = await self.store.list_jobs(
+                JobQuery(limit=1, statuses=(status,), backend=backend)
+            )
+            counts.append(count)
+        return counts[0], counts[1]
 
     def devices(self) -> list[str]:
         """Devices a live executor offers."""

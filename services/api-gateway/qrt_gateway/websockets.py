@@ -19,7 +19,7 @@ from qrt_common.jobs import JobStatus
 from qrt_common.messages import EventKind, JobEvent
 from qrt_common.metrics import OPEN_WEBSOCKETS
 
-from .auth import principal
+from .auth import WEBSOCKET_PROTOCOL, principal
 from .context import gateway
 from .pacing import Pacer, utf8
 from .replays import Frame
@@ -163,7 +163,7 @@ async def _follow(request: web.Request, kind: EventKind, pages: Pages) -> web.We
     with gw.streams.watch(job_id) as inbox:
         since = time.monotonic()
         job = await gw.find_job(job_id, principal(request))
-        ws = web.WebSocketResponse(heartbeat=30)
+        ws = web.WebSocketResponse(heartbeat=30, protocols=(WEBSOCKET_PROTOCOL,))
         await ws.prepare(request)
         client = asyncio.create_task(_client_gone(ws))
         attempts = _Attempts(ws, announce=kind is EventKind.INTERIM)

@@ -17,6 +17,7 @@ from prometheus_client.core import GaugeMetricFamily
 from qrt_common.backends import SIMULATORS
 from qrt_common.device_protocol import Command, StaticInfo
 from qrt_common.errors import DeviceRefused, DeviceUnavailable, MalformedMessage
+from qrt_common.messages import DeviceReport
 from qrt_common.metrics import gauge
 from qrt_common.retry import Backoff
 from qrt_common.wire import decode
@@ -171,6 +172,20 @@ class DeviceDirectory:
                 self.calibration[device.name] = payload
                 self.reachable[device.name] = True
             await asyncio.sleep(interval)
+
+    def reports(self) -> list[DeviceReport]:
+        """Each device found, with its last calibration, for the heartbeat."""
+        return [
+            DeviceReport(
+                name=device.name,
+                nqubits=device.static.nqubits,
+                topology=device.static.topology,
+                pgs=device.static.pgs,
+                reachable=self.reachable.get(device.name, True),
+                calibration=self.calibration.get(device.name, {}),
+            )
+            for device in self._devices.values()
+        ]
 
     def gauges(self) -> list[GaugeMetricFamily]:
         """The devices' calibration (`qi_*`) and whether each answers."""

@@ -172,6 +172,7 @@ class Executor:
             exclusive_backends=self.devices.names(),
             draining=self.draining,
             leaving=leaving,
+            devices=self.devices.reports(),
         )
         await self._bus.publish(HEARTBEAT_TOPIC, encode(heartbeat))
 

@@ -1,0 +1,81 @@
+// A program's output as a person wants to see it: counts as a histogram, expectation values
+// as a plot, anything else as formatted JSON.
+
+import { h } from "./dom.js";
+import { histogram, linePlot } from "./charts.js";
+
+const OUTCOME = /^(0x[0-9a-fA-F]+|[01]+( [01]+)*)$/;
+const EXPECTATIONS = /^(evs|expectation_values|expectation_value|values|energies|energy)$/i;
+
+/** Text the API gave (JSON text, maybe JSON text inside a JSON string) as a value. */
+export function decode(text) {
+  let value = text;
+  for (let i = 0; i < 2 && typeof value === "string"; i++) {
+    try {
+      value = JSON.parse(value);
+    } catch {
+      break;
+    }
+  }
+  return value;
+}
+
+function isCounts(value) {
+  if (!value || typeof value !== "object" || Array.isArray(value)) return false;
+  const entries = Object.entries(value);
+  return entries.length > 0 && entries.every(([k, v]) => OUTCOME.test(k) && Number.isInteger(v) && v >= 0);
+}
+
+function isNumbers(value) {
+  return Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === "number");
+}
+
+/** Every counts dict in `value` (depth first, at most `limit`), with where it was found. */
+export function findCounts(value, path = "result", found = [], limit = 8) {
+  if (found.length >= limit || value === null || typeof value !== "object") return found;
+  if (isCounts(value)) {
+    found.push({ path, counts: value });
+    return found;
+  }
+  const entries = Array.isArray(value) ? value.map((v, i) => [`${path}[${i}]`, v]) : Object.entries(value).map(([k, v]) => [`${path}.${k}`, v]);
+  for (const [where, child] of entries.slice(0, 200)) findCounts(child, where, found, limit);
+  return found;
+}
+
+/** Expectation values: a list of numbers, or one under a key such as `evs`. */
+export function findExpectations(value, path = "result", found = [], depth = 0) {
+  if (depth > 4 || value === null || typeof value !== "object") return found;
+  if (isNumbers(value) && depth === 0) {
+    found.push({ path, values: value });
+    return found;
+  }
+  if (Array.isArray(value)) {
+    value.slice(0, 50).forEach((v, i) => findExpectations(v, `${path}[${i}]`, found, depth + 1));
+    return found;
+  }
+  for (const [key, child] of Object.entries(value)) {
+    if (EXPECTATIONS.test(key) && (isNumbers(child) || typeof child === "number")) {
+      found.push({ path: `${path}.${key}`, values: isNumbers(child) ? child : [child] });
+    } else {
+      findExpectations(child, `${path}.${key}`, found, depth + 1);
+    }
+  }
+  return found;
+}
+
+/** The rendering of one result value: charts for what is recognised, and the JSON itself. */
+export function renderValue(value, { label = "result" } = {}) {
+  const parts = [];
+  for (const { path, counts } of findCounts(value, label)) {
+    const shots = Object.values(counts).reduce((a, b) => a + b, 0);
+    parts.push(h("figure", { class: "counts" }, histogram(counts, { title: path }),
+      h("figcaption", { class: "muted" }, `${path}: ${Object.keys(counts).length} outcomes, ${shots} shots`)));
+  }
+  for (const { path, values } of findExpectations(value, label)) {
+    const points = values.map((v, i) => [i, v]);
+    parts.push(h("figure", { class: "expectations" }, linePlot([{ label: path, points }], { title: path }),
+      h("figcaption", { class: "muted" }, `${path}: ${values.length} values`)));
+  }
+  parts.push(h("pre", { class: "json" }, JSON.stringify(value, null, 2)));
+  return h("div", { class: "rendered" }, parts);
+}
