@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import time
 from enum import StrEnum
+from typing import Any
 
 from msgspec import field
 
+from .device_protocol import StaticInfo
 from .jobs import Job, JobStatus
 from .wire import Message
 
@@ -109,6 +111,17 @@ class JobEvents(Message, frozen=True):
     events: list[JobEvent]
 
 
+class DeviceReport(Message, frozen=True):
+    """What an executor knows of a device it offers, for clients that describe backends (the
+    gateway's IBM API): its `get_static` reply and its last `get_dynamic` reply."""
+
+    static: StaticInfo
+    calibration: dict[str, Any] | None = None
+    """The last `get_dynamic` payload (the protocol's metric format); None before one came."""
+    read_at: float | None = None
+    """When the executor read `calibration` (epoch seconds)."""
+
+
 class Heartbeat(Message, frozen=True):
     """An executor says it is alive and what it can take."""
 
@@ -123,6 +136,8 @@ class Heartbeat(Message, frozen=True):
     """Takes no new job."""
     leaving: bool = False
     """Gone after this message: what it was assigned and did not run goes elsewhere at once."""
+    devices: list[DeviceReport] = field(default_factory=list)
+    """What each device in `exclusive_backends` is and its calibration."""
 
 
 class StopJob(Message, frozen=True):

@@ -167,6 +167,9 @@ class Settings(BaseSettings):
     job_hidden_paths: str = ""
     """Comma-separated directories jobs see empty, besides the data directory, the SQLite
     store's directory, `/run`, `/var/tmp`, `/dev/shm` and `/tmp` (each job gets its own)."""
+    simulator_qubits: int = Field(30, ge=1, le=64)
+    """Qubits the Aer simulators offer to clients that read a backend's Target (the IBM API's
+    backend configuration): the stock qiskit-ibm-runtime client refuses wider circuits."""
 
     @property
     def result_limits(self) -> ResultLimits:

@@ -16,9 +16,10 @@ from qrt_common.jobs import JobStatus
 from qrt_common.messages import HEARTBEAT_TOPIC, UPDATES_TOPIC
 from qrt_common.metrics import healthz, metrics_endpoint, readiness
 
-from . import accounts, jobs, programs, services, tokens, websockets
+from . import accounts, ibm_backends, ibm_jobs, jobs, programs, services, tokens, websockets
 from .auth import AUTHENTICATOR, Authenticator, authenticate
 from .context import GATEWAY, Gateway, gateway
+from .ibm_api import ibm_errors
 from .jobs import MAX_OFFSET, MAX_PAGE
 from .openapi import Parameter, Route, docs_page, openapi_document
 from .plumbing import json_errors, measured
@@ -293,6 +294,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/metrics", metrics_endpoint, "Prometheus metrics", "health",
           extra={"responses": _PROMETHEUS_TEXT}),
 )  # fmt: skip
+ROUTES += ibm_backends.ROUTES + ibm_jobs.ROUTES
 
 
 def create_app(context: Gateway) -> web.Application:
@@ -307,7 +309,12 @@ def create_app(context: Gateway) -> web.Application:
         checker = Authenticator(context.store, pepper, settings.access_token_seconds)
     app = web.Application(
         client_max_size=settings.max_request_bytes,
-        middlewares=[measured, json_errors(settings.max_request_bytes), authenticate(checker)],
+        middlewares=[
+            measured,
+            json_errors(settings.max_request_bytes),
+            ibm_errors(),
+            authenticate(checker),
+        ],
     )
     app[GATEWAY] = context
     if checker is not None:

@@ -15,7 +15,14 @@ from qrt_common.backends import SIMULATORS, backend_names
 from qrt_common.bus.base import MessageBus
 from qrt_common.errors import BusUnavailable, Conflict, Forbidden, InvalidInput, NotFound
 from qrt_common.jobs import Job, JobStatus
-from qrt_common.messages import CANCEL_QUEUE, SUBMITTED_QUEUE, CancelJob, Heartbeat, JobSubmitted
+from qrt_common.messages import (
+    CANCEL_QUEUE,
+    SUBMITTED_QUEUE,
+    CancelJob,
+    DeviceReport,
+    Heartbeat,
+    JobSubmitted,
+)
 from qrt_common.programs import Program
 from qrt_common.registry import ProgramRegistry
 from qrt_common.settings import Settings
@@ -38,6 +45,8 @@ class Gateway:
     streams: StreamHub
     announced: dict[str, tuple[list[str], float]] = field(default_factory=dict)
     """Executor id to the devices it offers and when it last said so."""
+    device_reports: dict[str, DeviceReport] = field(default_factory=dict)
+    """Device name to what the last heartbeat offering it said of it (static info, calibration)."""
     replays: SharedReplays = field(init=False)
     """Stored output that streams of the same job replay, read once for all of them."""
 
@@ -109,6 +118,8 @@ class Gateway:
             self.announced.pop(beat.executor_id, None)
         else:
             self.announced[beat.executor_id] = (beat.exclusive_backends, time.monotonic())
+            for report in beat.devices:
+                self.device_reports[report.static.name] = report
 
     def devices(self) -> list[str]:
         """Devices a live executor offers."""

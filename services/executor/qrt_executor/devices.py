@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from prometheus_client.core import GaugeMetricFamily
 from qrt_common.backends import SIMULATORS
 from qrt_common.device_protocol import Command, StaticInfo
 from qrt_common.errors import DeviceRefused, DeviceUnavailable, MalformedMessage
+from qrt_common.messages import DeviceReport
 from qrt_common.metrics import gauge
 from qrt_common.retry import Backoff
 from qrt_common.wire import decode
@@ -100,6 +102,8 @@ class DeviceDirectory:
         self._searches: list[asyncio.Task[None]] = []
         self.calibration: dict[str, dict[str, Any]] = {}
         """Each device's last `get_dynamic` payload."""
+        self.calibration_read_at: dict[str, float] = {}
+        """When each device's `calibration` was read (epoch seconds)."""
         self.reachable: dict[str, bool] = {}
         """Whether each device answered the last time it was asked."""
 
@@ -169,8 +173,20 @@ class DeviceDirectory:
                     self.reachable[device.name] = False
                     continue
                 self.calibration[device.name] = payload
+                self.calibration_read_at[device.name] = time.time()
                 self.reachable[device.name] = True
             await asyncio.sleep(interval)
+
+    def reports(self) -> list[DeviceReport]:
+        """What each device found is, and its last calibration (for the heartbeat)."""
+        return [
+            DeviceReport(
+                static=device.static,
+                calibration=self.calibration.get(name),
+                read_at=self.calibration_read_at.get(name),
+            )
+            for name, device in sorted(self._devices.items())
+        ]
 
     def gauges(self) -> list[GaugeMetricFamily]:
         """The devices' calibration (`qi_*`) and whether each answers."""

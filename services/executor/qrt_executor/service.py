@@ -170,6 +170,7 @@ class Executor:
             backends=self.backends,
             running={job_id: e.assignment.attempt for job_id, e in self.running.items()},
             exclusive_backends=self.devices.names(),
+            devices=self.devices.reports(),
             draining=self.draining,
             leaving=leaving,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
@@ -35,6 +35,8 @@ class JobQuery:
     """Only jobs of these `hub/group/project` instances; None: of every one."""
     created_after: datetime | None = None
     created_before: datetime | None = None
+    oldest_first: bool = False
+    """List the oldest jobs first (IBM's `sort=ASC`) instead of the newest."""
 
 
 READ_PAGE = 500
@@ -254,6 +256,10 @@ class JobStore(AccountStore, ABC):
         written before `logs_before`, and the idempotency keys of jobs created before
         `keys_before` (such a key makes a new job again); None keeps them. Returns how many
         jobs went."""
+
+    @abstractmethod
+    async def set_job_tags(self, job_id: str, tags: Sequence[str]) -> bool:
+        """Replace a job's tags, leaving the rest of it as it is; True if the job exists."""
 
 
 Part = TypeVar("Part")

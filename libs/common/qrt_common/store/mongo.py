@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
@@ -347,7 +347,12 @@ class MongoStore(JobStore):
         async def page() -> list[Document]:
             cursor = (
                 jobs.find(where)
-                .sort([("created_us", DESCENDING), ("_id", ASCENDING)])
+                .sort(
+                    [
+                        ("created_us", ASCENDING if query.oldest_first else DESCENDING),
+                        ("_id", ASCENDING),
+                    ]
+                )
                 .skip(query.offset)
                 .limit(query.limit)
             )
@@ -737,6 +742,11 @@ class MongoStore(JobStore):
             forget = {"$set": {"idempotency_key": None}}
             await self._retrying(partial(self._collection("jobs").update_many, kept, forget))
         return purged
+
+    async def set_job_tags(self, job_id: str, tags: Sequence[str]) -> bool:
+        jobs = self._collection("jobs")
+        update = partial(jobs.update_one, {"_id": job_id}, {"$set": {"tags": list(tags)}})
+        return bool((await self._retrying(update)).matched_count)
 
 
 def _datetime(value: Any) -> datetime:

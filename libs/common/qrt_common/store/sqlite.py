@@ -11,7 +11,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -394,7 +394,8 @@ class SQLiteStore(JobStore):
             args.append(tag)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         total = int((await self._read(f"SELECT count(*) FROM jobs{clause}", args))[0][0])
-        sql = f"SELECT doc FROM jobs{clause} ORDER BY created DESC, id LIMIT ? OFFSET ?"
+        order = "ASC" if query.oldest_first else "DESC"
+        sql = f"SELECT doc FROM jobs{clause} ORDER BY created {order}, id LIMIT ? OFFSET ?"
         rows = await self._read(sql, [*args, query.limit, query.offset])
         return [job_from_dict(json.loads(r[0])) for r in rows], total
 
@@ -583,6 +584,10 @@ class SQLiteStore(JobStore):
             cutoff = (_sortable(keys_before),)
             await self._transact(lambda db: db.execute(forget, cutoff).rowcount)
         return purged
+
+    async def set_job_tags(self, job_id: str, tags: Sequence[str]) -> bool:
+        sql = "UPDATE jobs SET doc = json_set(doc, '$.tags', json(?)) WHERE id = ?"
+        return await self._write(sql, (json.dumps(list(tags)), job_id)) == 1
 
     # accounts
 
