@@ -11,7 +11,8 @@ every request. qrt reads the CRN's service-instance field (the eighth, `crn:v1:<
 Errors: `{"errors": [{"code", "message", "more_info", "target"?}], "trace", "status_code"}`,
 IBM Cloud's error model, plus `{"error": {"code", "message"}}`, the part the client's
 `RetrySession` copies into its exceptions (with an `uber-trace-id` header, whose absence makes
-it append the whole body instead).
+it append the whole body instead), plus qrt's own `detail` and `field`, as every other route
+of qrt answers.
 """
 
 from __future__ import annotations
@@ -101,6 +102,8 @@ def error_body(status: int, message: str, field: str | None = None) -> dict[str,
         "trace": uuid.uuid4().hex,
         "status_code": status,
         "error": {"code": code, "message": message},
+        "detail": message,
+        "field": field,
     }
 
 
