@@ -320,3 +320,14 @@ def test_cqasm3_writer_refuses_what_cqasm3_cannot_say():
     circuit.ccx(0, 1, 2)
     with pytest.raises(CqasmError, match="'ccx' has no cQASM 3 form"):
         dumps(circuit)
+
+
+def test_cqasm3_writer_puts_a_barrier_on_an_index_list():
+    circuit = QuantumCircuit(3)
+    circuit.h(2)
+    circuit.measure_all()  # a barrier across every qubit, then the measurements
+    text = dumps(circuit)
+    assert "barrier q[0, 1, 2]\n" in text
+    back = to_circuit(parse(text))
+    assert [op.operation.name for op in back.data].count("barrier") == 1
+    assert [len(op.qubits) for op in back.data if op.operation.name == "barrier"] == [3]

@@ -34,6 +34,7 @@ PRELOAD = (
     "qiskit",
     "qiskit_aer",
     "qiskit_ibm_runtime",
+    "qrt_common.primitive_runs",  # the sampler and estimator programs: ~25 ms a job otherwise
 )
 """Modules imported once in the zygote, so job processes start with them loaded."""
 

@@ -35,7 +35,9 @@ def dumps(circuit: QuantumCircuit) -> str:
         elif name == "reset":
             lines.append(f"reset {qubits[0]}")
         elif name == "barrier":
-            lines.append(f"barrier {', '.join(qubits)}")
+            # One operand in cQASM 3: an index list (`q[0, 1, 2]`), not a list of operands.
+            indices = ", ".join(str(qubit_index[q]) for q in instruction.qubits)
+            lines.append(f"barrier q[{indices}]")
         elif name == "delay":
             continue
         elif name in QISKIT_EQUALS:
