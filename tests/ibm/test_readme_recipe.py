@@ -28,10 +28,14 @@ def test_the_section_has_one_recipe_naming_every_setting_it_needs():
         assert needed in SECTION, needed
 
 
-def test_the_recipe_runs_sampler_on_aer_without_leaving_the_loopback(dev: DevServer, service, tmp_path: Path):
+def test_the_recipe_runs_sampler_on_aer_without_leaving_the_loopback(
+    dev: DevServer, service, tmp_path: Path
+):
     """(`service`: the device has been described by then.)"""
     code = GUARDED + RECIPE[0].replace(ADDRESS, dev.url)
-    env = {k: v for k, v in os.environ.items() if k not in ("IAM_URL", "QISKIT_FUNCTIONS_EXPERIMENTAL")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("IAM_URL", "QISKIT_FUNCTIONS_EXPERIMENTAL")
+    }
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                           timeout=300, env={**env, "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)})  # fmt: skip
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
@@ -45,7 +49,9 @@ def test_the_recipe_runs_sampler_on_aer_without_leaving_the_loopback(dev: DevSer
 def test_the_guard_fails_a_recipe_that_reaches_off_the_loopback(dev: DevServer, tmp_path: Path):
     """Without IAM_URL the client asks IBM Cloud's IAM for its token: the guard catches it."""
     code = GUARDED + RECIPE[0].replace(ADDRESS, dev.url).replace('os.environ["IAM_URL"]', "_unused")
-    env = {k: v for k, v in os.environ.items() if k not in ("IAM_URL", "QISKIT_FUNCTIONS_EXPERIMENTAL")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("IAM_URL", "QISKIT_FUNCTIONS_EXPERIMENTAL")
+    }
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                           timeout=300, env={**env, "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)})  # fmt: skip
     assert done.returncode != 0

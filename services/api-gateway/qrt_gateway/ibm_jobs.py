@@ -1,4 +1,5 @@
-"""IBM's `/api/v1/jobs`: run the V2 primitives (`sampler`, `estimator`) as ordinary qrt jobs
+"""IBM's `/api/v1/jobs`: run the V2 primitives (`sampler`, `estimator`; IBM's other programs,
+such as `executor` or `noise-learner`, are refused naming these) as ordinary qrt jobs
 and read, list, tag, cancel and delete them, as the stock qiskit-ibm-runtime client does.
 
 A job made here is a qrt job like any other (listed, streamed and cancelled through `/jobs`
@@ -16,8 +17,10 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from qrt_common.accounts import Role
+from qrt_common.backends import SIMULATORS
 from qrt_common.errors import Conflict, InvalidInput, NotFound
 from qrt_common.jobs import Job, JobStatus
+from qrt_common.primitives import check_primitive_request
 from qrt_common.programs import LONGEST_EXECUTION_TIME
 from qrt_common.store.base import JobQuery
 from qrt_common.submission import check_may_run, new_job, program_params
@@ -29,10 +32,6 @@ from .jobs import MAX_OFFSET, MAX_PAGE
 from .openapi import Parameter, Route
 from .plumbing import bool_query, int_query, json_response, read_json, time_query, validated
 from .schemas import MAX_ID_CHARS, MAX_TAG_CHARS, MAX_TAGS
-
-SUPPORTED_PROGRAMS = ("sampler", "estimator")
-"""The program ids this API runs (the V2 primitives); IBM's others (`executor`,
-`noise-learner`, ...) are refused naming these."""
 
 _Tag = Annotated[str, Field(min_length=1, max_length=MAX_TAG_CHARS)]
 
@@ -70,13 +69,11 @@ class IbmTags(BaseModel):
 
 
 def _refuse_unsupported(body: IbmJobRequest) -> None:
-    """Raise InvalidInput naming what qrt does not do that the request asks for."""
-    if body.program_id not in SUPPORTED_PROGRAMS:
-        raise InvalidInput(
-            f"program '{body.program_id}' is not supported here; qrt runs "
-            f"{' and '.join(SUPPORTED_PROGRAMS)} (SamplerV2 and EstimatorV2)",
-            field="program_id",
-        )
+    """Raise InvalidInput naming what qrt does not do that the request asks for: a program
+    other than the V2 primitives, params or options they refuse (`check_primitive_request`),
+    an image, a private job, a calibration id, no backend."""
+    simulator = None if body.backend is None else body.backend in SIMULATORS
+    check_primitive_request(body.program_id, body.params, simulator=simulator)
     if body.runtime:
         raise InvalidInput("custom runtime images (options.image) are not supported",
                            field="runtime")  # fmt: skip
