@@ -61,8 +61,8 @@ class LoopbackGuard:
             return original_connect_ex(sock, address)
 
         socket.getaddrinfo = getaddrinfo
-        socket.socket.connect = connect  # type: ignore[method-assign]
-        socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
+        socket.socket.connect = connect  # type: ignore[method-assign,assignment]
+        socket.socket.connect_ex = connect_ex  # type: ignore[method-assign,assignment]
 
         def restore() -> None:
             socket.getaddrinfo = original_getaddrinfo

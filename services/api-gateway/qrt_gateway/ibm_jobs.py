@@ -28,10 +28,13 @@ from qrt_common.submission import check_may_run, new_job, program_params
 from .auth import principal
 from .context import gateway
 from .ibm_api import PREFIX, ibm_json, job_json, request_instance
-from .jobs import MAX_OFFSET, MAX_PAGE
 from .openapi import Parameter, Route
 from .plumbing import bool_query, int_query, json_response, read_json, time_query, validated
 from .schemas import MAX_ID_CHARS, MAX_TAG_CHARS, MAX_TAGS
+
+MAX_PAGE = 1000
+"""The most jobs one page lists (as qrt's own `GET /jobs`)."""
+MAX_OFFSET = 2**62
 
 _Tag = Annotated[str, Field(min_length=1, max_length=MAX_TAG_CHARS)]
 
