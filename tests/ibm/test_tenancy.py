@@ -66,7 +66,7 @@ def locked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DevServer
         server.kill()
 
 
-def bell_on(backend):
+def bell_on(backend) -> QuantumCircuit:
     circuit = QuantumCircuit(2)
     circuit.h(0)
     circuit.cx(0, 1)
