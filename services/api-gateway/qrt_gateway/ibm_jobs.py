@@ -54,6 +54,7 @@ class IbmJobRequest(BaseModel):
     log_level: str | None = Field(None, max_length=20)
     """Accepted: a job's log holds everything the program writes anyway."""
     start_session: bool | None = None
+    """Refused: older clients' way to start a session with a job (a Session creates one)."""
     session_time: int | None = None
     runtime: str | None = None
     """A container image to run the job in: refused."""
@@ -85,6 +86,11 @@ def _refuse_unsupported(body: IbmJobRequest) -> None:
             "private jobs (options.private) are not supported: qrt keeps every job's inputs "
             "and results until they are deleted",
             field="private",
+        )
+    if body.start_session:
+        raise InvalidInput(
+            "start_session is not supported: open a session first (Session(backend=...))",
+            field="start_session",
         )
     if body.calibration_id is not None:
         raise InvalidInput(
