@@ -26,8 +26,10 @@ HEADERS = {"Service-CRN": CRN}
 def sampler_params(**extra: Any) -> dict[str, Any]:
     circuit = QuantumCircuit(1, name="one")
     circuit.measure_all()
-    return json.loads(json.dumps({"pubs": [[circuit, None, 10]], "version": 2, **extra},
-                                 cls=RuntimeEncoder))  # fmt: skip
+    params: dict[str, Any] = json.loads(
+        json.dumps({"pubs": [[circuit, None, 10]], "version": 2, **extra}, cls=RuntimeEncoder)
+    )
+    return params
 
 
 async def ibm(gw: Harness, method: str, path: str, status: int = 200, **options: Any) -> Any:
