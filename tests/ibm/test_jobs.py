@@ -24,6 +24,8 @@ from qiskit_ibm_runtime.exceptions import (
 )
 from qiskit_ibm_runtime.noise_learner import NoiseLearner
 
+from qrt_client import Client
+from qrt_client.models import Result
 from tests.support.dev import DevServer
 from tests.support.waiting import eventually_sync
 
@@ -244,6 +246,22 @@ def test_a_job_that_runs_too_long_raises_max_timeout(service: QiskitRuntimeServi
         job.result(timeout=120)
     assert job.status() == "ERROR" and job.errored()
     assert "ran longer than maximum execution time" in service.job(job.job_id()).error_message()
+
+
+def test_a_finished_job_streams_and_reads_through_qrts_client(
+    service: QiskitRuntimeService, dev: DevServer
+):
+    backend = service.backend("aer_simulator")
+    circuit = bell()
+    circuit.measure_all()
+    job = SamplerV2(mode=backend).run([isa(circuit, backend)], shots=50)
+    counts = job.result()[0].data.meas.get_counts()
+    with Client(dev.url) as qrt:
+        same = qrt.job(job.job_id())
+        assert same.status() == "Completed"
+        assert same.result()[0].data.meas.get_counts() == counts
+        results = [event for event in same.stream() if isinstance(event, Result)]
+        assert len(results) == 1 and results[0].value[0].data.meas.get_counts() == counts
 
 
 def test_jobs_made_here_are_qrt_jobs_everywhere(service: QiskitRuntimeService, dev: DevServer):
