@@ -19,6 +19,8 @@ class Placement:
     backend: str
     attempt: int
     """The attempt this placement is for: reports of other attempts do not free it."""
+    session_id: str | None = None
+    """The job's session: a dedicated one runs one job at a time."""
     since: float = field(default_factory=time.monotonic)
     seen: float = 0.0
     """When the executor last listed it in a heartbeat."""

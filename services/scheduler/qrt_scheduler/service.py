@@ -44,6 +44,7 @@ from qrt_common.metrics import (
     gauge,
     register,
 )
+from qrt_common.sessions import Session, SessionMode
 from qrt_common.settings import Settings
 from qrt_common.store.base import JobQuery, JobStore
 from qrt_common.wire import decode, encode
@@ -83,6 +84,9 @@ class Scheduler:
         self.pending = PendingQueue()
         self.executors = LiveExecutors()
         self.placed = Placements()
+        self.sessions: dict[str, Session | None] = {}
+        """Sessions of the jobs this scheduler has seen, by id (None: no stored session has
+        that id, as with the old API's free-form session ids)."""
         self.cancelling: set[str] = set()
         """Running jobs a user cancelled, until they end: the stop order is repeated."""
         self._started_at = 0.0
@@ -102,12 +106,15 @@ class Scheduler:
         self._started_at = time.monotonic()
         queued, _ = await self._store.list_jobs(JobQuery(statuses=[JobStatus.QUEUED], limit=ALL))
         running, _ = await self._store.list_jobs(JobQuery(statuses=[JobStatus.RUNNING], limit=ALL))
+        await self._learn_sessions([*queued, *running])
         self._adopt(queued)
         self.cancelling = {job.id for job in running if job.cancel_requested}
         for job in [*queued, *running]:
             if job.executor_id is not None:
                 attempt = job.attempt + (job.status is JobStatus.QUEUED)
-                self.placed[job.id] = Placement(job.executor_id, job.backend, attempt)
+                self.placed[job.id] = Placement(
+                    job.executor_id, job.backend, attempt, job.session_id
+                )
         await self._bus.subscribe(HEARTBEAT_TOPIC, self._on_heartbeat)
         await self._bus.consume(SUBMITTED_QUEUE, self._on_submitted, prefetch=64)
         await self._bus.consume(EVENTS_QUEUE, self._on_events, prefetch=64)
@@ -156,6 +163,8 @@ class Scheduler:
 
     async def _on_submitted(self, body: dict[str, Any]) -> None:
         submitted = decode(JobSubmitted, body)
+        if submitted.session_id is not None:
+            await self._learn_session(submitted.session_id)
         if not self._holds(submitted.job_id):
             JOBS_SUBMITTED.inc()
             self.pending.add(submitted)
@@ -180,11 +189,27 @@ class Scheduler:
         settled = utcnow() - timedelta(seconds=self._settings.sweep_interval)
         query = JobQuery(statuses=[JobStatus.QUEUED], created_before=settled, limit=ALL)
         queued, _ = await self._store.list_jobs(query)
+        await self._learn_sessions(queued)
         adopted = self._adopt(queued)
         if adopted:
             JOBS_SUBMITTED.inc(adopted)
             logger.warning("queued jobs nobody announced picked up", extra={"jobs": adopted})
         return adopted
+
+    async def _learn_session(self, session_id: str) -> None:
+        """Read the session `session_id` from the store, once."""
+        if session_id not in self.sessions:
+            self.sessions[session_id] = await self._store.get_session(session_id)
+
+    async def _learn_sessions(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            if job.session_id is not None:
+                await self._learn_session(job.session_id)
+
+    def _dedicated(self, session_id: str | None) -> bool:
+        """Whether `session_id` names a dedicated session (its jobs run one at a time)."""
+        session = None if session_id is None else self.sessions.get(session_id)
+        return session is not None and session.mode is SessionMode.DEDICATED
 
     async def _sweep_forever(self) -> None:
         while True:
@@ -340,9 +365,25 @@ class Scheduler:
         hold up the next.
         """
         busy = self.placed.busy(self.executors.exclusive_backends())
+        # A dedicated session runs its jobs one at a time, in the order they were submitted:
+        # only its oldest waiting job may go, and only while none of its jobs is placed.
+        in_session = {p.session_id for _, p in self.placed.items() if self._dedicated(p.session_id)}
+        next_of_session: dict[str, tuple[float, str]] = {}
+        for waiting in self.pending:
+            session_id = waiting.session_id
+            if session_id is not None and self._dedicated(session_id):
+                turn = (waiting.created, waiting.job_id)
+                next_of_session[session_id] = min(next_of_session.get(session_id, turn), turn)
+
+        def in_turn(job: JobSubmitted) -> bool:
+            session_id = job.session_id
+            if session_id is None or not self._dedicated(session_id):
+                return True
+            turn = (job.created, job.job_id)
+            return session_id not in in_session and next_of_session[session_id] == turn
 
         def choose(job: JobSubmitted) -> ExecutorState | None:
-            return self.placed.choose(job, self.executors, busy)
+            return self.placed.choose(job, self.executors, busy) if in_turn(job) else None
 
         while (submitted := self.pending.take(lambda j: choose(j) is not None)) is not None:
             executor = choose(submitted)
@@ -357,8 +398,10 @@ class Scheduler:
                 self._examined = None
             if job is None or job.status is not JobStatus.QUEUED:
                 continue
-            placement = Placement(executor.id, job.backend, job.attempt + 1)
+            placement = Placement(executor.id, job.backend, job.attempt + 1, job.session_id)
             self.placed[job.id] = placement
+            if self._dedicated(job.session_id):
+                in_session.add(job.session_id)
             if job.backend in executor.exclusive:
                 busy.add(job.backend)
             task = asyncio.create_task(self._place(job, placement))
@@ -470,7 +513,10 @@ class Scheduler:
             elif job.status is JobStatus.QUEUED and job.executor_id == placement.executor_id:
                 logger.warning("assignment sent again", extra={"job_id": job_id})
                 self.placed[job_id] = Placement(
-                    placement.executor_id, placement.backend, placement.attempt
+                    placement.executor_id,
+                    placement.backend,
+                    placement.attempt,
+                    placement.session_id,
                 )
                 await self._send_assignment(job, placement.executor_id)
             elif (
