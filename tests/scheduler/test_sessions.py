@@ -1,0 +1,135 @@
+"""The scheduler's session rules and the ledger's timeline entries, against a scripted executor
+on the in-process bus and a real SQLite store (the harness of test_service)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from qrt_common.jobs import Job, JobStatus, utcnow
+from qrt_common.messages import (
+    EVENTS_QUEUE,
+    SUBMITTED_QUEUE,
+    EventKind,
+    JobEvent,
+    JobEvents,
+    JobSubmitted,
+)
+from qrt_common.sessions import Session, SessionMode
+from qrt_common.timeline import Stage
+from qrt_common.wire import encode
+from tests.scheduler import test_service
+from tests.scheduler.test_service import Harness
+from tests.support.waiting import eventually
+
+harness = test_service.harness
+
+
+DETAIL = '{"backend": "dev", "calibration": {"t1": {"q0": 1}}}'
+
+
+async def make_session(h: Harness, mode: SessionMode) -> Session:
+    session = Session(
+        id=f"s-{mode.value}", mode=mode, backend="aer_simulator", instance="ibm-q/open/main",
+        max_ttl=3600, interactive_ttl=60,
+    )  # fmt: skip
+    await h.store.add_session(session)
+    return session
+
+
+async def submit(h: Harness, job_id: str, session_id: str | None, n: int) -> None:
+    created = utcnow() + timedelta(milliseconds=n)
+    job = Job(id=job_id, program_id="p", backend="aer_simulator", params="{}",
+              max_execution_time=60, session_id=session_id, created=created)  # fmt: skip
+    await h.store.add_job(job)
+    await h.bus.send(SUBMITTED_QUEUE, encode(JobSubmitted.of(job)))
+
+
+def placed(h: Harness, job_ids: list[str]) -> list[str]:
+    return [j for j in job_ids if j in h.scheduler.placed]
+
+
+async def run_to_end(h: Harness, job_id: str) -> None:
+    where = h.scheduler.placed[job_id].executor_id
+    await h.report(where, job_id, EventKind.RUNNING, 1)
+    await h.report(where, job_id, EventKind.FINISHED, 1, status=JobStatus.COMPLETED)
+
+
+async def test_a_dedicated_sessions_jobs_run_one_at_a_time_in_submission_order(harness):
+    h = harness
+    await h.executor("ex", capacity=8)
+    session = await make_session(h, SessionMode.DEDICATED)
+    jobs = [f"d{n}" for n in range(4)]
+    # Announced in reverse: the order is the submission (creation) order, not the arrival.
+    for n in reversed(range(4)):
+        await submit(h, jobs[n], session.id, n)
+    await submit(h, "outsider", None, 10)
+    await eventually(lambda: placed(h, [*jobs, "outsider"]), "jobs placed",
+                     until=lambda p: "d0" in p and "outsider" in p)  # fmt: skip
+    ran = []
+    for n, job_id in enumerate(jobs):
+        await h.settled()  # a second job of the session would have been placed by now
+        assert placed(h, jobs) == [job_id], f"only {job_id} of the session is placed"
+        ran.append(job_id)
+        await run_to_end(h, job_id)
+        if n + 1 < len(jobs):
+            await eventually(lambda n=n: placed(h, jobs), f"{jobs[n + 1]} placed",
+                             until=lambda p, n=n: p == [jobs[n + 1]])  # fmt: skip
+    assert ran == jobs
+    assert "outsider" in h.scheduler.placed  # a job outside the session was never held back
+
+
+async def test_a_batchs_jobs_may_run_at_once(harness):
+    h = harness
+    await h.executor("ex", capacity=8)
+    session = await make_session(h, SessionMode.BATCH)
+    jobs = [f"b{n}" for n in range(4)]
+    for n, job_id in enumerate(jobs):
+        await submit(h, job_id, session.id, n)
+    await eventually(lambda: placed(h, jobs), "the whole batch placed",
+                     until=lambda p: p == jobs)  # fmt: skip
+
+
+async def test_an_unknown_session_id_has_no_rules(harness):
+    h = harness
+    await h.executor("ex", capacity=8)
+    for n in range(3):
+        await submit(h, f"o{n}", "first-job-id-of-an-old-session", n)
+    await eventually(lambda: placed(h, ["o0", "o1", "o2"]), "all placed",
+                     until=lambda p: len(p) == 3)  # fmt: skip
+
+
+async def test_the_ledger_records_each_stage_once_and_only_from_the_assigned_executor(harness):
+    h = harness
+    await h.executor("ex", capacity=2)
+    await submit(h, "t1", None, 0)
+    await eventually(lambda: placed(h, ["t1"]), "t1 placed")
+    await h.next_assignment("ex")
+    await h.report("ex", "t1", EventKind.RUNNING, 1)
+    events = [
+        JobEvent("t1", EventKind.STAGE, 1, "ex", stage=Stage.WAITING_FOR_DEVICE, at=1e9 + 1),
+        JobEvent(
+            "t1",
+            EventKind.STAGE,
+            1,
+            "ex",
+            stage=Stage.EXECUTING,
+            at=1e9 + 2,
+            data='{"backend": "dev", "calibration": {"t1": {"q0": 1}}}',
+        ),  # fmt: skip
+        JobEvent("t1", EventKind.STAGE, 1, "other", stage=Stage.EXECUTING, at=1e9 + 3),
+        JobEvent("t1", EventKind.STAGE, 1, "ex", stage=Stage.FINISHED, at=1e9 + 4),
+    ]
+    for _ in range(2):  # a message delivered twice changes nothing the second time
+        await h.bus.send(EVENTS_QUEUE, encode(JobEvents("t1", events)))
+    await h.report("ex", "t1", EventKind.FINISHED, 1, status=JobStatus.COMPLETED)
+    await h.settled()
+    stages = await h.store.job_stages("t1")
+    kinds = sorted((s.stage, s.executor_id) for s in stages)
+    assert kinds == sorted([
+        (Stage.ASSIGNED, "ex"), (Stage.RUNNING, "ex"), (Stage.WAITING_FOR_DEVICE, "ex"),
+        (Stage.EXECUTING, "ex"), (Stage.FINISHED, "ex"),
+    ])  # fmt: skip
+    finished = next(s for s in stages if s.stage is Stage.FINISHED)
+    assert finished.detail == "Completed"
+    executing = next(s for s in stages if s.stage is Stage.EXECUTING)
+    assert executing.detail is not None and "calibration" in executing.detail
