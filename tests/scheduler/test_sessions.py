@@ -114,8 +114,8 @@ async def test_the_ledger_records_each_stage_once_and_only_from_the_assigned_exe
             "ex",
             stage=Stage.EXECUTING,
             at=1e9 + 2,
-            data='{"backend": "dev", "calibration": {"t1": {"q0": 1}}}',
-        ),  # fmt: skip
+            data=DETAIL,
+        ),
         JobEvent("t1", EventKind.STAGE, 1, "other", stage=Stage.EXECUTING, at=1e9 + 3),
         JobEvent("t1", EventKind.STAGE, 1, "ex", stage=Stage.FINISHED, at=1e9 + 4),
     ]
