@@ -42,9 +42,9 @@ async def test_a_sessions_job_times_come_without_the_jobs(store: JobStore):
                   max_execution_time=60, session_id="s1" if n < 2 else None,
                   created=T0 + timedelta(seconds=n))  # fmt: skip
         await store.add_job(job)
-    job = await store.get_job("j0")
-    assert job is not None
-    running = transition(job, JobStatus.RUNNING, at=T0 + timedelta(seconds=10))
+    stored = await store.get_job("j0")
+    assert stored is not None
+    running = transition(stored, JobStatus.RUNNING, at=T0 + timedelta(seconds=10))
     assert await store.replace_job(running, expected=JobStatus.QUEUED)
     done = transition(running, JobStatus.COMPLETED, at=T0 + timedelta(seconds=12.5))
     assert await store.replace_job(done, expected=JobStatus.RUNNING)

@@ -69,7 +69,8 @@ def submit(qrt_dev: DevServer, session_id: str | None = None, *, device: bool = 
 
 def ended(qrt_dev: DevServer, job_id: str) -> dict[str, Any]:
     def read() -> dict[str, Any]:
-        return requests.get(f"{qrt_dev.url}/jobs/{job_id}", timeout=30).json()
+        job: dict[str, Any] = requests.get(f"{qrt_dev.url}/jobs/{job_id}", timeout=30).json()
+        return job
 
     final = ("Completed", "Failed", "Cancelled")
     return eventually_sync(read, f"job {job_id} ends", until=lambda j: j["status"] in final,
@@ -79,7 +80,8 @@ def ended(qrt_dev: DevServer, job_id: str) -> dict[str, Any]:
 def timeline(qrt_dev: DevServer, job_id: str) -> dict[str, Any]:
     response = requests.get(f"{qrt_dev.url}/jobs/{job_id}/timeline", timeout=30)
     assert response.status_code == 200, response.text
-    return response.json()
+    found: dict[str, Any] = response.json()
+    return found
 
 
 def times(entries: list[dict[str, Any]]) -> list[datetime]:
