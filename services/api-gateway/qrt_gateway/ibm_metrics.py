@@ -22,7 +22,7 @@ from qrt_common.timeline import (
 
 from .auth import principal
 from .context import Gateway, gateway
-from .ibm_private import PREFIX, ibm_errors, ibm_time, request_instance
+from .ibm_private import CRN_PARAMETER, PREFIX, ibm_errors, ibm_time, request_instance
 from .openapi import Route
 from .plumbing import json_response
 
@@ -118,10 +118,13 @@ async def job_timeline(request: web.Request) -> web.Response:
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", f"{PREFIX}/jobs/{{job_id}}/metrics", ibm_errors(ibm_job_metrics),
-          "A job's metrics, timeline and calibration (IBM's API)", "ibm-jobs", errors=(404,)),
+          "A job's metrics, timeline and calibration (IBM API)", "ibm",
+          errors=(400, 401, 404, 503), query=(CRN_PARAMETER,),
+          response_schema={"type": "object"}),
     Route("GET", "/jobs/{job_id}/timeline", job_timeline,
           "A job's stages with their times, and the calibration its device had", "jobs",
-          errors=(404,), description="Stages: queued, assigned, running, waiting_for_device, "
+          errors=(401, 404, 503), response_schema={"type": "object"},
+          description="Stages: queued, assigned, running, waiting_for_device, "
           "executing, finished; each with its time (UTC, microseconds), attempt, executor and "
           "duration in ms. For device jobs, `calibrations` holds the device's get_dynamic "
           "answer read when the device was locked for the job."),

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from qrt_common.errors import InvalidInput, QrtError
 
+from .openapi import Parameter
 from .plumbing import STATUS_OF, json_response
 
 PREFIX = "/api/v1"
@@ -25,6 +26,11 @@ _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_f
           409: "conflict", 500: "internal_error", 503: "service_unavailable"}  # fmt: skip
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+CRN_PARAMETER = Parameter(
+    CRN_HEADER, "The instance's CRN: crn:v1:...:<hub>/<group>/<project>::", where="header"
+)
 
 
 def crn_instance(crn: str | None) -> str:
@@ -47,7 +53,8 @@ def request_instance(request: web.Request) -> str:
 
 
 def ibm_errors(handler: Handler) -> Handler:
-    """`handler` answering qrt's errors in IBM's error shape (`errors`, `trace`)."""
+    """`handler` answering qrt's errors in IBM's error shape (`errors`, `trace`), with qrt's
+    `detail` and `field` too (the shape the OpenAPI document gives every error)."""
 
     @functools.wraps(handler)
     async def answer(request: web.Request) -> web.StreamResponse:
@@ -61,7 +68,8 @@ def ibm_errors(handler: Handler) -> Handler:
             error: dict[str, Any] = {"code": code, "message": str(exc), "more_info": "/docs"}
             trace = uuid.uuid4().hex
             body = {"errors": [error], "trace": trace, "status_code": status,
-                    "error": {"code": code, "message": str(exc)}}  # fmt: skip
+                    "error": {"code": code, "message": str(exc)},
+                    "detail": str(exc), "field": exc.field}  # fmt: skip
             response = json_response(json.dumps(body), status)
             response.headers["uber-trace-id"] = trace
             return response

@@ -32,7 +32,7 @@ from qrt_common.store.base import JobQuery
 
 from .auth import principal
 from .context import Gateway, gateway
-from .ibm_private import PREFIX, crn_instance, ibm_errors, ibm_time, request_instance
+from .ibm_private import CRN_PARAMETER, PREFIX, crn_instance, ibm_errors, ibm_time, request_instance
 from .openapi import Route
 from .plumbing import json_response, read_json
 from .session_rules import session_activity
@@ -209,18 +209,20 @@ def _elapsed(session: Session, activity: SessionActivity, now: Any) -> float:
 
 
 _SESSION = f"{PREFIX}/sessions/{{session_id}}"
+_ERRORS = (400, 401, 403, 404, 409, 503)
 
 ROUTES: tuple[Route, ...] = (
     Route("POST", f"{PREFIX}/sessions", ibm_errors(create_session),
-          "Create a session or batch (IBM's API)", "ibm-sessions", errors=(400, 403, 404),
+          "Create a session or batch (IBM API)", "ibm", errors=_ERRORS,
+          query=(CRN_PARAMETER,), response_schema={"type": "object"},
           description="Body: `{\"mode\": \"batch\"|\"dedicated\", \"backend\", \"max_ttl\"?, "
           "\"interactive_ttl\"?}`; the instance is the one the Service-CRN header names."),
-    Route("GET", _SESSION, ibm_errors(get_session), "A session's details (IBM's API)",
-          "ibm-sessions", errors=(404,)),
+    Route("GET", _SESSION, ibm_errors(get_session), "A session's details (IBM API)", "ibm",
+          errors=_ERRORS, query=(CRN_PARAMETER,), response_schema={"type": "object"}),
     Route("PATCH", _SESSION, ibm_errors(update_session),
-          "Close a session: `{\"accepting_jobs\": false}` (IBM's API)", "ibm-sessions",
-          status=204, errors=(400, 404, 409)),
+          "Close a session: `{\"accepting_jobs\": false}` (IBM API)", "ibm", status=204,
+          errors=_ERRORS, query=(CRN_PARAMETER,)),
     Route("DELETE", f"{_SESSION}/close", ibm_errors(cancel_session),
-          "Cancel a session: it takes no more jobs and its queued jobs are cancelled (IBM's "
-          "API)", "ibm-sessions", status=204, errors=(404,)),
+          "Cancel a session: it takes no more jobs and its queued jobs are cancelled (IBM "
+          "API)", "ibm", status=204, errors=_ERRORS, query=(CRN_PARAMETER,)),
 )  # fmt: skip
