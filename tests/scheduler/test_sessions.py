@@ -3,6 +3,7 @@ on the in-process bus and a real SQLite store (the harness of test_service)."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 from qrt_common.jobs import Job, JobStatus, utcnow
@@ -27,18 +28,20 @@ harness = test_service.harness
 DETAIL = '{"backend": "dev", "calibration": {"t1": {"q0": 1}}}'
 
 
-async def make_session(h: Harness, mode: SessionMode) -> Session:
+async def make_session(h: Harness, mode: SessionMode, backend: str = "aer_simulator",
+                       interactive_ttl: int = 60) -> Session:  # fmt: skip
     session = Session(
-        id=f"s-{mode.value}", mode=mode, backend="aer_simulator", instance="ibm-q/open/main",
-        max_ttl=3600, interactive_ttl=60,
+        id=f"s-{mode.value}", mode=mode, backend=backend, instance="ibm-q/open/main",
+        max_ttl=3600, interactive_ttl=interactive_ttl,
     )  # fmt: skip
     await h.store.add_session(session)
     return session
 
 
-async def submit(h: Harness, job_id: str, session_id: str | None, n: int) -> None:
+async def submit(h: Harness, job_id: str, session_id: str | None, n: int,
+                 backend: str = "aer_simulator") -> None:  # fmt: skip
     created = utcnow() + timedelta(milliseconds=n)
-    job = Job(id=job_id, program_id="p", backend="aer_simulator", params="{}",
+    job = Job(id=job_id, program_id="p", backend=backend, params="{}",
               max_execution_time=60, session_id=session_id, created=created)  # fmt: skip
     await h.store.add_job(job)
     await h.bus.send(SUBMITTED_QUEUE, encode(JobSubmitted.of(job)))
@@ -136,3 +139,37 @@ async def test_the_ledger_records_each_stage_once_and_only_from_the_assigned_exe
     assert finished.detail == "Completed"
     executing = next(s for s in stages if s.stage is Stage.EXECUTING)
     assert executing.detail is not None and "calibration" in executing.detail
+
+
+async def device_session(h: Harness, interactive_ttl: int) -> Session:
+    await h.executor("ex", backends=["device"], exclusive=["device"], capacity=4)
+    session = await make_session(h, SessionMode.DEDICATED, "device", interactive_ttl)
+    await submit(h, "s0", session.id, 0, "device")
+    await eventually(lambda: placed(h, ["s0"]), "s0 placed")
+    await submit(h, "other", None, 1, "device")
+    await h.next_assignment("ex")
+    await run_to_end(h, "s0")
+    return session
+
+
+async def test_a_dedicated_session_keeps_its_device_between_its_jobs_until_closed(harness):
+    h = harness
+    session = await device_session(h, interactive_ttl=3600)
+    await h.settled()
+    assert placed(h, ["other"]) == [], "the device waits for the session's next job"
+    await submit(h, "s1", session.id, 2, "device")
+    await eventually(lambda: placed(h, ["s1", "other"]), "s1 placed", until=lambda p: p == ["s1"])
+    await run_to_end(h, "s1")
+    await h.settled()
+    assert placed(h, ["other"]) == []
+    closed = dataclasses.replace(session, accepting_jobs=False, closed_at=utcnow())
+    assert await h.store.replace_session(closed)
+    await eventually(lambda: placed(h, ["other"]), "the closed session lets the device go",
+                     until=lambda p: p == ["other"])  # fmt: skip
+
+
+async def test_a_device_hold_runs_out_after_the_interactive_ttl(harness):
+    h = harness
+    await device_session(h, interactive_ttl=1)
+    await eventually(lambda: placed(h, ["other"]), "the device goes to another job",
+                     until=lambda p: p == ["other"])  # fmt: skip

@@ -31,6 +31,15 @@ class Placement:
         return max(self.since, self.seen)
 
 
+@dataclass(frozen=True, slots=True)
+class DeviceHold:
+    """A device kept for a dedicated session between its jobs."""
+
+    session_id: str
+    until: float
+    """`time.monotonic()` when the hold runs out."""
+
+
 class Placements:
     """Placements by job id; at most one a job."""
 

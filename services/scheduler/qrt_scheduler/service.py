@@ -51,7 +51,7 @@ from qrt_common.wire import decode, encode
 
 from .executors import ExecutorState, LiveExecutors
 from .ledger import Ledger
-from .placements import Placement, Placements
+from .placements import DeviceHold, Placement, Placements
 from .queue import PendingQueue
 
 logger = logging.getLogger(__name__)
@@ -87,6 +87,8 @@ class Scheduler:
         self.sessions: dict[str, Session | None] = {}
         """Sessions of the jobs this scheduler has seen, by id (None: no stored session has
         that id, as with the old API's free-form session ids)."""
+        self.holds: dict[str, DeviceHold] = {}
+        """Devices a dedicated session keeps between its jobs, by backend name."""
         self.cancelling: set[str] = set()
         """Running jobs a user cancelled, until they end: the stop order is repeated."""
         self._started_at = 0.0
@@ -206,6 +208,46 @@ class Scheduler:
             if job.session_id is not None:
                 await self._learn_session(job.session_id)
 
+    def _hold_device(self, ended: Placement) -> bool:
+        """Keep the device a dedicated session's job ran on for the session's next job, for
+        the session's interactive_ttl (IBM's rule: the backend is the session's while it is
+        active); True if it did."""
+        session_id = ended.session_id
+        session = None if session_id is None else self.sessions.get(session_id)
+        if session is None or session.mode is not SessionMode.DEDICATED:
+            return False
+        if ended.backend not in self.executors.exclusive_backends():
+            return False
+        ttl = float(session.interactive_ttl)
+        self.holds[ended.backend] = DeviceHold(session.id, time.monotonic() + ttl)
+        # When it runs out, the jobs it held back may go.
+        asyncio.get_running_loop().call_later(ttl, self._wake.set)
+        return True
+
+    async def _confirm_hold(self, ended: Placement) -> None:
+        """Let the device go at once if the session takes no more jobs."""
+        hold = self.holds.get(ended.backend)
+        if hold is None:
+            return
+        session = await self._store.get_session(hold.session_id)
+        if session is None or not session.accepting_jobs or session.cancelled:
+            self._release_hold(ended.backend, hold)
+
+    def _release_hold(self, backend: str, hold: DeviceHold) -> None:
+        if self.holds.get(backend) is hold:
+            del self.holds[backend]
+            self._wake.set()
+
+    async def _review_holds(self) -> None:
+        """Let go of the devices held for sessions that ran out of time or were closed."""
+        now = time.monotonic()
+        for backend, hold in list(self.holds.items()):
+            session = None
+            if hold.until > now:
+                session = await self._store.get_session(hold.session_id)
+            if session is None or not session.accepting_jobs or session.cancelled:
+                self._release_hold(backend, hold)
+
     def _dedicated(self, session_id: str | None) -> bool:
         """Whether `session_id` names a dedicated session (its jobs run one at a time)."""
         session = None if session_id is None else self.sessions.get(session_id)
@@ -251,7 +293,14 @@ class Scheduler:
             # Cancelled, or placed elsewhere, while this attempt was on its way: stop it.
             await self._stop(event.job_id, JobStatus.CANCELLED, event.executor_id, event.attempt)
         elif event.kind is EventKind.FINISHED:
+            placement = self.placed.get(event.job_id)
+            held = False
+            if applied and placement is not None:
+                # Before the place is freed: the dispatch it wakes must see the hold.
+                held = self._hold_device(placement)
             self._unplace(event.job_id, event.executor_id, event.attempt)
+            if held and placement is not None:
+                await self._confirm_hold(placement)
             if event.job_id not in self.placed:
                 self.cancelling.discard(event.job_id)
         elif event.kind is EventKind.RELEASED:
@@ -375,8 +424,14 @@ class Scheduler:
                 turn = (waiting.created, waiting.job_id)
                 next_of_session[session_id] = min(next_of_session.get(session_id, turn), turn)
 
+        now = time.monotonic()
+        holds = {b: h.session_id for b, h in self.holds.items() if h.until > now}
+
         def in_turn(job: JobSubmitted) -> bool:
             session_id = job.session_id
+            holder = holds.get(job.backend)
+            if holder is not None and holder != session_id:
+                return False
             if session_id is None or not self._dedicated(session_id):
                 return True
             turn = (job.created, job.job_id)
@@ -402,6 +457,9 @@ class Scheduler:
             self.placed[job.id] = placement
             if self._dedicated(job.session_id):
                 in_session.add(job.session_id)
+                if holds.get(job.backend) == job.session_id:
+                    del holds[job.backend]
+                    self.holds.pop(job.backend, None)
             if job.backend in executor.exclusive:
                 busy.add(job.backend)
             task = asyncio.create_task(self._place(job, placement))
@@ -494,6 +552,7 @@ class Scheduler:
         for job_id, executor_id in self.placed.orphans(self.executors).items():
             await self._reclaim(job_id, f"executor {executor_id} was lost")
         await self._reconcile(now, heard_from)
+        await self._review_holds()
 
     async def _reconcile(self, now: float, heard_from: float) -> None:
         """A job placed on a live executor that has not shown up in its heartbeats for a
