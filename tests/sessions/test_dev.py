@@ -243,3 +243,18 @@ def test_an_older_job_without_a_stored_timeline_still_answers(tmp_path: Path):
     assert [e["stage"] for e in found["timeline"]] == ["queued", "running", "finished"]
     assert found["timestamps"]["finished"] == found["timeline"][-1]["at"]
     assert json.dumps(found)
+
+
+def test_a_session_past_its_max_ttl_takes_no_more_jobs(qrt_dev: DevServer, api: RetrySession):
+    rest = RuntimeSession(api, "", url_prefix="")
+    session_id = rest.create(backend="aer_simulator", mode="batch", max_time=1)["id"]
+    first = submit(qrt_dev, session_id, device=False, program="noop")
+    assert first.status_code == 200, first.text
+    assert ended(qrt_dev, first.json()["id"])["status"] == "Completed"
+    session = RuntimeSession(api, session_id)
+    # Its time runs from its first job's start.
+    details = eventually_sync(session.details, "the session reaches its max_ttl",
+                              until=lambda d: d["state"] == "closed", timeout=60)  # fmt: skip
+    assert details["state_reason"] == "max_ttl reached" and details["active_ttl"] == 0
+    late = submit(qrt_dev, session_id, device=False, program="noop")
+    assert late.status_code == 409 and "max_ttl of 1 s" in late.text
