@@ -238,8 +238,18 @@ class Scheduler:
             del self.holds[backend]
             self._wake.set()
 
+    def _forget_sessions(self) -> None:
+        """Drop the sessions no waiting, placed or holding job needs any more (read again
+        from the store should one come back)."""
+        needed = {job.session_id for job in self.pending}
+        needed |= {p.session_id for _, p in self.placed.items()}
+        needed |= {hold.session_id for hold in self.holds.values()}
+        for session_id in [s for s in self.sessions if s not in needed]:
+            del self.sessions[session_id]
+
     async def _review_holds(self) -> None:
         """Let go of the devices held for sessions that ran out of time or were closed."""
+        self._forget_sessions()
         now = time.monotonic()
         for backend, hold in list(self.holds.items()):
             session = None
@@ -247,11 +257,6 @@ class Scheduler:
                 session = await self._store.get_session(hold.session_id)
             if session is None or not session.accepting_jobs or session.cancelled:
                 self._release_hold(backend, hold)
-
-    def _dedicated(self, session_id: str | None) -> bool:
-        """Whether `session_id` names a dedicated session (its jobs run one at a time)."""
-        session = None if session_id is None else self.sessions.get(session_id)
-        return session is not None and session.mode is SessionMode.DEDICATED
 
     async def _sweep_forever(self) -> None:
         while True:
@@ -416,11 +421,17 @@ class Scheduler:
         busy = self.placed.busy(self.executors.exclusive_backends())
         # A dedicated session runs its jobs one at a time, in the order they were submitted:
         # only its oldest waiting job may go, and only while none of its jobs is placed.
-        in_session = {p.session_id for _, p in self.placed.items() if self._dedicated(p.session_id)}
+        # Which sessions are dedicated, as this round starts (the cache may shrink meanwhile).
+        dedicated = {
+            session_id
+            for session_id, session in self.sessions.items()
+            if session is not None and session.mode is SessionMode.DEDICATED
+        }
+        in_session = {p.session_id for _, p in self.placed.items() if p.session_id in dedicated}
         next_of_session: dict[str, tuple[float, str]] = {}
         for waiting in self.pending:
             session_id = waiting.session_id
-            if session_id is not None and self._dedicated(session_id):
+            if session_id in dedicated:
                 turn = (waiting.created, waiting.job_id)
                 next_of_session[session_id] = min(next_of_session.get(session_id, turn), turn)
 
@@ -432,10 +443,11 @@ class Scheduler:
             holder = holds.get(job.backend)
             if holder is not None and holder != session_id:
                 return False
-            if session_id is None or not self._dedicated(session_id):
+            if session_id not in dedicated:
                 return True
             turn = (job.created, job.job_id)
-            return session_id not in in_session and next_of_session[session_id] == turn
+            # A job queued since the round began has no turn noted: none of its session waited.
+            return session_id not in in_session and next_of_session.get(session_id, turn) == turn
 
         def choose(job: JobSubmitted) -> ExecutorState | None:
             return self.placed.choose(job, self.executors, busy) if in_turn(job) else None
@@ -455,7 +467,7 @@ class Scheduler:
                 continue
             placement = Placement(executor.id, job.backend, job.attempt + 1, job.session_id)
             self.placed[job.id] = placement
-            if self._dedicated(job.session_id):
+            if job.session_id in dedicated:
                 in_session.add(job.session_id)
                 if holds.get(job.backend) == job.session_id:
                     del holds[job.backend]
