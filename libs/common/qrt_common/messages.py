@@ -15,6 +15,7 @@ from msgspec import field
 
 from .device_protocol import StaticInfo
 from .jobs import Job, JobStatus
+from .timeline import Stage
 from .wire import Message
 
 SUBMITTED_QUEUE = "jobs.submitted"
@@ -46,6 +47,9 @@ class EventKind(StrEnum):
     FINISHED = "finished"
     RELEASED = "released"
     """The executor gives an assigned or running job back without an outcome (drain)."""
+    STAGE = "stage"
+    """The running attempt reached a stage of its timeline (`JobEvent.stage`): waiting for
+    its device, executing on it, or running again; `data` is the stage record's detail."""
 
 
 class JobSubmitted(Message, frozen=True):
@@ -56,11 +60,15 @@ class JobSubmitted(Message, frozen=True):
     instance: str
     created: float
     priority: int = 0
+    session_id: str | None = None
+    """The session the job belongs to (its rules may hold the job back)."""
 
     @classmethod
     def of(cls, job: Job) -> JobSubmitted:
         """The announcement of `job`."""
-        return cls(job.id, job.backend, job.instance, job.created.timestamp(), job.priority)
+        return cls(
+            job.id, job.backend, job.instance, job.created.timestamp(), job.priority, job.session_id
+        )
 
 
 class CancelJob(Message, frozen=True):
@@ -100,6 +108,8 @@ class JobEvent(Message, frozen=True):
     """The job's new status, on `finished`."""
     reason: str | None = None
     at: float = field(default_factory=time.time)
+    stage: Stage | None = None
+    """The stage reached, on `stage`."""
 
 
 class JobEvents(Message, frozen=True):

@@ -16,7 +16,18 @@ from qrt_common.jobs import JobStatus
 from qrt_common.messages import HEARTBEAT_TOPIC, UPDATES_TOPIC
 from qrt_common.metrics import healthz, metrics_endpoint, readiness
 
-from . import accounts, ibm_backends, ibm_jobs, jobs, programs, services, tokens, websockets
+from . import (
+    accounts,
+    ibm_backends,
+    ibm_jobs,
+    ibm_metrics,
+    ibm_sessions,
+    jobs,
+    programs,
+    services,
+    tokens,
+    websockets,
+)
 from .auth import AUTHENTICATOR, Authenticator, authenticate
 from .context import GATEWAY, Gateway, gateway
 from .ibm_api import ibm_errors
@@ -293,6 +304,8 @@ ROUTES: tuple[Route, ...] = (
           "(say, its disk is full), or the bus cannot be reached."),
     Route("GET", "/metrics", metrics_endpoint, "Prometheus metrics", "health",
           extra={"responses": _PROMETHEUS_TEXT}),
+    *ibm_sessions.ROUTES,
+    *ibm_metrics.ROUTES,
 )  # fmt: skip
 ROUTES += ibm_backends.ROUTES + ibm_jobs.ROUTES
 

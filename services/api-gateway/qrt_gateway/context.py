@@ -31,6 +31,7 @@ from qrt_common.submission import replayed
 from qrt_common.wire import decode, encode
 
 from .replays import SharedReplays
+from .session_rules import check_session
 from .streams import StreamHub
 
 
@@ -82,11 +83,14 @@ class Gateway:
                 f"{doing} needs the {needed.value} role in {instance}; {who.user} {has}"
             )
 
-    async def submit(self, job: Job) -> Job:
+    async def submit(self, job: Job, *, session_must_exist: bool = False) -> Job:
         """Store `job` and announce it to the scheduler; returns it, or, for a retry of an
         idempotent submit, the job the first try made (announced again while it waits: the
         first try may have died before it could). Raises Conflict for a key used again for
-        another request, BusUnavailable (and keeps no job) if a new job cannot be announced."""
+        another request, BusUnavailable (and keeps no job) if a new job cannot be announced;
+        raises as `check_session` does for a job joining a session it may not join
+        (`session_must_exist`: IBM's API, where a session id must name a stored session)."""
+        await check_session(self.store, job, must_exist=session_must_exist)
         stored = await self.store.add_job(job)
         if replayed(job, stored):
             if stored.status is JobStatus.QUEUED:

@@ -137,7 +137,8 @@ async def create_job(request: web.Request) -> web.Response:
         session_id=body.session_id,
         submitter=who.user if who.key_id is not None else None,
     )
-    stored = await gw.submit(job)
+    # IBM's sessions are made first (POST /sessions): an id naming none is refused.
+    stored = await gw.submit(job, session_must_exist=True)
     return ibm_json({"id": stored.id, "backend": stored.backend})
 
 

@@ -13,6 +13,8 @@ from typing import TypeVar
 from ..archives import ProgramArchive
 from ..jobs import Job, JobStatus
 from ..programs import Program
+from ..sessions import JobTimes, Session
+from ..timeline import StageRecord
 from .accounts import AccountStore
 
 
@@ -260,6 +262,34 @@ class JobStore(AccountStore, ABC):
     @abstractmethod
     async def set_job_tags(self, job_id: str, tags: Sequence[str]) -> bool:
         """Replace a job's tags, leaving the rest of it as it is; True if the job exists."""
+
+    # sessions and timelines
+
+    @abstractmethod
+    async def add_session(self, session: Session) -> None:
+        """Store a new session."""
+
+    @abstractmethod
+    async def get_session(self, session_id: str) -> Session | None:
+        """The session with this id, or None."""
+
+    @abstractmethod
+    async def replace_session(self, session: Session) -> bool:
+        """Write `session` over the stored one; False if there is none."""
+
+    @abstractmethod
+    async def session_job_times(self, session_id: str) -> list[JobTimes]:
+        """Status, start and end of every job of the session (not the jobs themselves, whose
+        params may be large)."""
+
+    @abstractmethod
+    async def add_stage(self, job_id: str, record: StageRecord) -> bool:
+        """Add an entry to the job's timeline; False if it was stored already (same attempt,
+        stage and time)."""
+
+    @abstractmethod
+    async def job_stages(self, job_id: str) -> list[StageRecord]:
+        """The job's stored timeline entries, oldest first (deleted with the job)."""
 
 
 Part = TypeVar("Part")
