@@ -54,12 +54,17 @@ async def submit(gw: Harness, status: int = 200, **fields: Any) -> Any:
 
 async def test_a_job_is_stored_in_the_crns_instance_and_shown_as_ibm_shows_it(gw: Harness):
     params = sampler_params()
-    created = await submit(gw, tags=["a", "b"], cost=30, session_id="s1", log_level="WARNING",
-                           params=params)  # fmt: skip
+    await refused(gw, "POST", "/jobs", 404, "session 's1' not found", "session_id",
+                  json={"program_id": "sampler", "backend": "aer_simulator", "params": params,
+                        "session_id": "s1"})  # fmt: skip
+    session = await ibm(gw, "POST", "/sessions", json={"mode": "batch", "backend": "aer_simulator"})
+    created = await submit(gw, tags=["a", "b"], cost=30, session_id=session["id"],
+                           log_level="WARNING", params=params)  # fmt: skip
     assert created["backend"] == "aer_simulator"
     job = await gw.job(created["id"])
     assert job.instance == "ibm-q/open/main" and job.max_execution_time == 30
-    assert job.tags == ("a", "b") and job.session_id == "s1" and job.program_id == "sampler"
+    assert job.tags == ("a", "b") and job.session_id == session["id"]
+    assert job.program_id == "sampler"
     shown = await ibm(gw, "GET", f"/jobs/{job.id}")
     assert shown["state"] == {"status": "Queued"} and shown["program"] == {"id": "sampler"}
     assert shown["params"] == params and shown["cost"] == 30
