@@ -3,7 +3,6 @@ as the README's recipe says; nothing of it may leave the loopback interface."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 
@@ -51,9 +50,9 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
 
 @pytest.fixture(scope="package")
 def service(dev: DevServer) -> Iterator[QiskitRuntimeService]:
-    saved = {name: os.environ.get(name) for name in recipe_environment(dev.url)}
-    os.environ.update(recipe_environment(dev.url))
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in recipe_environment(dev.url).items():
+            patch.setenv(name, value)
         found = connect(dev.url)
         deadline = time.monotonic() + 60
         # The device backend appears once its executor has described it (first heartbeat).
@@ -61,12 +60,6 @@ def service(dev: DevServer) -> Iterator[QiskitRuntimeService]:
             assert time.monotonic() < deadline, "the simulated device never became a backend"
             time.sleep(0.2)
         yield found
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 @pytest.fixture(autouse=True)

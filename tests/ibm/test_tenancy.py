@@ -4,7 +4,6 @@ jobs belong to, and the user's role there decides what they may do."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,8 +36,9 @@ def locked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DevServer
     server = DevServer(root / "data", merge_programs(root / "programs"), options=["--auth"],
                        env={"QRT_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY, "QRT_DEV_DEVICE": "false"})  # fmt: skip
     server.start()
-    saved = {name: os.environ.get(name) for name in recipe_environment(server.url)}
-    os.environ.update(recipe_environment(server.url))
+    patch = pytest.MonkeyPatch()
+    for name, value in recipe_environment(server.url).items():
+        patch.setenv(name, value)
     try:
         admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
         with httpx.Client(base_url=server.url, headers=admin, timeout=30) as http:
@@ -58,11 +58,7 @@ def locked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DevServer
                 )
         yield server, keys[0], keys[1]
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        patch.undo()
         server.kill()
 
 
