@@ -130,13 +130,13 @@ def test_sampler_and_estimator_run_on_the_device(service: QiskitRuntimeService):
     circuit = bell()
     circuit.measure_all()
     shots = 1000
-    counts = (
-        SamplerV2(mode=backend)
-        .run([isa(circuit, backend)], shots=shots)
-        .result()[0]
-        .data.meas.get_counts()
-    )
+    job = SamplerV2(mode=backend).run([isa(circuit, backend)], shots=shots)
+    counts = job.result()[0].data.meas.get_counts()
     assert sum(counts.values()) == shots
+    # The calibration in force when it ran (the device's last one, from before it started).
+    properties = job.properties()
+    assert properties is not None and properties.t1(0) > 0
+    assert properties.last_update_date <= job.creation_date + timedelta(minutes=1)
     # The device simulates with the noise of its calibration: mostly, not only, 00 and 11.
     assert (counts.get("00", 0) + counts.get("11", 0)) / shots > 0.75
     mapped = isa(bell(), backend)
