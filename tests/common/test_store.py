@@ -806,3 +806,23 @@ async def test_deleting_a_user_takes_their_keys_and_memberships(stores: tuple[Jo
     assert await store.list_keys() == []
     assert await store.memberships() == []
     assert await store.get_instance("hub/a/p") is not None
+
+
+async def test_list_oldest_first(store: JobStore):
+    for n in range(5):
+        await store.add_job(make_job(n))
+    page, total = await store.list_jobs(JobQuery(limit=2, offset=1, oldest_first=True))
+    assert total == 5 and [j.id for j in page] == ["job-001", "job-002"]
+
+
+async def test_set_job_tags_changes_only_the_tags(store: JobStore):
+    job = transition(make_job(1, tags=("old",)), JobStatus.RUNNING)
+    await store.add_job(make_job(1, tags=("old",)))
+    assert await store.replace_job(job, expected=JobStatus.QUEUED)
+    assert await store.set_job_tags(job.id, ["new", "newer"])
+    assert await store.get_job(job.id) == replace(job, tags=("new", "newer"))
+    assert [j.id for j in (await store.list_jobs(JobQuery(tags=["newer"])))[0]] == [job.id]
+    assert not (await store.list_jobs(JobQuery(tags=["old"])))[0]
+    assert await store.set_job_tags(job.id, [])
+    assert await store.get_job(job.id) == replace(job, tags=())
+    assert not await store.set_job_tags("no-such-job", ["x"])

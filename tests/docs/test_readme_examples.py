@@ -18,7 +18,12 @@ from tests.support.programs import ROOT
 README = (ROOT / "README.md").read_text()
 # Blocks at the margin: an indented one (in a list, with placeholders such as "<API key>")
 # illustrates a third-party client and is tested against the real SDK (tests/gateway/test_tokens.py).
-EXAMPLES = re.findall(r"^```python\n(.*?)^```", README, re.S | re.M)
+IBM_SECTION = "## Use qrt from qiskit-ibm-runtime"
+"""Its recipe uses IBM's client, not qrt_client: tests/ibm/test_readme_recipe.py runs it."""
+_HEAD, _IBM = README.split(IBM_SECTION, 1)
+EXAMPLES = re.findall(
+    r"^```python\n(.*?)^```", _HEAD + "\n## " + _IBM.split("\n## ", 1)[1], re.S | re.M
+)
 COMMAND_LINE = README.split("### From the command line", 1)[1].split("\n### ", 1)[0]
 SHELL_EXAMPLES = re.findall(r"```sh\n(.*?)```", COMMAND_LINE, re.S)
 ADDRESS = "http://127.0.0.1:8000"

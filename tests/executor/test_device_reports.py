@@ -25,8 +25,10 @@ async def test_reports_carry_static_info_and_calibration_then_say_a_silent_devic
             lambda: "Tiny-3" in directory.calibration, "the device's calibration was read"
         )
         [report] = directory.reports()
-        assert (report.name, report.nqubits, report.reachable) == ("Tiny-3", 3, True)
-        assert report.topology == [(0, 1), (1, 2)] and "measure" in report.pgs
+        static = report.static
+        assert (static.name, static.nqubits, report.reachable) == ("Tiny-3", 3, True)
+        assert static.topology == [(0, 1), (1, 2)] and "measure" in static.pgs
+        assert report.read_at is not None
         assert set(report.calibration["t1_in_us"]) == {"__labels__", "q0", "q1", "q2"}
         # It crosses the bus as a heartbeat's part and comes back the same.
         beat = Heartbeat("ex1", 1, ["Tiny-3"], {}, devices=[report])

@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from qrt_common.device_protocol import StaticInfo
 from qrt_common.messages import DeviceReport, Heartbeat
 from qrt_common.wire import encode
 
@@ -30,11 +31,10 @@ CALIBRATION = {
 async def beat(
     gw: Harness, *, reachable: bool = True, calibration: dict[str, Any] = CALIBRATION
 ) -> None:
+    static = StaticInfo(name="Tiny-3", nqubits=3, topology=[(0, 1), (1, 2)],
+                        pgs=["X", "CNOT", "measure"], starttime=1_600_000_000.0)  # fmt: skip
     report = DeviceReport(
-        name="Tiny-3",
-        nqubits=3,
-        topology=[(0, 1), (1, 2)],
-        pgs=["X", "CNOT", "measure"],
+        static=static,
         reachable=reachable,
         calibration=calibration,
     )

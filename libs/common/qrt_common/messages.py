@@ -13,7 +13,9 @@ from typing import Any
 
 from msgspec import field
 
+from .device_protocol import StaticInfo
 from .jobs import Job, JobStatus
+from .timeline import Stage
 from .wire import Message
 
 SUBMITTED_QUEUE = "jobs.submitted"
@@ -45,6 +47,9 @@ class EventKind(StrEnum):
     FINISHED = "finished"
     RELEASED = "released"
     """The executor gives an assigned or running job back without an outcome (drain)."""
+    STAGE = "stage"
+    """The running attempt reached a stage of its timeline (`JobEvent.stage`): waiting for
+    its device, executing on it, or running again; `data` is the stage record's detail."""
 
 
 class JobSubmitted(Message, frozen=True):
@@ -55,11 +60,15 @@ class JobSubmitted(Message, frozen=True):
     instance: str
     created: float
     priority: int = 0
+    session_id: str | None = None
+    """The session the job belongs to (its rules may hold the job back)."""
 
     @classmethod
     def of(cls, job: Job) -> JobSubmitted:
         """The announcement of `job`."""
-        return cls(job.id, job.backend, job.instance, job.created.timestamp(), job.priority)
+        return cls(
+            job.id, job.backend, job.instance, job.created.timestamp(), job.priority, job.session_id
+        )
 
 
 class CancelJob(Message, frozen=True):
@@ -99,6 +108,8 @@ class JobEvent(Message, frozen=True):
     """The job's new status, on `finished`."""
     reason: str | None = None
     at: float = field(default_factory=time.time)
+    stage: Stage | None = None
+    """The stage reached, on `stage`."""
 
 
 class JobEvents(Message, frozen=True):
@@ -111,19 +122,18 @@ class JobEvents(Message, frozen=True):
 
 
 class DeviceReport(Message, frozen=True):
-    """What an executor knows of one device it relays to: its `get_static` answer, its last
-    `get_dynamic` calibration metrics, and whether it answered when last asked."""
+    """What an executor knows of one device it relays to, for the gateway to describe it (the
+    console's `GET /backends/{name}`, IBM's `/api/v1/backends/...`): its `get_static` reply, its
+    last `get_dynamic` reply, and whether it answered when last asked."""
 
-    name: str
-    nqubits: int
-    topology: list[tuple[int, int]]
-    """Coupled qubit pairs."""
-    pgs: list[str]
-    """The primitive gate set."""
-    reachable: bool
+    static: StaticInfo
+    reachable: bool = True
+    """Whether the device answered the last time the executor asked it."""
     calibration: dict[str, Any] = field(default_factory=dict)
-    """The last `get_dynamic` payload (protocol metric format: `{"t1_in_us": {"__labels__":
+    """The last `get_dynamic` payload (the protocol's metric format: `{"t1_in_us": {"__labels__":
     ["qubit"], "q0": 41.2, ...}, ...}`); empty before the first reading."""
+    read_at: float | None = None
+    """When the executor read `calibration` (epoch seconds); None before the first reading."""
 
 
 class Heartbeat(Message, frozen=True):
@@ -141,7 +151,7 @@ class Heartbeat(Message, frozen=True):
     leaving: bool = False
     """Gone after this message: what it was assigned and did not run goes elsewhere at once."""
     devices: list[DeviceReport] = field(default_factory=list)
-    """The devices this executor relays to, as it last saw them (the gateway shows them)."""
+    """The devices this executor relays to (its `exclusive_backends`), as it last saw them."""
 
 
 class StopJob(Message, frozen=True):

@@ -167,6 +167,15 @@ class Settings(BaseSettings):
     job_hidden_paths: str = ""
     """Comma-separated directories jobs see empty, besides the data directory, the SQLite
     store's directory, `/run`, `/var/tmp`, `/dev/shm` and `/tmp` (each job gets its own)."""
+    simulator_qubits: int = Field(30, ge=1, le=64)
+    """Qubits the Aer simulators offer to clients that read a backend's Target (the IBM API's
+    backend configuration): the stock qiskit-ibm-runtime client refuses wider circuits."""
+    session_max_ttl: int = Field(28800, ge=1)
+    """Longest a session or batch may last, in seconds from its first job's start (IBM's
+    `max_ttl`; a session asking for more gets this)."""
+    session_interactive_ttl: int = Field(60, ge=1)
+    """Seconds without a job after which a started session is `inactive` (IBM's
+    `interactive_ttl`)."""
 
     @property
     def result_limits(self) -> ResultLimits:

@@ -14,10 +14,23 @@ from qrt_common.jobs import JobStatus
 from qrt_common.messages import HEARTBEAT_TOPIC, UPDATES_TOPIC
 from qrt_common.metrics import healthz, metrics_endpoint, readiness
 
-from . import accounts, devices, jobs, programs, services, tokens, websockets
+from . import (
+    accounts,
+    devices,
+    ibm_backends,
+    ibm_jobs,
+    ibm_metrics,
+    ibm_sessions,
+    jobs,
+    programs,
+    services,
+    tokens,
+    websockets,
+)
 from .auth import AUTHENTICATOR, Authenticator, authenticate
 from .console import add_pages
 from .context import GATEWAY, Gateway, gateway
+from .ibm_api import ibm_errors
 from .jobs import MAX_OFFSET, MAX_PAGE
 from .openapi import Parameter, Route, openapi_document
 from .plumbing import json_errors, measured
@@ -295,7 +308,10 @@ ROUTES: tuple[Route, ...] = (
           "A backend: its queue; for a device, its qubits, coupling map, gates, calibration "
           "and the last hour's history", "programs", response=devices.BackendDetail,
           errors=(404, 503)),
+    *ibm_sessions.ROUTES,
+    *ibm_metrics.ROUTES,
 )  # fmt: skip
+ROUTES += ibm_backends.ROUTES + ibm_jobs.ROUTES
 
 
 def create_app(context: Gateway) -> web.Application:
@@ -310,7 +326,12 @@ def create_app(context: Gateway) -> web.Application:
         checker = Authenticator(context.store, pepper, settings.access_token_seconds)
     app = web.Application(
         client_max_size=settings.max_request_bytes,
-        middlewares=[measured, json_errors(settings.max_request_bytes), authenticate(checker)],
+        middlewares=[
+            measured,
+            json_errors(settings.max_request_bytes),
+            ibm_errors(),
+            authenticate(checker),
+        ],
     )
     app[GATEWAY] = context
     if checker is not None:

@@ -15,7 +15,13 @@ from qrt_common.backends import SIMULATORS, backend_names
 from qrt_common.bus.base import MessageBus
 from qrt_common.errors import BusUnavailable, Conflict, Forbidden, InvalidInput, NotFound
 from qrt_common.jobs import Job, JobStatus
-from qrt_common.messages import CANCEL_QUEUE, SUBMITTED_QUEUE, CancelJob, Heartbeat, JobSubmitted
+from qrt_common.messages import (
+    CANCEL_QUEUE,
+    SUBMITTED_QUEUE,
+    CancelJob,
+    Heartbeat,
+    JobSubmitted,
+)
 from qrt_common.programs import Program
 from qrt_common.registry import ProgramRegistry
 from qrt_common.settings import Settings
@@ -25,6 +31,7 @@ from qrt_common.wire import decode, encode
 
 from .device_board import DeviceBoard
 from .replays import SharedReplays
+from .session_rules import check_session
 from .streams import StreamHub
 
 
@@ -76,11 +83,14 @@ class Gateway:
                 f"{doing} needs the {needed.value} role in {instance}; {who.user} {has}"
             )
 
-    async def submit(self, job: Job) -> Job:
+    async def submit(self, job: Job, *, session_must_exist: bool = False) -> Job:
         """Store `job` and announce it to the scheduler; returns it, or, for a retry of an
         idempotent submit, the job the first try made (announced again while it waits: the
         first try may have died before it could). Raises Conflict for a key used again for
-        another request, BusUnavailable (and keeps no job) if a new job cannot be announced."""
+        another request, BusUnavailable (and keeps no job) if a new job cannot be announced;
+        raises as `check_session` does for a job joining a session it may not join
+        (`session_must_exist`: IBM's API, where a session id must name a stored session)."""
+        await check_session(self.store, job, must_exist=session_must_exist)
         stored = await self.store.add_job(job)
         if replayed(job, stored):
             if stored.status is JobStatus.QUEUED:
@@ -104,6 +114,14 @@ class Gateway:
         if job.status.is_final:
             raise Conflict(f"job '{job.id}' has already ended: {status}")
         await self.bus.send(CANCEL_QUEUE, encode(CancelJob(job.id)))
+
+    async def delete(self, job: Job, who: Principal) -> None:
+        """Delete `job` and all it stored for `who`; raises Forbidden unless they are a member
+        of its instance, Conflict while it has not ended."""
+        self.require(who, job.instance, Role.MEMBER, "deleting a job")
+        if not job.status.is_final:
+            raise Conflict(f"job '{job.id}' is {job.status.value}; cancel it before deleting it")
+        await self.store.delete_job(job.id)
 
     async def on_heartbeat(self, body: dict[str, Any]) -> None:
         """Learn which devices the executors offer."""

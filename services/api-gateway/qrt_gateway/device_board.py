@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from statistics import fmean
-from typing import Any
+from typing import Any, TypeGuard
 
 from qrt_common.messages import DeviceReport
 
@@ -36,6 +36,11 @@ class Sample:
     mean_readout_fidelity: float | None
 
 
+def is_number(value: Any) -> TypeGuard[int | float]:
+    """Whether a calibration value is a number (JSON's true and false are not)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def per_qubit(calibration: dict[str, Any], metric: str, nqubits: int) -> list[float | None]:
     """A per-qubit metric of a `get_dynamic` payload (`{"__labels__": ["qubit"], "q0": ...}`)
     as a list by qubit index; None where the device gave no number."""
@@ -45,7 +50,7 @@ def per_qubit(calibration: dict[str, Any], metric: str, nqubits: int) -> list[fl
         return found
     for qubit in range(nqubits):
         value = values.get(f"q{qubit}")
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if is_number(value):
             found[qubit] = float(value)
     return found
 
@@ -62,8 +67,7 @@ def per_pair(calibration: dict[str, Any], metric: str) -> dict[tuple[int, int], 
             continue
         for second, value in row.items():
             a, b = _index(first), _index(second)
-            numeric = isinstance(value, int | float) and not isinstance(value, bool)
-            if a is not None and b is not None and numeric:
+            if a is not None and b is not None and is_number(value):
                 found[(a, b)] = float(value)
     return found
 
@@ -95,15 +99,16 @@ class DeviceBoard:
         counted by `queue` too."""
         now, wall = time.monotonic(), time.time()
         for report in reports:
-            self.reports[report.name] = (report, now)
-            samples = self.history.setdefault(report.name, deque(maxlen=HISTORY_SAMPLES))
+            name, nqubits = report.static.name, report.static.nqubits
+            self.reports[name] = (report, now)
+            samples = self.history.setdefault(name, deque(maxlen=HISTORY_SAMPLES))
             if samples and wall - samples[-1].at < SAMPLE_SECONDS:
                 if samples[-1].mean_t1_us is not None or not report.calibration:
                     continue
                 samples.pop()  # taken before the first calibration reading: this one instead
             queued = running = None
             with contextlib.suppress(Exception):  # a store hiccup costs a sample's counts only
-                queued, running = await queue(report.name)
+                queued, running = await queue(name)
             calibration = report.calibration
             samples.append(
                 Sample(
@@ -111,10 +116,10 @@ class DeviceBoard:
                     reachable=report.reachable,
                     queued=queued,
                     running=running,
-                    mean_t1_us=_mean(per_qubit(calibration, "t1_in_us", report.nqubits)),
-                    mean_t2_us=_mean(per_qubit(calibration, "t2_in_us", report.nqubits)),
+                    mean_t1_us=_mean(per_qubit(calibration, "t1_in_us", nqubits)),
+                    mean_t2_us=_mean(per_qubit(calibration, "t2_in_us", nqubits)),
                     mean_readout_fidelity=_mean(
-                        per_qubit(calibration, "readout_fidelity", report.nqubits)
+                        per_qubit(calibration, "readout_fidelity", nqubits)
                     ),
                 )
             )

@@ -15,7 +15,7 @@ from qrt_common.errors import NotFound
 from qrt_common.messages import DeviceReport
 
 from .context import gateway
-from .device_board import Sample, per_pair, per_qubit
+from .device_board import Sample, is_number, per_pair, per_qubit
 from .plumbing import json_response
 from .schemas import dump
 
@@ -96,13 +96,13 @@ def _iso(epoch: float) -> str:
 
 
 def _calibration(report: DeviceReport) -> Calibration:
-    metrics, n = report.calibration, report.nqubits
+    metrics, n = report.calibration, report.static.nqubits
     t1, t2 = per_qubit(metrics, "t1_in_us", n), per_qubit(metrics, "t2_in_us", n)
     readout = per_qubit(metrics, "readout_fidelity", n)
     single = per_qubit(metrics, "single_qubit_gate_fidelity", n)
     stamp = metrics.get("last_calibration_timestamp")
     calibrated_at = None
-    if isinstance(stamp, int | float) and not isinstance(stamp, bool):
+    if is_number(stamp):
         calibrated_at = _iso(float(stamp))
     return Calibration(
         calibrated_at=calibrated_at,
@@ -154,9 +154,9 @@ async def get_backend(request: web.Request) -> web.Response:
         online=offered and report.reachable,
         queue=queue,
         last_seen=_iso(time.time() - (time.monotonic() - at)),
-        nqubits=report.nqubits,
-        topology=report.topology,
-        gates=report.pgs,
+        nqubits=report.static.nqubits,
+        topology=report.static.topology,
+        gates=report.static.pgs,
         calibration=_calibration(report),
         history=[_sample(s) for s in gw.board.history.get(name, ())],
     )

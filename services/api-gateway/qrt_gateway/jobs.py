@@ -6,7 +6,7 @@ from aiohttp import web
 
 from qrt_common.accounts import Role
 from qrt_common.backends import DEFAULT_BACKEND
-from qrt_common.errors import Conflict, InvalidInput, NotFound
+from qrt_common.errors import InvalidInput, NotFound
 from qrt_common.jobs import JobStatus
 from qrt_common.store.base import JobQuery
 from qrt_common.submission import check_may_run, new_job, program_params
@@ -142,9 +142,5 @@ async def cancel_job(request: web.Request) -> web.Response:
 async def delete_job(request: web.Request) -> web.Response:
     gw = gateway(request)
     who = principal(request)
-    job = await gw.find_job(request.match_info["job_id"], who)
-    gw.require(who, job.instance, Role.MEMBER, "deleting a job")
-    if not job.status.is_final:
-        raise Conflict(f"job '{job.id}' is {job.status.value}; cancel it before deleting it")
-    await gw.store.delete_job(job.id)
+    await gw.delete(await gw.find_job(request.match_info["job_id"], who), who)
     return web.Response(status=204)

@@ -12,7 +12,8 @@ token (a signed JWT with `exp` and `iat`, see `auth`) out.
   `apikey`; errors as IAM's `{"errorCode", "errorMessage"}`.
 
 Both answer `Cache-Control: no-store` (§5.1). With keys off (QRT_AUTH false) nothing is
-checked and the token is a placeholder: every request is the single user's anyway.
+checked and the token is a placeholder (for `/identity/token` an unchecked JWT, whose `exp` IBM's
+client reads): every request is the single user's anyway.
 """
 
 from __future__ import annotations
@@ -20,14 +21,17 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import secrets
 import time
 from typing import Any
 
+import jwt
 from aiohttp import web
 
+from qrt_common.accounts import SINGLE_USER
 from qrt_common.errors import Unauthenticated
 
-from .auth import AUTHENTICATOR, authenticator
+from .auth import AUTHENTICATOR, ISSUER, TOKEN_ALGORITHM, authenticator
 
 SINGLE_USER_TOKEN = "qrt-single-user"
 """The access token handed out while keys are off: it is never checked."""
@@ -129,8 +133,12 @@ async def iam_token(request: web.Request) -> web.Response:
     if not apikey:
         return _iam_error(400, "invalid_request", "apikey is missing")
     if request.app.get(AUTHENTICATOR) is None:
-        expires = int(time.time()) + SINGLE_USER_SECONDS
-        return _json({**_single_user_token(), "expiration": expires})
+        now = int(time.time())
+        expires = now + SINGLE_USER_SECONDS
+        # A JWT, never checked: IBM's client reads its `exp` and `iat` to know when to renew.
+        claims = {"iss": ISSUER, "sub": SINGLE_USER.user, "iat": now, "exp": expires}
+        token = jwt.encode(claims, secrets.token_bytes(32), algorithm=TOKEN_ALGORITHM)
+        return _json({**_single_user_token(), "access_token": token, "expiration": expires})
     try:
         record = await authenticator(request).check_key(apikey)
     except Unauthenticated as exc:

@@ -11,15 +11,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from qiskit import QuantumCircuit, transpile
-from qiskit.circuit import Measure, Reset
 from qiskit.providers import BackendV2, JobStatus, JobV1, Options
 from qiskit.result import Result
-from qiskit.transpiler import InstructionProperties, Target
+from qiskit.transpiler import Target
 
 from qrt_common.cqasm import dumps
-from qrt_common.cqasm.gates import QISKIT_EQUALS
 from qrt_common.device_protocol import Command, ExecuteRequest, StaticInfo
 from qrt_common.errors import DeviceRefused, DeviceUnavailable
+from qrt_common.targets import device_target
 from qrt_common.wire import decode
 
 from .device_client import DeviceClient
@@ -29,27 +28,6 @@ logger = logging.getLogger(__name__)
 UNAVAILABLE_ATTEMPTS = 3
 """Sessions started again after the device did not answer (or restarted) before giving up."""
 RETRY_SECONDS = 0.5
-
-
-def device_target(static: StaticInfo) -> Target:
-    """The Target of a device, from its `get_static` payload: the gates of its `pgs` that have
-    a Qiskit equal (phase included), on every qubit or every coupled pair (either way round)."""
-    qubits = static.nqubits
-    pgs = set(static.pgs)
-    target = Target(description=static.name, num_qubits=qubits)
-    everywhere = {(q,): None for q in range(qubits)}
-    pairs: dict[tuple[int, ...], InstructionProperties | None] = {}
-    for a, b in static.topology:
-        pairs[(a, b)] = pairs[(b, a)] = None
-    for gate in QISKIT_EQUALS.values():
-        if gate.name not in pgs or gate.qubits > 2 or (gate.qubits == 2 and not pairs):
-            continue
-        target.add_instruction(gate.target_gate(), dict(everywhere if gate.qubits == 1 else pairs))
-    if "measure" in pgs:
-        target.add_instruction(Measure(), dict(everywhere))
-    if "reset" in pgs:
-        target.add_instruction(Reset(), dict(everywhere))
-    return target
 
 
 def _needs_transpiling(circuit: QuantumCircuit, target: Target) -> bool:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -101,6 +102,8 @@ class DeviceDirectory:
         self._searches: list[asyncio.Task[None]] = []
         self.calibration: dict[str, dict[str, Any]] = {}
         """Each device's last `get_dynamic` payload."""
+        self.calibration_read_at: dict[str, float] = {}
+        """When each device's `calibration` was read (epoch seconds)."""
         self.reachable: dict[str, bool] = {}
         """Whether each device answered the last time it was asked."""
 
@@ -170,21 +173,21 @@ class DeviceDirectory:
                     self.reachable[device.name] = False
                     continue
                 self.calibration[device.name] = payload
+                self.calibration_read_at[device.name] = time.time()
                 self.reachable[device.name] = True
             await asyncio.sleep(interval)
 
     def reports(self) -> list[DeviceReport]:
-        """Each device found, with its last calibration, for the heartbeat."""
+        """Each device found, with its last calibration and whether it answers (for the
+        heartbeat)."""
         return [
             DeviceReport(
-                name=device.name,
-                nqubits=device.static.nqubits,
-                topology=device.static.topology,
-                pgs=device.static.pgs,
-                reachable=self.reachable.get(device.name, True),
-                calibration=self.calibration.get(device.name, {}),
+                static=device.static,
+                reachable=self.reachable.get(name, True),
+                calibration=self.calibration.get(name, {}),
+                read_at=self.calibration_read_at.get(name),
             )
-            for device in self._devices.values()
+            for name, device in sorted(self._devices.items())
         ]
 
     def gauges(self) -> list[GaugeMetricFamily]:

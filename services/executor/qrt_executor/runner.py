@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +19,7 @@ from qrt_common.jobs import JobStatus
 from qrt_common.messages import EventKind, JobEvent
 from qrt_common.metrics import CIRCUITS, SHOTS
 from qrt_common.results import DEFAULT_MAX_INTERIMS_BYTES, refusal, text_bytes
+from qrt_common.timeline import Stage
 from qrt_common.wire import from_json, to_json
 
 from .device_client import DeviceClient
@@ -280,14 +283,26 @@ class _SocketLines:
 
 class DeviceRelay:
     """Makes a job process's `DeviceCall`s to its job's device (and no other), one at a time,
-    and writes each answer back on the job's control socket."""
+    and writes each answer back on the job's control socket.
 
-    def __init__(self, access: DeviceAccess, control: socket.socket) -> None:
+    It also follows the job's use of the device for its timeline (`output`'s stage events):
+    its first `initialize` of a round is `waiting_for_device`, an `initialize` the device
+    accepts (the device is locked for the job) is `executing`, with the device's `get_dynamic`
+    answer read just then (the calibration in force, sent when it changed since the last
+    round), and the `terminate` that ends the round is `running` again.
+    """
+
+    def __init__(
+        self, access: DeviceAccess, control: socket.socket, output: JobOutput | None = None
+    ) -> None:
         self._access = access
         self._control = control
+        self._output = output
         self._client: DeviceClient | None = None
         self._busy = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stage = Stage.RUNNING
+        self._calibration: dict[str, Any] | None = None
 
     def take(self, call: DeviceCall) -> None:
         """Start answering `call`."""
@@ -315,17 +330,49 @@ class DeviceRelay:
         limit = access.execute_timeout if command is Command.EXECUTE else access.timeout
         timeout = min(call.timeout or limit, limit)
         self._busy = True
+        if command is Command.INITIALIZE and self._stage is Stage.RUNNING:
+            self._reached(Stage.WAITING_FOR_DEVICE)
         try:
             payload = await asyncio.to_thread(
                 self._client.request, command, call.session_id, call.payload, timeout=timeout
             )
+            if command is Command.INITIALIZE and self._stage is not Stage.EXECUTING:
+                await self._executing(self._client, call.session_id)
         except DeviceUnavailable as exc:
             return DeviceAnswer(error=str(exc), unavailable=True)
         except DeviceRefused as exc:
             return DeviceAnswer(error=str(exc))
         finally:
             self._busy = False
+            if command is Command.TERMINATE and self._stage is Stage.EXECUTING:
+                self._reached(Stage.RUNNING)
         return DeviceAnswer(payload=payload)
+
+    def _reached(self, stage: Stage, detail: str | None = None) -> None:
+        self._stage = stage
+        if self._output is not None:
+            self._output.event(EventKind.STAGE, stage=stage, data=detail)
+
+    async def _executing(self, client: DeviceClient, session_id: str) -> None:
+        """The device is locked for the job: read its calibration, then say so."""
+        at = time.time()
+        detail = None
+        try:
+            calibration = await asyncio.to_thread(
+                client.request, Command.GET_DYNAMIC, session_id, timeout=self._access.timeout
+            )
+        except (DeviceUnavailable, DeviceRefused) as exc:
+            if self._output is not None:
+                self._output.log(f"[qrt] the device's calibration could not be read: {exc}")
+        else:
+            if calibration != self._calibration:
+                self._calibration = calibration
+                backend = self._access.static.name
+                record = {"backend": backend, "calibration": calibration, "read_at": at}
+                detail = json.dumps(record)
+        self._stage = Stage.EXECUTING
+        if self._output is not None:
+            self._output.event(EventKind.STAGE, stage=Stage.EXECUTING, data=detail, at=at)
 
     async def close(self) -> None:
         """Wait for calls under way, then close the connection to the device."""
@@ -367,7 +414,7 @@ async def run_job(
     errors: list[str] = []
     refused: list[str] = []
     limits = launch.limits
-    relay = DeviceRelay(launch.device, proc.control) if launch.device is not None else None
+    relay = None if launch.device is None else DeviceRelay(launch.device, proc.control, output)
 
     def take_frame(line: str) -> None:
         try:

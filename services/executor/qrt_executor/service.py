@@ -170,9 +170,9 @@ class Executor:
             backends=self.backends,
             running={job_id: e.assignment.attempt for job_id, e in self.running.items()},
             exclusive_backends=self.devices.names(),
+            devices=self.devices.reports(),
             draining=self.draining,
             leaving=leaving,
-            devices=self.devices.reports(),
         )
         await self._bus.publish(HEARTBEAT_TOPIC, encode(heartbeat))
 

@@ -11,13 +11,17 @@ from datetime import UTC, datetime
 
 from qrt_common.bus.base import MessageBus
 from qrt_common.errors import IllegalTransition
-from qrt_common.jobs import Job, JobStatus, transition
+from qrt_common.jobs import Job, JobStatus, transition, utcnow
 from qrt_common.messages import UPDATES_TOPIC, EventKind, JobEvent, JobEvents
 from qrt_common.metrics import JOBS_ENDED, REASSIGNMENTS
 from qrt_common.store.base import JobStore
+from qrt_common.timeline import Stage, StageRecord
 from qrt_common.wire import encode
 
 logger = logging.getLogger(__name__)
+
+_LEDGER_STAGES = frozenset({Stage.QUEUED, Stage.ASSIGNED, Stage.FINISHED})
+"""Stages only the ledger records (it makes those changes); executors report the others."""
 
 
 class Ledger:
@@ -93,6 +97,12 @@ class Ledger:
             if not assigned_here:
                 return False
             return await self._move(job, JobStatus.RUNNING, at=at, executor_id=event.executor_id)
+        if event.kind is EventKind.STAGE:
+            live = job.status is JobStatus.RUNNING and attempt == job.attempt and assigned_here
+            if not live or event.stage is None or event.stage in _LEDGER_STAGES:
+                return False
+            record = StageRecord(attempt, event.stage, at, event.executor_id, event.data)
+            return await self._store.add_stage(job_id, record)
         if event.kind is EventKind.RELEASED:
             if job.status is JobStatus.RUNNING and attempt == job.attempt and assigned_here:
                 return await self._move(job, JobStatus.QUEUED, reason=event.reason)
@@ -124,6 +134,15 @@ class Ledger:
             return False
         if not await self._store.replace_job(moved, expected=job.status):
             return False
+        if to is JobStatus.RUNNING:
+            record = StageRecord(moved.attempt, Stage.RUNNING, moved.started or utcnow(),
+                                 moved.executor_id)  # fmt: skip
+        elif to is JobStatus.QUEUED:
+            record = StageRecord(moved.attempt + 1, Stage.QUEUED, at or utcnow())
+        else:
+            record = StageRecord(moved.attempt, Stage.FINISHED, moved.ended or utcnow(),
+                                 job.executor_id, to.value)  # fmt: skip
+        await self._record(job.id, record)
         if to.is_final:
             JOBS_ENDED.labels(to.value).inc()
         elif to is JobStatus.QUEUED:
@@ -135,7 +154,21 @@ class Ledger:
         if job.status is not JobStatus.QUEUED:
             return False
         placed = dataclasses.replace(job, executor_id=executor_id)
-        return await self._store.replace_job(placed, expected=JobStatus.QUEUED)
+        if not await self._store.replace_job(placed, expected=JobStatus.QUEUED):
+            return False
+        if executor_id is not None:
+            await self._record(job.id, StageRecord(job.attempt + 1, Stage.ASSIGNED, utcnow(),
+                                                   executor_id))  # fmt: skip
+        return True
+
+    async def _record(self, job_id: str, record: StageRecord) -> None:
+        """Add a timeline entry for a change made already: a store that fails it costs the
+        timeline its entry, never the change."""
+        try:
+            await self._store.add_stage(job_id, record)
+        except Exception as exc:
+            where = {"job_id": job_id, "stage": record.stage.value}
+            logger.warning("timeline entry not stored: %s", exc, extra=where)
 
     async def request_cancel(self, job: Job) -> bool:
         """Record on the running `job` that it is to be cancelled."""

@@ -19,6 +19,8 @@ class Placement:
     backend: str
     attempt: int
     """The attempt this placement is for: reports of other attempts do not free it."""
+    session_id: str | None = None
+    """The job's session: a dedicated one runs one job at a time."""
     since: float = field(default_factory=time.monotonic)
     seen: float = 0.0
     """When the executor last listed it in a heartbeat."""
@@ -27,6 +29,15 @@ class Placement:
     def heard_of(self) -> float:
         """When the placement was last confirmed: made, or listed by its executor."""
         return max(self.since, self.seen)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceHold:
+    """A device kept for a dedicated session between its jobs."""
+
+    session_id: str
+    until: float
+    """`time.monotonic()` when the hold runs out."""
 
 
 class Placements:

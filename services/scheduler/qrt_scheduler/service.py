@@ -44,13 +44,14 @@ from qrt_common.metrics import (
     gauge,
     register,
 )
+from qrt_common.sessions import Session, SessionMode
 from qrt_common.settings import Settings
 from qrt_common.store.base import JobQuery, JobStore
 from qrt_common.wire import decode, encode
 
 from .executors import ExecutorState, LiveExecutors
 from .ledger import Ledger
-from .placements import Placement, Placements
+from .placements import DeviceHold, Placement, Placements
 from .queue import PendingQueue
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,11 @@ class Scheduler:
         self.pending = PendingQueue()
         self.executors = LiveExecutors()
         self.placed = Placements()
+        self.sessions: dict[str, Session | None] = {}
+        """Sessions of the jobs this scheduler has seen, by id (None: no stored session has
+        that id, as with the old API's free-form session ids)."""
+        self.holds: dict[str, DeviceHold] = {}
+        """Devices a dedicated session keeps between its jobs, by backend name."""
         self.cancelling: set[str] = set()
         """Running jobs a user cancelled, until they end: the stop order is repeated."""
         self._started_at = 0.0
@@ -102,12 +108,15 @@ class Scheduler:
         self._started_at = time.monotonic()
         queued, _ = await self._store.list_jobs(JobQuery(statuses=[JobStatus.QUEUED], limit=ALL))
         running, _ = await self._store.list_jobs(JobQuery(statuses=[JobStatus.RUNNING], limit=ALL))
+        await self._learn_sessions([*queued, *running])
         self._adopt(queued)
         self.cancelling = {job.id for job in running if job.cancel_requested}
         for job in [*queued, *running]:
             if job.executor_id is not None:
                 attempt = job.attempt + (job.status is JobStatus.QUEUED)
-                self.placed[job.id] = Placement(job.executor_id, job.backend, attempt)
+                self.placed[job.id] = Placement(
+                    job.executor_id, job.backend, attempt, job.session_id
+                )
         await self._bus.subscribe(HEARTBEAT_TOPIC, self._on_heartbeat)
         await self._bus.consume(SUBMITTED_QUEUE, self._on_submitted, prefetch=64)
         await self._bus.consume(EVENTS_QUEUE, self._on_events, prefetch=64)
@@ -156,6 +165,8 @@ class Scheduler:
 
     async def _on_submitted(self, body: dict[str, Any]) -> None:
         submitted = decode(JobSubmitted, body)
+        if submitted.session_id is not None:
+            await self._learn_session(submitted.session_id)
         if not self._holds(submitted.job_id):
             JOBS_SUBMITTED.inc()
             self.pending.add(submitted)
@@ -180,11 +191,72 @@ class Scheduler:
         settled = utcnow() - timedelta(seconds=self._settings.sweep_interval)
         query = JobQuery(statuses=[JobStatus.QUEUED], created_before=settled, limit=ALL)
         queued, _ = await self._store.list_jobs(query)
+        await self._learn_sessions(queued)
         adopted = self._adopt(queued)
         if adopted:
             JOBS_SUBMITTED.inc(adopted)
             logger.warning("queued jobs nobody announced picked up", extra={"jobs": adopted})
         return adopted
+
+    async def _learn_session(self, session_id: str) -> None:
+        """Read the session `session_id` from the store, once."""
+        if session_id not in self.sessions:
+            self.sessions[session_id] = await self._store.get_session(session_id)
+
+    async def _learn_sessions(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            if job.session_id is not None:
+                await self._learn_session(job.session_id)
+
+    def _hold_device(self, ended: Placement) -> bool:
+        """Keep the device a dedicated session's job ran on for the session's next job, for
+        the session's interactive_ttl (IBM's rule: the backend is the session's while it is
+        active); True if it did."""
+        session_id = ended.session_id
+        session = None if session_id is None else self.sessions.get(session_id)
+        if session is None or session.mode is not SessionMode.DEDICATED:
+            return False
+        if ended.backend not in self.executors.exclusive_backends():
+            return False
+        ttl = float(session.interactive_ttl)
+        self.holds[ended.backend] = DeviceHold(session.id, time.monotonic() + ttl)
+        # When it runs out, the jobs it held back may go.
+        asyncio.get_running_loop().call_later(ttl, self._wake.set)
+        return True
+
+    async def _confirm_hold(self, ended: Placement) -> None:
+        """Let the device go at once if the session takes no more jobs."""
+        hold = self.holds.get(ended.backend)
+        if hold is None:
+            return
+        session = await self._store.get_session(hold.session_id)
+        if session is None or not session.accepting_jobs or session.cancelled:
+            self._release_hold(ended.backend, hold)
+
+    def _release_hold(self, backend: str, hold: DeviceHold) -> None:
+        if self.holds.get(backend) is hold:
+            del self.holds[backend]
+            self._wake.set()
+
+    def _forget_sessions(self) -> None:
+        """Drop the sessions no waiting, placed or holding job needs any more (read again
+        from the store should one come back)."""
+        needed = {job.session_id for job in self.pending}
+        needed |= {p.session_id for _, p in self.placed.items()}
+        needed |= {hold.session_id for hold in self.holds.values()}
+        for session_id in [s for s in self.sessions if s not in needed]:
+            del self.sessions[session_id]
+
+    async def _review_holds(self) -> None:
+        """Let go of the devices held for sessions that ran out of time or were closed."""
+        self._forget_sessions()
+        now = time.monotonic()
+        for backend, hold in list(self.holds.items()):
+            session = None
+            if hold.until > now:
+                session = await self._store.get_session(hold.session_id)
+            if session is None or not session.accepting_jobs or session.cancelled:
+                self._release_hold(backend, hold)
 
     async def _sweep_forever(self) -> None:
         while True:
@@ -226,7 +298,14 @@ class Scheduler:
             # Cancelled, or placed elsewhere, while this attempt was on its way: stop it.
             await self._stop(event.job_id, JobStatus.CANCELLED, event.executor_id, event.attempt)
         elif event.kind is EventKind.FINISHED:
+            placement = self.placed.get(event.job_id)
+            held = False
+            if applied and placement is not None:
+                # Before the place is freed: the dispatch it wakes must see the hold.
+                held = self._hold_device(placement)
             self._unplace(event.job_id, event.executor_id, event.attempt)
+            if held and placement is not None:
+                await self._confirm_hold(placement)
             if event.job_id not in self.placed:
                 self.cancelling.discard(event.job_id)
         elif event.kind is EventKind.RELEASED:
@@ -340,9 +419,38 @@ class Scheduler:
         hold up the next.
         """
         busy = self.placed.busy(self.executors.exclusive_backends())
+        # A dedicated session runs its jobs one at a time, in the order they were submitted:
+        # only its oldest waiting job may go, and only while none of its jobs is placed.
+        # Which sessions are dedicated, as this round starts (the cache may shrink meanwhile).
+        dedicated = {
+            session_id
+            for session_id, session in self.sessions.items()
+            if session is not None and session.mode is SessionMode.DEDICATED
+        }
+        in_session = {p.session_id for _, p in self.placed.items() if p.session_id in dedicated}
+        next_of_session: dict[str, tuple[float, str]] = {}
+        for waiting in self.pending:
+            session_id = waiting.session_id
+            if session_id in dedicated:
+                turn = (waiting.created, waiting.job_id)
+                next_of_session[session_id] = min(next_of_session.get(session_id, turn), turn)
+
+        now = time.monotonic()
+        holds = {b: h.session_id for b, h in self.holds.items() if h.until > now}
+
+        def in_turn(job: JobSubmitted) -> bool:
+            session_id = job.session_id
+            holder = holds.get(job.backend)
+            if holder is not None and holder != session_id:
+                return False
+            if session_id not in dedicated:
+                return True
+            turn = (job.created, job.job_id)
+            # A job queued since the round began has no turn noted: none of its session waited.
+            return session_id not in in_session and next_of_session.get(session_id, turn) == turn
 
         def choose(job: JobSubmitted) -> ExecutorState | None:
-            return self.placed.choose(job, self.executors, busy)
+            return self.placed.choose(job, self.executors, busy) if in_turn(job) else None
 
         while (submitted := self.pending.take(lambda j: choose(j) is not None)) is not None:
             executor = choose(submitted)
@@ -357,8 +465,13 @@ class Scheduler:
                 self._examined = None
             if job is None or job.status is not JobStatus.QUEUED:
                 continue
-            placement = Placement(executor.id, job.backend, job.attempt + 1)
+            placement = Placement(executor.id, job.backend, job.attempt + 1, job.session_id)
             self.placed[job.id] = placement
+            if job.session_id in dedicated:
+                in_session.add(job.session_id)
+                if holds.get(job.backend) == job.session_id:
+                    del holds[job.backend]
+                    self.holds.pop(job.backend, None)
             if job.backend in executor.exclusive:
                 busy.add(job.backend)
             task = asyncio.create_task(self._place(job, placement))
@@ -451,6 +564,7 @@ class Scheduler:
         for job_id, executor_id in self.placed.orphans(self.executors).items():
             await self._reclaim(job_id, f"executor {executor_id} was lost")
         await self._reconcile(now, heard_from)
+        await self._review_holds()
 
     async def _reconcile(self, now: float, heard_from: float) -> None:
         """A job placed on a live executor that has not shown up in its heartbeats for a
@@ -470,7 +584,10 @@ class Scheduler:
             elif job.status is JobStatus.QUEUED and job.executor_id == placement.executor_id:
                 logger.warning("assignment sent again", extra={"job_id": job_id})
                 self.placed[job_id] = Placement(
-                    placement.executor_id, placement.backend, placement.attempt
+                    placement.executor_id,
+                    placement.backend,
+                    placement.attempt,
+                    placement.session_id,
                 )
                 await self._send_assignment(job, placement.executor_id)
             elif (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
@@ -13,6 +13,8 @@ from typing import TypeVar
 from ..archives import ProgramArchive
 from ..jobs import Job, JobStatus
 from ..programs import Program
+from ..sessions import JobTimes, Session
+from ..timeline import StageRecord
 from .accounts import AccountStore
 
 
@@ -35,6 +37,8 @@ class JobQuery:
     """Only jobs of these `hub/group/project` instances; None: of every one."""
     created_after: datetime | None = None
     created_before: datetime | None = None
+    oldest_first: bool = False
+    """List the oldest jobs first (IBM's `sort=ASC`) instead of the newest."""
 
 
 READ_PAGE = 500
@@ -254,6 +258,38 @@ class JobStore(AccountStore, ABC):
         written before `logs_before`, and the idempotency keys of jobs created before
         `keys_before` (such a key makes a new job again); None keeps them. Returns how many
         jobs went."""
+
+    @abstractmethod
+    async def set_job_tags(self, job_id: str, tags: Sequence[str]) -> bool:
+        """Replace a job's tags, leaving the rest of it as it is; True if the job exists."""
+
+    # sessions and timelines
+
+    @abstractmethod
+    async def add_session(self, session: Session) -> None:
+        """Store a new session."""
+
+    @abstractmethod
+    async def get_session(self, session_id: str) -> Session | None:
+        """The session with this id, or None."""
+
+    @abstractmethod
+    async def replace_session(self, session: Session) -> bool:
+        """Write `session` over the stored one; False if there is none."""
+
+    @abstractmethod
+    async def session_job_times(self, session_id: str) -> list[JobTimes]:
+        """Status, start and end of every job of the session (not the jobs themselves, whose
+        params may be large)."""
+
+    @abstractmethod
+    async def add_stage(self, job_id: str, record: StageRecord) -> bool:
+        """Add an entry to the job's timeline; False if it was stored already (same attempt,
+        stage and time)."""
+
+    @abstractmethod
+    async def job_stages(self, job_id: str) -> list[StageRecord]:
+        """The job's stored timeline entries, oldest first (deleted with the job)."""
 
 
 Part = TypeVar("Part")

@@ -15,6 +15,8 @@ Collections (all in the URL's database, `qrt` when the URL names none):
   well under a document's 16 MiB), unique on (owner, name).
 - `users` (`_id` = name), `api_keys` (`_id` = key id; the key's HMAC digest, never the key),
   `instances` (`_id` = hub/group/project) and `members` (unique on instance and user).
+- `sessions` (`_id` = session id; the session's fields as `session_to_dict` gives them) and
+  `stages` (one document per job timeline entry, unique on job, attempt, stage and time).
 - `meta`: `{"_id": "schema", "version": n}`, moved forward by the start-up migrations.
 """
 
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
@@ -54,12 +56,14 @@ from ..accounts import (
 )
 from ..archives import ProgramArchive
 from ..errors import AccountExists, ProgramNameTaken, StoreSetupError, StoreUnavailable
-from ..jobs import Job, JobStatus, epoch_us, job_from_dict, job_to_dict
+from ..jobs import Job, JobStatus, epoch_us, from_iso, job_from_dict, job_to_dict
 from ..programs import Program, program_from_dict, program_to_dict
 from ..retry import Backoff
+from ..sessions import JobTimes, Session, session_from_dict, session_to_dict
+from ..timeline import StageRecord, stage_from_dict, stage_to_dict
 from .base import Interim, JobQuery, JobStore, LogChunk, PartKey, WriteHealth
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """The layout this code writes; `meta.schema` says which layout the database holds."""
 
 INLINE_RESULT_BYTES = 8 * 1024 * 1024
@@ -190,11 +194,21 @@ async def _create_account_indexes(db: AsyncDatabase[Document]) -> None:
     await members.create_index([("user", ASCENDING), ("instance", ASCENDING)], name="by_user")
 
 
+async def _create_stage_indexes(db: AsyncDatabase[Document]) -> None:
+    """Schema 5: job timelines, one entry per (job, attempt, stage, time)."""
+    await db["stages"].create_index(
+        [("job_id", ASCENDING), ("attempt", ASCENDING), ("stage", ASCENDING), ("at_us", ASCENDING)],
+        name="by_job",
+        unique=True,
+    )
+
+
 MIGRATIONS: dict[int, Migration] = {
     1: _create_indexes,
     2: _create_program_indexes,
     3: _create_idempotency_index,
     4: _create_account_indexes,
+    5: _create_stage_indexes,
 }
 """Step `n` brings a database from schema `n - 1` to `n`; every step is idempotent, so two
 services starting together may both run it."""
@@ -347,7 +361,12 @@ class MongoStore(JobStore):
         async def page() -> list[Document]:
             cursor = (
                 jobs.find(where)
-                .sort([("created_us", DESCENDING), ("_id", ASCENDING)])
+                .sort(
+                    [
+                        ("created_us", ASCENDING if query.oldest_first else DESCENDING),
+                        ("_id", ASCENDING),
+                    ]
+                )
                 .skip(query.offset)
                 .limit(query.limit)
             )
@@ -389,7 +408,7 @@ class MongoStore(JobStore):
 
     async def _delete_parts(self, job_ids: list[str]) -> None:
         ids = {"$in": job_ids}
-        for name in ("logs", "interims"):
+        for name in ("logs", "interims", "stages"):
             await self._retrying(partial(self._collection(name).delete_many, {"job_id": ids}))
         await self._retrying(partial(self._collection("results").delete_many, {"_id": ids}))
         await self._delete_files({"metadata.job_id": ids})
@@ -737,6 +756,54 @@ class MongoStore(JobStore):
             forget = {"$set": {"idempotency_key": None}}
             await self._retrying(partial(self._collection("jobs").update_many, kept, forget))
         return purged
+
+    async def set_job_tags(self, job_id: str, tags: Sequence[str]) -> bool:
+        jobs = self._collection("jobs")
+        update = partial(jobs.update_one, {"_id": job_id}, {"$set": {"tags": list(tags)}})
+        return bool((await self._retrying(update)).matched_count)
+
+    # sessions and timelines
+
+    async def add_session(self, session: Session) -> None:
+        doc = session_to_dict(session)
+        doc.update(_id=doc.pop("id"), schema=SCHEMA_VERSION)
+        await self._insert_once("sessions", {"_id": session.id}, doc)
+
+    async def get_session(self, session_id: str) -> Session | None:
+        sessions = self._collection("sessions")
+        doc = await self._retrying(partial(sessions.find_one, {"_id": session_id}))
+        return None if doc is None else session_from_dict({**doc, "id": doc["_id"]})
+
+    async def replace_session(self, session: Session) -> bool:
+        doc = session_to_dict(session)
+        doc.update(_id=doc.pop("id"), schema=SCHEMA_VERSION)
+        sessions = self._collection("sessions")
+        outcome = await self._retrying(partial(sessions.replace_one, {"_id": session.id}, doc))
+        return bool(outcome.matched_count)
+
+    async def session_job_times(self, session_id: str) -> list[JobTimes]:
+        jobs = self._collection("jobs")
+        fields = {"status": 1, "started": 1, "ended": 1}
+
+        async def read() -> list[Document]:
+            found = jobs.find({"session_id": session_id}, fields)
+            return list(await found.to_list(length=None))
+
+        return [
+            JobTimes(JobStatus(d["status"]), from_iso(d.get("started")), from_iso(d.get("ended")))
+            for d in await self._retrying(read)
+        ]
+
+    async def add_stage(self, job_id: str, record: StageRecord) -> bool:
+        doc = {"job_id": job_id, **stage_to_dict(record)}
+        key = {k: doc[k] for k in ("job_id", "attempt", "stage", "at_us")}
+        return await self._insert_once("stages", key, doc)
+
+    async def job_stages(self, job_id: str) -> list[StageRecord]:
+        docs = await self._find(
+            "stages", {"job_id": job_id}, [("at_us", ASCENDING), ("attempt", ASCENDING)]
+        )
+        return [stage_from_dict(doc) for doc in docs]
 
 
 def _datetime(value: Any) -> datetime:

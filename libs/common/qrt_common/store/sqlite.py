@@ -11,7 +11,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,13 +20,15 @@ from typing import Any
 from ..accounts import ApiKey, Instance, Membership, Role, User
 from ..archives import ProgramArchive
 from ..errors import AccountExists, ProgramNameTaken, StoreSetupError, StoreUnavailable
-from ..jobs import Job, JobStatus, epoch_us, job_from_dict, job_to_dict, utcnow
+from ..jobs import Job, JobStatus, epoch_us, from_iso, job_from_dict, job_to_dict, utcnow
 from ..programs import Program, program_from_dict, program_to_dict
+from ..sessions import JobTimes, Session, session_from_dict, session_to_dict
+from ..timeline import StageRecord, stage_from_dict
 from .base import Interim, JobQuery, JobStore, LogChunk, PartKey, WriteHealth
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """The layout this code writes; the `meta` table says which layout the file holds."""
 
 _SCHEMA_1 = """
@@ -113,7 +115,22 @@ CREATE TABLE IF NOT EXISTS members (
 CREATE INDEX IF NOT EXISTS members_by_user ON members (user, instance);
 """
 
-MIGRATIONS = {1: _SCHEMA_1, 2: _SCHEMA_2, 3: _SCHEMA_3, 4: _SCHEMA_4, 5: _SCHEMA_5}
+_SCHEMA_6 = """
+CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS stages (
+    job_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    stage TEXT NOT NULL,
+    at_us INTEGER NOT NULL,
+    executor_id TEXT,
+    detail TEXT,
+    PRIMARY KEY (job_id, attempt, stage, at_us)
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS = {
+    1: _SCHEMA_1, 2: _SCHEMA_2, 3: _SCHEMA_3, 4: _SCHEMA_4, 5: _SCHEMA_5, 6: _SCHEMA_6
+}  # fmt: skip
 """Step `n` brings a file from schema `n - 1` to `n`, in one transaction."""
 
 
@@ -394,7 +411,8 @@ class SQLiteStore(JobStore):
             args.append(tag)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         total = int((await self._read(f"SELECT count(*) FROM jobs{clause}", args))[0][0])
-        sql = f"SELECT doc FROM jobs{clause} ORDER BY created DESC, id LIMIT ? OFFSET ?"
+        order = "ASC" if query.oldest_first else "DESC"
+        sql = f"SELECT doc FROM jobs{clause} ORDER BY created {order}, id LIMIT ? OFFSET ?"
         rows = await self._read(sql, [*args, query.limit, query.offset])
         return [job_from_dict(json.loads(r[0])) for r in rows], total
 
@@ -421,7 +439,7 @@ class SQLiteStore(JobStore):
             db.execute(f"CREATE TEMP TABLE doomed AS SELECT id FROM jobs WHERE {where}", args)
             try:
                 deleted = db.execute("DELETE FROM jobs WHERE id IN doomed").rowcount
-                for table in ("logs", "interims", "results"):
+                for table in ("logs", "interims", "results", "stages"):
                     db.execute(f"DELETE FROM {table} WHERE job_id IN doomed")
             finally:
                 db.execute("DROP TABLE doomed")
@@ -584,6 +602,10 @@ class SQLiteStore(JobStore):
             await self._transact(lambda db: db.execute(forget, cutoff).rowcount)
         return purged
 
+    async def set_job_tags(self, job_id: str, tags: Sequence[str]) -> bool:
+        sql = "UPDATE jobs SET doc = json_set(doc, '$.tags', json(?)) WHERE id = ?"
+        return await self._write(sql, (json.dumps(list(tags)), job_id)) == 1
+
     # accounts
 
     async def _insert_new(self, sql: str, args: tuple[Any, ...], what: str) -> None:
@@ -697,6 +719,53 @@ class SQLiteStore(JobStore):
         # By key, on the loop's connection: asked on every authenticated request.
         rows = await self._look_up(sql + " ORDER BY instance, user", args)
         return [Membership(row[0], row[1], Role(row[2])) for row in rows]
+
+    # sessions and timelines
+
+    async def add_session(self, session: Session) -> None:
+        doc = json.dumps(session_to_dict(session))
+        await self._write("INSERT INTO sessions (id, doc) VALUES (?, ?)", (session.id, doc))
+
+    async def get_session(self, session_id: str) -> Session | None:
+        rows = await self._look_up("SELECT doc FROM sessions WHERE id = ?", (session_id,))
+        return session_from_dict(json.loads(rows[0][0])) if rows else None
+
+    async def replace_session(self, session: Session) -> bool:
+        doc = json.dumps(session_to_dict(session))
+        sql = "UPDATE sessions SET doc = ? WHERE id = ?"
+        return await self._write(sql, (doc, session.id)) == 1
+
+    async def session_job_times(self, session_id: str) -> list[JobTimes]:
+        sql = (
+            "SELECT status, json_extract(doc, '$.started'), json_extract(doc, '$.ended')"
+            " FROM jobs WHERE session_id = ?"
+        )
+        rows = await self._read(sql, (session_id,))
+        return [JobTimes(JobStatus(r[0]), from_iso(r[1]), from_iso(r[2])) for r in rows]
+
+    async def add_stage(self, job_id: str, record: StageRecord) -> bool:
+        sql = (
+            "INSERT OR IGNORE INTO stages (job_id, attempt, stage, at_us, executor_id, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?)"
+        )
+        args = (
+            job_id,
+            record.attempt,
+            record.stage.value,
+            record.at_us,
+            record.executor_id,
+            record.detail,
+        )
+        return await self._write(sql, args) == 1
+
+    async def job_stages(self, job_id: str) -> list[StageRecord]:
+        sql = (
+            "SELECT attempt, stage, at_us, executor_id, detail FROM stages WHERE job_id = ?"
+            " ORDER BY at_us, attempt"
+        )
+        rows = await self._read(sql, (job_id,))
+        names = ("attempt", "stage", "at_us", "executor_id", "detail")
+        return [stage_from_dict(dict(zip(names, row, strict=True))) for row in rows]
 
 
 _KEY_COLUMNS = "id, user, digest, created, expires, revoked, last_used, label"
