@@ -92,7 +92,7 @@ def test_an_encoded_message_is_a_plain_json_ready_dict():
     body = encode(MESSAGES[4])
     assert body["events"][1] == {
         "job_id": "j1", "kind": "log", "attempt": 1, "executor_id": "ex1", "seq": 4,
-        "data": "tick\n", "status": None, "reason": None, "at": 2.5,
+        "data": "tick\n", "status": None, "reason": None, "at": 2.5, "stage": None,
     }  # fmt: skip
     assert json.loads(json.dumps(body)) == body
 
