@@ -17,7 +17,7 @@ from qrt_common.messages import DeviceReport
 from .context import gateway
 from .device_board import Sample, is_number, per_pair, per_qubit
 from .plumbing import json_response
-from .schemas import dump
+from .schemas import TIME_FORMAT, dump
 
 
 class _Shape(BaseModel):
@@ -92,7 +92,7 @@ class BackendDetail(_Shape):
 
 
 def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(epoch, UTC).strftime(TIME_FORMAT)
 
 
 def _calibration(report: DeviceReport) -> Calibration:
