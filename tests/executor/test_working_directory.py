@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,11 +16,18 @@ from qrt_common.jobs import JobStatus
 from tests.support.executors import LoneExecutor
 
 
-async def test_jobs_of_an_executor_started_in_tmp_write_their_own_tmp(tmp_path: Path):
-    if not Path("/tmp").is_dir():
-        pytest.skip("no /tmp")
-    elsewhere = Path(f"/tmp/qrt-not-for-jobs-{os.getpid()}")
-    elsewhere.mkdir()
+@pytest.fixture
+def elsewhere() -> Iterator[Path]:
+    """A directory in the machine's /tmp that no job may see."""
+    path = Path(f"/tmp/qrt-not-for-jobs-{os.getpid()}")
+    path.mkdir()
+    yield path
+    path.rmdir()
+
+
+async def test_jobs_of_an_executor_started_in_tmp_write_their_own_tmp(
+    tmp_path: Path, elsewhere: Path
+):
     was = os.getcwd()
     os.chdir("/tmp")
     try:
@@ -34,4 +42,3 @@ async def test_jobs_of_an_executor_started_in_tmp_write_their_own_tmp(tmp_path: 
         assert elsewhere.name not in run.results[0]
     finally:
         await lone.close()
-        elsewhere.rmdir()

@@ -65,7 +65,8 @@ class Zygote:
         # -P: the working directory stays out of sys.path, where the job sandbox would keep it
         # readable (in the images it is /tmp, which would replace the job's own /tmp).
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-P", "-m", "qrt_executor.zygote", str(theirs.fileno()), str(os.getpid()),
+            sys.executable, "-P", "-m", "qrt_executor.zygote",
+            str(theirs.fileno()), str(os.getpid()),
             pass_fds=(theirs.fileno(),), env=zygote_environment(os.environ),
         )  # fmt: skip
         theirs.close()
