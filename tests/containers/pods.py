@@ -231,7 +231,9 @@ class Pods:
         return state
 
     def remove_all(self) -> None:
-        for started in self.started:
-            podman("rm", "--force", "--time", "2", started.name, check=False)
+        names = podman("ps", "--all", "--format", "{{.Names}}", check=False).stdout.split()
+        for name in [*(s.name for s in self.started), *names]:
+            if name.startswith(f"{self.prefix}-"):
+                podman("rm", "--force", "--time", "2", name, check=False)
         # Files the containers' user made in the volumes belong to uid 10001.
         shutil.rmtree(self.root, ignore_errors=True)
