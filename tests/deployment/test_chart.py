@@ -437,3 +437,28 @@ def test_every_setting_the_chart_gives_a_service_is_one_it_accepts(values_name: 
                 if e["name"].startswith("QRT_") and "value" in e
             }
             Settings(**given)  # raises, naming the setting, on a value the service would refuse
+
+
+def executor_container(values: dict[str, Any]) -> dict[str, Any]:
+    with helm_python.Chart.load(str(CHART)) as chart:
+        files = chart.render(values=values, name="qrt", namespace="qrt", is_install=True)
+    (executor,) = [
+        doc
+        for doc in yaml.safe_load_all(files["qrt/templates/executor.yaml"])
+        if doc and doc["kind"] == "Deployment"
+    ]
+    kubernetes_validate.validate(executor, KUBE_VERSION, strict=True)
+    container: dict[str, Any] = executor["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def test_the_executor_s_profiles_follow_the_job_sandbox_mode():
+    # Off: the pod's RuntimeDefault, no profile of ours to install.
+    off = executor_container({"executor": {"jobSandbox": {"mode": "off"}}})
+    assert "seccompProfile" not in off["securityContext"]
+    assert {"name": "QRT_JOB_SANDBOX", "value": "off"} in off["env"]
+    # An AppArmor profile for nodes that have AppArmor, valid where the API has the field.
+    apparmor = {"type": "Localhost", "localhostProfile": "qrt-executor"}
+    walled = executor_container({"executor": {"jobSandbox": {"appArmorProfile": apparmor}}})
+    assert walled["securityContext"]["appArmorProfile"] == apparmor
+    assert walled["securityContext"]["seccompProfile"]["type"] == "Localhost"
