@@ -32,7 +32,7 @@ from tests.support.waiting import eventually_sync
 from .conftest import answers, why_not_usable
 from .pods import SECCOMP_PROFILES, local_image, podman, render
 
-pytestmark = pytest.mark.containers
+pytestmark = [pytest.mark.containers, pytest.mark.timeout(600)]
 
 HOST = "10.0.2.2"
 """The machine's loopback as slirp4netns shows it to a pod (allow_host_loopback)."""

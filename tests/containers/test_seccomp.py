@@ -14,7 +14,7 @@ import pytest
 from .conftest import why_not_usable
 from .pods import SECCOMP_PROFILES, local_image, podman
 
-pytestmark = pytest.mark.containers
+pytestmark = [pytest.mark.containers, pytest.mark.timeout(600)]
 
 NAMESPACE_CALLS = {"unshare", "mount", "umount2", "mount_setattr", "open_tree", "move_mount",
                    "setns", "pivot_root", "clone3"}  # fmt: skip
