@@ -20,6 +20,7 @@ import base64
 import json
 import subprocess
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,19 @@ def played_manifests(
     return played, secrets
 
 
+def succeeds(url: str) -> bool:
+    return answers(url) == 200
+
+
+def stopped(container: str) -> str | None:
+    """Why `container` is not running (its state and last log lines), or None if it runs."""
+    state = podman("inspect", "--format", "{{.State.Status}}", container, check=False)
+    if state.stdout.strip() == "running":
+        return None
+    logs = podman("logs", container, check=False)
+    return f"{container} is {state.stdout.strip()}: {(logs.stdout + logs.stderr)[-2000:]}"
+
+
 def test_the_chart_s_deployments_play_and_their_probes_pass(tmp_path: Path, rabbitmq: None):
     why = why_not_usable()
     if why is not None:
@@ -117,22 +131,10 @@ def test_the_chart_s_deployments_play_and_their_probes_pass(tmp_path: Path, rabb
                 for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
                     target = container[probe]["httpGet"]
                     url = f"http://127.0.0.1:{by_name[target['port']]}{target['path']}"
-
-                    def running(pod: str = pod, container: str = container["name"]) -> str | None:
-                        state = podman(
-                            "inspect",
-                            "--format",
-                            "{{.State.Status}}",
-                            f"{pod}-{container}",
-                            check=False,
-                        )
-                        if state.stdout.strip() == "running":
-                            return None
-                        logs = podman("logs", f"{pod}-{container}", check=False)
-                        return f"{pod}-{container} is {state.stdout.strip()}: {(logs.stdout + logs.stderr)[-2000:]}"
-
-                    eventually_sync(lambda url=url: answers(url) == 200, f"{probe} {url} of {pod}",
-                                    timeout=180, give_up=running)  # fmt: skip
+                    eventually_sync(
+                        partial(succeeds, url), f"{probe} {url} of {pod}", timeout=180,
+                        give_up=partial(stopped, f"{pod}-{container['name']}"),
+                    )  # fmt: skip
     finally:
         podman("kube", "down", str(manifest), check=False, timeout=120)
         for secret in secrets:
