@@ -88,3 +88,18 @@ def test_the_build_context_holds_what_the_images_copy():
     assert "*" in ignored  # everything out, then only what the images need back in
     for needed in ("pyproject.toml", "README.md", "cli/", "libs/", "services/", "programs/"):
         assert f"!{needed}" in ignored, needed
+
+
+def test_the_four_images_share_one_build_stage():
+    # Identical text, identical layers: `make images` builds the dependencies and qrt once for
+    # all four, and the runtime stages start from the same virtual environment layer.
+    def build_stages(directory: Path) -> str:
+        text = dockerfile(directory)
+        return text[text.index("ARG BASE=") : text.index("\nFROM ${BASE}\n")]
+
+    stages = {build_stages(d) for d in SERVICE_DIRS}
+    assert len(stages) == 1
+    for directory in SERVICE_DIRS:
+        runtime = dockerfile(directory).split("\nFROM ${BASE}\n", 1)[1].splitlines()
+        instructions = [line for line in runtime if line.strip() and not line.startswith("#")]
+        assert instructions[0] == "COPY --from=build /opt/qrt /opt/qrt", directory.name
