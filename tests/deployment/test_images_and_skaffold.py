@@ -103,3 +103,12 @@ def test_the_four_images_share_one_build_stage():
         runtime = dockerfile(directory).split("\nFROM ${BASE}\n", 1)[1].splitlines()
         instructions = [line for line in runtime if line.strip() and not line.startswith("#")]
         assert instructions[0] == "COPY --from=build /opt/qrt /opt/qrt", directory.name
+
+
+@pytest.mark.parametrize("directory", SERVICE_DIRS, ids=lambda d: d.name)
+def test_apt_leaves_nothing_behind_on_any_base(directory: Path):
+    # The official image cleans apt's caches by itself; a base made by debootstrap does not
+    # (the executor image was 80 MB larger on it).
+    for step in re.findall(r"^RUN (.*?)(?<!\\)$", dockerfile(directory), re.MULTILINE | re.DOTALL):
+        if "apt-get install" in step:
+            assert "/var/lib/apt/lists/*" in step and "/var/cache/apt/*.bin" in step, step
