@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: dev test test-chaos lint bench install system-packages clean
+.PHONY: dev test test-chaos test-containers images lint bench install system-packages clean
 
 # Real services the tests use: RabbitMQ, Prometheus (and promtool), bubblewrap, and a real
 # browser for the console's tests (Playwright drives Debian's chromium).
@@ -41,6 +41,22 @@ test: install system-packages
 # Minutes of random kills (pytest -m chaos); the main suite leaves them out.
 test-chaos: install system-packages
 	timeout 900 $(BIN)/pytest -q -m chaos tests/platform/test_chaos.py
+
+# The four images, built with podman from services/*/Dockerfile on a Python base made from
+# Debian's packages (containers/images.sh; cached: a warm build takes seconds).
+images:
+	containers/images.sh
+
+# The platform run from those images, locked down as the chart runs them (pytest -m containers).
+# Skipped, saying why, where podman cannot build or run containers.
+test-containers: install
+	@if ! command -v podman >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing podman buildah runc debootstrap"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman buildah runc debootstrap >/dev/null; \
+	fi
+	@if containers/usable.sh; then \
+	  timeout 1200 sh -c 'containers/images.sh && $(BIN)/pytest -q -m containers tests/containers'; \
+	else echo "test-containers: skipped: podman cannot run containers here ($$(containers/usable.sh 2>&1 || true))"; fi
 
 bench: install
 	$(BIN)/python bench/latency.py

@@ -295,8 +295,12 @@ def test_executors_give_job_processes_their_sandbox_settings(values_name: str):
     (executor,) = [d for d in qrt_workloads(values_name) if d["metadata"]["name"] == "qrt-executor"]
     (container,) = executor["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e.get("value") for e in container["env"]}
-    # RuntimeDefault seccomp refuses unshare(): the chart's job processes run with limits only.
-    assert env["QRT_JOB_SANDBOX"] == "off"
+    # Job processes in namespaces of their own, under the seccomp profile that allows them.
+    assert env["QRT_JOB_SANDBOX"] == "namespaces"
+    assert container["securityContext"]["seccompProfile"] == {
+        "type": "Localhost",
+        "localhostProfile": "qrt-executor.json",
+    }
     limits = {name: int(env[name]) for name in env if name.startswith("QRT_JOB_")
               and name != "QRT_JOB_SANDBOX"}  # fmt: skip
     assert limits == {
@@ -306,3 +310,155 @@ def test_executors_give_job_processes_their_sandbox_settings(values_name: str):
         "QRT_JOB_MAX_OPEN_FILES": 1024,
         "QRT_JOB_TEMP_BYTES": 256 << 20,
     }
+
+
+SANDBOX_SYSCALLS = {"unshare", "mount", "mount_setattr", "open_tree", "move_mount"}
+"""What qrt_executor.sandbox calls to build a job's walls (RuntimeDefault refuses them all)."""
+
+
+def test_the_executor_s_seccomp_profile_allows_the_sandbox_and_refuses_the_rest():
+    source = (ROOT / "services" / "executor" / "qrt_executor" / "sandbox.py").read_text()
+    called = set(re.findall(r"_libc\.(\w+)\(", source)) | {
+        name.removeprefix("SYS_").lower() for name in re.findall(r"syscall\((SYS_\w+)", source)
+    }
+    assert called >= SANDBOX_SYSCALLS, called
+    profile = json.loads((CHART / "files" / "seccomp" / "qrt-executor.json").read_text())
+    denied = {
+        n
+        for rule in profile["syscalls"]
+        if rule["action"] != "SCMP_ACT_ALLOW"
+        for n in rule["names"]
+    }
+    assert profile["defaultAction"] == "SCMP_ACT_ALLOW"
+    assert not (called & denied), called & denied
+    # What RuntimeDefault refuses and a job has no use for stays refused.
+    assert {"bpf", "keyctl", "ptrace", "setns", "kexec_load", "init_module", "userfaultfd",
+            "perf_event_open", "open_by_handle_at", "io_uring_setup"} <= denied  # fmt: skip
+    # bubblewrap (the "bubblewrap" one-shot runner) also changes its root.
+    assert "pivot_root" not in denied
+
+
+@pytest.mark.parametrize("values_name", VALUES)
+def test_only_the_executor_container_gets_the_service_account_token(values_name: str):
+    for doc in qrt_workloads(values_name):
+        pod = doc["spec"]["template"]["spec"]
+        component = doc["metadata"]["labels"]["app.kubernetes.io/component"]
+        if component == "scheduler":  # its Lease: the only container of its pod
+            continue
+        # No container gets a token by default: a token goes only where it is mounted.
+        assert pod["automountServiceAccountToken"] is False, component
+        mounted = {
+            (c["name"], m["mountPath"])
+            for c in pod["containers"]
+            for m in c.get("volumeMounts", [])
+        }
+        tokens = {
+            v["name"]
+            for v in pod.get("volumes", [])
+            for s in v.get("projected", {}).get("sources", [])
+            if "serviceAccountToken" in s
+        }
+        if (
+            component == "executor"
+            and VALUES[values_name]
+            .get("executor", {})
+            .get("oneShot", {})
+            .get("runner", "kubernetes")
+            == "kubernetes"
+        ):
+            assert tokens == {"kube-api-access"}
+            assert ("executor", "/var/run/secrets/kubernetes.io/serviceaccount") in mounted
+        else:
+            assert tokens == set(), component
+
+
+RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
+                      "persistentVolumeClaim", "projected", "secret"}  # fmt: skip
+
+
+def restricted_violations(pod: dict[str, Any]) -> list[str]:
+    """What breaks the Pod Security Standards' "restricted" level (kubernetes.io/docs/concepts/
+    security/pod-security-standards, v1.30), for the fields qrt's pods use."""
+    problems = []
+    for key in ("hostNetwork", "hostPID", "hostIPC", "hostUsers"):
+        if pod.get(key) is True and key != "hostUsers":
+            problems.append(key)
+    for volume in pod.get("volumes", []):
+        kinds = set(volume) - {"name"}
+        if not kinds <= RESTRICTED_VOLUMES:
+            problems.append(f"volume {volume['name']}: {kinds}")
+    pod_context = pod.get("securityContext", {})
+    for container in [*pod.get("initContainers", []), *pod["containers"]]:
+        context = {**pod_context, **container.get("securityContext", {})}
+        name = container["name"]
+        if context.get("privileged"):
+            problems.append(f"{name}: privileged")
+        if context.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{name}: allowPrivilegeEscalation")
+        if context.get("runAsNonRoot") is not True or context.get("runAsUser") == 0:
+            problems.append(f"{name}: may run as root")
+        if context.get("seccompProfile", {}).get("type") not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"{name}: seccompProfile {context.get('seccompProfile')}")
+        if context.get("appArmorProfile", {}).get("type") == "Unconfined":
+            problems.append(f"{name}: AppArmor unconfined")
+        capabilities = context.get("capabilities", {})
+        if "ALL" not in capabilities.get("drop", []) or set(capabilities.get("add", [])) - {
+            "NET_BIND_SERVICE"
+        }:
+            problems.append(f"{name}: capabilities {capabilities}")
+        if context.get("procMount", "Default") != "Default":
+            problems.append(f"{name}: procMount")
+    return problems
+
+
+@pytest.mark.parametrize("values_name", VALUES)
+def test_qrt_pods_meet_the_restricted_pod_security_standard(values_name: str):
+    for doc in qrt_workloads(values_name):
+        assert restricted_violations(doc["spec"]["template"]["spec"]) == [], doc["metadata"]["name"]
+
+
+def test_the_restricted_check_catches_what_it_checks():
+    pod = of_kind("default", "Deployment")[0]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    loose = {**pod, "containers": [{**container, "securityContext": {**container["securityContext"],
+             "seccompProfile": {"type": "Unconfined"}, "allowPrivilegeEscalation": True}}]}  # fmt: skip
+    assert len(restricted_violations(loose)) == 2
+
+
+@pytest.mark.parametrize("values_name", VALUES)
+def test_every_setting_the_chart_gives_a_service_is_one_it_accepts(values_name: str):
+    # Helm prints large numbers as floats (10485760 as "1.048576e+07") unless told otherwise:
+    # the gateway refused to start on the chart's own QRT_MAX_REQUEST_BYTES.
+    for doc in qrt_workloads(values_name):
+        for container in doc["spec"]["template"]["spec"]["containers"]:
+            given = {
+                e["name"].removeprefix("QRT_").lower(): e["value"]
+                for e in container.get("env", [])
+                if e["name"].startswith("QRT_") and "value" in e
+            }
+            Settings(**given)  # raises, naming the setting, on a value the service would refuse
+
+
+def executor_container(values: dict[str, Any]) -> dict[str, Any]:
+    with helm_python.Chart.load(str(CHART)) as chart:
+        files = chart.render(values=values, name="qrt", namespace="qrt", is_install=True)
+    (executor,) = [
+        doc
+        for doc in yaml.safe_load_all(files["qrt/templates/executor.yaml"])
+        if doc and doc["kind"] == "Deployment"
+    ]
+    kubernetes_validate.validate(executor, KUBE_VERSION, strict=True)
+    container: dict[str, Any] = executor["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def test_the_executor_s_profiles_follow_the_job_sandbox_mode():
+    # Off: the pod's RuntimeDefault, no profile of ours to install.
+    off = executor_container({"executor": {"jobSandbox": {"mode": "off"}}})
+    assert "seccompProfile" not in off["securityContext"]
+    assert {"name": "QRT_JOB_SANDBOX", "value": "off"} in off["env"]
+    # An AppArmor profile for nodes that have AppArmor, valid where the API has the field.
+    apparmor = {"type": "Localhost", "localhostProfile": "qrt-executor"}
+    walled = executor_container({"executor": {"jobSandbox": {"appArmorProfile": apparmor}}})
+    assert walled["securityContext"]["appArmorProfile"] == apparmor
+    assert walled["securityContext"]["seccompProfile"]["type"] == "Localhost"

@@ -62,8 +62,11 @@ class Zygote:
     async def start(self) -> None:
         """Start the zygote and wait until it has imported what job processes need."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        # -P: the working directory stays out of sys.path, where the job sandbox would keep it
+        # readable (in the images it is /tmp, which would replace the job's own /tmp).
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "qrt_executor.zygote", str(theirs.fileno()), str(os.getpid()),
+            sys.executable, "-P", "-m", "qrt_executor.zygote",
+            str(theirs.fileno()), str(os.getpid()),
             pass_fds=(theirs.fileno(),), env=zygote_environment(os.environ),
         )  # fmt: skip
         theirs.close()
