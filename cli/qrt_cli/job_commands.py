@@ -67,12 +67,13 @@ def add_parser(
     watch.set_defaults(client_action=_watch)
 
 
-def params_of(text: str | None) -> dict[str, Any]:
-    """`--params`: a JSON object (RuntimeEncoder's encodings of circuits, arrays ... decode to
-    what they encode), `@file` or `@-` (stdin). Raises UsageError naming the problem."""
+def params_of(text: str | None, option: str = "--params") -> dict[str, Any]:
+    """`--params` (or another `option`): a JSON object (RuntimeEncoder's encodings of circuits,
+    arrays ... decode to what they encode), `@file` or `@-` (stdin). Raises UsageError naming
+    the problem."""
     if text is None:
         return {}
-    source = "--params"
+    source = option
     if text.startswith("@"):
         source = text[1:]
         try:

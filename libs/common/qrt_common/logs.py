@@ -42,18 +42,34 @@ def job_context(job_id: str) -> Iterator[None]:
         current_job_id.reset(token)
 
 
-def configure_logging(level: str = "INFO", service: str = "qrt") -> None:
-    """Send all logs to stderr as JSON lines naming the service."""
+class _TextFormatter(logging.Formatter):
+    """`HH:MM:SS LEVEL service message [job=...]`: a log line for people (QRT_LOG_FORMAT=text)."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(service)s %(message)s%(job)s", "%H:%M:%S")
+        self._service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.service = getattr(record, "service", self._service)
+        job_id = getattr(record, "job_id", None)
+        record.job = f" [job {job_id}]" if job_id else ""
+        return super().format(record)
+
+
+def configure_logging(level: str = "INFO", service: str = "qrt", form: str = "json") -> None:
+    """Send all logs to stderr naming the service: as JSON lines, or (`form` "text") as lines
+    for people."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_JobIdFilter())
-    handler.setFormatter(
-        JsonFormatter(
-            "{asctime}{levelname}{name}{message}",
-            style="{",
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-            static_fields={"service": service},
-        )
+    formatter: logging.Formatter = JsonFormatter(
+        "{asctime}{levelname}{name}{message}",
+        style="{",
+        rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        static_fields={"service": service},
     )
+    if form == "text":
+        formatter = _TextFormatter(service)
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     # Libraries (qiskit logs every transpiler pass at INFO) speak only when something is wrong.

@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .results import (
@@ -19,6 +19,9 @@ from .results import (
     LARGEST_MAX_RESULT_BYTES,
     ResultLimits,
 )
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+"""The values QRT_LOG_LEVEL takes (in any case)."""
 
 
 class Settings(BaseSettings):
@@ -113,7 +116,7 @@ class Settings(BaseSettings):
     lease_duration: float = Field(15.0, ge=1)
     """Seconds an unrenewed Lease stays with its holder before another scheduler takes over."""
     log_level: str = "INFO"
-    """Level of the services' structured logs."""
+    """Level of the services' structured logs: DEBUG, INFO, WARNING, ERROR or CRITICAL."""
     devices: str = ""
     """Comma-separated request addresses of 2300 devices (`tcp://host:4203,...`) this executor
     offers as backends, each under the name the device gives in `get_static`."""
@@ -167,6 +170,32 @@ class Settings(BaseSettings):
     job_hidden_paths: str = ""
     """Comma-separated directories jobs see empty, besides the data directory, the SQLite
     store's directory, `/run`, `/var/tmp`, `/dev/shm` and `/tmp` (each job gets its own)."""
+
+    log_format: Literal["json", "text"] = "json"
+    """How services write their logs: one JSON object a line, or `text`, a readable line each
+    (`qrt dev --log-format text`)."""
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"use one of {', '.join(LOG_LEVELS)}")
+        return level
+
+    @field_validator("bus_url")
+    @classmethod
+    def _known_bus(cls, value: str) -> str:
+        if not value.startswith(("memory://", "amqp://", "amqps://")):
+            raise ValueError("use memory:// or amqp://user:password@host:5672/")
+        return value
+
+    @field_validator("store_url")
+    @classmethod
+    def _known_store(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite:///", "mongodb://", "mongodb+srv://")):
+            raise ValueError("use sqlite:///path/to/file.db or mongodb://host/database")
+        return value
 
     @property
     def result_limits(self) -> ResultLimits:
