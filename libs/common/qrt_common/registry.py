@@ -85,11 +85,13 @@ def _config_problem(path: Path, exc: Exception) -> ProgramProblem:
     """What is wrong with an unreadable `programs.ini`, at the line configparser names."""
     line: int | None = getattr(exc, "lineno", None)
     message = str(exc).splitlines()[0]
-    if isinstance(exc, configparser.ParsingError) and exc.errors:
-        line, text = exc.errors[0]
-        message = f"cannot parse {text.strip()!r} (write program-id=location)"
-    elif isinstance(exc, configparser.MissingSectionHeaderError):
+    if isinstance(exc, configparser.MissingSectionHeaderError):
         message = "the file must start with a [programs] section"
+    elif isinstance(exc, configparser.ParsingError) and exc.errors:
+        line = exc.errors[0][0]
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        text = lines[line - 1].strip() if 0 < line <= len(lines) else ""
+        message = f"cannot parse {text!r} (write program-id=location)"
     elif isinstance(exc, configparser.DuplicateOptionError):
         message = f"program '{exc.option}' is listed twice"
     elif isinstance(exc, OSError):
@@ -157,9 +159,9 @@ class ProgramDirectory:
             self._modules = {}
             return
         except (OSError, UnicodeDecodeError, configparser.Error) as exc:
+            # The programs it listed when it last could be read go on being served.
             self.config_problem = _config_problem(self.config_path, exc)
             logger.error("unreadable program registry: %s", self.config_problem)
-            self._modules = {}
             return
         if not parser.has_section("programs"):
             self.config_problem = ProgramProblem(
@@ -276,6 +278,12 @@ class ProgramRegistry:
         found = [p for _, p in self._winners().values() if isinstance(p, ProgramProblem)]
         unreadable = [d.config_problem for d in self.directories if d.config_problem is not None]
         return unreadable + found
+
+    def config_problems(self) -> list[ProgramProblem]:
+        """Every `programs.ini` that cannot be read now (what it listed before stays served)."""
+        for directory in self.directories:
+            directory.refresh()
+        return [d.config_problem for d in self.directories if d.config_problem is not None]
 
     def check(self) -> None:
         """Raise ConfigurationError naming the first problem (and how many more there are), for
