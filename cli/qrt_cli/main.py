@@ -163,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "admin":
         return asyncio.run(admin.run(settings, args))
+    # What the checks would log says their one line too: no log before logging is set up.
+    logging.getLogger().addHandler(logging.NullHandler())
     try:
         warnings = preflight.check(args.command, settings)
     except DeviceConfigError as exc:

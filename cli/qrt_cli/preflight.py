@@ -53,16 +53,19 @@ def check(command: str, settings: Settings) -> list[str]:
 
 
 def check_data_dir(data_dir: Path) -> None:
-    """The data directory exists as a directory (or can be made) and can be written."""
+    """The data directory is a directory that can be written, or can be made (it is not made
+    here: nothing is, before every check passed)."""
     where = f"QRT_DATA_DIR (--data-dir) {data_dir}"
     if data_dir.exists() and not data_dir.is_dir():
         raise ConfigurationError(f"{where} is a file, not a directory")
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigurationError(f"{where} cannot be made: {exc.strerror or exc}") from None
-    if not os.access(data_dir, os.W_OK | os.X_OK):
-        raise ConfigurationError(f"{where} cannot be written")
+    existing = data_dir.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigurationError(f"{where} cannot be made: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        verb = "written" if existing == data_dir.absolute() else f"made in {existing}"
+        raise ConfigurationError(f"{where} cannot be {verb}: permission denied")
 
 
 def check_port(host: str, port: int, setting: str) -> None:

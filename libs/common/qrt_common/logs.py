@@ -42,18 +42,31 @@ def job_context(job_id: str) -> Iterator[None]:
         current_job_id.reset(token)
 
 
+_RECORD_FIELDS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "service",
+    "job_id",
+    "taskName",
+}
+
+
 class _TextFormatter(logging.Formatter):
-    """`HH:MM:SS LEVEL service message [job=...]`: a log line for people (QRT_LOG_FORMAT=text)."""
+    """`HH:MM:SS LEVEL service message key=value ...`: a log line for people
+    (QRT_LOG_FORMAT=text), with the fields a JSON line would carry."""
 
     def __init__(self, service: str) -> None:
-        super().__init__("%(asctime)s %(levelname)-7s %(service)s %(message)s%(job)s", "%H:%M:%S")
+        super().__init__("%(asctime)s %(levelname)-7s %(service)s %(message)s", "%H:%M:%S")
         self._service = service
 
-    def format(self, record: logging.LogRecord) -> str:
-        record.service = getattr(record, "service", self._service)
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        fields = {k: v for k, v in record.__dict__.items() if k not in _RECORD_FIELDS}
         job_id = getattr(record, "job_id", None)
-        record.job = f" [job {job_id}]" if job_id else ""
-        return super().format(record)
+        if job_id:
+            fields = {"job": job_id, **fields}
+        record.service = getattr(record, "service", self._service)
+        line = super().formatMessage(record)
+        return line + "".join(f" {k}={v}" for k, v in fields.items())
 
 
 def configure_logging(level: str = "INFO", service: str = "qrt", form: str = "json") -> None:
