@@ -105,7 +105,7 @@ async def _finish(ctx: Context, service: str, execution_id: str, limit: float | 
 
 
 async def _list(ctx: Context, args: argparse.Namespace) -> int:
-    executions = await ctx.client.services.list(args.service, limit=args.limit)
+    executions = await ctx.client.services.executions(args.service, limit=args.limit)
     if ctx.json:
         ctx.print_json(executions)
         return exits.OK

@@ -67,7 +67,7 @@ def run_job(url: str, program: str, params: dict) -> dict:
                               until=lambda j: j["status"] not in ("Queued", "Running"),
                               timeout=120)  # fmt: skip
         job["result"] = http.get(f"/jobs/{job_id}/results").json()
-        return job
+        return dict(job)
 
 
 def test_qrt_dev_elsewhere_serves_the_bundled_programs_and_the_users_and_a_banner(tmp_path):
@@ -243,7 +243,7 @@ def test_qrt_version(capsys):
 def test_each_service_offers_only_the_options_it_uses(command, offered, not_offered):
     options = {
         option
-        for action in parser()._subparsers._group_actions[0].choices[command]._actions  # type: ignore[union-attr]
+        for action in parser()._subparsers._group_actions[0].choices[command]._actions  # type: ignore[union-attr,index]
         for option in action.option_strings
     }
     assert offered <= options and not (not_offered & options)

@@ -32,7 +32,7 @@ def test_start_wait_and_read_an_execution(client: Client):
     assert client.services.interim_results(STARTER, execution.id, last=True) == {"sum": 6.5}
     assert "Calculation successfully executed" in client.services.log(STARTER, execution.id)
     assert client.services.get(STARTER, execution.id) == ended
-    assert execution.id in [e.id for e in client.services.list(STARTER, limit=50)]
+    assert execution.id in [e.id for e in client.services.executions(STARTER, limit=50)]
 
 
 async def test_cancel_and_the_errors_of_an_execution(aclient: AsyncClient):

@@ -62,7 +62,7 @@ class AsyncServices:
             service, (await self._transport.request("GET", path, retry=True)).json()
         )
 
-    async def list(self, service: str, *, limit: int = 20) -> list[Execution]:
+    async def executions(self, service: str, *, limit: int = 20) -> list[Execution]:
         """The service's latest executions, newest first (the jobs of its program: generation
         2's listing of `GET /services/{service}/` is not served)."""
         params = {"program": service, "limit": str(limit)}

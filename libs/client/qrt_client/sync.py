@@ -169,9 +169,9 @@ class Services:
         """The execution now."""
         return self._loop.call(self._services.get(service, execution_id))
 
-    def list(self, service: str, *, limit: int = 20) -> list[Execution]:
+    def executions(self, service: str, *, limit: int = 20) -> list[Execution]:
         """The service's latest executions, newest first."""
-        return self._loop.call(self._services.list(service, limit=limit))
+        return self._loop.call(self._services.executions(service, limit=limit))
 
     def wait(self, service: str, execution_id: str, timeout: float | None = None) -> Execution:
         """The execution once it has ended; WaitTimeout if not within `timeout` seconds."""

@@ -129,8 +129,13 @@ async def get_results(request: web.Request) -> web.StreamResponse:
         # failed or cancelled one; anybody who does learns that no result will come.
         why = f" ({job.reason})" if job.reason else ""
         detail = f"job '{job.id}' ended {job.status.value}{why}: it has no result"
-        body = {"detail": detail, "field": None, "status": job.status.value, "reason": job.reason}
-        return web.json_response(body, status=409)
+        refusal = {
+            "detail": detail,
+            "field": None,
+            "status": job.status.value,
+            "reason": job.reason,
+        }
+        return web.json_response(refusal, status=409)
     if result is None:
         return web.Response(status=204)
     body = JsonBody(request)
