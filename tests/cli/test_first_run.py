@@ -247,3 +247,25 @@ def test_each_service_offers_only_the_options_it_uses(command, offered, not_offe
         for option in action.option_strings
     }
     assert offered <= options and not (not_offered & options)
+
+
+def make_dry_run(target: str, venv: Path) -> list[str]:
+    done = subprocess.run(["make", "-n", target, f"VENV={venv}"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def test_make_dev_installs_what_running_needs_with_progress_and_make_test_the_test_tools(
+    tmp_path,
+):
+    dev = make_dry_run("dev", tmp_path / "fresh")
+    installs = [line for line in dev if " install " in line and "--upgrade pip" not in line]
+    assert installs == [f"{tmp_path / 'fresh'}/bin/pip install --progress-bar on -e ."]
+    assert dev[0].startswith('echo "qrt: installing qrt')  # says what it does before it does it
+    assert dev[-1] == f"{tmp_path / 'fresh'}/bin/qrt dev"
+    test = make_dry_run("test", tmp_path / "fresh")
+    assert f"{tmp_path / 'fresh'}/bin/pip install --quiet -e '.[test]'" in test
+    assert test.index(installs[0]) < test.index(
+        f"{tmp_path / 'fresh'}/bin/pip install --quiet -e '.[test]'"
+    )
