@@ -69,13 +69,15 @@ def check_data_dir(data_dir: Path) -> None:
 
 
 def check_port(host: str, port: int, setting: str) -> None:
-    """Something may listen on `host`:`port` (port 0 always can): binds it and lets go."""
-    if port == 0:
-        return
+    """`host` resolves and something may listen on `host`:`port` (port 0 always can): binds
+    it and lets go."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except OSError as exc:
-        raise ConfigurationError(f"QRT_HOST (--host) {host!r} cannot be resolved: {exc}") from None
+        why = getattr(exc, "strerror", None) or exc
+        raise ConfigurationError(f"QRT_HOST (--host) {host!r} cannot be resolved: {why}") from None
+    if port == 0:
+        return
     for family, kind, proto, _, address in infos:
         with socket.socket(family, kind, proto) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds

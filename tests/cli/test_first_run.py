@@ -161,6 +161,10 @@ CONFIGURATIONS = {
     "log format": ({"QRT_LOG_FORMAT": "xml"}, "qrt: invalid setting log_format: "),
     "store url": ({"QRT_STORE_URL": "postgres://db"}, "qrt: invalid setting store_url: use "
                   "sqlite:///path/to/file.db or mongodb://host/database (QRT_STORE_URL='postgres://db')"),
+    "device addresses": ({"QRT_DEVICES": "tcp://127.0.0.1:4203,foo"}, "qrt: invalid setting "
+                         "devices: 'foo' is no device address; write tcp://host:port,..."),
+    "host": ({"QRT_HOST": "no-such-host.invalid"},
+             "qrt: QRT_HOST (--host) 'no-such-host.invalid' cannot be resolved: "),
     "a number": ({"QRT_EXECUTOR_CAPACITY": "many"}, "qrt: invalid setting executor_capacity: "),
     "a flag": ({"QRT_AUTH": "maybe"}, "qrt: invalid setting auth: "),
     "missing device config": ({"QRT_DEVICE_CONFIG": "absent.toml"},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import socket
 from pathlib import Path
@@ -20,6 +21,8 @@ from .results import (
     ResultLimits,
 )
 
+_DEVICE_ADDRESS = re.compile(r"tcp://[^\s:/]+:\d{1,5}|tcp://\[[0-9a-fA-F:.]+\]:\d{1,5}|ipc://\S+")
+"""A ZeroMQ address a device's request socket can be reached at."""
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 """The values QRT_LOG_LEVEL takes (in any case)."""
 
@@ -195,6 +198,14 @@ class Settings(BaseSettings):
     def _known_store(cls, value: str) -> str:
         if value and not value.startswith(("sqlite:///", "mongodb://", "mongodb+srv://")):
             raise ValueError("use sqlite:///path/to/file.db or mongodb://host/database")
+        return value
+
+    @field_validator("devices")
+    @classmethod
+    def _device_addresses(cls, value: str) -> str:
+        for address in (a.strip() for a in value.split(",") if a.strip()):
+            if not _DEVICE_ADDRESS.fullmatch(address):
+                raise ValueError(f"{address!r} is no device address; write tcp://host:port,...")
         return value
 
     @property
