@@ -10,15 +10,26 @@ BIN    := $(VENV)/bin
 SYSTEM_COMMANDS := rabbitmq-server prometheus promtool bwrap chromium
 SYSTEM_PACKAGES := rabbitmq-server prometheus bubblewrap chromium
 
+TEST_TOOLS := $(VENV)/.test-tools
+
+# What running qrt needs, and no more; pip shows what it fetches as it goes.
 $(BIN)/qrt: pyproject.toml
+	@echo "qrt: installing qrt and what it runs on into $(VENV) (the first time takes a few minutes)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --progress-bar on -e .
 	touch $(BIN)/qrt
+	@echo "qrt: installed; \`make test\` adds the test tools"
 
-install: $(BIN)/qrt
+# The test tools (pytest, ruff, mypy, ...), on top of what running needs.
+$(TEST_TOOLS): $(BIN)/qrt
+	@echo "qrt: installing the test tools into $(VENV)"
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(TEST_TOOLS)
 
-dev: install
+install: $(TEST_TOOLS)
+
+dev: $(BIN)/qrt
 	$(BIN)/qrt dev
 
 # On a fresh Debian machine (as root) this installs what is missing; elsewhere it says what to install.

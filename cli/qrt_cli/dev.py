@@ -5,6 +5,7 @@ embedded store unless configured otherwise, and a simulated device in a process 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -14,11 +15,13 @@ from qrt_common.lifecycle import connect_bus, open_configured_store, until_signa
 from qrt_common.registry import ProgramRegistry
 from qrt_common.settings import Settings
 from qrt_common.store.base import JobStore
+from qrt_device.config import load_config
 from qrt_executor.service import Executor
 from qrt_gateway.main import start_server
 from qrt_scheduler.service import Scheduler
 
 from .dev_device import DevDevice
+from .version import VERSION
 
 logger = logging.getLogger("qrt")
 
@@ -36,6 +39,7 @@ class Platform:
     executor: Executor
     runner: web.AppRunner
     url: str
+    registry: ProgramRegistry
     device: DevDevice | None = None
 
     @classmethod
@@ -61,7 +65,7 @@ class Platform:
         else:
             await store.open()
         bus = await connect_bus(settings)
-        registry = ProgramRegistry(settings.programs_dir)
+        registry = ProgramRegistry.of(settings)
         # The executor in this process is new, so any job the store still shows Running was
         # cut off by the last shutdown: run it again at once rather than after a grace period.
         scheduler = Scheduler(settings, store, bus, orphan_grace=0)
@@ -81,7 +85,7 @@ class Platform:
                 " (qrt dev --auth requires keys)",
                 url,
             )
-        return cls(settings, store, bus, scheduler, executor, runner, url, device)
+        return cls(settings, store, bus, scheduler, executor, runner, url, registry, device)
 
     async def stop(self) -> None:
         """Stop everything, the API first."""
@@ -94,9 +98,43 @@ class Platform:
             await self.device.stop()
 
 
+def banner(platform: Platform) -> str:
+    """What `qrt dev` tells a person once it serves: where the API and its docs are, the
+    device, the data directory, the programs, and whether keys are needed."""
+    settings = platform.settings
+    if platform.device is not None:
+        name = load_config(settings.device_config).name
+        device = f"{name}, simulated ({platform.device.rep_endpoint})"
+    elif settings.device_addresses:
+        device = ", ".join(settings.device_addresses)
+    else:
+        device = "none (QRT_DEV_DEVICE=false)"
+    store = settings.store_url or f"{settings.data_dir.resolve()}"
+    directories = [os.fspath(d.directory) for d in platform.registry.directories]
+    programs = f"{len(platform.registry.all())} from {', '.join(directories)}"
+    if settings.auth:
+        mode = "API keys required (qrt admin keys create)"
+    else:
+        mode = "single user, no API keys: anyone who reaches the API may use everything"
+    rows = [
+        ("API", platform.url),
+        ("docs", f"{platform.url}/docs"),
+        ("device", device),
+        ("data", store),
+        ("programs", programs),
+        ("mode", mode),
+    ]
+    lines = [f"qrt {VERSION} is running", *(f"  {k:<9} {v}" for k, v in rows)]
+    problems = platform.registry.problems()
+    lines += [f"  ! {problem}" for problem in problems]
+    lines.append("Ctrl-C stops it; the services' logs follow on stderr.")
+    return "\n".join(lines)
+
+
 async def serve(settings: Settings) -> None:
     """Run the whole platform until SIGINT or SIGTERM."""
     platform = await Platform.start(settings)
+    print(banner(platform), flush=True)
     try:
         await until_signalled()
     finally:

@@ -100,6 +100,7 @@ class DevDevice:
             QRT_DEVICE_REP_ADDRESS=self._rep,
             QRT_DEVICE_PUB_ADDRESS=self._pub,
             QRT_LOG_LEVEL=self._settings.log_level,
+            QRT_LOG_FORMAT=self._settings.log_format,
             QRT_HOST="127.0.0.1",
             QRT_OPS_PORT="0",
         )

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from qiskit_ibm_runtime import RuntimeDecoder
-
 from qrt_client import JobEnded
+from qrt_client.codec import decode
 
 from . import exits, follow, render
 from .remote import Context, UsageError
@@ -67,12 +65,13 @@ def add_parser(
     watch.set_defaults(client_action=_watch)
 
 
-def params_of(text: str | None) -> dict[str, Any]:
-    """`--params`: a JSON object (RuntimeEncoder's encodings of circuits, arrays ... decode to
-    what they encode), `@file` or `@-` (stdin). Raises UsageError naming the problem."""
+def params_of(text: str | None, option: str = "--params") -> dict[str, Any]:
+    """`--params` (or another `option`): a JSON object (RuntimeEncoder's encodings of circuits,
+    arrays ... decode to what they encode), `@file` or `@-` (stdin). Raises UsageError naming
+    the problem."""
     if text is None:
         return {}
-    source = "--params"
+    source = option
     if text.startswith("@"):
         source = text[1:]
         try:
@@ -80,7 +79,7 @@ def params_of(text: str | None) -> dict[str, Any]:
         except OSError as exc:
             raise UsageError(f"cannot read params from {source}: {exc.strerror}") from None
     try:
-        params = json.loads(text, cls=RuntimeDecoder)
+        params = decode(text)
     except ValueError as exc:
         raise UsageError(f"{source} is not JSON: {exc}") from None
     if not isinstance(params, dict):

@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib
+import logging
 import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -21,7 +22,16 @@ from qrt_common.errors import ConfigurationError, DeviceConfigError
 from qrt_common.logs import configure_logging
 from qrt_common.settings import Settings
 
-from . import admin, job_commands, platform_commands, program_commands, remote
+from . import (
+    admin,
+    job_commands,
+    platform_commands,
+    preflight,
+    program_commands,
+    remote,
+    service_commands,
+)
+from .version import VERSION
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,33 +83,64 @@ def _device_arguments(command: argparse.ArgumentParser) -> None:
     )
 
 
+SERVICE_OPTIONS: dict[str, tuple[str, ...]] = {
+    "dev": ("host", "port", "data_dir", "programs_dir", "auth", "log_format"),
+    "gateway": ("host", "port", "data_dir", "programs_dir", "log_format"),
+    "scheduler": ("host", "ops_port", "data_dir", "log_format"),
+    "executor": ("host", "ops_port", "programs_dir", "log_format"),
+    "device": ("log_format",),
+}
+"""The options each service offers: only the settings it uses."""
+
+
+def _service_arguments(command: argparse.ArgumentParser, name: str) -> None:
+    options = SERVICE_OPTIONS[name]
+    if "host" in options:
+        what = "the API" if "port" in options else "health and metrics"
+        command.add_argument("--host", help=f"address {what} listen on (QRT_HOST, default "
+                             "127.0.0.1)")  # fmt: skip
+    if "port" in options:
+        command.add_argument("--port", type=int, help="port to listen on (QRT_PORT, default 8000)")
+    if "ops_port" in options:
+        command.add_argument("--ops-port", type=int, help="port of /healthz, /readyz and "
+                             "/metrics (QRT_OPS_PORT, default 9100)")  # fmt: skip
+    if "data_dir" in options:
+        command.add_argument("--data-dir", help="where jobs are kept (QRT_DATA_DIR, default .qrt)")
+    if "programs_dir" in options:
+        command.add_argument(
+            "--programs-dir",
+            help="a directory of your programs (programs.ini), served besides the bundled ones "
+            "(QRT_PROGRAMS_DIR; default ./programs when it holds a programs.ini)",
+        )
+    if "auth" in options:
+        command.add_argument(
+            "--auth",
+            action="store_true",
+            default=None,
+            help="require API keys (QRT_AUTH; without it qrt dev serves one user, no keys)",
+        )
+    command.add_argument(
+        "--log-format",
+        choices=("json", "text"),
+        help="json: one object a line (default), text: lines for people (QRT_LOG_FORMAT)",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     """The `qrt` argument parser."""
     parser = argparse.ArgumentParser(prog="qrt", description="qrt, a self-hosted quantum runtime")
+    parser.add_argument("--version", action="version", version=f"qrt {VERSION}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, service in SERVICES.items():
         command = commands.add_parser(name, help=service.summary, description=service.summary)
         if name == "device":
             _device_arguments(command)
-            continue
-        command.add_argument("--host", help="address to listen on (QRT_HOST, default 127.0.0.1)")
-        command.add_argument("--port", type=int, help="port to listen on (QRT_PORT, default 8000)")
-        command.add_argument("--data-dir", help="where jobs are kept (QRT_DATA_DIR, default .qrt)")
-        command.add_argument(
-            "--programs-dir",
-            help="directory with programs.ini (QRT_PROGRAMS_DIR, default programs)",
-        )
-        if name == "dev":
-            command.add_argument(
-                "--auth",
-                action="store_true",
-                default=None,
-                help="require API keys (QRT_AUTH; without it qrt dev serves one user, no keys)",
-            )
+        _service_arguments(command, name)
     common = remote.common_options()
     platform_commands.add_parsers(commands, common)
     job_commands.add_parser(commands, common)
     program_commands.add_parser(commands, common)
+    service_commands.add_parser(commands, common)
     admin.add_parser(commands)
     return parser
 
@@ -118,12 +159,23 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(**overrides)
     except ValidationError as exc:
         for error in exc.errors():
-            where = ".".join(str(p) for p in error["loc"])
-            print(f"qrt: invalid setting {where}: {error['msg']}", file=sys.stderr)
+            print(_invalid_setting(error), file=sys.stderr)
         return 2
     if args.command == "admin":
         return asyncio.run(admin.run(settings, args))
-    configure_logging(settings.log_level, service=f"qrt-{args.command}")
+    # What the checks would log says their one line too: no log before logging is set up.
+    logging.getLogger().addHandler(logging.NullHandler())
+    try:
+        warnings = preflight.check(args.command, settings)
+    except DeviceConfigError as exc:
+        print(f"qrt: invalid device configuration: {exc}", file=sys.stderr)
+        return 2
+    except ConfigurationError as exc:
+        print(f"qrt: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, service=f"qrt-{args.command}", form=settings.log_format)
+    for warning in warnings:
+        logging.getLogger("qrt").warning(warning)
     with contextlib.suppress(KeyboardInterrupt):
         try:
             asyncio.run(SERVICES[args.command].serve()(settings))
@@ -134,3 +186,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"qrt: {exc}", file=sys.stderr)
             return 1
     return 0
+
+
+def _invalid_setting(error: Any) -> str:
+    """One line for a setting pydantic refused: its name, why, and where it came from."""
+    name = ".".join(str(p) for p in error["loc"])
+    why = str(error["msg"]).removeprefix("Value error, ")
+    given = error.get("input")
+    source = f" (QRT_{name.upper()}={given!r})" if isinstance(given, str) else ""
+    return f"qrt: invalid setting {name}: {why}{source}"

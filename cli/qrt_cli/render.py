@@ -4,18 +4,17 @@ tables and counts as bar charts for people (rich)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from qiskit_ibm_runtime import RuntimeEncoder
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from qrt_client import JobInfo
+from qrt_client.codec import to_json as encoded
 
 BAR_WIDTH = 40
 """Characters of the longest bar of a counts chart."""
@@ -39,7 +38,7 @@ def plain(value: Any) -> Any:
 
 def to_json(value: Any, indent: int | None = 2) -> str:
     """`value` as JSON text, results encoded as the platform encodes them (RuntimeEncoder)."""
-    return json.dumps(plain(value), cls=RuntimeEncoder, indent=indent, ensure_ascii=False)
+    return encoded(plain(value), indent=indent, ensure_ascii=False)
 
 
 def console() -> Console:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from qrt_cli import exits
@@ -373,3 +374,70 @@ def test_on_a_terminal_watch_keeps_a_status_line_with_the_elapsed_time(
     lines = re.findall(r"(\S+)  Running  (\d+\.\d) s", done.stdout)
     assert len({elapsed for _, elapsed in lines}) >= 2  # it counts up while the job runs
     assert "tick 2" in done.stdout and "woke up" in done.stdout
+
+
+def test_services_start_wait_and_read_an_execution(qrt: Qrt):
+    data, params = '{"values": [1, 5.2, 20]}', '{"round_off": true}'
+    ran = qrt("services", "start", "planqk-starter", "--data", data, "--params", params,
+              "--wait", "-o", "json")  # fmt: skip
+    assert ran.code == 0, ran.err
+    ended = ran.json()
+    assert ended["status"] == "SUCCEEDED" and ended["result"]["result"] == {"sum": 26}
+    execution = ended["id"]
+    shown = qrt("services", "show", "planqk-starter", execution, "-o", "json").json()
+    assert (shown["id"], shown["service"], shown["status"]) == (
+        execution,
+        "planqk-starter",
+        "SUCCEEDED",
+    )
+    assert shown["ended"] is not None
+    text = qrt("services", "result", "planqk-starter", execution)
+    assert text.code == 0 and '"sum": 26' in text.out
+    interims = qrt("services", "interim-results", "planqk-starter", execution, "-o", "json")
+    assert interims.json() == [{"sum": 1}, {"sum": 6.2}, {"sum": 26.2}]
+    last = qrt("services", "interim-results", "planqk-starter", execution, "--last", "-o", "json")
+    assert last.json() == {"sum": 26.2}
+    log = qrt("services", "log", "planqk-starter", execution)
+    assert log.out.splitlines()[0] == "Starting execution: 3 values, round_off=True"
+    listed = qrt("services", "list", "planqk-starter", "-o", "json").json()
+    assert {"id": execution, "status": "SUCCEEDED"}.items() <= next(
+        e for e in listed if e["id"] == execution
+    ).items()
+    table = qrt("services", "list", "planqk-starter")
+    assert execution in table.out and "SUCCEEDED" in table.out
+
+
+def test_services_start_prints_the_id_and_a_failed_execution_exits_1(qrt: Qrt):
+    ran = qrt("services", "start", "planqk-starter", "--data", '{"values": [1, "x"]}')
+    assert ran.code == 0, ran.err
+    execution = ran.out.strip()
+    failed = qrt("services", "result", "planqk-starter", execution, "--timeout", "120")
+    one_line_error(failed, exits.FAILED, f"execution {execution} FAILED", "TypeError")
+    as_json = qrt("services", "result", "planqk-starter", execution, "-o", "json").json()
+    assert as_json["status"] == "FAILED" and as_json["result"]["code"] == "500"
+
+
+def test_services_cancel_exits_3_for_its_result_and_refusals_are_one_line(qrt: Qrt):
+    ran = qrt("services", "start", "sleeper", "--params", '{"seconds": 120, "ticks": 120}',
+              "-o", "json")  # fmt: skip
+    execution = ran.json()["id"]
+    cancelled = qrt("services", "cancel", "sleeper", execution, "-o", "json").json()
+    assert cancelled["id"] == execution
+    assert qrt("services", "result", "sleeper", execution).code == exits.CANCELLED
+    one_line_error(qrt("services", "cancel", "sleeper", execution), exits.REFUSED, "409")
+    one_line_error(qrt("services", "show", "nope", execution), exits.REFUSED, "404", "nope")
+    one_line_error(qrt("services", "start", "planqk-starter", "--data", "[1]"), exits.USAGE,
+                   "--data must be a JSON object")  # fmt: skip
+    refused = qrt("services", "show", "sleeper", "unknown-id", "-o", "json")
+    assert refused.code == exits.REFUSED and refused.json()["status"] == 404
+
+
+def test_result_of_a_cancelled_job_says_it_has_none(qrt: Qrt, dev: DevServer):
+    job_id = submit(qrt, "sleeper", "--params", '{"seconds": 120, "ticks": 120}')
+    assert qrt("jobs", "cancel", job_id).code == 0
+    ran = qrt("jobs", "result", job_id, "-o", "json")
+    assert ran.code == exits.CANCELLED
+    assert ran.json()["status"] == "Cancelled" and ran.json()["result"] is None
+    answer = httpx.get(f"{dev.url}/jobs/{job_id}/results")
+    assert answer.status_code == 409
+    assert answer.json()["detail"].startswith(f"job '{job_id}' ended Cancelled")

@@ -4,10 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from qrt_common.errors import InvalidProgram
+from qrt_common.errors import ConfigurationError, InvalidProgram
 from qrt_common.programs import program_from_metadata
-from qrt_common.registry import ProgramRegistry
-from tests.support.programs import write_program
+from qrt_common.registry import ProgramRegistry, bundled_programs_dir
+from qrt_common.settings import Settings
+from tests.support.programs import ROOT, write_program
 
 
 def touch_later(path: Path) -> None:
@@ -81,3 +82,96 @@ def test_registry_skips_broken_programs(tmp_path: Path):
 
 def test_registry_without_config_is_empty(tmp_path: Path):
     assert ProgramRegistry(tmp_path).all() == []
+
+
+def test_a_broken_program_is_a_problem_naming_its_file_and_line(tmp_path: Path):
+    write_program(tmp_path, "good", {"name": "good"})
+    write_program(tmp_path, "bad", '{\n  "name": "bad",\n  "description" "no colon"\n}')
+    write_program(tmp_path, "slow", {"max_execution_time": -1})
+    (tmp_path / "programs.ini").write_text(
+        "[programs]\ngood=good.good\nbad=bad.bad\nslow=slow.slow\nmissing=missing.missing\n"
+    )
+    registry = ProgramRegistry(tmp_path)
+    bad = registry.problem("bad")
+    assert bad is not None
+    assert (bad.path, bad.line) == (str(tmp_path / "bad" / "bad.json"), 3)
+    assert str(bad) == (
+        f"program 'bad' cannot be loaded: {tmp_path}/bad/bad.json, line 3: Expecting ':' delimiter"
+    )
+    slow = registry.problem("slow")
+    assert slow is not None and slow.path == str(tmp_path / "slow" / "slow.json")
+    assert slow.line is None and "max_execution_time" in slow.message
+    missing = registry.problem("missing")
+    assert missing is not None and "missing.py does not exist" in missing.message
+    assert registry.problem("good") is None and registry.problem("unknown") is None
+    assert [p.program_id for p in registry.problems()] == ["bad", "slow", "missing"]
+    with pytest.raises(ConfigurationError, match=r"^program 'bad' .* line 3: .* \(and 2 more\)$"):
+        registry.check()
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "said"),
+    [
+        ("[programs]\ngood=good.good\nno equals sign here\n", 3, "cannot parse 'no equals sign"),
+        ("good=good.good\n", 1, "must start with a [programs] section"),
+        ("[programs]\ngood=good.good\ngood=good.good\n", 3, "program 'good' is listed twice"),
+        ("[elsewhere]\ngood=good.good\n", None, "there is no [programs] section"),
+    ],
+    ids=["no equals", "no section header", "listed twice", "no programs section"],
+)
+def test_a_broken_programs_ini_is_a_problem_naming_its_line(tmp_path: Path, text, line, said):
+    write_program(tmp_path, "good", {"name": "good"})
+    (tmp_path / "programs.ini").write_text(text)
+    registry = ProgramRegistry(tmp_path)
+    assert registry.all() == []
+    [problem] = registry.problems()
+    assert (problem.path, problem.line, problem.program_id) == (
+        str(tmp_path / "programs.ini"),
+        line,
+        None,
+    )
+    assert said in problem.message
+    (tmp_path / "programs.ini").write_text("[programs]\ngood=good.good\n")
+    touch_later(tmp_path / "programs.ini")
+    assert [p.id for p in registry.all()] == ["good"] and registry.problems() == []
+
+
+def test_a_later_directory_adds_programs_and_wins_an_id_both_have(tmp_path: Path):
+    bundled, mine = tmp_path / "bundled", tmp_path / "mine"
+    write_program(bundled, "base", {"name": "base"})
+    write_program(bundled, "shared", {"description": "bundled"})
+    write_program(mine, "shared", {"description": "mine"})
+    write_program(mine, "extra", {"name": "extra"})
+    (bundled / "programs.ini").write_text("[programs]\nbase=base.base\nshared=shared.shared\n")
+    (mine / "programs.ini").write_text("[programs]\nshared=shared.shared\nextra=extra.extra\n")
+    registry = ProgramRegistry(bundled, mine, bundled)
+    assert [p.id for p in registry.all()] == ["base", "shared", "extra"]
+    shared = registry.get("shared")
+    assert shared is not None and shared.description == "mine"
+    assert registry.search_path_of(shared) == str(mine.resolve())
+    base = registry.get("base")
+    assert base is not None and registry.search_path_of(base) == str(bundled.resolve())
+
+
+def test_the_bundled_programs_are_always_there_and_the_settings_add_the_users(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.chdir(tmp_path)  # no programs/ here
+    alone = ProgramRegistry.of(Settings())
+    assert [d.directory for d in alone.directories] == [bundled_programs_dir()]
+    assert {"sample-program", "hello-quantum", "planqk-starter"} <= {p.id for p in alone.all()}
+    write_program(tmp_path / "programs", "mine", {"name": "mine"})
+    (tmp_path / "programs" / "programs.ini").write_text("[programs]\nmine=mine.mine\n")
+    found = {p.id for p in ProgramRegistry.of(Settings()).all()}  # ./programs adds to them
+    assert {"mine", "sample-program"} <= found
+    named = ProgramRegistry.of(Settings(programs_dir=tmp_path / "programs"))
+    assert named.get("mine") is not None
+    with pytest.raises(ConfigurationError, match="is not a directory"):
+        ProgramRegistry.of(Settings(programs_dir=tmp_path / "nowhere"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigurationError, match=r"holds no programs\.ini"):
+        ProgramRegistry.of(Settings(programs_dir=tmp_path / "empty"))
+
+
+def test_bundled_programs_are_found_in_the_checkout():
+    assert bundled_programs_dir() == ROOT / "programs"

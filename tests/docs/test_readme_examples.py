@@ -58,7 +58,9 @@ def test_the_command_line_section_has_shell_examples_of_every_client_command():
     commands = " ".join(SHELL_EXAMPLES)
     for verb in ("login", "backends list", "programs list", "programs show", "jobs submit",
                  "jobs watch", "jobs result", "jobs logs", "jobs show", "jobs list",
-                 "jobs delete", "jobs cancel"):  # fmt: skip
+                 "jobs delete", "jobs cancel", "services start", "services result",
+                 "services interim-results", "services log", "services show", "services list",
+                 "services cancel"):  # fmt: skip
         assert f"qrt {verb}" in commands
 
 

@@ -360,3 +360,21 @@ async def test_an_ended_job_is_deleted_with_everything_it_produced(gw: Harness):
     await gw.call("GET", f"/jobs/{job_id}", 404)
     assert await gw.store.get_result(job_id) is None and await gw.store.read_log(job_id) == ""
     await gw.call("DELETE", f"/jobs/{job_id}", 404)
+
+
+@pytest.mark.parametrize("ending", [S.CANCELLED, S.FAILED, S.CANCELLED_RAN_TOO_LONG])
+async def test_results_of_a_job_that_ended_without_one_are_409_saying_why(gw: Harness, ending):
+    job_id = (await gw.submit("echo"))["id"]
+    await gw.move(job_id, S.RUNNING, ending)
+    refused = await gw.call("GET", f"/jobs/{job_id}/results", 409)
+    assert refused["status"] == ending.value
+    assert refused["detail"].startswith(f"job '{job_id}' ended {ending.value}")
+    assert refused["detail"].endswith("it has no result")
+
+
+async def test_results_of_a_failed_job_that_left_an_error_body_are_that_body(gw: Harness):
+    job_id = (await gw.submit("echo"))["id"]
+    await gw.move(job_id, S.RUNNING)
+    await gw.store.set_result(job_id, '{"code": "E1", "detail": "no"}')
+    await gw.move(job_id, S.FAILED)
+    assert await gw.call("GET", f"/jobs/{job_id}/results") == '{"code": "E1", "detail": "no"}'

@@ -250,7 +250,7 @@ async def test_health(http):
     async with http.get("/healthz") as response:
         assert response.status == 200
     async with http.get("/readyz") as response:
-        assert (await response.json())["checks"] == {"store": True, "bus": True}
+        assert (await response.json())["checks"] == {"store": True, "bus": True, "programs": True}
 
 
 async def test_many_concurrent_jobs_all_complete(http):

@@ -7,10 +7,8 @@ async with AsyncClient("http://127.0.0.1:8000") as client:
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
-import time
 import uuid
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from datetime import datetime
@@ -22,12 +20,11 @@ import httpx
 
 from . import streams
 from .codec import archive_of, decode, encode_params
-from .errors import ApiError, JobCancelled, JobEnded, JobFailed, WaitTimeout
+from .errors import ApiError, JobCancelled, JobEnded, JobFailed
 from .models import Backend, Event, JobInfo, JobPage, Program
+from .polling import poll_until
+from .services import AsyncServices
 from .transport import DEFAULT_RETRIES, Transport
-
-FIRST_POLL, LONGEST_POLL = 0.1, 2.0
-"""Seconds between status polls in `wait()`: growing by half from the first to the longest."""
 
 
 class AsyncJob:
@@ -53,19 +50,12 @@ class AsyncJob:
     async def wait(self, timeout: float | None = None) -> JobInfo:  # noqa: ASYNC109
         """The job once it has ended, polling its status (from every 0.1 s up to every 2 s).
         Raises WaitTimeout if it has not ended within `timeout` seconds (None: no limit)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        pause = FIRST_POLL
-        while True:
-            info = await self.info()
-            if info.ended_yet:
-                return info
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise WaitTimeout(f"job {self.id} is still {info.status} after {timeout} s")
-                pause = min(pause, left)
-            await asyncio.sleep(pause)
-            pause = min(pause * 1.5, LONGEST_POLL)
+        return await poll_until(
+            self.info,
+            lambda info: info.ended_yet,
+            lambda info: f"job {self.id} is still {info.status}",
+            timeout,
+        )
 
     async def result(self, timeout: float | None = None) -> Any:  # noqa: ASYNC109
         """The job's final result, decoded with RuntimeDecoder, once the job has ended (waiting
@@ -250,6 +240,8 @@ class AsyncClient:
     ) -> None:
         self._transport = Transport(url, key, timeout=timeout, retries=retries, transport=transport)
         self.programs = AsyncPrograms(self._transport)
+        self.services = AsyncServices(self._transport)
+        """PlanQK's Service API: executions of every program."""
 
     @property
     def url(self) -> str:

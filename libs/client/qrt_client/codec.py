@@ -11,18 +11,36 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from qiskit_ibm_runtime import RuntimeDecoder, RuntimeEncoder
+ENVELOPE = '"__type__"'
+"""What every value RuntimeEncoder encodes its own way carries in its JSON text."""
+
+
+def to_json(value: Any, **options: Any) -> str:
+    """`value` as JSON text, values JSON cannot carry (circuits, arrays, complex numbers)
+    encoded with RuntimeEncoder; `options` are `json.dumps`'s. The same text RuntimeEncoder
+    writes, without importing qiskit (seconds) for plain values."""
+    try:
+        return json.dumps(value, **options)
+    except TypeError:
+        from qiskit_ibm_runtime import RuntimeEncoder
+
+        return json.dumps(value, cls=RuntimeEncoder, **options)
+
+
+def decode(text: str) -> Any:
+    """A result or interim result (RuntimeEncoder JSON text) as the Python value it encodes
+    (RuntimeDecoder, imported only for text that holds an encoded value)."""
+    if ENVELOPE not in text:
+        return json.loads(text)
+    from qiskit_ibm_runtime import RuntimeDecoder
+
+    return json.loads(text, cls=RuntimeDecoder)
 
 
 def encode_params(params: Mapping[str, Any] | None) -> list[str]:
     """`params` as the test server takes them: a list holding one RuntimeEncoder JSON text, so
     circuits, numpy arrays and complex numbers reach the program as they were."""
-    return [json.dumps(dict(params or {}), cls=RuntimeEncoder)]
-
-
-def decode(text: str) -> Any:
-    """A result or interim result (RuntimeEncoder JSON text) as the Python value it encodes."""
-    return json.loads(text, cls=RuntimeDecoder)
+    return [to_json(dict(params or {}))]
 
 
 def archive_of(source: str | os.PathLike[str] | bytes) -> bytes:

@@ -146,3 +146,52 @@ class Attempt:
 
 Event = Interim | Result | Log | Attempt
 """What `Job.stream()` yields."""
+
+
+EXECUTION_STATUSES = {
+    "Queued": "PENDING",
+    "Running": "RUNNING",
+    "Completed": "SUCCEEDED",
+    "Failed": "FAILED",
+    "Cancelled - Ran too long": "FAILED",
+    "Cancelled": "CANCELLED",
+}
+"""A job's status in the words of PlanQK's Service API (README, "The Service API")."""
+FINAL_EXECUTION_STATUSES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
+"""The statuses of an execution that ended; the others are PENDING and RUNNING."""
+
+
+@dataclass(frozen=True)
+class Execution:
+    """A service execution as `GET /services/{service}/{id}` shows it: a job under PlanQK's
+    names. `status` is PENDING, RUNNING, SUCCEEDED, FAILED or CANCELLED."""
+
+    id: str
+    service: str
+    status: str
+    created: datetime | None
+    started: datetime | None
+    ended: datetime | None
+
+    @property
+    def ended_yet(self) -> bool:
+        """True once the execution's status is final."""
+        return self.status in FINAL_EXECUTION_STATUSES
+
+    @classmethod
+    def of(cls, service: str, body: dict[str, Any]) -> Execution:
+        """From the Service API's JSON."""
+        return cls(
+            id=body["id"],
+            service=service,
+            status=body["status"],
+            created=_time(body.get("createdAt")),
+            started=_time(body.get("startedAt")),
+            ended=_time(body.get("endedAt")),
+        )
+
+    @classmethod
+    def of_job(cls, job: JobInfo) -> Execution:
+        """A job listed by `GET /jobs?program=...`, as the execution it is."""
+        status = EXECUTION_STATUSES.get(job.status, job.status)
+        return cls(job.id, job.program, status, job.created, job.started, job.ended)

@@ -20,7 +20,8 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from .aio import AsyncClient, AsyncJob, AsyncPrograms
-from .models import Backend, Event, JobInfo, JobPage, Program
+from .models import Backend, Event, Execution, JobInfo, JobPage, Program
+from .services import AsyncServices
 from .transport import DEFAULT_RETRIES
 
 T = TypeVar("T")
@@ -142,6 +143,57 @@ class Programs:
         self._loop.call(self._programs.delete(program_id))
 
 
+class Services:
+    """PlanQK's Service API; see `AsyncServices` for what each method does."""
+
+    def __init__(self, loop: _Loop, services: AsyncServices) -> None:
+        self._loop, self._services = loop, services
+
+    def start(
+        self,
+        service: str,
+        data: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        *,
+        instance: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Execution:
+        """Start an execution of `service` with `data` and `params`; returns it (PENDING)."""
+        return self._loop.call(
+            self._services.start(
+                service, data, params, instance=instance, idempotency_key=idempotency_key
+            )
+        )
+
+    def get(self, service: str, execution_id: str) -> Execution:
+        """The execution now."""
+        return self._loop.call(self._services.get(service, execution_id))
+
+    def executions(self, service: str, *, limit: int = 20) -> list[Execution]:
+        """The service's latest executions, newest first."""
+        return self._loop.call(self._services.executions(service, limit=limit))
+
+    def wait(self, service: str, execution_id: str, timeout: float | None = None) -> Execution:
+        """The execution once it has ended; WaitTimeout if not within `timeout` seconds."""
+        return self._loop.call(self._services.wait(service, execution_id, timeout))
+
+    def result(self, service: str, execution_id: str) -> Any:
+        """An ended execution's result, or `{"code", "detail"}` of a FAILED one."""
+        return self._loop.call(self._services.result(service, execution_id))
+
+    def interim_results(self, service: str, execution_id: str, *, last: bool = False) -> Any:
+        """The interim results so far; `last`: only the latest."""
+        return self._loop.call(self._services.interim_results(service, execution_id, last=last))
+
+    def log(self, service: str, execution_id: str) -> list[str]:
+        """The execution's log so far, line by line."""
+        return self._loop.call(self._services.log(service, execution_id))
+
+    def cancel(self, service: str, execution_id: str) -> Execution:
+        """Cancel a pending or running execution and return it."""
+        return self._loop.call(self._services.cancel(service, execution_id))
+
+
 class Client:
     """The platform at `url`, as `key` (sent as `Authorization: Bearer <key>`); see
     `AsyncClient` for `timeout` and `retries`. Use it as a context manager, or call
@@ -158,6 +210,7 @@ class Client:
         self._loop = _Loop()
         self._client = AsyncClient(url, key, timeout=timeout, retries=retries)
         self.programs = Programs(self._loop, self._client.programs)
+        self.services = Services(self._loop, self._client.services)
 
     @property
     def url(self) -> str:

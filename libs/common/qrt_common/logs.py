@@ -42,18 +42,47 @@ def job_context(job_id: str) -> Iterator[None]:
         current_job_id.reset(token)
 
 
-def configure_logging(level: str = "INFO", service: str = "qrt") -> None:
-    """Send all logs to stderr as JSON lines naming the service."""
+_RECORD_FIELDS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "service",
+    "job_id",
+    "taskName",
+}
+
+
+class _TextFormatter(logging.Formatter):
+    """`HH:MM:SS LEVEL service message key=value ...`: a log line for people
+    (QRT_LOG_FORMAT=text), with the fields a JSON line would carry."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(service)s %(message)s", "%H:%M:%S")
+        self._service = service
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        fields = {k: v for k, v in record.__dict__.items() if k not in _RECORD_FIELDS}
+        job_id = getattr(record, "job_id", None)
+        if job_id:
+            fields = {"job": job_id, **fields}
+        record.service = getattr(record, "service", self._service)
+        line = super().formatMessage(record)
+        return line + "".join(f" {k}={v}" for k, v in fields.items())
+
+
+def configure_logging(level: str = "INFO", service: str = "qrt", form: str = "json") -> None:
+    """Send all logs to stderr naming the service: as JSON lines, or (`form` "text") as lines
+    for people."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_JobIdFilter())
-    handler.setFormatter(
-        JsonFormatter(
-            "{asctime}{levelname}{name}{message}",
-            style="{",
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-            static_fields={"service": service},
-        )
+    formatter: logging.Formatter = JsonFormatter(
+        "{asctime}{levelname}{name}{message}",
+        style="{",
+        rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        static_fields={"service": service},
     )
+    if form == "text":
+        formatter = _TextFormatter(service)
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     # Libraries (qiskit logs every transpiler pass at INFO) speak only when something is wrong.

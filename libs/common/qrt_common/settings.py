@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .results import (
@@ -19,6 +20,11 @@ from .results import (
     LARGEST_MAX_RESULT_BYTES,
     ResultLimits,
 )
+
+_DEVICE_ADDRESS = re.compile(r"tcp://[^\s:/]+:\d{1,5}|tcp://\[[0-9a-fA-F:.]+\]:\d{1,5}|ipc://\S+")
+"""A ZeroMQ address a device's request socket can be reached at."""
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+"""The values QRT_LOG_LEVEL takes (in any case)."""
 
 
 class Settings(BaseSettings):
@@ -113,7 +119,7 @@ class Settings(BaseSettings):
     lease_duration: float = Field(15.0, ge=1)
     """Seconds an unrenewed Lease stays with its holder before another scheduler takes over."""
     log_level: str = "INFO"
-    """Level of the services' structured logs."""
+    """Level of the services' structured logs: DEBUG, INFO, WARNING, ERROR or CRITICAL."""
     devices: str = ""
     """Comma-separated request addresses of 2300 devices (`tcp://host:4203,...`) this executor
     offers as backends, each under the name the device gives in `get_static`."""
@@ -176,6 +182,40 @@ class Settings(BaseSettings):
     session_interactive_ttl: int = Field(60, ge=1)
     """Seconds without a job after which a started session is `inactive` (IBM's
     `interactive_ttl`)."""
+
+    log_format: Literal["json", "text"] = "json"
+    """How services write their logs: one JSON object a line, or `text`, a readable line each
+    (`qrt dev --log-format text`)."""
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"use one of {', '.join(LOG_LEVELS)}")
+        return level
+
+    @field_validator("bus_url")
+    @classmethod
+    def _known_bus(cls, value: str) -> str:
+        if not value.startswith(("memory://", "amqp://", "amqps://")):
+            raise ValueError("use memory:// or amqp://user:password@host:5672/")
+        return value
+
+    @field_validator("store_url")
+    @classmethod
+    def _known_store(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite:///", "mongodb://", "mongodb+srv://")):
+            raise ValueError("use sqlite:///path/to/file.db or mongodb://host/database")
+        return value
+
+    @field_validator("devices")
+    @classmethod
+    def _device_addresses(cls, value: str) -> str:
+        for address in (a.strip() for a in value.split(",") if a.strip()):
+            if not _DEVICE_ADDRESS.fullmatch(address):
+                raise ValueError(f"{address!r} is no device address; write tcp://host:port,...")
+        return value
 
     @property
     def result_limits(self) -> ResultLimits:

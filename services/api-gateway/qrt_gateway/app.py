@@ -166,7 +166,19 @@ def _token_exchange(
 
 async def readyz(request: web.Request) -> web.Response:
     gw = gateway(request)
-    return await readiness({"store": gw.store.is_ready, "bus": gw.bus.is_ready})
+    problems = gw.registry.problems()
+
+    async def programs_load() -> bool:
+        return not problems
+
+    answer = await readiness(
+        {"store": gw.store.is_ready, "bus": gw.bus.is_ready, "programs": programs_load}
+    )
+    if not problems:
+        return answer
+    body = json.loads(answer.text or "{}")
+    body["problems"] = [str(problem) for problem in problems]
+    return web.json_response(body, status=answer.status)
 
 
 ROUTES: tuple[Route, ...] = (
@@ -210,8 +222,10 @@ ROUTES: tuple[Route, ...] = (
           "jobs", response_schema=_STRING, errors=(400, 404, 503), query=(_ATTEMPT,)),
     Route("GET", "/jobs/{job_id}/results", jobs.get_results,
           "A job's final result (RuntimeEncoder JSON text in a JSON string)", "jobs",
-          response_schema=_STRING, errors=(204, 404, 503),
-          description="204 while the job has no final result."),
+          response_schema=_STRING, errors=(204, 404, 409, 503),
+          description="204 while the job is queued or running (and for a completed job whose "
+          "program returned nothing); 409 for a failed or cancelled job without a result: "
+          "`{detail, field, status, reason}` say why none will come."),
     Route("POST", "/jobs/{job_id}/cancel", jobs.cancel_job, "Cancel a queued or running job",
           "jobs", status=204, errors=(403, 404, 409, 503)),
     Route("DELETE", "/jobs/{job_id}", jobs.delete_job, "Delete an ended job", "jobs",
@@ -301,7 +315,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/healthz", healthz, "The gateway is alive", "health"),
     Route("GET", "/readyz", readyz, "The gateway's store and bus answer", "health",
           errors=(503,), description="503 while the store cannot be reached or cannot write "
-          "(say, its disk is full), or the bus cannot be reached."),
+          "(say, its disk is full), or the bus cannot be reached, or a bundled program "
+          "(programs.ini) cannot be loaded: `problems` names the file and line."),
     Route("GET", "/metrics", metrics_endpoint, "Prometheus metrics", "health",
           extra={"responses": _PROMETHEUS_TEXT}),
     Route("GET", "/backends/{name}", devices.get_backend,

@@ -64,6 +64,20 @@ class Gateway:
         program = await self.program(program_id)
         return program if program is not None and may_see(program, who) else None
 
+    def require_loadable(self, program_id: str, field: str | None = None) -> None:
+        """For a program not found: raise Conflict naming the file and line at fault when
+        `program_id` is a bundled program (programs.ini) that cannot be loaded, and NotFound
+        naming an unreadable programs.ini when there is one: the caller learns why."""
+        problem = self.registry.problem(program_id)
+        if problem is not None:
+            raise Conflict(str(problem), field=field)
+        unreadable = self.registry.config_problems()
+        if unreadable:
+            raise NotFound(
+                f"program '{program_id}' not found; {unreadable[0]} (it may list the program)",
+                field=field,
+            )
+
     async def find_job(self, job_id: str, who: Principal) -> Job:
         """The job with this id if `who` belongs to its instance (or is a platform admin);
         raises NotFound otherwise, the same whether the job exists or not."""

@@ -40,6 +40,7 @@ async def create_job(request: web.Request) -> web.Response:
     gw.require(who, instance, Role.MEMBER, "submitting a job")
     program = await gw.visible_program(body.program_id, who)
     if program is None:
+        gw.require_loadable(body.program_id, field="programId")
         raise NotFound(f"program '{body.program_id}' not found", field="programId")
     check_may_run(program, instance)
     backend = body.backend or DEFAULT_BACKEND
@@ -123,6 +124,18 @@ async def get_results(request: web.Request) -> web.StreamResponse:
     gw = gateway(request)
     job = await gw.find_job(request.match_info["job_id"], principal(request))
     result = await gw.store.get_result(job.id)
+    if result is None and job.status.is_final and job.status is not JobStatus.COMPLETED:
+        # Qiskit Runtime clients read the job's status before its result and never ask a
+        # failed or cancelled one; anybody who does learns that no result will come.
+        why = f" ({job.reason})" if job.reason else ""
+        detail = f"job '{job.id}' ended {job.status.value}{why}: it has no result"
+        refusal = {
+            "detail": detail,
+            "field": None,
+            "status": job.status.value,
+            "reason": job.reason,
+        }
+        return web.json_response(refusal, status=409)
     if result is None:
         return web.Response(status=204)
     body = JsonBody(request)

@@ -45,7 +45,7 @@ async def start_server(
 async def serve(settings: Settings) -> None:
     """Serve the API until SIGINT or SIGTERM, on the configured store and bus."""
     async with backing_services(settings) as (store, bus):
-        runner = await start_server(settings, store, bus, ProgramRegistry(settings.programs_dir))
+        runner = await start_server(settings, store, bus, ProgramRegistry.of(settings))
         logger.info("gateway serving on http://%s:%s", *runner.addresses[0][:2])
         try:
             await until_signalled()

@@ -40,6 +40,7 @@ from .schemas import (
     ProgramData,
     ProgramList,
     ProgramOut,
+    ProgramProblemOut,
     ProgramRequest,
     ProgramUpdate,
     dump,
@@ -73,13 +74,20 @@ async def list_programs(request: web.Request) -> web.Response:
                 found[program.id] = program
     uploaded = sorted(found.values(), key=lambda p: (p.name, p.id))
     programs = [*gw.registry.all(), *uploaded]
-    return json_response(dump(ProgramList(programs=[ProgramOut.of(p) for p in programs])))
+    errors = [
+        ProgramProblemOut(file=p.path, line=p.line, message=p.message, program_id=p.program_id)
+        for p in gw.registry.problems()
+    ]
+    listing = ProgramList(programs=[ProgramOut.of(p) for p in programs], errors=errors)
+    return json_response(dump(listing))
 
 
 async def get_program(request: web.Request) -> web.Response:
     program_id = request.match_info["program_id"]
-    program = await gateway(request).visible_program(program_id, principal(request))
+    gw = gateway(request)
+    program = await gw.visible_program(program_id, principal(request))
     if program is None:
+        gw.require_loadable(program_id)
         raise NotFound(f"program '{program_id}' not found")
     return json_response(dump(ProgramOut.of(program)))
 

@@ -191,8 +191,24 @@ class ProgramOut(_Body):
         )
 
 
+class ProgramProblemOut(_Body):
+    """A programs.ini or bundled program that cannot be loaded, and why."""
+
+    file: str = Field(description="The file at fault: a programs.ini or a program's metadata.")
+    line: int | None = Field(description="Its line (1-based), when the fault is on one line.")
+    message: str
+    program_id: str | None = Field(
+        alias="programId", description="The program it keeps out; null: the whole programs.ini."
+    )
+
+
 class ProgramList(_Body):
     programs: list[ProgramOut]
+    errors: list[ProgramProblemOut] = Field(
+        default_factory=list,
+        description="Bundled programs (programs.ini) that cannot be loaded, and why; empty "
+        "when every one loads.",
+    )
 
 
 class ProgramSpec(_Body):

@@ -46,6 +46,7 @@ async def _program(gw: Gateway, request: web.Request) -> Program:
     program_id = request.match_info["program_id"]
     program = await gw.visible_program(program_id, principal(request))
     if program is None:
+        gw.require_loadable(program_id)
         raise NotFound(f"service '{program_id}' not found")
     return program
 

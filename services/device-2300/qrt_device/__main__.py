@@ -28,7 +28,7 @@ def main(argv: list[str]) -> int:
     # SIGTERM rather than SIGKILL: it still says OFFLINE and stops its worker.
     end_with_parent(int(argv[1]), signal.SIGTERM)
     settings = Settings()
-    configure_logging(settings.log_level, service="qrt-device")
+    configure_logging(settings.log_level, service="qrt-device", form=settings.log_format)
     with contextlib.suppress(KeyboardInterrupt):
         try:
             asyncio.run(serve(settings))

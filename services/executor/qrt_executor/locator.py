@@ -55,7 +55,8 @@ class ProgramLocator:
                     f"program {assignment.program_id!r} is no longer registered"
                 )
             project_dir = self._registry.project_dir(program)
-            return LocatedProgram(program, self._registry.search_path, project_dir)
+            search_path = self._registry.search_path_of(program)
+            return LocatedProgram(program, search_path, project_dir)
         directory = await self._unpacked(
             assignment.program_digest, assignment.program_archive, in_use
         )

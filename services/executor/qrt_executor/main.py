@@ -47,7 +47,7 @@ async def serve(settings: Settings) -> None:
     keep_proc_entry_private()
     bus = await connect_bus(settings)
     executor = Executor(
-        settings, bus, ProgramRegistry(settings.programs_dir), one_shot=one_shot_runner(settings)
+        settings, bus, ProgramRegistry.of(settings), one_shot=one_shot_runner(settings)
     )
     await executor.start()
     checks: dict[str, ReadinessCheck] = {"bus": bus.is_ready, "devices": executor.devices.is_ready}
