@@ -167,6 +167,15 @@ class Settings(BaseSettings):
     job_hidden_paths: str = ""
     """Comma-separated directories jobs see empty, besides the data directory, the SQLite
     store's directory, `/run`, `/var/tmp`, `/dev/shm` and `/tmp` (each job gets its own)."""
+    # Per-user limits on submits (qrt_gateway.quotas); 0 turns a limit off.
+    user_submits_per_minute: int = Field(6000, ge=0)
+    """Jobs one user may submit a minute, on every submit route (a token bucket per gateway
+    replica; with keys off, `qrt dev`'s single user); beyond it HTTP 429 with Retry-After."""
+    user_submit_burst: int = Field(1000, ge=1)
+    """Submits one user may make at once before QRT_USER_SUBMITS_PER_MINUTE paces them."""
+    user_max_active_jobs: int = Field(1000, ge=0)
+    """Queued and running jobs one user may have at once, counted in the store (so across
+    every gateway replica); a submit beyond it is HTTP 429."""
 
     @property
     def result_limits(self) -> ResultLimits:

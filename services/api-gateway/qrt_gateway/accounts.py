@@ -15,6 +15,7 @@ from .auth import AUTHENTICATOR, principal
 from .context import gateway
 from .plumbing import json_response, read_json, validated
 from .schemas import (
+    InstanceLimits,
     InstanceList,
     InstanceOut,
     InstanceRequest,
@@ -119,6 +120,23 @@ async def add_instance(request: web.Request) -> web.Response:
 async def remove_instance(request: web.Request) -> web.Response:
     await _admin(request).remove_instance(_instance(request))
     return web.Response(status=204)
+
+
+async def set_instance_limits(request: web.Request) -> web.Response:
+    admin = _admin(request)
+    body = validated(InstanceLimits, await read_json(request))
+    instance = await admin.instance(_instance(request))
+    given = body.model_fields_set
+    changed = await admin.set_instance_limits(
+        instance.name,
+        max_active_jobs=body.max_active_jobs
+        if "max_active_jobs" in given
+        else instance.max_active_jobs,
+        submits_per_minute=body.submits_per_minute
+        if "submits_per_minute" in given
+        else instance.submits_per_minute,
+    )
+    return json_response(dump(InstanceOut.of(changed)))
 
 
 async def list_members(request: web.Request) -> web.Response:

@@ -25,6 +25,7 @@ from .plumbing import json_errors, measured
 from .schemas import (
     BackendList,
     ExecutionOut,
+    InstanceLimits,
     InstanceList,
     InstanceOut,
     InstanceRequest,
@@ -186,10 +187,10 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/backends", programs.list_backends, "List backends", "programs",
           response=BackendList),
     Route("POST", "/jobs", jobs.create_job, "Run a program", "jobs", response=JobCreated,
-          body=JobRequest, errors=(400, 403, 404, 409, 413, 503), query=_IDEMPOTENT,
-          description="403: the program is private to another hub/group/project. 503: the "
-          "store cannot take the job (unreachable, or out of space) or the bus cannot announce "
-          "it; no job is kept."),
+          body=JobRequest, errors=(400, 403, 404, 409, 413, 429, 503), query=_IDEMPOTENT,
+          description="403: the program is private to another hub/group/project. 429: a "
+          "submit limit is reached (see Retry-After). 503: the store cannot take the job "
+          "(unreachable, or out of space) or the bus cannot announce it; no job is kept."),
     Route("GET", "/jobs", jobs.list_jobs, "List jobs, newest first", "jobs", response=JobList,
           errors=(400, 503), query=_JOB_FILTERS),
     Route("GET", "/jobs/{job_id}", jobs.get_job, "A job", "jobs", response=JobOut,
@@ -217,9 +218,11 @@ ROUTES: tuple[Route, ...] = (
           "list them with GET /jobs?program={program_id}."),
     Route("POST", f"{_SERVICE}/", services.start_execution, "Start a service execution",
           "services", response=ExecutionOut, body=ServiceRequest, status=201,
-          errors=(400, 403, 404, 409, 413, 503), query=(*_IDEMPOTENT, _EXECUTION_INSTANCE),
+          errors=(400, 403, 404, 409, 413, 429, 503),
+          query=(*_IDEMPOTENT, _EXECUTION_INSTANCE),
           description="The Location header names the new execution. Input over "
-          "QRT_MAX_SERVICE_INPUT_BYTES (1 MB) is refused with 413."),
+          "QRT_MAX_SERVICE_INPUT_BYTES (1 MB) is refused with 413; a submit over a limit with "
+          "429 (see Retry-After)."),
     Route("GET", f"{_EXECUTION}", services.get_execution, "A service execution", "services",
           response=ExecutionOut, errors=(404, 503)),
     Route("GET", f"{_EXECUTION}/result", services.get_result,
@@ -279,6 +282,11 @@ ROUTES: tuple[Route, ...] = (
     Route("DELETE", _INSTANCE, accounts.remove_instance,
           "Remove an instance and its memberships (not its jobs)", "admin", status=204,
           errors=(403, 404, 409, 503)),
+    Route("PATCH", _INSTANCE, accounts.set_instance_limits,
+          "Set an instance's own caps on submits and queued plus running jobs", "admin",
+          response=InstanceOut, body=InstanceLimits, errors=(400, 403, 404, 409, 503),
+          description="The caps hold for all the instance's members together, besides each "
+          "user's own (QRT_USER_*); null removes one, a field left out stays as it is."),
     Route("GET", f"{_INSTANCE}/members", accounts.list_members, "List an instance's members",
           "admin", response=MemberList, errors=(403, 404, 409, 503)),
     Route("PUT", f"{_INSTANCE}/members/{{user}}", accounts.set_member,
