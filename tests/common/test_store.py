@@ -829,7 +829,9 @@ async def test_active_jobs_are_counted_by_submitter_and_by_instance(store: JobSt
     for each in jobs:
         await store.add_job(each)
     ended = transition(transition(jobs[1], JobStatus.RUNNING), JobStatus.COMPLETED)
-    assert await store.replace_job(transition(jobs[1], JobStatus.RUNNING), expected=JobStatus.QUEUED)
+    assert await store.replace_job(
+        transition(jobs[1], JobStatus.RUNNING), expected=JobStatus.QUEUED
+    )
     assert await store.active_jobs_of("alice") == 2  # Running counts
     assert await store.replace_job(ended, expected=JobStatus.RUNNING)
     assert await store.active_jobs_of("alice") == 1

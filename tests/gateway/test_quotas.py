@@ -160,8 +160,9 @@ async def test_an_instances_own_caps_hold_for_its_members_together(team):
     await root("PATCH", "/admin/instances/x/y/z", 404, json={"maxActiveJobs": 1})
 
 
-async def test_the_cap_holds_across_gateway_replicas_sharing_the_store(tmp_path: Path,
-                                                                       bundled_programs: Path):
+async def test_the_cap_holds_across_gateway_replicas_sharing_the_store(
+    tmp_path: Path, bundled_programs: Path
+):
     """Two gateways on one SQLite file: the second sees the jobs the first accepted."""
     settings = Settings(data_dir=tmp_path / "data", programs_dir=bundled_programs,
                         user_max_active_jobs=2)  # fmt: skip
