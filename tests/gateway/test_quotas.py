@@ -32,7 +32,7 @@ STARTER = "/services/planqk-starter/"
 async def refused(client: TestClient, method: str, path: str, **options: Any) -> dict[str, Any]:
     """The body of a request that must be refused with 429 and a usable Retry-After."""
     async with client.request(method, path, **options) as response:
-        body = await response.json()
+        body: dict[str, Any] = await response.json()
         assert response.status == 429, body
         assert int(response.headers["Retry-After"]) == body["retryAfter"] >= 1
         assert set(body) >= {"detail", "field", "limit", "retryAfter"}
