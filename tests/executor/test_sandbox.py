@@ -31,6 +31,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 SECRET = PLANTED_SECRET
 MEMORY, CPU, PROCESSES, OPEN_FILES = 1 << 30, 2, 64, 128
 LOG_BYTES = 1 << 20
+OPEN_FILES_CEILING = 200
+"""The most open files a program may declare here; `limited` declares more."""
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +72,7 @@ async def executor(planted: Path) -> AsyncIterator[LoneExecutor]:
             job_max_processes=PROCESSES,
             job_max_open_files=OPEN_FILES,
             max_log_bytes=LOG_BYTES,
+            program_max_open_files=OPEN_FILES_CEILING,
         )
     finally:
         del os.environ["QRT_TEST_PLATFORM_SECRET"]
@@ -221,6 +224,41 @@ async def test_other_jobs_run_while_one_attacks(executor):
     quiet = [await executor.run("noop", "{}") for _ in range(3)]
     assert [run.outcome.status for run in quiet] == [JobStatus.COMPLETED] * 3
     assert (await attacking).outcome.status is JobStatus.FAILED
+
+
+async def limited(executor: LoneExecutor, kind: str, **params: Any) -> Run:
+    """An attack by `limited`, the intruder with its own limits (tests/programs/limited)."""
+    return await executor.run("limited", json.dumps({"attack": kind, **params}))
+
+
+async def test_a_programs_own_memory_limit_holds_and_is_named(executor):
+    run = await limited(executor, "allocate", size=512 << 20)  # within the platform's 1 GiB
+    assert run.outcome == Outcome(
+        JobStatus.FAILED,
+        f"memory limit reached: the job may use {256 << 20} bytes more than it started with "
+        "(the program's limits.memory_bytes)",
+    )
+    assert found(await attack(executor, "allocate", size=512 << 20)) == 512 << 20
+
+
+async def test_a_programs_own_log_limit_holds_and_is_named(executor):
+    run = await limited(executor, "print", size=1 << 20)  # within the platform's 1 MiB log
+    assert run.outcome == Outcome(
+        JobStatus.FAILED, "log output limit reached: 65536 bytes (the program's limits.log_bytes)"
+    )
+    assert len(run.log) < 65536 + 4096
+
+
+async def test_a_limit_declared_above_the_ceiling_gets_the_ceiling(executor):
+    # limited declares 100000 open files; this executor lets programs have 200, more than the
+    # 128 every other job gets.
+    assert found(await limited(executor, "open", count=150)) == 150
+    run = await limited(executor, "open", count=OPEN_FILES_CEILING + 10)
+    assert run.outcome == Outcome(
+        JobStatus.FAILED,
+        f"open files limit reached: {OPEN_FILES_CEILING} per process "
+        "(QRT_PROGRAM_MAX_OPEN_FILES, the most a program may declare)",
+    )
 
 
 async def test_the_platform_goes_on_serving_after_every_attack(executor):

@@ -29,7 +29,8 @@ from .jobs import utcnow
 
 class Role(StrEnum):
     """What a member may do in an instance: read its jobs and programs (reader), also submit
-    jobs and upload programs (member), also change or delete any of its programs (admin)."""
+    jobs and upload programs (member), also change or delete any of its programs and manage its
+    members (admin)."""
 
     READER = "reader"
     MEMBER = "member"

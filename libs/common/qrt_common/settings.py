@@ -176,6 +176,20 @@ class Settings(BaseSettings):
     user_max_active_jobs: int = Field(1000, ge=0)
     """Queued and running jobs one user may have at once, counted in the store (so across
     every gateway replica); a submit beyond it is HTTP 429."""
+    # The most a program's metadata may declare of each sandbox limit (qrt_common.program_limits).
+    program_max_memory_bytes: int = Field(16 << 30, ge=1)
+    """The most `limits.memory_bytes` a program may declare (QRT_JOB_MAX_MEMORY_BYTES is the
+    default)."""
+    program_max_cpu_seconds: int = Field(86400, ge=1)
+    """The most `limits.cpu_seconds` a program may declare."""
+    program_max_processes: int = Field(1024, ge=1)
+    """The most `limits.processes` a program may declare."""
+    program_max_open_files: int = Field(8192, ge=1)
+    """The most `limits.open_files` a program may declare."""
+    program_max_temp_bytes: int = Field(2 << 30, ge=1)
+    """The most `limits.temp_bytes` a program may declare (a tmpfs: memory)."""
+    program_max_log_bytes: int = Field(100 << 20, ge=1)
+    """The most `limits.log_bytes` a program may declare (QRT_MAX_LOG_BYTES is the default)."""
 
     @property
     def result_limits(self) -> ResultLimits:

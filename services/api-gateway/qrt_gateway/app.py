@@ -107,6 +107,7 @@ _EXECUTION_INSTANCE = Parameter(
     "(if the caller belongs to it), else the default instance (if the caller is a member), else "
     "the caller's one instance.",
 )
+_MEMBERS = "For platform admins and the instance's own admins (role admin there)."
 _SERVICE = "/services/{program_id}"
 _INSTANCE = "/admin/instances/{hub}/{group}/{project}"
 _EXECUTION = f"{_SERVICE}/{{execution_id}}"
@@ -288,12 +289,13 @@ ROUTES: tuple[Route, ...] = (
           description="The caps hold for all the instance's members together, besides each "
           "user's own (QRT_USER_*); null removes one, a field left out stays as it is."),
     Route("GET", f"{_INSTANCE}/members", accounts.list_members, "List an instance's members",
-          "admin", response=MemberList, errors=(403, 404, 409, 503)),
+          "admin", response=MemberList, errors=(403, 404, 409, 503), description=_MEMBERS),
     Route("PUT", f"{_INSTANCE}/members/{{user}}", accounts.set_member,
           "Make a user a member of an instance with a role", "admin", response=MemberOut,
-          body=MemberRequest, errors=(400, 403, 404, 409, 503)),
+          body=MemberRequest, errors=(400, 403, 404, 409, 503), description=_MEMBERS),
     Route("DELETE", f"{_INSTANCE}/members/{{user}}", accounts.remove_member,
-          "Take a user out of an instance", "admin", status=204, errors=(403, 404, 409, 503)),
+          "Take a user out of an instance", "admin", status=204, errors=(403, 404, 409, 503),
+          description=_MEMBERS),
     Route("GET", "/healthz", healthz, "The gateway is alive", "health"),
     Route("GET", "/readyz", readyz, "The gateway's store and bus answer", "health",
           errors=(503,), description="503 while the store cannot be reached or cannot write "

@@ -241,6 +241,18 @@ LIMIT_SETTINGS = {
     "processes": "QRT_JOB_MAX_PROCESSES",
     "open_files": "QRT_JOB_MAX_OPEN_FILES",
 }
+_FIELDS = {
+    "memory": "memory_bytes",
+    "cpu": "cpu_seconds",
+    "processes": "processes",
+    "open_files": "open_files",
+}
+
+
+def set_by(limits: JobLimits, limit: str) -> str:
+    """What set `limit` (a LIMIT_SETTINGS key) of `limits`: the program's metadata field, a
+    ceiling's setting, or the default setting."""
+    return limits.set_by.get(_FIELDS[limit]) or LIMIT_SETTINGS[limit]
 
 
 def limit_reason(exc: BaseException, limits: JobLimits) -> str | None:
@@ -261,7 +273,7 @@ def memory_reason(limits: JobLimits) -> str:
     """Why a job that ran out of its memory limit failed."""
     return (
         f"memory limit reached: the job may use {limits.memory_bytes} bytes more than it "
-        f"started with ({LIMIT_SETTINGS['memory']})"
+        f"started with ({set_by(limits, 'memory')})"
     )
 
 
@@ -275,7 +287,7 @@ def _own_reason(exc: BaseException, limits: JobLimits) -> str | None:
         if exc.errno == errno.EMFILE and limits.open_files:
             return (
                 f"open files limit reached: {limits.open_files} per process "
-                f"({LIMIT_SETTINGS['open_files']})"
+                f"({set_by(limits, 'open_files')})"
             )
         # fork, clone and subprocess fail with EAGAIN at the process limit; so does I/O on a
         # non-blocking file, which is not a limit's doing.
@@ -283,7 +295,7 @@ def _own_reason(exc: BaseException, limits: JobLimits) -> str | None:
     if spawn_failed and limits.processes:
         return (
             f"process limit reached: the job may have {limits.processes} processes and threads "
-            f"({LIMIT_SETTINGS['processes']})"
+            f"({set_by(limits, 'processes')})"
         )
     return None
 
@@ -301,5 +313,5 @@ def signal_reason(code: int | None, limits: JobLimits) -> str | None:
     """The limit a job process that exited with `code` (negative: killed by that signal) ran
     into, or None."""
     if code == -signal.SIGXCPU and limits.cpu_seconds:
-        return f"CPU time limit reached: {limits.cpu_seconds} s ({LIMIT_SETTINGS['cpu']})"
+        return f"CPU time limit reached: {limits.cpu_seconds} s ({set_by(limits, 'cpu')})"
     return None
