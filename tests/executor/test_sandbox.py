@@ -261,6 +261,12 @@ async def test_a_limit_declared_above_the_ceiling_gets_the_ceiling(executor):
     )
 
 
+async def test_system_calls_an_attacker_wants_are_denied_by_the_seccomp_filter(executor):
+    seen = found(await attack(executor, "syscalls"))
+    denied = ("ptrace", "unshare", "mount", "keyctl", "bpf", "perf_event_open")
+    assert seen == {**dict.fromkeys(denied, "EPERM"), "thread": "ok", "process": "ok"}
+
+
 async def test_the_platform_goes_on_serving_after_every_attack(executor):
     # Runs last in this module: the executor that saw all of the above runs jobs as before.
     run = await executor.run("noop", "{}")

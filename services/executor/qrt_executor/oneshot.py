@@ -25,6 +25,7 @@ from qrt_common.jobs import JobStatus
 from qrt_common.messages import EventKind
 from qrt_common.results import ResultLimits
 
+from . import seccomp
 from .job_protocol import JobLimits
 from .markers import PlanQKStdout
 from .runner import DRAIN_SECONDS, MAX_LINE_BYTES, JobOutput, Outcome, exit_reason, output_lines
@@ -309,20 +310,36 @@ class BubblewrapRunner(OneShotRunner):
                 "one-shot programs run in a bubblewrap sandbox, and bubblewrap (bwrap) is not "
                 "installed on this executor's machine (Debian/Ubuntu: apt-get install bubblewrap)"
             )
-        input_dir = await asyncio.to_thread(_write_input, inputs)
         try:
+            program = seccomp.bpf_program()
+        except OSError as exc:
+            raise SandboxUnavailable(
+                f"one-shot programs run under a seccomp filter, and it cannot be built here: {exc}"
+                " (Debian/Ubuntu: apt-get install libseccomp2)"
+            ) from exc
+        input_dir = await asyncio.to_thread(_write_input, inputs)
+        # bwrap reads the filter from a pipe (a few hundred bytes: within its buffer).
+        filter_read, filter_write = os.pipe()
+        try:
+            try:
+                os.write(filter_write, program)
+            finally:
+                os.close(filter_write)
             limits = inputs.limits or self.limits
             process = await asyncio.create_subprocess_exec(
-                *self._prlimit(limits), bwrap, *self._arguments(project_dir, input_dir, inputs),
-                "--", *command,
+                *self._prlimit(limits), bwrap, "--seccomp", str(filter_read),
+                *self._arguments(project_dir, input_dir, inputs), "--", *command,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
+                pass_fds=(filter_read,),
             )  # fmt: skip
         except OSError as exc:
             await asyncio.to_thread(shutil.rmtree, input_dir, True)
             raise SandboxUnavailable(f"could not start bubblewrap: {exc}") from exc
+        finally:
+            os.close(filter_read)
         return _SandboxedProcess(process, input_dir)
 
 

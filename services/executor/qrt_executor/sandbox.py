@@ -11,7 +11,9 @@ single-threaded job process:
    tmpfs of its own (HOME and TMPDIR, gone when the job ends) and puts the kept mounts back;
 3. enters a second user and mount namespace, which locks every mount of step 2: the program
    cannot unmount a tmpfs to see what lies beneath or make a mount writable again;
-4. sets its resource limits (`apply_limits`).
+4. sets its resource limits (`apply_limits`);
+5. loads a seccomp filter (`qrt_executor.seccomp`): no ptrace, no new namespaces or mounts, no
+   keyrings, BPF or performance counters, and the like.
 
 The network namespace has only a loopback interface, which is down: no TCP, UDP or abstract
 unix socket of the machine is reachable. The job's device requests go through the executor on
@@ -30,6 +32,7 @@ import sys
 import traceback
 from collections.abc import Iterable
 
+from . import seccomp
 from .job_protocol import JobLimits, Launch, SandboxPolicy
 
 CLONE_NEWNS = 0x00020000
@@ -225,13 +228,15 @@ def python_installation(hidden: Iterable[str] = ()) -> list[str]:
 
 
 def enter(launch: Launch) -> None:
-    """Build `launch`'s sandbox around this job process and set its limits; raises OSError
-    when the sandbox cannot be built."""
+    """Build `launch`'s sandbox around this job process, set its limits and load its seccomp
+    filter; raises OSError when the sandbox cannot be built."""
     policy = launch.sandbox
     if policy.isolate:
         readable = [launch.search_path, launch.project_dir, *python_installation(policy.hidden)]
         isolate(policy, readable, [launch.workdir, *policy.writable])
     apply_limits(policy.limits)
+    if policy.isolate:
+        seccomp.load()  # last: building the walls needed what it denies
 
 
 # What a program sees when it runs into a limit, and which limit (by its setting) that was.
