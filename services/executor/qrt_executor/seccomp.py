@@ -4,13 +4,15 @@ counters, loading kernel modules, ...) fail with `EPERM`; everything else is all
 
 Built with libseccomp (the C library every Linux distribution ships, `libseccomp.so.2`, through
 ctypes: the names of system calls are resolved for this machine's architecture, and system calls
-of another ABI, such as 32-bit ones on x86_64, kill the process). A warm job process loads it on
-itself as the last wall (`load`, after its namespaces and limits); bubblewrap loads the same
-program, as BPF (`bpf_program`), on one-shot programs (`--seccomp`).
+of another ABI, such as 32-bit ones on x86_64, kill the process). The zygote compiles it once
+(`prepare`); a warm job process loads the compiled program on itself as the last wall (`load`,
+after its namespaces and limits); bubblewrap loads the same program on one-shot programs
+(`--seccomp`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -122,15 +124,50 @@ def _filter() -> int:
     return int(context)
 
 
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+
+
+class _Program(ctypes.Structure):
+    """The kernel's `struct sock_fprog`: how many instructions, and where."""
+
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def prepare() -> None:
+    """Compile the filter ahead, in the zygote, so job processes forked from it only load it
+    (compiling it costs each of them a few milliseconds more). Without libseccomp nothing is
+    compiled: `load` then raises in the job process, and the job fails saying why."""
+    with contextlib.suppress(OSError):
+        _loadable()
+
+
+@functools.cache
+def _loadable() -> tuple[ctypes.CDLL, _Program, ctypes.Array[ctypes.c_char]]:
+    """The C library, and the compiled filter as the kernel takes it (with the buffer it
+    points into, which must live as long)."""
+    program = bpf_program()
+    code = ctypes.create_string_buffer(program, len(program))
+    return (
+        ctypes.CDLL(None, use_errno=True),
+        _Program(len(program) // 8, ctypes.addressof(code)),
+        code,
+    )
+
+
 def load() -> None:
-    """Load the job filter on this process (and everything it starts from now on); it also
-    sets no_new_privs. Raises OSError when libseccomp is missing or the kernel refuses."""
-    lib = _library()
-    context = _filter()
-    try:
-        _check(lib.seccomp_load(context), "load")
-    finally:
-        lib.seccomp_release(context)
+    """Load the job filter on this single-threaded process (and everything it starts from now
+    on), with no_new_privs set as seccomp(2) requires of a process without CAP_SYS_ADMIN.
+    Raises OSError when libseccomp is missing or the kernel refuses."""
+    libc, fprog, _ = _loadable()
+    for what, result in (
+        ("no_new_privs", libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)),
+        ("load", libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0)),
+    ):
+        if result != 0:
+            failure = ctypes.get_errno()
+            raise OSError(failure, f"seccomp: {what}: {os.strerror(failure)}")
 
 
 @functools.cache
