@@ -267,6 +267,19 @@ async def test_system_calls_an_attacker_wants_are_denied_by_the_seccomp_filter(e
     assert seen == {**dict.fromkeys(denied, "EPERM"), "thread": "ok", "process": "ok"}
 
 
+async def test_without_namespaces_jobs_are_still_filtered_and_not_dumpable(tmp_path):
+    # QRT_JOB_SANDBOX=off (Kubernetes): jobs of every user run as the executor's user, so
+    # none may trace another or read its memory through /proc.
+    lone = await LoneExecutor.started(tmp_path, job_sandbox="off")
+    try:
+        seen = found(await attack(lone, "syscalls"))
+        denied = ("ptrace", "unshare", "mount", "keyctl", "bpf", "perf_event_open")
+        assert seen == {**dict.fromkeys(denied, "EPERM"), "thread": "ok", "process": "ok"}
+        assert found(await attack(lone, "dumpable")) == 0
+    finally:
+        await lone.close()
+
+
 async def test_the_platform_goes_on_serving_after_every_attack(executor):
     # Runs last in this module: the executor that saw all of the above runs jobs as before.
     run = await executor.run("noop", "{}")

@@ -150,7 +150,8 @@ class Settings(BaseSettings):
     job_sandbox: Literal["namespaces", "off"] = "namespaces"
     """`namespaces`: each job process walls itself in (own user, mount, network and IPC
     namespaces, read-only file system, hidden data directories, a tmpfs of its own); a job whose
-    sandbox cannot be built fails. `off`: limits and a clean environment only."""
+    sandbox cannot be built fails. `off`: limits, a clean environment, the seccomp filter and a
+    job process that is not dumpable only."""
     job_max_memory_bytes: int = Field(4 << 30, ge=0)
     """Memory a job process may map beyond what it starts with (RLIMIT_AS)."""
     job_max_cpu_seconds: int = Field(3600, ge=0)

@@ -227,9 +227,17 @@ def python_installation(hidden: Iterable[str] = ()) -> list[str]:
     ]
 
 
+PR_SET_DUMPABLE = 4
+
+
 def enter(launch: Launch) -> None:
     """Build `launch`'s sandbox around this job process, set its limits and load its seccomp
-    filter; raises OSError when the sandbox cannot be built."""
+    filter; raises OSError when the sandbox cannot be built.
+
+    Without namespaces (QRT_JOB_SANDBOX=off: Kubernetes, where the pod walls jobs in) the job
+    process is not dumpable, so the other jobs' processes, running as the same user, can
+    neither trace it nor read its memory or environment through /proc; the seccomp filter is
+    loaded there too, and where it cannot be the job runs on, its log saying so."""
     policy = launch.sandbox
     if policy.isolate:
         readable = [launch.search_path, launch.project_dir, *python_installation(policy.hidden)]
@@ -237,6 +245,12 @@ def enter(launch: Launch) -> None:
     apply_limits(policy.limits)
     if policy.isolate:
         seccomp.load()  # last: building the walls needed what it denies
+        return
+    _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "not dumpable")
+    try:
+        seccomp.load()
+    except OSError as exc:
+        print(f"[qrt] this job runs without a seccomp filter: {exc}", file=sys.stderr, flush=True)
 
 
 # What a program sees when it runs into a limit, and which limit (by its setting) that was.
