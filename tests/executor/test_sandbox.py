@@ -249,6 +249,14 @@ async def test_a_programs_own_log_limit_holds_and_is_named(executor):
     assert len(run.log) < 65536 + 4096
 
 
+async def test_a_programs_own_temporary_directory_size_holds_and_is_named(executor):
+    run = await limited(executor, "fill", path="/tmp/filler", size=4 << 20)
+    assert run.outcome == Outcome(
+        JobStatus.FAILED,
+        "temporary directory full: 1048576 bytes in /tmp (the program's limits.temp_bytes)",
+    )
+
+
 async def test_a_limit_declared_above_the_ceiling_gets_the_ceiling(executor):
     # limited declares 100000 open files; this executor lets programs have 200, more than the
     # 128 every other job gets.

@@ -259,12 +259,14 @@ LIMIT_SETTINGS = {
     "cpu": "QRT_JOB_MAX_CPU_SECONDS",
     "processes": "QRT_JOB_MAX_PROCESSES",
     "open_files": "QRT_JOB_MAX_OPEN_FILES",
+    "temp": "QRT_JOB_TEMP_BYTES",
 }
 _FIELDS = {
     "memory": "memory_bytes",
     "cpu": "cpu_seconds",
     "processes": "processes",
     "open_files": "open_files",
+    "temp": "temp_bytes",
 }
 
 
@@ -308,6 +310,11 @@ def _own_reason(exc: BaseException, limits: JobLimits) -> str | None:
                 f"open files limit reached: {limits.open_files} per process "
                 f"({set_by(limits, 'open_files')})"
             )
+        if exc.errno == errno.ENOSPC and limits.temp_bytes and _temp_full(exc):
+            return (
+                f"temporary directory full: {limits.temp_bytes} bytes in {JOB_TMP} "
+                f"({set_by(limits, 'temp')})"
+            )
         # fork, clone and subprocess fail with EAGAIN at the process limit; so does I/O on a
         # non-blocking file, which is not a limit's doing.
         spawn_failed = exc.errno == errno.EAGAIN and _raised_starting_a_process(exc)
@@ -317,6 +324,16 @@ def _own_reason(exc: BaseException, limits: JobLimits) -> str | None:
             f"({set_by(limits, 'processes')})"
         )
     return None
+
+
+def _temp_full(exc: OSError) -> bool:
+    """Whether an ENOSPC came from the job's own /tmp: named in the error, or full now."""
+    if isinstance(exc.filename, str):
+        return _within(os.path.abspath(exc.filename), JOB_TMP)
+    try:
+        return os.statvfs(JOB_TMP).f_bavail == 0
+    except OSError:
+        return False
 
 
 SPAWNING = ("fork", "Popen", "spawn", "_execute_child", "Thread", "Pool", "clone")

@@ -108,6 +108,12 @@ def main(backend, user_messenger, attack, path="", pid=0, count=0, size=0):
         return "printed"
     if attack == "syscalls":
         return _system_calls()
+    if attack == "fill":
+        with open(path, "wb") as file:
+            for _ in range(size // 65536):
+                file.write(b"x" * 65536)
+                file.flush()
+        return "filled"
     if attack == "dumpable":
         return ctypes.CDLL(None, use_errno=True).prctl(3, 0, 0, 0, 0)  # PR_GET_DUMPABLE
     if attack == "sleep":
