@@ -81,6 +81,22 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     take.add_argument("instance")
     take.add_argument("user")
     take.set_defaults(run=_remove_member)
+    caps = instances.add_parser(
+        "limits",
+        help="show or set an instance's own caps (for all its members' jobs together)",
+        description="Show an instance's own caps, or set them: 'none' removes one, an option "
+        "left out keeps it. Each user's own limits (QRT_USER_*) hold besides.",
+    )
+    caps.add_argument("instance")
+    caps.add_argument(
+        "--max-active-jobs", type=_cap, metavar="N|none",
+        help="queued and running jobs the instance may have at once",
+    )  # fmt: skip
+    caps.add_argument(
+        "--submits-per-minute", type=_cap, metavar="N|none",
+        help="jobs its members may submit a minute, all together",
+    )  # fmt: skip
+    caps.set_defaults(run=_limits)
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
@@ -167,7 +183,13 @@ async def _add_instance(admin: AccountAdmin, args: argparse.Namespace) -> None:
 
 async def _list_instances(admin: AccountAdmin, args: argparse.Namespace) -> None:
     for instance in await admin.store.list_instances():
-        print(f"{instance.name}\t{_when(instance.created)}")
+        caps = ""
+        if instance.max_active_jobs is not None or instance.submits_per_minute is not None:
+            caps = (
+                f"\tmax active jobs {_shown(instance.max_active_jobs)}, submits per minute"
+                f" {_shown(instance.submits_per_minute)}"
+            )
+        print(f"{instance.name}\t{_when(instance.created)}{caps}")
 
 
 async def _remove_instance(admin: AccountAdmin, args: argparse.Namespace) -> None:
@@ -189,3 +211,44 @@ async def _grant(admin: AccountAdmin, args: argparse.Namespace) -> None:
 async def _remove_member(admin: AccountAdmin, args: argparse.Namespace) -> None:
     await admin.remove_member(args.instance, args.user)
     print(f"{args.user} is no longer a member of {args.instance}")
+
+
+_NO_CAP = 0
+"""What `none` on the command line stands for (a cap is at least 1)."""
+
+
+def _cap(text: str) -> int:
+    if text.lower() == "none":
+        return _NO_CAP
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a whole number nor 'none'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("a cap must be at least 1 ('none' removes it)")
+    return value
+
+
+def _shown(cap: int | None) -> str:
+    return "none" if cap is None else str(cap)
+
+
+async def _limits(admin: AccountAdmin, args: argparse.Namespace) -> None:
+    instance = await admin.instance(args.instance)
+    if args.max_active_jobs is not None or args.submits_per_minute is not None:
+        instance = await admin.set_instance_limits(
+            instance.name,
+            max_active_jobs=_given(args.max_active_jobs, instance.max_active_jobs),
+            submits_per_minute=_given(args.submits_per_minute, instance.submits_per_minute),
+        )
+    print(
+        f"{instance.name}: max active jobs {_shown(instance.max_active_jobs)}, submits per"
+        f" minute {_shown(instance.submits_per_minute)}"
+    )
+
+
+def _given(option: int | None, current: int | None) -> int | None:
+    """An option's new cap: unchanged when left out, None for `none`."""
+    if option is None:
+        return current
+    return None if option == _NO_CAP else option

@@ -86,6 +86,23 @@ def test_instances_members_and_roles(capsys):
     assert admin(capsys, "users", "list")[0] == ""
 
 
+def test_an_instances_own_caps(capsys):
+    admin(capsys, "instances", "add", "h/g/p")
+    out, _ = admin(capsys, "instances", "limits", "h/g/p")
+    assert out == "h/g/p: max active jobs none, submits per minute none\n"
+    out, _ = admin(capsys, "instances", "limits", "h/g/p", "--max-active-jobs", "20")
+    assert out == "h/g/p: max active jobs 20, submits per minute none\n"
+    out, _ = admin(capsys, "instances", "limits", "h/g/p", "--submits-per-minute", "60")
+    assert out == "h/g/p: max active jobs 20, submits per minute 60\n"  # the other one stays
+    out, _ = admin(capsys, "instances", "list")
+    assert out.endswith("\tmax active jobs 20, submits per minute 60\n")
+    out, _ = admin(capsys, "instances", "limits", "h/g/p", "--max-active-jobs", "none")
+    assert out == "h/g/p: max active jobs none, submits per minute 60\n"
+    with pytest.raises(SystemExit):
+        main(["admin", "instances", "limits", "h/g/p", "--max-active-jobs", "0"])
+    assert "a cap must be at least 1" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -103,6 +120,7 @@ def test_instances_members_and_roles(capsys):
         (["instances", "grant", "h/g/p", "nobody", "reader"], "no user 'nobody'"),
         (["instances", "members", "x/y/z"], "no instance 'x/y/z'"),
         (["instances", "remove-member", "h/g/p", "alice"], "'alice' is no member of 'h/g/p'"),
+        (["instances", "limits", "x/y/z"], "no instance 'x/y/z'"),
     ],
 )
 def test_mistakes_are_one_line_and_exit_1(capsys, argv: list[str], message: str):

@@ -96,5 +96,5 @@ def test_new_metadata_keeps_what_is_not_metadata():
     }
     assert {f.name for f in dataclasses.fields(Program)} - kept - {"command"} <= set(
         ("name", "description", "version", "max_execution_time", "backend_requirements",
-         "parameters", "return_values", "interim_results", "is_public")
+         "parameters", "return_values", "interim_results", "is_public", "limits")
     ), "a new Program field: decide whether with_metadata keeps it"  # fmt: skip

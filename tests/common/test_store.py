@@ -826,3 +826,44 @@ async def test_set_job_tags_changes_only_the_tags(store: JobStore):
     assert await store.set_job_tags(job.id, [])
     assert await store.get_job(job.id) == replace(job, tags=())
     assert not await store.set_job_tags("no-such-job", ["x"])
+
+
+async def test_instance_caps_are_kept_and_survive_a_restart(stores: tuple[JobStore, Reopen]):
+    store, reopen = stores
+    await store.add_instance(Instance("hub/a/p", T0))
+    assert await store.set_instance_limits("hub/a/p", max_active_jobs=5, submits_per_minute=None)
+    assert not await store.set_instance_limits("no/such/p", max_active_jobs=1, submits_per_minute=1)
+    store = await reopen()
+    assert await store.get_instance("hub/a/p") == Instance("hub/a/p", T0, 5, None)
+    assert await store.set_instance_limits("hub/a/p", max_active_jobs=None, submits_per_minute=9)
+    assert await store.list_instances() == [Instance("hub/a/p", T0, None, 9)]
+
+
+async def test_active_jobs_are_counted_by_submitter_and_by_instance(store: JobStore):
+    def job(submitter: str | None, project: str = "p") -> Job:
+        return Job(
+            secrets.token_hex(8), "noop", "aer", "{}", 60, "h", "g", project, submitter=submitter
+        )
+
+    jobs = [job("alice"), job("alice", "q"), job("bob"), job(None), job(None, "q")]
+    for each in jobs:
+        await store.add_job(each)
+    ended = transition(transition(jobs[1], JobStatus.RUNNING), JobStatus.COMPLETED)
+    assert await store.replace_job(
+        transition(jobs[1], JobStatus.RUNNING), expected=JobStatus.QUEUED
+    )
+    assert await store.active_jobs_of("alice") == 2  # Running counts
+    assert await store.replace_job(ended, expected=JobStatus.RUNNING)
+    assert await store.active_jobs_of("alice") == 1
+    assert await store.active_jobs_of(None) == 2  # jobs submitted without keys
+    assert await store.active_jobs_of("carol") == 0
+    assert await store.active_jobs_in("h/g/p") == 3
+    assert await store.active_jobs_in("h/g/q") == 1
+
+
+async def test_a_job_is_found_by_its_idempotency_key(store: JobStore):
+    job = Job("j1", "noop", "aer", "{}", 60, idempotency_key="alice k1")
+    await store.add_job(job)
+    found = await store.job_with_idempotency_key("alice k1")
+    assert found is not None and found.id == "j1"
+    assert await store.job_with_idempotency_key("alice k2") is None

@@ -37,3 +37,15 @@ def test_limit_reasons_come_from_the_limit_that_was_hit():
     assert "open files" in str(limit_reason(OSError(errno.EMFILE, "Too many open files"), limits))
     assert limit_reason(MemoryError(), JobLimits()) is None  # no limit set: not the limit's
     assert limit_reason(ValueError("bad"), limits) is None
+
+
+def test_a_full_disk_is_the_temporary_directorys_limit_only_there():
+    limits = JobLimits(temp_bytes=1 << 20, set_by={"temp_bytes": "the program's limits.temp_bytes"})
+    full = OSError(errno.ENOSPC, "No space left on device", "/tmp/out.bin")
+    assert limit_reason(full, limits) == (
+        "temporary directory full: 1048576 bytes in /tmp (the program's limits.temp_bytes)"
+    )
+    elsewhere = OSError(errno.ENOSPC, "No space left on device", "/scratch/out.bin")
+    assert limit_reason(elsewhere, limits) is None  # a shared volume's disk, not the job's /tmp
+    default = JobLimits(temp_bytes=1 << 20)
+    assert "(QRT_JOB_TEMP_BYTES)" in str(limit_reason(full, default))

@@ -92,11 +92,13 @@ async def one_shot(
     time_limit: float = 30,
     stop: asyncio.Future[JobStatus] | None = None,
     events: list[JobEvent] | None = None,
+    limits: JobLimits | None = None,
 ) -> Run:
-    """A one-shot run; `events`, if given, collects its events as they are sent."""
+    """A one-shot run (with a program's own `limits`, if given); `events`, if given, collects
+    its events as they are sent."""
     events, output = collector(events)
     inputs = OneShotInput("job-1", "aer_simulator", json.dumps(data or {"values": [1]}),
-                          json.dumps(params))  # fmt: skip
+                          json.dumps(params), limits)  # fmt: skip
     stop = stop or asyncio.get_running_loop().create_future()
     outcome = await run_one_shot(runner or BubblewrapRunner(), ONE_SHOT_COMMAND, str(ONE_SHOT_DIR),
                                  inputs, output, time_limit=time_limit, stop=stop)  # fmt: skip
@@ -281,3 +283,22 @@ async def test_one_shot_sandbox_hides_the_token_and_the_broker_and_applies_the_l
         )
     else:
         assert run.outcome.reason == "CPU time limit reached: 1 s (QRT_JOB_MAX_CPU_SECONDS)"
+
+
+async def test_one_shot_system_calls_an_attacker_wants_are_denied():
+    run = await one_shot({"print": "syscalls"})
+    assert run.outcome.status is JobStatus.COMPLETED, run.log
+    assert result_of(run) == {"ptrace": "EPERM", "unshare": "EPERM", "keyctl": "EPERM",
+                              "process": 0}  # fmt: skip
+
+
+async def test_a_one_shot_programs_own_limits_replace_the_runners():
+    runner = BubblewrapRunner(limits=JobLimits(memory_bytes=4 << 30))
+    own = JobLimits(
+        memory_bytes=1 << 30, set_by={"memory_bytes": "the program's limits.memory_bytes"}
+    )
+    run = await one_shot({"print": "attack", "then": "allocate"}, runner=runner, limits=own)
+    assert run.outcome.reason == (
+        "memory limit reached: the job may use 1073741824 bytes more than it started with "
+        "(the program's limits.memory_bytes)"
+    )

@@ -31,6 +31,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 SECRET = PLANTED_SECRET
 MEMORY, CPU, PROCESSES, OPEN_FILES = 1 << 30, 2, 64, 128
 LOG_BYTES = 1 << 20
+OPEN_FILES_CEILING = 200
+"""The most open files a program may declare here; `limited` declares more."""
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +72,7 @@ async def executor(planted: Path) -> AsyncIterator[LoneExecutor]:
             job_max_processes=PROCESSES,
             job_max_open_files=OPEN_FILES,
             max_log_bytes=LOG_BYTES,
+            program_max_open_files=OPEN_FILES_CEILING,
         )
     finally:
         del os.environ["QRT_TEST_PLATFORM_SECRET"]
@@ -221,6 +224,68 @@ async def test_other_jobs_run_while_one_attacks(executor):
     quiet = [await executor.run("noop", "{}") for _ in range(3)]
     assert [run.outcome.status for run in quiet] == [JobStatus.COMPLETED] * 3
     assert (await attacking).outcome.status is JobStatus.FAILED
+
+
+async def limited(executor: LoneExecutor, kind: str, **params: Any) -> Run:
+    """An attack by `limited`, the intruder with its own limits (tests/programs/limited)."""
+    return await executor.run("limited", json.dumps({"attack": kind, **params}))
+
+
+async def test_a_programs_own_memory_limit_holds_and_is_named(executor):
+    run = await limited(executor, "allocate", size=512 << 20)  # within the platform's 1 GiB
+    assert run.outcome == Outcome(
+        JobStatus.FAILED,
+        f"memory limit reached: the job may use {256 << 20} bytes more than it started with "
+        "(the program's limits.memory_bytes)",
+    )
+    assert found(await attack(executor, "allocate", size=512 << 20)) == 512 << 20
+
+
+async def test_a_programs_own_log_limit_holds_and_is_named(executor):
+    run = await limited(executor, "print", size=1 << 20)  # within the platform's 1 MiB log
+    assert run.outcome == Outcome(
+        JobStatus.FAILED, "log output limit reached: 65536 bytes (the program's limits.log_bytes)"
+    )
+    assert len(run.log) < 65536 + 4096
+
+
+async def test_a_programs_own_temporary_directory_size_holds_and_is_named(executor):
+    run = await limited(executor, "fill", path="/tmp/filler", size=4 << 20)
+    assert run.outcome == Outcome(
+        JobStatus.FAILED,
+        "temporary directory full: 1048576 bytes in /tmp (the program's limits.temp_bytes)",
+    )
+
+
+async def test_a_limit_declared_above_the_ceiling_gets_the_ceiling(executor):
+    # limited declares 100000 open files; this executor lets programs have 200, more than the
+    # 128 every other job gets.
+    assert found(await limited(executor, "open", count=150)) == 150
+    run = await limited(executor, "open", count=OPEN_FILES_CEILING + 10)
+    assert run.outcome == Outcome(
+        JobStatus.FAILED,
+        f"open files limit reached: {OPEN_FILES_CEILING} per process "
+        "(QRT_PROGRAM_MAX_OPEN_FILES, the most a program may declare)",
+    )
+
+
+async def test_system_calls_an_attacker_wants_are_denied_by_the_seccomp_filter(executor):
+    seen = found(await attack(executor, "syscalls"))
+    denied = ("ptrace", "unshare", "mount", "keyctl", "bpf", "perf_event_open")
+    assert seen == {**dict.fromkeys(denied, "EPERM"), "thread": "ok", "process": "ok"}
+
+
+async def test_without_namespaces_jobs_are_still_filtered_and_not_dumpable(tmp_path):
+    # QRT_JOB_SANDBOX=off (Kubernetes): jobs of every user run as the executor's user, so
+    # none may trace another or read its memory through /proc.
+    lone = await LoneExecutor.started(tmp_path, job_sandbox="off")
+    try:
+        seen = found(await attack(lone, "syscalls"))
+        denied = ("ptrace", "unshare", "mount", "keyctl", "bpf", "perf_event_open")
+        assert seen == {**dict.fromkeys(denied, "EPERM"), "thread": "ok", "process": "ok"}
+        assert found(await attack(lone, "dumpable")) == 0
+    finally:
+        await lone.close()
 
 
 async def test_the_platform_goes_on_serving_after_every_attack(executor):

@@ -45,7 +45,6 @@ async def test_only_platform_admins_manage_accounts(callers):
         ("GET", "/admin/users", None),
         ("POST", "/admin/users", {"name": "mallory", "admin": True}),
         ("POST", "/admin/users/alice/keys", {}),
-        ("PUT", "/admin/instances/a/b/c/members/alice", {"role": "admin"}),
         ("GET", "/admin/keys", None),
     ):
         refused = await alice(method, path, 403, json=body)
@@ -89,3 +88,31 @@ async def test_users_keys_instances_and_members_over_the_api(callers):
     await root("DELETE", "/admin/users/bob", 404)
     assert [u["name"] for u in (await root("GET", "/admin/users"))["users"]] == ["alice", "root"]
     assert [i["name"] for i in (await root("GET", "/admin/instances"))["instances"]] == ["a/b/c"]
+
+
+async def test_an_instance_admin_manages_their_instances_members_and_nothing_else(callers):
+    root, alice = callers  # alice is admin of a/b/c, and no platform admin
+    await root("POST", "/admin/users", 201, json={"name": "bob"})
+    await root("POST", "/admin/instances", 201, json={"name": "x/y/z"})
+    member = await alice("PUT", "/admin/instances/a/b/c/members/bob", json={"role": "member"})
+    assert member == {"instance": "a/b/c", "user": "bob", "role": "member"}
+    listed = await alice("GET", "/admin/instances/a/b/c/members")
+    assert [(m["user"], m["role"]) for m in listed["members"]] == [("alice", "admin"),
+                                                                   ("bob", "member")]  # fmt: skip
+    await alice("PUT", "/admin/instances/a/b/c/members/nobody", 404, json={"role": "reader"})
+    await alice("DELETE", "/admin/instances/a/b/c/members/bob", 204)
+    # Another instance's members, caps, users and keys stay out of reach.
+    refused = await alice("PUT", "/admin/instances/x/y/z/members/bob", 403, json={"role": "admin"})
+    assert refused["detail"] == (
+        "managing the members of x/y/z needs a platform admin or an admin of x/y/z; alice is no"
+        " member"
+    )
+    await alice("GET", "/admin/instances/x/y/z/members", 403)
+    await alice("PATCH", "/admin/instances/a/b/c", 403, json={"maxActiveJobs": 5})
+    await alice("DELETE", "/admin/instances/a/b/c", 403)
+    # A member who is no admin manages no one, even in their own instance.
+    await root("PUT", "/admin/instances/a/b/c/members/bob", json={"role": "member"})
+    key = (await root("POST", "/admin/users/bob/keys", 201, json={}))["key"]
+    bob = Caller(root.gw, key)
+    refused = await bob("PUT", "/admin/instances/a/b/c/members/bob", 403, json={"role": "admin"})
+    assert refused["detail"].endswith("; bob is member there")

@@ -180,3 +180,55 @@ async def test_qrt_dev_without_auth_says_it_serves_one_user_without_keys(tmp_pat
         await call(running, None, "GET", "/jobs", 200)
     finally:
         await running.stop()
+
+
+async def test_an_instance_cap_refuses_a_submit_with_429_until_a_job_ends(platform):
+    pepper = load_pepper("", platform.settings.effective_store_url)
+    admin = AccountAdmin(platform.store, pepper)
+    await admin.add_instance("capped/team/one")
+    await admin.set_instance_limits("capped/team/one", max_active_jobs=1, submits_per_minute=None)
+    await admin.add_user("dora")
+    await admin.grant("capped/team/one", "dora", Role.MEMBER)
+    key, _ = await admin.create_key("dora")
+    job = {"programId": "sleeper", "params": ['{"seconds": 60}'], "hub": "capped",
+           "group": "team", "project": "one"}  # fmt: skip
+    first = (await call(platform, key, "POST", "/jobs", 200, json=job))["id"]
+    async with (
+        aiohttp.ClientSession(platform.url, headers={"Authorization": f"Bearer {key}"}) as http,
+        http.post("/jobs", json=job) as response,
+    ):
+        assert response.status == 429, await response.text()
+        assert response.headers["Retry-After"] == "10"
+        assert (await response.json())["limit"] == "instance_active_jobs"
+    await call(platform, key, "POST", f"/jobs/{first}/cancel", 204)
+    await eventually(
+        lambda: call(platform, key, "GET", f"/jobs/{first}", 200),
+        "the job was cancelled",
+        until=lambda found: found["status"] == "Cancelled",
+        timeout=60,
+    )
+    await call(platform, key, "POST", "/jobs", 200, json={**job, "params": ['{"seconds": 0}']})
+
+
+async def test_a_revoked_key_closes_its_open_stream_of_a_running_job(platform):
+    pepper = load_pepper("", platform.settings.effective_store_url)
+    admin = AccountAdmin(platform.store, pepper)
+    await admin.add_user("erin", admin=True)
+    key, record = await admin.create_key("erin")
+    job = {"programId": "sleeper", "params": ['{"seconds": 60, "ticks": 60}']}
+    job_id = (await call(platform, key, "POST", "/jobs", 200, json=job))["id"]
+    async with (
+        aiohttp.ClientSession(platform.url) as http,
+        http.ws_connect(
+            f"/stream/jobs/{job_id}/logs", headers={"Authorization": f"Bearer {key}"}
+        ) as ws,  # fmt: skip
+    ):
+        assert "tick" in (await ws.receive_str(timeout=60))  # the job runs, its log comes
+        await admin.revoke_key(record.id)
+        while (message := await ws.receive(timeout=60)).type is aiohttp.WSMsgType.TEXT:
+            pass  # ticks written before the check came
+        assert message.type is aiohttp.WSMsgType.CLOSE, message
+        assert message.data == 4401 and "is revoked" in str(message.extra)
+    await call(platform, key, "GET", f"/jobs/{job_id}", 401)
+    keeper, _ = await admin.create_key("erin")  # the job itself went on: end it
+    await call(platform, keeper, "POST", f"/jobs/{job_id}/cancel", 204)

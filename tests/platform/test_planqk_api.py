@@ -281,6 +281,7 @@ async def test_the_service_api_is_in_the_openapi_document(http):
         "404",
         "409",
         "413",
+        "429",
         "503",
     }
     schemas = document["components"]["schemas"]

@@ -13,6 +13,7 @@ from .accounts import (
     Membership,
     Role,
     User,
+    check_instance_limit,
     check_instance_name,
     check_user_name,
     key_digest,
@@ -126,3 +127,17 @@ class AccountAdmin:
         """Take `user` out of `instance`; raises NotFound if they were no member."""
         if not await self.store.remove_member(instance, user):
             raise NotFound(f"{user!r} is no member of {instance!r}", field="user")
+
+    async def set_instance_limits(
+        self, name: str, *, max_active_jobs: int | None, submits_per_minute: int | None
+    ) -> Instance:
+        """Set `name`'s own caps (None: none of its own) and return the instance; raises
+        InvalidInput for a cap out of range, NotFound for no such instance."""
+        check_instance_limit(max_active_jobs, "max_active_jobs")
+        check_instance_limit(submits_per_minute, "submits_per_minute")
+        found = await self.store.set_instance_limits(
+            name, max_active_jobs=max_active_jobs, submits_per_minute=submits_per_minute
+        )
+        if not found:
+            raise NotFound(f"no instance {name!r}", field="instance")
+        return await self.instance(name)

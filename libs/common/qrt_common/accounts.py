@@ -29,7 +29,8 @@ from .jobs import utcnow
 
 class Role(StrEnum):
     """What a member may do in an instance: read its jobs and programs (reader), also submit
-    jobs and upload programs (member), also change or delete any of its programs (admin)."""
+    jobs and upload programs (member), also change or delete any of its programs and manage its
+    members (admin)."""
 
     READER = "reader"
     MEMBER = "member"
@@ -78,10 +79,16 @@ class ApiKey:
 
 @dataclass(frozen=True, slots=True)
 class Instance:
-    """A `hub/group/project`: jobs and programs belong to one, users are its members."""
+    """A `hub/group/project`: jobs and programs belong to one, users are its members. Its own
+    caps, when set, hold for all its members' jobs together (`qrt_gateway.quotas`)."""
 
     name: str
     created: datetime = field(default_factory=utcnow)
+    max_active_jobs: int | None = None
+    """Queued and running jobs the instance may have at once; None: no cap of its own."""
+    submits_per_minute: int | None = None
+    """Jobs its members may submit a minute, all together (a minute's worth at once); None: no
+    rate of its own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +160,19 @@ def check_instance_name(name: str) -> str:
             field="instance",
         )
     return name
+
+
+def check_instance_limit(value: int | None, name: str) -> int | None:
+    """`value` if it can be one of an instance's caps (None, or 1 to 10**9); raises InvalidInput
+    naming `name`."""
+    if value is not None and (isinstance(value, bool) or not 1 <= value <= MOST_INSTANCE_LIMIT):
+        raise InvalidInput(
+            f"{name} must be from 1 to {MOST_INSTANCE_LIMIT}, or null for no cap", field=name
+        )
+    return value
+
+
+MOST_INSTANCE_LIMIT = 1_000_000_000
 
 
 def check_role(name: str) -> Role:

@@ -11,6 +11,7 @@ QrtError                        str(): a message for people; `field`: the input 
 ├── Unauthenticated             no usable API key or access token (HTTP 401)
 ├── NotFound                    no such job, program or service (HTTP 404)
 ├── Forbidden                   not this caller's to use or change (HTTP 403)
+├── LimitReached                a caller's submit rate or job cap is used up (HTTP 429)
 ├── Conflict                    the current state does not allow it (HTTP 409)
 │   ├── IllegalTransition       a job asked to move to a status its own cannot reach
 │   ├── ProgramNameTaken        the owner has a program of that name
@@ -54,6 +55,7 @@ __all__ = [
     "InvalidArchive",
     "InvalidInput",
     "InvalidProgram",
+    "LimitReached",
     "MalformedMessage",
     "NotFound",
     "NotRunnable",
@@ -125,6 +127,17 @@ class NotFound(QrtError):
 
 class Forbidden(QrtError):
     """The caller may not use or change it."""
+
+
+class LimitReached(QrtError):
+    """A submit over one of the caller's limits (`qrt_gateway.quotas`): `limit` names it
+    (`user_submit_rate`, `user_active_jobs`, `instance_submit_rate`, `instance_active_jobs`),
+    `retry_after` is whole seconds until it may pass."""
+
+    def __init__(self, message: str, *, limit: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.retry_after = retry_after
 
 
 class Conflict(QrtError):

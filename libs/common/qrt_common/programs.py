@@ -27,6 +27,8 @@ from typing import Any
 
 from .errors import InvalidProgram
 from .jobs import from_iso, plain, to_iso
+from .program_limits import METADATA_KEY as LIMITS_KEY
+from .program_limits import read_limits
 
 DEFAULT_MAX_EXECUTION_TIME = 300
 PLANQK_METADATA = "planqk.json"
@@ -85,6 +87,9 @@ class Program:
     updated: datetime | None = None
     uploader: str | None = None
     """The user who uploaded the program (None when bundled, or uploaded without API keys)."""
+    limits: dict[str, int] | None = None
+    """Sandbox limits the program declares, by name (`qrt_common.program_limits`); the
+    platform's defaults for the others."""
 
     @property
     def bundled(self) -> bool:
@@ -229,6 +234,7 @@ def program_from_metadata(
         is_public=is_public,
         kind=kind,
         command=command,
+        limits=read_limits(meta.get(LIMITS_KEY)),
     )
 
 
@@ -348,7 +354,7 @@ def _check_defines(source_path: Path, name: str) -> None:
 
 _METADATA_FIELDS = (
     "name", "description", "version", "max_execution_time", "backend_requirements",
-    "parameters", "return_values", "interim_results", "is_public",
+    "parameters", "return_values", "interim_results", "is_public", "limits",
 )  # fmt: skip
 
 

@@ -156,7 +156,8 @@ class Settings(BaseSettings):
     job_sandbox: Literal["namespaces", "off"] = "namespaces"
     """`namespaces`: each job process walls itself in (own user, mount, network and IPC
     namespaces, read-only file system, hidden data directories, a tmpfs of its own); a job whose
-    sandbox cannot be built fails. `off`: limits and a clean environment only."""
+    sandbox cannot be built fails. `off`: limits, a clean environment, the seccomp filter and a
+    job process that is not dumpable only."""
     job_max_memory_bytes: int = Field(4 << 30, ge=0)
     """Memory a job process may map beyond what it starts with (RLIMIT_AS)."""
     job_max_cpu_seconds: int = Field(3600, ge=0)
@@ -216,6 +217,29 @@ class Settings(BaseSettings):
             if not _DEVICE_ADDRESS.fullmatch(address):
                 raise ValueError(f"{address!r} is no device address; write tcp://host:port,...")
         return value
+    # Per-user limits on submits (qrt_gateway.quotas); 0 turns a limit off.
+    user_submits_per_minute: int = Field(6000, ge=0)
+    """Jobs one user may submit a minute, on every submit route (a token bucket per gateway
+    replica; with keys off, `qrt dev`'s single user); beyond it HTTP 429 with Retry-After."""
+    user_submit_burst: int = Field(1000, ge=1)
+    """Submits one user may make at once before QRT_USER_SUBMITS_PER_MINUTE paces them."""
+    user_max_active_jobs: int = Field(1000, ge=0)
+    """Queued and running jobs one user may have at once, counted in the store (so across
+    every gateway replica); a submit beyond it is HTTP 429."""
+    # The most a program's metadata may declare of each sandbox limit (qrt_common.program_limits).
+    program_max_memory_bytes: int = Field(16 << 30, ge=1)
+    """The most `limits.memory_bytes` a program may declare (QRT_JOB_MAX_MEMORY_BYTES is the
+    default)."""
+    program_max_cpu_seconds: int = Field(86400, ge=1)
+    """The most `limits.cpu_seconds` a program may declare."""
+    program_max_processes: int = Field(1024, ge=1)
+    """The most `limits.processes` a program may declare."""
+    program_max_open_files: int = Field(8192, ge=1)
+    """The most `limits.open_files` a program may declare."""
+    program_max_temp_bytes: int = Field(2 << 30, ge=1)
+    """The most `limits.temp_bytes` a program may declare (a tmpfs: memory)."""
+    program_max_log_bytes: int = Field(100 << 20, ge=1)
+    """The most `limits.log_bytes` a program may declare (QRT_MAX_LOG_BYTES is the default)."""
 
     @property
     def result_limits(self) -> ResultLimits:

@@ -1,5 +1,6 @@
 """`/admin/...`: users, API keys, instances and members, for platform admins (403 for anyone
-else); what `qrt admin` does against the store, over the API."""
+else; an instance's own admins manage its members); what `qrt admin` does against the store,
+over the API."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from datetime import timedelta
 from aiohttp import web
 
 from qrt_common.account_admin import AccountAdmin
-from qrt_common.accounts import load_pepper
+from qrt_common.accounts import Role, load_pepper
 from qrt_common.errors import ConfigurationError, Conflict, Forbidden
 
 from .auth import AUTHENTICATOR, principal
 from .context import gateway
 from .plumbing import json_response, read_json, validated
 from .schemas import (
+    InstanceLimits,
     InstanceList,
     InstanceOut,
     InstanceRequest,
@@ -33,11 +35,23 @@ from .schemas import (
 )
 
 
-def _admin(request: web.Request) -> AccountAdmin:
-    """Account management for this request; raises Forbidden unless a platform admin asks."""
+def _admin(request: web.Request, members_of: str | None = None) -> AccountAdmin:
+    """Account management for this request; raises Forbidden unless a platform admin asks, or,
+    for managing the members of instance `members_of`, an admin of that instance."""
     who = principal(request)
-    if not who.admin:
+    if members_of is not None and not who.may(members_of, Role.ADMIN):
+        role = who.role(members_of)
+        has = f"is {role.value} there" if role is not None else "is no member"
+        raise Forbidden(
+            f"managing the members of {members_of} needs a platform admin or an admin of "
+            f"{members_of}; {who.user} {has}"
+        )
+    if members_of is None and not who.admin:
         raise Forbidden(f"managing accounts needs a platform admin; {who.user} is none")
+    return _account_admin(request)
+
+
+def _account_admin(request: web.Request) -> AccountAdmin:
     checker = request.app.get(AUTHENTICATOR)
     gw = gateway(request)
     if checker is not None:
@@ -121,8 +135,25 @@ async def remove_instance(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def list_members(request: web.Request) -> web.Response:
+async def set_instance_limits(request: web.Request) -> web.Response:
     admin = _admin(request)
+    body = validated(InstanceLimits, await read_json(request))
+    instance = await admin.instance(_instance(request))
+    given = body.model_fields_set
+    changed = await admin.set_instance_limits(
+        instance.name,
+        max_active_jobs=body.max_active_jobs
+        if "max_active_jobs" in given
+        else instance.max_active_jobs,
+        submits_per_minute=body.submits_per_minute
+        if "submits_per_minute" in given
+        else instance.submits_per_minute,
+    )
+    return json_response(dump(InstanceOut.of(changed)))
+
+
+async def list_members(request: web.Request) -> web.Response:
+    admin = _admin(request, members_of=_instance(request))
     instance = await admin.instance(_instance(request))
     found = await admin.store.memberships(instance=instance.name)
     members = [MemberOut(instance=m.instance, user=m.user, role=m.role) for m in found]
@@ -130,7 +161,7 @@ async def list_members(request: web.Request) -> web.Response:
 
 
 async def set_member(request: web.Request) -> web.Response:
-    admin = _admin(request)
+    admin = _admin(request, members_of=_instance(request))
     body = validated(MemberRequest, await read_json(request))
     member = await admin.grant(_instance(request), request.match_info["user"], body.role)
     return json_response(
@@ -139,5 +170,7 @@ async def set_member(request: web.Request) -> web.Response:
 
 
 async def remove_member(request: web.Request) -> web.Response:
-    await _admin(request).remove_member(_instance(request), request.match_info["user"])
+    await _admin(request, members_of=_instance(request)).remove_member(
+        _instance(request), request.match_info["user"]
+    )
     return web.Response(status=204)

@@ -37,6 +37,7 @@ from .plumbing import json_errors, measured
 from .schemas import (
     BackendList,
     ExecutionOut,
+    InstanceLimits,
     InstanceList,
     InstanceOut,
     InstanceRequest,
@@ -118,6 +119,7 @@ _EXECUTION_INSTANCE = Parameter(
     "(if the caller belongs to it), else the default instance (if the caller is a member), else "
     "the caller's one instance.",
 )
+_MEMBERS = "For platform admins and the instance's own admins (role admin there)."
 _SERVICE = "/services/{program_id}"
 _INSTANCE = "/admin/instances/{hub}/{group}/{project}"
 _EXECUTION = f"{_SERVICE}/{{execution_id}}"
@@ -210,10 +212,10 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/backends", programs.list_backends, "List backends", "programs",
           response=BackendList),
     Route("POST", "/jobs", jobs.create_job, "Run a program", "jobs", response=JobCreated,
-          body=JobRequest, errors=(400, 403, 404, 409, 413, 503), query=_IDEMPOTENT,
-          description="403: the program is private to another hub/group/project. 503: the "
-          "store cannot take the job (unreachable, or out of space) or the bus cannot announce "
-          "it; no job is kept."),
+          body=JobRequest, errors=(400, 403, 404, 409, 413, 429, 503), query=_IDEMPOTENT,
+          description="403: the program is private to another hub/group/project. 429: a "
+          "submit limit is reached (see Retry-After). 503: the store cannot take the job "
+          "(unreachable, or out of space) or the bus cannot announce it; no job is kept."),
     Route("GET", "/jobs", jobs.list_jobs, "List jobs, newest first", "jobs", response=JobList,
           errors=(400, 503), query=_JOB_FILTERS),
     Route("GET", "/jobs/{job_id}", jobs.get_job, "A job", "jobs", response=JobOut,
@@ -243,9 +245,11 @@ ROUTES: tuple[Route, ...] = (
           "list them with GET /jobs?program={program_id}."),
     Route("POST", f"{_SERVICE}/", services.start_execution, "Start a service execution",
           "services", response=ExecutionOut, body=ServiceRequest, status=201,
-          errors=(400, 403, 404, 409, 413, 503), query=(*_IDEMPOTENT, _EXECUTION_INSTANCE),
+          errors=(400, 403, 404, 409, 413, 429, 503),
+          query=(*_IDEMPOTENT, _EXECUTION_INSTANCE),
           description="The Location header names the new execution. Input over "
-          "QRT_MAX_SERVICE_INPUT_BYTES (1 MB) is refused with 413."),
+          "QRT_MAX_SERVICE_INPUT_BYTES (1 MB) is refused with 413; a submit over a limit with "
+          "429 (see Retry-After)."),
     Route("GET", f"{_EXECUTION}", services.get_execution, "A service execution", "services",
           response=ExecutionOut, errors=(404, 503)),
     Route("GET", f"{_EXECUTION}/result", services.get_result,
@@ -305,13 +309,19 @@ ROUTES: tuple[Route, ...] = (
     Route("DELETE", _INSTANCE, accounts.remove_instance,
           "Remove an instance and its memberships (not its jobs)", "admin", status=204,
           errors=(403, 404, 409, 503)),
+    Route("PATCH", _INSTANCE, accounts.set_instance_limits,
+          "Set an instance's own caps on submits and queued plus running jobs", "admin",
+          response=InstanceOut, body=InstanceLimits, errors=(400, 403, 404, 409, 503),
+          description="The caps hold for all the instance's members together, besides each "
+          "user's own (QRT_USER_*); null removes one, a field left out stays as it is."),
     Route("GET", f"{_INSTANCE}/members", accounts.list_members, "List an instance's members",
-          "admin", response=MemberList, errors=(403, 404, 409, 503)),
+          "admin", response=MemberList, errors=(403, 404, 409, 503), description=_MEMBERS),
     Route("PUT", f"{_INSTANCE}/members/{{user}}", accounts.set_member,
           "Make a user a member of an instance with a role", "admin", response=MemberOut,
-          body=MemberRequest, errors=(400, 403, 404, 409, 503)),
+          body=MemberRequest, errors=(400, 403, 404, 409, 503), description=_MEMBERS),
     Route("DELETE", f"{_INSTANCE}/members/{{user}}", accounts.remove_member,
-          "Take a user out of an instance", "admin", status=204, errors=(403, 404, 409, 503)),
+          "Take a user out of an instance", "admin", status=204, errors=(403, 404, 409, 503),
+          description=_MEMBERS),
     Route("GET", "/healthz", healthz, "The gateway is alive", "health"),
     Route("GET", "/readyz", readyz, "The gateway's store and bus answer", "health",
           errors=(503,), description="503 while the store cannot be reached or cannot write "

@@ -4,6 +4,8 @@ request when keys are on (QRT_AUTH), and the access tokens `POST /token` and
 
 Nothing about a key is cached: every request reads the key's record (revoked or expired keys
 are refused from the next request on), its user and their memberships, three lookups by key.
+Open websockets check their request's credentials again every RECHECK_SECONDS (`recheck`) and
+close once they no longer reach the job.
 An access token is a JWT (HS256, PyJWT) naming its key (`kid`) and user (`sub`), with `iat` and
 `exp`; it is only as good as its key, which is read on every request as well.
 """
@@ -50,6 +52,11 @@ BEARER_PROTOCOL = "qrt.bearer."
 """A browser cannot set Authorization on a websocket: it offers the subprotocols
 `qrt, qrt.bearer.<the key or token, base64url without padding>` instead, the way Kubernetes
 takes bearer tokens from browsers (no credential in the URL, hence none in access logs)."""
+RECHECK_SECONDS = 0.5
+"""How often an open websocket's credentials are checked again: a revoked key, a deleted user
+or a lost membership closes the caller's streams within about this long."""
+MOST_RECHECKED = 10_000
+"""Credentials whose recent check `Authenticator.recheck` remembers before it forgets old ones."""
 
 ISSUER = "qrt"
 TOKEN_ALGORITHM = "HS256"
@@ -68,6 +75,29 @@ class Authenticator:
         pepper checks every other's tokens."""
         self._noted: dict[str, float] = {}
         self._notes: set[asyncio.Task[None]] = set()
+        self._rechecked: dict[str, tuple[float, Principal | Unauthenticated]] = {}
+
+    async def recheck(self, authorization: str | None) -> Principal:
+        """`principal(authorization)` as it stands now, or at most RECHECK_SECONDS ago: what
+        open websockets ask twice a second, so a thousand streams of one key cost the store
+        one check, not a thousand. Raises Unauthenticated as `principal` does."""
+        key = authorization or ""
+        now = time.monotonic()
+        cached = self._rechecked.get(key)
+        if cached is None or now - cached[0] >= RECHECK_SECONDS:
+            outcome: Principal | Unauthenticated
+            try:
+                outcome = await self.principal(authorization)
+            except Unauthenticated as exc:
+                outcome = exc
+            if len(self._rechecked) >= MOST_RECHECKED:
+                self._rechecked = {
+                    k: v for k, v in self._rechecked.items() if now - v[0] < RECHECK_SECONDS
+                }
+            cached = self._rechecked[key] = (now, outcome)
+        if isinstance(cached[1], Unauthenticated):
+            raise Unauthenticated(str(cached[1]))
+        return cached[1]
 
     async def check_key(self, key: str) -> ApiKey:
         """The record of the usable API key `key`; raises Unauthenticated saying why not."""

@@ -30,6 +30,7 @@ from qrt_common.submission import replayed
 from qrt_common.wire import decode, encode
 
 from .device_board import DeviceBoard
+from .quotas import Quotas
 from .replays import SharedReplays
 from .session_rules import check_session
 from .streams import StreamHub
@@ -50,9 +51,12 @@ class Gateway:
     """The devices as executors last reported them, and their recent history."""
     replays: SharedReplays = field(init=False)
     """Stored output that streams of the same job replay, read once for all of them."""
+    quotas: Quotas = field(init=False)
+    """The submit limits every submit route passes."""
 
     def __post_init__(self) -> None:
         self.replays = SharedReplays(self.store)
+        self.quotas = Quotas(self.settings, self.store)
 
     async def program(self, program_id: str) -> Program | None:
         """The program with this id: a bundled one (programs.ini) or an uploaded one."""
@@ -100,11 +104,17 @@ class Gateway:
     async def submit(self, job: Job, *, session_must_exist: bool = False) -> Job:
         """Store `job` and announce it to the scheduler; returns it, or, for a retry of an
         idempotent submit, the job the first try made (announced again while it waits: the
-        first try may have died before it could). Raises Conflict for a key used again for
-        another request, BusUnavailable (and keeps no job) if a new job cannot be announced;
-        raises as `check_session` does for a job joining a session it may not join
+        first try may have died before it could). Raises LimitReached (and keeps no job) for a
+        new job over its submitter's or instance's limits (`quotas`), Conflict for a key used
+        again for another request, BusUnavailable (and keeps no job) if a new job cannot be
+        announced; raises as `check_session` does for a job joining a session it may not join
         (`session_must_exist`: IBM's API, where a session id must name a stored session)."""
-        await check_session(self.store, job, must_exist=session_must_exist)
+        earlier = None
+        if job.idempotency_key is not None:
+            earlier = await self.store.job_with_idempotency_key(job.idempotency_key)
+        if earlier is None:  # a retry of an accepted submit makes no job: nothing to admit
+            await check_session(self.store, job, must_exist=session_must_exist)
+            await self.quotas.admit(job)
         stored = await self.store.add_job(job)
         if replayed(job, stored):
             if stored.status is JobStatus.QUEUED:

@@ -11,7 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from .schemas import ErrorOut
+from .schemas import ErrorOut, LimitErrorOut
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -30,7 +30,14 @@ _REASONS = {
     409: "Conflict with the current state (of the job, the program's name or jobs, or a name "
     "taken)",
     413: "Request body too large",
+    429: "A submit limit is reached (the body names it): submit again after Retry-After seconds",
     503: "A backing service is unavailable",
+}
+
+
+_RETRY_AFTER = {
+    "description": "Seconds to wait before submitting again.",
+    "schema": {"type": "integer", "minimum": 1},
 }
 
 
@@ -100,6 +107,9 @@ def _operation(route: Route) -> dict[str, Any]:
             "description": _REASONS[status],
             "content": {"application/json": {"schema": _ref(ErrorOut)}},
         }
+        if status == 429:
+            responses["429"]["content"]["application/json"]["schema"] = _ref(LimitErrorOut)
+            responses["429"]["headers"] = {"Retry-After": _RETRY_AFTER}
     operation: dict[str, Any] = {
         "summary": route.summary,
         "operationId": route.handler.__name__,
@@ -127,7 +137,10 @@ def _operation(route: Route) -> dict[str, Any]:
 
 def openapi_document(routes: Sequence[Route], *, title: str, version: str) -> dict[str, Any]:
     """An OpenAPI 3.1 document describing `routes`."""
-    models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(ErrorOut, "serialization")]
+    models: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+        (ErrorOut, "serialization"),
+        (LimitErrorOut, "serialization"),
+    ]
     for route in routes:
         if route.response is not None:
             models.append((route.response, "serialization"))

@@ -3,7 +3,8 @@ error answered as JSON that names the problem.
 
 Route handlers raise qrt's own errors (`qrt_common.errors`); `json_errors` answers each with
 its status: InvalidInput 400, Unauthenticated 401 (with `WWW-Authenticate: Bearer`), Forbidden
-403, NotFound 404, Conflict 409, TooLarge 413, Unavailable 503.
+403, NotFound 404, Conflict 409, TooLarge 413, LimitReached 429 (with `Retry-After`, the body
+naming the limit), Unavailable 503.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from qrt_common.errors import (
     Conflict,
     Forbidden,
     InvalidInput,
+    LimitReached,
     NotFound,
     QrtError,
     TooLarge,
@@ -33,7 +35,7 @@ from qrt_common.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from qrt_common.submission import checked_idempotency_key
 
 from .pacing import utf8
-from .schemas import ErrorOut, dump
+from .schemas import ErrorOut, LimitErrorOut, dump
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ STATUS_OF: tuple[tuple[type[QrtError], int], ...] = (
     (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
+    (LimitReached, 429),
     (Unavailable, 503),
 )
 """The HTTP status of each kind of error, the first that matches (an archive too large is
@@ -76,6 +79,15 @@ def json_response(text: str, status: int = 200) -> web.Response:
 def error_response(status: int, detail: str, field: str | None = None) -> web.Response:
     """The JSON error body `{"detail", "field"}` with `status`."""
     return json_response(dump(ErrorOut(detail=detail, field=field)), status)
+
+
+def limit_response(exc: LimitReached) -> web.Response:
+    """The 429 for a submit over a limit: the error body with the limit's name and
+    `retry_after`, and the same seconds in `Retry-After` (RFC 6585 §4)."""
+    body = LimitErrorOut(detail=str(exc), limit=exc.limit, retry_after=exc.retry_after)
+    response = json_response(dump(body), 429)
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def parse_json(raw: bytes) -> Any:
@@ -182,6 +194,8 @@ def json_errors(max_request_bytes: int) -> Middleware:
             if status == 500:
                 logger.exception("request failed", extra={"path": request.path})
             detail = f"service unavailable: {exc}" if isinstance(exc, Unavailable) else str(exc)
+            if isinstance(exc, LimitReached):
+                return limit_response(exc)
             response = error_response(status, detail, exc.field)
             if status == 401:
                 response.headers["WWW-Authenticate"] = 'Bearer realm="qrt"'

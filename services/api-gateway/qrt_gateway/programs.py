@@ -27,6 +27,7 @@ from qrt_common.errors import (
     ProgramNameTaken,
 )
 from qrt_common.jobs import DEFAULT_INSTANCE, JobStatus, utcnow
+from qrt_common.program_limits import check_within
 from qrt_common.programs import Program, archive_program, new_program_id, with_metadata
 from qrt_common.store.base import JobQuery
 
@@ -137,6 +138,10 @@ async def upload_program(request: web.Request) -> web.Response:
     limit = gw.settings.max_program_bytes
     data = await asyncio.to_thread(_decoded, body.data, limit)
     archive, code = await asyncio.to_thread(_read_code, data, program_id, limit)
+    try:  # the sandbox limits its metadata declares, within what this platform allows
+        check_within(code.limits, gw.settings)
+    except InvalidProgram as exc:
+        raise InvalidInput(f"data: {exc}", field="data") from None
     now = utcnow()
     program = dataclasses.replace(
         _with_metadata(code, {"is_public": False, **body.changes()}),

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, WithJsonSchema
 
-from qrt_common.accounts import ApiKey, Instance, Role, User
+from qrt_common.accounts import MOST_INSTANCE_LIMIT, ApiKey, Instance, Role, User
 from qrt_common.jobs import DEFAULT_GROUP, DEFAULT_HUB, DEFAULT_PROJECT, Job, JobStatus
 from qrt_common.programs import DEFAULT_MAX_EXECUTION_TIME, LONGEST_EXECUTION_TIME, Program
 
@@ -435,10 +435,37 @@ class InstanceRequest(_Body):
 class InstanceOut(_Body):
     name: str
     created: str
+    max_active_jobs: int | None = Field(
+        None,
+        alias="maxActiveJobs",
+        description="Queued and running jobs the instance may have at once (null: no cap of "
+        "its own).",
+    )
+    submits_per_minute: int | None = Field(
+        None,
+        alias="submitsPerMinute",
+        description="Jobs its members may submit a minute, all together (null: no rate of its "
+        "own).",
+    )
 
     @classmethod
     def of(cls, instance: Instance) -> InstanceOut:
-        return cls(name=instance.name, created=_time(instance.created) or "")
+        return cls(
+            name=instance.name,
+            created=_time(instance.created) or "",
+            max_active_jobs=instance.max_active_jobs,
+            submits_per_minute=instance.submits_per_minute,
+        )
+
+
+class InstanceLimits(_Body):
+    """What `PATCH /admin/instances/{hub}/{group}/{project}` takes: the instance's own caps,
+    which hold for all its members' jobs together; null: none of its own, left out: unchanged."""
+
+    max_active_jobs: int | None = Field(None, alias="maxActiveJobs", ge=1, le=MOST_INSTANCE_LIMIT)
+    submits_per_minute: int | None = Field(
+        None, alias="submitsPerMinute", ge=1, le=MOST_INSTANCE_LIMIT
+    )
 
 
 class InstanceList(_Body):
@@ -466,6 +493,19 @@ class ErrorOut(_Body):
 
     detail: str = Field(description="What went wrong, for people.")
     field: str | None = Field(None, description="The request field at fault, if one is.")
+
+
+class LimitErrorOut(ErrorOut):
+    """A submit over one of the caller's limits (HTTP 429): the error, which limit, and when to
+    try again (also in the `Retry-After` header)."""
+
+    limit: Literal[
+        "user_submit_rate", "user_active_jobs", "instance_submit_rate", "instance_active_jobs"
+    ] = Field(description="The limit reached: a user's or an instance's submit rate or cap on "
+              "queued and running jobs.")  # fmt: skip
+    retry_after: int = Field(
+        alias="retryAfter", description="Seconds to wait before submitting again."
+    )
 
 
 def dump(model: BaseModel) -> str:

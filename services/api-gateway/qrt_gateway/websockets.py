@@ -12,14 +12,16 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from qrt_common.errors import Unauthenticated
 from qrt_common.jobs import JobStatus
 from qrt_common.messages import EventKind, JobEvent
 from qrt_common.metrics import OPEN_WEBSOCKETS
 
-from .auth import WEBSOCKET_PROTOCOL, principal
+from .auth import AUTHENTICATOR, RECHECK_SECONDS, WEBSOCKET_PROTOCOL, principal
 from .context import gateway
 from .pacing import Pacer, utf8
 from .replays import Frame
@@ -29,6 +31,9 @@ logger = logging.getLogger(__name__)
 
 CLOSE_GONE = 4404
 """Close code when the job was deleted while being watched."""
+CLOSE_UNAUTHORIZED = 4401
+"""Close code when the caller's credentials stopped reaching the job while they watched (a key
+revoked or expired, the user deleted, their membership of the job's instance taken away)."""
 QUIET_SECONDS = 5.0
 """After this long without an update a stream looks at the store itself: updates are not kept,
 so one missed (a broker hiccup) must not leave the stream open forever."""
@@ -144,6 +149,32 @@ def _corked(ws: web.WebSocketResponse) -> Iterator[None]:
         cork.flush()
 
 
+async def _lapsed(request: web.Request, instance: str) -> str:
+    """Return (why) once the credentials `request` came with no longer reach `instance`,
+    checking every RECHECK_SECONDS; never returns with keys off."""
+    checker = request.app.get(AUTHENTICATOR)
+    if checker is None:  # nothing to lapse: wait until the stream ends
+        never: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        return await never
+    authorization = request.headers.get("Authorization")
+    while True:
+        await asyncio.sleep(RECHECK_SECONDS)
+        try:
+            who = await checker.recheck(authorization)
+        except Unauthenticated as exc:
+            return str(exc)
+        except Exception:  # the store away for a moment: the next check decides
+            logger.warning("could not check a stream's credentials again", exc_info=True)
+            continue
+        if who.role(instance) is None:
+            return f"{who.user} no longer belongs to the job's instance"
+
+
+def _close_reason(text: str) -> bytes:
+    """`text` as a close frame's reason, which holds at most 123 bytes (RFC 6455 §5.5)."""
+    return text.encode()[:123].decode(errors="ignore").encode()
+
+
 async def _client_gone(ws: web.WebSocketResponse) -> None:
     async for message in ws:
         if message.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
@@ -166,6 +197,8 @@ async def _follow(request: web.Request, kind: EventKind, pages: Pages) -> web.We
         ws = web.WebSocketResponse(heartbeat=30, protocols=(WEBSOCKET_PROTOCOL,))
         await ws.prepare(request)
         client = asyncio.create_task(_client_gone(ws))
+        lapse = asyncio.create_task(_lapsed(request, job.instance))
+        stoppers = (client, lapse)
         attempts = _Attempts(ws, announce=kind is EventKind.INTERIM)
         if job.status is JobStatus.QUEUED:
             attempts.reason = job.reason
@@ -176,7 +209,7 @@ async def _follow(request: web.Request, kind: EventKind, pages: Pages) -> web.We
             """Send what is stored and was not sent yet (read after `since`); False if the
             client left."""
             async for page in pages(job.id, since):
-                if client.done():
+                if client.done() or lapse.done():
                     return False
                 with _corked(ws):
                     for key, text in page:
@@ -195,8 +228,8 @@ async def _follow(request: web.Request, kind: EventKind, pages: Pages) -> web.We
                 waited = status is None
                 result: str | None = None
                 while status is None:
-                    event = await _next(inbox, client)
-                    if client.done():
+                    event = await _next(inbox, stoppers)
+                    if client.done() or lapse.done():
                         return ws
                     if event is None:
                         current = await gw.store.get_job(job.id)
@@ -237,18 +270,28 @@ async def _follow(request: web.Request, kind: EventKind, pages: Pages) -> web.We
             logger.exception("stream failed", extra={"job_id": job.id})
             await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"internal error; see the log")
         finally:
-            client.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await client
+            lapsed = lapse.done() and not lapse.cancelled() and lapse.exception() is None
+            if lapsed and not client.done() and not ws.closed:
+                reason = f"credentials no longer valid: {lapse.result()}"
+                await ws.close(code=CLOSE_UNAUTHORIZED, message=_close_reason(reason))
+            for task in stoppers:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
     return ws
 
 
-async def _next(inbox: asyncio.Queue[JobEvent], client: asyncio.Task[None]) -> JobEvent | None:
-    """The next update, or None when the client left or nothing came for a while."""
+async def _next(
+    inbox: asyncio.Queue[JobEvent], stoppers: tuple[asyncio.Task[Any], ...]
+) -> JobEvent | None:
+    """The next update, or None when one of `stoppers` ended (the client left, its credentials
+    lapsed) or nothing came for a while."""
     if not inbox.empty():  # one message brings several: no task to wait for those
         return inbox.get_nowait()
     update = asyncio.ensure_future(inbox.get())
-    await asyncio.wait({update, client}, timeout=QUIET_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait(
+        {update, *stoppers}, timeout=QUIET_SECONDS, return_when=asyncio.FIRST_COMPLETED
+    )
     if update.done():
         return update.result()
     update.cancel()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from qrt_common.device_protocol import StaticInfo
 from qrt_common.programs import ProgramKind
 from qrt_common.results import ResultLimits
@@ -44,6 +46,10 @@ class JobLimits(Message, frozen=True):
     """Open file descriptors per process (RLIMIT_NOFILE)."""
     temp_bytes: int = 0
     """Size of the job's temporary directory (its tmpfs)."""
+    set_by: dict[str, str] = msgspec.field(default_factory=dict)
+    """What set each limit, by `qrt_common.program_limits` field (`memory_bytes`, ...), in
+    words for a failure reason: a setting, or the program's metadata; the default settings'
+    names for those left out."""
 
 
 class SandboxPolicy(Message, frozen=True):

@@ -25,6 +25,7 @@ from qrt_common.jobs import JobStatus
 from qrt_common.messages import EventKind
 from qrt_common.results import ResultLimits
 
+from . import seccomp
 from .job_protocol import JobLimits
 from .markers import PlanQKStdout
 from .runner import DRAIN_SECONDS, MAX_LINE_BYTES, JobOutput, Outcome, exit_reason, output_lines
@@ -49,6 +50,9 @@ class OneShotInput:
     """The text of `data.json`."""
     params: str
     """The text of `params.json`."""
+    limits: JobLimits | None = None
+    """The sandbox limits of this job when its program declares its own (a runner's own
+    otherwise)."""
 
 
 class OneShotProcess(ABC):
@@ -125,14 +129,14 @@ async def run_one_shot(
     if ended_by is not None:
         return ended_by
     if code != 0:
-        limits = getattr(runner, "limits", None)
+        job_limits = inputs.limits or getattr(runner, "limits", None)
         # bwrap, the sandbox's init, reports its program's death by signal N as 128 + N.
         signalled = -(code - 128) if code > 128 else code
         reason = None
-        if isinstance(limits, JobLimits):
-            reason = signal_reason(signalled, limits)
-            if limits.memory_bytes and stderr[0].startswith("MemoryError"):
-                reason = memory_reason(limits)
+        if isinstance(job_limits, JobLimits):
+            reason = signal_reason(signalled, job_limits)
+            if job_limits.memory_bytes and stderr[0].startswith("MemoryError"):
+                reason = memory_reason(job_limits)
         return Outcome(JobStatus.FAILED, reason or exit_reason(code))
     if stdout.error is not None:
         return Outcome(JobStatus.FAILED, stdout.error)
@@ -243,8 +247,9 @@ class BubblewrapRunner(OneShotRunner):
 
     def _arguments(self, project_dir: str, input_dir: str, inputs: OneShotInput) -> list[str]:
         args = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-        if self.limits.temp_bytes:
-            args += ["--size", str(self.limits.temp_bytes)]
+        limits = inputs.limits or self.limits
+        if limits.temp_bytes:
+            args += ["--size", str(limits.temp_bytes)]
         args += ["--tmpfs", "/tmp"]
         # /var/input needs a mount point, and the read-only /var has none: /var becomes a
         # tmpfs holding the real /var's entries, the input, and is then made read-only.
@@ -282,9 +287,8 @@ class BubblewrapRunner(OneShotRunner):
         args += ["--new-session"]
         return args
 
-    def _prlimit(self) -> list[str]:
+    def _prlimit(self, limits: JobLimits) -> list[str]:
         """The `prlimit` command line that sets `limits` (empty: none to set or no prlimit)."""
-        limits = self.limits
         options = []
         if limits.memory_bytes:
             options.append(f"--as={limits.memory_bytes}")
@@ -306,19 +310,36 @@ class BubblewrapRunner(OneShotRunner):
                 "one-shot programs run in a bubblewrap sandbox, and bubblewrap (bwrap) is not "
                 "installed on this executor's machine (Debian/Ubuntu: apt-get install bubblewrap)"
             )
-        input_dir = await asyncio.to_thread(_write_input, inputs)
         try:
+            program = seccomp.bpf_program()
+        except OSError as exc:
+            raise SandboxUnavailable(
+                f"one-shot programs run under a seccomp filter, and it cannot be built here: {exc}"
+                " (Debian/Ubuntu: apt-get install libseccomp2)"
+            ) from exc
+        input_dir = await asyncio.to_thread(_write_input, inputs)
+        # bwrap reads the filter from a pipe (a few hundred bytes: within its buffer).
+        filter_read, filter_write = os.pipe()
+        try:
+            try:
+                os.write(filter_write, program)
+            finally:
+                os.close(filter_write)
+            limits = inputs.limits or self.limits
             process = await asyncio.create_subprocess_exec(
-                *self._prlimit(), bwrap, *self._arguments(project_dir, input_dir, inputs), "--",
-                *command,
+                *self._prlimit(limits), bwrap, "--seccomp", str(filter_read),
+                *self._arguments(project_dir, input_dir, inputs), "--", *command,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
+                pass_fds=(filter_read,),
             )  # fmt: skip
         except OSError as exc:
             await asyncio.to_thread(shutil.rmtree, input_dir, True)
             raise SandboxUnavailable(f"could not start bubblewrap: {exc}") from exc
+        finally:
+            os.close(filter_read)
         return _SandboxedProcess(process, input_dir)
 
 

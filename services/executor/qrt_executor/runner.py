@@ -80,6 +80,7 @@ class JobOutput:
         self.job_id, self.attempt, self.executor_id = job_id, attempt, executor_id
         self._send = send
         self._max_log_bytes = max_log_bytes
+        self._log_limit_set_by = "QRT_MAX_LOG_BYTES"
         self._max_interims_bytes = max_interims_bytes
         self._interims_bytes = 0
         self._interims_dropped = False
@@ -98,7 +99,12 @@ class JobOutput:
     @property
     def overflow_reason(self) -> str:
         """Why a job whose log overflowed failed."""
-        return f"log output limit reached: {self._max_log_bytes} bytes (QRT_MAX_LOG_BYTES)"
+        return f"log output limit reached: {self._max_log_bytes} bytes ({self._log_limit_set_by})"
+
+    def limit_log(self, max_bytes: int, set_by: str) -> None:
+        """Bound the log at `max_bytes` instead (a program's own limit), which `set_by` set
+        (named when the job fails of it); before anything was logged."""
+        self._max_log_bytes, self._log_limit_set_by = max_bytes, set_by
 
     def log(self, line: str) -> None:
         """Add one line of output to the job's log."""

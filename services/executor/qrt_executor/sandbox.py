@@ -11,7 +11,9 @@ single-threaded job process:
    tmpfs of its own (HOME and TMPDIR, gone when the job ends) and puts the kept mounts back;
 3. enters a second user and mount namespace, which locks every mount of step 2: the program
    cannot unmount a tmpfs to see what lies beneath or make a mount writable again;
-4. sets its resource limits (`apply_limits`).
+4. sets its resource limits (`apply_limits`);
+5. loads a seccomp filter (`qrt_executor.seccomp`): no ptrace, no new namespaces or mounts, no
+   keyrings, BPF or performance counters, and the like.
 
 The network namespace has only a loopback interface, which is down: no TCP, UDP or abstract
 unix socket of the machine is reachable. The job's device requests go through the executor on
@@ -30,6 +32,7 @@ import sys
 import traceback
 from collections.abc import Iterable
 
+from . import seccomp
 from .job_protocol import JobLimits, Launch, SandboxPolicy
 
 CLONE_NEWNS = 0x00020000
@@ -224,14 +227,30 @@ def python_installation(hidden: Iterable[str] = ()) -> list[str]:
     ]
 
 
+PR_SET_DUMPABLE = 4
+
+
 def enter(launch: Launch) -> None:
-    """Build `launch`'s sandbox around this job process and set its limits; raises OSError
-    when the sandbox cannot be built."""
+    """Build `launch`'s sandbox around this job process, set its limits and load its seccomp
+    filter; raises OSError when the sandbox cannot be built.
+
+    Without namespaces (QRT_JOB_SANDBOX=off: Kubernetes, where the pod walls jobs in) the job
+    process is not dumpable, so the other jobs' processes, running as the same user, can
+    neither trace it nor read its memory or environment through /proc; the seccomp filter is
+    loaded there too, and where it cannot be the job runs on, its log saying so."""
     policy = launch.sandbox
     if policy.isolate:
         readable = [launch.search_path, launch.project_dir, *python_installation(policy.hidden)]
         isolate(policy, readable, [launch.workdir, *policy.writable])
     apply_limits(policy.limits)
+    if policy.isolate:
+        seccomp.load()  # last: building the walls needed what it denies
+        return
+    _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "not dumpable")
+    try:
+        seccomp.load()
+    except OSError as exc:
+        print(f"[qrt] this job runs without a seccomp filter: {exc}", file=sys.stderr, flush=True)
 
 
 # What a program sees when it runs into a limit, and which limit (by its setting) that was.
@@ -240,7 +259,21 @@ LIMIT_SETTINGS = {
     "cpu": "QRT_JOB_MAX_CPU_SECONDS",
     "processes": "QRT_JOB_MAX_PROCESSES",
     "open_files": "QRT_JOB_MAX_OPEN_FILES",
+    "temp": "QRT_JOB_TEMP_BYTES",
 }
+_FIELDS = {
+    "memory": "memory_bytes",
+    "cpu": "cpu_seconds",
+    "processes": "processes",
+    "open_files": "open_files",
+    "temp": "temp_bytes",
+}
+
+
+def set_by(limits: JobLimits, limit: str) -> str:
+    """What set `limit` (a LIMIT_SETTINGS key) of `limits`: the program's metadata field, a
+    ceiling's setting, or the default setting."""
+    return limits.set_by.get(_FIELDS[limit]) or LIMIT_SETTINGS[limit]
 
 
 def limit_reason(exc: BaseException, limits: JobLimits) -> str | None:
@@ -261,7 +294,7 @@ def memory_reason(limits: JobLimits) -> str:
     """Why a job that ran out of its memory limit failed."""
     return (
         f"memory limit reached: the job may use {limits.memory_bytes} bytes more than it "
-        f"started with ({LIMIT_SETTINGS['memory']})"
+        f"started with ({set_by(limits, 'memory')})"
     )
 
 
@@ -275,7 +308,12 @@ def _own_reason(exc: BaseException, limits: JobLimits) -> str | None:
         if exc.errno == errno.EMFILE and limits.open_files:
             return (
                 f"open files limit reached: {limits.open_files} per process "
-                f"({LIMIT_SETTINGS['open_files']})"
+                f"({set_by(limits, 'open_files')})"
+            )
+        if exc.errno == errno.ENOSPC and limits.temp_bytes and _temp_full(exc):
+            return (
+                f"temporary directory full: {limits.temp_bytes} bytes in {JOB_TMP} "
+                f"({set_by(limits, 'temp')})"
             )
         # fork, clone and subprocess fail with EAGAIN at the process limit; so does I/O on a
         # non-blocking file, which is not a limit's doing.
@@ -283,9 +321,19 @@ def _own_reason(exc: BaseException, limits: JobLimits) -> str | None:
     if spawn_failed and limits.processes:
         return (
             f"process limit reached: the job may have {limits.processes} processes and threads "
-            f"({LIMIT_SETTINGS['processes']})"
+            f"({set_by(limits, 'processes')})"
         )
     return None
+
+
+def _temp_full(exc: OSError) -> bool:
+    """Whether an ENOSPC came from the job's own /tmp: named in the error, or full now."""
+    if isinstance(exc.filename, str):
+        return _within(os.path.abspath(exc.filename), JOB_TMP)
+    try:
+        return os.statvfs(JOB_TMP).f_bavail == 0
+    except OSError:
+        return False
 
 
 SPAWNING = ("fork", "Popen", "spawn", "_execute_child", "Thread", "Pool", "clone")
@@ -301,5 +349,5 @@ def signal_reason(code: int | None, limits: JobLimits) -> str | None:
     """The limit a job process that exited with `code` (negative: killed by that signal) ran
     into, or None."""
     if code == -signal.SIGXCPU and limits.cpu_seconds:
-        return f"CPU time limit reached: {limits.cpu_seconds} s ({LIMIT_SETTINGS['cpu']})"
+        return f"CPU time limit reached: {limits.cpu_seconds} s ({set_by(limits, 'cpu')})"
     return None

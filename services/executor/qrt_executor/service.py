@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from prometheus_client.core import GaugeMetricFamily
 
 from qrt_common.backends import SIMULATORS, backend_names
@@ -37,7 +38,8 @@ from qrt_common.messages import (
     executor_queue,
 )
 from qrt_common.metrics import JOB_DURATION, GaugeCollector, gauge, register
-from qrt_common.programs import ProgramKind
+from qrt_common.program_limits import job_limits
+from qrt_common.programs import Program, ProgramKind
 from qrt_common.registry import ProgramRegistry
 from qrt_common.settings import Settings
 from qrt_common.wire import decode, encode
@@ -286,13 +288,15 @@ class Executor:
         except ProgramNotRunnable as exc:
             return Outcome(JobStatus.FAILED, str(exc))
         program = located.program
+        sandbox = self._sandbox_of(program, output)
         device = self.devices.get(assignment.backend)
         if device is None and assignment.backend not in SIMULATORS:
             return Outcome(
                 JobStatus.FAILED, f"backend {assignment.backend!r} is not offered by {self.id}"
             )
         if program.kind is ProgramKind.ONE_SHOT:
-            return await self._one_shot(assignment, located, output, stop)
+            limits = None if sandbox is self.sandbox else sandbox.limits
+            return await self._one_shot(assignment, located, output, stop, limits)
         proc = await self.pool.acquire()
         self._started(assignment, output)
         workdir = tempfile.mkdtemp(prefix="qrt-job-")  # one mkdir: less than a thread hop
@@ -317,7 +321,7 @@ class Executor:
             workdir=workdir,
             device=access,
             limits=self._settings.result_limits,
-            sandbox=self.sandbox,
+            sandbox=sandbox,
         )
         on_stdout = None
         if program.kind is ProgramKind.PYTHON_TEMPLATE:
@@ -342,12 +346,32 @@ class Executor:
                 await asyncio.to_thread(self._release, device, session_id)
             await _remove(workdir)
 
+    def _sandbox_of(self, program: Program, output: JobOutput) -> SandboxPolicy:
+        """The sandbox of a job of `program`: this executor's, with the limits the program
+        declares (`qrt_common.program_limits`, within this executor's ceilings); bounds
+        `output`'s log the same way."""
+        if not program.limits:
+            return self.sandbox
+        values, sources = job_limits(program.limits, self._settings)
+        declared = {name: sources[name] for name in program.limits if name in sources}
+        limits = JobLimits(
+            memory_bytes=values["memory_bytes"],
+            cpu_seconds=values["cpu_seconds"],
+            processes=values["processes"],
+            open_files=values["open_files"],
+            temp_bytes=values["temp_bytes"],
+            set_by=declared,
+        )
+        output.limit_log(values["log_bytes"], sources["log_bytes"])
+        return msgspec.structs.replace(self.sandbox, limits=limits)
+
     async def _one_shot(
         self,
         assignment: Assignment,
         located: LocatedProgram,
         output: JobOutput,
         stop: asyncio.Future[JobStatus],
+        limits: JobLimits | None = None,
     ) -> Outcome:
         self._started(assignment, output)
         try:
@@ -356,7 +380,7 @@ class Executor:
             output.log(f"[qrt] {exc}")
             return Outcome(JobStatus.FAILED, str(exc))
         inputs = OneShotInput(
-            assignment.job_id, assignment.backend, json.dumps(data), json.dumps(params)
+            assignment.job_id, assignment.backend, json.dumps(data), json.dumps(params), limits
         )
         return await run_one_shot(
             self.one_shot,

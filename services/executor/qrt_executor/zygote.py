@@ -144,9 +144,10 @@ def serve(channel: socket.socket, parent: int) -> None:
     for name in PRELOAD:
         importlib.import_module(name)
     from qrt_common import device_protocol, wire
-    from qrt_executor import child, job_backends, job_protocol
+    from qrt_executor import child, job_backends, job_protocol, seccomp
 
     wire.prepare([*job_protocol.MESSAGES, *device_protocol.CLIENT_MESSAGES])
+    seccomp.prepare()
     job_backends.build_simulators()
     child.prepare_output()
     # Objects created so far are never collected: children then share their memory pages

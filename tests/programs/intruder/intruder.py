@@ -1,9 +1,42 @@
 """Tries one thing an attacker would from inside a job and returns what it found, or fails
 the way the sandbox makes it fail (tests/executor/test_sandbox.py)."""
 
+import ctypes
+import errno
 import os
+import platform
 import socket
+import subprocess
+import threading
 import time
+
+# keyctl, bpf and perf_event_open have no C library wrapper: their numbers, by architecture.
+_NUMBERS = {"x86_64": (250, 321, 298), "aarch64": (219, 280, 241)}
+
+
+def _outcome(result):
+    return "ok" if result >= 0 else errno.errorcode[ctypes.get_errno()]
+
+
+def _system_calls():
+    """What each system call the seccomp filter denies answers, and whether threads and
+    processes still start."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    keyctl, bpf, perf_event_open = _NUMBERS[platform.machine()]
+    found = {
+        "ptrace": _outcome(libc.ptrace(0, 0, None, None)),  # PTRACE_TRACEME
+        "unshare": _outcome(libc.unshare(0x10000000)),  # CLONE_NEWUSER
+        "mount": _outcome(libc.mount(b"none", b"/tmp", b"tmpfs", 0, None)),
+        "keyctl": _outcome(libc.syscall(keyctl, 0, -3, 0)),  # the session keyring's id
+        "bpf": _outcome(libc.syscall(bpf, 0, None, 0)),
+        "perf_event_open": _outcome(libc.syscall(perf_event_open, None, 0, -1, -1, 0)),
+    }
+    thread = threading.Thread(target=lambda: None)
+    thread.start()
+    thread.join()
+    found["thread"] = "ok"
+    found["process"] = "ok" if subprocess.run(["true"]).returncode == 0 else "failed"
+    return found
 
 
 def _read(path):
@@ -73,6 +106,16 @@ def main(backend, user_messenger, attack, path="", pid=0, count=0, size=0):
         for _ in range(size // 1024):
             print(line)
         return "printed"
+    if attack == "syscalls":
+        return _system_calls()
+    if attack == "fill":
+        with open(path, "wb") as file:
+            for _ in range(size // 65536):
+                file.write(b"x" * 65536)
+                file.flush()
+        return "filled"
+    if attack == "dumpable":
+        return ctypes.CDLL(None, use_errno=True).prctl(3, 0, 0, 0, 0)  # PR_GET_DUMPABLE
     if attack == "sleep":
         time.sleep(count)
         return "slept"

@@ -91,6 +91,25 @@ elif mode == "escape":
     if params["end"] == "hang":
         time.sleep(3600)
     print('PlanQK:Job:Result: {"done": true}')
+elif mode == "syscalls":
+    # What the seccomp filter denies (tests/executor/test_oneshot_and_template.py).
+    import ctypes
+    import errno
+    import platform
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    keyctl = {"x86_64": 250, "aarch64": 219}[platform.machine()]
+
+    def outcome(result):
+        return "ok" if result >= 0 else errno.errorcode[ctypes.get_errno()]
+
+    found = {
+        "ptrace": outcome(libc.ptrace(0, 0, None, None)),
+        "unshare": outcome(libc.unshare(0x10000000)),
+        "keyctl": outcome(libc.syscall(keyctl, 0, -3, 0)),
+        "process": subprocess.run(["true"]).returncode,
+    }
+    print("PlanQK:Job:Result:", json.dumps(found))
 elif mode == "attack":
     # What an attacker would try (tests/executor/test_oneshot_and_template.py).
     found = {}

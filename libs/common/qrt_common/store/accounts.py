@@ -82,3 +82,10 @@ class AccountStore(ABC):
     ) -> list[Membership]:
         """The memberships of `user` and/or in `instance` (all without either), by instance
         then user."""
+
+    @abstractmethod
+    async def set_instance_limits(
+        self, name: str, *, max_active_jobs: int | None, submits_per_minute: int | None
+    ) -> bool:
+        """Set an instance's own caps (None: none of its own); False if there is no such
+        instance."""

@@ -291,6 +291,19 @@ class JobStore(AccountStore, ABC):
     async def job_stages(self, job_id: str) -> list[StageRecord]:
         """The job's stored timeline entries, oldest first (deleted with the job)."""
 
+    @abstractmethod
+    async def job_with_idempotency_key(self, key: str) -> Job | None:
+        """The job a submit with `Job.idempotency_key` `key` made, or None."""
+
+    @abstractmethod
+    async def active_jobs_of(self, submitter: str | None) -> int:
+        """How many Queued or Running jobs `submitter` has (None: jobs submitted without API
+        keys, `qrt dev`'s single user's)."""
+
+    @abstractmethod
+    async def active_jobs_in(self, instance: str) -> int:
+        """How many Queued or Running jobs instance `instance` (hub/group/project) has."""
+
 
 Part = TypeVar("Part")
 

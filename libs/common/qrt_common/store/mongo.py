@@ -684,11 +684,11 @@ class MongoStore(JobStore):
     async def get_instance(self, name: str) -> Instance | None:
         instances = self._collection("instances")
         doc = await self._retrying(partial(instances.find_one, {"_id": name}))
-        return None if doc is None else Instance(doc["_id"], _datetime(doc["created"]))
+        return None if doc is None else _instance(doc)
 
     async def list_instances(self) -> list[Instance]:
         docs = await self._find("instances", {}, [("_id", ASCENDING)])
-        return [Instance(doc["_id"], _datetime(doc["created"])) for doc in docs]
+        return [_instance(doc) for doc in docs]
 
     async def delete_instance(self, name: str) -> bool:
         instances = self._collection("instances")
@@ -805,6 +805,31 @@ class MongoStore(JobStore):
         )
         return [stage_from_dict(doc) for doc in docs]
 
+    async def set_instance_limits(
+        self, name: str, *, max_active_jobs: int | None, submits_per_minute: int | None
+    ) -> bool:
+        instances = self._collection("instances")
+        caps = {"max_active_jobs": max_active_jobs, "submits_per_minute": submits_per_minute}
+        update = partial(instances.update_one, {"_id": name}, {"$set": caps})
+        return bool((await self._retrying(update)).matched_count)
+
+    async def job_with_idempotency_key(self, key: str) -> Job | None:
+        jobs = self._collection("jobs")
+        doc = await self._retrying(partial(jobs.find_one, {"idempotency_key": key}))
+        return None if doc is None else _job_from_document(doc)
+
+    async def active_jobs_of(self, submitter: str | None) -> int:
+        return await self._count_active({"submitter": submitter})
+
+    async def active_jobs_in(self, instance: str) -> int:
+        hub, group, project = instance.split("/", 2)
+        return await self._count_active({"hub": hub, "group": group, "project": project})
+
+    async def _count_active(self, where: Document) -> int:
+        jobs = self._collection("jobs")
+        active = {"status": {"$in": [JobStatus.QUEUED.value, JobStatus.RUNNING.value]}, **where}
+        return int(await self._retrying(partial(jobs.count_documents, active)))
+
 
 def _datetime(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
@@ -819,6 +844,15 @@ def _cannot_write(error: PyMongoError) -> str | None:
         return CANNOT_WRITE_CODES.get(error.code or 0, "the write concern failed")
     code = error.code if isinstance(error, OperationFailure) else None
     return CANNOT_WRITE_CODES.get(code or 0)
+
+
+def _instance(doc: Mapping[str, Any]) -> Instance:
+    return Instance(
+        doc["_id"],
+        _datetime(doc["created"]),
+        doc.get("max_active_jobs"),
+        doc.get("submits_per_minute"),
+    )
 
 
 def _job_filter(query: JobQuery) -> Document:

@@ -28,7 +28,7 @@ from .base import Interim, JobQuery, JobStore, LogChunk, PartKey, WriteHealth
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 """The layout this code writes; the `meta` table says which layout the file holds."""
 
 _SCHEMA_1 = """
@@ -128,8 +128,14 @@ CREATE TABLE IF NOT EXISTS stages (
 ) WITHOUT ROWID;
 """
 
+_SCHEMA_7 = """
+ALTER TABLE instances ADD COLUMN max_active_jobs INTEGER;
+ALTER TABLE instances ADD COLUMN submits_per_minute INTEGER;
+"""
+
 MIGRATIONS = {
-    1: _SCHEMA_1, 2: _SCHEMA_2, 3: _SCHEMA_3, 4: _SCHEMA_4, 5: _SCHEMA_5, 6: _SCHEMA_6
+    1: _SCHEMA_1, 2: _SCHEMA_2, 3: _SCHEMA_3, 4: _SCHEMA_4, 5: _SCHEMA_5, 6: _SCHEMA_6,
+    7: _SCHEMA_7,
 }  # fmt: skip
 """Step `n` brings a file from schema `n - 1` to `n`, in one transaction."""
 
@@ -681,13 +687,13 @@ class SQLiteStore(JobStore):
         await self._insert_new(sql, args, f"instance {instance.name!r}")
 
     async def get_instance(self, name: str) -> Instance | None:
-        sql = "SELECT name, created FROM instances WHERE name = ?"
+        sql = f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE name = ?"
         rows = await self._look_up(sql, (name,))
-        return Instance(rows[0][0], datetime.fromisoformat(rows[0][1])) if rows else None
+        return _instance(rows[0]) if rows else None
 
     async def list_instances(self) -> list[Instance]:
-        rows = await self._read("SELECT name, created FROM instances ORDER BY name")
-        return [Instance(row[0], datetime.fromisoformat(row[1])) for row in rows]
+        rows = await self._read(f"SELECT {_INSTANCE_COLUMNS} FROM instances ORDER BY name")
+        return [_instance(row) for row in rows]
 
     async def delete_instance(self, name: str) -> bool:
         def delete(db: sqlite3.Connection) -> int:
@@ -767,8 +773,42 @@ class SQLiteStore(JobStore):
         names = ("attempt", "stage", "at_us", "executor_id", "detail")
         return [stage_from_dict(dict(zip(names, row, strict=True))) for row in rows]
 
+    async def set_instance_limits(
+        self, name: str, *, max_active_jobs: int | None, submits_per_minute: int | None
+    ) -> bool:
+        sql = "UPDATE instances SET max_active_jobs = ?, submits_per_minute = ? WHERE name = ?"
+        return await self._write(sql, (max_active_jobs, submits_per_minute, name)) == 1
 
+    async def job_with_idempotency_key(self, key: str) -> Job | None:
+        rows = await self._look_up("SELECT doc FROM jobs WHERE idempotency_key = ?", (key,))
+        return job_from_dict(json.loads(rows[0][0])) if rows else None
+
+    async def active_jobs_of(self, submitter: str | None) -> int:
+        # The status index narrows to the active jobs, which the caps keep few.
+        sql = (
+            "SELECT count(*) FROM jobs WHERE status IN (?, ?)"
+            " AND json_extract(doc, '$.submitter') IS ?"
+        )
+        rows = await self._look_up(sql, (*_ACTIVE, submitter))
+        return int(rows[0][0])
+
+    async def active_jobs_in(self, instance: str) -> int:
+        hub, group, project = instance.split("/", 2)
+        sql = (
+            "SELECT count(*) FROM jobs WHERE status IN (?, ?) AND hub = ? AND grp = ?"
+            " AND project = ?"
+        )
+        rows = await self._look_up(sql, (*_ACTIVE, hub, group, project))
+        return int(rows[0][0])
+
+
+_ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+_INSTANCE_COLUMNS = "name, created, max_active_jobs, submits_per_minute"
 _KEY_COLUMNS = "id, user, digest, created, expires, revoked, last_used, label"
+
+
+def _instance(row: Any) -> Instance:
+    return Instance(row[0], datetime.fromisoformat(row[1]), row[2], row[3])
 
 
 def _user(row: Any) -> User:
