@@ -217,6 +217,7 @@ class Settings(BaseSettings):
             if not _DEVICE_ADDRESS.fullmatch(address):
                 raise ValueError(f"{address!r} is no device address; write tcp://host:port,...")
         return value
+
     # Per-user limits on submits (qrt_gateway.quotas); 0 turns a limit off.
     user_submits_per_minute: int = Field(6000, ge=0)
     """Jobs one user may submit a minute, on every submit route (a token bucket per gateway

@@ -28,7 +28,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from qrt_common.errors import InvalidInput, QrtError
+from qrt_common.errors import InvalidInput, LimitReached, QrtError
 from qrt_common.jobs import Job, JobStatus, utcnow
 
 from .openapi import Parameter
@@ -139,7 +139,10 @@ def ibm_errors() -> Middleware:
             status = next((code for kind, code in STATUS_OF if isinstance(exc, kind)), 500)
             if status == 500:
                 logger.exception("request failed", extra={"path": request.path})
-            return error_response(status, str(exc), exc.field)
+            response = error_response(status, str(exc), exc.field)
+            if isinstance(exc, LimitReached):
+                response.headers["Retry-After"] = str(exc.retry_after)
+            return response
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise

@@ -249,7 +249,7 @@ _LIST_FILTERS = (
 
 ROUTES: tuple[Route, ...] = (
     Route("POST", f"{PREFIX}/jobs", create_job, "Run a V2 primitive (IBM API)", "ibm",
-          response_schema=_OBJECT, body=IbmJobRequest, errors=(400, 403, 404, 409, 413, 503),
+          response_schema=_OBJECT, body=IbmJobRequest, errors=(400, 403, 404, 409, 413, 429, 503),
           query=(CRN_PARAMETER,), description="program_id sampler or estimator; others are refused "
           "(400). Answers {id, backend}."),
     Route("GET", f"{PREFIX}/jobs", list_jobs, "List the instance's jobs (IBM API)", "ibm",
