@@ -173,3 +173,19 @@ async def test_a_device_hold_runs_out_after_the_interactive_ttl(harness):
     await device_session(h, interactive_ttl=1)
     await eventually(lambda: placed(h, ["other"]), "the device goes to another job",
                      until=lambda p: p == ["other"])  # fmt: skip
+
+
+async def test_a_session_past_its_max_ttl_cancels_its_waiting_jobs(harness):
+    h = harness
+    await h.executor("ex", capacity=1)
+    session = dataclasses.replace(await make_session(h, SessionMode.BATCH), max_ttl=1)
+    assert await h.store.replace_session(session)
+    await submit(h, "first", session.id, 0)
+    await eventually(lambda: placed(h, ["first"]), "first placed")
+    await h.report("ex", "first", EventKind.RUNNING, 1)  # the session's time starts
+    await submit(h, "waiting", session.id, 1)  # no room: it waits
+    await submit(h, "unrelated", None, 2)
+    job = await h.job_once("waiting", JobStatus.CANCELLED)
+    assert job.reason is not None and "max_ttl of 1 s" in job.reason
+    assert (await h.job("first")).status is JobStatus.RUNNING  # running jobs run to their end
+    assert (await h.job("unrelated")).status is JobStatus.QUEUED

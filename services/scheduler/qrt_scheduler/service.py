@@ -44,7 +44,7 @@ from qrt_common.metrics import (
     gauge,
     register,
 )
-from qrt_common.sessions import Session, SessionMode
+from qrt_common.sessions import Session, SessionActivity, SessionMode, expires_at
 from qrt_common.settings import Settings
 from qrt_common.store.base import JobQuery, JobStore
 from qrt_common.wire import decode, encode
@@ -246,6 +246,34 @@ class Scheduler:
         needed |= {hold.session_id for hold in self.holds.values()}
         for session_id in [s for s in self.sessions if s not in needed]:
             del self.sessions[session_id]
+
+    async def _end_expired_sessions(self) -> None:
+        """Cancel the waiting jobs of sessions past their max_ttl (IBM's rule: the session
+        ends, its queued jobs do not run; its running ones run to their end)."""
+        waiting: dict[str, list[str]] = {}
+        for submitted in self.pending:
+            if submitted.session_id is not None and self.sessions.get(submitted.session_id):
+                waiting.setdefault(submitted.session_id, []).append(submitted.job_id)
+        for session_id, job_ids in waiting.items():
+            session = self.sessions.get(session_id)
+            if session is None:
+                continue
+            activity = SessionActivity.of(await self._store.session_job_times(session_id))
+            expiry = expires_at(session, activity)
+            if expiry is None or utcnow() < expiry:
+                continue
+            reason = f"its session {session_id} reached its max_ttl of {session.max_ttl} s"
+            for job_id in job_ids:
+                # Taken out of the queue first, so no dispatch places it meanwhile.
+                if self.pending.remove(job_id) is None:
+                    continue
+                job = await self._store.get_job(job_id)
+                if job is None or job.status is not JobStatus.QUEUED:
+                    continue
+                if job.executor_id is not None or not await self.ledger.change_status(
+                    job, JobStatus.CANCELLED, reason
+                ):
+                    self.pending.add(JobSubmitted.of(job))  # placed or moved meanwhile
 
     async def _review_holds(self) -> None:
         """Let go of the devices held for sessions that ran out of time or were closed."""
@@ -565,6 +593,7 @@ class Scheduler:
             await self._reclaim(job_id, f"executor {executor_id} was lost")
         await self._reconcile(now, heard_from)
         await self._review_holds()
+        await self._end_expired_sessions()
 
     async def _reconcile(self, now: float, heard_from: float) -> None:
         """A job placed on a live executor that has not shown up in its heartbeats for a
