@@ -47,6 +47,7 @@ bench: install
 	$(BIN)/python bench/device.py
 	$(BIN)/python bench/job_process.py
 	$(BIN)/python bench/heavy_reads.py
+	$(BIN)/python bench/ibm_client.py
 
 clean:
 	rm -rf $(VENV) .qrt .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
