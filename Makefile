@@ -76,6 +76,7 @@ bench: install
 	$(BIN)/python bench/job_process.py
 	$(BIN)/python bench/heavy_reads.py
 	$(BIN)/python bench/primitives.py
+	$(BIN)/python bench/ibm_client.py
 
 clean:
 	rm -rf $(VENV) .qrt .test-output .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -44,11 +44,13 @@ def free_port() -> int:
         return port
 
 
-def start_dev(data_dir: str, capacity: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_dev(
+    data_dir: str, capacity: int, programs: Path = PROGRAMS
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {**os.environ, "QRT_EXECUTOR_CAPACITY": str(capacity), "QRT_LOG_LEVEL": "WARNING"}
     command = [sys.executable, "-m", "qrt_cli", "dev", "--port", str(port),
-               "--data-dir", data_dir, "--programs-dir", str(PROGRAMS)]  # fmt: skip
+               "--data-dir", data_dir, "--programs-dir", str(programs)]  # fmt: skip
     process = subprocess.Popen(command, env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -19,6 +19,7 @@ from qiskit_ibm_runtime import EstimatorV2, QiskitRuntimeService, SamplerV2
 from qiskit_ibm_runtime.exceptions import (
     IBMRuntimeError,
     RuntimeInvalidStateError,
+    RuntimeJobFailureError,
     RuntimeJobMaxTimeoutError,
     RuntimeJobNotFound,
 )
@@ -213,6 +214,22 @@ def test_a_refused_option_and_an_unsupported_program_raise_with_qrts_message(
         match=r"noise-learner\S* is not a primitive qrt runs: it runs \S*sampler\S*, \S*estimator",
     ):
         NoiseLearner(mode=service.backend("aer_simulator")).run([isa(circuit, backend)])
+
+
+def test_a_job_that_fails_raises_on_result_with_qrts_reason(service: QiskitRuntimeService):
+    """What the README's recipe section says of `job.result()` on a failed job: a noise model
+    Aer cannot read passes the client's checks and fails the job as it runs."""
+    backend = service.backend("aer_simulator")
+    circuit = bell()
+    circuit.measure_all()
+    sampler = SamplerV2(mode=backend)
+    sampler.options.simulator.noise_model = {"errors": "not a list of errors"}
+    job = sampler.run([isa(circuit, backend)], shots=10)
+    reason = r"options\.simulator\.noise_model: not a noise model Aer can read"
+    with pytest.raises(RuntimeJobFailureError, match=reason):
+        job.result(timeout=120)
+    assert job.status() == "ERROR" and job.errored()
+    assert "not a noise model Aer can read" in (service.job(job.job_id()).error_message() or "")
 
 
 def test_cancel_a_running_job(service: QiskitRuntimeService, dev: DevServer):
