@@ -60,15 +60,14 @@ def pss_mib(pid: int) -> float:
 
 def role(pid: int, parents: dict[int, int]) -> str:
     """What process `pid` is: its module or command, and 'job process' for the zygote's."""
-    words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    text = " ".join(word.decode(errors="replace") for word in words if word)
+    raw = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    words = [word.decode(errors="replace") for word in raw if word]
     parent = parents.get(pid)
     if parent is not None and "qrt_executor.zygote" in Path(f"/proc/{parent}/cmdline").read_text():
         return "warm job process"
-    if "-m" in text.split():
-        words = text.split()
+    if "-m" in words:
         return words[words.index("-m") + 1] + (" dev" if "dev" in words else "")
-    return text[:60]
+    return " ".join(words)[:60]
 
 
 async def _noops(url: str, jobs: int) -> None:

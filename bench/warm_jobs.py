@@ -2,7 +2,8 @@
 1000 shots through `circuit-runner` (transpile + run, as the client sends it) and through the
 `sampler` program (one pub), next to a no-op job, one job at a time through the warm pool,
 the three interleaved job by job; and the warm loop, the same transpile + run in this process
-over and over (what the job would cost with nothing set up per job).
+over and over, and the prepared loop, a pass manager built once run with Aer over and over
+(what is left with all set-up done ahead).
 
     python bench/warm_jobs.py [--jobs 60] [--rounds 3] [--baseline DIR]
 
@@ -57,10 +58,10 @@ def _params(kind: str) -> str:
         return json.dumps(
             {"circuits": _bell(), "shots": SHOTS, "seed_transpiler": 1}, cls=RuntimeEncoder
         )
-    sys.path.insert(0, str(ROOT / "bench"))
-    from primitives import client_params
+    from bench.primitives import client_params
 
-    return client_params()
+    params: str = client_params()
+    return params
 
 
 def _reaped_cpu() -> float:
@@ -142,10 +143,27 @@ def _warm_loop(runs: int) -> list[float]:
     return times[1:]
 
 
+def _prepared_loop(runs: int) -> list[float]:
+    """Seconds per run of a pass manager built once + Aer run of the Bell circuit in this
+    process: what is left of a job with all its set-up done ahead."""
+    from qiskit.transpiler import generate_preset_pass_manager
+    from qiskit_aer import AerSimulator
+
+    backend, bell = AerSimulator(), _bell()
+    manager = generate_preset_pass_manager(backend=backend, seed_transpiler=1)
+    times = []
+    for _ in range(runs + 1):
+        started = time.perf_counter()
+        backend.run(manager.run(bell), shots=SHOTS).result()
+        times.append(time.perf_counter() - started)
+    return times[1:]
+
+
 def _worker(root: Path, jobs: int) -> None:
     _use(root)
     times = asyncio.run(_jobs(root, jobs))
     times["warm loop"] = _warm_loop(jobs)
+    times["prepared loop"] = _prepared_loop(jobs)
     print(json.dumps(times))
 
 
@@ -199,6 +217,10 @@ def main() -> None:
             )
         print(
             f"    {'warm loop':15} {spread(results['warm loop'])}   (transpile + run, in process)"
+        )
+        print(
+            f"    {'prepared loop':15} {spread(results['prepared loop'])}   "
+            "(a pass manager built once: its run + Aer's, in process)"
         )
 
 
