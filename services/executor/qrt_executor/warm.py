@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -161,4 +162,10 @@ def exercise() -> list[str]:
     aer_jobs.DEFAULT_EXECUTOR.shutdown(wait=True)
     aer_jobs._reset_executor_in_child()
     # (OpenBLAS starts its threads on import, before this, and handles fork itself.)
-    return sorted(set(os.listdir("/proc/self/task")) - threads_before)
+    # A joined thread may still be listed for a moment while the kernel ends it.
+    deadline = time.monotonic() + 2.0
+    while (started := set(os.listdir("/proc/self/task")) - threads_before) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.01)
+    return sorted(started)
