@@ -209,19 +209,28 @@ async def test_what_a_job_changes_of_its_backend_reaches_no_later_job(
     assert "qrt_mutant" not in second["seen"]["basis"] and second["seen"]["shots"] == 1024
 
 
+@pytest.mark.parametrize("change", ["basis_gates", "noise_model"])
 async def test_a_changed_configuration_builds_its_own_target(
-    pool: WarmPool, programs: Path
+    pool: WarmPool, programs: Path, change: str
 ) -> None:
-    """A job that sets other basis gates on its backend transpiles to them, as with a backend
-    built fresh (the kept Target is for the configuration it was built from only)."""
+    """A job that sets other basis gates, or a noise model with its own, on its backend
+    transpiles to them, as with a backend built fresh (the kept Target is for the
+    configuration it was built from only)."""
     program = programs / "changing.py"
     program.write_text(
         textwrap.dedent(
             """
             from qiskit import transpile
+            from qiskit_aer.noise import NoiseModel, depolarizing_error
 
-            def main(backend, user_messenger, circuits):
-                backend.set_options(basis_gates=["rz", "sx", "cx", "measure"])
+            def main(backend, user_messenger, circuits, change):
+                backend.target  # the kept one, read before the change
+                if change == "basis_gates":
+                    backend.set_options(basis_gates=["rz", "sx", "cx", "measure"])
+                else:
+                    noise = NoiseModel(basis_gates=["rz", "sx", "cx"])
+                    noise.add_all_qubit_quantum_error(depolarizing_error(0.1, 1), ["sx"])
+                    backend.set_options(noise_model=noise)
                 transpiled = transpile(circuits, backend=backend, seed_transpiler=1)
                 return sorted({i.operation.name for c in transpiled for i in c.data})
             """
@@ -240,7 +249,7 @@ async def test_a_changed_configuration_builds_its_own_target(
         search_path=str(programs),
         project_dir=str(programs),
         backend="aer_simulator",
-        params=json.dumps({"circuits": sample_circuits()}, cls=RuntimeEncoder),
+        params=json.dumps({"circuits": sample_circuits(), "change": change}, cls=RuntimeEncoder),
         workdir=str(programs),
     )
     proc = await pool.acquire()

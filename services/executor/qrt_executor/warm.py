@@ -47,25 +47,25 @@ _build_target = AerBackend.target.fget
 
 
 def _configuration_of(backend: AerBackend) -> tuple[Any, ...]:
-    """What an Aer backend's Target is built from: its configuration and properties objects and
-    the options set on them (each value compared by identity: `set_options` puts new ones)."""
+    """What an Aer backend's Target is built from: its configuration and properties objects,
+    the values set on them, its options (the method, a noise model) and the basis gates it
+    derived from them."""
     return (
         backend._configuration,
         backend._properties,
         tuple(backend._options_configuration.items()),
         tuple(backend._options_properties.items()),
+        tuple(backend.options.items()),
+        tuple(getattr(backend, "_cached_basis_gates", ())),
     )
 
 
 def _same(one: tuple[Any, ...], other: tuple[Any, ...]) -> bool:
-    configuration, properties, *options = one
-    if configuration is not other[0] or properties is not other[1]:
+    # Tuples compare their items by identity first: an unchanged backend costs no `__eq__`.
+    try:
+        return bool(one == other)
+    except Exception:  # an option whose == is no truth value (an array): take it as changed
         return False
-    return all(
-        len(mine) == len(theirs)
-        and all(a is c and b is d for (a, b), (c, d) in zip(mine, theirs, strict=True))
-        for mine, theirs in zip(options, other[2:], strict=True)
-    )
 
 
 def _kept_or_built_target(backend: AerBackend) -> Any:
