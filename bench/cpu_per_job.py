@@ -14,20 +14,14 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
-
-import aiohttp
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.latency import free_port, run_one  # noqa: E402
-from bench.memory import package_roots, role, tree  # noqa: E402
+from bench.memory import dev_of, noops, parents_of, role, tree  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -41,12 +35,7 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
 
 def by_role(pid: int) -> dict[str, float]:
     pids = tree(pid)
-    parents = {
-        int(child): parent
-        for parent in pids
-        for task in os.listdir(f"/proc/{parent}/task")
-        for child in Path(f"/proc/{parent}/task/{task}/children").read_text().split()
-    }
+    parents = parents_of(pids)
     seconds: dict[str, float] = {}
     for each in pids:
         which = role(each, parents)
@@ -59,42 +48,14 @@ def by_role(pid: int) -> dict[str, float]:
     return seconds
 
 
-async def _noops(url: str, jobs: int) -> list[float]:
-    async with aiohttp.ClientSession(url) as http:
-        return [(await run_one(http, recorded=False))[0] for _ in range(jobs)]
-
-
 def measure(root: Path, jobs: int) -> tuple[dict[str, float], list[float]]:
     """Milliseconds of CPU per job by process role, and each job's latency in seconds."""
-    data_dir = tempfile.mkdtemp(prefix="qrt-bench-")
-    port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([*package_roots(root), os.environ.get("PYTHONPATH", "")]),
-        "QRT_LOG_LEVEL": "WARNING",
-    }
-    command = [sys.executable, "-m", "qrt_cli", "dev", "--port", str(port),
-               "--data-dir", data_dir, "--programs-dir", str(HERE / "programs")]  # fmt: skip
-    process = subprocess.Popen(command, env=env, cwd=data_dir)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                asyncio.run(_noops(url, 20))
-                break
-            except (OSError, aiohttp.ClientError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
+    with dev_of(root) as (process, url):
         before = by_role(process.pid)
-        latencies = asyncio.run(_noops(url, jobs))
+        latencies = asyncio.run(noops(url, jobs))
         after = by_role(process.pid)
-        per_job = {k: 1000 * (after[k] - before.get(k, 0.0)) / jobs for k in after}
-        return {k: v for k, v in per_job.items() if v > 0}, latencies
-    finally:
-        process.terminate()
-        process.wait(60)
+    per_job = {k: 1000 * (after[k] - before.get(k, 0.0)) / jobs for k in after}
+    return {k: v for k, v in per_job.items() if v > 0}, latencies
 
 
 def main() -> None:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -51,6 +53,16 @@ def tree(pid: int) -> list[int]:
     return pids
 
 
+def parents_of(pids: list[int]) -> dict[int, int]:
+    """Each child of `pids` to its parent."""
+    return {
+        int(child): pid
+        for pid in pids
+        for task in os.listdir(f"/proc/{pid}/task")
+        for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split()
+    }
+
+
 def pss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
         if line.startswith("Pss:"):
@@ -70,14 +82,15 @@ def role(pid: int, parents: dict[int, int]) -> str:
     return " ".join(words)[:60]
 
 
-async def _noops(url: str, jobs: int) -> None:
+async def noops(url: str, jobs: int) -> list[float]:
+    """Seconds each of `jobs` no-op jobs took, one at a time, on the `qrt dev` at `url`."""
     async with aiohttp.ClientSession(url) as http:
-        for _ in range(jobs):
-            await run_one(http, recorded=False)
+        return [(await run_one(http, recorded=False))[0] for _ in range(jobs)]
 
 
-def measure(root: Path) -> dict[str, list[float]]:
-    """PSS in MiB of each process of an idle `qrt dev` run from checkout `root`, by role."""
+@contextlib.contextmanager
+def dev_of(root: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A `qrt dev` of checkout `root` (its process and URL), once it ran 20 no-op jobs."""
     data_dir = tempfile.mkdtemp(prefix="qrt-bench-")
     port = free_port()
     env = {
@@ -88,32 +101,33 @@ def measure(root: Path) -> dict[str, list[float]]:
     command = [sys.executable, "-m", "qrt_cli", "dev", "--port", str(port),
                "--data-dir", data_dir, "--programs-dir", str(HERE / "programs")]  # fmt: skip
     process = subprocess.Popen(command, env=env, cwd=data_dir)
+    url = f"http://127.0.0.1:{port}"
     try:
-        url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
         while True:
             try:
-                asyncio.run(_noops(url, 5))
+                asyncio.run(noops(url, 20))
                 break
             except (OSError, aiohttp.ClientError):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
+        yield process, url
+    finally:
+        process.terminate()
+        process.wait(60)
+
+
+def measure(root: Path) -> dict[str, list[float]]:
+    """PSS in MiB of each process of an idle `qrt dev` run from checkout `root`, by role."""
+    with dev_of(root) as (process, _):
         time.sleep(3)  # the pool forks its waiting processes again
         pids = tree(process.pid)
-        parents = {
-            int(child): pid
-            for pid in pids
-            for task in os.listdir(f"/proc/{pid}/task")
-            for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split()
-        }
+        parents = parents_of(pids)
         roles: dict[str, list[float]] = {}
         for pid in pids:
             roles.setdefault(role(pid, parents), []).append(pss_mib(pid))
         return roles
-    finally:
-        process.terminate()
-        process.wait(60)
 
 
 def main() -> None:

@@ -97,9 +97,13 @@ async def pool() -> AsyncIterator[WarmPool]:
 
 
 async def in_a_job(
-    pool: WarmPool, programs: Path, backend: str, params: dict[str, Any]
-) -> dict[str, Any]:
-    """The program's result for `params`, run in a job process of `pool`, on `backend`."""
+    pool: WarmPool,
+    programs: Path,
+    backend: str,
+    params: dict[str, Any],
+    module: str = "transpiling",
+) -> Any:
+    """The result of `module` for `params`, run in a job process of `pool`, on `backend`."""
     events: list[JobEvent] = []
 
     async def send(batch: list[JobEvent]) -> None:
@@ -110,7 +114,7 @@ async def in_a_job(
     launch = Launch(
         job_id=job_id,
         kind=ProgramKind.QISKIT_RUNTIME,
-        module="transpiling",
+        module=module,
         search_path=str(programs),
         project_dir=str(programs),
         backend=backend,
@@ -126,8 +130,7 @@ async def in_a_job(
     await output.close()
     run = Run(outcome, events)
     assert outcome.status is JobStatus.COMPLETED, (outcome, run.log)
-    result: dict[str, Any] = run.results[0]
-    return result
+    return run.results[0]
 
 
 def in_a_fresh_interpreter(programs: Path, backend: str, params: dict[str, Any]) -> Any:
@@ -236,29 +239,6 @@ async def test_a_changed_configuration_builds_its_own_target(
             """
         )
     )
-    events: list[JobEvent] = []
-
-    async def send(batch: list[JobEvent]) -> None:
-        events.extend(batch)
-
-    output = JobOutput("job-changing", 1, "ex", send, max_log_bytes=1 << 20)
-    launch = Launch(
-        job_id="job-changing",
-        kind=ProgramKind.QISKIT_RUNTIME,
-        module="changing",
-        search_path=str(programs),
-        project_dir=str(programs),
-        backend="aer_simulator",
-        params=json.dumps({"circuits": sample_circuits(), "change": change}, cls=RuntimeEncoder),
-        workdir=str(programs),
-    )
-    proc = await pool.acquire()
-    stop: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    try:
-        outcome = await run_job(proc, launch, output, time_limit=300, stop=stop)
-    finally:
-        proc.close()
-    await output.close()
-    run = Run(outcome, events)
-    assert outcome.status is JobStatus.COMPLETED, (outcome, run.log)
-    assert set(run.results[0]) <= {"rz", "sx", "cx", "measure", "barrier"}
+    params = {"circuits": sample_circuits(), "change": change}
+    names = await in_a_job(pool, programs, "aer_simulator", params, module="changing")
+    assert set(names) <= {"rz", "sx", "cx", "measure", "barrier"}
