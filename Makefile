@@ -77,6 +77,9 @@ bench: install
 	$(BIN)/python bench/heavy_reads.py
 	$(BIN)/python bench/primitives.py
 	$(BIN)/python bench/ibm_client.py
+	$(BIN)/python bench/warm_jobs.py
+	$(BIN)/python bench/cpu_per_job.py
+	$(BIN)/python bench/memory.py
 
 clean:
 	rm -rf $(VENV) .qrt .test-output .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -67,6 +67,20 @@ def layered(version: int, qubits: int = 20, layers: int = 20) -> str:
     return "\n".join(lines) + "\n"
 
 
+def interleaved(actions: list[Any], runs: int) -> list[list[float]]:
+    """Seconds of each of `actions`, run in turn (A B A B ...) so both see the same load."""
+    for _ in range(min(10, runs)):
+        for action in actions:
+            action()  # warm up
+    times: list[list[float]] = [[] for _ in actions]
+    for _ in range(runs):
+        for action, kept in zip(actions, times, strict=True):
+            start = time.perf_counter()
+            action()
+            kept.append(time.perf_counter() - start)
+    return times
+
+
 def timed(action, runs: int) -> list[float]:
     for _ in range(min(10, runs)):
         action()  # warm up
@@ -87,7 +101,8 @@ def start_device(config: str) -> tuple[subprocess.Popen[bytes], str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "qrt_cli", *command],
         cwd=ROOT,
-        env={**os.environ, "QRT_LOG_LEVEL": "WARNING"},
+        # Its health and metrics on a free port: another device may hold the default one.
+        env={**os.environ, "QRT_LOG_LEVEL": "WARNING", "QRT_OPS_PORT": "0"},
     )
     client = DeviceClient(rep, timeout=60)
     client.request(Command.GET_STATIC, str(uuid.uuid4()))  # waits until it answers
@@ -95,7 +110,9 @@ def start_device(config: str) -> tuple[subprocess.Popen[bytes], str]:
     return process, rep
 
 
-def round_trips(rep: str, runs: int) -> list[float]:
+def round_trips(rep: str, runs: int, direct: Any) -> tuple[list[float], list[float]]:
+    """Seconds of initialize + execute + terminate of the GHZ on the device at `rep`, and of
+    `direct` (Aer called here), interleaved."""
     client = DeviceClient(rep, timeout=30)
     job_ids = iter(range(1, 10**9))
 
@@ -107,7 +124,8 @@ def round_trips(rep: str, runs: int) -> list[float]:
         client.request(Command.TERMINATE, session_id)
 
     try:
-        return timed(session, runs)
+        device_times, direct_times = interleaved([session, direct], runs)
+        return device_times, direct_times
     finally:
         client.close()
 
@@ -210,7 +228,7 @@ def main() -> None:
     density = AerSimulator(method="density_matrix")
     ideal = AerSimulator()
 
-    print(f"5-qubit GHZ, 1000 shots, {args.runs} runs each")
+    print(f"5-qubit GHZ, 1000 shots, {args.runs} runs each, device and Aer in turn")
 
     def noisy() -> None:
         density.run(circuit, shots=1000, noise_model=noise).result()
@@ -224,11 +242,10 @@ def main() -> None:
     ]:
         process, rep = start_device(device_config)
         try:
-            device_times = round_trips(rep, args.runs)
+            device_times, aer_times = round_trips(rep, args.runs, direct)
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(30)
-        aer_times = timed(direct, args.runs)
         print(summary(f"  {label}: device initialize+execute+terminate", device_times))
         print(summary(f"  {label}: Aer directly", aer_times))
         overhead = (percentile(device_times, 50) - percentile(aer_times, 50)) * 1000

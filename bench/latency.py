@@ -33,7 +33,8 @@ def percentile(values: list[float], q: float) -> float:
 
 def summary(name: str, seconds: list[float]) -> str:
     ms = [s * 1000 for s in seconds]
-    return (f"{name:<44} p50 {percentile(ms, 50):7.1f} ms   p99 {percentile(ms, 99):7.1f} ms"
+    return (f"{name:<44} p50 {percentile(ms, 50):7.1f} ms ({percentile(ms, 25):.1f}-"
+            f"{percentile(ms, 75):.1f})   p99 {percentile(ms, 99):7.1f} ms"
             f"   mean {statistics.fmean(ms):7.1f} ms   (n={len(ms)})")  # fmt: skip
 
 

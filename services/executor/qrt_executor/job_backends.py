@@ -32,6 +32,11 @@ def build_simulators() -> None:
         _simulators[name] = AerSimulator(**options)
 
 
+def prebuilt_simulators() -> dict[str, Any]:
+    """The simulators `build_simulators` built that no job took yet, by backend name."""
+    return dict(_simulators)
+
+
 def report_usage_to(messenger: UserMessenger) -> None:
     """Send what every backend of this process runs to `messenger`'s executor."""
     _usage[:] = [messenger]

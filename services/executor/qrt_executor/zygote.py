@@ -144,11 +144,14 @@ def serve(channel: socket.socket, parent: int) -> None:
     for name in PRELOAD:
         importlib.import_module(name)
     from qrt_common import device_protocol, wire
-    from qrt_executor import child, job_backends, job_protocol, seccomp
+    from qrt_executor import child, job_backends, job_protocol, seccomp, warm
 
     wire.prepare([*job_protocol.MESSAGES, *device_protocol.CLIENT_MESSAGES])
     seccomp.prepare()
     job_backends.build_simulators()
+    warm.warm_targets(job_backends.prebuilt_simulators())
+    if threads := warm.exercise():
+        print(f"[qrt] the zygote forks with threads started warming up: {threads}", file=sys.stderr)
     child.prepare_output()
     # Objects created so far are never collected: children then share their memory pages
     # instead of copying them when the collector touches them.

@@ -1,0 +1,244 @@
+"""Job processes forked from a warmed zygote (Targets kept, Qiskit and Aer exercised ahead,
+`qrt_executor.warm`) transpile exactly as a fresh interpreter does, and what one job changes
+of its backend reaches no other job."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from qiskit import QuantumCircuit
+from qiskit_ibm_runtime import RuntimeEncoder
+
+from qrt_common.backends import SIMULATORS
+from qrt_common.jobs import JobStatus
+from qrt_common.messages import JobEvent
+from qrt_common.programs import ProgramKind
+from qrt_executor.job_protocol import Launch
+from qrt_executor.pool import WarmPool
+from qrt_executor.runner import JobOutput, run_job
+from qrt_executor.warm import sample_circuits
+from tests.support.executors import Run
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+PROGRAM = textwrap.dedent(
+    '''
+    """Transpiles as circuit-runner does; returns each circuit as OpenQASM 3 with its layout,
+    and what the backend looked like before the job changed it (when asked to)."""
+    import json
+    import sys
+
+    from qiskit import qasm3, transpile
+
+
+    def describe(circuit):
+        layout = circuit.layout.final_index_layout() if circuit.layout is not None else None
+        return [qasm3.dumps(circuit), layout]
+
+
+    def main(backend, user_messenger, circuits, seed_transpiler=None,
+             optimization_level=None, transpiler_options=None, mutate=False):
+        seen = {
+            "basis": sorted(backend.target.operation_names),
+            "shots": backend.options.shots,
+        }
+        transpiled = transpile(
+            circuits,
+            backend=backend,
+            seed_transpiler=seed_transpiler,
+            optimization_level=optimization_level,
+            **(transpiler_options or {}),
+        )
+        if mutate:
+            # What a careless program might do to the backend it was given.
+            backend.set_options(shots=7, basis_gates=["rz", "sx", "cx", "measure"])
+            from qiskit.circuit import Gate
+
+            backend.target.add_instruction(Gate("qrt_mutant", 1, []), name="qrt_mutant")
+        return {"circuits": [describe(c) for c in transpiled], "seen": seen}
+
+
+    if __name__ == "__main__":
+        # A fresh interpreter: the same transpile on a backend built the usual way.
+        from qiskit_aer import AerSimulator
+        from qiskit_ibm_runtime import RuntimeDecoder, RuntimeEncoder
+
+        options, params = json.loads(sys.argv[1]), json.loads(sys.argv[2], cls=RuntimeDecoder)
+        print(json.dumps(main(AerSimulator(**options), None, **params), cls=RuntimeEncoder))
+    '''
+)
+
+
+@pytest.fixture(scope="module")
+def programs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    where = tmp_path_factory.mktemp("programs")
+    (where / "transpiling.py").write_text(PROGRAM)
+    return where
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def pool() -> AsyncIterator[WarmPool]:
+    warm = WarmPool(2)
+    await warm.start()
+    try:
+        yield warm
+    finally:
+        await warm.close()
+
+
+async def in_a_job(
+    pool: WarmPool,
+    programs: Path,
+    backend: str,
+    params: dict[str, Any],
+    module: str = "transpiling",
+) -> Any:
+    """The result of `module` for `params`, run in a job process of `pool`, on `backend`."""
+    events: list[JobEvent] = []
+
+    async def send(batch: list[JobEvent]) -> None:
+        events.extend(batch)
+
+    job_id = f"job-{uuid.uuid4().hex[:8]}"
+    output = JobOutput(job_id, 1, "ex", send, max_log_bytes=1 << 20)
+    launch = Launch(
+        job_id=job_id,
+        kind=ProgramKind.QISKIT_RUNTIME,
+        module=module,
+        search_path=str(programs),
+        project_dir=str(programs),
+        backend=backend,
+        params=json.dumps(params, cls=RuntimeEncoder),
+        workdir=str(programs),
+    )
+    proc = await pool.acquire()
+    stop: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    try:
+        outcome = await run_job(proc, launch, output, time_limit=300, stop=stop)
+    finally:
+        proc.close()
+    await output.close()
+    run = Run(outcome, events)
+    assert outcome.status is JobStatus.COMPLETED, (outcome, run.log)
+    return run.results[0]
+
+
+def in_a_fresh_interpreter(programs: Path, backend: str, params: dict[str, Any]) -> Any:
+    """The program's result for `params` in a new Python process, on `AerSimulator(...)`."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(programs / "transpiling.py"),
+            json.dumps(SIMULATORS[backend]),
+            json.dumps(params, cls=RuntimeEncoder),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+def _line(width: int) -> list[list[int]]:
+    return [[qubit, qubit + 1] for qubit in range(width - 1)]
+
+
+CASES = [
+    # (backend, transpile's arguments): every level, two seeds, the default level (None: 2),
+    # and options that change the pass manager (a coupling map with routing, a basis, a layout).
+    *[
+        ("aer_simulator", {"optimization_level": level, "seed_transpiler": seed})
+        for level in (0, 1, 2, 3)
+        for seed in (7, 1234)
+    ],
+    ("aer_simulator", {"seed_transpiler": 11}),
+    ("aer_simulator_statevector", {"optimization_level": 2, "seed_transpiler": 5}),
+    (
+        "aer_simulator",
+        {
+            "optimization_level": 3,
+            "seed_transpiler": 3,
+            "transpiler_options": {"coupling_map": _line(6), "basis_gates": ["rz", "sx", "cx"]},
+        },
+    ),
+    (
+        "aer_simulator",
+        {
+            "optimization_level": 1,
+            "seed_transpiler": 9,
+            "transpiler_options": {"layout_method": "sabre"},
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(("backend", "arguments"), CASES)
+async def test_a_warm_job_process_transpiles_as_a_fresh_interpreter(
+    pool: WarmPool, programs: Path, backend: str, arguments: dict[str, Any]
+) -> None:
+    circuits = sample_circuits()
+    wide = QuantumCircuit(6)
+    wide.h(0)
+    for qubit in range(5):
+        wide.cx(0, qubit + 1)
+    wide.cx(5, 2)
+    wide.measure_all()
+    params = {"circuits": [*circuits, wide], **arguments}
+    warm, cold = await asyncio.gather(
+        in_a_job(pool, programs, backend, params),
+        asyncio.to_thread(in_a_fresh_interpreter, programs, backend, params),
+    )
+    assert warm == cold
+
+
+async def test_what_a_job_changes_of_its_backend_reaches_no_later_job(
+    pool: WarmPool, programs: Path
+) -> None:
+    params = {"circuits": sample_circuits(), "seed_transpiler": 1, "optimization_level": 2}
+    first = await in_a_job(pool, programs, "aer_simulator", {**params, "mutate": True})
+    second = await in_a_job(pool, programs, "aer_simulator", params)
+    assert first == second
+    assert "qrt_mutant" not in second["seen"]["basis"] and second["seen"]["shots"] == 1024
+
+
+@pytest.mark.parametrize("change", ["basis_gates", "noise_model"])
+async def test_a_changed_configuration_builds_its_own_target(
+    pool: WarmPool, programs: Path, change: str
+) -> None:
+    """A job that sets other basis gates, or a noise model with its own, on its backend
+    transpiles to them, as with a backend built fresh (the kept Target is for the
+    configuration it was built from only)."""
+    program = programs / "changing.py"
+    program.write_text(
+        textwrap.dedent(
+            """
+            from qiskit import transpile
+            from qiskit_aer.noise import NoiseModel, depolarizing_error
+
+            def main(backend, user_messenger, circuits, change):
+                backend.target  # the kept one, read before the change
+                if change == "basis_gates":
+                    backend.set_options(basis_gates=["rz", "sx", "cx", "measure"])
+                else:
+                    noise = NoiseModel(basis_gates=["rz", "sx", "cx"])
+                    noise.add_all_qubit_quantum_error(depolarizing_error(0.1, 1), ["sx"])
+                    backend.set_options(noise_model=noise)
+                transpiled = transpile(circuits, backend=backend, seed_transpiler=1)
+                return sorted({i.operation.name for c in transpiled for i in c.data})
+            """
+        )
+    )
+    params = {"circuits": sample_circuits(), "change": change}
+    names = await in_a_job(pool, programs, "aer_simulator", params, module="changing")
+    assert set(names) <= {"rz", "sx", "cx", "measure", "barrier"}
