@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from qiskit_ibm_runtime import RuntimeDecoder
-
 from qrt_client import JobEnded
+from qrt_client.codec import decode
 
 from . import exits, follow, render
 from .remote import Context, UsageError
@@ -80,7 +78,7 @@ def params_of(text: str | None) -> dict[str, Any]:
         except OSError as exc:
             raise UsageError(f"cannot read params from {source}: {exc.strerror}") from None
     try:
-        params = json.loads(text, cls=RuntimeDecoder)
+        params = decode(text)
     except ValueError as exc:
         raise UsageError(f"{source} is not JSON: {exc}") from None
     if not isinstance(params, dict):

@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from qiskit_ibm_runtime import RuntimeEncoder
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -39,6 +38,10 @@ def plain(value: Any) -> Any:
 
 def to_json(value: Any, indent: int | None = 2) -> str:
     """`value` as JSON text, results encoded as the platform encodes them (RuntimeEncoder)."""
+    # Imported on first use: importing qiskit_ibm_runtime takes seconds, which every `qrt`
+    # command and every service's start would pay otherwise.
+    from qiskit_ibm_runtime import RuntimeEncoder
+
     return json.dumps(plain(value), cls=RuntimeEncoder, indent=indent, ensure_ascii=False)
 
 

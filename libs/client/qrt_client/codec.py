@@ -11,17 +11,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from qiskit_ibm_runtime import RuntimeDecoder, RuntimeEncoder
-
 
 def encode_params(params: Mapping[str, Any] | None) -> list[str]:
     """`params` as the test server takes them: a list holding one RuntimeEncoder JSON text, so
     circuits, numpy arrays and complex numbers reach the program as they were."""
+    # Imported on first use: importing qiskit_ibm_runtime takes seconds, which every `qrt`
+    # command and every service's start would pay otherwise.
+    from qiskit_ibm_runtime import RuntimeEncoder
+
     return [json.dumps(dict(params or {}), cls=RuntimeEncoder)]
 
 
 def decode(text: str) -> Any:
     """A result or interim result (RuntimeEncoder JSON text) as the Python value it encodes."""
+    from qiskit_ibm_runtime import RuntimeDecoder  # on first use, as in `encode_params`
+
     return json.loads(text, cls=RuntimeDecoder)
 
 

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from .aio import AsyncClient, AsyncJob, AsyncPrograms
 from .models import Backend, Event, JobInfo, JobPage, Program
-from .transport import DEFAULT_RETRIES
+from .transport import DEFAULT_RETRIES, FIRST_PAUSE
 
 T = TypeVar("T")
 
@@ -144,8 +144,8 @@ class Programs:
 
 class Client:
     """The platform at `url`, as `key` (sent as `Authorization: Bearer <key>`); see
-    `AsyncClient` for `timeout` and `retries`. Use it as a context manager, or call
-    `close()`."""
+    `AsyncClient` for `timeout`, `retries` and `first_pause`. Use it as a context manager, or
+    call `close()`."""
 
     def __init__(
         self,
@@ -154,9 +154,12 @@ class Client:
         *,
         timeout: float = 30.0,
         retries: int = DEFAULT_RETRIES,
+        first_pause: float = FIRST_PAUSE,
     ) -> None:
         self._loop = _Loop()
-        self._client = AsyncClient(url, key, timeout=timeout, retries=retries)
+        self._client = AsyncClient(
+            url, key, timeout=timeout, retries=retries, first_pause=first_pause
+        )
         self.programs = Programs(self._loop, self._client.programs)
 
     @property
