@@ -15,6 +15,7 @@ import pytest_asyncio
 
 from qrt_cli.dev import Platform
 from qrt_executor.pool import WarmPool
+from tests.support.dev import DevServer, serving
 from tests.support.mesh import RABBITMQ_URL, Mesh, PrivateBroker
 from tests.support.platform import make_settings
 from tests.support.programs import merge_programs
@@ -34,6 +35,16 @@ async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pl
         yield running
     finally:
         await running.stop()
+
+
+@pytest.fixture(scope="session")
+def qrt_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+    """One `qrt dev` (a subprocess, as a user runs it) for the whole session, shared by the
+    client, CLI, README and walkthrough tests: none restarts or reconfigures it, and each tells
+    its own jobs apart (by id or a tag of its own). A test that needs a fresh one starts a
+    `DevServer` of its own."""
+    with serving(tmp_path_factory.mktemp("qrt-dev")) as server:
+        yield server
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -3,6 +3,7 @@ print for people and for scripts (`--output json`), their exit codes, and their 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -18,9 +19,10 @@ from typing import Any
 import httpx
 import pytest
 
-from qrt_cli import exits
+from qrt_cli import exits, remote
 from qrt_cli.main import main
-from tests.support.dev import DevServer, serving
+from qrt_client import AsyncClient
+from tests.support.dev import DevServer
 from tests.support.mesh import free_port
 from tests.support.programs import ROOT, merge_programs
 from tests.support.proxies import FlakyProxy
@@ -45,11 +47,10 @@ class Ran:
 Qrt = Callable[..., Ran]
 
 
-@pytest.fixture(scope="module")
-def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
-    root = tmp_path_factory.mktemp("cli-client")
-    with serving(root) as server:
-        yield server
+@pytest.fixture
+def dev(qrt_dev: DevServer) -> DevServer:
+    """The session's `qrt dev`."""
+    return qrt_dev
 
 
 @pytest.fixture
@@ -63,8 +64,10 @@ def config_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def run(config_home: Path, capsys: pytest.CaptureFixture[str]) -> Qrt:
-    """`qrt ARGS...` in this process, as the shell runs it: its exit code, stdout and stderr."""
+def run(config_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch) -> Qrt:
+    """`qrt ARGS...` in this process, as the shell runs it: its exit code, stdout and stderr.
+    Its client retries as often as by default, but without the seconds of backoff."""
+    monkeypatch.setattr(remote, "AsyncClient", functools.partial(AsyncClient, first_pause=0.001))
 
     def qrt(*argv: str) -> Ran:
         capsys.readouterr()
@@ -276,14 +279,19 @@ def test_the_platforms_refusals_are_one_line_with_detail_and_field(qrt: Qrt):
     assert qrt("jobs", "frobnicate").code == exits.USAGE
 
 
-def test_connection_refused_names_the_url_in_one_line(config_home: Path):
+def test_connection_refused_names_the_url_in_one_line(run: Qrt, config_home: Path, monkeypatch):
     url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("QRT_URL", url)
+    message = f"qrt: cannot reach {url}: All connection attempts failed"
+    ran = run("jobs", "list")  # retried, then given up
+    assert ran.code == exits.UNREACHABLE and ran.err.strip() == message
+    # The same in a process of its own (a cancel is not retried: it fails at once).
     env = {**os.environ, "QRT_URL": url}
     done = subprocess.run(
-        [*QRT, "jobs", "list"], env=env, capture_output=True, text=True, timeout=120
+        [*QRT, "jobs", "cancel", "some-job"], env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == exits.UNREACHABLE
-    assert done.stderr.strip() == f"qrt: cannot reach {url}: All connection attempts failed"
+    assert done.stderr.strip() == message
 
 
 @pytest.fixture(scope="module")

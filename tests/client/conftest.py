@@ -1,4 +1,4 @@
-"""One `qrt dev` (a subprocess, as a user runs it) for every client test."""
+"""The client tests talk to the session's `qrt dev` (`qrt_dev`, tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from qrt_client import Client
-from tests.support.dev import DevServer, serving
-
-
-@pytest.fixture(scope="session")
-def qrt_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
-    root = tmp_path_factory.mktemp("client")
-    with serving(root) as server:
-        yield server
+from tests.support.dev import DevServer
 
 
 @pytest.fixture

@@ -9,15 +9,18 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import pytest_asyncio
 import zmq
 import zmq.asyncio
 
 from qrt_common.errors import DeviceConfigError
 from qrt_device.calibration import Calibration
 from qrt_device.config import DeviceConfig, load_config
+from qrt_device.service import Device
 from tests.support.device_clients import Client, Subscriber, running
 from tests.support.device_schemas import check_reply
 from tests.support.waiting import eventually
@@ -219,13 +222,24 @@ REJECTIONS = [
 ]
 
 
-@pytest.mark.parametrize(("circuit", "shots", "rule", "line", "fragment"), REJECTIONS)
-async def test_every_rejection_names_rule_and_line(circuit, shots, rule, line, fragment):
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def strict_device() -> AsyncIterator[tuple[Device, zmq.asyncio.Context]]:
+    """One device for every rejection case: each runs in a session of its own, which it ends."""
     async with running(
         noise=False, pgs=[p for p in DeviceConfig().pgs if p != "Rn"], max_dynamic_work=2**20
-    ) as (device, context):
-        client = Client(context, device.rep_endpoint)
-        await client.call("initialize")
+    ) as started:
+        yield started
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize(("circuit", "shots", "rule", "line", "fragment"), REJECTIONS)
+async def test_every_rejection_names_rule_and_line(
+    strict_device, circuit, shots, rule, line, fragment
+):
+    device, context = strict_device
+    client = Client(context, device.rep_endpoint)
+    assert (await client.call("initialize"))["status"] == "success"
+    try:
         reply = await client.execute(circuit, shots=shots)
         assert reply["status"] == "failure"
         message = reply["payload"]["error_msg"]
@@ -233,6 +247,8 @@ async def test_every_rejection_names_rule_and_line(circuit, shots, rule, line, f
         assert message.startswith(f"circuit rejected by rule '{rule}'{where}: "), message
         assert fragment in message
         assert (await client.execute(GHZ, shots=3))["status"] == "success"
+    finally:
+        await client.call("terminate")
 
 
 async def test_limits_of_the_device():

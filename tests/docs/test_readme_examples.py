@@ -7,12 +7,11 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.dev import DevServer, serving
+from tests.support.dev import DevServer
 from tests.support.programs import ROOT
 
 README = (ROOT / "README.md").read_text()
@@ -29,11 +28,10 @@ SHELL_EXAMPLES = re.findall(r"```sh\n(.*?)```", COMMAND_LINE, re.S)
 ADDRESS = "http://127.0.0.1:8000"
 
 
-@pytest.fixture(scope="module")
-def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
-    root = tmp_path_factory.mktemp("readme")
-    with serving(root) as server:
-        yield server
+@pytest.fixture
+def dev(qrt_dev: DevServer) -> DevServer:
+    """The session's `qrt dev`."""
+    return qrt_dev
 
 
 def test_the_readme_has_python_examples_that_use_the_client():

@@ -51,6 +51,10 @@ async def test_200_jobs_spread_over_3_executors(mesh: Mesh):
     mesh.scheduler()
     executors = [mesh.executor(capacity=4) for _ in range(3)]
     url = mesh.gateway()
+    # Every executor is up before the jobs come: one still starting on a loaded machine could
+    # see the 200 short jobs done by the others.
+    for name in executors:
+        mesh.wait_until_up(name)
     async with aiohttp.ClientSession(base_url=url) as http:
         gate = asyncio.Semaphore(16)
 

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from qrt_cli.dev import Platform
 from qrt_common.metrics import serve_operations
-from tests.support.platform import make_settings, submit, wait_for
-from tests.support.programs import merge_programs
+from tests.support.platform import submit, wait_for
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -33,15 +29,12 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-@pytest.fixture
-async def platform(tmp_path: Path) -> AsyncIterator[Platform]:
-    running = await Platform.start(make_settings(tmp_path, merge_programs(tmp_path / "programs")))
-    try:
-        yield running
-    finally:
-        await running.stop()
+on_the_modules_loop = pytest.mark.asyncio(loop_scope="module")
+"""Of the tests on the module's platform (tests/conftest.py `platform`): each reads what its own
+jobs changed, as differences between two scrapes."""
 
 
+@on_the_modules_loop
 async def test_the_platform_counts_requests_jobs_and_executors(platform: Platform):
     async with aiohttp.ClientSession(base_url=platform.url) as http:
         before = await scrape(http)
@@ -122,6 +115,7 @@ def test_device_calibration_is_exported_as_the_protocol_maps_it():
     }
 
 
+@on_the_modules_loop
 async def test_circuits_and_shots_run_by_job_processes_are_counted(platform: Platform):
     async with aiohttp.ClientSession(base_url=platform.url) as http:
         before = await scrape(http)

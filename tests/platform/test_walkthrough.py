@@ -18,17 +18,18 @@ from tests.support.programs import merge_programs, write_program
 
 
 @pytest.fixture
-def dev(tmp_path: Path) -> Iterator[DevServer]:
+def own_dev(tmp_path: Path) -> Iterator[DevServer]:
+    """A `qrt dev` of the test's own, to restart."""
     server = DevServer(tmp_path / "data", merge_programs(tmp_path / "programs"))
     server.start()
     yield server
-    if server.process is not None and server.process.poll() is None:
-        server.stop(signal.SIGKILL)
+    server.kill()
 
 
 @pytest.fixture
-async def http(dev: DevServer) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(base_url=dev.url) as session:
+async def http(qrt_dev: DevServer) -> AsyncIterator[aiohttp.ClientSession]:
+    """To the session's `qrt dev`."""
+    async with aiohttp.ClientSession(base_url=qrt_dev.url) as session:
         yield session
 
 
@@ -71,16 +72,18 @@ async def test_seed_walkthrough(http: aiohttp.ClientSession):
     assert (await wait_for(http, long_job, timeout=10))["status"] == "Cancelled"
 
 
-async def test_a_program_is_added_without_a_restart(dev: DevServer, http):
+async def test_a_program_is_added_without_a_restart(qrt_dev: DevServer, http):
     source = (
         "def main(backend, messenger, name):\n"
         "    messenger.publish(f'hello {name}')\n"
         "    return {'greeted': name, 'backend': backend.name}\n"
     )
-    write_program(dev.programs_dir, "greeter", {"name": "greeter", "description": "Hi."}, source)
+    write_program(
+        qrt_dev.programs_dir, "greeter", {"name": "greeter", "description": "Hi."}, source
+    )
     async with http.get("/programs/greeter") as response:
         assert response.status == 404
-    ini = dev.programs_dir / "programs.ini"
+    ini = qrt_dev.programs_dir / "programs.ini"
     ini.write_text(ini.read_text() + "greeter=greeter.greeter\n")
     async with http.get("/programs/greeter") as response:
         assert response.status == 200
@@ -99,8 +102,8 @@ async def test_a_program_is_added_without_a_restart(dev: DevServer, http):
         assert json.loads(await response.json()) == {"greeted": "Ada", "backend": "aer_simulator"}
 
 
-async def test_jobs_logs_and_results_survive_a_restart(dev: DevServer):
-    async with aiohttp.ClientSession(base_url=dev.url) as http:
+async def test_jobs_logs_and_results_survive_a_restart(own_dev: DevServer):
+    async with aiohttp.ClientSession(base_url=own_dev.url) as http:
         body = {"programId": "hello-quantum", "params": {"greeting": "persist me"}}
         async with http.post("/jobs", json=body) as response:
             done_id = (await response.json())["id"]
@@ -113,10 +116,10 @@ async def test_jobs_logs_and_results_survive_a_restart(dev: DevServer):
             cut_id = (await response.json())["id"]
         await wait_for(http, cut_id, {"Running"})
 
-    assert dev.stop(signal.SIGTERM) == 0
-    dev.start()
+    assert own_dev.stop(signal.SIGTERM) == 0
+    own_dev.start()
 
-    async with aiohttp.ClientSession(base_url=dev.url) as http:
+    async with aiohttp.ClientSession(base_url=own_dev.url) as http:
         assert await wait_for(http, done_id) == done
         assert await logs_of(http, done_id) == done_log
         async with http.get(f"/jobs/{done_id}/results") as response:

@@ -24,7 +24,7 @@ from .errors import ApiError, JobCancelled, JobEnded, JobFailed
 from .models import Backend, Event, JobInfo, JobPage, Program
 from .polling import poll_until
 from .services import AsyncServices
-from .transport import DEFAULT_RETRIES, Transport
+from .transport import DEFAULT_RETRIES, FIRST_PAUSE, Transport
 
 
 class AsyncJob:
@@ -226,7 +226,8 @@ class AsyncClient:
     call `aclose()`.
 
     `timeout` is seconds per HTTP request; `retries` how often a call that is safe to repeat (a
-    read, a submit with its Idempotency-Key) is tried again after a connection failure or a 503.
+    read, a submit with its Idempotency-Key) is tried again after a connection failure or a 503;
+    `first_pause` the seconds before the first retry (the pause doubles, up to 4 s).
     """
 
     def __init__(
@@ -237,8 +238,11 @@ class AsyncClient:
         timeout: float = 30.0,
         retries: int = DEFAULT_RETRIES,
         transport: httpx.AsyncBaseTransport | None = None,
+        first_pause: float = FIRST_PAUSE,
     ) -> None:
-        self._transport = Transport(url, key, timeout=timeout, retries=retries, transport=transport)
+        self._transport = Transport(
+            url, key, timeout=timeout, retries=retries, transport=transport, first_pause=first_pause
+        )
         self.programs = AsyncPrograms(self._transport)
         self.services = AsyncServices(self._transport)
         """PlanQK's Service API: executions of every program."""

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from .aio import AsyncClient, AsyncJob, AsyncPrograms
 from .models import Backend, Event, Execution, JobInfo, JobPage, Program
 from .services import AsyncServices
-from .transport import DEFAULT_RETRIES
+from .transport import DEFAULT_RETRIES, FIRST_PAUSE
 
 T = TypeVar("T")
 
@@ -196,8 +196,8 @@ class Services:
 
 class Client:
     """The platform at `url`, as `key` (sent as `Authorization: Bearer <key>`); see
-    `AsyncClient` for `timeout` and `retries`. Use it as a context manager, or call
-    `close()`."""
+    `AsyncClient` for `timeout`, `retries` and `first_pause`. Use it as a context manager, or
+    call `close()`."""
 
     def __init__(
         self,
@@ -206,9 +206,12 @@ class Client:
         *,
         timeout: float = 30.0,
         retries: int = DEFAULT_RETRIES,
+        first_pause: float = FIRST_PAUSE,
     ) -> None:
         self._loop = _Loop()
-        self._client = AsyncClient(url, key, timeout=timeout, retries=retries)
+        self._client = AsyncClient(
+            url, key, timeout=timeout, retries=retries, first_pause=first_pause
+        )
         self.programs = Programs(self._loop, self._client.programs)
         self.services = Services(self._loop, self._client.services)
 

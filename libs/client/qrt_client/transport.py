@@ -19,10 +19,10 @@ FIRST_PAUSE, LONGEST_PAUSE = 0.25, 4.0
 """Seconds before the first retry; the pause doubles up to the longest (with jitter)."""
 
 
-def backoff(retry: int) -> float:
-    """Seconds to wait before retry number `retry` (from 0): doubling, capped, with up to a
-    quarter of jitter so that many clients do not come back at once."""
-    pause = min(FIRST_PAUSE * 2.0**retry, LONGEST_PAUSE)
+def backoff(retry: int, first_pause: float = FIRST_PAUSE) -> float:
+    """Seconds to wait before retry number `retry` (from 0): `first_pause`, doubling, capped,
+    with up to a quarter of jitter so that many clients do not come back at once."""
+    pause = min(first_pause * 2.0**retry, LONGEST_PAUSE)
     return pause * (1 - random.random() / 4)
 
 
@@ -37,10 +37,11 @@ class Transport:
         timeout: float = 30.0,
         retries: int = DEFAULT_RETRIES,
         transport: httpx.AsyncBaseTransport | None = None,
+        first_pause: float = FIRST_PAUSE,
     ) -> None:
         self.url = url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self.retries = retries
+        self.retries, self.first_pause = retries, first_pause
         self.http = httpx.AsyncClient(
             base_url=self.url, headers=self.headers, timeout=timeout, transport=transport
         )
@@ -63,7 +64,7 @@ class Transport:
     ) -> httpx.Response:
         """The answer to one request; raises ApiError (a subclass per status) for an error
         answer, TransportError when the platform cannot be reached. With `retry`, connection
-        failures and 503 are tried again (`retries` times, with `backoff`)."""
+        failures and 503 are tried again (`retries` times, with `backoff` from `first_pause`)."""
         for attempt in range(self.retries + 1):
             last = not retry or attempt == self.retries
             try:
@@ -80,7 +81,7 @@ class Transport:
                     raise _error_of(response)
                 else:
                     return response
-            await asyncio.sleep(backoff(attempt))
+            await asyncio.sleep(backoff(attempt, self.first_pause))
         raise AssertionError("unreachable")  # the last attempt returns or raises
 
     async def close(self) -> None:
