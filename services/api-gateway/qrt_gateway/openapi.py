@@ -150,8 +150,16 @@ def openapi_document(routes: Sequence[Route], *, title: str, version: str) -> di
         list(dict.fromkeys(models)), by_alias=True, ref_template="#/components/schemas/{model}"
     )
     paths: dict[str, dict[str, Any]] = {}
+    operation_ids: set[str] = set()
     for route in routes:
-        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
+        operation = _operation(route)
+        if operation["operationId"] in operation_ids:
+            # Two APIs name their handlers alike (`get_job` of the test server's and IBM's):
+            # the later one is told apart by its module, as OpenAPI wants ids unique.
+            module = route.handler.__module__.rpartition(".")[2]
+            operation["operationId"] = f"{module}_{operation['operationId']}"
+        operation_ids.add(operation["operationId"])
+        paths.setdefault(route.path, {})[route.method.lower()] = operation
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
