@@ -237,7 +237,17 @@ async def test_openapi_document_is_valid_and_complete(http):
             "/jobs/{job_id}/cancel", "/programs", "/programs/{program_id}",
             "/stream/jobs/{job_id}"} <= set(document["paths"])  # fmt: skip
     create = document["paths"]["/jobs"]["post"]
-    assert set(create["responses"]) == {"200", "400", "401", "403", "404", "409", "413", "429", "503"}
+    assert set(create["responses"]) == {
+        "200",
+        "400",
+        "401",
+        "403",
+        "404",
+        "409",
+        "413",
+        "429",
+        "503",
+    }
     assert {"name": "Idempotency-Key", "in": "header"}.items() <= create["parameters"][0].items()
     assert "programId" in document["components"]["schemas"]["JobRequest"]["properties"]
     async with http.get("/docs") as response:
