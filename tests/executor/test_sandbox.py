@@ -257,6 +257,16 @@ async def test_a_programs_own_temporary_directory_size_holds_and_is_named(execut
     )
 
 
+async def test_the_working_directory_counts_in_the_temporary_directory_size(executor):
+    # The working directory used to be a directory of the machine's /tmp bound in writable:
+    # a job could fill the machine's disk there, whatever its /tmp size.
+    run = await limited(executor, "fill", path="filler", size=4 << 20)
+    assert run.outcome == Outcome(
+        JobStatus.FAILED,
+        "temporary directory full: 1048576 bytes in /tmp (the program's limits.temp_bytes)",
+    )
+
+
 async def test_a_limit_declared_above_the_ceiling_gets_the_ceiling(executor):
     # limited declares 100000 open files; this executor lets programs have 200, more than the
     # 128 every other job gets.
