@@ -118,12 +118,29 @@ def _name_taken(program: Program) -> ProgramNameTaken:
     )
 
 
+async def _check_room(gw: Gateway, owner: str) -> None:
+    """Raise Conflict when instance `owner` keeps QRT_INSTANCE_MAX_PROGRAMS uploads already: a
+    member uploading without end would fill the store's disk (uploads arriving at the very same
+    moment may all pass one count)."""
+    most = gw.settings.instance_max_programs
+    if not most:
+        return
+    kept = sum(1 for program in await gw.store.list_programs(owner) if program.owner == owner)
+    if kept >= most:
+        raise Conflict(
+            f"instance {owner} keeps {kept} uploaded programs, the most QRT_INSTANCE_MAX_PROGRAMS"
+            " allows; delete one before uploading another",
+            field="hub",
+        )
+
+
 async def upload_program(request: web.Request) -> web.Response:
     gw = gateway(request)
     who = principal(request)
     body = validated(ProgramRequest, await read_json(request))
     owner = f"{body.hub}/{body.group}/{body.project}"
     gw.require(who, owner, Role.MEMBER, "uploading a program")
+    await _check_room(gw, owner)
     program_id = new_program_id(body.name)
     while gw.registry.get(program_id) is not None:  # a bundled id wins every lookup
         program_id = new_program_id(body.name)
