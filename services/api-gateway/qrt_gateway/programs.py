@@ -182,7 +182,8 @@ async def _uploaded(gw: Gateway, request: web.Request) -> Program:
         raise NotFound(f"program '{program_id}' not found")
     owner = program.owner or DEFAULT_INSTANCE
     is_uploader = who.key_id is not None and program.uploader == who.user
-    if not (is_uploader and who.role(owner) is not None) and not who.may(owner, Role.ADMIN):
+    # Its uploader only while a member there: one made reader since only reads.
+    if not (is_uploader and who.may(owner, Role.MEMBER)) and not who.may(owner, Role.ADMIN):
         raise Forbidden(
             f"changing or deleting program '{program_id}' needs its uploader or an admin of"
             f" {owner}; {who.user} is neither",
