@@ -225,6 +225,9 @@ async def test_one_shot_sandbox(tmp_path):
     assert checks["network"] != "reachable"
     assert "writable" not in checks
     assert checks["secret_env"] == [] and checks["tmp_writable"] is True
+    # Nor through /proc: bubblewrap itself (pid 1 there) started without the executor's.
+    assert len(checks["environments"]) >= 2
+    assert not [e for e in checks["environments"] if "must not leak" in e]
     assert checks["pid"] < 10  # a process namespace of its own
     assert checks["hidden"] == []
 

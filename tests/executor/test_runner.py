@@ -363,3 +363,33 @@ async def test_the_end_of_an_attempt_waits_for_no_company(monkeypatch):
     await eventually(lambda: sent, "the end is sent", timeout=30)
     assert sent == [[EventKind.RUNNING, EventKind.FINISHED]]
     await output.close()
+
+
+async def test_usage_reported_for_other_backends_makes_no_metric_series(pool, programs_dir):
+    # A program writes its own frames: were each backend name it reports a label, it could
+    # grow the executor's metrics (and every Prometheus scraping them) without bound.
+    from qrt_common.metrics import CIRCUITS
+
+    def series() -> dict[str, float]:
+        return {
+            sample.labels["backend"]: sample.value
+            for family in CIRCUITS.collect()
+            for sample in family.samples
+            if sample.name.endswith("_total")
+        }
+
+    source = (
+        "def main(backend, messenger):\n"
+        "    for i in range(50):\n"
+        "        messenger.send({'kind': 'usage', 'backend': f'forged-{i}', 'circuits': 1,"
+        " 'shots': 1})\n"
+        "    messenger.send({'kind': 'usage', 'backend': 'aer_simulator', 'circuits': 2,"
+        " 'shots': 10})\n"
+        "    return 'fine'\n"
+    )
+    write_program(programs_dir, "usagefaker", {"name": "usagefaker"}, source)
+    before = series().get("aer_simulator", 0.0)
+    result = await run(pool, programs_dir, "usagefaker")
+    assert result.outcome.status is JobStatus.COMPLETED, result.log
+    assert not [name for name in series() if name.startswith("forged-")]
+    assert series()["aer_simulator"] - before == 2

@@ -257,6 +257,23 @@ async def test_a_programs_own_temporary_directory_size_holds_and_is_named(execut
     )
 
 
+async def test_the_working_directory_counts_in_the_temporary_directory_size(executor):
+    # The working directory used to be a directory of the machine's /tmp bound in writable:
+    # a job could fill the machine's disk there, whatever its /tmp size.
+    run = await limited(executor, "fill", path="filler", size=4 << 20)
+    assert run.outcome == Outcome(
+        JobStatus.FAILED,
+        "temporary directory full: 1048576 bytes in /tmp (the program's limits.temp_bytes)",
+    )
+
+
+async def test_memory_no_mapping_holds_is_out_of_reach(executor):
+    # limited may map 256 MiB: a memfd or a shared memory segment would hold more, unmapped,
+    # for as long as the job runs (the machine's memory, with no limit but its size).
+    seen = found(await limited(executor, "memory-outside-mappings", size=320 << 20))
+    assert seen == {"memfd": "EPERM", "shmget": "EPERM"}
+
+
 async def test_a_limit_declared_above_the_ceiling_gets_the_ceiling(executor):
     # limited declares 100000 open files; this executor lets programs have 200, more than the
     # 128 every other job gets.

@@ -94,12 +94,23 @@ async def test_an_instance_admin_manages_their_instances_members_and_nothing_els
     root, alice = callers  # alice is admin of a/b/c, and no platform admin
     await root("POST", "/admin/users", 201, json={"name": "bob"})
     await root("POST", "/admin/instances", 201, json={"name": "x/y/z"})
+    # Adding someone is a platform admin's: an instance admin could otherwise enroll any user
+    # and receive their Service API executions of the instance's programs.
+    refused = await alice("PUT", "/admin/instances/a/b/c/members/bob", 403, json={"role": "member"})
+    assert refused["detail"] == (
+        "adding a user to a/b/c needs a platform admin; an admin of a/b/c changes the roles of its"
+        " members and takes them out"
+    )
+    await alice("PUT", "/admin/instances/a/b/c/members/nobody", 403, json={"role": "reader"})
+    assert [
+        m["user"] for m in (await root("GET", "/admin/instances/a/b/c/members"))["members"]
+    ] == ["alice"]
+    await root("PUT", "/admin/instances/a/b/c/members/bob", json={"role": "reader"})
     member = await alice("PUT", "/admin/instances/a/b/c/members/bob", json={"role": "member"})
     assert member == {"instance": "a/b/c", "user": "bob", "role": "member"}
     listed = await alice("GET", "/admin/instances/a/b/c/members")
     assert [(m["user"], m["role"]) for m in listed["members"]] == [("alice", "admin"),
                                                                    ("bob", "member")]  # fmt: skip
-    await alice("PUT", "/admin/instances/a/b/c/members/nobody", 404, json={"role": "reader"})
     await alice("DELETE", "/admin/instances/a/b/c/members/bob", 204)
     # Another instance's members, caps, users and keys stay out of reach.
     refused = await alice("PUT", "/admin/instances/x/y/z/members/bob", 403, json={"role": "admin"})

@@ -153,6 +153,27 @@ def upload(name: str, instance: str, **fields: Any) -> dict[str, Any]:
     return {"name": name, "data": b64_zip_of(files), **where(instance), **fields}
 
 
+async def test_an_uploader_made_reader_changes_their_programs_no_more(users: Users):
+    # A reader only reads: new code of a program its instance's members run is no reader's to
+    # give, nor may they publish or delete it.
+    program = (await users.call("alice", "POST", "/programs", 201, json=upload("mine", A)))["id"]
+    admin = AccountAdmin(users.gw.store, PEPPER.encode())
+    await admin.grant(A, "alice", Role.READER)
+    code = {"data": b64_zip_of({"program.py": DEFAULT_SOURCE})}
+    for method, path, options in (
+        ("PATCH", "/programs/{id}", {"json": {"isPublic": True}}),
+        ("PUT", "/programs/{id}/data", {"json": code}),
+        ("DELETE", "/programs/{id}", {}),
+    ):
+        refused = await users.call("alice", method, path.format(id=program), 403, **options)
+        assert refused["detail"] == (
+            f"changing or deleting program '{program}' needs its uploader or an admin of {A};"
+            " alice is neither"
+        )
+    await admin.grant(A, "alice", Role.MEMBER)
+    await users.call("alice", "PATCH", f"/programs/{program}", json={"description": "back"})
+
+
 async def test_private_programs_live_in_their_instance_and_only_their_uploader_or_admins_change_them(
     users: Users,
 ):

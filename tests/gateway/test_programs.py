@@ -265,3 +265,20 @@ async def test_an_archive_the_zip_reader_rejects_is_400_naming_data(gw: Harness,
     replaced = await gw.call("PUT", f"/programs/{program_id}/data", 400,
                              data=DAMAGED_ZIPS[kind], headers={"Content-Type": "application/zip"})  # fmt: skip
     assert replaced["field"] == "data"
+
+
+async def test_an_instance_keeps_at_most_its_share_of_uploads(make_gateway: MakeGateway):
+    # Without a cap, one member uploading in a loop would fill the store's disk.
+    gw = await make_gateway(instance_max_programs=2)
+    first = await upload(gw, "one", runtime_program("1"))
+    await upload(gw, "two", runtime_program("2"))
+    refused = await upload(gw, "three", runtime_program("3"), 409)
+    assert refused == {
+        "detail": "instance ibm-q/open/main keeps 2 uploaded programs, the most "
+        "QRT_INSTANCE_MAX_PROGRAMS allows; delete one before uploading another",
+        "field": "hub",
+    }
+    # Another instance has room of its own, and a deleted program makes room.
+    await upload(gw, "three", runtime_program("3"), hub="acme", group="r", project="q")
+    await gw.call("DELETE", f"/programs/{first['id']}", 204)
+    await upload(gw, "three", runtime_program("3"))

@@ -241,6 +241,9 @@ class Settings(BaseSettings):
     """The most `limits.temp_bytes` a program may declare (a tmpfs: memory)."""
     program_max_log_bytes: int = Field(100 << 20, ge=1)
     """The most `limits.log_bytes` a program may declare (QRT_MAX_LOG_BYTES is the default)."""
+    instance_max_programs: int = Field(1000, ge=0)
+    """Uploaded programs one instance may keep (each up to QRT_MAX_PROGRAM_BYTES in the store);
+    an upload beyond it is HTTP 409; 0: no limit."""
 
     @property
     def result_limits(self) -> ResultLimits:

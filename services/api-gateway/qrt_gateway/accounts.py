@@ -161,9 +161,19 @@ async def list_members(request: web.Request) -> web.Response:
 
 
 async def set_member(request: web.Request) -> web.Response:
-    admin = _admin(request, members_of=_instance(request))
+    instance, user = _instance(request), request.match_info["user"]
+    admin = _admin(request, members_of=instance)
     body = validated(MemberRequest, await read_json(request))
-    member = await admin.grant(_instance(request), request.match_info["user"], body.role)
+    who = principal(request)
+    # Membership is not asked for, it is given: were an instance's admin to add anyone, they
+    # could enroll a user in their instance and receive that user's Service API executions of
+    # their program (which default to its owner's instance), inputs and all.
+    if not who.admin and not await admin.store.memberships(user=user, instance=instance):
+        raise Forbidden(
+            f"adding a user to {instance} needs a platform admin; an admin of {instance} changes "
+            f"the roles of its members and takes them out"
+        )
+    member = await admin.grant(instance, user, body.role)
     return json_response(
         dump(MemberOut(instance=member.instance, user=member.user, role=member.role))
     )

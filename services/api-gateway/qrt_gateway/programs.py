@@ -126,12 +126,29 @@ def _name_taken(program: Program) -> ProgramNameTaken:
     )
 
 
+async def _check_room(gw: Gateway, owner: str) -> None:
+    """Raise Conflict when instance `owner` keeps QRT_INSTANCE_MAX_PROGRAMS uploads already: a
+    member uploading without end would fill the store's disk (uploads arriving at the very same
+    moment may all pass one count)."""
+    most = gw.settings.instance_max_programs
+    if not most:
+        return
+    kept = sum(1 for program in await gw.store.list_programs(owner) if program.owner == owner)
+    if kept >= most:
+        raise Conflict(
+            f"instance {owner} keeps {kept} uploaded programs, the most QRT_INSTANCE_MAX_PROGRAMS"
+            " allows; delete one before uploading another",
+            field="hub",
+        )
+
+
 async def upload_program(request: web.Request) -> web.Response:
     gw = gateway(request)
     who = principal(request)
     body = validated(ProgramRequest, await read_json(request))
     owner = f"{body.hub}/{body.group}/{body.project}"
     gw.require(who, owner, Role.MEMBER, "uploading a program")
+    await _check_room(gw, owner)
     program_id = new_program_id(body.name)
     while gw.registry.get(program_id) is not None:  # a bundled id wins every lookup
         program_id = new_program_id(body.name)
@@ -173,7 +190,8 @@ async def _uploaded(gw: Gateway, request: web.Request) -> Program:
         raise NotFound(f"program '{program_id}' not found")
     owner = program.owner or DEFAULT_INSTANCE
     is_uploader = who.key_id is not None and program.uploader == who.user
-    if not (is_uploader and who.role(owner) is not None) and not who.may(owner, Role.ADMIN):
+    # Its uploader only while a member there: one made reader since only reads.
+    if not (is_uploader and who.may(owner, Role.MEMBER)) and not who.may(owner, Role.ADMIN):
         raise Forbidden(
             f"changing or deleting program '{program_id}' needs its uploader or an admin of"
             f" {owner}; {who.user} is neither",

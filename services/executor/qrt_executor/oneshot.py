@@ -271,7 +271,20 @@ class BubblewrapRunner(OneShotRunner):
         for path in self._writable:
             if path.is_dir():
                 args += ["--bind", os.fspath(path), os.fspath(path)]
-        environment = {
+        args.append("--clearenv")
+        for name, value in self._environment(inputs).items():
+            args += ["--setenv", name, value]
+        args += ["--chdir", project_dir, "--unshare-net", "--unshare-pid", "--unshare-ipc"]
+        args += ["--unshare-uts", "--unshare-user", "--cap-drop", "ALL", "--die-with-parent"]
+        args += ["--new-session"]
+        return args
+
+    @staticmethod
+    def _environment(inputs: OneShotInput) -> dict[str, str]:
+        """The whole environment of the sandbox, and of bubblewrap itself: bubblewrap is pid 1
+        in the sandbox, and its `/proc/1/environ` would show the executor's environment (the
+        broker's and the store's passwords) had it been started with it."""
+        return {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "HOME": "/tmp",
             "LANG": "C.UTF-8",
@@ -279,13 +292,6 @@ class BubblewrapRunner(OneShotRunner):
             "QRT_JOB_ID": inputs.job_id,
             "QRT_BACKEND": inputs.backend,
         }
-        args.append("--clearenv")
-        for name, value in environment.items():
-            args += ["--setenv", name, value]
-        args += ["--chdir", project_dir, "--unshare-net", "--unshare-pid", "--unshare-ipc"]
-        args += ["--unshare-uts", "--unshare-user", "--cap-drop", "ALL", "--die-with-parent"]
-        args += ["--new-session"]
-        return args
 
     def _prlimit(self, limits: JobLimits) -> list[str]:
         """The `prlimit` command line that sets `limits` (empty: none to set or no prlimit)."""
@@ -334,6 +340,7 @@ class BubblewrapRunner(OneShotRunner):
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
                 pass_fds=(filter_read,),
+                env=self._environment(inputs),
             )  # fmt: skip
         except OSError as exc:
             await asyncio.to_thread(shutil.rmtree, input_dir, True)

@@ -446,7 +446,10 @@ async def run_job(
         elif isinstance(frame, Final):
             output.event(EventKind.RESULT, data=frame.data)
         elif isinstance(frame, Usage):
-            count_usage(frame)
+            # Only the job's own backend: any other name a program sends would be a metric
+            # series of its making, as many as it likes.
+            if frame.backend == launch.backend:
+                count_usage(frame)
         else:
             errors.append(frame.reason)
             if frame.data is not None:

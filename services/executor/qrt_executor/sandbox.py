@@ -134,12 +134,19 @@ def _within(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
-def isolate(policy: SandboxPolicy, readable: Iterable[str], writable: Iterable[str]) -> None:
+def isolate(
+    policy: SandboxPolicy,
+    readable: Iterable[str],
+    writable: Iterable[str],
+    scratch: Iterable[str] = (),
+) -> None:
     """Wall this process (single-threaded, not yet running user code) in; see the module doc.
 
     `readable` directories stay visible read-only and `writable` ones writable, even under a
-    hidden directory or /tmp. Raises OSError when the kernel refuses a step (no unprivileged
-    user namespaces, an old kernel); the process is then unusable for a job.
+    hidden directory or /tmp. `scratch` directories (under /tmp) are made anew, empty, in the
+    job's own /tmp, so what is written there counts in its size. Raises OSError when the
+    kernel refuses a step (no unprivileged user namespaces, an old kernel); the process is
+    then unusable for a job.
     """
     uid, gid = os.getuid(), os.getgid()
     _unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC)
@@ -169,6 +176,8 @@ def isolate(policy: SandboxPolicy, readable: Iterable[str], writable: Iterable[s
             _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
     size = f"size={policy.limits.temp_bytes}," if policy.limits.temp_bytes else ""
     _mount("tmpfs", JOB_TMP, "tmpfs", MS_NOSUID | MS_NODEV, f"{size}mode=1777")
+    for path in scratch:
+        os.makedirs(path, mode=0o700, exist_ok=True)
     for path, tree, is_writable in trees:
         if not is_writable:
             _set_readonly("", dirfd=tree)
@@ -241,7 +250,13 @@ def enter(launch: Launch) -> None:
     policy = launch.sandbox
     if policy.isolate:
         readable = [launch.search_path, launch.project_dir, *python_installation(policy.hidden)]
-        isolate(policy, readable, [launch.workdir, *policy.writable])
+        # A working directory in the machine's /tmp is made in the job's own instead: bound in,
+        # it would let a job fill the machine's disk, whatever QRT_JOB_TEMP_BYTES says.
+        workdir = os.path.realpath(launch.workdir)
+        if _within(workdir, JOB_TMP):
+            isolate(policy, readable, policy.writable, scratch=[workdir])
+        else:
+            isolate(policy, readable, [workdir, *policy.writable])
     apply_limits(policy.limits)
     if policy.isolate:
         seccomp.load()  # last: building the walls needed what it denies

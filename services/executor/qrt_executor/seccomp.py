@@ -32,6 +32,9 @@ DENIED = (
     "open_by_handle_at", "name_to_handle_at", "lookup_dcookie", "quotactl", "acct",
     "swapon", "swapoff", "reboot", "syslog", "iopl", "ioperm", "settimeofday", "clock_settime",
     "adjtimex", "clock_adjtime", "vhangup", "nfsservctl", "uselib",
+    # Memory that no mapping holds, which RLIMIT_AS therefore does not count: a memfd filled
+    # with write(), a System V segment filled and detached (the job's /tmp is the bounded way).
+    "memfd_create", "memfd_secret", "shmget",
 )  # fmt: skip
 """System calls that fail with EPERM in a job."""
 

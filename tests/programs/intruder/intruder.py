@@ -108,6 +108,21 @@ def main(backend, user_messenger, attack, path="", pid=0, count=0, size=0):
         return "printed"
     if attack == "syscalls":
         return _system_calls()
+    if attack == "memory-outside-mappings":
+        # Memory no mapping holds, so RLIMIT_AS does not count it: a memfd written to, and a
+        # System V shared memory segment (its pages outlive a detach).
+        found = {}
+        try:
+            fd = os.memfd_create("hoard")
+            for _ in range(size >> 20):
+                os.write(fd, b"x" * (1 << 20))
+            found["memfd"] = os.fstat(fd).st_size
+        except OSError as exc:
+            found["memfd"] = errno.errorcode[exc.errno]
+        libc = ctypes.CDLL(None, use_errno=True)
+        segment = libc.shmget(0, ctypes.c_size_t(1 << 20), 0o1600)  # IPC_PRIVATE, IPC_CREAT
+        found["shmget"] = _outcome(segment)
+        return found
     if attack == "fill":
         with open(path, "wb") as file:
             for _ in range(size // 65536):

@@ -65,6 +65,15 @@ elif mode == "sandbox":
         k for k in os.environ if k.startswith("QRT_") and k not in ("QRT_JOB_ID", "QRT_BACKEND")
     )
     checks["hidden"] = os.listdir(params["hidden"])
+    # Every process it can see (bubblewrap, pid 1, too): the environments they started with.
+    environments = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                environments.append(f.read().decode(errors="replace"))
+        except OSError:
+            pass
+    checks["environments"] = environments
     with open("/tmp/scratch", "w") as f:
         checks["tmp_writable"] = f.write("x") == 1
     print("PlanQK:Job:Result:", json.dumps(checks))
