@@ -123,3 +123,8 @@ def test_the_docs_authorize_button_takes_a_key_for_try_it_out(
     expect(listing.locator(".live-responses-table tbody .response-col_status")).to_have_text("200")
     expect(listing.locator(".live-responses-table .microlight").first).to_contain_text('"count"')
     watched.shot("docs-authorized")
+    # The key lives in the page only: nothing keeps it past the tab (no localStorage).
+    kept = page.evaluate(
+        "() => JSON.stringify({...localStorage}) + JSON.stringify({...sessionStorage})"
+    )
+    assert keys["alice"] not in kept
