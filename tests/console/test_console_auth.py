@@ -96,6 +96,10 @@ def test_a_wrong_key_is_refused_on_the_login_page(
     page: Page, watched: Watched, secured: tuple[DevServer, dict[str, str]]
 ):
     server, keys = secured
+    # A link cannot put words on the login page (only the API's own refusal shows there).
+    page.goto(f"{server.url}/ui/#/login?why=Your+key+expired.+Mail+it+to+help%40evil.example")
+    expect(page.locator("#api-key")).to_be_visible()
+    expect(page.locator("#login-error")).to_have_text("")
     page.goto(f"{server.url}/ui/#/login")
     page.fill("#api-key", keys["alice"][:-4] + "AAAA")
     page.click("#login button[type=submit]")
