@@ -9,6 +9,9 @@ const STATUSES = ["Queued", "Running", "Completed", "Failed", "Cancelled", "Canc
 const FINAL = new Set(STATUSES.slice(2));
 const PAGE = 50;
 const SHOWN_INTERIMS = 100;
+// Colour and cursor codes a program writes for a terminal, shown as "[31m" garbage otherwise
+// (the API's log keeps them).
+const TERMINAL_CODES = /\x1b\[[0-9;?]*[ -\/]*[@-~]/g;
 const POLL_MS = 2000;
 
 function localInput(iso) {
@@ -245,7 +248,7 @@ export async function jobPage(view, jobId) {
 
   // The live log: what was written so far, then each piece as it comes.
   const logSocket = stream(`/stream/jobs/${encodeURIComponent(job.id)}/logs`, (text) => {
-    log.append(document.createTextNode(text));
+    log.append(document.createTextNode(text.replace(TERMINAL_CODES, "")));
     log.scrollTop = log.scrollHeight;
   }, (event) => {
     if (!stopped && event.code !== 1000) log.append(document.createTextNode(`\n[log stream closed: ${event.code} ${event.reason}]\n`));
