@@ -204,3 +204,18 @@ def test_a_flood_of_interims_and_a_deeply_nested_result_leave_the_page_working(
     expect(page.locator("#interims .interim").last).to_contain_text('"i": 149')
     expect(page.locator("#result pre.json")).to_contain_text("[[[[[[[[")
     watched.shot("job-flood-deep")
+
+
+def test_the_jobs_list_is_not_redrawn_while_nothing_changes(page: Page, server: DevServer):
+    # Only this job is listed, so no other test's job can change the list meanwhile.
+    body = {"programId": "hello-quantum", "params": {"greeting": "still"}, "tags": ["still"]}
+    job = api(server, "POST", "/jobs", json=body).json()["id"]
+    page.goto(f"{server.url}/ui/#/jobs?tags=still")
+    row = page.locator(f"#jobs tr[data-job='{job}']")
+    expect(row.locator("[data-status]")).to_have_text("Completed")
+    row.evaluate("tr => { tr.dataset.marked = 'yes'; getSelection().selectAllChildren(tr); }")
+    for _ in range(2):  # two polls of the list (every 2 s) that found it unchanged
+        with page.expect_request(lambda request: "/jobs?limit=50" in request.url):
+            pass
+    expect(row).to_have_attribute("data-marked", "yes")
+    assert job[:8] in page.evaluate("() => String(getSelection())")

@@ -72,6 +72,7 @@ export async function jobList(view, query) {
     pager);
   const offset = Number(query.get("offset") || 0);
 
+  let shown = null;
   async function refresh() {
     let page;
     try {
@@ -81,6 +82,11 @@ export async function jobList(view, query) {
       return;
     }
     show(error);
+    // Redrawn only when something changed: a redraw every 2 s would undo the person's
+    // selection (say, of a job id to copy).
+    const seen = JSON.stringify(page);
+    if (seen === shown) return;
+    shown = seen;
     show(summary, `${page.count} job${page.count === 1 ? "" : "s"}`);
     show(body, page.jobs.map((job) => h("tr", { dataset: { job: job.id } },
       h("td", {}, h("a", { href: `#/jobs/${encodeURIComponent(job.id)}` }, job.id.slice(0, 8))),
