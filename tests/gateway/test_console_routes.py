@@ -159,7 +159,9 @@ async def test_without_keys_another_site_cannot_submit_upload_or_open_a_stream(g
     async with gw.client.ws_connect(f"/stream/jobs/{job['id']}", origin=own):
         pass
     await gw.submit()
-    assert (await gw.call("GET", "/jobs"))["count"] == 3
+    proxied = {"Origin": "https://qrt.example", "X-Forwarded-Host": "qrt.example"}
+    await gw.call("POST", "/jobs", json={"programId": "noop"}, headers=proxied)
+    assert (await gw.call("GET", "/jobs"))["count"] == 4
 
 
 async def test_without_keys_a_gateway_on_loopback_answers_only_loopback_names(gw: Harness):

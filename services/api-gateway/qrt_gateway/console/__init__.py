@@ -132,7 +132,11 @@ def _cross_site(request: web.Request) -> str | None:
     origin = request.headers.get("Origin")
     if origin is None:
         return None  # not sent by a browser's page (curl, the client, stock SDKs)
-    if origin == "null" or urlsplit(origin).netloc.lower() != host.lower():
+    # A proxy in front may pass the name the browser used as X-Forwarded-Host (a page
+    # elsewhere cannot set that header without a CORS preflight, which the gateway refuses).
+    forwarded = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()
+    own = {host.lower(), forwarded.lower()} - {""}
+    if origin == "null" or urlsplit(origin).netloc.lower() not in own:
         return (
             f"cross-site request from {origin} refused: "
             "without keys, only the gateway's own pages may change anything"
