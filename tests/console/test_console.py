@@ -4,8 +4,11 @@ jobs list's filters, and a device's calibration."""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import re
+import zipfile
 from typing import Any
 
 import httpx
@@ -167,3 +170,52 @@ def test_expectation_values_are_plotted_and_other_output_shown_as_json(
     expect(page.locator("#result pre.json")).to_contain_text(note)
     assert page.locator("#result script").count() == 0
     watched.shot("job-expectation-values")
+
+
+FLOOD = """
+def main(backend, user_messenger, **kwargs):
+    print("[proto]", kwargs.get("__proto__"), "\\x1b[31mred\\x1b[0m")
+    for i in range(150):
+        user_messenger.publish({"i": i, "counts": {"00": i, "11": 150 - i}})
+    deep = "[" * 20000 + "]" * 20000
+    user_messenger.publish(deep, final=True)
+"""
+
+
+def test_a_flood_of_interims_and_a_deeply_nested_result_leave_the_page_working(
+    page: Page, watched: Watched, server: DevServer
+):
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as files:
+        files.writestr("program.py", FLOOD)
+    spec = {"parameters": [{"name": "__proto__", "type": "str"}]}
+    body = {"name": "flood", "data": base64.b64encode(archive.getvalue()).decode(), "spec": spec}
+    program = api(server, "POST", "/programs", json=body).json()["id"]
+    page.goto(f"{server.url}/ui/#/programs/{program}")
+    page.fill("[name='param:__proto__']", "kept")
+    page.click("#submit-job button[type=submit]")
+    page.wait_for_url(re.compile(r"#/jobs/[0-9a-f-]{36}$"))
+    expect(page.locator("#job-header [data-status]")).to_have_text("Completed")
+    expect(page.locator("#log")).to_contain_text("[proto] kept red")  # no colour codes
+    expect(page.locator("#interims")).to_have_attribute("data-stream", "ended")
+    # The 151 frames: the page keeps the latest 100 (the last is the result, shown below).
+    expect(page.locator("#interims-hidden")).to_contain_text("51 earlier interim results")
+    expect(page.locator("#interims .interim")).to_have_count(99)
+    expect(page.locator("#interims .interim").last).to_contain_text('"i": 149')
+    expect(page.locator("#result pre.json")).to_contain_text("[[[[[[[[")
+    watched.shot("job-flood-deep")
+
+
+def test_the_jobs_list_is_not_redrawn_while_nothing_changes(page: Page, server: DevServer):
+    # Only this job is listed, so no other test's job can change the list meanwhile.
+    body = {"programId": "hello-quantum", "params": {"greeting": "still"}, "tags": ["still"]}
+    job = api(server, "POST", "/jobs", json=body).json()["id"]
+    page.goto(f"{server.url}/ui/#/jobs?tags=still")
+    row = page.locator(f"#jobs tr[data-job='{job}']")
+    expect(row.locator("[data-status]")).to_have_text("Completed")
+    row.evaluate("tr => { tr.dataset.marked = 'yes'; getSelection().selectAllChildren(tr); }")
+    for _ in range(2):  # two polls of the list (every 2 s) that found it unchanged
+        with page.expect_request(lambda request: "/jobs?limit=50" in request.url):
+            pass
+    expect(row).to_have_attribute("data-marked", "yes")
+    assert job[:8] in page.evaluate("() => String(getSelection())")

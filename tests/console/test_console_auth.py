@@ -96,6 +96,10 @@ def test_a_wrong_key_is_refused_on_the_login_page(
     page: Page, watched: Watched, secured: tuple[DevServer, dict[str, str]]
 ):
     server, keys = secured
+    # A link cannot put words on the login page (only the API's own refusal shows there).
+    page.goto(f"{server.url}/ui/#/login?why=Your+key+expired.+Mail+it+to+help%40evil.example")
+    expect(page.locator("#api-key")).to_be_visible()
+    expect(page.locator("#login-error")).to_have_text("")
     page.goto(f"{server.url}/ui/#/login")
     page.fill("#api-key", keys["alice"][:-4] + "AAAA")
     page.click("#login button[type=submit]")
@@ -123,3 +127,8 @@ def test_the_docs_authorize_button_takes_a_key_for_try_it_out(
     expect(listing.locator(".live-responses-table tbody .response-col_status")).to_have_text("200")
     expect(listing.locator(".live-responses-table .microlight").first).to_contain_text('"count"')
     watched.shot("docs-authorized")
+    # The key lives in the page only: nothing keeps it past the tab (no localStorage).
+    kept = page.evaluate(
+        "() => JSON.stringify({...localStorage}) + JSON.stringify({...sessionStorage})"
+    )
+    assert keys["alice"] not in kept

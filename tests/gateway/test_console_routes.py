@@ -137,3 +137,48 @@ async def test_the_pages_are_open_and_carry_a_strict_content_security_policy(
         assert response.status == 302 and response.headers["Location"] == "/ui/"
     async with gw.client.get("/ui/static/nothing.js") as response:
         assert response.status == 404 and "Content-Security-Policy" in response.headers
+
+
+async def test_without_keys_another_site_cannot_submit_upload_or_open_a_stream(gw: Harness):
+    # A page elsewhere may POST JSON as text/plain without a CORS preflight; the browser names
+    # the page's origin, which is not the gateway's own.
+    job = await gw.submit()
+    body = '{"programId": "noop"}'
+    for origin in ["http://evil.example", "null", f"http://{gw.client.host}:1"]:
+        headers = {"Origin": origin, "Content-Type": "text/plain"}
+        refused = await gw.call("POST", "/jobs", 403, data=body, headers=headers)
+        assert refused["field"] == "Origin" and origin in refused["detail"]
+        await gw.call("DELETE", f"/jobs/{job['id']}", 403, headers=headers)
+        with pytest.raises(aiohttp.WSServerHandshakeError) as stream:
+            await gw.client.ws_connect(f"/stream/jobs/{job['id']}", origin=origin)
+        assert stream.value.status == 403
+    assert (await gw.call("GET", "/jobs"))["count"] == 1
+    # The gateway's own pages, and clients that are no browser page, go on as before.
+    own = f"http://{gw.client.host}:{gw.client.port}"
+    await gw.call("POST", "/jobs", data=body, headers={"Origin": own, "Content-Type": "text/plain"})
+    async with gw.client.ws_connect(f"/stream/jobs/{job['id']}", origin=own):
+        pass
+    await gw.submit()
+    proxied = {"Origin": "https://qrt.example", "X-Forwarded-Host": "qrt.example"}
+    await gw.call("POST", "/jobs", json={"programId": "noop"}, headers=proxied)
+    assert (await gw.call("GET", "/jobs"))["count"] == 4
+
+
+async def test_without_keys_a_gateway_on_loopback_answers_only_loopback_names(gw: Harness):
+    # A site whose name is re-pointed at 127.0.0.1 (DNS rebinding) is its own page's origin.
+    refused = await gw.call(
+        "GET", "/jobs", 403, headers={"Host": f"rebind.example:{gw.client.port}"}
+    )
+    assert refused["field"] == "Host" and "rebind.example" in refused["detail"]
+    for host in [f"localhost:{gw.client.port}", f"127.0.0.1:{gw.client.port}", "[::1]"]:
+        await gw.call("GET", "/jobs", headers={"Host": host})
+
+
+async def test_with_keys_the_origin_is_not_what_guards(make_gateway: MakeGateway):
+    gw = await make_gateway(auth=True, key_pepper=PEPPER)
+    key = await user_key(gw)
+    headers = {"Origin": "http://tools.example", "Host": "qrt.example", **bearer(key)}
+    await gw.call("POST", "/jobs", json={"programId": "noop"}, headers=headers)
+    await gw.call(
+        "POST", "/jobs", 401, json={"programId": "noop"}, headers={"Origin": "http://x.example"}
+    )

@@ -11,11 +11,14 @@ not run even if it got into markup.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from ..context import gateway
+from ..plumbing import Handler, error_response
 
 HERE = Path(__file__).parent
 SWAGGER_UI_VERSION = "5.35.0"
@@ -85,6 +88,71 @@ async def _on_prepare(request: web.Request, response: web.StreamResponse) -> Non
     _protect(request.path, response)
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an address, without port) names this machine's loopback."""
+    host = host.strip("[]").lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_name(host: str) -> str:
+    """The name or address of a `Host` header value, without its port."""
+    return urlsplit(f"//{host}").hostname or ""
+
+
+def _cross_site(request: web.Request) -> str | None:
+    """Why a browser request to a gateway without keys must be refused, or None.
+
+    Without keys nothing but the request's origin tells the person's own pages from any other
+    site the person visits: a page elsewhere may POST a JSON body as `text/plain` (no CORS
+    preflight) to upload a program and run it, or open a job's websocket. So a request that
+    changes something, or opens a websocket, is refused when its `Origin` is not the gateway's
+    own. A gateway listening on loopback also refuses a `Host` that is not a loopback name: a
+    site whose name its owner re-points at 127.0.0.1 (DNS rebinding) would otherwise be the
+    same origin as the gateway."""
+    settings = gateway(request).settings
+    if settings.auth:
+        return None  # a bearer key, which no other site has, is needed anyway
+    host = request.headers.get("Host", "")
+    if _is_loopback(settings.host) and not _is_loopback(_host_name(host)):
+        return (
+            f"Host {host!r} is not this machine's loopback; "
+            "open the gateway as 127.0.0.1 or localhost"
+        )
+    upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
+    if request.method in SAFE_METHODS and not upgrade:
+        return None
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return None  # not sent by a browser's page (curl, the client, stock SDKs)
+    # A proxy in front may pass the name the browser used as X-Forwarded-Host (a page
+    # elsewhere cannot set that header without a CORS preflight, which the gateway refuses).
+    forwarded = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()
+    own = {host.lower(), forwarded.lower()} - {""}
+    if origin == "null" or urlsplit(origin).netloc.lower() not in own:
+        return (
+            f"cross-site request from {origin} refused: "
+            "without keys, only the gateway's own pages may change anything"
+        )
+    return None
+
+
+@web.middleware
+async def refuse_cross_site(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A 403 (field `Origin`, or `Host`) for what `_cross_site` refuses."""
+    why = _cross_site(request)
+    if why is not None:
+        return error_response(403, why, "Host" if why.startswith("Host") else "Origin")
+    return await handler(request)
+
+
 def add_pages(app: web.Application) -> None:
     """Serve `/docs` and `/ui` (with their static files) from `app`."""
     app.router.add_get("/docs", docs_page)
@@ -94,3 +162,4 @@ def add_pages(app: web.Application) -> None:
     app.router.add_static("/ui/static", HERE / "static")
     # Every answer, static files and errors too, gets the headers just before it is sent.
     app.on_response_prepare.append(_on_prepare)
+    app.middlewares.append(refuse_cross_site)

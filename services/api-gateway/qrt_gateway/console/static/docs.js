@@ -4,7 +4,9 @@ window.ui = SwaggerUIBundle({
   url: "/openapi.json",
   dom_id: "#swagger-ui",
   deepLinking: true,
-  persistAuthorization: true,
+  // Kept off: Swagger UI would keep the key in localStorage, past the tab and the browser's
+  // restart, where the console keeps it for the tab only.
+  persistAuthorization: false,
   tryItOutEnabled: false,
   validatorUrl: null,
 });

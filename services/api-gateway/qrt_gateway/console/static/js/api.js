@@ -20,6 +20,16 @@ export function signIn(key) {
   sessionStorage.setItem(KEY, key);
 }
 
+let refusal = "";
+
+/** Why the API last refused the key the person signed in with ("" if it did not); read once.
+ * The login page shows it: kept here, not in the URL, so that a link cannot put words there. */
+export function takeRefusal() {
+  const why = refusal;
+  refusal = "";
+  return why;
+}
+
 export function signOut() {
   sessionStorage.removeItem(KEY);
 }
@@ -62,7 +72,10 @@ export async function api(path, { method = "GET", body, query, key } = {}) {
   if (!response.ok) {
     const detail = (parsed && parsed.detail) || `${response.status} ${response.statusText}`;
     const error = new ApiError(response.status, detail, parsed && parsed.field);
-    if (response.status === 401) window.dispatchEvent(new CustomEvent("qrt:unauthenticated", { detail }));
+    if (response.status === 401) {
+      if (key === undefined && apiKey()) refusal = detail;
+      window.dispatchEvent(new CustomEvent("qrt:unauthenticated", { detail }));
+    }
     throw error;
   }
   return parsed;

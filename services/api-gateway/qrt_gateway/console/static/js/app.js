@@ -79,11 +79,10 @@ async function render() {
   }
 }
 
-window.addEventListener("qrt:unauthenticated", (event) => {
+window.addEventListener("qrt:unauthenticated", () => {
   if (route().parts[0] === "login") return;
   const next = location.hash || "#/jobs";
-  const why = apiKey() ? event.detail : "";
-  location.hash = `#/login?${new URLSearchParams({ next, why })}`;
+  location.hash = `#/login?${new URLSearchParams({ next })}`;
 });
 window.addEventListener("hashchange", render);
 if (!location.hash) history.replaceState(null, "", "#/jobs");

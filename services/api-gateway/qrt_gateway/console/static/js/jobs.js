@@ -3,11 +3,15 @@
 
 import { ApiError, api, stream } from "./api.js";
 import { facts, h, show, statusBadge, took, when } from "./dom.js";
-import { decode, renderValue } from "./results.js";
+import { decode, jsonText, renderValue } from "./results.js";
 
 const STATUSES = ["Queued", "Running", "Completed", "Failed", "Cancelled", "Cancelled - Ran too long"];
 const FINAL = new Set(STATUSES.slice(2));
 const PAGE = 50;
+const SHOWN_INTERIMS = 100;
+// Colour and cursor codes a program writes for a terminal, shown as "[31m" garbage otherwise
+// (the API's log keeps them).
+const TERMINAL_CODES = /\x1b\[[0-9;?]*[ -\/]*[@-~]/g;
 const POLL_MS = 2000;
 
 function localInput(iso) {
@@ -68,6 +72,7 @@ export async function jobList(view, query) {
     pager);
   const offset = Number(query.get("offset") || 0);
 
+  let shown = null;
   async function refresh() {
     let page;
     try {
@@ -77,6 +82,11 @@ export async function jobList(view, query) {
       return;
     }
     show(error);
+    // Redrawn only when something changed: a redraw every 2 s would undo the person's
+    // selection (say, of a job id to copy).
+    const seen = JSON.stringify(page);
+    if (seen === shown) return;
+    shown = seen;
     show(summary, `${page.count} job${page.count === 1 ? "" : "s"}`);
     show(body, page.jobs.map((job) => h("tr", { dataset: { job: job.id } },
       h("td", {}, h("a", { href: `#/jobs/${encodeURIComponent(job.id)}` }, job.id.slice(0, 8))),
@@ -201,7 +211,7 @@ export async function jobPage(view, jobId) {
       show(result, h("p", { class: "muted" }, "The job ended without a final result."));
       return;
     }
-    finalValue = JSON.stringify(decode(text));
+    finalValue = jsonText(decode(text));
     show(result, renderValue(decode(text)));
     dropFinal();
   }
@@ -210,8 +220,9 @@ export async function jobPage(view, jobId) {
   function dropFinal() {
     const cards = interims.querySelectorAll(".interim");
     const last = cards[cards.length - 1];
-    if (finalValue === null || !last || !resultsClosed) return;
-    if (JSON.stringify(decode(frames[frames.length - 1])) !== finalValue) return;
+    if (finalValue === null || !last || !resultsClosed || pending.length) return;
+    if (Number(last.dataset.index) !== frames.length) return;
+    if (jsonText(decode(frames[frames.length - 1])) !== finalValue) return;
     last.remove();
     if (!interims.querySelector(".interim")) interims.append(h("p", { class: "muted" }, "None."));
   }
@@ -243,26 +254,54 @@ export async function jobPage(view, jobId) {
 
   // The live log: what was written so far, then each piece as it comes.
   const logSocket = stream(`/stream/jobs/${encodeURIComponent(job.id)}/logs`, (text) => {
-    log.append(document.createTextNode(text));
+    log.append(document.createTextNode(text.replace(TERMINAL_CODES, "")));
     log.scrollTop = log.scrollHeight;
   }, (event) => {
     if (!stopped && event.code !== 1000) log.append(document.createTextNode(`\n[log stream closed: ${event.code} ${event.reason}]\n`));
   });
   sockets.push(logSocket);
 
-  // Interim results (and, last, the final result) as the program publishes them.
+  // Interim results (and, last, the final result) as the program publishes them. Frames are
+  // drawn once per animation frame, and only the latest SHOWN_INTERIMS stay on the page: a job
+  // may publish a hundred thousand of them, which would freeze the page as cards.
+  const hiddenNote = h("p", { class: "muted", id: "interims-hidden", hidden: true });
+  let hidden = 0;
+  let pending = [];
+  function hide(count) {
+    hidden += count;
+    hiddenNote.hidden = false;
+    show(hiddenNote, `${hidden} earlier interim result${hidden === 1 ? "" : "s"} not shown: this page keeps the latest ${SHOWN_INTERIMS}.`);
+  }
+  function drawFrames() {
+    const batch = pending;
+    pending = [];
+    batch.forEach(({ text, index }, at) => {
+      const value = decode(text);
+      if (value && typeof value === "object" && value.__qrt__) {
+        const { attempt, reason } = value.__qrt__;
+        interims.append(h("p", { class: "muted" }, `Attempt ${attempt} starts${reason ? ` (${reason})` : ""}.`));
+        return;
+      }
+      if (at < batch.length - SHOWN_INTERIMS) {
+        hide(1);
+        return;
+      }
+      interims.append(h("div", { class: "interim card", dataset: { index } },
+        h("div", { class: "muted" }, `#${index} at ${new Date().toLocaleTimeString()}`), renderValue(value, { label: "interim" })));
+    });
+    const cards = interims.getElementsByClassName("interim");
+    const extra = cards.length - SHOWN_INTERIMS;
+    for (let i = 0; i < extra; i++) cards[0].remove();
+    if (extra > 0) hide(extra);
+    if (resultsClosed) dropFinal();
+  }
   const resultsSocket = stream(`/stream/jobs/${encodeURIComponent(job.id)}`, (text) => {
-    const value = decode(text);
-    if (frames.length === 0) interims.replaceChildren();
+    if (frames.length === 0) interims.replaceChildren(hiddenNote);
     frames.push(text);
-    if (value && typeof value === "object" && value.__qrt__) {
-      const { attempt, reason } = value.__qrt__;
-      interims.append(h("p", { class: "muted" }, `Attempt ${attempt} starts${reason ? ` (${reason})` : ""}.`));
-      return;
-    }
-    interims.append(h("div", { class: "interim card", dataset: { index: frames.length } },
-      h("div", { class: "muted" }, `#${frames.length} at ${new Date().toLocaleTimeString()}`), renderValue(value, { label: "interim" })));
+    if (pending.length === 0) requestAnimationFrame(drawFrames);
+    pending.push({ text, index: frames.length });
   }, () => {
+    if (pending.length) drawFrames();
     resultsClosed = true;
     interims.dataset.stream = "ended";
     dropFinal();

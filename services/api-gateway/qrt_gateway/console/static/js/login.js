@@ -1,12 +1,12 @@
 // Sign in with an API key (when the gateway runs with keys on): the key is checked with a
 // request of the API, then kept for this tab only (sessionStorage).
 
-import { ApiError, api, signIn } from "./api.js";
+import { ApiError, api, signIn, takeRefusal } from "./api.js";
 import { h, show } from "./dom.js";
 
 export async function loginPage(view, query) {
   const next = query.get("next") || "#/jobs";
-  const why = query.get("why");
+  const why = takeRefusal();
   const input = h("input", { type: "password", id: "api-key", name: "key", autocomplete: "off",
     placeholder: "qrt_…", required: true });
   const error = h("p", { class: "error", id: "login-error", role: "alert" }, why || "");

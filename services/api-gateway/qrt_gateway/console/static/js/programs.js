@@ -34,23 +34,25 @@ function control(param) {
 
 function readParams(form, parameters) {
   const params = {};
+  // defineProperty: a parameter may be named "__proto__", which plain assignment would drop.
+  const set = (name, value) => Object.defineProperty(params, name, { value, enumerable: true, writable: true, configurable: true });
   for (const param of parameters) {
     const el = form.elements.namedItem(`param:${param.name}`);
     if (!el) continue;
     if (el.type === "checkbox") {
-      params[param.name] = el.checked;
+      set(param.name, el.checked);
       continue;
     }
     const raw = el.value.trim();
     if (raw === "") continue;
-    if (el.type === "number") params[param.name] = Number(raw);
+    if (el.type === "number") set(param.name, Number(raw));
     else if (el.tagName === "TEXTAREA") {
       try {
-        params[param.name] = JSON.parse(raw);
+        set(param.name, JSON.parse(raw));
       } catch {
         throw new ApiError(400, `${param.name}: not valid JSON`, param.name);
       }
-    } else params[param.name] = raw;
+    } else set(param.name, raw);
   }
   return params;
 }

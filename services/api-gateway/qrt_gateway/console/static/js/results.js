@@ -30,15 +30,19 @@ function isNumbers(value) {
   return Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === "number");
 }
 
+// How deep the charts look for counts; a result nested deeper is shown as JSON only (a
+// program may publish a string such as "[[[[...]]]]" a hundred thousand levels deep).
+const MAX_DEPTH = 32;
+
 /** Every counts dict in `value` (depth first, at most `limit`), with where it was found. */
-export function findCounts(value, path = "result", found = [], limit = 8) {
-  if (found.length >= limit || value === null || typeof value !== "object") return found;
+export function findCounts(value, path = "result", found = [], limit = 8, depth = 0) {
+  if (found.length >= limit || depth > MAX_DEPTH || value === null || typeof value !== "object") return found;
   if (isCounts(value)) {
     found.push({ path, counts: value });
     return found;
   }
   const entries = Array.isArray(value) ? value.map((v, i) => [`${path}[${i}]`, v]) : Object.entries(value).map(([k, v]) => [`${path}.${k}`, v]);
-  for (const [where, child] of entries.slice(0, 200)) findCounts(child, where, found, limit);
+  for (const [where, child] of entries.slice(0, 200)) findCounts(child, where, found, limit, depth + 1);
   return found;
 }
 
@@ -76,6 +80,53 @@ export function renderValue(value, { label = "result" } = {}) {
     parts.push(h("figure", { class: "expectations" }, linePlot([{ label: path, points }], { title: path }),
       h("figcaption", { class: "muted" }, `${path}: ${values.length} values`)));
   }
-  parts.push(h("pre", { class: "json" }, JSON.stringify(value, null, 2)));
+  parts.push(h("pre", { class: "json" }, formatted(value)));
   return h("div", { class: "rendered" }, parts);
+}
+
+/** `value` as indented JSON; a value too deeply nested for that, as compact JSON text. */
+function formatted(value) {
+  try {
+    return JSON.stringify(value, null, 2);
+  } catch {
+    return flat(value);
+  }
+}
+
+/** `value` as compact JSON text, however deeply nested. */
+export function jsonText(value) {
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return flat(value);
+  }
+}
+
+/** Compact JSON without recursion (JSON.stringify overflows the stack on deep nesting). */
+function flat(value) {
+  const out = [];
+  const stack = [value];
+  while (stack.length) {
+    const item = stack.pop();
+    if (item instanceof Closer) out.push(item.text);
+    else if (Array.isArray(item)) {
+      out.push("[");
+      stack.push(new Closer("]"));
+      for (let i = item.length - 1; i >= 0; i--) stack.push(item[i], ...(i > 0 ? [new Closer(",")] : []));
+    } else if (item !== null && typeof item === "object") {
+      const entries = Object.entries(item);
+      out.push("{");
+      stack.push(new Closer("}"));
+      for (let i = entries.length - 1; i >= 0; i--) {
+        stack.push(entries[i][1], new Closer(`${JSON.stringify(entries[i][0])}:`), ...(i > 0 ? [new Closer(",")] : []));
+      }
+    } else out.push(JSON.stringify(item) ?? "null");
+  }
+  return out.join("");
+}
+
+class Closer {
+  constructor(text) {
+    this.text = text;
+  }
 }
