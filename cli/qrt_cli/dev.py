@@ -99,8 +99,8 @@ class Platform:
 
 
 def banner(platform: Platform) -> str:
-    """What `qrt dev` tells a person once it serves: where the API and its docs are, the
-    device, the data directory, the programs, and whether keys are needed."""
+    """What `qrt dev` tells a person once it serves: where the API, its docs and the web
+    console are, the device, the data directory, the programs, and whether keys are needed."""
     settings = platform.settings
     if platform.device is not None:
         name = load_config(settings.device_config).name
@@ -119,6 +119,7 @@ def banner(platform: Platform) -> str:
     rows = [
         ("API", platform.url),
         ("docs", f"{platform.url}/docs"),
+        ("console", f"{platform.url}/ui/"),
         ("device", device),
         ("data", store),
         ("programs", programs),

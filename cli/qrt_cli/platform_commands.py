@@ -1,4 +1,5 @@
-"""`qrt login` (keep a platform's URL and key as a profile) and `qrt backends list`."""
+"""`qrt login` (keep a platform's URL and key as a profile), `qrt backends list` and `qrt backends
+show NAME` (a device's state, coupling map and calibration)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 
 from rich.table import Table
 
-from . import exits, profiles
+from . import exits, profiles, render
 from .remote import Context
 
 
@@ -31,6 +32,11 @@ def add_parsers(
     actions = backends.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="list backends", parents=[common])
     listing.set_defaults(client_action=_backends)
+    show = actions.add_parser(
+        "show", help="a backend's state, queue, topology and calibration", parents=[common]
+    )
+    show.add_argument("name", metavar="NAME", help="the backend (qrt backends list)")
+    show.set_defaults(client_action=_backend)
 
 
 def login_target(args: argparse.Namespace) -> profiles.Target:
@@ -66,4 +72,14 @@ async def _backends(ctx: Context, args: argparse.Namespace) -> int:
     for backend in backends:
         table.add_row(backend.name, "simulator" if backend.simulator else "device")
     ctx.out.print(table)
+    return exits.OK
+
+
+async def _backend(ctx: Context, args: argparse.Namespace) -> int:
+    backend = await ctx.client.backend(args.name)
+    if ctx.json:
+        ctx.print_json(backend)
+        return exits.OK
+    for part in render.backend_detail(backend):
+        ctx.out.print(part)
     return exits.OK

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from qrt_client import JobInfo
+from qrt_client import BackendDetail, JobInfo
 from qrt_client.codec import to_json as encoded
 
 BAR_WIDTH = 40
@@ -152,3 +152,46 @@ def key_values(pairs: Sequence[tuple[str, Any]]) -> Table:
             shown = shown.isoformat()
         table.add_row(name, escape(shown if isinstance(shown, str) else to_json(shown, None)))
     return table
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def backend_detail(backend: BackendDetail) -> list[Table]:
+    """`qrt backends show`: the backend's state and queue; for a device also its qubits,
+    topology (coupled pairs as `a-b`), gates, a table of its qubits' calibration and one of
+    its coupled pairs' two-qubit gate fidelities."""
+    rows: list[tuple[str, Any]] = [
+        ("name", backend.name),
+        ("kind", "simulator" if backend.simulator else "device"),
+        ("state", "online" if backend.online else "offline"),
+        ("queue", f"{backend.queued} queued, {backend.running} running"),
+    ]
+    if not backend.simulator:
+        rows[3:3] = [("qubits", None if backend.nqubits is None else str(backend.nqubits))]
+        rows += [
+            ("topology", " ".join(f"{a}-{b}" for a, b in backend.topology)),
+            ("gates", " ".join(backend.gates)),
+            ("last seen", backend.last_seen),
+            ("calibrated", backend.calibrated_at),
+        ]
+    tables = [key_values(rows)]
+    if backend.qubits:
+        qubits = Table(title="qubits", title_justify="left", box=None, pad_edge=False)
+        qubits.add_column("qubit", justify="right")
+        for column in ("T1 (µs)", "T2 (µs)", "readout fidelity", "gate fidelity"):
+            qubits.add_column(column, justify="right")
+        for qubit in backend.qubits:
+            qubits.add_row(str(qubit.qubit), _number(qubit.t1_us, 1), _number(qubit.t2_us, 1),
+                           _number(qubit.readout_fidelity, 4),
+                           _number(qubit.gate_fidelity, 4))  # fmt: skip
+        tables.append(qubits)
+    if backend.pairs:
+        pairs = Table(title="two-qubit gates", title_justify="left", box=None, pad_edge=False)
+        pairs.add_column("pair")
+        pairs.add_column("fidelity", justify="right")
+        for pair in backend.pairs:
+            pairs.add_row(f"{pair.qubits[0]}-{pair.qubits[1]}", _number(pair.fidelity, 4))
+        tables.append(pairs)
+    return tables

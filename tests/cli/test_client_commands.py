@@ -255,6 +255,50 @@ def test_backends_list(qrt: Qrt):
     assert "aer_simulator" in qrt("backends", "list").out
 
 
+def test_backends_show_a_devices_state_topology_and_calibration(qrt: Qrt, dev: DevServer):
+    def device() -> str | None:
+        listed = qrt("backends", "list", "-o", "json").json()
+        return next((b["name"] for b in listed if not b["simulator"]), None)
+
+    name = eventually_sync(device, "the simulated device is listed")
+    assert name is not None
+    raw = httpx.get(f"{dev.url}/backends/{name}").json()
+    shown = qrt("backends", "show", name, "-o", "json").json()
+    assert (shown["name"], shown["simulator"], shown["online"]) == (name, False, True)
+    assert shown["nqubits"] == raw["nqubits"] and shown["topology"] == raw["topology"]
+    assert len(shown["qubits"]) == raw["nqubits"]
+    assert shown["qubits"][0]["t1_us"] == raw["calibration"]["qubits"][0]["t1Us"]
+    assert [p["fidelity"] for p in shown["pairs"]] == [
+        p["fidelity"] for p in raw["calibration"]["pairs"]
+    ]
+    text = qrt("backends", "show", name)
+    assert text.code == 0, text.err
+    lines = text.out.splitlines()
+    rows = dict(line.strip().split(None, 1) for line in lines[:9])
+    assert rows["state"] == "online" and rows["qubits"] == str(raw["nqubits"])
+    assert rows["topology"] == " ".join(f"{a}-{b}" for a, b in raw["topology"])
+    assert rows["queue"].endswith("running")
+    assert "T1 (µs)" in text.out and "readout fidelity" in text.out
+    first = raw["calibration"]["qubits"][0]
+    row = next(line.split() for line in lines if line.split()[:1] == ["0"])
+    assert row[1:] == [f"{first['t1Us']:.1f}", f"{first['t2Us']:.1f}",
+                       f"{first['readoutFidelity']:.4f}",
+                       f"{first['singleQubitGateFidelity']:.4f}"]  # fmt: skip
+    pair = raw["calibration"]["pairs"][0]
+    assert f"{pair['qubits'][0]}-{pair['qubits'][1]} {pair['fidelity']:.4f}".split() in [
+        line.split() for line in lines
+    ]
+    simulator = qrt("backends", "show", "aer_simulator")
+    assert simulator.code == 0 and "simulator" in simulator.out and "T1" not in simulator.out
+
+
+def test_backends_show_of_an_unknown_backend_is_one_line(qrt: Qrt):
+    one_line_error(qrt("backends", "show", "no-such-backend"), exits.REFUSED, "404",
+                   "no-such-backend")  # fmt: skip
+    refused = qrt("backends", "show", "no-such-backend", "-o", "json")
+    assert refused.code == exits.REFUSED and refused.lines()[0]["status"] == 404
+
+
 def test_params_from_a_file_and_bad_params(qrt: Qrt, tmp_path: Path):
     params = tmp_path / "params.json"
     params.write_text('{"greeting": "from a file"}')

@@ -86,11 +86,15 @@ def test_qrt_dev_elsewhere_serves_the_bundled_programs_and_the_users_and_a_banne
         assert (greeted["status"], json.loads(greeted["result"])) == ("Completed", "hello Ada")
         hello = run_job(url, "hello-quantum", {"greeting": "hi"})
         assert hello["status"] == "Completed", hello
+        with httpx.Client(base_url=url) as http:
+            console = http.get("/ui/")
+        assert console.status_code == 200 and "text/html" in console.headers["content-type"]
         banner = eventually_sync(out.read_text, "the banner", until=lambda t: "Ctrl-C" in t)
     lines = banner.splitlines()
     assert lines[0].startswith("qrt ") and lines[0].endswith(" is running")
     rows = dict(line.split(None, 1) for line in lines[1:-1])
     assert rows["API"] == url and rows["docs"] == f"{url}/docs"
+    assert rows["console"] == f"{url}/ui/"
     assert rows["device"] == "none (QRT_DEV_DEVICE=false)"
     assert rows["data"] == str(tmp_path / ".qrt")
     assert rows["programs"].endswith(f"from {ROOT / 'programs'}, {mine}")

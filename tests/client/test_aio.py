@@ -121,6 +121,7 @@ async def test_jobs_backends_and_programs(aclient: AsyncClient, tmp_path: Path):
     page = await aclient.jobs(tags=[tag], status=["Completed"], program="noop")
     assert page.count == 3 and {j.id for j in page.jobs} == {j.id for j in jobs}
     assert "aer_simulator" in {b.name for b in await aclient.backends()}
+    assert (await aclient.backend("aer_simulator")).simulator is True
     assert "sample-program" in {p.id for p in await aclient.programs.list()}
     (tmp_path / "program.py").write_text("def main(backend, user_messenger):\n    return 'up'\n")
     program = await aclient.programs.upload(tmp_path, name=f"up-{tag[2:10]}", max_execution_time=30)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 from qiskit import QuantumCircuit
 
@@ -157,6 +158,36 @@ def test_backends(client: Client):
     backends = {b.name: b for b in client.backends()}
     assert backends["aer_simulator"].simulator is True
     assert "aer_simulator_statevector" in backends
+
+
+def test_backend_shows_a_devices_calibration_and_a_simulators_queue(
+    client: Client, qrt_dev: DevServer
+):
+    def device() -> str | None:
+        return next((b.name for b in client.backends() if not b.simulator), None)
+
+    name = eventually_sync(device, "the simulated device is offered")
+    assert name is not None
+    detail = client.backend(name)
+    raw = httpx.get(f"{qrt_dev.url}/backends/{name}").json()
+    assert (detail.name, detail.simulator, detail.online) == (name, False, True)
+    assert detail.nqubits == raw["nqubits"] and detail.nqubits is not None
+    assert detail.topology == [tuple(pair) for pair in raw["topology"]] and detail.topology
+    assert [q.qubit for q in detail.qubits] == list(range(detail.nqubits))
+    for qubit, shown in zip(detail.qubits, raw["calibration"]["qubits"], strict=True):
+        assert (qubit.t1_us, qubit.t2_us) == (shown["t1Us"], shown["t2Us"])
+        assert qubit.readout_fidelity == shown["readoutFidelity"]
+        assert qubit.gate_fidelity == shown["singleQubitGateFidelity"]
+    assert [(p.qubits, p.fidelity) for p in detail.pairs] == [
+        (tuple(p["qubits"]), p["fidelity"]) for p in raw["calibration"]["pairs"]
+    ]
+    assert detail.last_seen is not None and detail.last_seen.tzinfo is not None
+    simulator = client.backend("aer_simulator")
+    assert simulator.simulator and simulator.online and simulator.nqubits is None
+    assert simulator.queued >= 0 and simulator.qubits == [] and simulator.topology == []
+    with pytest.raises(NotFound) as raised:
+        client.backend("no-such-backend")
+    assert "no-such-backend" in raised.value.detail
 
 
 def test_programs_are_listed_uploaded_changed_and_deleted(client: Client, tmp_path: Path):

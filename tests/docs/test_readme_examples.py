@@ -54,7 +54,7 @@ def test_a_python_example_runs(number: int, dev: DevServer, tmp_path: Path):
 
 def test_the_command_line_section_has_shell_examples_of_every_client_command():
     commands = " ".join(SHELL_EXAMPLES)
-    for verb in ("login", "backends list", "programs list", "programs show", "jobs submit",
+    for verb in ("login", "backends list", "backends show", "programs list", "programs show", "jobs submit",
                  "jobs watch", "jobs result", "jobs logs", "jobs show", "jobs list",
                  "jobs delete", "jobs cancel", "services start", "services result",
                  "services interim-results", "services log", "services show", "services list",

@@ -271,6 +271,38 @@ async def test_a_refused_option_fails_the_job_naming_it(pool, programs):
     assert "[qrt] options.execution.meas_type" in done.log and "Traceback" not in done.log
 
 
+def ghz(width: int) -> QuantumCircuit:
+    """A GHZ state on `width` qubits, measured: Clifford, so Aer runs it at any width."""
+    circuit = QuantumCircuit(width)
+    circuit.h(0)
+    for qubit in range(1, width):
+        circuit.cx(0, qubit)
+    circuit.measure_all()
+    return circuit
+
+
+@pytest.mark.parametrize("program", ["sampler", "estimator"])
+async def test_a_pub_wider_than_the_simulator_fails_the_job_naming_it(pool, programs, program):
+    """QRT_SIMULATOR_QUBITS (30 by default, what the IBM API advertises) bounds a pub's
+    circuit on a simulator, as IBM refuses circuits wider than the backend; Aer itself would
+    run a 31-qubit Clifford circuit."""
+    wide = ghz(31)
+    if program == "sampler":
+        pubs: list[Any] = [bell(), (wide,)]
+    else:
+        wide.remove_final_measurements()
+        pubs = [(bell(measured=False), SparsePauliOp("ZZ")), (wide, SparsePauliOp("Z" * 31))]
+    done = await run(pool, programs, program, submitted_params(program, AerSimulator(), {}, pubs))
+    assert done.outcome.status is JobStatus.FAILED, done.log
+    reason = done.outcome.reason or ""
+    assert reason == (
+        "pub 1: the circuit has 31 qubits, more than the 30 of aer_simulator (QRT_SIMULATOR_QUBITS)"
+    ), reason
+    assert "Traceback" not in done.log
+    fitting = submitted_params(program, AerSimulator(), {}, pubs[:1])
+    assert decoded(await run(pool, programs, program, fitting))[0].metadata
+
+
 async def test_a_noise_model_runs_on_aer(pool, programs):
     model = NoiseModel()
     model.add_all_qubit_readout_error(ReadoutError([[0.5, 0.5], [0.5, 0.5]]))
@@ -412,6 +444,35 @@ async def test_primitive_jobs_through_the_gateway_on_the_dev_device_and_aer(tmp_
                 result = ResultDecoder.decode(await response.json())
             for value in result[0].data.evs:
                 assert_near(value, 1.0, 0.015625, "<ZZ>, <XX>")
+    finally:
+        await platform.stop()
+
+
+async def test_the_executor_gives_jobs_a_simulator_of_qrt_simulator_qubits(tmp_path):
+    """QRT_SIMULATOR_QUBITS reaches the job: a sampler pub one qubit wider fails, naming it."""
+    settings = make_settings(tmp_path, merge_programs(tmp_path / "programs"), simulator_qubits=3)
+    platform = await Platform.start(settings)
+    try:
+        async with aiohttp.ClientSession(base_url=platform.url) as http:
+
+            async def submit(circuit: QuantumCircuit) -> dict[str, Any]:
+                params = submitted_params("sampler", AerSimulator(), None, [circuit])
+                body = {
+                    "programId": "sampler",
+                    "backend": "aer_simulator_statevector",
+                    "params": json.loads(json.dumps(params, cls=RuntimeEncoder)),
+                }
+                async with http.post("/jobs", json=body) as response:
+                    assert response.status == 200, await response.text()
+                    job_id = str((await response.json())["id"])
+                return await wait_for(http, job_id, timeout=120)
+
+            wide, fitting = await asyncio.gather(submit(ghz(4)), submit(ghz(3)))
+            assert (wide["status"], wide["reason"]) == ("Failed", (
+                "pub 0: the circuit has 4 qubits, more than the 3 of aer_simulator_statevector "
+                "(QRT_SIMULATOR_QUBITS)"
+            ))  # fmt: skip
+            assert fitting["status"] == "Completed", fitting
     finally:
         await platform.stop()
 

@@ -15,13 +15,14 @@ from datetime import datetime
 from pathlib import PurePath
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from . import streams
 from .codec import archive_of, decode, encode_params
 from .errors import ApiError, JobCancelled, JobEnded, JobFailed
-from .models import Backend, Event, JobInfo, JobPage, Program
+from .models import Backend, BackendDetail, Event, JobInfo, JobPage, Program
 from .polling import poll_until
 from .services import AsyncServices
 from .transport import DEFAULT_RETRIES, FIRST_PAUSE, Transport
@@ -353,3 +354,10 @@ class AsyncClient:
         """The backends a job can ask for: simulators and the devices executors offer."""
         response = await self._transport.request("GET", "/backends", retry=True)
         return [Backend(b["name"], b["simulator"]) for b in response.json()["backends"]]
+
+    async def backend(self, name: str) -> BackendDetail:
+        """One backend: its queue and, for a device, its qubits, coupling map, gates and latest
+        calibration. Raises NotFound for a backend no job may ask for."""
+        path = f"/backends/{quote(name, safe='')}"
+        response = await self._transport.request("GET", path, retry=True)
+        return BackendDetail.of(response.json())

@@ -114,6 +114,81 @@ class Backend:
 
 
 @dataclass(frozen=True)
+class QubitCalibration:
+    """One qubit's calibration: T1 and T2 in µs, fidelities from 0 to 1; None where the device
+    reports no such number."""
+
+    qubit: int
+    t1_us: float | None
+    t2_us: float | None
+    readout_fidelity: float | None
+    gate_fidelity: float | None
+    """Its single-qubit gates' fidelity."""
+
+
+@dataclass(frozen=True)
+class PairCalibration:
+    """A coupled pair's two-qubit gate fidelity (0 to 1)."""
+
+    qubits: tuple[int, int]
+    fidelity: float
+
+
+@dataclass(frozen=True)
+class BackendDetail:
+    """A backend as `GET /backends/{name}` shows it: its queue (jobs of every instance) and,
+    for a device, what it is and its latest calibration. A simulator has no `nqubits`, an
+    empty `topology`, `gates` and calibration."""
+
+    name: str
+    simulator: bool
+    online: bool
+    """A job may be sent to it now (a device: offered by an executor and answering)."""
+    queued: int
+    running: int
+    last_seen: datetime | None
+    """When an executor last reported the device."""
+    nqubits: int | None
+    topology: list[tuple[int, int]]
+    """The coupled qubit pairs."""
+    gates: list[str]
+    calibrated_at: datetime | None
+    qubits: list[QubitCalibration]
+    pairs: list[PairCalibration]
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> BackendDetail:
+        """From the platform's JSON (camelCase)."""
+        calibration = body.get("calibration") or {}
+        return cls(
+            name=body["name"],
+            simulator=body["simulator"],
+            online=body["online"],
+            queued=body["queue"]["queued"],
+            running=body["queue"]["running"],
+            last_seen=_time(body.get("lastSeen")),
+            nqubits=body.get("nqubits"),
+            topology=[(a, b) for a, b in body.get("topology") or []],
+            gates=list(body.get("gates") or []),
+            calibrated_at=_time(calibration.get("calibratedAt")),
+            qubits=[
+                QubitCalibration(
+                    qubit=q["qubit"],
+                    t1_us=q.get("t1Us"),
+                    t2_us=q.get("t2Us"),
+                    readout_fidelity=q.get("readoutFidelity"),
+                    gate_fidelity=q.get("singleQubitGateFidelity"),
+                )
+                for q in calibration.get("qubits") or []
+            ],
+            pairs=[
+                PairCalibration(qubits=(p["qubits"][0], p["qubits"][1]), fidelity=p["fidelity"])
+                for p in calibration.get("pairs") or []
+            ],
+        )
+
+
+@dataclass(frozen=True)
 class Interim:
     """An interim result the job published (decoded with RuntimeDecoder)."""
 

@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from .aio import AsyncClient, AsyncJob, AsyncPrograms
-from .models import Backend, Event, Execution, JobInfo, JobPage, Program
+from .models import Backend, BackendDetail, Event, Execution, JobInfo, JobPage, Program
 from .services import AsyncServices
 from .transport import DEFAULT_RETRIES, FIRST_PAUSE
 
@@ -295,3 +295,7 @@ class Client:
     def backends(self) -> list[Backend]:
         """The backends a job can ask for."""
         return self._loop.call(self._client.backends())
+
+    def backend(self, name: str) -> BackendDetail:
+        """One backend: its queue and, for a device, its calibration; see `AsyncClient.backend`."""
+        return self._loop.call(self._client.backend(name))

@@ -2,11 +2,12 @@
 programs do in their job process.
 
 On an Aer simulator, Aer's own V2 primitives run the pubs on that very backend (its method and
-its usage counting kept). On any other backend (a 2300 device), pubs must be ISA circuits of its
-Target, checked as IBM checks them; they run as they are through `backend.run` (Qiskit's
-`BackendSamplerV2` and `BackendEstimatorV2`: memory per shot for BitArrays, and for
-expectation values one circuit per qubit-wise commuting Pauli group, its basis rotations
-written in the device's gates, shots = ceil(1 / precision**2)).
+its usage counting kept); as IBM does, a pub's circuit wider than the simulator's `num_qubits`
+(QRT_SIMULATOR_QUBITS) is refused. On any other backend (a 2300 device), pubs must be ISA
+circuits of its Target, checked as IBM checks them; they run as they are through
+`backend.run` (Qiskit's `BackendSamplerV2` and `BackendEstimatorV2`: memory per shot for
+BitArrays, and for expectation values one circuit per qubit-wise commuting Pauli group, its
+basis rotations written in the device's gates, shots = ceil(1 / precision**2)).
 
 The result is a `PrimitiveResult` shaped as IBM's service returns it (RuntimeEncoder JSON of it
 is what the stock client's RuntimeDecoder turns back into the same objects): sampler pubs give
@@ -69,6 +70,7 @@ def run_sampler(
     seed = _get(options, "simulator", "seed_simulator")
     start = datetime.now(UTC)
     if simulator:
+        _fitting(pubs, backend)
         _set_noise_model(backend, options)
         sampler: Any = AerSamplerV2.from_backend(backend, default_shots=default_shots, seed=seed)
         ran = sampler.run(pubs).result()
@@ -116,6 +118,7 @@ def run_estimator(
         for index, pub in enumerate(params["pubs"])
     ]
     if simulator:
+        _fitting(pubs, backend)
         _set_noise_model(backend, options)
         seed = _get(options, "simulator", "seed_simulator")
         if seed is None:
@@ -213,6 +216,19 @@ def _set_noise_model(backend: AerSimulator, options: Mapping[str, Any]) -> None:
             field="params.options.simulator.noise_model",
         )
     backend.set_options(noise_model=model)
+
+
+def _fitting(pubs: Sequence[Any], backend: AerSimulator) -> None:
+    """Refuse, as IBM does, a pub whose circuit is wider than the simulator's `num_qubits`
+    (what the job's executor set, QRT_SIMULATOR_QUBITS, and the IBM API advertises):
+    InvalidInput naming the pub, its width and the setting."""
+    for index, pub in enumerate(pubs):
+        if pub.circuit.num_qubits > backend.num_qubits:
+            raise InvalidInput(
+                f"pub {index}: the circuit has {pub.circuit.num_qubits} qubits, more than the "
+                f"{backend.num_qubits} of {backend.name} (QRT_SIMULATOR_QUBITS)",
+                field=f"params.pubs[{index}]",
+            )
 
 
 def _isa(pubs: Sequence[Any], backend: Any) -> Sequence[Any]:

@@ -42,9 +42,12 @@ def report_usage_to(messenger: UserMessenger) -> None:
     _usage[:] = [messenger]
 
 
-def make_backend(name: str, device: DeviceAccess | None = None) -> Any:
-    """The Qiskit backend a job asked for: a simulator, or the device `device` describes;
-    raises ValueError for an unknown simulator name."""
+def make_backend(
+    name: str, device: DeviceAccess | None = None, simulator_qubits: int | None = None
+) -> Any:
+    """The Qiskit backend a job asked for: a simulator (offering `simulator_qubits` qubits,
+    its `num_qubits` and Target's, when given; else as many as Aer thinks memory allows), or
+    the device `device` describes; raises ValueError for an unknown simulator name."""
     if device is not None:
         from .device_backend import DeviceBackend
         from .device_relay import RelayedDeviceClient
@@ -64,6 +67,8 @@ def make_backend(name: str, device: DeviceAccess | None = None) -> Any:
         backend = _simulators.pop(name, None)
         if backend is None:
             backend = AerSimulator(**SIMULATORS[name])
+        if simulator_qubits is not None:
+            backend.set_options(n_qubits=simulator_qubits)
     else:
         raise ValueError(f"unknown backend {name!r}")
     return _counting(backend, name)

@@ -89,6 +89,9 @@ class Launch(Message, frozen=True):
     """How large the result and each interim result may be."""
     sandbox: SandboxPolicy = SandboxPolicy(isolate=False)
     """The walls and limits the job runs within."""
+    simulator_qubits: int = 30
+    """Qubits a simulator backend offers the job (QRT_SIMULATOR_QUBITS), as the IBM API
+    advertises them: the primitives refuse wider circuits."""
 
 
 class Interim(Message, frozen=True, tag="interim", tag_field="kind"):

@@ -20,7 +20,7 @@ def run_program(launch: Launch, messenger: UserMessenger) -> int:
     try:
         where = f"program module {launch.module}"
         main = entry_point(launch.search_path, launch.module, "main", where)
-        backend = make_backend(launch.backend, launch.device)
+        backend = make_backend(launch.backend, launch.device, launch.simulator_qubits)
         # User input is decoded only here, inside the program's own process.
         kwargs = keyword_arguments(launch.params, RuntimeDecoder)
         result = main(backend, messenger, **kwargs)

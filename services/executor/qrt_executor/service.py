@@ -322,6 +322,7 @@ class Executor:
             device=access,
             limits=self._settings.result_limits,
             sandbox=sandbox,
+            simulator_qubits=self._settings.simulator_qubits,
         )
         on_stdout = None
         if program.kind is ProgramKind.PYTHON_TEMPLATE:
