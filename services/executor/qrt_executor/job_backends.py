@@ -67,7 +67,9 @@ def make_backend(
         backend = _simulators.pop(name, None)
         if backend is None:
             backend = AerSimulator(**SIMULATORS[name])
-        if simulator_qubits is not None:
+        if simulator_qubits is not None and backend.num_qubits != simulator_qubits:
+            # Only when it differs: any set_options makes the zygote's kept Target stale, and
+            # every job would build its own again (qrt_executor.warm).
             backend.set_options(n_qubits=simulator_qubits)
     else:
         raise ValueError(f"unknown backend {name!r}")
