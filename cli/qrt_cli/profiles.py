@@ -106,4 +106,13 @@ def resolve(profile: str | None = None, path: Path | None = None) -> Target:
             raise ProfileError(f"no profile {name!r} in {path or config_path()}; known: {known}")
     url = os.environ.get("QRT_URL") or values.get("url") or DEFAULT_URL
     key = os.environ.get("QRT_API_KEY") or values.get("key") or None
+    check_url(str(url), "QRT_URL" if os.environ.get("QRT_URL") else f"profile {name}")
     return Target(str(url), None if key is None else str(key), name if values else None)
+
+
+def check_url(url: str, given: str) -> None:
+    """Raises ProfileError unless `url` (from `given`: QRT_URL, a profile, `qrt login`'s
+    argument) starts with http:// or https://, so that `127.0.0.1:8000` is a usage error
+    that says what to write rather than a platform that cannot be reached."""
+    if not url.startswith(("http://", "https://")):
+        raise ProfileError(f"{given}: {url!r} is no URL; write http://{url.split('://')[-1]}")

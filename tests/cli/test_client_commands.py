@@ -382,6 +382,16 @@ def test_shell_completion_offers_the_commands(config_home: Path, tmp_path: Path)
     assert set(out.read_text().split()) == {"submit", "show"}
 
 
+def test_a_url_without_its_scheme_is_a_usage_error_that_says_what_to_write(
+    run: Qrt, config_home: Path, monkeypatch
+):
+    one_line_error(run("login", "127.0.0.1:8000", "--key", "k"), exits.USAGE,
+                   "qrt login: '127.0.0.1:8000' is no URL; write http://127.0.0.1:8000")  # fmt: skip
+    assert not (config_home / "qrt" / "config.toml").exists()
+    monkeypatch.setenv("QRT_URL", "localhost:8000")
+    one_line_error(run("jobs", "list"), exits.USAGE, "QRT_URL", "write http://localhost:8000")
+
+
 def test_a_submit_whose_answer_was_lost_makes_one_job(qrt: Qrt, dev: DevServer, monkeypatch):
     proxy = FlakyProxy(dev.port, drops=1)
     try:
