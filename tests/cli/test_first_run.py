@@ -221,7 +221,9 @@ def test_a_second_qrt_dev_on_the_same_data_directory_stops_before_anything_start
         assert second.returncode == 2, second.stderr
         assert second.stderr.startswith("qrt: another qrt dev (pid ")
         assert second.stderr.count("\n") == 1 and "Traceback" not in second.stderr
-        assert f"uses the store {(tmp_path / '.qrt' / 'qrt.db').resolve()}; stop it" in second.stderr
+        assert (
+            f"uses the store {(tmp_path / '.qrt' / 'qrt.db').resolve()}; stop it" in second.stderr
+        )
         assert second.stdout == ""
         assert httpx.get(f"{url}/programs", timeout=30).status_code == 200  # the first goes on
     with running([], tmp_path, clean_env()) as (url, _, _):  # stopped, it let the store go
