@@ -487,6 +487,10 @@ def test_services_cancel_exits_3_for_its_result_and_refusals_are_one_line(qrt: Q
     assert cancelled["id"] == execution
     assert qrt("services", "result", "sleeper", execution).code == exits.CANCELLED
     one_line_error(qrt("services", "cancel", "sleeper", execution), exits.REFUSED, "409")
+    running = qrt("services", "start", "sleeper", "--params", '{"seconds": 120}').out.strip()
+    said = qrt("services", "cancel", "sleeper", running)
+    assert (said.code, said.out) == (exits.OK, f"cancelled {running}\n")
+    assert qrt("services", "result", "sleeper", running).code == exits.CANCELLED
     one_line_error(qrt("services", "show", "nope", execution), exits.REFUSED, "404", "nope")
     one_line_error(qrt("services", "start", "planqk-starter", "--data", "[1]"), exits.USAGE,
                    "--data must be a JSON object")  # fmt: skip
