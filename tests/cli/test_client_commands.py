@@ -202,7 +202,8 @@ def test_a_job_past_its_time_limit_exits_4(qrt: Qrt):
     assert ran.lines()[-1]["job"]["status"] == "Cancelled - Ran too long"
 
 
-def test_list_filters_and_shows_whole_ids(qrt: Qrt):
+def test_list_filters_and_shows_whole_ids(qrt: Qrt, monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)  # off a terminal, as in a pipe to grep
     ids = {submit(qrt, "noop", "--tag", "listed") for _ in range(2)}
     for job_id in ids:
         qrt("jobs", "result", job_id, "--timeout", "120")
@@ -211,6 +212,8 @@ def test_list_filters_and_shows_whole_ids(qrt: Qrt):
     assert all(j["status"] == "Completed" and j["program"] == "noop" for j in page["jobs"])
     text = qrt("jobs", "list", "--tag", "listed", "--status", "Completed", "--program", "noop")
     assert all(job_id in text.out for job_id in ids) and "2 of 2" in text.out
+    rows = [line.split() for line in text.out.splitlines() if line.split()[:1] == [min(ids)]]
+    assert rows and rows[0][1:4] == ["noop", "Completed", "aer_simulator"], text.out
     assert qrt("jobs", "list", "--tag", "listed", "--pending", "-o", "json").json()["count"] == 0
     assert qrt("jobs", "list", "--pending", "--ended").code == exits.USAGE
 
