@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 DEFAULT_URL = "http://127.0.0.1:8000"
 """Where `qrt dev` listens by default: the platform when nothing else is configured."""
 DEFAULT_PROFILE = "default"
@@ -116,3 +118,11 @@ def check_url(url: str, given: str) -> None:
     that says what to write rather than a platform that cannot be reached."""
     if not url.startswith(("http://", "https://")):
         raise ProfileError(f"{given}: {url!r} is no URL; write http://{url.split('://')[-1]}")
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:  # a newline from a shell's $(...), a space, a bad port
+        raise ProfileError(f"{given}: {url!r} is no URL: {exc}") from None
+    if not parsed.host:
+        raise ProfileError(f"{given}: {url!r} is no URL: it names no host")
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise ProfileError(f"{given}: {url!r} is no URL: port {parsed.port} is not 1 to 65535")

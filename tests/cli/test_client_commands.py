@@ -385,7 +385,7 @@ def test_shell_completion_offers_the_commands(config_home: Path, tmp_path: Path)
     assert set(out.read_text().split()) == {"submit", "show"}
 
 
-def test_a_url_without_its_scheme_is_a_usage_error_that_says_what_to_write(
+def test_a_url_that_is_no_url_is_a_usage_error_that_says_why(
     run: Qrt, config_home: Path, monkeypatch
 ):
     one_line_error(run("login", "127.0.0.1:8000", "--key", "k"), exits.USAGE,
@@ -393,6 +393,12 @@ def test_a_url_without_its_scheme_is_a_usage_error_that_says_what_to_write(
     assert not (config_home / "qrt" / "config.toml").exists()
     monkeypatch.setenv("QRT_URL", "localhost:8000")
     one_line_error(run("jobs", "list"), exits.USAGE, "QRT_URL", "write http://localhost:8000")
+    monkeypatch.setenv("QRT_URL", "http://127.0.0.1:8000\n  mode  single user")  # grep -A1
+    one_line_error(run("jobs", "list"), exits.USAGE, "QRT_URL", "is no URL: ")
+    monkeypatch.setenv("QRT_URL", "http://127.0.0.1:80000")
+    one_line_error(run("jobs", "list"), exits.USAGE, "QRT_URL", "port 80000 is not 1 to 65535")
+    monkeypatch.setenv("QRT_URL", "http://")
+    one_line_error(run("jobs", "list"), exits.USAGE, "QRT_URL", "names no host")
 
 
 def test_a_submit_whose_answer_was_lost_makes_one_job(qrt: Qrt, dev: DevServer, monkeypatch):
