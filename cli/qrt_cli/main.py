@@ -97,7 +97,7 @@ def _service_arguments(command: argparse.ArgumentParser, name: str) -> None:
     options = SERVICE_OPTIONS[name]
     if "host" in options:
         what = "the API" if "port" in options else "health and metrics"
-        command.add_argument("--host", help=f"address {what} listen on (QRT_HOST, default "
+        command.add_argument("--host", help=f"address to serve {what} on (QRT_HOST, default "
                              "127.0.0.1)")  # fmt: skip
     if "port" in options:
         command.add_argument("--port", type=int, help="port to listen on (QRT_PORT, default 8000)")
@@ -167,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger().addHandler(logging.NullHandler())
     try:
         warnings = preflight.check(args.command, settings)
+        # Held (open) until this function returns: while the platform runs.
+        store_lock = preflight.hold_store(settings) if args.command == "dev" else None
     except DeviceConfigError as exc:
         print(f"qrt: invalid device configuration: {exc}", file=sys.stderr)
         return 2
@@ -185,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ConfigurationError) as exc:
             print(f"qrt: {exc}", file=sys.stderr)
             return 1
+        finally:
+            if store_lock is not None:
+                store_lock.close()
     return 0
 
 

@@ -40,7 +40,9 @@ def add_parsers(
 
 
 def login_target(args: argparse.Namespace) -> profiles.Target:
-    """What `qrt login` keeps: the URL given and the key given (or typed in)."""
+    """What `qrt login` keeps: the URL given and the key given (or typed in); raises
+    ProfileError for a URL without http:// or https://."""
+    profiles.check_url(args.url, "qrt login")
     key = args.key
     if key is None and sys.stdin.isatty():
         key = getpass.getpass("API key (empty: none): ").strip() or None

@@ -9,10 +9,13 @@ the wrong type or out of range never gets this far.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import socket
 from pathlib import Path
+from typing import IO
 
+from qrt_common.account_admin import check_bootstrap_key
 from qrt_common.errors import ConfigurationError
 from qrt_common.registry import ProgramRegistry
 from qrt_common.settings import Settings
@@ -41,6 +44,8 @@ def check(command: str, settings: Settings) -> list[str]:
         check_device_config(settings.device_config)
     if command in RUNS_PROGRAMS:
         ProgramRegistry.of(settings).check()
+    if command in LISTENS and settings.auth and settings.bootstrap_admin_key:
+        check_bootstrap_key(settings.bootstrap_admin_key)
     warnings = []
     if command in ("gateway", "scheduler", "executor") and settings.bus_url.startswith("memory:"):
         others = "a scheduler and an executor" if command == "gateway" else "the other services"
@@ -66,6 +71,35 @@ def check_data_dir(data_dir: Path) -> None:
     if not os.access(existing, os.W_OK | os.X_OK):
         verb = "written" if existing == data_dir.absolute() else f"made in {existing}"
         raise ConfigurationError(f"{where} cannot be {verb}: permission denied")
+
+
+def hold_store(settings: Settings) -> IO[str] | None:
+    """For `qrt dev` on a SQLite store, the store's lock file (`<file>.dev-lock`), locked
+    (flock) for as long as the returned file stays open, so that a second `qrt dev` on the
+    same store stops at once instead of taking the first one's running jobs for orphans and
+    running them again. Raises ConfigurationError naming the process that holds it; None for
+    MongoDB. Makes the data directory, so it comes after every check."""
+    url = settings.effective_store_url
+    if not url.startswith("sqlite:///"):
+        return None
+    database = Path(url.removeprefix("sqlite:///"))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    lock = open(database.with_name(database.name + ".dev-lock"), "a+")  # noqa: SIM115
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "unknown"
+        lock.close()
+        where = "QRT_STORE_URL" if settings.store_url else "QRT_DATA_DIR (--data-dir)"
+        raise ConfigurationError(
+            f"another qrt dev (pid {holder}) uses the store {database}; stop it, or give this "
+            f"one another {where}"
+        ) from None
+    lock.truncate(0)
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock
 
 
 def check_port(host: str, port: int, setting: str) -> None:

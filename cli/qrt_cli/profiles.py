@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 DEFAULT_URL = "http://127.0.0.1:8000"
 """Where `qrt dev` listens by default: the platform when nothing else is configured."""
 DEFAULT_PROFILE = "default"
@@ -106,4 +108,21 @@ def resolve(profile: str | None = None, path: Path | None = None) -> Target:
             raise ProfileError(f"no profile {name!r} in {path or config_path()}; known: {known}")
     url = os.environ.get("QRT_URL") or values.get("url") or DEFAULT_URL
     key = os.environ.get("QRT_API_KEY") or values.get("key") or None
+    check_url(str(url), "QRT_URL" if os.environ.get("QRT_URL") else f"profile {name}")
     return Target(str(url), None if key is None else str(key), name if values else None)
+
+
+def check_url(url: str, given: str) -> None:
+    """Raises ProfileError unless `url` (from `given`: QRT_URL, a profile, `qrt login`'s
+    argument) starts with http:// or https://, so that `127.0.0.1:8000` is a usage error
+    that says what to write rather than a platform that cannot be reached."""
+    if not url.startswith(("http://", "https://")):
+        raise ProfileError(f"{given}: {url!r} is no URL; write http://{url.split('://')[-1]}")
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:  # a newline from a shell's $(...), a space, a bad port
+        raise ProfileError(f"{given}: {url!r} is no URL: {exc}") from None
+    if not parsed.host:
+        raise ProfileError(f"{given}: {url!r} is no URL: it names no host")
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise ProfileError(f"{given}: {url!r} is no URL: port {parsed.port} is not 1 to 65535")

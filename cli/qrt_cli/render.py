@@ -4,7 +4,9 @@ tables and counts as bar charts for people (rich)."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -41,9 +43,16 @@ def to_json(value: Any, indent: int | None = 2) -> str:
     return encoded(plain(value), indent=indent, ensure_ascii=False)
 
 
+OFF_TERMINAL_WIDTH = 200
+"""Width of tables off a terminal (COLUMNS unset): rich's 80 cut a job list's statuses to
+`Comple…`, which `grep Completed` then missed."""
+
+
 def console() -> Console:
-    """A console on the process's stdout now (tests swap it); no colour off a terminal."""
-    return Console(highlight=False, soft_wrap=True)
+    """A console on the process's stdout now (tests swap it); no colour off a terminal, and
+    tables as wide as their rows need up to OFF_TERMINAL_WIDTH."""
+    wide = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+    return Console(highlight=False, soft_wrap=True, width=OFF_TERMINAL_WIDTH if wide else None)
 
 
 def is_counts(value: Any) -> bool:

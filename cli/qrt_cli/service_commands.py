@@ -154,5 +154,9 @@ async def _log(ctx: Context, args: argparse.Namespace) -> int:
 
 
 async def _cancel(ctx: Context, args: argparse.Namespace) -> int:
-    _show_execution(ctx, await ctx.client.services.cancel(args.service, args.execution_id))
+    execution = await ctx.client.services.cancel(args.service, args.execution_id)
+    if ctx.json:
+        ctx.print_json(execution)
+    else:  # not the execution's fields: a running one still says RUNNING as it is stopped
+        ctx.out.print(f"cancelled {execution.id}", markup=False)
     return exits.OK

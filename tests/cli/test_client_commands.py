@@ -202,7 +202,8 @@ def test_a_job_past_its_time_limit_exits_4(qrt: Qrt):
     assert ran.lines()[-1]["job"]["status"] == "Cancelled - Ran too long"
 
 
-def test_list_filters_and_shows_whole_ids(qrt: Qrt):
+def test_list_filters_and_shows_whole_ids(qrt: Qrt, monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)  # off a terminal, as in a pipe to grep
     ids = {submit(qrt, "noop", "--tag", "listed") for _ in range(2)}
     for job_id in ids:
         qrt("jobs", "result", job_id, "--timeout", "120")
@@ -211,6 +212,8 @@ def test_list_filters_and_shows_whole_ids(qrt: Qrt):
     assert all(j["status"] == "Completed" and j["program"] == "noop" for j in page["jobs"])
     text = qrt("jobs", "list", "--tag", "listed", "--status", "Completed", "--program", "noop")
     assert all(job_id in text.out for job_id in ids) and "2 of 2" in text.out
+    rows = [line.split() for line in text.out.splitlines() if line.split()[:1] == [min(ids)]]
+    assert rows and rows[0][1:4] == ["noop", "Completed", "aer_simulator"], text.out
     assert qrt("jobs", "list", "--tag", "listed", "--pending", "-o", "json").json()["count"] == 0
     assert qrt("jobs", "list", "--pending", "--ended").code == exits.USAGE
 
@@ -382,6 +385,22 @@ def test_shell_completion_offers_the_commands(config_home: Path, tmp_path: Path)
     assert set(out.read_text().split()) == {"submit", "show"}
 
 
+def test_a_url_that_is_no_url_is_a_usage_error_that_says_why(
+    run: Qrt, config_home: Path, monkeypatch
+):
+    one_line_error(run("login", "127.0.0.1:8000", "--key", "k"), exits.USAGE,
+                   "qrt login: '127.0.0.1:8000' is no URL; write http://127.0.0.1:8000")  # fmt: skip
+    assert not (config_home / "qrt" / "config.toml").exists()
+    monkeypatch.setenv("QRT_URL", "localhost:8000")
+    one_line_error(run("jobs", "list"), exits.USAGE, "QRT_URL", "write http://localhost:8000")
+    monkeypatch.setenv("QRT_URL", "http://127.0.0.1:8000\n  mode  single user")  # grep -A1
+    one_line_error(run("jobs", "list"), exits.USAGE, "QRT_URL", "is no URL: ")
+    monkeypatch.setenv("QRT_URL", "http://127.0.0.1:80000")
+    one_line_error(run("jobs", "list"), exits.USAGE, "QRT_URL", "port 80000 is not 1 to 65535")
+    monkeypatch.setenv("QRT_URL", "http://")
+    one_line_error(run("jobs", "list"), exits.USAGE, "QRT_URL", "names no host")
+
+
 def test_a_submit_whose_answer_was_lost_makes_one_job(qrt: Qrt, dev: DevServer, monkeypatch):
     proxy = FlakyProxy(dev.port, drops=1)
     try:
@@ -477,6 +496,10 @@ def test_services_cancel_exits_3_for_its_result_and_refusals_are_one_line(qrt: Q
     assert cancelled["id"] == execution
     assert qrt("services", "result", "sleeper", execution).code == exits.CANCELLED
     one_line_error(qrt("services", "cancel", "sleeper", execution), exits.REFUSED, "409")
+    running = qrt("services", "start", "sleeper", "--params", '{"seconds": 120}').out.strip()
+    said = qrt("services", "cancel", "sleeper", running)
+    assert (said.code, said.out) == (exits.OK, f"cancelled {running}\n")
+    assert qrt("services", "result", "sleeper", running).code == exits.CANCELLED
     one_line_error(qrt("services", "show", "nope", execution), exits.REFUSED, "404", "nope")
     one_line_error(qrt("services", "start", "planqk-starter", "--data", "[1]"), exits.USAGE,
                    "--data must be a JSON object")  # fmt: skip

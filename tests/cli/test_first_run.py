@@ -178,6 +178,8 @@ CONFIGURATIONS = {
     "programs dir missing": ({"QRT_PROGRAMS_DIR": "nowhere"},
                              "qrt: QRT_PROGRAMS_DIR nowhere is not a directory"),
     "programs.ini broken": ({}, broken_ini),
+    "bootstrap admin key": ({"QRT_AUTH": "true", "QRT_BOOTSTRAP_ADMIN_KEY": "abc"},
+                            "qrt: QRT_BOOTSTRAP_ADMIN_KEY must be an API key: "),
     "metadata broken": ({}, broken_metadata),
 }  # fmt: skip
 
@@ -209,6 +211,23 @@ def test_a_taken_port_is_one_line_before_anything_starts(tmp_path):
     assert scheduler.returncode == 2
     assert scheduler.stderr.startswith(f"qrt: port {port} on 127.0.0.1 is taken")
     assert scheduler.stderr.endswith("choose another with QRT_OPS_PORT\n")
+
+
+def test_a_second_qrt_dev_on_the_same_data_directory_stops_before_anything_starts(tmp_path):
+    # Both would run: the second's scheduler took the first's running jobs for orphans and
+    # ran them again, and the first went on running them too.
+    with running([], tmp_path, clean_env()) as (url, _, _):
+        second = qrt(["dev", "--port", "0"], tmp_path)
+        assert second.returncode == 2, second.stderr
+        assert second.stderr.startswith("qrt: another qrt dev (pid ")
+        assert second.stderr.count("\n") == 1 and "Traceback" not in second.stderr
+        assert (
+            f"uses the store {(tmp_path / '.qrt' / 'qrt.db').resolve()}; stop it" in second.stderr
+        )
+        assert second.stdout == ""
+        assert httpx.get(f"{url}/programs", timeout=30).status_code == 200  # the first goes on
+    with running([], tmp_path, clean_env()) as (url, _, _):  # stopped, it let the store go
+        assert httpx.get(f"{url}/programs", timeout=30).status_code == 200
 
 
 def test_a_lone_gateway_on_the_in_process_bus_warns_at_start(tmp_path):

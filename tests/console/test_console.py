@@ -93,6 +93,8 @@ def test_a_job_run_from_its_programs_form_completes_with_its_histogram_drawn(
     expect(page.locator("#interims[data-stream=ended]")).to_have_count(1)
     expect(page.locator("#interims .interim")).to_have_count(1)
     expect(page.locator("#interims pre.json")).to_have_text(json.dumps(HOSTILE))
+    # Replayed after the end: the time shown is when the page got it, and says so.
+    expect(page.locator("#interims .interim > .muted")).to_have_text(re.compile(r"^#1, received "))
     assert page.locator("#interims img, #interims b, #log img").count() == 0
     expect(page.locator("#log")).to_contain_text("q_0")
     expect(page.locator("#timeline li")).to_have_count(3)

@@ -74,12 +74,7 @@ class AccountAdmin:
         """Make sure platform admin `user` (made if missing) holds API key `key` (added if
         missing; a revoked one stays revoked). Raises ConfigurationError for a malformed key,
         or when the store holds another key of the same id. Safe for several gateways at once."""
-        key_id = key_id_of(key)
-        if key_id is None:
-            raise ConfigurationError(
-                "QRT_BOOTSTRAP_ADMIN_KEY must be an API key: qrt_<16 hex digits>_<43 letters,"
-                " digits, - or _>"
-            )
+        key_id = check_bootstrap_key(key)
         if await self.store.get_user(user) is None:
             with contextlib.suppress(AccountExists):  # another gateway made it
                 await self.store.add_user(User(check_user_name(user), admin=True))
@@ -141,3 +136,15 @@ class AccountAdmin:
         if not found:
             raise NotFound(f"no instance {name!r}", field="instance")
         return await self.instance(name)
+
+
+def check_bootstrap_key(key: str) -> str:
+    """The id of `key`, QRT_BOOTSTRAP_ADMIN_KEY; raises ConfigurationError unless it is an API
+    key (`qrt_<16 hex digits>_<43 characters>`)."""
+    key_id = key_id_of(key)
+    if key_id is None:
+        raise ConfigurationError(
+            "QRT_BOOTSTRAP_ADMIN_KEY must be an API key: qrt_<16 hex digits>_<43 letters,"
+            " digits, - or _>"
+        )
+    return key_id

@@ -287,7 +287,8 @@ export async function jobPage(view, jobId) {
         return;
       }
       interims.append(h("div", { class: "interim card", dataset: { index } },
-        h("div", { class: "muted" }, `#${index} at ${new Date().toLocaleTimeString()}`), renderValue(value, { label: "interim" })));
+        // A frame carries no time: this is when the page got it (a replay comes after the end).
+        h("div", { class: "muted" }, `#${index}, received ${new Date().toLocaleTimeString()}`), renderValue(value, { label: "interim" })));
     });
     const cards = interims.getElementsByClassName("interim");
     const extra = cards.length - SHOWN_INTERIMS;
