@@ -277,8 +277,9 @@ def test_each_service_offers_only_the_options_it_uses(command, offered, not_offe
 
 
 def make_dry_run(target: str, venv: Path) -> list[str]:
-    done = subprocess.run(["make", "-n", target, f"VENV={venv}"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)  # fmt: skip
+    # Under `make test` (CI) this make is a sub-make, which would print "Entering directory".
+    done = subprocess.run(["make", "--no-print-directory", "-n", target, f"VENV={venv}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr
     return done.stdout.splitlines()
 
