@@ -90,6 +90,21 @@ def test_the_build_context_holds_what_the_images_copy():
         assert f"!{needed}" in ignored, needed
 
 
+def test_the_build_stage_copies_what_the_wheel_includes():
+    # `pip install .` in the build stage fails on a forced include it cannot find (the bundled
+    # programs the wheel carries).
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    wheel = project["tool"]["hatch"]["build"]["targets"]["wheel"]
+    needed = [*(p.split("/")[0] for p in wheel["packages"]), *wheel.get("force-include", {})]
+    for directory in SERVICE_DIRS:
+        text = dockerfile(directory)
+        build = text[text.index("AS build") : text.index("RUN /opt/qrt/bin/pip install .")]
+        copied = set(re.findall(r"^COPY (\S+) ", build, flags=re.M))
+        assert set(needed) <= copied, (directory.name, set(needed) - copied)
+
+
 def test_the_four_images_share_one_build_stage():
     # Identical text, identical layers: `make images` builds the dependencies and qrt once for
     # all four, and the runtime stages start from the same virtual environment layer.
