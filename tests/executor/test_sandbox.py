@@ -138,6 +138,8 @@ async def test_no_network_not_even_the_broker_on_loopback(executor):
 )
 async def test_writes_outside_the_temporary_directory_fail(executor, path, error):
     path = path.format(data=executor.executor._settings.data_dir)
+    if Path(path).is_relative_to("/tmp"):  # a checkout under /tmp: the job's /tmp is its own
+        error = "No such file or directory"
     seen = found(await attack(executor, "write", path=path))
     assert seen.endswith(error), seen
     assert text(path) != "owned"
