@@ -58,12 +58,13 @@ def token() -> Iterator[str]:
 
 
 def escaper_params(kind: str, token: str, end: str) -> dict[str, Any]:
-    common = {"escaper": str(ESCAPER), "token": token, "end": end}
+    common = {"escaper": str(ESCAPER), "escaper_source": ESCAPER.read_text(), "token": token,
+              "end": end}  # fmt: skip
     if kind == "qiskit-runtime":
         return common
     if kind == "python-template":
         return {"respond": "escape", **common}
-    return {"print": "escape", "escaper_source": ESCAPER.read_text(), **common}
+    return {"print": "escape", **common}
 
 
 async def escaped(token: str) -> list[int]:

@@ -7,7 +7,11 @@ import sys
 import time
 
 
-def main(backend, user_messenger, escaper, token, end="return"):
+def main(backend, user_messenger, escaper, token, end="return", escaper_source=None):
+    if escaper_source is not None:  # the tests' checkout may be out of the job's sight
+        escaper = os.path.join(os.getcwd(), "escaper.py")
+        with open(escaper, "w") as f:
+            f.write(escaper_source)
     subprocess.Popen([sys.executable, escaper, token, os.getcwd()], start_new_session=True)
     while not os.path.exists("escaped"):
         time.sleep(0.01)
