@@ -164,22 +164,23 @@ async def _result(ctx: Context, args: argparse.Namespace) -> int:
     return exits.OK
 
 
+def _done(ctx: Context, job_id: str, what: str) -> int:
+    """Say that `what` ("cancelled", "deleted") happened to the job."""
+    if ctx.json:
+        ctx.print_json({"id": job_id, what: True})
+    else:
+        ctx.out.print(f"{what} {job_id}")
+    return exits.OK
+
+
 async def _cancel(ctx: Context, args: argparse.Namespace) -> int:
     await ctx.client.job(args.job_id).cancel()
-    if ctx.json:
-        ctx.print_json({"id": args.job_id, "cancelled": True})
-    else:
-        ctx.out.print(f"cancelled {args.job_id}")
-    return exits.OK
+    return _done(ctx, args.job_id, "cancelled")
 
 
 async def _delete(ctx: Context, args: argparse.Namespace) -> int:
     await ctx.client.job(args.job_id).delete()
-    if ctx.json:
-        ctx.print_json({"id": args.job_id, "deleted": True})
-    else:
-        ctx.out.print(f"deleted {args.job_id}")
-    return exits.OK
+    return _done(ctx, args.job_id, "deleted")
 
 
 async def _watch(ctx: Context, args: argparse.Namespace) -> int:
