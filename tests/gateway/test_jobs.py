@@ -284,9 +284,19 @@ async def test_a_body_not_encoded_as_declared_is_400_naming_the_header(gw: Harne
 async def test_an_unknown_status_lists_the_known_ones(gw: Harness):
     refused = await gw.call("GET", "/jobs?status=Done", 400)
     assert refused["detail"] == (
-        "unknown status; use one of: Queued, Running, Completed, Failed, Cancelled, "
+        "unknown status 'Done'; use one of: Queued, Running, Completed, Failed, Cancelled, "
         "Cancelled - Ran too long"
     )
+
+
+async def test_a_status_is_named_in_any_case(gw: Harness):
+    await stored(gw, "j1", status=S.COMPLETED, attempt=1)
+    await stored(gw, "j2", status=S.QUEUED)
+    for spelling in ("completed", "COMPLETED", " Completed "):
+        listed = await gw.call("GET", f"/jobs?status={spelling}")
+        assert [j["id"] for j in listed["jobs"]] == ["j1"], spelling
+    listed = await gw.call("GET", "/jobs?status=cancelled - ran too long")
+    assert listed["count"] == 0
 
 
 async def test_logs_are_the_stored_log_in_order(gw: Harness):

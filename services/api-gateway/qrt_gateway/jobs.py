@@ -72,11 +72,15 @@ def _statuses(request: web.Request) -> set[JobStatus]:
         allowed = {s for s in allowed if s.is_final != pending}
     named = request.query.getall("status", [])
     if named:
-        try:
-            allowed &= {JobStatus(raw) for raw in named}
-        except ValueError:
+        # `completed` and `COMPLETED` name the status the API spells `Completed`.
+        by_name = {s.value.casefold(): s for s in JobStatus}
+        unknown = [raw for raw in named if raw.strip().casefold() not in by_name]
+        if unknown:
             known = ", ".join(s.value for s in JobStatus)
-            raise InvalidInput(f"unknown status; use one of: {known}", field="status") from None
+            raise InvalidInput(
+                f"unknown status {unknown[0]!r}; use one of: {known}", field="status"
+            )
+        allowed &= {by_name[raw.strip().casefold()] for raw in named}
     return allowed
 
 
