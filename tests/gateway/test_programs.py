@@ -91,6 +91,21 @@ async def test_a_private_upload_is_listed_for_its_owner_only(gw: Harness):
     assert mine not in await listed(gw)
 
 
+async def test_a_program_asked_for_by_its_name_is_404_naming_its_id(gw: Harness):
+    bell = (await upload(gw, "bell", runtime_program("b")))["id"]
+    await upload(gw, "bell", runtime_program("x"), hub="x", group="y", project="z")  # unseen
+    hint = f"; an uploaded program runs by its id: '{bell}' is named 'bell'"
+    assert bell != "bell"
+    assert (await gw.submit("bell", 404))["detail"] == f"program 'bell' not found{hint}"
+    assert (await gw.call("GET", "/programs/bell", 404))["detail"] == (
+        f"program 'bell' not found{hint}"
+    )
+    assert (await gw.call("GET", "/services/bell", 404))["detail"] == (
+        f"service 'bell' not found{hint}"
+    )
+    assert (await gw.submit("nope", 404))["detail"] == "program 'nope' not found"
+
+
 async def test_an_owner_cannot_have_two_programs_of_one_name(gw: Harness):
     await upload(gw, "tool", runtime_program("1"))
     clash = await upload(gw, "tool", runtime_program("2"), 409)

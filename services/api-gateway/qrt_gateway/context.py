@@ -14,7 +14,7 @@ from qrt_common.accounts import Principal, Role
 from qrt_common.backends import SIMULATORS, backend_names
 from qrt_common.bus.base import MessageBus
 from qrt_common.errors import BusUnavailable, Conflict, Forbidden, InvalidInput, NotFound
-from qrt_common.jobs import Job, JobStatus
+from qrt_common.jobs import DEFAULT_INSTANCE, Job, JobStatus
 from qrt_common.messages import (
     CANCEL_QUEUE,
     SUBMITTED_QUEUE,
@@ -81,6 +81,27 @@ class Gateway:
                 f"program '{program_id}' not found; {unreadable[0]} (it may list the program)",
                 field=field,
             )
+
+    async def program_not_found(
+        self, program_id: str, who: Principal, *, what: str = "program", field: str | None = None
+    ) -> NotFound:
+        """The error for a program `who` cannot see: raises as `require_loadable` does for a
+        bundled program that cannot be loaded; otherwise NotFound, which names the ids of the
+        uploaded programs `who` can see whose *name* is `program_id` (an upload gets an id of
+        its own, `bell-4as9wyrkd0` for `bell`, and runs by that id)."""
+        self.require_loadable(program_id, field=field)
+        instances = sorted(who.roles) if who.roles and not who.admin else [DEFAULT_INSTANCE]
+        named: list[str] = []
+        for instance in instances:
+            uploaded = await self.store.list_programs(instance)
+            named += [p.id for p in uploaded if p.name == program_id and may_see(p, who)]
+        named.sort()
+        hint = ""
+        if named:
+            ids = ", ".join(f"'{found}'" for found in named[:5])
+            verb = "is" if len(named) == 1 else "are"
+            hint = f"; an uploaded program runs by its id: {ids} {verb} named '{program_id}'"
+        return NotFound(f"{what} '{program_id}' not found{hint}", field=field)
 
     async def find_job(self, job_id: str, who: Principal) -> Job:
         """The job with this id if `who` belongs to its instance (or is a platform admin);

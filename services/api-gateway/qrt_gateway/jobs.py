@@ -6,7 +6,7 @@ from aiohttp import web
 
 from qrt_common.accounts import Role
 from qrt_common.backends import DEFAULT_BACKEND
-from qrt_common.errors import InvalidInput, NotFound
+from qrt_common.errors import InvalidInput
 from qrt_common.jobs import JobStatus
 from qrt_common.store.base import JobQuery
 from qrt_common.submission import check_may_run, new_job, program_params
@@ -40,8 +40,7 @@ async def create_job(request: web.Request) -> web.Response:
     gw.require(who, instance, Role.MEMBER, "submitting a job")
     program = await gw.visible_program(body.program_id, who)
     if program is None:
-        gw.require_loadable(body.program_id, field="programId")
-        raise NotFound(f"program '{body.program_id}' not found", field="programId")
+        raise await gw.program_not_found(body.program_id, who, field="programId")
     check_may_run(program, instance)
     backend = body.backend or DEFAULT_BACKEND
     gw.require_backend(backend)

@@ -86,10 +86,10 @@ async def list_programs(request: web.Request) -> web.Response:
 async def get_program(request: web.Request) -> web.Response:
     program_id = request.match_info["program_id"]
     gw = gateway(request)
-    program = await gw.visible_program(program_id, principal(request))
+    who = principal(request)
+    program = await gw.visible_program(program_id, who)
     if program is None:
-        gw.require_loadable(program_id)
-        raise NotFound(f"program '{program_id}' not found")
+        raise await gw.program_not_found(program_id, who)
     return json_response(dump(ProgramOut.of(program)))
 
 

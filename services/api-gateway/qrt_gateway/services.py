@@ -44,10 +44,10 @@ FAILURE_CODE = "500"
 
 async def _program(gw: Gateway, request: web.Request) -> Program:
     program_id = request.match_info["program_id"]
-    program = await gw.visible_program(program_id, principal(request))
+    who = principal(request)
+    program = await gw.visible_program(program_id, who)
     if program is None:
-        gw.require_loadable(program_id)
-        raise NotFound(f"service '{program_id}' not found")
+        raise await gw.program_not_found(program_id, who, what="service")
     return program
 
 
