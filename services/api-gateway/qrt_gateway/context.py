@@ -83,12 +83,19 @@ class Gateway:
             )
 
     async def program_not_found(
-        self, program_id: str, who: Principal, *, what: str = "program", field: str | None = None
+        self,
+        program_id: str,
+        who: Principal,
+        *,
+        what: str = "program",
+        missing: str = "not found",
+        field: str | None = None,
     ) -> NotFound:
         """The error for a program `who` cannot see: raises as `require_loadable` does for a
         bundled program that cannot be loaded; otherwise NotFound, which names the ids of the
         uploaded programs `who` can see whose *name* is `program_id` (an upload gets an id of
-        its own, `bell-4as9wyrkd0` for `bell`, and runs by that id)."""
+        its own, `bell-4as9wyrkd0` for `bell`, and runs by that id); `what` and `missing` word
+        it ("service", "is not installed on this qrt")."""
         self.require_loadable(program_id, field=field)
         instances = sorted(who.roles) if who.roles and not who.admin else [DEFAULT_INSTANCE]
         named: list[str] = []
@@ -101,7 +108,7 @@ class Gateway:
             ids = ", ".join(f"'{found}'" for found in named[:5])
             verb = "is" if len(named) == 1 else "are"
             hint = f"; an uploaded program runs by its id: {ids} {verb} named '{program_id}'"
-        return NotFound(f"{what} '{program_id}' not found{hint}", field=field)
+        return NotFound(f"{what} '{program_id}' {missing}{hint}", field=field)
 
     async def find_job(self, job_id: str, who: Principal) -> Job:
         """The job with this id if `who` belongs to its instance (or is a platform admin);

@@ -122,7 +122,12 @@ async def create_job(request: web.Request) -> web.Response:
     gw.require_backend(body.backend)
     program = await gw.visible_program(body.program_id, who)
     if program is None:
-        raise await gw.program_not_found(body.program_id, who, field="program_id")
+        raise await gw.program_not_found(
+            body.program_id,
+            who,
+            missing="is not installed on this qrt (programs.ini)",
+            field="program_id",
+        )
     check_may_run(program, instance)
     job = new_job(
         program,
