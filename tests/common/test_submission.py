@@ -94,6 +94,12 @@ def test_a_missing_required_parameter_is_refused_naming_it(raw):
     assert str(error) == "missing required parameter 'count'"
 
 
+def test_a_required_parameter_given_misspelled_is_named_in_the_refusal():
+    error = refusal({"cuont": 3})
+    assert str(error) == "missing required parameter 'count'; params has 'cuont': a misspelling?"
+    assert str(refusal({"ratio": 1.5, "zzz": 1})) == "missing required parameter 'count'"
+
+
 @pytest.mark.parametrize(
     ("name", "value", "kind"),
     [

@@ -3,6 +3,7 @@ new job made. The rules of every API that creates jobs (`/jobs`, PlanQK's `/serv
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -89,13 +90,22 @@ def program_params(raw: Any, program: Program) -> str:
         return planqk_params(values)
     for name in program.required_parameters():
         if name not in values:
-            raise InvalidInput(f"missing required parameter '{name}'", field=f"params.{name}")
+            raise InvalidInput(
+                f"missing required parameter '{name}'{_misspelled(name, values)}",
+                field=f"params.{name}",
+            )
     for name, value in values.items():
         _check_type(program, name, value)
     if program.bundled and program.id in PRIMITIVE_PROGRAMS:
         # A V2 primitive's params and options, as far as they are known without the backend.
         check_primitive_request(program.id, values)
     return text
+
+
+def _misspelled(name: str, values: dict[str, Any]) -> str:
+    """A hint naming the given key that looks like a misspelling of parameter `name`."""
+    close = difflib.get_close_matches(name, [str(key) for key in values], n=1, cutoff=0.75)
+    return f"; params has '{close[0]}': a misspelling?" if close else ""
 
 
 def planqk_params(values: dict[str, Any]) -> str:
