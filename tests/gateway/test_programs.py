@@ -106,6 +106,24 @@ async def test_a_program_asked_for_by_its_name_is_404_naming_its_id(gw: Harness)
     assert (await gw.submit("nope", 404))["detail"] == "program 'nope' not found"
 
 
+@pytest.mark.parametrize(
+    ("char", "name"), [("\u202e", "RIGHT-TO-LEFT OVERRIDE"), ("\n", "a line feed"),
+                       ("\x1b", "ESC"), ("\u200b", "ZERO WIDTH SPACE")],
+)  # fmt: skip
+async def test_a_name_that_would_not_show_as_it_is_is_refused(gw: Harness, char, name):
+    text = f"evil{char}txt.py"
+    before = await listed(gw)
+    refused = await upload(gw, text, runtime_program("e"), 400)
+    assert refused["field"] == "name", name
+    assert f"U+{ord(char):04X} at position 4" in refused["detail"]
+    assert "control or formatting characters" in refused["detail"]
+    refused = await gw.submit("noop", 400, tags=["ok", text])
+    assert refused["field"] == "tags.1", refused
+    assert await listed(gw) == before and (await gw.call("GET", "/jobs"))["count"] == 0
+    ok = await upload(gw, "Grover über Ψ ✓ 量子", runtime_program("u"))
+    assert (await gw.call("GET", f"/programs/{ok['id']}"))["name"] == "Grover über Ψ ✓ 量子"
+
+
 async def test_an_owner_cannot_have_two_programs_of_one_name(gw: Harness):
     await upload(gw, "tool", runtime_program("1"))
     clash = await upload(gw, "tool", runtime_program("2"), 409)

@@ -30,13 +30,13 @@ from .context import gateway
 from .ibm_api import CRN_PARAMETER, PREFIX, ibm_json, job_json, request_instance
 from .openapi import Parameter, Route
 from .plumbing import bool_query, int_query, json_response, read_json, time_query, validated
-from .schemas import MAX_ID_CHARS, MAX_TAG_CHARS, MAX_TAGS
+from .schemas import MAX_ID_CHARS, MAX_TAG_CHARS, MAX_TAGS, SHOWN_AS_IS
 
 MAX_PAGE = 1000
 """The most jobs one page lists (as qrt's own `GET /jobs`)."""
 MAX_OFFSET = 2**62
 
-_Tag = Annotated[str, Field(min_length=1, max_length=MAX_TAG_CHARS)]
+_Tag = Annotated[str, Field(min_length=1, max_length=MAX_TAG_CHARS), SHOWN_AS_IS]
 
 
 class IbmJobRequest(BaseModel):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, RootModel, WithJsonSchema
 
 from qrt_common.accounts import MOST_INSTANCE_LIMIT, ApiKey, Instance, Role, User
 from qrt_common.jobs import DEFAULT_GROUP, DEFAULT_HUB, DEFAULT_PROJECT, Job, JobStatus
@@ -18,6 +19,32 @@ INSTANCE_PART = "^[^/]+$"
 """A hub, group or project: a `/` would make hub/group/project ambiguous."""
 MAX_TAGS = 100
 MAX_TAG_CHARS = 200
+
+UNSHOWN_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Zl", "Zp"})
+"""Unicode categories a name may not hold: control and format characters (among them the
+bidirectional overrides, U+202E, that make `evil\u202etxt.py` show as `evilyp.txt`), private-use
+and surrogate code points, and line breaks; a name shown in the console, the CLI or a log line
+then reads as what it is."""
+
+
+def _shown_as_is(text: Any) -> Any:
+    if not isinstance(text, str):  # not text at all: the type check words that
+        return text
+    for at, char in enumerate(text):
+        if unicodedata.category(char) in UNSHOWN_CATEGORIES:
+            raise ValueError(
+                f"must not contain control or formatting characters "
+                f"(U+{ord(char):04X} at position {at})"
+            )
+    return text
+
+
+SHOWN_AS_IS = BeforeValidator(_shown_as_is)
+"""Refuses text that would not show as it is (below), before the type's own checks."""
+
+ShownText = Annotated[str, SHOWN_AS_IS]
+"""Text people read as a name (programs, tags, key labels, hubs, groups, projects): no control,
+formatting, private-use or line-break characters."""
 
 _PARAMS_SCHEMA: dict[str, Any] = {
     "anyOf": [
@@ -44,9 +71,13 @@ class JobRequest(_Body):
     program_id: str = Field(
         alias="programId", min_length=1, max_length=MAX_ID_CHARS, description="Program to run."
     )
-    hub: str = Field(DEFAULT_HUB, min_length=1, max_length=MAX_ID_CHARS, pattern=INSTANCE_PART)
-    group: str = Field(DEFAULT_GROUP, min_length=1, max_length=MAX_ID_CHARS, pattern=INSTANCE_PART)
-    project: str = Field(
+    hub: ShownText = Field(
+        DEFAULT_HUB, min_length=1, max_length=MAX_ID_CHARS, pattern=INSTANCE_PART
+    )
+    group: ShownText = Field(
+        DEFAULT_GROUP, min_length=1, max_length=MAX_ID_CHARS, pattern=INSTANCE_PART
+    )
+    project: ShownText = Field(
         DEFAULT_PROJECT, min_length=1, max_length=MAX_ID_CHARS, pattern=INSTANCE_PART
     )
     backend: str | None = Field(
@@ -58,7 +89,7 @@ class JobRequest(_Body):
         description="Keyword arguments of the program: a list holding one RuntimeEncoder "
         "JSON string (as the Qiskit Runtime test server takes it), or a JSON object.",
     )
-    tags: list[Annotated[str, Field(min_length=1, max_length=MAX_TAG_CHARS)]] = Field(
+    tags: list[Annotated[str, Field(min_length=1, max_length=MAX_TAG_CHARS), SHOWN_AS_IS]] = Field(
         default_factory=list, max_length=MAX_TAGS, description=f"At most {MAX_TAGS} tags."
     )
     session_id: str | None = Field(
@@ -253,15 +284,19 @@ class ProgramRequest(_ProgramMetadata):
     it. Metadata the archive holds (planqk.json, program.json) is used where the request gives
     none."""
 
-    name: str = Field(min_length=1, max_length=100)
+    name: ShownText = Field(min_length=1, max_length=100)
     data: str = Field(
         description="The program's directory as a zip archive, base64-encoded (at most "
         "QRT_MAX_PROGRAM_BYTES before encoding): program.py with main() at its root, or a "
         "PlanQK project (planqk.json at its root)."
     )
-    hub: str = Field(DEFAULT_HUB, min_length=1, max_length=MAX_ID_CHARS, pattern=INSTANCE_PART)
-    group: str = Field(DEFAULT_GROUP, min_length=1, max_length=MAX_ID_CHARS, pattern=INSTANCE_PART)
-    project: str = Field(
+    hub: ShownText = Field(
+        DEFAULT_HUB, min_length=1, max_length=MAX_ID_CHARS, pattern=INSTANCE_PART
+    )
+    group: ShownText = Field(
+        DEFAULT_GROUP, min_length=1, max_length=MAX_ID_CHARS, pattern=INSTANCE_PART
+    )
+    project: ShownText = Field(
         DEFAULT_PROJECT, min_length=1, max_length=MAX_ID_CHARS, pattern=INSTANCE_PART
     )
 
@@ -269,7 +304,7 @@ class ProgramRequest(_ProgramMetadata):
 class ProgramUpdate(_ProgramMetadata):
     """What `PATCH /programs/{id}` takes: the metadata to change; what is left out stays."""
 
-    name: str | None = Field(None, min_length=1, max_length=100)
+    name: ShownText | None = Field(None, min_length=1, max_length=100)
 
 
 class ProgramData(_Body):
@@ -386,7 +421,7 @@ class UserList(_Body):
 class KeyRequest(_Body):
     """What `POST /admin/users/{name}/keys` takes."""
 
-    label: str = Field("", max_length=200, description="What the key is for.")
+    label: ShownText = Field("", max_length=200, description="What the key is for.")
     expires_in_days: float | None = Field(
         None, alias="expiresInDays", gt=0, le=36500, description="Lifetime; none: no expiry."
     )
@@ -429,7 +464,7 @@ class KeyList(_Body):
 class InstanceRequest(_Body):
     """What `POST /admin/instances` takes."""
 
-    name: str = Field(min_length=5, max_length=194, description="hub/group/project")
+    name: ShownText = Field(min_length=5, max_length=194, description="hub/group/project")
 
 
 class InstanceOut(_Body):
