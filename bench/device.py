@@ -1,7 +1,7 @@
 """device-2300: what the protocol and the device add to an Aer run, and how fast cQASM is
 parsed and converted.
 
-    python bench/device.py [--runs 200]
+    python bench/device.py [--runs 200] [--quick]
 
 1. initialize + execute + terminate of a 5-qubit GHZ at 1000 shots against `qrt device`
    (its own process), next to calling Aer directly on the same circuit with the same noise
@@ -13,7 +13,9 @@ parsed and converted.
 4. dynamic circuits (mid-circuit measurements) on Aer with and without its shot branching, which
    the device leaves off (with it Aer crashed on four rounds of measurements at 70000 shots).
 
-Prints numbers; asserts nothing about them.
+Competitors run in turn, round by round (device, Aer, device, Aer, ...), so both see the same
+load; each device (its request, publish and health/metrics sockets) listens on free ports. Prints
+medians with their spread and the load average; asserts nothing about them.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from qrt_executor.device_client import DeviceClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.latency import free_port, percentile, summary  # noqa: E402
+from bench.common import free_port, interleaved, load, paired_difference, summary  # noqa: E402
 
 GHZ = (
     "version 3.0\nqubit[5] q\nbit[5] b\nH q[2]\nCNOT q[2], q[0]\nCNOT q[2], q[1]\n"
@@ -67,31 +69,6 @@ def layered(version: int, qubits: int = 20, layers: int = 20) -> str:
     return "\n".join(lines) + "\n"
 
 
-def interleaved(actions: list[Any], runs: int) -> list[list[float]]:
-    """Seconds of each of `actions`, run in turn (A B A B ...) so both see the same load."""
-    for _ in range(min(10, runs)):
-        for action in actions:
-            action()  # warm up
-    times: list[list[float]] = [[] for _ in actions]
-    for _ in range(runs):
-        for action, kept in zip(actions, times, strict=True):
-            start = time.perf_counter()
-            action()
-            kept.append(time.perf_counter() - start)
-    return times
-
-
-def timed(action, runs: int) -> list[float]:
-    for _ in range(min(10, runs)):
-        action()  # warm up
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return times
-
-
 def start_device(config: str) -> tuple[subprocess.Popen[bytes], str]:
     path = Path(tempfile.mkdtemp(prefix="qrt-bench-")) / "device.toml"
     path.write_text(config)
@@ -103,6 +80,7 @@ def start_device(config: str) -> tuple[subprocess.Popen[bytes], str]:
         cwd=ROOT,
         # Its health and metrics on a free port: another device may hold the default one.
         env={**os.environ, "QRT_LOG_LEVEL": "WARNING", "QRT_OPS_PORT": "0"},
+        stdin=subprocess.DEVNULL,
     )
     client = DeviceClient(rep, timeout=60)
     client.request(Command.GET_STATIC, str(uuid.uuid4()))  # waits until it answers
@@ -133,19 +111,24 @@ def round_trips(rep: str, runs: int, direct: Any) -> tuple[list[float], list[flo
 TINY = "version 3.0\nqubit[1] q\nbit[1] b\nX q[0]\nb[0] = measure q[0]\n"
 
 
-def executes(rep: str, runs: int, circuit: str, shots: int, raw: bool) -> list[float]:
+def executes(rep: str, runs: int) -> tuple[list[float], list[float]]:
+    """Seconds of one execute of TINY (1 shot) and of the GHZ with raw data (1000 shots), in
+    turn, in one open session on the device at `rep`."""
     client = DeviceClient(rep, timeout=30)
     session_id = str(uuid.uuid4())
     client.request(Command.INITIALIZE, session_id)
     job_ids = iter(range(1, 10**9))
 
-    def execute() -> None:
+    def execute(circuit: str, shots: int, raw: bool) -> None:
         payload = {"job_id": next(job_ids), "circuit": circuit, "number_of_shots": shots,
                    "include_raw_data": raw}  # fmt: skip
         client.request(Command.EXECUTE, session_id, payload)
 
     try:
-        return timed(execute, runs)
+        tiny, ghz = interleaved(
+            [lambda: execute(TINY, 1, False), lambda: execute(GHZ, 1000, True)], runs
+        )
+        return tiny, ghz
     finally:
         client.request(Command.TERMINATE, session_id)
         client.close()
@@ -185,7 +168,9 @@ def few_branches(qubits: int = 16, layers: int = 8) -> str:
     return "\n".join(lines) + "\n"
 
 
-def branching(shots: int) -> None:
+def branching(shots: int, runs: int, wide: bool = True) -> None:
+    """Each dynamic circuit with Aer's shot branching on and off, `runs` rounds in turn; with
+    `wide`, also the 16-qubit one (tens of seconds on a busy machine)."""
     config = DeviceConfig(seed=1, qubits=16, topology=[(q, q + 1) for q in range(15)])
     calibration = Calibration(config, random.Random(1), time.time())
     statevector = AerSimulator(method="statevector")
@@ -194,32 +179,34 @@ def branching(shots: int) -> None:
         ("4 rounds of 5 measurements, noisy", measured_rounds(4), True, shots),
         ("a conditional gate, noisy", CONDITIONAL, True, shots),
         ("16 qubits, one mid-circuit measurement, ideal", few_branches(), False, 200),
-    ]:
+    ][: None if wide else 3]:
         circuit = to_circuit(parse(text))
         options: dict[str, object] = {}
         if noisy:
             snapshot = calibration.snapshot(time.time())
             options["noise_model"] = noise_model(snapshot, config, instruction_names(circuit))
-        for enabled in (True, False):
 
-            def run(
-                enabled: bool = enabled,
-                circuit: Any = circuit,
-                count: int = count,
-                options: dict[str, object] = options,
-            ) -> None:
-                statevector.run(
-                    circuit, shots=count, shot_branching_enable=enabled, **options
-                ).result()
+        def run(
+            enabled: bool, circuit: Any = circuit, count: int = count,
+            options: dict[str, object] = options,
+        ) -> None:  # fmt: skip
+            statevector.run(circuit, shots=count, shot_branching_enable=enabled, **options).result()
 
-            name = f"  {label}, {count} shots, branching {'on' if enabled else 'off'}"
-            print(summary(name, timed(run, 3)))
+        on, off = interleaved([lambda: run(True), lambda: run(False)], runs, warmup=1)
+        print(f"  {label}, {count} shots")
+        print(summary("    branching on", on))
+        print(summary("    branching off", off))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=200, help="rounds of each comparison")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: does it still run")
     args = parser.parse_args()
+    runs, parses, branch_runs, branch_shots, size = args.runs, 30, 3, 5000, 20
+    if args.quick:
+        runs, parses, branch_runs, branch_shots, size = 5, 3, 1, 100, 5
+    print(f"{load()} at the start")
 
     circuit = to_circuit(parse(GHZ))
     config = DeviceConfig(seed=1)
@@ -228,7 +215,7 @@ def main() -> None:
     density = AerSimulator(method="density_matrix")
     ideal = AerSimulator()
 
-    print(f"5-qubit GHZ, 1000 shots, {args.runs} runs each, device and Aer in turn")
+    print(f"5-qubit GHZ, 1000 shots, {runs} rounds of device then Aer")
 
     def noisy() -> None:
         density.run(circuit, shots=1000, noise_model=noise).result()
@@ -242,37 +229,40 @@ def main() -> None:
     ]:
         process, rep = start_device(device_config)
         try:
-            device_times, aer_times = round_trips(rep, args.runs, direct)
+            device_times, aer_times = round_trips(rep, runs, direct)
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(30)
         print(summary(f"  {label}: device initialize+execute+terminate", device_times))
         print(summary(f"  {label}: Aer directly", aer_times))
-        overhead = (percentile(device_times, 50) - percentile(aer_times, 50)) * 1000
-        print(f"  {label}: overhead at p50 {overhead:.1f} ms")
+        print(f"  {label}: overhead, device minus Aer round by round: "
+              f"{paired_difference(device_times, aer_times)}")  # fmt: skip
 
-    print("execute alone, ideal device")
+    print(f"execute alone, ideal device, {runs} rounds of both in turn")
     process, rep = start_device("noise = false\n")
     try:
-        tiny = executes(rep, args.runs, TINY, 1, False)
-        raw = executes(rep, args.runs, GHZ, 1000, True)
+        tiny, raw = executes(rep, runs)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(30)
     print(summary("  1 qubit, 1 shot", tiny))
     print(summary("  GHZ, 1000 shots with raw data", raw))
 
-    print("parse + convert, 20 qubits x 20 layers")
-    for version in (3, 1):
-        text = layered(version)
-        operations = len(parse(text).operations)
-        parse_times = timed(lambda text=text: parse(text), 30)
-        total_times = timed(lambda text=text: to_circuit(parse(text)), 30)
+    print(f"parse + convert, {size} qubits x {size} layers, {parses} rounds of each in turn")
+    texts = {version: layered(version, size, size) for version in (3, 1)}
+    times = interleaved(
+        [lambda: parse(texts[3]), lambda: parse(texts[1]),
+         lambda: to_circuit(parse(texts[3])), lambda: to_circuit(parse(texts[1]))],
+        parses, warmup=2,
+    )  # fmt: skip
+    for version, parse_times, total_times in ((3, times[0], times[2]), (1, times[1], times[3])):
+        operations = len(parse(texts[version]).operations)
         print(summary(f"  cQASM {version}.0 parse ({operations} operations)", parse_times))
         print(summary(f"  cQASM {version}.0 parse + convert", total_times))
 
-    print("Aer's shot branching on dynamic circuits (statevector)")
-    branching(5000)
+    print(f"Aer's shot branching on dynamic circuits (statevector), {branch_runs} rounds in turn")
+    branching(branch_shots, branch_runs, wide=not args.quick)
+    print(f"{load()} at the end")
 
 
 if __name__ == "__main__":
