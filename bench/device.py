@@ -36,6 +36,7 @@ from qiskit_aer import AerSimulator
 
 from qrt_common.cqasm import parse, to_circuit
 from qrt_common.device_protocol import Command
+from qrt_common.errors import DeviceUnavailable
 from qrt_device.calibration import Calibration
 from qrt_device.config import DeviceConfig
 from qrt_device.noise import noise_model
@@ -70,22 +71,35 @@ def layered(version: int, qubits: int = 20, layers: int = 20) -> str:
 
 
 def start_device(config: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`qrt device` with `config` on free loopback ports (requests, publishing, and its health
+    and metrics on port 0), once it answers: its process and request address. A port taken
+    between choosing and binding makes the device exit; then it starts again on others."""
     path = Path(tempfile.mkdtemp(prefix="qrt-bench-")) / "device.toml"
     path.write_text(config)
-    rep = f"tcp://127.0.0.1:{free_port()}"
-    pub = f"tcp://127.0.0.1:{free_port()}"
-    command = ["device", "--config", str(path), "--rep-address", rep, "--pub-address", pub]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "qrt_cli", *command],
-        cwd=ROOT,
-        # Its health and metrics on a free port: another device may hold the default one.
-        env={**os.environ, "QRT_LOG_LEVEL": "WARNING", "QRT_OPS_PORT": "0"},
-        stdin=subprocess.DEVNULL,
-    )
-    client = DeviceClient(rep, timeout=60)
-    client.request(Command.GET_STATIC, str(uuid.uuid4()))  # waits until it answers
-    client.close()
-    return process, rep
+    for _ in range(3):
+        rep = f"tcp://127.0.0.1:{free_port()}"
+        pub = f"tcp://127.0.0.1:{free_port()}"
+        command = ["device", "--config", str(path), "--rep-address", rep, "--pub-address", pub]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "qrt_cli", *command],
+            cwd=ROOT,
+            env={**os.environ, "QRT_LOG_LEVEL": "WARNING", "QRT_OPS_PORT": "0"},
+            stdin=subprocess.DEVNULL,
+        )
+        client = DeviceClient(rep, timeout=2)
+        try:
+            deadline = time.monotonic() + 120
+            while process.poll() is None and time.monotonic() < deadline:
+                try:
+                    client.request(Command.GET_STATIC, str(uuid.uuid4()))
+                    return process, rep
+                except DeviceUnavailable:
+                    continue
+        finally:
+            client.close()
+        process.kill()
+        process.wait(30)
+    raise SystemExit("qrt device did not start")
 
 
 def round_trips(rep: str, runs: int, direct: Any) -> tuple[list[float], list[float]]:
