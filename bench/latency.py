@@ -3,7 +3,7 @@ next to the same program run in a fresh Python interpreter per job, the two inte
 by round (qrt jobs, a fresh one, qrt jobs, ...; a qrt burst, a fresh burst, ...).
 
     python bench/latency.py [--rounds 10] [--jobs 20] [--burst 200] [--throughput-rounds 3]
-                            [--concurrency 32] [--quick]
+                            [--concurrency 32] [--fresh-burst N] [--quick]
 
 Prints numbers; asserts nothing about them.
 """
