@@ -47,6 +47,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import free_port, interleaved, load, paired_difference, summary  # noqa: E402
+from bench.cpu_per_job import cpu_seconds  # noqa: E402
+from bench.memory import tree  # noqa: E402
 
 GHZ = (
     "version 3.0\nqubit[5] q\nbit[5] b\nH q[2]\nCNOT q[2], q[0]\nCNOT q[2], q[1]\n"
@@ -102,22 +104,44 @@ def start_device(config: str) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("qrt device did not start")
 
 
-def round_trips(rep: str, runs: int, direct: Any) -> tuple[list[float], list[float]]:
+def tree_cpu(pid: int) -> float:
+    """Seconds of CPU (user + system) of `pid` and its descendants, living or reaped."""
+    return sum(sum(cpu_seconds(each)) for each in tree(pid))
+
+
+def round_trips(
+    device: subprocess.Popen[bytes], rep: str, runs: int, direct: Any
+) -> tuple[list[float], list[float], float, float]:
     """Seconds of initialize + execute + terminate of the GHZ on the device at `rep`, and of
-    `direct` (Aer called here), interleaved."""
+    `direct` (Aer called here), interleaved; and the CPU seconds per call of each, steadier than
+    wall time on a busy machine: the device's processes' (`device` and its children, idle work
+    such as its heartbeat included) plus this process's in the call, against this process's in
+    `direct` (both over every call, warm-up included)."""
     client = DeviceClient(rep, timeout=30)
     job_ids = iter(range(1, 10**9))
+    own = {"session": 0.0, "direct": 0.0}
+    calls = runs + min(10, runs)  # interleaved's warm-up rounds too
 
     def session() -> None:
+        started = time.process_time()
         session_id = str(uuid.uuid4())
         client.request(Command.INITIALIZE, session_id)
         payload = {"job_id": next(job_ids), "circuit": GHZ, "number_of_shots": 1000}
         client.request(Command.EXECUTE, session_id, payload)
         client.request(Command.TERMINATE, session_id)
+        own["session"] += time.process_time() - started
+
+    def direct_call() -> None:
+        started = time.process_time()
+        direct()
+        own["direct"] += time.process_time() - started
 
     try:
-        device_times, direct_times = interleaved([session, direct], runs)
-        return device_times, direct_times
+        before = tree_cpu(device.pid)
+        device_times, direct_times = interleaved([session, direct_call], runs)
+        device_cpu = tree_cpu(device.pid) - before
+        session_cpu = (device_cpu + own["session"]) / calls
+        return device_times, direct_times, session_cpu, own["direct"] / calls
     finally:
         client.close()
 
@@ -243,7 +267,7 @@ def main() -> None:
     ]:
         process, rep = start_device(device_config)
         try:
-            device_times, aer_times = round_trips(rep, runs, direct)
+            device_times, aer_times, device_cpu, aer_cpu = round_trips(process, rep, runs, direct)
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(30)
@@ -251,6 +275,8 @@ def main() -> None:
         print(summary(f"  {label}: Aer directly", aer_times))
         print(f"  {label}: overhead, device minus Aer round by round: "
               f"{paired_difference(device_times, aer_times)}")  # fmt: skip
+        print(f"  {label}: CPU a call, device's processes + client vs Aer here: "
+              f"{device_cpu * 1000:.1f} ms vs {aer_cpu * 1000:.1f} ms")  # fmt: skip
 
     print(f"execute alone, ideal device, {runs} rounds of both in turn")
     process, rep = start_device("noise = false\n")
