@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: dev test test-chaos test-containers images lint bench install system-packages clean
+.PHONY: dev test test-chaos test-containers test-bench images lint bench install system-packages clean
 
 # Real services the tests use: RabbitMQ, Prometheus (and promtool), bubblewrap, and a real
 # browser for the console's tests (Playwright drives Debian's chromium).
@@ -57,6 +57,10 @@ test-chaos: install system-packages
 # Debian's packages (containers/images.sh; cached: a warm build takes seconds).
 images:
 	containers/images.sh
+
+# Every benchmark at its --quick sizes, so none rots (pytest -m bench; no timing asserted).
+test-bench: install system-packages
+	timeout 1200 $(BIN)/pytest -q -m bench tests/bench
 
 # The platform run from those images, locked down as the chart runs them (pytest -m containers).
 # Skipped, saying why, where podman cannot build or run containers.

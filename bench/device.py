@@ -1,7 +1,7 @@
 """device-2300: what the protocol and the device add to an Aer run, and how fast cQASM is
 parsed and converted.
 
-    python bench/device.py [--runs 200]
+    python bench/device.py [--runs 200] [--quick]
 
 1. initialize + execute + terminate of a 5-qubit GHZ at 1000 shots against `qrt device`
    (its own process), next to calling Aer directly on the same circuit with the same noise
@@ -13,7 +13,9 @@ parsed and converted.
 4. dynamic circuits (mid-circuit measurements) on Aer with and without its shot branching, which
    the device leaves off (with it Aer crashed on four rounds of measurements at 70000 shots).
 
-Prints numbers; asserts nothing about them.
+Competitors run in turn, round by round (device, Aer, device, Aer, ...), so both see the same
+load; each device (its request, publish and health/metrics sockets) listens on free ports. Prints
+medians with their spread and the load average; asserts nothing about them.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from qiskit_aer import AerSimulator
 
 from qrt_common.cqasm import parse, to_circuit
 from qrt_common.device_protocol import Command
+from qrt_common.errors import DeviceUnavailable
 from qrt_device.calibration import Calibration
 from qrt_device.config import DeviceConfig
 from qrt_device.noise import noise_model
@@ -43,7 +46,9 @@ from qrt_executor.device_client import DeviceClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.latency import free_port, percentile, summary  # noqa: E402
+from bench.common import free_port, interleaved, load, paired_difference, summary  # noqa: E402
+from bench.cpu_per_job import cpu_seconds  # noqa: E402
+from bench.memory import tree  # noqa: E402
 
 GHZ = (
     "version 3.0\nqubit[5] q\nbit[5] b\nH q[2]\nCNOT q[2], q[0]\nCNOT q[2], q[1]\n"
@@ -67,65 +72,100 @@ def layered(version: int, qubits: int = 20, layers: int = 20) -> str:
     return "\n".join(lines) + "\n"
 
 
-def interleaved(actions: list[Any], runs: int) -> list[list[float]]:
-    """Seconds of each of `actions`, run in turn (A B A B ...) so both see the same load."""
-    for _ in range(min(10, runs)):
-        for action in actions:
-            action()  # warm up
-    times: list[list[float]] = [[] for _ in actions]
-    for _ in range(runs):
-        for action, kept in zip(actions, times, strict=True):
-            start = time.perf_counter()
-            action()
-            kept.append(time.perf_counter() - start)
-    return times
+IDLE_SECONDS = 2.0
 
 
-def timed(action, runs: int) -> list[float]:
-    for _ in range(min(10, runs)):
-        action()  # warm up
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return times
+def tree_cpu(pid: int) -> float:
+    """Seconds of CPU (user + system) of `pid` and its descendants, living or reaped."""
+    return sum(sum(cpu_seconds(each)) for each in tree(pid))
+
+
+def settle(process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Wait until `process` and its children stop burning CPU: the device answers before its
+    worker has warmed Aer up (seconds of CPU), which would otherwise run during the first
+    measured rounds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        started, before = time.perf_counter(), tree_cpu(process.pid)
+        time.sleep(0.5)
+        if tree_cpu(process.pid) - before < 0.05 * (time.perf_counter() - started):
+            return
 
 
 def start_device(config: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`qrt device` with `config` on free loopback ports (requests, publishing, and its health
+    and metrics on port 0), once it answers: its process and request address. A port taken
+    between choosing and binding makes the device exit; then it starts again on others."""
     path = Path(tempfile.mkdtemp(prefix="qrt-bench-")) / "device.toml"
     path.write_text(config)
-    rep = f"tcp://127.0.0.1:{free_port()}"
-    pub = f"tcp://127.0.0.1:{free_port()}"
-    command = ["device", "--config", str(path), "--rep-address", rep, "--pub-address", pub]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "qrt_cli", *command],
-        cwd=ROOT,
-        # Its health and metrics on a free port: another device may hold the default one.
-        env={**os.environ, "QRT_LOG_LEVEL": "WARNING", "QRT_OPS_PORT": "0"},
-    )
-    client = DeviceClient(rep, timeout=60)
-    client.request(Command.GET_STATIC, str(uuid.uuid4()))  # waits until it answers
-    client.close()
-    return process, rep
+    for _ in range(3):
+        rep = f"tcp://127.0.0.1:{free_port()}"
+        pub = f"tcp://127.0.0.1:{free_port()}"
+        command = ["device", "--config", str(path), "--rep-address", rep, "--pub-address", pub]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "qrt_cli", *command],
+            cwd=ROOT,
+            env={**os.environ, "QRT_LOG_LEVEL": "WARNING", "QRT_OPS_PORT": "0"},
+            stdin=subprocess.DEVNULL,
+        )
+        client = DeviceClient(rep, timeout=2)
+        try:
+            deadline = time.monotonic() + 120
+            while process.poll() is None and time.monotonic() < deadline:
+                try:
+                    client.request(Command.GET_STATIC, str(uuid.uuid4()))
+                    settle(process)
+                    return process, rep
+                except DeviceUnavailable:
+                    continue
+        finally:
+            client.close()
+        process.kill()
+        process.wait(30)
+    raise SystemExit("qrt device did not start")
 
 
-def round_trips(rep: str, runs: int, direct: Any) -> tuple[list[float], list[float]]:
+def round_trips(
+    device: subprocess.Popen[bytes], rep: str, runs: int, direct: Any
+) -> tuple[list[float], list[float], str]:
     """Seconds of initialize + execute + terminate of the GHZ on the device at `rep`, and of
-    `direct` (Aer called here), interleaved."""
+    `direct` (Aer called here), interleaved; and a line of CPU time per call, steadier than wall
+    time on a busy machine: the device's processes' (`device` and its children, whatever they
+    did meanwhile included; what they burn when nobody asks, measured for IDLE_SECONDS before,
+    is said next to it) and this process's in the call, against this process's in `direct`
+    (all over every call, warm-up included)."""
     client = DeviceClient(rep, timeout=30)
     job_ids = iter(range(1, 10**9))
+    own = {"session": 0.0, "direct": 0.0}
+    calls = runs + min(10, runs)  # interleaved's warm-up rounds too
 
     def session() -> None:
+        started = time.process_time()
         session_id = str(uuid.uuid4())
         client.request(Command.INITIALIZE, session_id)
         payload = {"job_id": next(job_ids), "circuit": GHZ, "number_of_shots": 1000}
         client.request(Command.EXECUTE, session_id, payload)
         client.request(Command.TERMINATE, session_id)
+        own["session"] += time.process_time() - started
+
+    def direct_call() -> None:
+        started = time.process_time()
+        direct()
+        own["direct"] += time.process_time() - started
 
     try:
-        device_times, direct_times = interleaved([session, direct], runs)
-        return device_times, direct_times
+        idle_started, before = time.perf_counter(), tree_cpu(device.pid)
+        time.sleep(IDLE_SECONDS)
+        after = tree_cpu(device.pid)
+        idle_rate = (after - before) / (time.perf_counter() - idle_started)
+        device_times, direct_times = interleaved([session, direct_call], runs)
+        device_cpu = (tree_cpu(device.pid) - after) / calls
+        line = (
+            f"device's processes {device_cpu * 1000:.1f} ms + client "
+            f"{own['session'] / calls * 1000:.1f} ms vs Aer here {own['direct'] / calls * 1000:.1f}"
+            f" ms (idle, the device's processes burn {idle_rate * 1000:.0f} ms a second)"
+        )
+        return device_times, direct_times, line
     finally:
         client.close()
 
@@ -133,19 +173,24 @@ def round_trips(rep: str, runs: int, direct: Any) -> tuple[list[float], list[flo
 TINY = "version 3.0\nqubit[1] q\nbit[1] b\nX q[0]\nb[0] = measure q[0]\n"
 
 
-def executes(rep: str, runs: int, circuit: str, shots: int, raw: bool) -> list[float]:
+def executes(rep: str, runs: int) -> tuple[list[float], list[float]]:
+    """Seconds of one execute of TINY (1 shot) and of the GHZ with raw data (1000 shots), in
+    turn, in one open session on the device at `rep`."""
     client = DeviceClient(rep, timeout=30)
     session_id = str(uuid.uuid4())
     client.request(Command.INITIALIZE, session_id)
     job_ids = iter(range(1, 10**9))
 
-    def execute() -> None:
+    def execute(circuit: str, shots: int, raw: bool) -> None:
         payload = {"job_id": next(job_ids), "circuit": circuit, "number_of_shots": shots,
                    "include_raw_data": raw}  # fmt: skip
         client.request(Command.EXECUTE, session_id, payload)
 
     try:
-        return timed(execute, runs)
+        tiny, ghz = interleaved(
+            [lambda: execute(TINY, 1, False), lambda: execute(GHZ, 1000, True)], runs
+        )
+        return tiny, ghz
     finally:
         client.request(Command.TERMINATE, session_id)
         client.close()
@@ -185,7 +230,9 @@ def few_branches(qubits: int = 16, layers: int = 8) -> str:
     return "\n".join(lines) + "\n"
 
 
-def branching(shots: int) -> None:
+def branching(shots: int, runs: int, wide: bool = True) -> None:
+    """Each dynamic circuit with Aer's shot branching on and off, `runs` rounds in turn; with
+    `wide`, also the 16-qubit one (tens of seconds on a busy machine)."""
     config = DeviceConfig(seed=1, qubits=16, topology=[(q, q + 1) for q in range(15)])
     calibration = Calibration(config, random.Random(1), time.time())
     statevector = AerSimulator(method="statevector")
@@ -194,32 +241,34 @@ def branching(shots: int) -> None:
         ("4 rounds of 5 measurements, noisy", measured_rounds(4), True, shots),
         ("a conditional gate, noisy", CONDITIONAL, True, shots),
         ("16 qubits, one mid-circuit measurement, ideal", few_branches(), False, 200),
-    ]:
+    ][: None if wide else 3]:
         circuit = to_circuit(parse(text))
         options: dict[str, object] = {}
         if noisy:
             snapshot = calibration.snapshot(time.time())
             options["noise_model"] = noise_model(snapshot, config, instruction_names(circuit))
-        for enabled in (True, False):
 
-            def run(
-                enabled: bool = enabled,
-                circuit: Any = circuit,
-                count: int = count,
-                options: dict[str, object] = options,
-            ) -> None:
-                statevector.run(
-                    circuit, shots=count, shot_branching_enable=enabled, **options
-                ).result()
+        def run(
+            enabled: bool, circuit: Any = circuit, count: int = count,
+            options: dict[str, object] = options,
+        ) -> None:  # fmt: skip
+            statevector.run(circuit, shots=count, shot_branching_enable=enabled, **options).result()
 
-            name = f"  {label}, {count} shots, branching {'on' if enabled else 'off'}"
-            print(summary(name, timed(run, 3)))
+        on, off = interleaved([lambda: run(True), lambda: run(False)], runs, warmup=1)
+        print(f"  {label}, {count} shots")
+        print(summary("    branching on", on))
+        print(summary("    branching off", off))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=200, help="rounds of each comparison")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: does it still run")
     args = parser.parse_args()
+    runs, parses, branch_runs, branch_shots, size = args.runs, 30, 3, 5000, 20
+    if args.quick:
+        runs, parses, branch_runs, branch_shots, size = 5, 3, 1, 100, 5
+    print(f"{load()} at the start")
 
     circuit = to_circuit(parse(GHZ))
     config = DeviceConfig(seed=1)
@@ -228,7 +277,7 @@ def main() -> None:
     density = AerSimulator(method="density_matrix")
     ideal = AerSimulator()
 
-    print(f"5-qubit GHZ, 1000 shots, {args.runs} runs each, device and Aer in turn")
+    print(f"5-qubit GHZ, 1000 shots, {runs} rounds of device then Aer")
 
     def noisy() -> None:
         density.run(circuit, shots=1000, noise_model=noise).result()
@@ -242,37 +291,41 @@ def main() -> None:
     ]:
         process, rep = start_device(device_config)
         try:
-            device_times, aer_times = round_trips(rep, args.runs, direct)
+            device_times, aer_times, cpu = round_trips(process, rep, runs, direct)
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(30)
         print(summary(f"  {label}: device initialize+execute+terminate", device_times))
         print(summary(f"  {label}: Aer directly", aer_times))
-        overhead = (percentile(device_times, 50) - percentile(aer_times, 50)) * 1000
-        print(f"  {label}: overhead at p50 {overhead:.1f} ms")
+        print(f"  {label}: overhead, device minus Aer round by round: "
+              f"{paired_difference(device_times, aer_times)}")  # fmt: skip
+        print(f"  {label}: CPU a call: {cpu}")
 
-    print("execute alone, ideal device")
+    print(f"execute alone, ideal device, {runs} rounds of both in turn")
     process, rep = start_device("noise = false\n")
     try:
-        tiny = executes(rep, args.runs, TINY, 1, False)
-        raw = executes(rep, args.runs, GHZ, 1000, True)
+        tiny, raw = executes(rep, runs)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(30)
     print(summary("  1 qubit, 1 shot", tiny))
     print(summary("  GHZ, 1000 shots with raw data", raw))
 
-    print("parse + convert, 20 qubits x 20 layers")
-    for version in (3, 1):
-        text = layered(version)
-        operations = len(parse(text).operations)
-        parse_times = timed(lambda text=text: parse(text), 30)
-        total_times = timed(lambda text=text: to_circuit(parse(text)), 30)
+    print(f"parse + convert, {size} qubits x {size} layers, {parses} rounds of each in turn")
+    texts = {version: layered(version, size, size) for version in (3, 1)}
+    times = interleaved(
+        [lambda: parse(texts[3]), lambda: parse(texts[1]),
+         lambda: to_circuit(parse(texts[3])), lambda: to_circuit(parse(texts[1]))],
+        parses, warmup=2,
+    )  # fmt: skip
+    for version, parse_times, total_times in ((3, times[0], times[2]), (1, times[1], times[3])):
+        operations = len(parse(texts[version]).operations)
         print(summary(f"  cQASM {version}.0 parse ({operations} operations)", parse_times))
         print(summary(f"  cQASM {version}.0 parse + convert", total_times))
 
-    print("Aer's shot branching on dynamic circuits (statevector)")
-    branching(5000)
+    print(f"Aer's shot branching on dynamic circuits (statevector), {branch_runs} rounds in turn")
+    branching(branch_shots, branch_runs, wide=not args.quick)
+    print(f"{load()} at the end")
 
 
 if __name__ == "__main__":

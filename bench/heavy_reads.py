@@ -9,11 +9,13 @@ own, so only the server's work shows in the lag. Meanwhile a probe in the server
 two heartbeats of the executor as the bus delivered them (the scheduler loses an executor after
 QRT_HEARTBEAT_TIMEOUT, 10 s by default).
 
-    python bench/heavy_reads.py [--interims 100000] [--streams 40] [--gets 20]
+    python bench/heavy_reads.py [--interims 100000] [--streams 40] [--gets 20] [--quick]
 
 Also printed: the longest garbage collection (which stops the loop too) and the server's CPU
 time (all its threads) in each phase, a steadier measure of the work than wall time on a busy
-machine. Prints numbers; asserts nothing about them.
+machine. The server listens on a free port (its simulated device is off). There are no
+competitors here to interleave: the phases follow each other on one server. Prints numbers, the
+load average at the start and end; asserts nothing about them.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import load, percentile  # noqa: E402
 from qrt_cli.dev import Platform  # noqa: E402
 from qrt_common.jobs import Job, JobStatus, new_job_id, transition  # noqa: E402
 from qrt_common.messages import HEARTBEAT_TOPIC  # noqa: E402
@@ -164,9 +167,10 @@ def report(
     name: str, lags: list[float], gap: float, gc_pause: float, cpu: float, wall: float, items: int
 ) -> None:
     ordered = sorted(lags) or [0.0]
-    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    p50, p99 = (percentile(ordered, q) for q in (50, 99))
     print(
-        f"{name:<22} loop lag max {ordered[-1] * 1000:6.0f} ms, p99 {p99 * 1000:5.0f} ms; "
+        f"{name:<22} loop lag max {ordered[-1] * 1000:6.0f} ms, p99 {p99 * 1000:5.0f} ms, "
+        f"p50 {p50 * 1000:5.1f} ms; "
         f"longest gc {gc_pause * 1000:4.0f} ms; longest heartbeat gap {gap:5.2f} s; "
         f"server CPU {cpu:5.1f} s; clients done in {wall:5.1f} s ({items} items each)"
     )
@@ -227,9 +231,14 @@ def main() -> None:
     parser.add_argument("--interims", type=int, default=100_000)
     parser.add_argument("--streams", type=int, default=40)
     parser.add_argument("--gets", type=int, default=20)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: does it still run")
     args = parser.parse_args()
+    if args.quick:
+        args.interims, args.streams, args.gets = 1000, 2, 2
+    print(f"{load()} at the start")
     print(f"a job with {args.interims} interim results and {args.interims} log chunks")
     asyncio.run(measure(args.interims, args.streams, args.gets))
+    print(f"{load()} at the end")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 README's "Use qrt from qiskit-ibm-runtime" recipe says), submit to result, next to Aer's own
 SamplerV2 run directly in this process: a 2-qubit Bell pub, interleaved run by run.
 
-    python bench/ibm_client.py [--runs 100] [--shots 1000]
+    python bench/ibm_client.py [--runs 100] [--shots 1000] [--quick]
 
 The client follows a job by polling its status: `job.result()` sleeps `poll_interval` seconds
 between polls, 0.5 s by default outside a session (0.1 s in one), 0.1 s at least
@@ -31,7 +31,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.latency import percentile, start_dev  # noqa: E402
+from bench.common import load, paired_difference, summary  # noqa: E402
+from bench.latency import start_dev  # noqa: E402
 
 INSTANCE_CRN = "crn:v1:qrt:private:quantum-computing:local:a/qrt:ibm-q/open/main::"
 FINAL = ("DONE", "CANCELLED", "ERROR")
@@ -56,14 +57,6 @@ class ClientRun:
     fetched: float
     """That poll to `result()` returned (GET the result, decode it)."""
     polls: int
-
-
-def spread(name: str, seconds: list[float], unit: str = "ms") -> str:
-    scale = 1000 if unit == "ms" else 1
-    values = [s * scale for s in seconds]
-    return (f"{name:<48} p50 {percentile(values, 50):7.1f} {unit}"
-            f"  (p25-p75 {percentile(values, 25):6.1f}-{percentile(values, 75):6.1f})"
-            f"  p99 {percentile(values, 99):7.1f} {unit}  (n={len(values)})")  # fmt: skip
 
 
 def wall(text: str) -> float:
@@ -155,18 +148,18 @@ def measure(url: str, runs: int, shots: int, warmup: int) -> None:
         default.append(client_run(client, isa, shots, None))
         fastest.append(client_run(client, isa, shots, FASTEST_POLL))
 
-    print(spread("Aer SamplerV2 in process", direct))
-    print(spread("client SamplerV2 via qrt, job.result()", [r.total for r in default]))
-    print(spread("client SamplerV2 via qrt, poll_interval=0.1", [r.total for r in fastest]))
+    print(summary("Aer SamplerV2 in process", direct))
+    print(summary("client SamplerV2 via qrt, job.result()", [r.total for r in default]))
+    print(summary("client SamplerV2 via qrt, poll_interval=0.1", [r.total for r in fastest]))
     for label, rows in (("job.result()", default), ("poll_interval=0.1", fastest)):
         print(f"where the time goes, {label}:")
         for part in ("submit", "queued", "running", "noticed", "fetched"):
-            print(spread(f"  {part}", [getattr(r, part) for r in rows]))
+            print(summary(f"  {part}", [getattr(r, part) for r in rows]))
         polls = [r.polls for r in rows]
         polled = "  status polls per job"
         print(f"{polled:<48} median {statistics.median(polls):.0f}, max {max(polls)}")
-    overhead = percentile([r.total for r in fastest], 50) - percentile(direct, 50)
-    print(f"{'p50 client path minus in-process Aer (0.1 s polls)':<48} {overhead * 1000:7.1f} ms")
+    overhead = paired_difference([r.total for r in fastest], direct)
+    print(f"{'client path (0.1 s polls) minus in-process Aer':<48} {overhead}, round by round")
 
 
 def main() -> None:
@@ -174,8 +167,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100, help="rounds of the three ways")
     parser.add_argument("--shots", type=int, default=1000, help="shots of the Bell pub")
     parser.add_argument("--warmup", type=int, default=3, help="rounds left out at the start")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: does it still run")
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start")
+    if args.quick:
+        args.runs, args.warmup = 2, 1
+    print(f"{load()} at the start")
     with tempfile.TemporaryDirectory() as data_dir:
         process, url = start_dev(data_dir, capacity=2, programs=ROOT / "programs")
         try:
@@ -183,7 +179,7 @@ def main() -> None:
         finally:
             process.terminate()
             process.wait(30)
-    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+    print(f"{load()} at the end")
 
 
 if __name__ == "__main__":

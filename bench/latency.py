@@ -1,7 +1,9 @@
 """Submit-to-Completed latency and throughput of a no-op program on `qrt dev`,
-next to the same program run in a fresh Python interpreter per job.
+next to the same program run in a fresh Python interpreter per job, the two interleaved round
+by round (qrt jobs, a fresh one, qrt jobs, ...; a qrt burst, a fresh burst, ...).
 
-    python bench/latency.py [--jobs 200] [--burst 400] [--concurrency 32]
+    python bench/latency.py [--rounds 10] [--jobs 20] [--burst 200] [--throughput-rounds 3]
+                            [--concurrency 32] [--fresh-burst N] [--quick]
 
 Prints numbers; asserts nothing about them.
 """
@@ -12,7 +14,6 @@ import argparse
 import asyncio
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,25 +25,12 @@ import aiohttp
 
 HERE = Path(__file__).resolve().parent
 PROGRAMS = HERE / "programs"
+sys.path.insert(0, str(HERE.parent))
 
+from bench.common import free_port, load, percentile, summary  # noqa: E402
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
-def summary(name: str, seconds: list[float]) -> str:
-    ms = [s * 1000 for s in seconds]
-    return (f"{name:<44} p50 {percentile(ms, 50):7.1f} ms ({percentile(ms, 25):.1f}-"
-            f"{percentile(ms, 75):.1f})   p99 {percentile(ms, 99):7.1f} ms"
-            f"   mean {statistics.fmean(ms):7.1f} ms   (n={len(ms)})")  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+__all__ = ["PROGRAMS", "free_port", "percentile", "run_burst", "run_firehose", "run_one",
+           "run_paced", "start_dev", "summary"]  # fmt: skip
 
 
 def start_dev(
@@ -53,8 +41,8 @@ def start_dev(
     command = [sys.executable, "-m", "qrt_cli", "dev", "--port", str(port),
                "--data-dir", data_dir, "--programs-dir", str(programs)]  # fmt: skip
     process = subprocess.Popen(command, env=env)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + 180  # a machine busy with other work imports slowly
+    while time.monotonic() < deadline and process.poll() is None:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return process, f"http://127.0.0.1:{port}"
@@ -156,64 +144,99 @@ async def run_firehose(http: aiohttp.ClientSession, count: int, concurrency: int
     return elapsed
 
 
-async def platform_numbers(url: str, jobs: int, burst: int, concurrency: int) -> dict[str, float]:
+FRESH = [sys.executable, str(HERE / "fresh_interpreter.py"), str(PROGRAMS), "noop.noop", "{}"]
+"""A no-op job the way a platform without a warm pool runs it: a fresh interpreter."""
+
+
+def fresh_one() -> float:
+    """Seconds one job takes in a fresh interpreter."""
+    started = time.perf_counter()
+    subprocess.run(FRESH, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def fresh_burst(count: int, parallel: int) -> float:
+    """Seconds `count` fresh-interpreter jobs take, `parallel` at a time."""
+    started = time.perf_counter()
+    running: list[subprocess.Popen[bytes]] = []
+    launched = 0
+    while launched < count or running:
+        for process in [p for p in running if p.poll() is not None]:
+            assert process.returncode == 0, process.returncode
+            running.remove(process)
+        while launched < count and len(running) < parallel:
+            running.append(subprocess.Popen(FRESH, stdout=subprocess.DEVNULL))
+            launched += 1
+        time.sleep(0.005)
+    return time.perf_counter() - started
+
+
+async def compare(url: str, args: argparse.Namespace) -> None:
+    """qrt dev at `url` against a fresh interpreter per job, interleaved round by round: each
+    round `args.jobs` qrt jobs one at a time then one fresh-interpreter job; then, for
+    `args.throughput_rounds` rounds, a qrt burst then a fresh-interpreter burst."""
+    parallel = os.cpu_count() or 2
     async with aiohttp.ClientSession(base_url=url) as http:
         for _ in range(10):  # warm up connections and the pool
             await run_one(http)
-        pairs = [await run_one(http) for _ in range(jobs)]
-        print(summary("qrt dev, one job at a time (client view)", [p[0] for p in pairs]))
-        print(summary("qrt dev, one job at a time (created->ended)", [p[1] for p in pairs]))
+        await asyncio.to_thread(fresh_one)  # and the page cache for the fresh interpreter
+        pairs: list[tuple[float, float]] = []
+        fresh: list[float] = []
+        for _ in range(args.rounds):
+            pairs += [await run_one(http) for _ in range(args.jobs)]
+            fresh.append(await asyncio.to_thread(fresh_one))
+        print(f"one job at a time, {args.rounds} rounds of {args.jobs} qrt jobs + 1 fresh:")
+        print(summary("  qrt dev (client view)", [p[0] for p in pairs]))
+        print(summary("  qrt dev (created->ended)", [p[1] for p in pairs]))
+        print(summary("  fresh interpreter per job", fresh))
 
-        results, elapsed = await run_burst(http, burst, concurrency)
-        print(summary(f"qrt dev, {burst} jobs, {concurrency} clients", [r[0] for r in results]))
-        print(f"{'qrt dev throughput':<44} {burst / elapsed:7.1f} jobs/s")
-        return {"p50": percentile([p[0] for p in pairs], 50), "rate": burst / elapsed}
-
-
-def fresh_numbers(jobs: int, parallel: int) -> dict[str, float]:
-    command = [sys.executable, str(HERE / "fresh_interpreter.py"), str(PROGRAMS), "noop.noop", "{}"]
-    latencies = []
-    for _ in range(jobs):
-        started = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
-        latencies.append(time.perf_counter() - started)
-    print(summary("fresh interpreter per job, one at a time", latencies))
-    started = time.perf_counter()
-    burst = parallel * 4
-    running = [subprocess.Popen(command, stdout=subprocess.DEVNULL) for _ in range(parallel)]
-    done = 0
-    while done < burst:
-        for i, process in enumerate(running):
-            if process.poll() is not None:
-                done += 1
-                if done + sum(p.poll() is None for p in running) < burst:
-                    running[i] = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        time.sleep(0.005)
-    rate = burst / (time.perf_counter() - started)
-    print(f"{f'fresh interpreter throughput ({parallel} at once)':<44} {rate:7.1f} jobs/s")
-    return {"p50": percentile(latencies, 50), "rate": rate}
+        qrt_rates: list[float] = []
+        fresh_rates: list[float] = []
+        burst_latencies: list[float] = []
+        fresh_count = args.fresh_burst or parallel * 4
+        for _ in range(args.throughput_rounds):
+            results, elapsed = await run_burst(http, args.burst, args.concurrency)
+            burst_latencies += [r[0] for r in results]
+            qrt_rates.append(args.burst / elapsed)
+            elapsed = await asyncio.to_thread(fresh_burst, fresh_count, parallel)
+            fresh_rates.append(fresh_count / elapsed)
+    print(f"throughput, {args.throughput_rounds} rounds of a qrt burst ({args.burst} jobs, "
+          f"{args.concurrency} clients) then a fresh burst ({fresh_count} jobs, {parallel} "
+          "at once):")  # fmt: skip
+    print(summary("  qrt dev, latency in the bursts", burst_latencies))
+    for name, rates in (("qrt dev", qrt_rates), ("fresh interpreter", fresh_rates)):
+        listed = ", ".join(f"{r:.1f}" for r in rates)
+        print(f"  {name + ' jobs/s':<46} median {percentile(rates, 50):7.1f} (rounds {listed})")
+    p50 = percentile([p[0] for p in pairs], 50)
+    ratio = percentile(qrt_rates, 50) / percentile(fresh_rates, 50)
+    print(f"{'p50, qrt vs fresh interpreter':<48} {p50 * 1000:7.1f} ms vs "
+          f"{percentile(fresh, 50) * 1000:7.1f} ms")  # fmt: skip
+    print(f"{'throughput ratio, qrt / fresh interpreter':<48} {ratio:7.1f}x")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--jobs", type=int, default=200, help="sequential jobs for latency")
-    parser.add_argument("--burst", type=int, default=400, help="jobs for throughput")
+    parser.add_argument("--rounds", type=int, default=10, help="rounds of qrt + fresh jobs")
+    parser.add_argument("--jobs", type=int, default=20, help="qrt jobs a round, one at a time")
+    parser.add_argument("--burst", type=int, default=200, help="qrt jobs in a throughput burst")
+    parser.add_argument("--throughput-rounds", type=int, default=3, help="bursts of each")
     parser.add_argument("--concurrency", type=int, default=32, help="concurrent clients")
+    parser.add_argument("--fresh-burst", type=int, help="fresh jobs a burst (4 a core)")
     parser.add_argument("--capacity", type=int, default=8, help="QRT_EXECUTOR_CAPACITY")
-    parser.add_argument("--fresh-jobs", type=int, default=10, help="fresh-interpreter jobs")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: does it still run")
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} cores; executor capacity {args.capacity}")
+    if args.quick:
+        args.rounds, args.jobs, args.burst, args.throughput_rounds = 2, 3, 10, 1
+        args.concurrency, args.fresh_burst = 4, 2
+    print(f"executor capacity {args.capacity}; {load()} at the start")
     with tempfile.TemporaryDirectory() as data_dir:
         process, url = start_dev(data_dir, args.capacity)
         try:
-            qrt = asyncio.run(platform_numbers(url, args.jobs, args.burst, args.concurrency))
+            asyncio.run(compare(url, args))
         finally:
             process.terminate()
             process.wait(30)
-    fresh = fresh_numbers(args.fresh_jobs, os.cpu_count() or 2)
-    print(f"{'p50 overhead, qrt vs fresh interpreter':<44} "
-          f"{qrt['p50'] * 1000:7.1f} ms vs {fresh['p50'] * 1000:7.1f} ms")  # fmt: skip
-    print(f"{'throughput ratio, qrt / fresh interpreter':<44} {qrt['rate'] / fresh['rate']:7.1f}x")
+    print(f"{load()} at the end")
 
 
 if __name__ == "__main__":

@@ -8,17 +8,19 @@ jobs arriving at a steady rate (`--rate`, an open loop: arrivals do not wait for
 each followed to its end; a closed loop of N clients would only measure its own queue
 (N / throughput).
 
-    python bench/mesh.py [--executors 1 2 4] [--jobs 100] [--burst 400] [--concurrency 32]
-                         [--rate 100] [--paced 1000]
+    python bench/mesh.py [--executors 1 2 4] [--rounds 2] [--jobs 50] [--burst 200]
+                         [--concurrency 32] [--rate 100] [--paced 500] [--quick]
 
-Needs RabbitMQ on 127.0.0.1:5672 (or QRT_TEST_RABBITMQ_URL). Prints numbers; asserts nothing.
+The executor counts are competitors: each round runs every count once, in turn (1 2 4 1 2 4),
+each on a fresh mesh (free ports, a namespace of its own on the broker), and the rounds' samples
+are pooled. Needs RabbitMQ on 127.0.0.1:5672 (or QRT_TEST_RABBITMQ_URL). Prints medians with
+their spread and the load average; asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import tempfile
 import time
@@ -29,27 +31,23 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import load, percentile, summary  # noqa: E402
 from bench.latency import (  # noqa: E402
     PROGRAMS,
-    percentile,
     run_burst,
     run_firehose,
     run_one,
     run_paced,
-    summary,
 )
 from tests.support.mesh import Mesh  # noqa: E402
 
 
 async def measure(
-    executors: int,
-    jobs: int,
-    burst: int,
-    concurrency: int,
-    capacity: int,
-    rate: float,
-    paced: int,
+    executors: int, args: argparse.Namespace, samples: dict[str, list[float]]
 ) -> None:
+    """One round on a fresh mesh of `executors` executors; appends to `samples` by name:
+    'one' and 'burst' and 'paced' (seconds per job), 'burst rate', 'firehose rate' and 'paced
+    rate' (jobs/s), and 'lag' (seconds the paced submits fell behind)."""
     with tempfile.TemporaryDirectory() as root:
         mesh = Mesh(Path(root), PROGRAMS)
         mesh.env["QRT_LOG_LEVEL"] = "WARNING"
@@ -58,7 +56,7 @@ async def measure(
         try:
             mesh.scheduler()
             for _ in range(executors):
-                mesh.executor(capacity=capacity)
+                mesh.executor(capacity=args.capacity)
             url = mesh.gateway()
             async with aiohttp.ClientSession(base_url=url) as http:
                 deadline = time.monotonic() + 60
@@ -72,41 +70,58 @@ async def measure(
                 await asyncio.sleep(2)
                 for _ in range(20):
                     await run_one(http)
-                pairs = [await run_one(http) for _ in range(jobs)]
-                label = f"{executors} executor(s)"
-                print(summary(f"{label}, one job at a time", [p[0] for p in pairs]))
-                results, elapsed = await run_burst(http, burst, concurrency)
-                print(summary(f"{label}, {burst} jobs, {concurrency} clients",
-                              [r[0] for r in results]))  # fmt: skip
-                p50 = percentile([r[0] for r in results], 50) * 1000
-                print(f"{label:<44} {burst / elapsed:7.1f} jobs/s   (p50 under load {p50:.0f} ms)")
-                elapsed = await run_firehose(http, burst, concurrency)
-                print(f"{f'{label}, submitted, then awaited':<44} {burst / elapsed:7.1f} jobs/s")
-                latencies, ended, lag = await run_paced(http, paced, rate)
-                print(summary(f"{label}, {paced} jobs arriving at {rate:g}/s", latencies))
-                print(f"{f'{label}, arriving at {rate:g}/s':<44} {ended:7.1f} jobs/s ended"
-                      f"   (submits up to {lag * 1000:.0f} ms behind schedule)")  # fmt: skip
+                pairs = [await run_one(http) for _ in range(args.jobs)]
+                samples.setdefault("one", []).extend(p[0] for p in pairs)
+                results, elapsed = await run_burst(http, args.burst, args.concurrency)
+                samples.setdefault("burst", []).extend(r[0] for r in results)
+                samples.setdefault("burst rate", []).append(args.burst / elapsed)
+                elapsed = await run_firehose(http, args.burst, args.concurrency)
+                samples.setdefault("firehose rate", []).append(args.burst / elapsed)
+                latencies, ended, lag = await run_paced(http, args.paced, args.rate)
+                samples.setdefault("paced", []).extend(latencies)
+                samples.setdefault("paced rate", []).append(ended)
+                samples.setdefault("lag", []).append(lag)
         finally:
             mesh.stop_all()
             await mesh.delete_namespace()
 
 
+def rates(values: list[float]) -> str:
+    listed = ", ".join(f"{v:.1f}" for v in values)
+    return f"median {percentile(values, 50):7.1f} jobs/s (rounds {listed})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--executors", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--jobs", type=int, default=100)
-    parser.add_argument("--burst", type=int, default=400)
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of every executor count")
+    parser.add_argument("--jobs", type=int, default=50, help="jobs one at a time, a round")
+    parser.add_argument("--burst", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--capacity", type=int, default=8, help="QRT_EXECUTOR_CAPACITY")
     parser.add_argument("--rate", type=float, default=100, help="arrivals per second")
-    parser.add_argument("--paced", type=int, default=1000, help="jobs arriving at --rate")
+    parser.add_argument("--paced", type=int, default=500, help="jobs arriving at --rate")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: does it still run")
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} cores; each executor's capacity {args.capacity}")
-    for count in args.executors:
-        asyncio.run(
-            measure(count, args.jobs, args.burst, args.concurrency, args.capacity, args.rate,
-                    args.paced)
-        )  # fmt: skip
+    if args.quick:
+        args.executors, args.rounds, args.jobs, args.burst = [1, 2], 1, 3, 10
+        args.concurrency, args.rate, args.paced, args.capacity = 4, 20, 10, 2
+    print(f"each executor's capacity {args.capacity}; {load()} at the start")
+    samples: dict[int, dict[str, list[float]]] = {count: {} for count in args.executors}
+    for _ in range(args.rounds):
+        for count in args.executors:
+            asyncio.run(measure(count, args, samples[count]))
+    for count, got in samples.items():
+        label = f"{count} executor(s)"
+        print(f"{label}, {args.rounds} round(s):")
+        print(summary("  one job at a time", got["one"]))
+        print(summary(f"  {args.burst} jobs, {args.concurrency} clients", got["burst"]))
+        print(f"  {'throughput, followed':<46} {rates(got['burst rate'])}")
+        print(f"  {'throughput, submitted then awaited':<46} {rates(got['firehose rate'])}")
+        print(summary(f"  {args.paced} jobs arriving at {args.rate:g}/s", got["paced"]))
+        print(f"  {f'arriving at {args.rate:g}/s, ended':<46} {rates(got['paced rate'])}"
+              f"   (submits up to {max(got['lag']) * 1000:.0f} ms behind schedule)")  # fmt: skip
+    print(f"{load()} at the end")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
 """What the `sampler` program costs over Aer's own SamplerV2: a 2-qubit Bell pub of 1000 shots,
 p50 and p99 of (a) Aer's SamplerV2 run in this process and (b) the `sampler` program in a warm
 job process (params encoded as qiskit-ibm-runtime encodes them, the result decoded by its
-ResultDecoder), one job at a time, next to (c) a no-op job, what any job costs. The stock
+ResultDecoder), one job at a time, next to (c) a no-op job, what any job costs; the three in
+turn round by round (a b c a b c ...) in one warm pool, so all see the same load. The stock
 client's own path adds HTTP and polling to (b).
 
-    python bench/primitives.py [--runs 200]
+    python bench/primitives.py [--runs 200] [--quick]
 
-Prints numbers; asserts nothing about them.
+Prints medians with their spread and the load average; asserts nothing about them.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from qiskit_aer.primitives import SamplerV2 as AerSamplerV2  # noqa: E402
 from qiskit_ibm_runtime import RuntimeEncoder, SamplerV2  # noqa: E402
 from qiskit_ibm_runtime.decoders.result_decoder import ResultDecoder  # noqa: E402
 
+from bench.common import load, summary  # noqa: E402
 from qrt_common.jobs import JobStatus  # noqa: E402
 from qrt_common.programs import ProgramKind  # noqa: E402
 from qrt_executor.job_protocol import Launch  # noqa: E402
@@ -71,41 +73,29 @@ def client_params() -> str:
     return json.dumps(catcher.inputs, cls=RuntimeEncoder)
 
 
-def percentiles(seconds: list[float]) -> str:
-    ms = sorted(1000 * s for s in seconds)
-    p99 = ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))]
-    return f"p50 {statistics.median(ms):7.2f} ms   p99 {p99:7.2f} ms"
-
-
-def aer_in_process(runs: int) -> list[float]:
-    sampler = AerSamplerV2()
-    circuit = bell()
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        sampler.run([circuit], shots=SHOTS).result()
-        times.append(time.perf_counter() - started)
-    return times
-
-
-async def through_a_job_process(runs: int, module: str = "sampler.sampler") -> list[float]:
-    """Seconds per job of `module` (the sampler, or bench/programs' no-op)."""
-    params = client_params() if module == "sampler.sampler" else "{}"
-    where = PROGRAMS if module == "sampler.sampler" else NOOP_PROGRAMS
+async def compare(runs: int) -> tuple[list[float], list[float], list[float]]:
+    """Seconds of Aer's SamplerV2 in this process, of a `sampler` job and of a no-op job in a
+    warm job process, `runs` rounds of the three in turn (after 5 untimed rounds)."""
+    sampler_params = client_params()
     workdir = tempfile.mkdtemp(prefix="qrt-bench-")
+    aer, circuit = AerSamplerV2(), bell()
     pool = WarmPool(2)
     await pool.start()
+    jobs = iter(range(10**9))
 
-    async def one(n: int) -> None:
+    async def job(module: str) -> None:
+        sampler = module == "sampler.sampler"
+        where = PROGRAMS if sampler else NOOP_PROGRAMS
         results: list[str] = []
 
         async def keep(batch: list[Any]) -> None:
             results.extend(event.data for event in batch if event.kind.value == "result")
 
+        n = next(jobs)
         launch = Launch(
             job_id=f"job-{n}", kind=ProgramKind.QISKIT_RUNTIME, module=module,
-            search_path=where, project_dir=where, backend="aer_simulator", params=params,
-            workdir=workdir,
+            search_path=where, project_dir=where, backend="aer_simulator",
+            params=sampler_params if sampler else "{}", workdir=workdir,
         )  # fmt: skip
         proc = await pool.acquire()
         output = JobOutput(f"job-{n}", 1, "ex", keep, max_log_bytes=1 << 20)
@@ -119,28 +109,38 @@ async def through_a_job_process(runs: int, module: str = "sampler.sampler") -> l
         if results:
             ResultDecoder.decode(results[0])
 
-    for n in range(10):  # warm up
-        await one(n)
-    times = []
-    for n in range(runs):
-        started = time.perf_counter()
-        await one(n)
-        times.append(time.perf_counter() - started)
-    await pool.close()
-    return times
+    async def in_process() -> None:
+        aer.run([circuit], shots=SHOTS).result()
+
+    competitors: list[Callable[[], Awaitable[None]]] = [
+        in_process, lambda: job("sampler.sampler"), lambda: job("noop.noop")
+    ]  # fmt: skip
+    times: list[list[float]] = [[] for _ in competitors]
+    try:
+        for n in range(5 + runs):
+            for action, kept in zip(competitors, times, strict=True):
+                started = time.perf_counter()
+                await action()
+                if n >= 5:
+                    kept.append(time.perf_counter() - started)
+    finally:
+        await pool.close()
+    return times[0], times[1], times[2]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=200, help="rounds of the three")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: does it still run")
     args = parser.parse_args()
-    aer_in_process(10)  # warm up
-    print(f"SamplerV2, a Bell pub of {SHOTS} shots ({args.runs} runs, one at a time):")
-    print(f"  Aer's SamplerV2 in this process      {percentiles(aer_in_process(args.runs))}")
-    job = asyncio.run(through_a_job_process(args.runs))
-    print(f"  the sampler program in a job process {percentiles(job)}")
-    noop = asyncio.run(through_a_job_process(args.runs, "noop.noop"))
-    print(f"  a no-op job in a job process         {percentiles(noop)}")
+    runs = 3 if args.quick else args.runs
+    print(f"{load()} at the start")
+    print(f"SamplerV2, a Bell pub of {SHOTS} shots, {runs} rounds of the three in turn:")
+    aer, sampler, noop = asyncio.run(compare(runs))
+    print(summary("  Aer's SamplerV2 in this process", aer))
+    print(summary("  the sampler program in a job process", sampler))
+    print(summary("  a no-op job in a job process", noop))
+    print(f"{load()} at the end")
 
 
 if __name__ == "__main__":
