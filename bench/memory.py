@@ -1,11 +1,21 @@
-"""Resident memory of an idle `qrt dev`: the proportional set size (PSS: each page shared by n
-processes counts 1/n in each, so the parts add up to what the whole costs) of every process of
-its tree, from /proc/<pid>/smaps_rollup, after it started and ran a few no-op jobs.
+"""Resident memory of an idle qrt: the proportional set size (PSS: each page shared by n processes
+counts 1/n in each, so the parts add up to what the whole costs) of every process, from
+/proc/<pid>/smaps_rollup, with its RSS and USS (its private pages: what ending it would free),
+after the platform started and ran 20 no-op jobs.
 
-    python bench/memory.py [--baseline DIR] [--rounds 2]
+    python bench/memory.py [--baseline DIR] [--rounds 3] [--services]
 
-With `--baseline DIR` (another checkout) each round measures that checkout's `qrt dev` and this
-one's in turn. Prints MiB; asserts nothing about them.
+By default it measures `qrt dev` (one process for gateway, scheduler, executor and store, its
+zygote and waiting job processes, the dev device and the device's worker). With `--services`
+it measures the services run apart as "Running the services separately" shows (`qrt gateway`,
+`qrt scheduler`, `qrt executor` with its zygote and job processes, `qrt device` and its worker,
+on RabbitMQ at 127.0.0.1:5672 or QRT_TEST_RABBITMQ_URL, SQLite store).
+
+With `--baseline DIR` (another checkout, e.g. `git worktree add /tmp/mem-base <commit>`) each
+round measures that checkout's platform and this one's in turn (A B A B). Prints, per kind of
+process, the median over rounds and the spread (min-max), and the load average before and after;
+asserts nothing about them. The environment passes through (QRT_WARM_POOL_SIZE=1 measures a
+smaller pool).
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import aiohttp
 
@@ -30,6 +41,20 @@ sys.path.insert(0, str(ROOT))
 
 from bench.latency import free_port, run_one  # noqa: E402
 
+JOB_PROCESS = "warm job process"
+
+
+class Memory(NamedTuple):
+    """One process's resident memory, MiB."""
+
+    pss: float
+    rss: float
+    uss: float
+
+
+Sample = dict[str, list[Memory]]
+"""Each kind of process (its role) to the memory of each process of that kind."""
+
 
 def package_roots(root: Path) -> list[str]:
     """The directories holding qrt's packages in checkout `root` (qrt_cli, qrt_common, ...)."""
@@ -38,54 +63,94 @@ def package_roots(root: Path) -> list[str]:
     return sorted(str(path) for path in found)
 
 
+def environment(root: Path) -> dict[str, str]:
+    """This environment, with checkout `root`'s packages first on the path."""
+    path = os.pathsep.join([*package_roots(root), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "PYTHONPATH": path, "QRT_LOG_LEVEL": "WARNING"}
+
+
+def children(pid: int) -> list[int]:
+    """The children of `pid` (none once it ended)."""
+    found = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            found += [int(c) for c in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+    return found
+
+
 def tree(pid: int) -> list[int]:
     """`pid` and all its descendants."""
     pids, todo = [], [pid]
     while todo:
         current = todo.pop()
         pids.append(current)
-        try:
-            for task in os.listdir(f"/proc/{current}/task"):
-                children = Path(f"/proc/{current}/task/{task}/children").read_text().split()
-                todo.extend(int(child) for child in children)
-        except OSError:
-            continue
+        todo.extend(children(current))
     return pids
+
+
+def memory(pid: int) -> Memory:
+    """PSS, RSS and USS (private clean + dirty) of `pid` in MiB."""
+    fields: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, value, *_ = line.split()
+        fields[name.rstrip(":")] = int(value)
+    uss = fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
+    return Memory(fields.get("Pss", 0) / 1024, fields.get("Rss", 0) / 1024, uss / 1024)
+
+
+def command_of(pid: int) -> list[str]:
+    raw = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    return [word.decode(errors="replace") for word in raw if word]
 
 
 def parents_of(pids: list[int]) -> dict[int, int]:
     """Each child of `pids` to its parent."""
-    return {
-        int(child): pid
-        for pid in pids
-        for task in os.listdir(f"/proc/{pid}/task")
-        for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split()
-    }
-
-
-def pss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return {child: pid for pid in pids for child in children(pid)}
 
 
 def role(pid: int, parents: dict[int, int]) -> str:
-    """What process `pid` is: its module or command, and 'job process' for the zygote's."""
-    raw = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    words = [word.decode(errors="replace") for word in raw if word]
+    """What process `pid` is: `qrt <command>` or its module, and JOB_PROCESS for the zygote's."""
     parent = parents.get(pid)
-    if parent is not None and "qrt_executor.zygote" in Path(f"/proc/{parent}/cmdline").read_text():
-        return "warm job process"
-    if "-m" in words:
-        return words[words.index("-m") + 1] + (" dev" if "dev" in words else "")
-    return " ".join(words)[:60]
+    if parent is not None and "qrt_executor.zygote" in command_of(parent):
+        return JOB_PROCESS
+    words = command_of(pid)
+    if "-m" not in words:
+        return " ".join(words)[:60]
+    module, *rest = words[words.index("-m") + 1 :]
+    if module == "qrt_cli" and rest:
+        return f"qrt {rest[0]}"
+    return module
+
+
+def sample(top: list[int]) -> Sample:
+    """The memory of each process of the trees rooted at `top`, by role."""
+    pids = [pid for root in top for pid in tree(root)]
+    parents = parents_of(pids)
+    found: Sample = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):  # a process that ended meanwhile
+            found.setdefault(role(pid, parents), []).append(memory(pid))
+    return found
 
 
 async def noops(url: str, jobs: int) -> list[float]:
-    """Seconds each of `jobs` no-op jobs took, one at a time, on the `qrt dev` at `url`."""
+    """Seconds each of `jobs` no-op jobs took, one at a time, on the platform at `url`."""
     async with aiohttp.ClientSession(url) as http:
-        return [(await run_one(http, recorded=False))[0] for _ in range(jobs)]
+        return [(await asyncio.wait_for(run_one(http, recorded=False), 30))[0]
+                for _ in range(jobs)]  # fmt: skip
+
+
+def warm_up(url: str, jobs: int = 20, timeout: float = 120) -> None:
+    """Run `jobs` no-op jobs once the platform at `url` takes them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            asyncio.run(noops(url, jobs))
+            return
+        except (OSError, aiohttp.ClientError, TimeoutError, KeyError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 @contextlib.contextmanager
@@ -93,65 +158,98 @@ def dev_of(root: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """A `qrt dev` of checkout `root` (its process and URL), once it ran 20 no-op jobs."""
     data_dir = tempfile.mkdtemp(prefix="qrt-bench-")
     port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([*package_roots(root), os.environ.get("PYTHONPATH", "")]),
-        "QRT_LOG_LEVEL": "WARNING",
-    }
     command = [sys.executable, "-m", "qrt_cli", "dev", "--port", str(port),
                "--data-dir", data_dir, "--programs-dir", str(HERE / "programs")]  # fmt: skip
-    process = subprocess.Popen(command, env=env, cwd=data_dir)
+    process = subprocess.Popen(command, env=environment(root), cwd=data_dir,
+                               stdout=subprocess.DEVNULL)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                asyncio.run(noops(url, 20))
-                break
-            except (OSError, aiohttp.ClientError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
+        warm_up(url)
         yield process, url
     finally:
         process.terminate()
         process.wait(60)
 
 
-def measure(root: Path) -> dict[str, list[float]]:
-    """PSS in MiB of each process of an idle `qrt dev` run from checkout `root`, by role."""
-    with dev_of(root) as (process, _):
+@contextlib.contextmanager
+def services_of(root: Path) -> Iterator[list[int]]:
+    """`qrt device`, `qrt scheduler`, `qrt executor` (using that device) and `qrt gateway` of
+    checkout `root`, on RabbitMQ in a namespace of their own (their pids), once they ran 20
+    no-op jobs."""
+    from tests.support.mesh import Mesh
+
+    with tempfile.TemporaryDirectory(prefix="qrt-bench-") as directory:
+        mesh = Mesh(Path(directory), HERE / "programs")
+        mesh.env.update(environment(root))
+        rep = f"tcp://127.0.0.1:{free_port()}"
+        pub = f"tcp://127.0.0.1:{free_port()}"
+        try:
+            mesh.start("device", "device", QRT_DEVICE_REP_ADDRESS=rep, QRT_DEVICE_PUB_ADDRESS=pub)
+            mesh.scheduler()
+            mesh.executor(QRT_DEVICES=rep)
+            warm_up(mesh.gateway())
+            yield [process.pid for process in mesh.processes.values()]
+        finally:
+            mesh.stop_all()
+            asyncio.run(mesh.delete_namespace())
+
+
+def measure(root: Path, services: bool) -> Sample:
+    """The memory of each process of an idle platform run from checkout `root`."""
+    with contextlib.ExitStack() as stack:
+        if services:
+            top = stack.enter_context(services_of(root))
+        else:
+            top = [stack.enter_context(dev_of(root))[0].pid]
         time.sleep(3)  # the pool forks its waiting processes again
-        pids = tree(process.pid)
-        parents = parents_of(pids)
-        roles: dict[str, list[float]] = {}
-        for pid in pids:
-            roles.setdefault(role(pid, parents), []).append(pss_mib(pid))
-        return roles
+        return sample(top)
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):7.1f} ({min(values):.1f}-{max(values):.1f})"
+
+
+def report(name: str, root: Path, rounds: list[Sample]) -> None:
+    """Print the median and spread over `rounds` of each role's total PSS (and its processes')."""
+    totals = [sum(m.pss for ms in one.values() for m in ms) for one in rounds]
+    print(f"{name} ({root}): PSS {spread(totals)} MiB over {len(rounds)} rounds"
+          f" ({', '.join(f'{t:.0f}' for t in totals)})")  # fmt: skip
+    print(f"  {'process':28} {'n':>2}  {'PSS, all, MiB':>20}  {'PSS each':>20}  "
+          f"{'RSS each':>8}  {'USS each':>8}")  # fmt: skip
+    roles = {role for one in rounds for role in one}
+    order = sorted(roles, key=lambda r: -statistics.median(
+        sum(m.pss for m in one.get(r, [])) for one in rounds))  # fmt: skip
+    for which in order:
+        each = [m for one in rounds for m in one.get(which, [])]
+        counts = [len(one.get(which, [])) for one in rounds]
+        total = [sum(m.pss for m in one.get(which, [])) for one in rounds]
+        count = f"{min(counts)}" if min(counts) == max(counts) else f"{min(counts)}-{max(counts)}"
+        print(f"  {which:28} {count:>2}  {spread(total):>20}  "
+              f"{spread([m.pss for m in each]):>20}  "
+              f"{statistics.median(m.rss for m in each):8.1f}  "
+              f"{statistics.median(m.uss for m in each):8.1f}")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", type=Path, help="another checkout to compare with")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--services", action="store_true",
+                        help="the services run apart on RabbitMQ, not `qrt dev`")  # fmt: skip
     args = parser.parse_args()
     trees = {"this": ROOT}
     if args.baseline:
         trees = {"baseline": args.baseline.resolve(), "this": ROOT}
-    totals: dict[str, list[float]] = {name: [] for name in trees}
-    last: dict[str, dict[str, list[float]]] = {}
+    print("load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    samples: dict[str, list[Sample]] = {name: [] for name in trees}
     for _ in range(args.rounds):
         for name, root in trees.items():
-            roles = measure(root)
-            totals[name].append(sum(sum(values) for values in roles.values()))
-            last[name] = roles
-    for name, roles in last.items():
-        runs = ", ".join(f"{total:.0f}" for total in totals[name])
-        print(f"{name} ({trees[name]}): idle qrt dev, PSS {statistics.median(totals[name]):.0f} MiB"
-              f" (rounds: {runs})")  # fmt: skip
-        for which, values in sorted(roles.items(), key=lambda item: -sum(item[1])):
-            each = " + ".join(f"{value:.1f}" for value in values)
-            print(f"  {which:40} {sum(values):7.1f} MiB  ({len(values)}: {each})")
+            samples[name].append(measure(root, args.services))
+    print("load average after:  {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    what = "services run apart" if args.services else "qrt dev"
+    print(f"idle {what} after 20 no-op jobs; PSS median (min-max); RSS and USS: medians")
+    for name, root in trees.items():
+        report(name, root, samples[name])
 
 
 if __name__ == "__main__":

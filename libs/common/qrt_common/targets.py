@@ -4,19 +4,23 @@ device's from its `get_static` reply, a simulator's from Aer."""
 from __future__ import annotations
 
 import functools
-from typing import Any
-
-from qiskit.circuit import Measure, Reset
-from qiskit.transpiler import InstructionProperties, Target
+from typing import TYPE_CHECKING, Any
 
 from .backends import SIMULATORS
 from .cqasm.gates import QISKIT_EQUALS
 from .device_protocol import StaticInfo
 
+if TYPE_CHECKING:
+    from qiskit.transpiler import Target
+
 
 def device_target(static: StaticInfo) -> Target:
     """The Target of a device, from its `get_static` payload: the gates of its `pgs` that have
-    a Qiskit equal (phase included), on every qubit or every coupled pair (either way round)."""
+    a Qiskit equal (phase included), on every qubit or every coupled pair (either way round).
+    Imports Qiskit on first use (blocking: call it off an event loop)."""
+    from qiskit.circuit import Measure, Reset
+    from qiskit.transpiler import InstructionProperties, Target
+
     qubits = static.nqubits
     pgs = set(static.pgs)
     target = Target(description=static.name, num_qubits=qubits)

@@ -20,12 +20,9 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from qiskit.circuit.controlflow import CONTROL_FLOW_OP_NAMES
-from qiskit.circuit.library.standard_gates import get_standard_gate_name_mapping
-from qiskit.transpiler import Target
 
 from qrt_common.accounts import Role
 from qrt_common.backends import SIMULATORS
@@ -40,6 +37,9 @@ from .context import Gateway, gateway
 from .device_board import is_number, per_pair, per_qubit
 from .ibm_api import CRN_PARAMETER, PREFIX, ibm_json, instance_crn, request_instance
 from .openapi import Parameter, Route
+
+if TYPE_CHECKING:
+    from qiskit.transpiler import Target
 
 NON_GATES = frozenset({"measure", "reset", "delay"})
 """Instructions of a Target that IBM's configuration lists apart from its basis gates."""
@@ -64,6 +64,11 @@ def configuration(
     """IBM's backend configuration (QasmBackendConfiguration's dict) of `target`: its
     standard gates, where they act (`coupling_map` of each gate; none: everywhere), measure,
     reset, delay and control flow. `qubits` may differ from the target's (the simulators')."""
+    # Qiskit loads with the first backend described (in a thread: see `describe`), not with the
+    # gateway: a gateway nobody asks for IBM backends never holds it.
+    from qiskit.circuit.controlflow import CONTROL_FLOW_OP_NAMES
+    from qiskit.circuit.library.standard_gates import get_standard_gate_name_mapping
+
     standard = get_standard_gate_name_mapping()
     gates: list[dict[str, Any]] = []
     basis: list[str] = []
@@ -193,17 +198,26 @@ async def describe(gw: Gateway, name: str) -> tuple[dict[str, Any], dict[str, An
         raise NotFound(f"backend '{name}' not found; available: {', '.join(gw.backends())}",
                        field="backend")  # fmt: skip
     if name in SIMULATORS:
-        target = await asyncio.to_thread(simulator_target, name)
         qubits = gw.settings.simulator_qubits
-        online = QISKIT_START.isoformat().replace("+00:00", "Z")
-        config = configuration(target, name, simulator=True, version="1.0.0", online=online,
-                               qubits=qubits)  # fmt: skip
-        return config, {}
+        return await asyncio.to_thread(_describe_simulator, name, qubits)
     seen = gw.board.last(name)
     if seen is None:
         raise NotFound(f"device '{name}' has not been described by its executor yet; try again",
                        field="backend")  # fmt: skip
     report, _ = seen
+    # Building a Target (and, the first time, importing Qiskit) is blocking work: off the loop.
+    return await asyncio.to_thread(_describe_device, name, report)
+
+
+def _describe_simulator(name: str, qubits: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    target = simulator_target(name)
+    online = QISKIT_START.isoformat().replace("+00:00", "Z")
+    config = configuration(target, name, simulator=True, version="1.0.0", online=online,
+                           qubits=qubits)  # fmt: skip
+    return config, {}
+
+
+def _describe_device(name: str, report: DeviceReport) -> tuple[dict[str, Any], dict[str, Any]]:
     target = device_target(report.static)
     version = str(report.static.protocol_version)
     online = _iso(report.static.starttime)

@@ -16,7 +16,9 @@ import signal
 import sys
 from typing import BinaryIO
 
-from qrt_common.cqasm import DEFAULT_LIMITS, Limits, parse, to_circuit
+# The parsers (lark, libqasm) load here, at the worker's start, not with its first circuit (the
+# package imports them on first use, so the device's front never holds them).
+from qrt_common.cqasm import DEFAULT_LIMITS, Limits, parse, to_circuit, v1, v3  # noqa: F401
 from qrt_common.errors import CqasmError
 from qrt_common.processes import end_with_parent
 

@@ -21,7 +21,7 @@ from qrt_common.errors import DeviceRefused, DeviceUnavailable
 from qrt_common.targets import device_target
 from qrt_common.wire import decode
 
-from .device_client import DeviceClient
+from .device_client import DeviceClient, end_session
 
 logger = logging.getLogger(__name__)
 
@@ -189,15 +189,6 @@ class DeviceBackend(BackendV2):  # type: ignore[misc]
 
     def close(self) -> None:
         self.client.close()
-
-
-def end_session(client: DeviceClient, session_id: str) -> None:
-    """Terminate `session_id` on the device, if it still holds it (best effort: the device's
-    lease releases a session nobody ends)."""
-    try:
-        client.request(Command.TERMINATE, session_id, timeout=min(client.timeout, 5.0))
-    except (DeviceUnavailable, DeviceRefused) as exc:
-        logger.warning("session not terminated: %s", exc)
 
 
 def _experiment(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import zmq
 
 from qrt_common.device_protocol import Command, read_reply, request_frame
-from qrt_common.errors import DeviceUnavailable
+from qrt_common.errors import DeviceRefused, DeviceUnavailable
 from qrt_common.wire import Message
+
+logger = logging.getLogger(__name__)
 
 
 class DeviceClient:
@@ -72,3 +75,12 @@ class DeviceClient:
         """Close the socket and its context."""
         self._replace()
         self._context.term()
+
+
+def end_session(client: DeviceClient, session_id: str) -> None:
+    """Terminate `session_id` on the device, if it still holds it (best effort: the device's
+    lease releases a session nobody ends)."""
+    try:
+        client.request(Command.TERMINATE, session_id, timeout=min(client.timeout, 5.0))
+    except (DeviceUnavailable, DeviceRefused) as exc:
+        logger.warning("session not terminated: %s", exc)

@@ -44,8 +44,7 @@ from qrt_common.registry import ProgramRegistry
 from qrt_common.settings import Settings
 from qrt_common.wire import decode, encode
 
-from .device_backend import end_session
-from .device_client import DeviceClient
+from .device_client import DeviceClient, end_session
 from .devices import DeviceDirectory, KnownDevice
 from .job_protocol import DeviceAccess, JobLimits, Launch, SandboxPolicy
 from .locator import LocatedProgram, ProgramLocator

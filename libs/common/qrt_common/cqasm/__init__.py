@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import importlib
 import re
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CqasmError
 from .circuit import Circuit, Modifier, Operation
-from .convert import to_circuit
-from .export import dumps
 from .limits import DEFAULT_LIMITS, Limits
-from .sampling import Sample, sample
-from .v1 import parse_v1
-from .v3 import parse_v3
+
+if TYPE_CHECKING:
+    from .convert import to_circuit
+    from .export import dumps
+    from .sampling import Sample, sample
+
+# What needs Qiskit (and numpy, scipy) is imported on first use: a process that only reads
+# circuits' shapes or the gate table (a device's front, the gateway) never loads them.
+_LAZY = {"to_circuit": ".convert", "dumps": ".export", "Sample": ".sampling", "sample": ".sampling"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -38,6 +54,10 @@ def parse(text: str, limits: Limits = DEFAULT_LIMITS) -> Circuit:
     Raises CqasmError (naming the rule broken and its line) for a circuit that cannot be read
     or would ask for more than `limits`; each limit is checked before the work it bounds.
     """
+    # The parsers (lark, libqasm, numpy) load on the first circuit, not with the package.
+    from .v1 import parse_v1
+    from .v3 import parse_v3
+
     match = _VERSION.search(text)
     if match is None:
         raise CqasmError("the circuit has no `version` statement (1.0 or 3.0)", 1)

@@ -8,40 +8,38 @@ which checks gate signatures on its own). Non-gate instructions are `NON_GATES`.
 from __future__ import annotations
 
 import cmath
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import numpy as np
-from qiskit.circuit import Gate, Parameter
-from qiskit.circuit.library import (
-    CCXGate,
-    CPhaseGate,
-    CXGate,
-    CZGate,
-    HGate,
-    IGate,
-    RXGate,
-    RYGate,
-    RZGate,
-    SdgGate,
-    SGate,
-    SwapGate,
-    SXdgGate,
-    SXGate,
-    TdgGate,
-    TGate,
-    UGate,
-    UnitaryGate,
-    XGate,
-    YGate,
-    ZGate,
-)
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CqasmError
 
+if TYPE_CHECKING:
+    from qiskit.circuit import Gate
+
 NON_GATES = frozenset({"measure", "init", "reset", "barrier", "wait"})
 """Instructions that are not gates; a device's `pgs` lists them too."""
+
+
+@functools.cache
+def _qiskit_gate_class(name: str) -> Any:
+    """The gate class `name` of `qiskit.circuit.library`: imported when a gate is first built,
+    so a process that only reads this table (a device's front, the gateway) never loads Qiskit."""
+    from qiskit.circuit import library
+
+    return getattr(library, name)
+
+
+def _shared(class_name: str, *args: float) -> Callable[[], Gate]:
+    """Builds Qiskit's `class_name(*args)` once, on first call, and returns that instance."""
+    return functools.cache(lambda: _qiskit_gate_class(class_name)(*args))
+
+
+def _factory(class_name: str) -> Callable[..., Gate]:
+    """Builds Qiskit's `class_name(*params)` on each call."""
+    return lambda *params: _qiskit_gate_class(class_name)(*params)
 
 
 def _rn(nx: float, ny: float, nz: float, theta: float, phi: float) -> Gate:
@@ -51,10 +49,12 @@ def _rn(nx: float, ny: float, nz: float, theta: float, phi: float) -> Gate:
         raise CqasmError("Rn needs a finite, non-zero axis", rule="parameters")
     nx, ny, nz = nx / norm, ny / norm, nz / norm
     c, s = math.cos(theta / 2), math.sin(theta / 2)
+    import numpy as np
+
     matrix = cmath.exp(1j * phi) * np.array(
         [[c - 1j * s * nz, -1j * s * nx - s * ny], [-1j * s * nx + s * ny, c + 1j * s * nz]]
     )
-    return UnitaryGate(matrix, check_input=False)
+    return _qiskit_gate_class("UnitaryGate")(matrix, check_input=False)
 
 
 def crk_phase(k: float) -> float:
@@ -66,7 +66,7 @@ def crk_phase(k: float) -> float:
 
 
 def _crk(k: float) -> Gate:
-    return CPhaseGate(crk_phase(k))
+    return _qiskit_gate_class("CPhaseGate")(crk_phase(k))
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +78,9 @@ class QuisGate:
     qubits: int
     params: int
     """Angles (or, for CRk, the integer k) written in parentheses."""
-    fixed: Gate | None = None
-    """The Qiskit gate, for a gate without parameters (one shared instance)."""
+    fixed: Callable[[], Gate] | None = None
+    """Builds the Qiskit gate, for a gate without parameters (one shared instance, built on
+    first use: importing this table imports no Qiskit)."""
     factory: Callable[..., Gate] | None = None
     """The Qiskit gate for given parameters."""
     phase: complex = 1
@@ -97,7 +98,7 @@ class QuisGate:
     def qiskit_gate(self, params: tuple[float, ...] = ()) -> Gate:
         """The Qiskit gate (equal up to `phase`) for these parameter values."""
         if self.fixed is not None:
-            return self.fixed
+            return self.fixed()
         assert self.factory is not None
         return self.factory(*params)
 
@@ -106,6 +107,8 @@ class QuisGate:
         a gate without a Qiskit equal (`qiskit_name`)."""
         if self.qiskit_name is None:
             raise ValueError(f"{self.name} has no Qiskit equal to offer in a Target")
+        from qiskit.circuit import Parameter
+
         symbols = [Parameter(name) for name in ("θ", "φ", "λ")[: self.params]]
         return self.qiskit_gate(tuple(symbols))
 
@@ -115,34 +118,34 @@ _Y90_PHASE = cmath.exp(1j * math.pi / 4)
 GATES: dict[str, QuisGate] = {
     gate.name: gate
     for gate in (
-        QuisGate("I", 1, 0, IGate(), qiskit_name="id"),
-        QuisGate("H", 1, 0, HGate(), qiskit_name="h"),
-        QuisGate("X", 1, 0, XGate(), qiskit_name="x"),
-        QuisGate("Y", 1, 0, YGate(), qiskit_name="y"),
-        QuisGate("Z", 1, 0, ZGate(), qiskit_name="z"),
-        QuisGate("X90", 1, 0, SXGate(), qiskit_name="sx"),
-        QuisGate("mX90", 1, 0, SXdgGate(), qiskit_name="sxdg"),
+        QuisGate("I", 1, 0, _shared("IGate"), qiskit_name="id"),
+        QuisGate("H", 1, 0, _shared("HGate"), qiskit_name="h"),
+        QuisGate("X", 1, 0, _shared("XGate"), qiskit_name="x"),
+        QuisGate("Y", 1, 0, _shared("YGate"), qiskit_name="y"),
+        QuisGate("Z", 1, 0, _shared("ZGate"), qiskit_name="z"),
+        QuisGate("X90", 1, 0, _shared("SXGate"), qiskit_name="sx"),
+        QuisGate("mX90", 1, 0, _shared("SXdgGate"), qiskit_name="sxdg"),
         # Ry(±π/2) is Y90/mY90 only up to a global phase: not offered to Qiskit as either.
-        QuisGate("Y90", 1, 0, RYGate(math.pi / 2), phase=_Y90_PHASE),
-        QuisGate("mY90", 1, 0, RYGate(-math.pi / 2), phase=_Y90_PHASE.conjugate()),
-        QuisGate("Z90", 1, 0, SGate(), in_cqasm1=False, in_pgs=False),
-        QuisGate("mZ90", 1, 0, SdgGate(), in_cqasm1=False, in_pgs=False),
-        QuisGate("S", 1, 0, SGate(), qiskit_name="s"),
-        QuisGate("Sdag", 1, 0, SdgGate(), qiskit_name="sdg"),
-        QuisGate("T", 1, 0, TGate(), qiskit_name="t"),
-        QuisGate("Tdag", 1, 0, TdgGate(), qiskit_name="tdg"),
-        QuisGate("Rx", 1, 1, factory=RXGate, qiskit_name="rx"),
-        QuisGate("Ry", 1, 1, factory=RYGate, qiskit_name="ry"),
-        QuisGate("Rz", 1, 1, factory=RZGate, qiskit_name="rz"),
-        QuisGate("U", 1, 3, factory=UGate, qiskit_name="u", in_cqasm1=False),
+        QuisGate("Y90", 1, 0, _shared("RYGate", math.pi / 2), phase=_Y90_PHASE),
+        QuisGate("mY90", 1, 0, _shared("RYGate", -math.pi / 2), phase=_Y90_PHASE.conjugate()),
+        QuisGate("Z90", 1, 0, _shared("SGate"), in_cqasm1=False, in_pgs=False),
+        QuisGate("mZ90", 1, 0, _shared("SdgGate"), in_cqasm1=False, in_pgs=False),
+        QuisGate("S", 1, 0, _shared("SGate"), qiskit_name="s"),
+        QuisGate("Sdag", 1, 0, _shared("SdgGate"), qiskit_name="sdg"),
+        QuisGate("T", 1, 0, _shared("TGate"), qiskit_name="t"),
+        QuisGate("Tdag", 1, 0, _shared("TdgGate"), qiskit_name="tdg"),
+        QuisGate("Rx", 1, 1, factory=_factory("RXGate"), qiskit_name="rx"),
+        QuisGate("Ry", 1, 1, factory=_factory("RYGate"), qiskit_name="ry"),
+        QuisGate("Rz", 1, 1, factory=_factory("RZGate"), qiskit_name="rz"),
+        QuisGate("U", 1, 3, factory=_factory("UGate"), qiskit_name="u", in_cqasm1=False),
         QuisGate("Rn", 1, 5, factory=_rn, in_cqasm1=False),
-        QuisGate("CNOT", 2, 0, CXGate(), qiskit_name="cx"),
-        QuisGate("CZ", 2, 0, CZGate(), qiskit_name="cz"),
-        QuisGate("SWAP", 2, 0, SwapGate(), qiskit_name="swap"),
-        QuisGate("CR", 2, 1, factory=CPhaseGate, qiskit_name="cp"),
+        QuisGate("CNOT", 2, 0, _shared("CXGate"), qiskit_name="cx"),
+        QuisGate("CZ", 2, 0, _shared("CZGate"), qiskit_name="cz"),
+        QuisGate("SWAP", 2, 0, _shared("SwapGate"), qiskit_name="swap"),
+        QuisGate("CR", 2, 1, factory=_factory("CPhaseGate"), qiskit_name="cp"),
         QuisGate("CRk", 2, 1, factory=_crk, integer_params=True),
         # cQASM 1.0 only: libqasm's cQASM 3 has no three-qubit gate.
-        QuisGate("Toffoli", 3, 0, CCXGate()),
+        QuisGate("Toffoli", 3, 0, _shared("CCXGate")),
     )
 }
 """Every QuIS gate by name."""
