@@ -185,7 +185,10 @@ CASES = [
                 {
                     "optimization_level": 2,
                     "seed_transpiler": 8,
-                    "transpiler_options": {"coupling_map": _line(6)},
+                    "transpiler_options": {
+                        "coupling_map": _line(6),
+                        "basis_gates": ["rz", "sx", "cx"],
+                    },
                 },
                 {"optimization_level": 2},
                 {"optimization_level": 2, "seed_transpiler": 7},
