@@ -1,19 +1,25 @@
 """What job processes use, built once in the zygote before it forks them: the simulators'
-Targets, and everything Qiskit, Aer and the runtime codec set up lazily on their first use.
+Targets, the pass managers `transpile` builds for them, and everything Qiskit, Aer and the
+runtime codec set up lazily on their first use.
 
 Without it, every job process paid for it again (a Bell circuit through `circuit-runner`:
 about 200 ms of 210; through the `sampler` program: about 100 ms):
 - `AerSimulator.target` builds a new Target on every access, about 13 ms each, and one
   `transpile` reads it over a hundred times (`warm_targets` keeps the one built in the zygote
   for as long as the backend's configuration stays as it was);
+- `transpile` builds a preset pass manager on every call, 15-20 ms at level 2 (the default):
+  `prepare_pass_managers` builds one per simulator and level, and `transpile` takes it for a
+  call that gives only the backend, a level and a seed, on a backend as it was built for;
 - Qiskit loads its transpiler stage plugins, builds its equivalence and commutation libraries
   and its synthesis tables on first use; Aer sets up its controller and its V2 primitives on
   their first run; RuntimeEncoder and RuntimeDecoder import their QPY paths on first use
   (`exercise` runs each once, on throwaway backends).
 
-Nothing a job can change is shared: each job process still takes its own copy of a backend,
-and a Target it mutates, or a configuration it changes, stays in its own process.
+Nothing a job can change is shared: each job process still takes its own copy of a backend
+and of the prepared pass managers, and a Target it mutates, or a configuration it changes,
+stays in its own process (and gets pass managers built for it).
 """
+
 
 from __future__ import annotations
 
@@ -236,11 +242,11 @@ def _lazy_decomposers() -> Iterator[None]:
     def lazy(*args: Any, **kwargs: Any) -> Any:
         return _LazyDecomposer(real, *args, **kwargs)
 
-    consolidate_blocks.TwoQubitBasisDecomposer = lazy  # type: ignore[assignment,misc]
+    consolidate_blocks.TwoQubitBasisDecomposer = lazy
     try:
         yield
     finally:
-        consolidate_blocks.TwoQubitBasisDecomposer = real  # type: ignore[misc]
+        consolidate_blocks.TwoQubitBasisDecomposer = real
 
 
 _RESYNTHESIZING = (ConsolidateBlocks, TwoQubitPeepholeOptimization)
@@ -253,12 +259,12 @@ def _without_two_qubit_resynthesis() -> Iterator[None]:
     their first run (caches, Qiskit's lazily built tables) is set up without rayon's pool."""
     runs = [(kind, kind.__dict__["run"]) for kind in _RESYNTHESIZING]
     for kind, _ in runs:
-        kind.run = _unchanged  # type: ignore[method-assign]
+        kind.run = _unchanged
     try:
         yield
     finally:
         for kind, run in runs:
-            kind.run = run  # type: ignore[method-assign]
+            kind.run = run
 
 
 def _unchanged(self: Any, dag: Any) -> Any:
