@@ -20,7 +20,6 @@ and of the prepared pass managers, and a Target it mutates, or a configuration i
 stays in its own process (and gets pass managers built for it).
 """
 
-
 from __future__ import annotations
 
 import contextlib
