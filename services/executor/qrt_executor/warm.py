@@ -155,12 +155,15 @@ def _round_trip(value: Any) -> Any:
     return json.loads(json.dumps(value, cls=RuntimeEncoder), cls=RuntimeDecoder)
 
 
-def exercise() -> list[str]:
-    """Run once, on throwaway simulators, what jobs run: `transpile` at every optimization level
-    and `run` on each simulator, Aer's V2 primitives through the `sampler` and `estimator`
-    programs' code, params and results through RuntimeEncoder and RuntimeDecoder. Returns the
-    ids of threads it started that still run (none unless a library changed)."""
+def exercise(simulators: dict[str, Any] | None = None) -> list[str]:
+    """Prepare the pass managers of `simulators` (`prepare_pass_managers`), and run once, on
+    throwaway simulators, what jobs run: `transpile` at every optimization level and `run` on
+    each simulator, Aer's V2 primitives through the `sampler` and `estimator` programs' code,
+    params and results through RuntimeEncoder and RuntimeDecoder. Returns the ids of threads it
+    started that still run (none unless a library changed)."""
     threads_before = set(os.listdir("/proc/self/task"))
+    if simulators:
+        prepare_pass_managers(simulators)
     circuits = sample_circuits()
     with _serial_qiskit():
         for options in SIMULATORS.values():
@@ -404,13 +407,13 @@ def prepare_pass_managers(simulators: dict[str, Any]) -> None:
     qiskit_transpile.generate_preset_pass_manager = _prepared_or_built
 
 
-def _prepared_or_built(optimization_level: Any = 2, **kwargs: Any) -> Any:
-    """`generate_preset_pass_manager` as `transpile` calls it: the prepared pass manager of
-    the job's simulator and level, with the call's seed, when the call and the backend are
-    as it was built for; else one built as Qiskit builds it."""
-    prepared = _prepared_for(optimization_level, kwargs)
+def _prepared_or_built(*args: Any, **kwargs: Any) -> Any:
+    """`generate_preset_pass_manager` as `transpile` calls it (the level, then keywords): the
+    prepared pass manager of the job's simulator and level, with the call's seed, when the
+    call and the backend are as it was built for; else one built as Qiskit builds it."""
+    prepared = _prepared_for(args[0], kwargs) if len(args) == 1 else None
     if prepared is None:
-        return _build_pass_manager(optimization_level, **kwargs)
+        return _build_pass_manager(*args, **kwargs)
     seed = kwargs.get("seed_transpiler")
     for task in prepared.seeded:
         task.seed = seed

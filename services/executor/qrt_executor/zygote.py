@@ -150,9 +150,8 @@ def serve(channel: socket.socket, parent: int) -> None:
     seccomp.prepare()
     job_backends.build_simulators()
     warm.warm_targets(job_backends.prebuilt_simulators())
-    if threads := warm.exercise():
+    if threads := warm.exercise(job_backends.prebuilt_simulators()):
         print(f"[qrt] the zygote forks with threads started warming up: {threads}", file=sys.stderr)
-    warm.prepare_pass_managers(job_backends.prebuilt_simulators())
     child.prepare_output()
     # Objects created so far are never collected: children then share their memory pages
     # instead of copying them when the collector touches them.
