@@ -227,3 +227,28 @@ def test_the_checks_import_no_qiskit():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_aer_primitives_on_a_backend_are_what_from_backend_makes():
+    """`aer_sampler` and `aer_estimator` skip the simulator Aer's `__init__` builds to drop:
+    the same attributes as `from_backend`'s, and the same results for the same seed."""
+    from qiskit.quantum_info import SparsePauliOp
+    from qiskit_aer.primitives import EstimatorV2, SamplerV2
+
+    from qrt_common.primitive_runs import aer_estimator, aer_sampler
+
+    backend = AerSimulator()
+    circuit = bell().measure_all(inplace=False)
+    ours = aer_sampler(backend, 100, 5)
+    theirs = SamplerV2.from_backend(backend, default_shots=100, seed=5)
+    assert vars(ours).keys() == vars(theirs).keys() and ours._backend is backend
+    assert vars(ours) == vars(theirs)
+    counts = [s.run([circuit]).result()[0].join_data().get_counts() for s in (ours, theirs)]
+    assert counts[0] == counts[1]
+    options = {"default_precision": 0.01, "run_options": {"seed_simulator": 3}}
+    ours = aer_estimator(backend, options)
+    theirs = EstimatorV2.from_backend(backend, options=options)
+    assert vars(ours) == vars(theirs)
+    pub = (bell(), SparsePauliOp(["ZZ", "XX"]))
+    evs = [e.run([pub]).result()[0].data.evs.tolist() for e in (ours, theirs)]
+    assert evs[0] == evs[1]

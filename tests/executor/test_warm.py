@@ -5,6 +5,7 @@ of its backend reaches no other job."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import subprocess
 import sys
@@ -16,20 +17,25 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from qiskit import QuantumCircuit
+import qiskit.compiler.transpiler as qiskit_transpile
+from qiskit import QuantumCircuit, qasm3, transpile
+from qiskit.circuit.library import CXGate
+from qiskit.transpiler import InstructionProperties
+from qiskit_aer import AerSimulator
 from qiskit_ibm_runtime import RuntimeEncoder
 
 from qrt_common.backends import SIMULATORS
 from qrt_common.jobs import JobStatus
 from qrt_common.messages import JobEvent
 from qrt_common.programs import ProgramKind
+from qrt_executor import warm
 from qrt_executor.job_protocol import Launch
 from qrt_executor.pool import WarmPool
 from qrt_executor.runner import JobOutput, run_job
 from qrt_executor.warm import sample_circuits
 from tests.support.executors import Run
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+IN_THE_POOL = pytest.mark.asyncio(loop_scope="module")
 
 PROGRAM = textwrap.dedent(
     '''
@@ -47,7 +53,7 @@ PROGRAM = textwrap.dedent(
 
 
     def main(backend, user_messenger, circuits, seed_transpiler=None,
-             optimization_level=None, transpiler_options=None, mutate=False):
+             optimization_level=None, transpiler_options=None, mutate=False, again=()):
         seen = {
             "basis": sorted(backend.target.operation_names),
             "shots": backend.options.shots,
@@ -59,6 +65,9 @@ PROGRAM = textwrap.dedent(
             optimization_level=optimization_level,
             **(transpiler_options or {}),
         )
+        for arguments in again:  # later transpiles in the same job, with other arguments
+            options = arguments.pop("transpiler_options", None) or {}
+            transpiled += transpile(circuits, backend=backend, **arguments, **options)
         if mutate:
             # What a careless program might do to the backend it was given.
             backend.set_options(shots=7, basis_gates=["rz", "sx", "cx", "measure"])
@@ -164,6 +173,28 @@ CASES = [
     ],
     ("aer_simulator", {"seed_transpiler": 11}),
     ("aer_simulator_statevector", {"optimization_level": 2, "seed_transpiler": 5}),
+    ("aer_simulator_statevector", {"optimization_level": 3, "seed_transpiler": 6}),
+    # One job transpiling again and again: each call as if it were its first.
+    (
+        "aer_simulator",
+        {
+            "optimization_level": 2,
+            "seed_transpiler": 7,
+            "again": [
+                {"optimization_level": 3, "seed_transpiler": 1234},
+                {
+                    "optimization_level": 2,
+                    "seed_transpiler": 8,
+                    "transpiler_options": {
+                        "coupling_map": _line(6),
+                        "basis_gates": ["rz", "sx", "cx"],
+                    },
+                },
+                {"optimization_level": 2},
+                {"optimization_level": 2, "seed_transpiler": 7},
+            ],
+        },
+    ),
     (
         "aer_simulator",
         {
@@ -183,6 +214,7 @@ CASES = [
 ]
 
 
+@IN_THE_POOL
 @pytest.mark.parametrize(("backend", "arguments"), CASES)
 async def test_a_warm_job_process_transpiles_as_a_fresh_interpreter(
     pool: WarmPool, programs: Path, backend: str, arguments: dict[str, Any]
@@ -202,6 +234,7 @@ async def test_a_warm_job_process_transpiles_as_a_fresh_interpreter(
     assert warm == cold
 
 
+@IN_THE_POOL
 async def test_what_a_job_changes_of_its_backend_reaches_no_later_job(
     pool: WarmPool, programs: Path
 ) -> None:
@@ -212,6 +245,7 @@ async def test_what_a_job_changes_of_its_backend_reaches_no_later_job(
     assert "qrt_mutant" not in second["seen"]["basis"] and second["seen"]["shots"] == 1024
 
 
+@IN_THE_POOL
 @pytest.mark.parametrize("change", ["basis_gates", "noise_model"])
 async def test_a_changed_configuration_builds_its_own_target(
     pool: WarmPool, programs: Path, change: str
@@ -242,3 +276,112 @@ async def test_a_changed_configuration_builds_its_own_target(
     params = {"circuits": sample_circuits(), "change": change}
     names = await in_a_job(pool, programs, "aer_simulator", params, module="changing")
     assert set(names) <= {"rz", "sx", "cx", "measure", "barrier"}
+
+
+@pytest.fixture
+def prepared(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """An Aer simulator with its Target kept and its pass managers prepared, in this process
+    (what the zygote does), undone after the test."""
+    monkeypatch.setattr(qiskit_transpile, "generate_preset_pass_manager", warm._build_pass_manager)
+    monkeypatch.setattr(warm, "_prepared", {})
+    backend = AerSimulator()
+    warm.keep_target(backend)
+    warm.prepare_pass_managers({"aer_simulator": backend})
+    return backend
+
+
+def _plain(circuits: list[QuantumCircuit], backend: Any, **arguments: Any) -> list[str]:
+    """`circuits` transpiled with a pass manager built as Qiskit builds it, as OpenQASM 3."""
+    manager = warm._build_pass_manager(backend=backend, **arguments)
+    return [qasm3.dumps(circuit) for circuit in manager.run(circuits)]
+
+
+def test_transpile_takes_the_prepared_pass_manager_for_a_plain_call(prepared: Any) -> None:
+    circuits = sample_circuits()
+    for level in warm.PREPARED_LEVELS:
+        manager = qiskit_transpile.generate_preset_pass_manager(
+            level, backend=prepared, **warm._TRANSPILE_DEFAULTS, seed_transpiler=level
+        )
+        assert manager is warm._prepared[(id(prepared), level)].manager
+        transpiled = transpile(
+            circuits, backend=prepared, optimization_level=level, seed_transpiler=level
+        )
+        assert [qasm3.dumps(circuit) for circuit in transpiled] == _plain(
+            circuits, prepared, optimization_level=level, seed_transpiler=level
+        )
+
+
+def test_a_call_or_a_backend_unlike_the_prepared_ones_builds_its_own(prepared: Any) -> None:
+    def taken(backend: Any = prepared, **changes: Any) -> bool:
+        arguments = {**warm._TRANSPILE_DEFAULTS, "seed_transpiler": 1, **changes}
+        manager = qiskit_transpile.generate_preset_pass_manager(2, backend=backend, **arguments)
+        return manager is warm._prepared[(id(prepared), 2)].manager
+
+    assert taken()
+    assert not taken(layout_method="trivial")
+    assert not taken(approximation_degree=0.99)
+    assert not taken(initial_layout=[1, 0])
+    with pytest.raises(ValueError, match="seed"):  # as Qiskit refuses it
+        taken(seed_transpiler=-1)
+    assert not taken(backend=AerSimulator())
+    other = AerSimulator()
+    warm.keep_target(other)
+    assert not taken(backend=other)
+    # From another thread: the one prepared pass manager is re-seeded per call.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        assert not pool.submit(taken).result()
+    assert taken()
+
+
+def test_a_target_changed_in_place_gets_a_pass_manager_built_for_it(prepared: Any) -> None:
+    """A job that adds an instruction to the Target its backend keeps transpiles for it, as a
+    pass manager built for the changed Target does (here: routed on the 2-qubit gate's line)."""
+    circuits = sample_circuits()
+    prepared.target.add_instruction(
+        CXGate(),
+        {(a, a + 1): InstructionProperties(error=0.01) for a in range(5)},
+        name="cx_on_a_line",
+    )
+    transpiled = transpile(circuits, backend=prepared, optimization_level=2, seed_transpiler=3)
+    assert [qasm3.dumps(circuit) for circuit in transpiled] == _plain(
+        circuits, prepared, optimization_level=2, seed_transpiler=3
+    )
+    prepared.set_options(shots=5)  # another configuration: another Target, built by Aer
+    assert (
+        qiskit_transpile.generate_preset_pass_manager(
+            2, backend=prepared, **warm._TRANSPILE_DEFAULTS, seed_transpiler=3
+        )
+        is not warm._prepared[(id(prepared), 2)].manager
+    )
+
+
+def test_prepared_pass_managers_start_no_thread() -> None:
+    """Building levels 2 and 3 leaves their two-qubit decomposers to their first use (building
+    one starts rayon's threads); a decomposer sent to another process is a real one."""
+    code = textwrap.dedent(
+        """
+        import os, pickle
+        from qiskit import qasm3
+        from qiskit_aer import AerSimulator
+        from qrt_executor import warm
+
+        backend = AerSimulator()
+        warm.keep_target(backend)
+        before = len(os.listdir("/proc/self/task"))
+        warm.prepare_pass_managers({"aer_simulator": backend})
+        assert len(os.listdir("/proc/self/task")) == before, "a thread started"
+        circuits = warm.sample_circuits()
+        for level in (2, 3):
+            manager = warm._prepared[(id(backend), level)].manager
+            lazy = [t.decomposer for t in warm._tasks_of(manager) if hasattr(t, "decomposer")]
+            assert lazy and all(isinstance(d, warm._LazyDecomposer) for d in lazy)
+            real = pickle.loads(pickle.dumps(lazy[0]))
+            assert type(real).__name__ == "TwoQubitBasisDecomposer"
+            ran = [qasm3.dumps(c) for c in manager.run(circuits)]
+            fresh = warm._build_pass_manager(level, backend=backend)
+            assert ran == [qasm3.dumps(c) for c in fresh.run(circuits)]
+        print("ok")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

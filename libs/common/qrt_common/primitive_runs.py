@@ -36,6 +36,8 @@ from qiskit_aer import AerSimulator
 from qiskit_aer.noise import NoiseModel
 from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
 from qiskit_aer.primitives import SamplerV2 as AerSamplerV2
+from qiskit_aer.primitives.estimator_v2 import Options as AerEstimatorOptions
+from qiskit_aer.primitives.sampler_v2 import Options as AerSamplerOptions
 from qiskit_ibm_runtime.execution_span import DoubleSliceSpan, ExecutionSpans
 from qiskit_ibm_runtime.utils.utils import is_isa_circuit
 
@@ -72,7 +74,7 @@ def run_sampler(
     if simulator:
         _fitting(pubs, backend)
         _set_noise_model(backend, options)
-        sampler: Any = AerSamplerV2.from_backend(backend, default_shots=default_shots, seed=seed)
+        sampler: Any = aer_sampler(backend, default_shots, seed)
         ran = sampler.run(pubs).result()
     else:
         runnable = [
@@ -123,12 +125,9 @@ def run_estimator(
         seed = _get(options, "simulator", "seed_simulator")
         if seed is None:
             seed = options.get("seed_estimator")
-        estimator: Any = AerEstimatorV2.from_backend(
+        estimator: Any = aer_estimator(
             backend,
-            options={
-                "default_precision": default_precision,
-                "run_options": {"seed_simulator": seed},
-            },
+            {"default_precision": default_precision, "run_options": {"seed_simulator": seed}},
         )
         ran = estimator.run(pubs).result()
     else:
@@ -163,6 +162,27 @@ def run_estimator(
         "version": 2,
     }
     return PrimitiveResult(results, metadata=summary)
+
+
+def aer_sampler(backend: AerSimulator, default_shots: int, seed: int | None) -> Any:
+    """`AerSamplerV2.from_backend(backend, default_shots=..., seed=...)`, without the
+    AerSimulator that `AerSamplerV2.__init__` builds only for `from_backend` to replace it
+    (2.5 ms of CPU in a job process, most of it copying pages of the zygote's)."""
+    sampler = AerSamplerV2.__new__(AerSamplerV2)
+    sampler._default_shots = default_shots
+    sampler._seed = seed
+    sampler._options = AerSamplerOptions()
+    sampler._backend = backend
+    return sampler
+
+
+def aer_estimator(backend: AerSimulator, options: dict[str, Any]) -> Any:
+    """`AerEstimatorV2.from_backend(backend, options=options)`, without the AerSimulator
+    its `__init__` builds to drop (as `aer_sampler`)."""
+    estimator = AerEstimatorV2.__new__(AerEstimatorV2)
+    estimator._options = AerEstimatorOptions(**options)
+    estimator._backend = backend
+    return estimator
 
 
 def _precision_of(shots: int) -> float:

@@ -1,32 +1,49 @@
 """What job processes use, built once in the zygote before it forks them: the simulators'
-Targets, and everything Qiskit, Aer and the runtime codec set up lazily on their first use.
+Targets, the pass managers `transpile` builds for them, and everything Qiskit, Aer and the
+runtime codec set up lazily on their first use.
 
 Without it, every job process paid for it again (a Bell circuit through `circuit-runner`:
 about 200 ms of 210; through the `sampler` program: about 100 ms):
 - `AerSimulator.target` builds a new Target on every access, about 13 ms each, and one
   `transpile` reads it over a hundred times (`warm_targets` keeps the one built in the zygote
   for as long as the backend's configuration stays as it was);
+- `transpile` builds a preset pass manager on every call, 15-20 ms at level 2 (the default):
+  `prepare_pass_managers` builds one per simulator and level, and `transpile` takes it for a
+  call that gives only the backend, a level and a seed, on a backend as it was built for;
 - Qiskit loads its transpiler stage plugins, builds its equivalence and commutation libraries
   and its synthesis tables on first use; Aer sets up its controller and its V2 primitives on
   their first run; RuntimeEncoder and RuntimeDecoder import their QPY paths on first use
   (`exercise` runs each once, on throwaway backends).
 
-Nothing a job can change is shared: each job process still takes its own copy of a backend,
-and a Target it mutates, or a configuration it changes, stays in its own process.
+Nothing a job can change is shared: each job process still takes its own copy of a backend
+and of the prepared pass managers, and a Target it mutates, or a configuration it changes,
+stays in its own process (and gets pass managers built for it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import qiskit.compiler.transpiler as qiskit_transpile
+import qiskit.transpiler.passes.optimization.consolidate_blocks as consolidate_blocks
 from qiskit import QuantumCircuit, transpile
 from qiskit.circuit import Parameter
+from qiskit.passmanager import BasePassManager
+from qiskit.passmanager.base_tasks import Task
 from qiskit.quantum_info import SparsePauliOp
+from qiskit.transpiler.passes import ConsolidateBlocks
+from qiskit.transpiler.passes.optimization.two_qubit_peephole import (
+    TwoQubitPeepholeOptimization,
+)
+from qiskit.user_config import get_config
+from qiskit.utils import default_num_processes
 from qiskit_aer import AerSimulator
 from qiskit_aer.backends.aerbackend import AerBackend
 from qiskit_aer.jobs import utils as aer_jobs
@@ -36,9 +53,13 @@ from qrt_common.backends import SIMULATORS
 from qrt_common.primitive_runs import run_estimator, run_sampler
 
 OPTIMIZATION_LEVELS = (0, 1)
-"""The levels `exercise` transpiles at. Levels 2 and 3 build Qiskit's two-qubit decomposers,
-whose Rust code starts a rayon thread pool, which a forked process would find without its
-threads (and wait on forever)."""
+"""The levels `exercise` transpiles at. Levels 2 and 3 run Qiskit's two-qubit decomposers,
+whose Rust code (faer's linear algebra) starts a rayon thread pool, which a forked process
+would find without its threads (and wait on forever)."""
+
+PREPARED_LEVELS = (0, 1, 2, 3)
+"""The optimization levels whose pass managers `prepare_pass_managers` builds for each
+simulator (levels 2 and 3 with their two-qubit decomposers left to build on first use)."""
 
 _KEPT = "_qrt_kept_target"
 """Attribute of a simulator holding its Target and the configuration it was built from."""
@@ -49,19 +70,21 @@ _build_target = AerBackend.target.fget
 def _configuration_of(backend: AerBackend) -> tuple[Any, ...]:
     """What an Aer backend's Target is built from: its configuration and properties objects,
     the values set on them, its options (the method, a noise model) and the basis gates it
-    derived from them."""
+    derived from them. (Copies of the dicts themselves: `Options.items()` goes through
+    `collections.abc` item by item, and `transpile` reads the Target a hundred times.)"""
     return (
         backend._configuration,
         backend._properties,
-        tuple(backend._options_configuration.items()),
-        tuple(backend._options_properties.items()),
-        tuple(backend.options.items()),
+        dict(backend._options_configuration),
+        dict(backend._options_properties),
+        dict(backend.options.__dict__),  # Options keeps its values there
         tuple(getattr(backend, "_cached_basis_gates", ())),
     )
 
 
 def _same(one: tuple[Any, ...], other: tuple[Any, ...]) -> bool:
-    # Tuples compare their items by identity first: an unchanged backend costs no `__eq__`.
+    # Tuples and dicts compare their items by identity first: an unchanged backend costs no
+    # `__eq__` of its values.
     try:
         return bool(one == other)
     except Exception:  # an option whose == is no truth value (an array): take it as changed
@@ -132,12 +155,15 @@ def _round_trip(value: Any) -> Any:
     return json.loads(json.dumps(value, cls=RuntimeEncoder), cls=RuntimeDecoder)
 
 
-def exercise() -> list[str]:
-    """Run once, on throwaway simulators, what jobs run: `transpile` at every optimization level
-    and `run` on each simulator, Aer's V2 primitives through the `sampler` and `estimator`
-    programs' code, params and results through RuntimeEncoder and RuntimeDecoder. Returns the
-    ids of threads it started that still run (none unless a library changed)."""
+def exercise(simulators: dict[str, Any] | None = None) -> list[str]:
+    """Prepare the pass managers of `simulators` (`prepare_pass_managers`), and run once, on
+    throwaway simulators, what jobs run: `transpile` at every optimization level and `run` on
+    each simulator, Aer's V2 primitives through the `sampler` and `estimator` programs' code,
+    params and results through RuntimeEncoder and RuntimeDecoder. Returns the ids of threads it
+    started that still run (none unless a library changed)."""
     threads_before = set(os.listdir("/proc/self/task"))
+    if simulators:
+        prepare_pass_managers(simulators)
     circuits = sample_circuits()
     with _serial_qiskit():
         for options in SIMULATORS.values():
@@ -148,6 +174,11 @@ def exercise() -> list[str]:
                 transpiled = transpile(
                     circuits, backend=backend, seed_transpiler=level, optimization_level=level
                 )
+            with _lazy_decomposers(), _without_two_qubit_resynthesis():
+                for level in set(PREPARED_LEVELS) - set(OPTIMIZATION_LEVELS):
+                    transpile(
+                        circuits, backend=backend, seed_transpiler=level, optimization_level=level
+                    )
             result = backend.run(transpiled, shots=16, seed_simulator=1).result()
             _round_trip(result.to_dict())
             bell = circuits[0]
@@ -169,3 +200,253 @@ def exercise() -> list[str]:
     ):
         time.sleep(0.01)
     return sorted(started)
+
+
+class _LazyDecomposer:
+    """A `TwoQubitBasisDecomposer` built on first use: building one computes the Weyl
+    decomposition of its gate with faer, which starts rayon's thread pool (see
+    `OPTIMIZATION_LEVELS`). ConsolidateBlocks builds one when it is made and uses it only
+    when it runs, in the job process."""
+
+    def __init__(self, build: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self._qrt_build = (build, args, kwargs)
+        self._qrt_built: Any = None
+
+    def _qrt_real(self) -> Any:
+        if self._qrt_built is None:
+            build, args, kwargs = self._qrt_build
+            self._qrt_built = build(*args, **kwargs)
+        return self._qrt_built
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_qrt_") or (name.startswith("__") and name.endswith("__")):
+            raise AttributeError(name)
+        return getattr(self._qrt_real(), name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._qrt_real()(*args, **kwargs)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # What another process (Qiskit's parallel `PassManager.run`) gets: the real one.
+        build, args, kwargs = self._qrt_build
+        return (_built, (build, args, kwargs))
+
+
+def _built(build: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return build(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def _lazy_decomposers() -> Iterator[None]:
+    """Passes made inside build their two-qubit decomposers on first use (`_LazyDecomposer`)."""
+    real = consolidate_blocks.TwoQubitBasisDecomposer
+
+    def lazy(*args: Any, **kwargs: Any) -> Any:
+        return _LazyDecomposer(real, *args, **kwargs)
+
+    consolidate_blocks.TwoQubitBasisDecomposer = lazy
+    try:
+        yield
+    finally:
+        consolidate_blocks.TwoQubitBasisDecomposer = real
+
+
+_RESYNTHESIZING = (ConsolidateBlocks, TwoQubitPeepholeOptimization)
+"""The passes of levels 2 and 3 that use a two-qubit decomposer on every run."""
+
+
+@contextlib.contextmanager
+def _without_two_qubit_resynthesis() -> Iterator[None]:
+    """`_RESYNTHESIZING` passes leave circuits as they are: what else levels 2 and 3 set up on
+    their first run (caches, Qiskit's lazily built tables) is set up without rayon's pool."""
+    runs = [(kind, kind.__dict__["run"]) for kind in _RESYNTHESIZING]
+    for kind, _ in runs:
+        kind.run = _unchanged
+    try:
+        yield
+    finally:
+        for kind, run in runs:
+            kind.run = run
+
+
+def _unchanged(self: Any, dag: Any) -> Any:
+    return dag
+
+
+def _tasks_of(root: Any) -> Iterator[Any]:
+    """Every pass and flow controller in pass manager `root`, in order, depth first (a pass's
+    own passes, SabreLayout's routing pass, included)."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list | tuple):
+            stack.extend(reversed(item))
+            continue
+        if isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))
+            continue
+        if not isinstance(item, BasePassManager | Task) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, Task):
+            yield item
+        stack.extend(
+            reversed([value for name, value in vars(item).items() if name != "property_set"])
+        )
+
+
+def _seed_differences(unseeded: Any, seeded: Any, seed: int) -> list[Any] | None:
+    """The passes of `unseeded` whose `seed` is what `seed_transpiler` set, when building the
+    pass manager with seed `seed` (`seeded`) changed nothing else; else None."""
+    ones, others = list(_tasks_of(unseeded)), list(_tasks_of(seeded))
+    if len(ones) != len(others):
+        return None
+    passes = []
+    for one, other in zip(ones, others, strict=True):
+        if type(one) is not type(other):
+            return None
+        mine, theirs = vars(one), vars(other)
+        if mine.keys() != theirs.keys():
+            return None
+        for name, value in mine.items():
+            if name == "_hash" or isinstance(value, BasePassManager | Task | list | tuple | dict):
+                continue
+            if name == "seed" and value is None and theirs[name] == seed:
+                passes.append(one)
+            elif type(value) is not type(theirs[name]) or (
+                isinstance(value, int | float | str | bool) and value != theirs[name]
+            ):
+                return None
+    return passes
+
+
+@dataclasses.dataclass(slots=True)
+class _Prepared:
+    """A preset pass manager built in the zygote for one simulator and level, seedless."""
+
+    backend: AerBackend
+    manager: Any
+    seeded: list[Any]
+    """Its passes taking `seed_transpiler` (seed None in `manager`)."""
+    target: Any
+    fingerprint: tuple[Any, ...]
+    processes: int
+
+
+_prepared: dict[tuple[int, int], _Prepared] = {}
+
+_TRANSPILE_DEFAULTS: dict[str, Any] = {
+    "target": None,
+    "basis_gates": None,
+    "coupling_map": None,
+    "initial_layout": None,
+    "layout_method": None,
+    "routing_method": None,
+    "translation_method": None,
+    "scheduling_method": None,
+    "approximation_degree": 1.0,
+    "unitary_synthesis_method": "default",
+    "unitary_synthesis_plugin_config": None,
+    "hls_config": None,
+    "init_method": None,
+    "optimization_method": None,
+    "dt": None,
+    "qubits_initially_zero": True,
+}
+"""What `transpile` passes `generate_preset_pass_manager` when a program gives it only a
+backend, a level and a seed: the calls a prepared pass manager answers."""
+
+_SEED_PROBE = 7_919_387
+"""A seed to find which passes take `seed_transpiler` (any value no pass sets otherwise)."""
+
+_build_pass_manager = qiskit_transpile.generate_preset_pass_manager
+
+
+def _fingerprint(target: Any) -> tuple[Any, ...]:
+    """What passes read of a Target: a job that changed its backend's kept Target in place
+    (added an instruction, changed a property) gets a pass manager built for it."""
+    return (
+        target.num_qubits,
+        target.dt,
+        target.granularity,
+        target.min_length,
+        target.pulse_alignment,
+        target.acquire_alignment,
+        tuple(
+            (
+                name,
+                target.operation_from_name(name),
+                tuple(
+                    (qargs, None if props is None else (props.duration, props.error))
+                    for qargs, props in target[name].items()
+                ),
+            )
+            for name in target
+        ),
+    )
+
+
+def prepare_pass_managers(simulators: dict[str, Any]) -> None:
+    """Build, for each of `simulators` (name to backend, their Targets kept: `warm_targets`),
+    the preset pass manager of each of `PREPARED_LEVELS`, and make `transpile` use it for a
+    call it fits (`_prepared_or_built`). A level whose passes take the seed in a way this
+    does not know (another Qiskit) is left out: `transpile` builds its pass manager as usual."""
+    with _serial_qiskit(), _lazy_decomposers():
+        for backend in simulators.values():
+            target = backend.target
+            for level in PREPARED_LEVELS:
+                manager = _build_pass_manager(level, backend=backend)
+                probe = _build_pass_manager(level, backend=backend, seed_transpiler=_SEED_PROBE)
+                seeded = _seed_differences(manager, probe, _SEED_PROBE)
+                if seeded is None:
+                    continue
+                _prepared[(id(backend), level)] = _Prepared(
+                    backend, manager, seeded, target, _fingerprint(target), default_num_processes()
+                )
+    qiskit_transpile.generate_preset_pass_manager = _prepared_or_built
+
+
+def _prepared_or_built(*args: Any, **kwargs: Any) -> Any:
+    """`generate_preset_pass_manager` as `transpile` calls it (the level, then keywords): the
+    prepared pass manager of the job's simulator and level, with the call's seed, when the
+    call and the backend are as it was built for; else one built as Qiskit builds it."""
+    prepared = _prepared_for(args[0], kwargs) if len(args) == 1 else None
+    if prepared is None:
+        return _build_pass_manager(*args, **kwargs)
+    seed = kwargs.get("seed_transpiler")
+    for task in prepared.seeded:
+        task.seed = seed
+    return prepared.manager
+
+
+def _prepared_for(level: Any, kwargs: dict[str, Any]) -> _Prepared | None:
+    backend = kwargs.get("backend")
+    if type(level) is not int or backend is None:
+        return None
+    prepared = _prepared.get((id(backend), level))
+    if prepared is None or prepared.backend is not backend:
+        return None
+    # The one pass manager is re-seeded per call: calls from other threads build their own.
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if kwargs.keys() - {"backend", "seed_transpiler"} != _TRANSPILE_DEFAULTS.keys():
+        return None
+    for name, default in _TRANSPILE_DEFAULTS.items():
+        value = kwargs[name]
+        if value is not default and not (type(value) is type(default) and value == default):
+            return None
+    seed = kwargs.get("seed_transpiler")
+    if seed is None:
+        if os.getenv("QISKIT_TRANSPILER_SEED") is not None:
+            return None
+        if get_config().get("transpiler_seed") is not None:
+            return None
+    elif type(seed) is not int or seed < 0:  # Qiskit's own error for a seed it refuses
+        return None
+    if default_num_processes() != prepared.processes:  # SabreLayout's trials
+        return None
+    target = backend.target
+    if target is not prepared.target or not _same(_fingerprint(target), prepared.fingerprint):
+        return None
+    return prepared

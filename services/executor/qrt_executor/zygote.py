@@ -150,7 +150,7 @@ def serve(channel: socket.socket, parent: int) -> None:
     seccomp.prepare()
     job_backends.build_simulators()
     warm.warm_targets(job_backends.prebuilt_simulators())
-    if threads := warm.exercise():
+    if threads := warm.exercise(job_backends.prebuilt_simulators()):
         print(f"[qrt] the zygote forks with threads started warming up: {threads}", file=sys.stderr)
     child.prepare_output()
     # Objects created so far are never collected: children then share their memory pages
