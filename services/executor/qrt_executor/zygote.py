@@ -144,7 +144,7 @@ def serve(channel: socket.socket, parent: int) -> None:
     for name in PRELOAD:
         importlib.import_module(name)
     from qrt_common import device_protocol, wire
-    from qrt_executor import child, job_backends, job_protocol, seccomp, warm
+    from qrt_executor import child, job_backends, job_protocol, sandbox, seccomp, warm
 
     wire.prepare([*job_protocol.MESSAGES, *device_protocol.CLIENT_MESSAGES])
     seccomp.prepare()
@@ -153,6 +153,7 @@ def serve(channel: socket.socket, parent: int) -> None:
     if threads := warm.exercise(job_backends.prebuilt_simulators()):
         print(f"[qrt] the zygote forks with threads started warming up: {threads}", file=sys.stderr)
     child.prepare_output()
+    sandbox.prepare()  # after anything that could change sys.path
     # Objects created so far are never collected: children then share their memory pages
     # instead of copying them when the collector touches them.
     gc.collect()
