@@ -31,7 +31,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         return None
     from xdist.scheduler import LoadGroupScheduling
 
-    class FileOrGroupScheduling(LoadGroupScheduling):
+    class FileOrGroupScheduling(LoadGroupScheduling):  # type: ignore[misc]  # (xdist is untyped)
         def _split_scope(self, nodeid: str) -> str:
             if nodeid.rfind("@") > nodeid.rfind("]"):
                 return nodeid.split("@")[-1]
