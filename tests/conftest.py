@@ -23,7 +23,7 @@ from tests.support.programs import merge_programs
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """With `--dist loadgroup` (pyproject's addopts), hands each pytest-xdist worker whole test
+    """With `-n 2 --dist loadgroup` (opt-in), hands each pytest-xdist worker whole test
     files, or whole `xdist_group`s: a module's fixtures (a platform, a warm pool) start once,
     on one worker, and the tests of one group (they plant a file at a fixed path) never run at
     the same time. Other `--dist` modes are xdist's own."""
