@@ -7,6 +7,7 @@ import asyncio
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 import aiohttp
@@ -19,6 +20,24 @@ from tests.support.dev import DevServer, serving
 from tests.support.mesh import RABBITMQ_URL, Mesh, PrivateBroker
 from tests.support.platform import make_settings
 from tests.support.programs import merge_programs
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With `-n 2 --dist loadgroup` (opt-in), hands each pytest-xdist worker whole test
+    files, or whole `xdist_group`s: a module's fixtures (a platform, a warm pool) start once,
+    on one worker, and the tests of one group (they plant a file at a fixed path) never run at
+    the same time. Other `--dist` modes are xdist's own."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class FileOrGroupScheduling(LoadGroupScheduling):  # type: ignore[misc]  # (xdist is untyped)
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.rfind("@") > nodeid.rfind("]"):
+                return nodeid.split("@")[-1]
+            return nodeid.split("::", 1)[0]
+
+    return FileOrGroupScheduling(config, log)
 
 
 @pytest.fixture

@@ -267,6 +267,7 @@ async def test_one_shot_without_bubblewrap_fails_clearly():
     assert "bubblewrap (bwrap) is not installed" in (run.outcome.reason or "")
 
 
+@pytest.mark.xdist_group("token-path")  # plants a token, as tests/executor/test_sandbox.py does
 @pytest.mark.parametrize("then", ["allocate", "spin"])
 async def test_one_shot_sandbox_hides_the_token_and_the_broker_and_applies_the_limits(then):
     limits = JobLimits(memory_bytes=1 << 30, cpu_seconds=1, processes=64, open_files=64)

@@ -26,7 +26,9 @@ from tests.support.programs import merge_programs
 from tests.support.sandbox import PLANTED_SECRET, TOKEN_PATH
 from tests.support.sandbox import planted_token as planted_token_at_kubernetes_path
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# Plants a token at the one path Kubernetes mounts it (tests/support/sandbox.py): never at
+# the same time as another test that does.
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.xdist_group("token-path")]
 
 SECRET = PLANTED_SECRET
 MEMORY, CPU, PROCESSES, OPEN_FILES = 1 << 30, 2, 64, 128
