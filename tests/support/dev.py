@@ -48,7 +48,8 @@ class DevServer:
             return None if reason is None else f"{reason}: {self.log.read_text(errors='replace')}"
 
         what = f"qrt dev listens on {self.port}"
-        eventually_sync(lambda: listening(self.port), what, timeout=60, give_up=gone)
+        # A busy machine can take minutes to import what qrt dev serves; a crash ends the wait at once.
+        eventually_sync(lambda: listening(self.port), what, timeout=180, give_up=gone)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         assert self.process is not None
