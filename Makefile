@@ -47,7 +47,7 @@ test: install system-packages
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadgroup
 
 # Minutes of random kills (pytest -m chaos); the main suite leaves them out.
 test-chaos: install system-packages
