@@ -39,7 +39,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.latency import free_port, run_one  # noqa: E402
+from bench.common import free_port  # noqa: E402
+from bench.latency import run_one  # noqa: E402
 
 JOB_PROCESS = "warm job process"
 

@@ -63,6 +63,10 @@ async def create_job(request: web.Request) -> web.Response:
     return response
 
 
+_STATUS_BY_NAME = {status.value.casefold(): status for status in JobStatus}
+"""`completed` and `COMPLETED` name the status the API spells `Completed`."""
+
+
 def _statuses(request: web.Request) -> set[JobStatus]:
     """The statuses the `pending` and `status` query parameters allow."""
     allowed = set(JobStatus)
@@ -71,15 +75,13 @@ def _statuses(request: web.Request) -> set[JobStatus]:
         allowed = {s for s in allowed if s.is_final != pending}
     named = request.query.getall("status", [])
     if named:
-        # `completed` and `COMPLETED` name the status the API spells `Completed`.
-        by_name = {s.value.casefold(): s for s in JobStatus}
-        unknown = [raw for raw in named if raw.strip().casefold() not in by_name]
+        unknown = [raw for raw in named if raw.strip().casefold() not in _STATUS_BY_NAME]
         if unknown:
             known = ", ".join(s.value for s in JobStatus)
             raise InvalidInput(
                 f"unknown status {unknown[0]!r}; use one of: {known}", field="status"
             )
-        allowed &= {by_name[raw.strip().casefold()] for raw in named}
+        allowed &= {_STATUS_BY_NAME[raw.strip().casefold()] for raw in named}
     return allowed
 
 
