@@ -29,8 +29,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from bench.common import free_port, load, percentile, summary  # noqa: E402
 
-__all__ = ["PROGRAMS", "free_port", "percentile", "run_burst", "run_firehose", "run_one",
-           "run_paced", "start_dev", "summary"]  # fmt: skip
+__all__ = ["PROGRAMS", "run_burst", "run_firehose", "run_one", "run_paced", "start_dev"]
 
 
 def start_dev(
