@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -623,6 +624,42 @@ async def test_writes_wait_off_the_event_loop_while_another_process_holds_the_lo
         await asyncio.wait_for(adding, 10)
         assert await store.get_job("job-001") == make_job(1)
     finally:
+        await store.close()
+
+
+async def test_a_job_without_output_is_answered_without_the_reader_thread(tmp_path: Path):
+    """Asking for the interim results or the log of a job that has none (every results stream
+    asks, twice) is answered on the loop; a job that has some is read in the reader's thread."""
+    store = SQLiteStore(tmp_path / "qrt.db")
+    await store.open()
+    released = threading.Event()
+    try:
+        await store.add_job(make_job(1))
+        await store.add_job(make_job(2))
+        await store.add_interim("job-002", 1, 0, "[1]")
+        reader = store._reader
+        assert reader is not None
+        occupied = asyncio.ensure_future(reader.run(lambda db: released.wait(60)))
+        try:
+            empty = asyncio.gather(
+                store.list_interims("job-001"),
+                store.log_chunks("job-001", after=(1, 0), limit=5),
+                store.last_interim("job-001"),
+            )
+            await asyncio.wait([empty], timeout=60)
+            assert empty.done()
+            interims, chunks, last = empty.result()
+            assert (interims, chunks, last) == ([], [], None)
+            stored = asyncio.ensure_future(store.list_interims("job-002"))
+            await asyncio.sleep(0.05)
+            assert not stored.done()  # it waits for the reader's thread
+        finally:
+            released.set()
+            await occupied
+        assert [i.data for i in await stored] == ["[1]"]
+        assert [i.data for i in await store.list_interims("job-002", after=(1, 0))] == []
+    finally:
+        released.set()
         await store.close()
 
 

@@ -104,3 +104,22 @@ async def test_a_fork_given_up_before_the_zygote_answers_harms_no_running_job():
             proc.close()
     finally:
         await pool.close()
+
+
+async def test_answers_the_zygote_sends_together_each_reach_their_fork():
+    """Forks asked for at once are answered back to back, often several to one read of the
+    channel: each fork gets its own process, and each exit reaches its process."""
+    pool = WarmPool(size=0)
+    await pool.start()
+    try:
+        zygote = pool._zygote
+        procs = await asyncio.wait_for(asyncio.gather(*(zygote.fork() for _ in range(6))), 60)
+        assert len({proc.pid for proc in procs}) == 6
+        for proc in procs:
+            proc.control.close()
+        codes = await asyncio.wait_for(asyncio.gather(*(proc.exited for proc in procs)), 60)
+        assert codes == [0] * 6 and zygote.alive
+        for proc in procs:
+            proc.close()
+    finally:
+        await pool.close()

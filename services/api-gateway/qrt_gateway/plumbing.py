@@ -95,7 +95,9 @@ def parse_json(raw: bytes) -> Any:
     if not raw:
         raise InvalidInput("request body is empty; send a JSON object")
     try:
-        return json.loads(raw, parse_constant=_not_json)
+        # `json.loads` with an argument builds a decoder per call, which cost a submit more
+        # than decoding its body; the text as `json.loads` reads bytes.
+        return _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
     except ValueError as exc:
         raise InvalidInput(f"request body is not valid JSON: {exc}") from None
     except RecursionError:
@@ -105,6 +107,9 @@ def parse_json(raw: bytes) -> Any:
 def _not_json(word: str) -> None:
     # Python's json reads NaN and Infinity; JSON has no such numbers, and qrt sends none.
     raise ValueError(f"{word} is not a JSON number (send null or a string in its place)")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_not_json)
 
 
 async def read_json(request: web.Request) -> Any:

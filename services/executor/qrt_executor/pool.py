@@ -81,23 +81,42 @@ class Zygote:
     async def _read(self) -> None:
         assert self._channel is not None
         loop = asyncio.get_running_loop()
+        channel, fd = self._channel, self._channel.fileno()
+        ended: asyncio.Future[None] = loop.create_future()
+
+        def readable() -> None:
+            try:
+                while message := channel.recv(256):
+                    self._take(message)
+            except (BlockingIOError, InterruptedError):
+                return  # read all there is; the next message calls again
+            except (OSError, ValueError, IndexError):
+                logger.exception("lost the zygote's channel")
+            if not ended.done():
+                ended.set_result(None)
+
+        # One reader for the channel's life: `sock_recv` would add and remove one (two epoll
+        # calls and the selector's bookkeeping) for each of a job's two messages.
+        loop.add_reader(fd, readable)
         try:
-            while message := await loop.sock_recv(self._channel, 256):
-                kind, pid_text, *rest = message.decode().split()
-                pid = int(pid_text)
-                if kind == "forked":
-                    self._exits[pid] = loop.create_future()
-                    fork = self._forks.popleft()
-                    if fork.done():  # its fork() was cancelled: no job will ever come to it
-                        kill_tree(pid)
-                    else:
-                        fork.set_result(pid)
-                elif kind == "exited" and pid in self._exits:
-                    self._exits.pop(pid).set_result(int(rest[0]))
-        except (OSError, ValueError, IndexError):
-            logger.exception("lost the zygote's channel")
+            await ended
         finally:
+            loop.remove_reader(fd)
             self._abandon()
+
+    def _take(self, message: bytes) -> None:
+        """Act on one message of the zygote: `forked PID` or `exited PID CODE`."""
+        kind, pid_text, *rest = message.decode().split()
+        pid = int(pid_text)
+        if kind == "forked":
+            self._exits[pid] = asyncio.get_running_loop().create_future()
+            fork = self._forks.popleft()
+            if fork.done():  # its fork() was cancelled: no job will ever come to it
+                kill_tree(pid)
+            else:
+                fork.set_result(pid)
+        elif kind == "exited" and pid in self._exits:
+            self._exits.pop(pid).set_result(int(rest[0]))
 
     def _abandon(self) -> None:
         # Without the zygote no exit code will come: end the orphans and say so.
@@ -133,12 +152,13 @@ class Zygote:
         return JobProcess(pid, control, stdout, stderr, self._exits[pid])
 
     async def close(self) -> None:
-        if self._channel is not None:
-            self._channel.close()
+        # The reader first, so it stops watching the channel's descriptor before that closes.
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
+        if self._channel is not None:
+            self._channel.close()
         if self._process is not None:
             try:
                 await asyncio.wait_for(self._process.wait(), 5)

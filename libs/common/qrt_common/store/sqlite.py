@@ -495,10 +495,13 @@ class SQLiteStore(JobStore):
             where.append(f"(attempt, {seq}) > (?, ?)")
             args.extend(after)
         order = "DESC" if newest else "ASC"
-        sql = (
-            f"SELECT attempt, {seq}, {data} FROM {table} WHERE {' AND '.join(where)}"
-            f" ORDER BY attempt {order}, {seq} {order}"
-        )
+        matching = f"FROM {table} WHERE {' AND '.join(where)}"
+        # Most asks (every results stream opens with one, and asks again once the job ended)
+        # find nothing: a look on the loop's connection, which reads one key, costs less
+        # than the hop to the reader's thread and back.
+        if not await self._look_up(f"SELECT 1 {matching} LIMIT 1", args):
+            return []
+        sql = f"SELECT attempt, {seq}, {data} {matching} ORDER BY attempt {order}, {seq} {order}"
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)

@@ -11,6 +11,7 @@ not run even if it got into markup.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -91,8 +92,10 @@ async def _on_prepare(request: web.Request, response: web.StreamResponse) -> Non
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+@functools.lru_cache(maxsize=256)
 def _is_loopback(host: str) -> bool:
-    """Whether `host` (a name or an address, without port) names this machine's loopback."""
+    """Whether `host` (a name or an address, without port) names this machine's loopback.
+    Cached: every request that changes something asks it twice, of the same few names."""
     host = host.strip("[]").lower().rstrip(".")
     if host == "localhost" or host.endswith(".localhost"):
         return True
