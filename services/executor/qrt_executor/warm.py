@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -64,6 +65,14 @@ simulator (levels 2 and 3 with their two-qubit decomposers left to build on firs
 _KEPT = "_qrt_kept_target"
 """Attribute of a simulator holding its Target and the configuration it was built from."""
 
+_HANDED_OUT = "_qrt_target_handed_out"
+"""Attribute set on a simulator once its kept Target may have reached code that could change
+it in place: `backend.target` returned it, or a prepared pass manager (whose passes hold it)
+went to a caller other than `transpile`, or to a `transpile` given a callback (which gets the
+passes). Until then `_prepared_for` needs no `_fingerprint` of it: reading every instruction
+of a Target (about 400 pages a job process copies from the zygote, 1-2 ms) is most of what a
+job's first `transpile` costs over the next one."""
+
 _build_target = AerBackend.target.fget
 
 
@@ -91,17 +100,33 @@ def _same(one: tuple[Any, ...], other: tuple[Any, ...]) -> bool:
         return False
 
 
-def _kept_or_built_target(backend: AerBackend) -> Any:
+def _kept_target(backend: AerBackend) -> Any:
+    """The Target `backend.target` returns, without handing it out (`_HANDED_OUT`)."""
     kept = backend.__dict__.get(_KEPT)
     if kept is not None and _same(kept[0], _configuration_of(backend)):
         return kept[1]
     return _build_target(backend)
 
 
+def _kept_or_built_target(backend: AerBackend) -> Any:
+    target = _kept_target(backend)
+    if _KEPT in backend.__dict__:
+        backend.__dict__[_HANDED_OUT] = True
+    return target
+
+
+def _num_qubits(backend: AerBackend) -> int:
+    # What BackendV2.num_qubits returns (transpile reads it of every backend), without
+    # handing the Target out.
+    num_qubits: int = _kept_target(backend).num_qubits
+    return num_qubits
+
+
 def keep_target(backend: AerBackend) -> None:
     """Build `backend`'s Target once and let `backend.target` return it while the backend's
     configuration is the one it was built from (a changed one builds a Target as Aer does)."""
     AerBackend.target = property(_kept_or_built_target)
+    AerBackend.num_qubits = property(_num_qubits)
     setattr(backend, _KEPT, (_configuration_of(backend), _build_target(backend)))
 
 
@@ -394,7 +419,7 @@ def prepare_pass_managers(simulators: dict[str, Any]) -> None:
     does not know (another Qiskit) is left out: `transpile` builds its pass manager as usual."""
     with _serial_qiskit(), _lazy_decomposers():
         for backend in simulators.values():
-            target = backend.target
+            target = _kept_target(backend)
             for level in PREPARED_LEVELS:
                 manager = _build_pass_manager(level, backend=backend)
                 probe = _build_pass_manager(level, backend=backend, seed_transpiler=_SEED_PROBE)
@@ -404,7 +429,13 @@ def prepare_pass_managers(simulators: dict[str, Any]) -> None:
                 _prepared[(id(backend), level)] = _Prepared(
                     backend, manager, seeded, target, _fingerprint(target), default_num_processes()
                 )
+            # Qiskit's pass manager builder read the Target and changed nothing.
+            backend.__dict__.pop(_HANDED_OUT, None)
     qiskit_transpile.generate_preset_pass_manager = _prepared_or_built
+
+
+_TRANSPILE_CODE = qiskit_transpile.transpile.__code__
+"""The code of Qiskit's `transpile`: the caller a prepared pass manager stays private to."""
 
 
 def _prepared_or_built(*args: Any, **kwargs: Any) -> Any:
@@ -414,6 +445,9 @@ def _prepared_or_built(*args: Any, **kwargs: Any) -> Any:
     prepared = _prepared_for(args[0], kwargs) if len(args) == 1 else None
     if prepared is None:
         return _build_pass_manager(*args, **kwargs)
+    caller = sys._getframe(1)
+    if caller.f_code is not _TRANSPILE_CODE or caller.f_locals.get("callback") is not None:
+        prepared.backend.__dict__[_HANDED_OUT] = True
     seed = kwargs.get("seed_transpiler")
     for task in prepared.seeded:
         task.seed = seed
@@ -446,7 +480,9 @@ def _prepared_for(level: Any, kwargs: dict[str, Any]) -> _Prepared | None:
         return None
     if default_num_processes() != prepared.processes:  # SabreLayout's trials
         return None
-    target = backend.target
-    if target is not prepared.target or not _same(_fingerprint(target), prepared.fingerprint):
+    target = _kept_target(backend)
+    if target is not prepared.target:
+        return None
+    if backend.__dict__.get(_HANDED_OUT) and not _same(_fingerprint(target), prepared.fingerprint):
         return None
     return prepared
