@@ -385,3 +385,58 @@ def test_prepared_pass_managers_start_no_thread() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def _fingerprints(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The Targets `warm._fingerprint` reads from now on (it still reads them)."""
+    read: list[Any] = []
+    fingerprint = warm._fingerprint
+
+    def reading(target: Any) -> tuple[Any, ...]:
+        read.append(target)
+        return fingerprint(target)
+
+    monkeypatch.setattr(warm, "_fingerprint", reading)
+    return read
+
+
+def test_a_target_no_program_code_reached_is_taken_as_unchanged(
+    prepared: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`transpile` (which reads `num_qubits`) and `run` leave the kept Target unread; once
+    `backend.target` handed it out, every `transpile` checks it again."""
+    circuits = sample_circuits()
+    read = _fingerprints(monkeypatch)
+    for _ in range(2):
+        transpiled = transpile(circuits, backend=prepared, seed_transpiler=1)
+    prepared.run(transpiled, shots=10, seed_simulator=1).result()
+    assert prepared.num_qubits == prepared.target.num_qubits and read == []
+    transpile(circuits, backend=prepared, seed_transpiler=1)
+    assert read == [prepared.target]
+
+
+@pytest.mark.parametrize("reached", ["callback", "pass manager"])
+def test_a_target_reached_through_the_passes_is_checked_again(
+    prepared: Any, monkeypatch: pytest.MonkeyPatch, reached: str
+) -> None:
+    """The prepared passes hold the kept Target: once a program got them (a `transpile`
+    callback, the pass manager itself) and could have changed it through one, every later
+    `transpile` checks it (as after `backend.target`)."""
+    circuits = sample_circuits()
+    read = _fingerprints(monkeypatch)
+    if reached == "callback":
+        passes: list[Any] = []
+        transpile(
+            circuits,
+            backend=prepared,
+            seed_transpiler=3,
+            callback=lambda pass_, **_: passes.append(pass_),
+        )
+        assert any(warm._kept_target(prepared) in vars(held).values() for held in passes)
+    else:
+        qiskit_transpile.generate_preset_pass_manager(
+            2, backend=prepared, **warm._TRANSPILE_DEFAULTS, seed_transpiler=3
+        )
+    assert read == []
+    transpile(circuits, backend=prepared, seed_transpiler=3)
+    assert read == [warm._kept_target(prepared)]

@@ -10,6 +10,11 @@ import sys
 from functools import partial
 from pathlib import Path
 
+import pytest
+
+from qrt_executor.pool import WarmPool
+from tests.executor.test_runner import run as run_job_of
+from tests.support.programs import write_program
 from tests.support.waiting import eventually_sync
 
 STARTER = """
@@ -115,3 +120,42 @@ def test_a_serving_zygote_takes_its_job_processes_along_when_its_executor_dies()
         eventually_sync(partial(gone, pid), f"process {pid} ends with the executor", timeout=5)
     _, errors = executor.communicate(timeout=30)
     assert "Traceback" not in errors
+
+
+SLEEPING_THREADS = """
+import os
+
+from qiskit import QuantumCircuit
+
+
+def main(backend, user_messenger):
+    # Statevector updates of 15 qubits run in an OpenMP team (Aer's threshold: 14 qubits).
+    circuit = QuantumCircuit(15)
+    circuit.h(range(15))
+    circuit.cx(0, 14)
+    circuit.measure_all()
+    backend.set_options(method="statevector")
+    result = backend.run(circuit, shots=10, seed_simulator=1).result()
+    me = str(os.getpid())
+    states = {
+        task: open(f"/proc/self/task/{task}/stat").read().rsplit(")", 1)[1].split()[0]
+        for task in os.listdir("/proc/self/task")
+        if task != me
+    }
+    return {"team": result.results[0].metadata["parallel_state_update"], "states": states}
+"""
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_job_s_openmp_threads_sleep_once_their_work_is_done(
+    pool: WarmPool, programs_dir: Path
+) -> None:
+    """Aer's OpenMP threads wait passively (`OPENMP_SETTINGS`): right after a parallel run no
+    thread of the job process but the one asking is running (spinning, they would be)."""
+    write_program(programs_dir, "sleepers", {"name": "sleepers"}, SLEEPING_THREADS)
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one CPU: Aer runs no OpenMP team")
+    run = await run_job_of(pool, programs_dir, "sleepers")
+    [result] = run.results
+    assert result["team"] >= 2, result
+    assert set(result["states"].values()) <= {"S"}, result

@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +38,8 @@ from qiskit import QuantumCircuit, transpile
 from qiskit.circuit import Parameter
 from qiskit.passmanager import BasePassManager
 from qiskit.passmanager.base_tasks import Task
+from qiskit.primitives.containers.estimator_pub import EstimatorPub
+from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qiskit.quantum_info import SparsePauliOp
 from qiskit.transpiler.passes import ConsolidateBlocks
 from qiskit.transpiler.passes.optimization.two_qubit_peephole import (
@@ -63,6 +66,14 @@ simulator (levels 2 and 3 with their two-qubit decomposers left to build on firs
 
 _KEPT = "_qrt_kept_target"
 """Attribute of a simulator holding its Target and the configuration it was built from."""
+
+_HANDED_OUT = "_qrt_target_handed_out"
+"""Attribute set on a simulator once its kept Target may have reached code that could change
+it in place: `backend.target` returned it, or a prepared pass manager (whose passes hold it)
+went to a caller other than `transpile`, or to a `transpile` given a callback (which gets the
+passes). Until then `_prepared_for` needs no `_fingerprint` of it: reading every instruction
+of a Target (about 400 pages a job process copies from the zygote, 1-2 ms) is most of what a
+job's first `transpile` costs over the next one."""
 
 _build_target = AerBackend.target.fget
 
@@ -91,17 +102,33 @@ def _same(one: tuple[Any, ...], other: tuple[Any, ...]) -> bool:
         return False
 
 
-def _kept_or_built_target(backend: AerBackend) -> Any:
+def _kept_target(backend: AerBackend) -> Any:
+    """The Target `backend.target` returns, without handing it out (`_HANDED_OUT`)."""
     kept = backend.__dict__.get(_KEPT)
     if kept is not None and _same(kept[0], _configuration_of(backend)):
         return kept[1]
     return _build_target(backend)
 
 
+def _kept_or_built_target(backend: AerBackend) -> Any:
+    target = _kept_target(backend)
+    if _KEPT in backend.__dict__:
+        backend.__dict__[_HANDED_OUT] = True
+    return target
+
+
+def _num_qubits(backend: AerBackend) -> int:
+    # What BackendV2.num_qubits returns (transpile reads it of every backend), without
+    # handing the Target out.
+    num_qubits: int = _kept_target(backend).num_qubits
+    return num_qubits
+
+
 def keep_target(backend: AerBackend) -> None:
     """Build `backend`'s Target once and let `backend.target` return it while the backend's
     configuration is the one it was built from (a changed one builds a Target as Aer does)."""
     AerBackend.target = property(_kept_or_built_target)
+    AerBackend.num_qubits = property(_num_qubits)
     setattr(backend, _KEPT, (_configuration_of(backend), _build_target(backend)))
 
 
@@ -155,6 +182,14 @@ def _round_trip(value: Any) -> Any:
     return json.loads(json.dumps(value, cls=RuntimeEncoder), cls=RuntimeDecoder)
 
 
+def _client_request(pub: SamplerPub | EstimatorPub) -> dict[str, Any]:
+    """A V2 primitive's params as qiskit-ibm-runtime's SamplerV2 or EstimatorV2 sends them:
+    RuntimeEncoder writes a pub as a list holding its parameter values as an array (empty
+    for a circuit without parameters), which a job decodes with numpy and coerces through
+    paths a pub of Python values takes no part of (about 1 ms of a job's first `sampler`)."""
+    return {"pubs": [pub], "options": {}, "version": 2, "support_qiskit": True}
+
+
 def exercise(simulators: dict[str, Any] | None = None) -> list[str]:
     """Prepare the pass managers of `simulators` (`prepare_pass_managers`), and run once, on
     throwaway simulators, what jobs run: `transpile` at every optimization level and `run` on
@@ -182,11 +217,11 @@ def exercise(simulators: dict[str, Any] | None = None) -> list[str]:
             result = backend.run(transpiled, shots=16, seed_simulator=1).result()
             _round_trip(result.to_dict())
             bell = circuits[0]
-            pubs = _round_trip({"pubs": [(bell, None, 16)], "version": 2, "options": {}})
+            pubs = _round_trip(_client_request(SamplerPub.coerce((bell, None, 16))))
             _round_trip(run_sampler(backend, pubs, warn=lambda _: None))
             observable = SparsePauliOp(["ZZ", "XX"])
             unmeasured = bell.remove_final_measurements(inplace=False)
-            pubs = _round_trip({"pubs": [(unmeasured, observable)], "version": 2, "options": {}})
+            pubs = _round_trip(_client_request(EstimatorPub.coerce((unmeasured, observable))))
             _round_trip(run_estimator(backend, pubs, warn=lambda _: None))
     # Aer runs jobs on a worker thread of its own; forked processes make a new one
     # (qiskit_aer.jobs.utils), the zygote needs none.
@@ -394,7 +429,7 @@ def prepare_pass_managers(simulators: dict[str, Any]) -> None:
     does not know (another Qiskit) is left out: `transpile` builds its pass manager as usual."""
     with _serial_qiskit(), _lazy_decomposers():
         for backend in simulators.values():
-            target = backend.target
+            target = _kept_target(backend)
             for level in PREPARED_LEVELS:
                 manager = _build_pass_manager(level, backend=backend)
                 probe = _build_pass_manager(level, backend=backend, seed_transpiler=_SEED_PROBE)
@@ -404,7 +439,13 @@ def prepare_pass_managers(simulators: dict[str, Any]) -> None:
                 _prepared[(id(backend), level)] = _Prepared(
                     backend, manager, seeded, target, _fingerprint(target), default_num_processes()
                 )
+            # Qiskit's pass manager builder read the Target and changed nothing.
+            backend.__dict__.pop(_HANDED_OUT, None)
     qiskit_transpile.generate_preset_pass_manager = _prepared_or_built
+
+
+_TRANSPILE_CODE = qiskit_transpile.transpile.__code__
+"""The code of Qiskit's `transpile`: the caller a prepared pass manager stays private to."""
 
 
 def _prepared_or_built(*args: Any, **kwargs: Any) -> Any:
@@ -414,6 +455,9 @@ def _prepared_or_built(*args: Any, **kwargs: Any) -> Any:
     prepared = _prepared_for(args[0], kwargs) if len(args) == 1 else None
     if prepared is None:
         return _build_pass_manager(*args, **kwargs)
+    caller = sys._getframe(1)
+    if caller.f_code is not _TRANSPILE_CODE or caller.f_locals.get("callback") is not None:
+        prepared.backend.__dict__[_HANDED_OUT] = True
     seed = kwargs.get("seed_transpiler")
     for task in prepared.seeded:
         task.seed = seed
@@ -446,7 +490,9 @@ def _prepared_for(level: Any, kwargs: dict[str, Any]) -> _Prepared | None:
         return None
     if default_num_processes() != prepared.processes:  # SabreLayout's trials
         return None
-    target = backend.target
-    if target is not prepared.target or not _same(_fingerprint(target), prepared.fingerprint):
+    target = _kept_target(backend)
+    if target is not prepared.target:
+        return None
+    if backend.__dict__.get(_HANDED_OUT) and not _same(_fingerprint(target), prepared.fingerprint):
         return None
     return prepared
