@@ -4,6 +4,7 @@ programs in a real bubblewrap sandbox, and PlanQK's stdout markers."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -160,8 +161,22 @@ async def test_template_cancel_kills_the_running_process(pool, tmp_path):
                          workdir=tmp_path)  # fmt: skip
     await stopper
     assert run.outcome == Outcome(JobStatus.CANCELLED, "cancelled on request")
-    with pytest.raises(ProcessLookupError):
-        os.kill(int(pidfile.read_text()), 0)
+    pid, namespace = pidfile.read_text().split()
+    if namespace == os.readlink("/proc/self/ns/pid"):  # the job process shared this namespace
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(pid), 0)
+    else:  # its own PID namespace: no process is left in it
+        assert not [p for p in _pid_namespaces() if p[1] == namespace]
+
+
+def _pid_namespaces() -> list[tuple[int, str]]:
+    """Each process of the machine with the PID namespace it is in."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                found.append((int(entry), os.readlink(f"/proc/{entry}/ns/pid")))
+    return found
 
 
 @pytest.mark.parametrize(

@@ -155,13 +155,40 @@ def stop_when_written(path: Path) -> tuple[asyncio.Future[JobStatus], asyncio.Ta
     return stop, asyncio.create_task(watch())
 
 
+def pids_running(argv: list[str]) -> list[int]:
+    """The machine's processes whose command line is `argv` (pids as this process sees them: a
+    job's own may differ, in a PID namespace of its own)."""
+    wanted = "\0".join(argv).encode() + b"\0"
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and Path(f"/proc/{entry}/cmdline").read_bytes() == wanted:
+                found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
 async def test_stop_kills_the_program_and_what_it_started(pool, programs_dir, tmp_path):
     pidfile = tmp_path / "grandchild.pid"
-    stop, stopper = stop_when_written(pidfile)
-    result = await run(pool, programs_dir, "spawner", {"pidfile": str(pidfile)}, stop=stop)
-    await stopper
+    seconds = f"1000.{os.getpid()}{time.monotonic_ns() % 10**6}"  # this run's grandchild alone
+    _, written = stop_when_written(pidfile)
+    params = {"pidfile": str(pidfile), "seconds": seconds}
+    grandchildren: list[int] = []
+
+    async def seen() -> bool:
+        grandchildren[:] = await asyncio.to_thread(pids_running, ["sleep", seconds])
+        return bool(grandchildren)
+
+    async def cancel_once_seen() -> JobStatus:
+        await written
+        await eventually(seen, "the program's own child process runs")
+        return JobStatus.CANCELLED
+
+    cancel = asyncio.ensure_future(cancel_once_seen())
+    result = await run(pool, programs_dir, "spawner", params, stop=cancel)
     assert result.outcome == Outcome(JobStatus.CANCELLED, "cancelled on request")
-    grandchild = int(pidfile.read_text())
+    [grandchild] = grandchildren
     await eventually(lambda: gone(grandchild), "the program's own child process ends with it")
 
 

@@ -19,7 +19,7 @@ import pytest_asyncio
 from qrt_common.jobs import JobStatus
 from qrt_common.programs import planqk_input
 from qrt_executor.runner import Outcome
-from qrt_executor.sandbox import python_installation
+from qrt_executor.sandbox import PidNamespaces, python_installation
 from tests.support.executors import LoneExecutor, Run
 from tests.support.platform import make_settings
 from tests.support.programs import merge_programs
@@ -102,7 +102,8 @@ async def test_the_environment_holds_no_platform_secret(executor):
     assert not [name for name in seen["environ"] if name.startswith("QRT_")
                 and name != "QRT_JOB_ID"]  # fmt: skip
     assert "QRT_TEST_PLATFORM_SECRET" not in seen["initial"]  # the environment it started with
-    assert seen["executor"].startswith("PermissionError")  # the executor's, through /proc
+    # The executor's, through /proc: not there in a PID namespace of the job's own, else refused.
+    assert seen["executor"].startswith(("FileNotFoundError", "PermissionError"))
     assert seen["home"] == "/tmp"
 
 
@@ -294,6 +295,32 @@ async def test_system_calls_an_attacker_wants_are_denied_by_the_seccomp_filter(e
     seen = found(await attack(executor, "syscalls"))
     denied = ("ptrace", "unshare", "mount", "keyctl", "bpf", "perf_event_open")
     assert seen == {**dict.fromkeys(denied, "EPERM"), "thread": "ok", "process": "ok"}
+
+
+def _pid_namespaces_here() -> bool:
+    namespaces = PidNamespaces.open()
+    return namespaces is not None
+
+
+@pytest.mark.skipif(not _pid_namespaces_here(), reason="PID namespaces need CAP_SYS_ADMIN")
+async def test_a_job_can_signal_no_process_but_its_own(executor):
+    # The job runs as the executor's user, which kill(2) alone would let signal every process
+    # of that user: the zygote, the other jobs, the executor, and here (root) the machine.
+    outside = await asyncio.create_subprocess_exec("sleep", "120")
+    try:
+        seen = found(await attack(executor, "signal", pid=outside.pid, count=os.getpid()))
+        assert seen["kill"] == "ESRCH" and seen["probe"] == "ESRCH", seen
+        assert outside.returncode is None  # still running
+        # Process 2 of a PID namespace of its own (1 is the zygote's `cat` that holds it), with a
+        # /proc of it: no other job in sight.
+        assert seen["pid"] == 2 and seen["seen"] == [1, 2], seen
+        # SIGKILL to its namespace's process 1 does not reach it (else the job would die with
+        # its namespace); jobs run on, each in its own.
+        again = found(await attack(executor, "signal", pid=1, count=1))
+        assert again["probe"] == "ok" and again["pid"] == 2 and again["seen"] == [1, 2], again
+    finally:
+        outside.kill()
+        await outside.wait()
 
 
 async def test_without_namespaces_jobs_are_still_filtered_and_not_dumpable(tmp_path):

@@ -107,12 +107,14 @@ def test_a_serving_zygote_takes_its_job_processes_along_when_its_executor_dies()
     assert executor.stdout is not None and executor.stdout.readline() == "ready\n"
     zygote = zygote_of(executor.pid)
     assert zygote is not None
+    # The zygote's children: the job processes and, where each has a PID namespace of its
+    # own, the `cat` that is process 1 there.
     waiting = eventually_sync(
         lambda: [
             int(p) for p in Path(f"/proc/{zygote}/task/{zygote}/children").read_text().split()
         ],
         "the warm pool's job processes are forked",
-        until=lambda pids: len(pids) == 2,
+        until=lambda pids: len([p for p in pids if _command(p) != "cat"]) == 2,
     )
     os.kill(executor.pid, signal.SIGKILL)
     executor.wait()
@@ -122,8 +124,16 @@ def test_a_serving_zygote_takes_its_job_processes_along_when_its_executor_dies()
     assert "Traceback" not in errors
 
 
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 SLEEPING_THREADS = """
 import os
+import time
 
 from qiskit import QuantumCircuit
 
@@ -137,12 +147,18 @@ def main(backend, user_messenger):
     backend.set_options(method="statevector")
     result = backend.run(circuit, shots=10, seed_simulator=1).result()
     me = str(os.getpid())
-    states = {
-        task: open(f"/proc/self/task/{task}/stat").read().rsplit(")", 1)[1].split()[0]
-        for task in os.listdir("/proc/self/task")
-        if task != me
-    }
-    return {"team": result.results[0].metadata["parallel_state_update"], "states": states}
+    # Looked at five times, 0.2 ms apart: a spinning thread spins through all of them (300,000
+    # rounds), while one that sleeps at once may be seen running on its way to sleep on a
+    # loaded machine, but not at every look.
+    looks = []
+    for _ in range(5):
+        looks.append({
+            task: open(f"/proc/self/task/{task}/stat").read().rsplit(")", 1)[1].split()[0]
+            for task in os.listdir("/proc/self/task")
+            if task != me
+        })
+        time.sleep(0.0002)
+    return {"team": result.results[0].metadata["parallel_state_update"], "looks": looks}
 """
 
 
@@ -158,4 +174,4 @@ async def test_a_job_s_openmp_threads_sleep_once_their_work_is_done(
     run = await run_job_of(pool, programs_dir, "sleepers")
     [result] = run.results
     assert result["team"] >= 2, result
-    assert set(result["states"].values()) <= {"S"}, result
+    assert any(set(look.values()) <= {"S"} for look in result["looks"]), result

@@ -27,6 +27,7 @@ import ctypes
 import errno
 import os
 import resource
+import shutil
 import signal
 import sys
 import traceback
@@ -38,10 +39,12 @@ from .job_protocol import JobLimits, Launch, SandboxPolicy
 CLONE_NEWNS = 0x00020000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
+MS_NOEXEC = 0x8
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
 AT_FDCWD = -100
@@ -115,6 +118,105 @@ def _attach(tree: int, path: str) -> None:
         _libc.syscall(SYS_MOVE_MOUNT, tree, b"", AT_FDCWD, path.encode(), MOVE_MOUNT_F_EMPTY_PATH),
         f"put back {path}",
     )
+
+
+class PidNamespaces:
+    """Forks each job process into a PID namespace of its own, as process 2 under a `cat` that
+    is process 1 there.
+
+    A job process runs as the executor's user, and kill(2) lets a process signal every process
+    of its user: without its own PID namespace a job could SIGKILL or SIGSTOP the zygote, the
+    other jobs, the executor and, under root, anything on the machine. Signals (`kill`,
+    `pidfd_send_signal`) reach only processes of the sender's PID namespace and those below it
+    (pid_namespaces(7)), so a job reaches only what it started itself; `enter` then mounts a
+    `/proc` of the namespace, so it sees only those too.
+
+    The job is not process 1, which the kernel treats apart (signals whose action is the default
+    never reach it: a program could not kill itself, nor be ended by SIGXCPU at its CPU limit).
+    Process 1 is `cat` reading a pipe whose other end only the zygote holds: started with
+    `posix_spawn` (no copy of the zygote's memory), it ends when the zygote closes the pipe after
+    the job process ended (`ended`), or when the zygote itself ends, and the kernel then kills
+    whatever the job left in the namespace. The job cannot signal it (process 1 of its own
+    namespace) nor reach its pipe.
+
+    Creating a PID namespace takes CAP_SYS_ADMIN: `open` returns None where the zygote lacks it
+    (an executor not running as root), and job processes are forked as before (see the README's
+    "What it does not stop"). The zygote has threads: `unshare(CLONE_NEWPID)` changes only the
+    calling thread's namespace for its next children, and `setns` puts it back after each fork.
+    """
+
+    def __init__(self, own: int, cat: str) -> None:
+        self._own = own
+        self._cat = cat
+        self._inits: dict[int, tuple[int, int]] = {}  # job process -> its init, the pipe's end
+
+    @classmethod
+    def open(cls) -> PidNamespaces | None:
+        """Namespaces for this process's forks, or None if the kernel refuses them here (or
+        there is no `cat`)."""
+        cat = shutil.which("cat")
+        if cat is None:
+            return None
+        own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _unshare(CLONE_NEWPID)
+            _check(_libc.setns(own, CLONE_NEWPID), "setns")
+        except OSError:
+            os.close(own)
+            return None
+        return cls(own, cat)
+
+    def fork(self) -> int:
+        """`os.fork()`, the child being process 2 of a new PID namespace; raises OSError as
+        `os.fork` does, and when the kernel refuses the namespace."""
+        read, write = os.pipe2(os.O_CLOEXEC)
+        pid = -1
+        try:
+            _unshare(CLONE_NEWPID)
+            try:
+                init = os.posix_spawn(
+                    self._cat, [self._cat], {},
+                    file_actions=[(os.POSIX_SPAWN_DUP2, read, 0),
+                                  (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)],
+                )  # fmt: skip
+                pid = os.fork()
+            finally:
+                if pid != 0:
+                    _check(_libc.setns(self._own, CLONE_NEWPID), "setns")
+        finally:
+            if pid != 0:
+                os.close(read)
+                if pid == -1:
+                    os.close(write)
+        if pid == 0:
+            # The job process holds no way back to the zygote's namespace nor any init's pipe.
+            os.close(self._own)
+            os.close(read)
+            os.close(write)
+            for _, other in self._inits.values():
+                os.close(other)
+            self._inits.clear()
+            return 0
+        self._inits[pid] = (init, write)
+        return pid
+
+    def ended(self, pid: int) -> None:
+        """Job process `pid` ended: let its namespace's init end, and the namespace with it."""
+        if (found := self._inits.pop(pid, None)) is not None:
+            os.close(found[1])
+
+    def inits(self) -> set[int]:
+        """The inits of the job processes that have not ended: children of this process that
+        are not strangers."""
+        return {init for init, _ in self._inits.values()}
+
+
+def _own_proc() -> None:
+    """In a PID namespace of its own (`PidNamespaces`), before the user namespace that would
+    take the right to: a new mount namespace with a `/proc` of this PID namespace."""
+    _unshare(CLONE_NEWNS)
+    _mount("none", "/", "", MS_REC | MS_PRIVATE)  # nothing of this reaches the machine's mounts
+    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
 
 
 def _map_to_root(uid: int, gid: int) -> None:
@@ -263,6 +365,8 @@ def enter(launch: Launch) -> None:
     neither trace it nor read its memory or environment through /proc; the seccomp filter is
     loaded there too, and where it cannot be the job runs on, its log saying so."""
     policy = launch.sandbox
+    if os.getppid() == 0:  # forked into a PID namespace of its own (`PidNamespaces`)
+        _own_proc()
     if policy.isolate:
         readable = [launch.search_path, launch.project_dir, *python_installation(policy.hidden)]
         # A working directory in the machine's /tmp is made in the job's own instead: bound in,

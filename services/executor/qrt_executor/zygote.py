@@ -24,9 +24,13 @@ import socket
 import sys
 import time
 from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from qrt_common.processes import become_subreaper, end_with_parent
 from qrt_executor.process_tree import kill_strangers, kill_tree
+
+if TYPE_CHECKING:
+    from qrt_executor.sandbox import PidNamespaces
 
 PRELOAD = (
     "qrt_executor.child",
@@ -59,7 +63,7 @@ def _child(fds: list[int]) -> None:
     child.serve(socket.socket(fileno=control), stdout, stderr)
 
 
-def _reap(channel: socket.socket, children: set[int]) -> None:
+def _reap(channel: socket.socket, children: set[int], namespaces: PidNamespaces | None) -> None:
     """Reap every child that ended; report the job processes' exits, and kill the orphans
     their ends handed over (before the report, so nothing of a finished job runs on)."""
     exits = []
@@ -72,8 +76,10 @@ def _reap(channel: socket.socket, children: set[int]) -> None:
             break
         if pid in children:
             children.discard(pid)
+            if namespaces is not None:
+                namespaces.ended(pid)
             exits.append(f"exited {pid} {os.waitstatus_to_exitcode(status)}")
-    kill_strangers(children)
+    kill_strangers(children if namespaces is None else children | namespaces.inits())
     for message in exits:
         with contextlib.suppress(OSError):
             channel.send(message.encode())
@@ -190,6 +196,11 @@ def serve(channel: socket.socket, parent: int) -> None:
     selector.register(channel, selectors.EVENT_READ)
     selector.register(wakeup_r, selectors.EVENT_READ)
     children: set[int] = set()
+    namespaces = sandbox.PidNamespaces.open()
+    fork = namespaces.fork if namespaces is not None else os.fork
+    if namespaces is None:
+        print("[qrt] job processes share the executor's PID namespace (no CAP_SYS_ADMIN here)",
+              file=sys.stderr)  # fmt: skip
 
     def end(*_: object) -> None:
         _end_all(children)
@@ -204,7 +215,7 @@ def serve(channel: socket.socket, parent: int) -> None:
         for key, _ in selector.select():
             if key.fileobj is not channel:
                 os.read(wakeup_r, 4096)
-                _reap(channel, children)
+                _reap(channel, children, namespaces)
                 continue
             try:
                 message, fds, _, _ = socket.recv_fds(channel, 64, 3)
@@ -217,7 +228,7 @@ def serve(channel: socket.socket, parent: int) -> None:
                 for fd in fds:
                     os.close(fd)
                 continue
-            pid = os.fork()
+            pid = fork()
             if pid == 0:
                 try:
                     selector.close()

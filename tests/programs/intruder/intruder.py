@@ -131,6 +131,18 @@ def main(backend, user_messenger, attack, path="", pid=0, count=0, size=0):
         return "filled"
     if attack == "dumpable":
         return ctypes.CDLL(None, use_errno=True).prctl(3, 0, 0, 0, 0)  # PR_GET_DUMPABLE
+    if attack == "signal":
+        # `pid`: a process outside to SIGKILL; `count`: one to probe with signal 0 only.
+        outcome = {}
+        for name, target, number in (("kill", pid, 9), ("probe", count, 0)):
+            try:
+                os.kill(target, number)
+                outcome[name] = "ok"
+            except OSError as exc:
+                outcome[name] = errno.errorcode[exc.errno]
+        outcome["pid"] = os.getpid()
+        outcome["seen"] = sorted(int(entry) for entry in os.listdir("/proc") if entry.isdigit())
+        return outcome
     if attack == "sleep":
         time.sleep(count)
         return "slept"

@@ -60,7 +60,7 @@ def run(data=None, params=None):
         time.sleep(3600)
     if respond == "sleep":
         with open(params["pidfile"], "w") as f:
-            f.write(str(os.getpid()))
+            f.write(f"{os.getpid()} {os.readlink('/proc/self/ns/pid')}")
         time.sleep(60)
     if respond == "probe":
         # What a PlanQK program sees of the platform (tests/executor/test_sandbox.py).
