@@ -156,6 +156,8 @@ JOB_DURATION = Chart(
     "Job duration p95, by program",
     (Query(_quantile(0.95, "qrt_job_duration_seconds", "program"), "{{program}}"),),
     unit="s",
+    description="Bundled programs by id; every uploaded program's jobs together as 'uploaded' "
+    "(their ids are their owners', and /metrics is read without a key).",
 )
 
 

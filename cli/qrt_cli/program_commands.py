@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from qrt_client import Program
@@ -75,8 +76,9 @@ async def _list(ctx: Context, args: argparse.Namespace) -> int:
     for column in ("id", "kind", "version", "public", "description"):
         table.add_column(column)
     for program in programs:
-        table.add_row(program.id, program.kind, program.version or "-",
-                      "yes" if program.is_public else "no", program.description)  # fmt: skip
+        table.add_row(program.id, program.kind, escape(render.shown(program.version or "-")),
+                      "yes" if program.is_public else "no",
+                      escape(render.shown(program.description)))  # fmt: skip
     ctx.out.print(table)
     return exits.OK
 
@@ -94,9 +96,10 @@ def _print(ctx: Context, program: Program) -> None:
     ]  # fmt: skip
     ctx.out.print(render.key_values(pairs))
     for parameter in program.parameters or []:
-        name = parameter.get("name", "?")
+        name = render.shown(str(parameter.get("name", "?")), multiline=False)
         required = " (required)" if parameter.get("required") else ""
-        ctx.out.print(f"  {name}{required}: {parameter.get('description', '')}", markup=False)
+        about = render.shown(str(parameter.get("description", "")))
+        ctx.out.print(f"  {name}{required}: {about}", markup=False)
 
 
 async def _show(ctx: Context, args: argparse.Namespace) -> int:

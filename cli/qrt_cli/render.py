@@ -7,6 +7,7 @@ import dataclasses
 import os
 import re
 import sys
+import unicodedata
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -36,6 +37,30 @@ def plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     return value
+
+
+UNSHOWN_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Zl", "Zp"})
+"""Unicode categories shown escaped in text the platform stores for people (a description, a
+parameter's name): control characters, among them ESC that starts a terminal escape sequence
+(colours, cursor moves, a window title), format characters such as the bidirectional overrides,
+private-use and surrogate code points, and line separators."""
+
+_KEPT_LINE_BREAKS = frozenset("\n\t")
+
+
+def shown(text: str, *, multiline: bool = True) -> str:
+    """`text` for a terminal: each character of UNSHOWN_CATEGORIES written as Python writes it
+    in a string literal (`\\x1b`, `\\u202e`), except newline and tab in `multiline` text, so
+    that text a program's uploader wrote cannot drive the reader's terminal."""
+    if text.isprintable():  # the common case, without a character-by-character copy
+        return text
+    kept = _KEPT_LINE_BREAKS if multiline else frozenset()
+    return "".join(
+        char
+        if char in kept or unicodedata.category(char) not in UNSHOWN_CATEGORIES
+        else repr(char)[1:-1]
+        for char in text
+    )
 
 
 def to_json(value: Any, indent: int | None = 2) -> str:
@@ -156,10 +181,10 @@ def key_values(pairs: Sequence[tuple[str, Any]]) -> Table:
     table.add_column(style="bold")
     table.add_column()
     for name, value in pairs:
-        shown = "-" if value is None or value == "" else value
-        if isinstance(shown, datetime):
-            shown = shown.isoformat()
-        table.add_row(name, escape(shown if isinstance(shown, str) else to_json(shown, None)))
+        cell = "-" if value is None or value == "" else value
+        if isinstance(cell, datetime):
+            cell = cell.isoformat()
+        table.add_row(name, escape(shown(cell) if isinstance(cell, str) else to_json(cell, None)))
     return table
 
 

@@ -78,12 +78,13 @@ def test_instances_members_and_roles(capsys):
     admin(capsys, "instances", "remove-member", "hub/group/project", "bob")
     out, _ = admin(capsys, "instances", "members", "hub/group/project")
     assert out == ""
+    admin(capsys, "users", "add", "root", "--admin")
     admin(capsys, "users", "set-admin", "bob", "yes")
     out, _ = admin(capsys, "users", "list")
     assert out.startswith("bob\tadmin\t")
     admin(capsys, "instances", "remove", "hub/group/project")
     admin(capsys, "users", "remove", "bob")
-    assert admin(capsys, "users", "list")[0] == ""
+    assert admin(capsys, "users", "list")[0].startswith("root\tadmin\t")
 
 
 def test_an_instances_own_caps(capsys):
@@ -128,6 +129,21 @@ def test_mistakes_are_one_line_and_exit_1(capsys, argv: list[str], message: str)
     admin(capsys, "instances", "add", "h/g/p")
     _, err = admin(capsys, *argv, code=1)
     assert err.startswith("qrt admin: ") and message in err and err.count("\n") == 1
+
+
+def test_the_last_platform_admin_is_neither_removed_nor_demoted(capsys):
+    admin(capsys, "users", "add", "alice", "--admin")
+    for argv in (["users", "remove", "alice"], ["users", "set-admin", "alice", "no"]):
+        _, err = admin(capsys, *argv, code=1)
+        assert err == (
+            "qrt admin: cannot " + ("remove" if "remove" in argv else "demote") + " 'alice': "
+            "they are the last platform admin; make another user an admin first\n"
+        )
+    assert admin(capsys, "users", "list")[0].startswith("alice\tadmin\t")
+    admin(capsys, "users", "add", "bob", "--admin")
+    admin(capsys, "users", "set-admin", "alice", "no")
+    admin(capsys, "users", "remove", "alice")
+    admin(capsys, "users", "remove", "bob", code=1)
 
 
 def test_mongodb_without_a_pepper_is_refused_with_the_reason(capsys, monkeypatch):

@@ -252,6 +252,35 @@ def test_programs_upload_show_update_and_delete(qrt: Qrt, tmp_path: Path):
     one_line_error(qrt("programs", "delete", "sample-program"), exits.REFUSED, "403")
 
 
+def test_programs_show_control_characters_of_their_metadata_escaped(qrt: Qrt, tmp_path: Path):
+    source = tmp_path / "painter"
+    source.mkdir()
+    (source / "program.py").write_text("def main(backend, user_messenger, **kwargs):\n    pass\n")
+    parameters = [{"name": "shots\u001b]0;owned\u0007", "description": "how\tmany\u001b[2J"}]
+    (source / "program.json").write_text(json.dumps({"parameters": parameters}))
+    description = "line1\nline2\u001b[31mred [bold]not markup[/bold]\u202e"
+    uploaded = qrt("programs", "upload", str(source), "--description", description, "-o", "json")
+    assert uploaded.code == 0, uploaded.err
+    program_id = uploaded.json()["id"]
+    try:
+        exact = qrt("programs", "show", program_id, "-o", "json").json()
+        assert exact["description"] == description and exact["parameters"] == parameters
+        for ran in (qrt("programs", "show", program_id), qrt("programs", "list")):
+            assert ran.code == 0 and "\x1b" not in ran.out and "\u202e" not in ran.out
+            assert "line2\\x1b[31mred [bold]not markup[/bold]\\u202e" in ran.out
+        shown = qrt("programs", "show", program_id).out
+        assert "\x07" not in shown
+        lines = [line.rstrip() for line in shown.splitlines()]
+        assert lines[lines.index("description         line1") + 1].endswith(
+            "line2\\x1b[31mred [bold]not markup[/bold]\\u202e"
+        )
+        assert lines[-1].startswith("  shots\\x1b]0;owned\\x07: how") and lines[-1].endswith(
+            "many\\x1b[2J"
+        )  # rich writes the tab as spaces
+    finally:
+        qrt("programs", "delete", program_id)
+
+
 def test_backends_list(qrt: Qrt):
     backends = qrt("backends", "list", "-o", "json").json()
     assert {"name": "aer_simulator", "simulator": True} in backends

@@ -90,6 +90,25 @@ async def test_users_keys_instances_and_members_over_the_api(callers):
     assert [i["name"] for i in (await root("GET", "/admin/instances"))["instances"]] == ["a/b/c"]
 
 
+async def test_the_last_platform_admin_is_neither_removed_nor_demoted(callers):
+    root, _ = callers
+    reason = "they are the last platform admin; make another user an admin first"
+    refused = await root("DELETE", "/admin/users/root", 409)
+    assert refused == {"detail": f"cannot remove 'root': {reason}", "field": "user"}
+    refused = await root("PATCH", "/admin/users/root", 409, json={"admin": False})
+    assert refused == {"detail": f"cannot demote 'root': {reason}", "field": "user"}
+    assert [u["admin"] for u in (await root("GET", "/admin/users"))["users"]] == [False, True]
+    # With a second admin either may go; the one left stays.
+    await root("PATCH", "/admin/users/alice", json={"admin": True})
+    await root("PATCH", "/admin/users/alice", json={"admin": False})
+    await root("PATCH", "/admin/users/alice", json={"admin": True})
+    await root("DELETE", "/admin/users/root", 204)
+    alice = Caller(root.gw, (await AccountAdmin(root.gw.store, PEPPER.encode()).create_key(
+        "alice"))[0])  # fmt: skip
+    await alice("DELETE", "/admin/users/alice", 409)
+    await alice("PATCH", "/admin/users/alice", 409, json={"admin": False})
+
+
 async def test_an_instance_admin_manages_their_instances_members_and_nothing_else(callers):
     root, alice = callers  # alice is admin of a/b/c, and no platform admin
     await root("POST", "/admin/users", 201, json={"name": "bob"})

@@ -100,7 +100,7 @@ async def test_a_refused_job_names_the_field_and_is_neither_kept_nor_announced(
     [
         (b"", "request body is empty; send a JSON object"),
         (b"{", "request body is not valid JSON"),
-        (b"[1, 2]", "Input should be a valid dictionary"),
+        (b"[1, 2]", "the request body must be a JSON object, not an array"),
     ],
 )
 async def test_a_body_that_is_not_a_json_object_is_refused(gw: Harness, body, detail):

@@ -187,11 +187,11 @@ async def test_bad_requests_name_the_problem(http):
         ({"programId": "sample-program", "params": 5}, 400, "params", "JSON object"),
         ({"programId": "noop", "backend": "ibm_kyiv"}, 400, "backend", "unknown backend"),
         ({"programId": "noop", "maxExecutionTime": 0}, 400, "maxExecutionTime", "greater than 0"),
-        ({"programId": "noop", "tags": "x"}, 400, "tags", "valid list"),
+        ({"programId": "noop", "tags": "x"}, 400, "tags", "must be a JSON array, not a string"),
         ({"programId": "noop", "priority": 10}, 400, "priority", "less than or equal to 9"),
         ({"hub": "x"}, 400, "programId", "Field required"),
         ({"programId": "no-such-program"}, 404, "programId", "not found"),
-        ([1, 2], 400, None, "valid dictionary"),
+        ([1, 2], 400, None, "must be a JSON object, not an array"),
     ]  # fmt: skip
     for body, status, field, words in cases:
         async with http.post("/jobs", json=body) as response:

@@ -7,8 +7,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from qrt_cli.dev import Platform
-from qrt_common.metrics import serve_operations
+from qrt_common.metrics import UPLOADED_PROGRAM, serve_operations
 from tests.support.platform import submit, wait_for
+from tests.support.programs import b64_zip_of
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -66,6 +67,37 @@ async def test_the_platform_counts_requests_jobs_and_executors(platform: Platfor
     assert value(after, "qrt_jobs", status="Queued") == 0
     assert value(after, "qrt_gateway_open_websockets") == 0
     assert value(after, "qrt_executor_warm_pool_size") >= 1
+
+
+@on_the_modules_loop
+async def test_an_uploaded_programs_id_stays_out_of_the_metrics(platform: Platform):
+    # /metrics is read without a key: a private program's id is its owner's only.
+    program = b64_zip_of({"program.py": "def main(backend, user_messenger, **kwargs):\n    pass\n"})
+    upload = {"name": "secret-tool", "data": program, "hub": "acme", "group": "lab",
+              "project": "x"}  # fmt: skip
+    async with aiohttp.ClientSession(base_url=platform.url) as http:
+        async with http.post("/programs", json=upload) as response:
+            assert response.status == 201, await response.text()
+            program_id = (await response.json())["id"]
+        before = await scrape(http)
+        body = {"programId": program_id, "hub": "acme", "group": "lab", "project": "x"}
+        async with http.post("/jobs", json=body) as response:
+            assert response.status == 200, await response.text()
+            job_id = (await response.json())["id"]
+        assert (await wait_for(http, job_id))["status"] == "Completed"
+        ran = await submit(http, "noop")
+        await wait_for(http, ran)
+        after = await scrape(http)
+        async with http.get("/metrics") as response:
+            text = await response.text()
+    assert program_id not in text and "secret-tool" not in text
+
+    def grew(**labels: str) -> float:
+        name = "qrt_job_duration_seconds_count"
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert grew(program=UPLOADED_PROGRAM, outcome="Completed") == 1
+    assert grew(program="noop", outcome="Completed") == 1
 
 
 async def test_the_operations_server_reports_readiness():

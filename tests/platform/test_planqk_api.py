@@ -242,9 +242,15 @@ async def test_input_over_1_mb_is_413_and_nothing_is_created(http):
 async def test_bad_requests_name_the_problem(http):
     cases = [
         ("/services/nope/", {"data": {}}, 404, None, "service 'nope' not found"),
-        ("/services/planqk-starter/", {"data": [1]}, 400, "data", "valid dictionary"),
+        (
+            "/services/planqk-starter/",
+            {"data": [1]},
+            400,
+            "data",
+            "must be a JSON object, not an array",
+        ),
         ("/services/planqk-starter/", {"dataRef": {"id": "x"}}, 400, "dataRef", "Extra inputs"),
-        ("/services/planqk-starter/", [1], 400, None, "valid dictionary"),
+        ("/services/planqk-starter/", [1], 400, None, "must be a JSON object, not an array"),
     ]
     for path, body, status, field, words in cases:
         async with http.post(path, json=body) as response:

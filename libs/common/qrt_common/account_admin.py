@@ -20,7 +20,7 @@ from .accounts import (
     key_id_of,
     new_key,
 )
-from .errors import AccountExists, ConfigurationError, InvalidInput, NotFound
+from .errors import AccountExists, ConfigurationError, Conflict, InvalidInput, NotFound
 from .jobs import utcnow
 from .store.accounts import AccountStore
 
@@ -46,14 +46,30 @@ class AccountAdmin:
         return user
 
     async def set_admin(self, name: str, admin: bool) -> None:
-        """Make `name` a platform admin or not; raises NotFound."""
+        """Make `name` a platform admin or not; raises NotFound, or Conflict when that would
+        take away the last platform admin."""
+        if not admin:
+            await self._keep_an_admin(name, "demote")
         if not await self.store.set_admin(name, admin):
             raise NotFound(f"no user {name!r}", field="user")
 
     async def remove_user(self, name: str) -> None:
-        """Remove a user, their keys and memberships; raises NotFound."""
+        """Remove a user, their keys and memberships; raises NotFound, or Conflict when `name`
+        is the last platform admin."""
+        await self._keep_an_admin(name, "remove")
         if not await self.store.delete_user(name):
             raise NotFound(f"no user {name!r}", field="user")
+
+    async def _keep_an_admin(self, name: str, doing: str) -> None:
+        """Raise Conflict when `name` is the only platform admin: without one, nobody could
+        manage accounts through the API any more."""
+        admins = [user.name for user in await self.store.list_users() if user.admin]
+        if admins == [name]:
+            raise Conflict(
+                f"cannot {doing} {name!r}: they are the last platform admin; make another "
+                "user an admin first",
+                field="user",
+            )
 
     async def create_key(
         self, user: str, *, expires_in: timedelta | None = None, label: str = ""

@@ -59,10 +59,24 @@ REASSIGNMENTS = Counter(
 # Executor.
 JOB_DURATION = Histogram(
     "qrt_job_duration_seconds",
-    "Time a job process ran on this executor, by program and outcome.",
+    "Time a job process ran on this executor, by program (a bundled program's id, or "
+    "'uploaded') and outcome.",
     ["program", "outcome"],
     buckets=DURATION_BUCKETS,
 )
+UPLOADED_PROGRAM = "uploaded"
+"""The `program` label of every uploaded program's jobs."""
+
+
+def program_label(program_id: str, program_digest: str | None) -> str:
+    """The `program` label of a job's metrics: a bundled program's id (`program_digest` None;
+    programs.ini's, the same on every qrt), else UPLOADED_PROGRAM. `/metrics` is read without a
+    key (Prometheus scrapes it), and an uploaded program's id is its owner's to share: it may be
+    private, or be made private later, when a series holding it could no longer be taken back.
+    One value for all uploads also keeps the label's values few."""
+    return program_id if program_digest is None else UPLOADED_PROGRAM
+
+
 CIRCUITS = Counter("qrt_circuits_executed_total", "Circuits run on backends.", ["backend"])
 SHOTS = Counter("qrt_shots_executed_total", "Shots run on backends.", ["backend"])
 

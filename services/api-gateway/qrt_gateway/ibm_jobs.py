@@ -30,7 +30,7 @@ from .context import gateway
 from .ibm_api import CRN_PARAMETER, PREFIX, ibm_json, job_json, request_instance
 from .openapi import Parameter, Route
 from .plumbing import bool_query, int_query, json_response, read_json, time_query, validated
-from .schemas import MAX_ID_CHARS, MAX_TAG_CHARS, MAX_TAGS, SHOWN_AS_IS
+from .schemas import MAX_ID_CHARS, MAX_TAG_CHARS, MAX_TAGS, SHOWN_AS_IS, STRICT
 
 MAX_PAGE = 1000
 """The most jobs one page lists (as qrt's own `GET /jobs`)."""
@@ -42,7 +42,7 @@ _Tag = Annotated[str, Field(min_length=1, max_length=MAX_TAG_CHARS), SHOWN_AS_IS
 class IbmJobRequest(BaseModel):
     """What the client's `POST /jobs` sends (`Runtime.program_run`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT | ConfigDict(extra="forbid")
 
     program_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
     backend: str | None = Field(None, max_length=MAX_ID_CHARS)
@@ -67,7 +67,7 @@ class IbmJobRequest(BaseModel):
 class IbmTags(BaseModel):
     """The body of `PUT /jobs/{id}/tags`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT | ConfigDict(extra="forbid")
 
     tags: list[_Tag] = Field(max_length=MAX_TAGS)
 

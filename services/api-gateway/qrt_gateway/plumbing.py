@@ -117,14 +117,50 @@ async def read_json(request: web.Request) -> Any:
     return parse_json(await request.read())
 
 
+_EXPECTED_JSON_TYPES = {
+    "bool_type": "a JSON boolean (true or false)",
+    "int_type": "a JSON integer",
+    "float_type": "a JSON number",
+    "string_type": "a JSON string",
+    "dict_type": "a JSON object",
+    "model_type": "a JSON object",
+    "list_type": "a JSON array",
+}
+"""The JSON type pydantic's type errors (strict request models) ask for, by error type."""
+
+
+def json_type_name(value: object) -> str:
+    """The JSON type of decoded JSON `value`, in words: "a string", "null", ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "a number"
+    if isinstance(value, float):
+        return "a number with a decimal point or exponent"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
 def validated(model: type[B], body: object) -> B:
-    """`body` as a `model`; raises InvalidInput naming the first field at fault."""
+    """`body` (decoded JSON) as a `model`; raises InvalidInput naming the first field at fault
+    and, for a field of the wrong JSON type, the type it must have and the one it has."""
     try:
         return model.model_validate(body)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or None
-        message = first["msg"]
+        expected = _EXPECTED_JSON_TYPES.get(first["type"])
+        if expected is None:
+            message = first["msg"]
+        else:
+            message = f"must be {expected}, not {json_type_name(first['input'])}"
+            if field is None:
+                message = f"the request body {message}"
         raise InvalidInput(f"{field}: {message}" if field else message, field=field) from None
 
 

@@ -63,7 +63,17 @@ class _Body(BaseModel):
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
 
-class JobRequest(_Body):
+STRICT = ConfigDict(strict=True)
+"""A request body's config: each field must have its JSON type (no "yes" or 1 for true, no true
+or "30" for 30), so a mistyped field is refused rather than read as something the caller did not
+write; an enum (a role) is given as its JSON string value all the same."""
+
+
+class _Request(_Body):
+    model_config = STRICT
+
+
+class JobRequest(_Request):
     """What `POST /jobs` takes: the test server's body, plus optional tags and a time limit."""
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
@@ -242,7 +252,7 @@ class ProgramList(_Body):
     )
 
 
-class ProgramSpec(_Body):
+class ProgramSpec(_Request):
     """A program's interface, as Qiskit Runtime's metadata `spec` describes it."""
 
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
@@ -255,7 +265,7 @@ class ProgramSpec(_Body):
     backend_requirements: dict[str, Any] | None = Field(None, alias="backendRequirements")
 
 
-class _ProgramMetadata(_Body):
+class _ProgramMetadata(_Request):
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
     description: str = Field("", max_length=10_000)
@@ -307,7 +317,7 @@ class ProgramUpdate(_ProgramMetadata):
     name: ShownText | None = Field(None, min_length=1, max_length=100)
 
 
-class ProgramData(_Body):
+class ProgramData(_Request):
     """What `PUT /programs/{id}/data` takes as JSON (a raw application/zip body works too)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -344,7 +354,7 @@ def execution_status(status: JobStatus) -> str:
     return _EXECUTION_STATUS[status]
 
 
-class ServiceRequest(_Body):
+class ServiceRequest(_Request):
     """What `POST /services/{programId}/` takes: PlanQK's input by value."""
 
     model_config = ConfigDict(extra="forbid")
@@ -389,14 +399,14 @@ class ServiceLog(RootModel[list[LogEntryOut]]):
     """An execution's log, line by line."""
 
 
-class UserRequest(_Body):
+class UserRequest(_Request):
     """What `POST /admin/users` takes."""
 
     name: str = Field(min_length=1, max_length=64, description="1 to 64 letters, digits, . _ @ -")
     admin: bool = Field(False, description="A platform admin: sees and manages everything.")
 
 
-class UserUpdate(_Body):
+class UserUpdate(_Request):
     """What `PATCH /admin/users/{name}` takes."""
 
     admin: bool
@@ -418,7 +428,7 @@ class UserList(_Body):
     users: list[UserOut]
 
 
-class KeyRequest(_Body):
+class KeyRequest(_Request):
     """What `POST /admin/users/{name}/keys` takes."""
 
     label: ShownText = Field("", max_length=200, description="What the key is for.")
@@ -461,7 +471,7 @@ class KeyList(_Body):
     keys: list[KeyOut]
 
 
-class InstanceRequest(_Body):
+class InstanceRequest(_Request):
     """What `POST /admin/instances` takes."""
 
     name: ShownText = Field(min_length=5, max_length=194, description="hub/group/project")
@@ -493,7 +503,7 @@ class InstanceOut(_Body):
         )
 
 
-class InstanceLimits(_Body):
+class InstanceLimits(_Request):
     """What `PATCH /admin/instances/{hub}/{group}/{project}` takes: the instance's own caps,
     which hold for all its members' jobs together; null: none of its own, left out: unchanged."""
 
@@ -507,10 +517,11 @@ class InstanceList(_Body):
     instances: list[InstanceOut]
 
 
-class MemberRequest(_Body):
+class MemberRequest(_Request):
     """What `PUT /admin/instances/{hub}/{group}/{project}/members/{user}` takes."""
 
-    role: Role
+    # JSON has no enums: the role comes as its string value, which strict mode would refuse.
+    role: Annotated[Role, Field(strict=False)]
 
 
 class MemberOut(_Body):

@@ -37,7 +37,7 @@ from qrt_common.messages import (
     StopJob,
     executor_queue,
 )
-from qrt_common.metrics import JOB_DURATION, GaugeCollector, gauge, register
+from qrt_common.metrics import JOB_DURATION, GaugeCollector, gauge, program_label, register
 from qrt_common.program_limits import job_limits
 from qrt_common.programs import Program, ProgramKind
 from qrt_common.registry import ProgramRegistry
@@ -266,9 +266,8 @@ class Executor:
         except Exception as exc:
             logger.exception("job attempt broke down")
             outcome = Outcome(JobStatus.FAILED, f"executor error: {exc}")
-        JOB_DURATION.labels(assignment.program_id, outcome.status.value).observe(
-            time.monotonic() - started
-        )
+        program = program_label(assignment.program_id, assignment.program_digest)
+        JOB_DURATION.labels(program, outcome.status.value).observe(time.monotonic() - started)
         if outcome.status is RELEASE:
             output.event(EventKind.RELEASED, reason=f"handed back by executor {self.id}")
         else:
