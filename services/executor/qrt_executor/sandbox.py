@@ -128,8 +128,8 @@ class PidNamespaces:
     of its user: without its own PID namespace a job could SIGKILL or SIGSTOP the zygote, the
     other jobs, the executor and, under root, anything on the machine. Signals (`kill`,
     `pidfd_send_signal`) reach only processes of the sender's PID namespace and those below it
-    (pid_namespaces(7)), so a job reaches only what it started itself; `enter` then mounts a
-    `/proc` of the namespace, so it sees only those too.
+    (pid_namespaces(7)), so a job reaches only what it started itself; the job process then
+    mounts a `/proc` of the namespace, so it sees only those too.
 
     The job is not process 1, which the kernel treats apart (signals whose action is the default
     never reach it: a program could not kill itself, nor be ended by SIGXCPU at its CPU limit).
@@ -196,6 +196,11 @@ class PidNamespaces:
             for _, other in self._inits.values():
                 os.close(other)
             self._inits.clear()
+            # Now, while it waits for a job, rather than when the job has come. Where the kernel
+            # refuses a new /proc (a container whose /proc is partly masked) the job sees the
+            # machine's, its signals still confined to its namespace.
+            with contextlib.suppress(OSError):
+                _own_proc()
             return 0
         self._inits[pid] = (init, write)
         return pid
@@ -365,8 +370,6 @@ def enter(launch: Launch) -> None:
     neither trace it nor read its memory or environment through /proc; the seccomp filter is
     loaded there too, and where it cannot be the job runs on, its log saying so."""
     policy = launch.sandbox
-    if os.getppid() == 0:  # forked into a PID namespace of its own (`PidNamespaces`)
-        _own_proc()
     if policy.isolate:
         readable = [launch.search_path, launch.project_dir, *python_installation(policy.hidden)]
         # A working directory in the machine's /tmp is made in the job's own instead: bound in,
