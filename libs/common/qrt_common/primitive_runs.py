@@ -32,7 +32,7 @@ from qiskit.primitives.containers import PrimitiveResult, PubResult, SamplerPubR
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.observables_array import ObservablesArray
 from qiskit.primitives.containers.sampler_pub import SamplerPub
-from qiskit_aer import AerSimulator
+from qiskit_aer import AerError, AerSimulator
 from qiskit_aer.noise import NoiseModel
 from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
 from qiskit_aer.primitives import SamplerV2 as AerSamplerV2
@@ -43,6 +43,7 @@ from qiskit_ibm_runtime.utils.utils import is_isa_circuit
 
 from .errors import InvalidInput
 from .primitives import DEFAULT_PRECISION, DEFAULT_SHOTS, review_primitive_request
+from .simulation import failure
 
 __all__ = ["run_estimator", "run_sampler"]
 
@@ -75,7 +76,7 @@ def run_sampler(
         _fitting(pubs, backend)
         _set_noise_model(backend, options)
         sampler: Any = aer_sampler(backend, default_shots, seed)
-        ran = sampler.run(pubs).result()
+        ran = _aer_result(sampler.run(pubs))
     else:
         runnable = [
             SamplerPub(_widened(pub.circuit, backend), pub.parameter_values, pub.shots)
@@ -129,7 +130,7 @@ def run_estimator(
             backend,
             {"default_precision": default_precision, "run_options": {"seed_simulator": seed}},
         )
-        ran = estimator.run(pubs).result()
+        ran = _aer_result(estimator.run(pubs))
     else:
         width = backend.target.num_qubits
         runnable = [
@@ -183,6 +184,16 @@ def aer_estimator(backend: AerSimulator, options: dict[str, Any]) -> Any:
     estimator._options = AerEstimatorOptions(**options)
     estimator._backend = backend
     return estimator
+
+
+def _aer_result(job: Any) -> Any:
+    """The result of an Aer primitive's `job`; SimulationFailed (`qrt_common.simulation`)
+    when Aer could not run it."""
+    try:
+        return job.result()
+    except AerError as exc:
+        # Not `from exc`: `failure` sets the cause that says whether memory ran out.
+        raise failure(exc.message)  # noqa: B904
 
 
 def _precision_of(shots: int) -> float:
