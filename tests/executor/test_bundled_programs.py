@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from qiskit import QuantumCircuit
+from qiskit.quantum_info import SparsePauliOp
 from qiskit_aer import AerSimulator
 from qiskit_ibm_runtime import RuntimeEncoder
 
@@ -79,6 +80,14 @@ async def test_circuit_runner_fails_when_aer_runs_out_of_the_jobs_memory(executo
 async def test_sampler_fails_when_aer_runs_out_of_the_jobs_memory(executor):
     params = submitted_params("sampler", AerSimulator(), {"default_shots": 10}, [wide()])
     done = await run(executor, "sampler", params)
+    assert_refused(done, MEMORY_REASON)
+
+
+async def test_estimator_fails_when_aer_runs_out_of_the_jobs_memory(executor):
+    circuit = wide().remove_final_measurements(inplace=False)
+    observable = SparsePauliOp("Z" * WIDE)
+    params = submitted_params("estimator", AerSimulator(), {}, [(circuit, observable)])
+    done = await run(executor, "estimator", params)
     assert_refused(done, MEMORY_REASON)
 
 

@@ -27,12 +27,13 @@ from typing import Any
 
 import numpy as np
 from qiskit import QuantumCircuit
+from qiskit.exceptions import QiskitError
 from qiskit.primitives import BackendEstimatorV2, BackendSamplerV2
 from qiskit.primitives.containers import PrimitiveResult, PubResult, SamplerPubResult
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.observables_array import ObservablesArray
 from qiskit.primitives.containers.sampler_pub import SamplerPub
-from qiskit_aer import AerError, AerSimulator
+from qiskit_aer import AerSimulator
 from qiskit_aer.noise import NoiseModel
 from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
 from qiskit_aer.primitives import SamplerV2 as AerSamplerV2
@@ -188,10 +189,11 @@ def aer_estimator(backend: AerSimulator, options: dict[str, Any]) -> Any:
 
 def _aer_result(job: Any) -> Any:
     """The result of an Aer primitive's `job`; SimulationFailed (`qrt_common.simulation`)
-    when Aer could not run it."""
+    when Aer could not run it (its SamplerV2 raises AerError, its EstimatorV2 the
+    QiskitError of a failed Result)."""
     try:
         return job.result()
-    except AerError as exc:
+    except QiskitError as exc:
         # Not `from exc`: `failure` sets the cause that says whether memory ran out.
         raise failure(exc.message)  # noqa: B904
 
