@@ -406,6 +406,31 @@ async def test_circuit_runner_refuses_what_is_not_a_circuit_at_submit(http):
         assert "must be a QuantumCircuit or a non-empty list of them" in error["detail"]
 
 
+async def test_circuit_runner_fails_when_aer_cannot_allocate_its_state(http):
+    # The tester's case: 29 qubits of state vector (8 GiB) in a job that may map 4 GiB more
+    # (the default QRT_JOB_MAX_MEMORY_BYTES): Aer's allocation fails, its Result says so.
+    from qiskit import QuantumCircuit
+    from qiskit_ibm_runtime import RuntimeEncoder
+
+    ghz = QuantumCircuit(29)
+    ghz.h(0)
+    for qubit in range(28):
+        ghz.cx(qubit, qubit + 1)
+    ghz.measure_all()
+    params = json.dumps({"circuits": ghz, "shots": 10}, cls=RuntimeEncoder)
+    body = {"programId": "circuit-runner", "backend": "aer_simulator_statevector",
+            "params": [params]}  # fmt: skip
+    async with http.post("/jobs", json=body) as response:
+        assert response.status == 200, await response.text()
+        job_id = (await response.json())["id"]
+    job = await wait_for(http, job_id)
+    assert job["status"] == "Failed", job
+    assert job["reason"] == (
+        f"memory limit reached: the job may use {4 << 30} bytes more than it started with "
+        "(QRT_JOB_MAX_MEMORY_BYTES)"
+    )
+
+
 async def test_circuit_runner_fails_shots_out_of_range_with_one_line(http):
     from qiskit import QuantumCircuit
     from qiskit_ibm_runtime import RuntimeEncoder
