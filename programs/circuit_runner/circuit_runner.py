@@ -2,6 +2,9 @@
 
 from qiskit import QuantumCircuit, transpile
 
+from qrt_common.errors import InvalidInput
+from qrt_common.simulation import checked_shots, succeeded
+
 
 def main(
     backend,
@@ -15,11 +18,23 @@ def main(
     seed_simulator=None,
     memory=False,
 ):
-    """Run `circuits` (one QuantumCircuit or a list) and return `Result.to_dict()`."""
+    """Run `circuits` (one QuantumCircuit or a list) and return `Result.to_dict()`.
+
+    Raises InvalidInput for circuits that are not circuits and shots that are not an integer
+    from 1 to MAX_SHOTS; SimulationFailed when Aer could not run an experiment."""
     if isinstance(circuits, QuantumCircuit):
         circuits = [circuits]
-    if not circuits or not all(isinstance(c, QuantumCircuit) for c in circuits):
-        raise TypeError("circuits must be a QuantumCircuit or a non-empty list of them")
+    if (
+        not isinstance(circuits, list)
+        or not circuits
+        or not all(isinstance(c, QuantumCircuit) for c in circuits)
+    ):
+        raise InvalidInput(
+            "params.circuits: must be a QuantumCircuit or a non-empty list of them "
+            "(RuntimeEncoder-encoded)",
+            field="params.circuits",
+        )
+    shots = checked_shots(shots)
     transpiled = transpile(
         circuits,
         backend=backend,
@@ -31,5 +46,6 @@ def main(
     run_options = {"shots": shots, "memory": memory}
     if seed_simulator is not None:
         run_options["seed_simulator"] = seed_simulator
-    result = backend.run(transpiled, **run_options).result()
+    # Aer reports an experiment it could not run inside the Result it returns.
+    result = succeeded(backend.run(transpiled, **run_options).result())
     return result.to_dict()

@@ -81,8 +81,9 @@ def test_other_program_ids_are_refused_naming_the_supported_ones():
             "params.pubs[0][0]",
             "QuantumCircuit",
         ),
-        (lambda p: p["pubs"][0].__setitem__(2, 0), "params.pubs[0][2]", "positive integer"),
-        (lambda p: p["pubs"][0].__setitem__(2, True), "params.pubs[0][2]", "positive integer"),
+        (lambda p: p["pubs"][0].__setitem__(2, 0), "params.pubs[0][2]", "from 1 to 100000"),
+        (lambda p: p["pubs"][0].__setitem__(2, True), "params.pubs[0][2]", "from 1 to 100000"),
+        (lambda p: p["pubs"][0].__setitem__(2, 10**12), "params.pubs[0][2]", "(max_shots)"),
         (lambda p: p["pubs"][0].extend([1, 2]), "params.pubs[0]", "1 to 3 items, not 5"),
         (lambda p: p.update(version=1), "params.version", "version 2"),
         (lambda p: p.update(circuits=[]), "params.circuits", "not a parameter of the sampler"),
@@ -90,7 +91,12 @@ def test_other_program_ids_are_refused_naming_the_supported_ones():
         (
             lambda p: p["options"].update(default_shots=-1),
             "params.options.default_shots",
-            "positive integer",
+            "from 1 to 100000",
+        ),
+        (
+            lambda p: p["options"].update(default_shots=10**12),
+            "params.options.default_shots",
+            "(max_shots)",
         ),
         (
             lambda p: p["options"].update(resilience={"measure_mitigation": True}),

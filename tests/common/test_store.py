@@ -265,6 +265,12 @@ async def test_delete_removes_everything(store: JobStore):
     assert await store.get_job("job-002") is not None
 
 
+async def test_of_racing_deletes_of_a_job_exactly_one_is_true(store: JobStore):
+    await store.add_job(make_job(1))
+    deleted = await asyncio.gather(*(store.delete_job("job-001") for _ in range(10)))
+    assert sorted(deleted) == [False] * 9 + [True]
+
+
 async def test_everything_survives_a_restart(stores: tuple[JobStore, Reopen]):
     store, reopen = stores
     job = transition(make_job(1), JobStatus.RUNNING)

@@ -131,7 +131,23 @@ def test_runtime_encoder_values_and_undeclared_types_are_left_to_the_program():
     wrapped = {"__type__": "QuantumCircuit", "__value__": "UUlTS0lU"}
     values = {"count": {"__type__": "int", "__value__": 3}, "circuits": wrapped, "free": "any"}
     assert json.loads(program_params(values, TYPED)) == values
-    assert json.loads(program_params({"count": 1, "circuits": 42}, TYPED))["circuits"] == 42
+    assert json.loads(program_params({"count": 1, "circuits": [wrapped]}, TYPED)) == {
+        "count": 1,
+        "circuits": [wrapped],
+    }
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["garbage", 42, None, [], ["not a circuit"], {"__type__": "ndarray", "__value__": ""}],
+)
+def test_a_quantumcircuit_parameter_takes_only_encoded_circuits(value):
+    error = refusal({"count": 1, "circuits": value})
+    assert error.field == "params.circuits"
+    assert str(error) == (
+        "parameter 'circuits' must be a QuantumCircuit or a non-empty list of them "
+        "(RuntimeEncoder-encoded)"
+    )
 
 
 @pytest.mark.parametrize("program", [TEMPLATE, ONE_SHOT], ids=lambda p: p.kind.value)

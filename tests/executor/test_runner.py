@@ -18,6 +18,7 @@ from qiskit_ibm_runtime import RuntimeDecoder, RuntimeEncoder
 from qrt_common.jobs import JobStatus
 from qrt_common.messages import EventKind, JobEvent
 from qrt_common.programs import ProgramKind
+from qrt_common.results import DEFAULT_MAX_INTERIMS_BYTES
 from qrt_executor.job_protocol import Launch
 from qrt_executor.pool import WarmPool
 from qrt_executor.runner import MAX_LINE_BYTES, JobOutput, LineSplitter, Outcome, run_job
@@ -37,6 +38,7 @@ async def run(
     time_limit: float = 30,
     stop: asyncio.Future[JobStatus] | None = None,
     max_log_bytes: int = 1 << 20,
+    max_interims_bytes: int = DEFAULT_MAX_INTERIMS_BYTES,
     backend: str = "aer_simulator",
     workdir: Path | None = None,
 ) -> Run:
@@ -45,7 +47,9 @@ async def run(
     async def send(batch: list[JobEvent]) -> None:
         events.extend(batch)
 
-    output = JobOutput("job-1", 1, "ex", send, max_log_bytes=max_log_bytes)
+    output = JobOutput(
+        "job-1", 1, "ex", send, max_log_bytes=max_log_bytes, max_interims_bytes=max_interims_bytes
+    )
     launch = Launch(
         job_id="job-1",
         kind=ProgramKind.QISKIT_RUNTIME,
@@ -106,6 +110,51 @@ async def test_log_is_capped_and_a_job_over_it_fails_naming_the_limit(pool, prog
     )
     assert len(result.log) < 11_000
     assert result.log.rstrip().endswith("[qrt] log truncated at 10000 bytes")
+
+
+def padded(count: int) -> dict[str, Any]:
+    """Params of `shaper` that publish `count` interim results of about 1 KB, printing nothing
+    else."""
+    return {"interims": [f'{{"i": {i}, "pad": "x" * 1000}}' for i in range(count)]}
+
+
+def echo(i: int) -> str:
+    return json.dumps({"i": i, "pad": "x" * 1000})
+
+
+async def test_the_log_shows_published_interims_without_counting_them(pool, programs_dir):
+    # 300 interims of about 1 KB: thirty times the log's limit, echoed in it all the same.
+    result = await run(pool, programs_dir, "shaper", padded(300), max_log_bytes=10_000)
+    assert result.outcome == Outcome(JobStatus.COMPLETED), result.log[-500:]
+    assert [interim["i"] for interim in result.interims] == list(range(300))
+    assert result.log.splitlines() == [echo(i) for i in range(300)]
+
+
+async def test_interims_over_their_own_limit_are_dropped_and_the_log_stays_open(pool, programs_dir):
+    result = await run(pool, programs_dir, "shaper", padded(300), max_log_bytes=10_000,
+                       max_interims_bytes=100_000)  # fmt: skip
+    assert result.outcome == Outcome(JobStatus.COMPLETED), result.log[-500:]
+    kept = len(result.interims)
+    assert 90 < kept < 100
+    note = (
+        "[qrt] later interim results dropped: this attempt's reached QRT_MAX_INTERIMS_BYTES "
+        "(100000 bytes)"
+    )
+    lines = result.log.splitlines()
+    # The note comes when the executor takes the first frame over the limit, which may be
+    # before it read the echoes of the last kept ones; the dropped ones are not echoed.
+    assert lines.count(note) == 1
+    lines.remove(note)
+    assert lines == [echo(i) for i in range(kept)]
+
+
+async def test_a_line_printed_like_an_interim_counts_against_the_log(pool, programs_dir):
+    # A program cannot print past the log's limit by printing what it did not publish.
+    params = {"result": f"[print({echo(0)!r}) for _ in range(20)]"}
+    result = await run(pool, programs_dir, "shaper", params, max_log_bytes=10_000)
+    assert result.outcome == Outcome(
+        JobStatus.FAILED, "log output limit reached: 10000 bytes (QRT_MAX_LOG_BYTES)"
+    )
 
 
 async def test_exception_fails_the_job_with_the_traceback_in_the_log(pool, programs_dir):

@@ -3,12 +3,15 @@ list filters, logs, results, and the rules of cancelling and deleting."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from qrt_common.accounts import SINGLE_USER
+from qrt_common.errors import NotFound
 from qrt_common.jobs import Job, JobStatus
 from qrt_common.messages import CANCEL_QUEUE, SUBMITTED_QUEUE, CancelJob, Heartbeat, JobSubmitted
 from qrt_common.wire import decode, encode
@@ -370,6 +373,33 @@ async def test_an_ended_job_is_deleted_with_everything_it_produced(gw: Harness):
     await gw.call("GET", f"/jobs/{job_id}", 404)
     assert await gw.store.get_result(job_id) is None and await gw.store.read_log(job_id) == ""
     await gw.call("DELETE", f"/jobs/{job_id}", 404)
+
+
+async def test_of_racing_deletes_of_a_job_exactly_one_deletes_it(gw: Harness):
+    job_id = (await gw.submit("noop"))["id"]
+    await gw.move(job_id, S.RUNNING, S.COMPLETED)
+
+    async def delete() -> int:
+        async with gw.client.delete(f"/jobs/{job_id}") as response:
+            return response.status
+
+    statuses = await asyncio.gather(*(delete() for _ in range(10)))
+    assert sorted(statuses) == [204] + [404] * 9
+    await gw.call("GET", f"/jobs/{job_id}", 404)
+
+
+async def test_deletes_that_all_found_the_job_delete_it_once(gw: Harness):
+    # The race the HTTP requests above may or may not hit: every delete found the job before
+    # any of them removed it.
+    job_id = (await gw.submit("noop"))["id"]
+    await gw.move(job_id, S.RUNNING, S.COMPLETED)
+    found = [await gw.gateway.find_job(job_id, SINGLE_USER) for _ in range(10)]
+    ends = await asyncio.gather(
+        *(gw.gateway.delete(job, SINGLE_USER) for job in found), return_exceptions=True
+    )
+    assert ends.count(None) == 1
+    assert [str(end) for end in ends if end is not None] == [f"job '{job_id}' not found"] * 9
+    assert all(isinstance(end, NotFound) for end in ends if end is not None)
 
 
 @pytest.mark.parametrize("ending", [S.CANCELLED, S.FAILED, S.CANCELLED_RAN_TOO_LONG])

@@ -396,10 +396,58 @@ async def test_circuit_runner_runs_encoded_circuits(http):
         assert set(experiment["data"]["counts"]) <= {"0x0", "0x3"}
 
 
-async def test_circuit_runner_refuses_what_is_not_a_circuit(http):
-    job_id = await submit(http, "circuit-runner", circuits=["not a circuit"])
+async def test_circuit_runner_refuses_what_is_not_a_circuit_at_submit(http):
+    for circuits in ("garbage", ["not a circuit"]):
+        body = {"programId": "circuit-runner", "params": {"circuits": circuits}}
+        async with http.post("/jobs", json=body) as response:
+            error = await response.json()
+            assert response.status == 400, error
+        assert error["field"] == "params.circuits"
+        assert "must be a QuantumCircuit or a non-empty list of them" in error["detail"]
+
+
+async def test_circuit_runner_fails_when_aer_cannot_allocate_its_state(http):
+    # The tester's case: 29 qubits of state vector (8 GiB) in a job that may map 4 GiB more
+    # (the default QRT_JOB_MAX_MEMORY_BYTES): Aer's allocation fails, its Result says so.
+    from qiskit import QuantumCircuit
+    from qiskit_ibm_runtime import RuntimeEncoder
+
+    ghz = QuantumCircuit(29)
+    ghz.h(0)
+    for qubit in range(28):
+        ghz.cx(qubit, qubit + 1)
+    ghz.measure_all()
+    params = json.dumps({"circuits": ghz, "shots": 10}, cls=RuntimeEncoder)
+    body = {"programId": "circuit-runner", "backend": "aer_simulator_statevector",
+            "params": [params]}  # fmt: skip
+    async with http.post("/jobs", json=body) as response:
+        assert response.status == 200, await response.text()
+        job_id = (await response.json())["id"]
     job = await wait_for(http, job_id)
-    assert job["status"] == "Failed" and "TypeError" in job["reason"]
+    assert job["status"] == "Failed", job
+    assert job["reason"] == (
+        f"memory limit reached: the job may use {4 << 30} bytes more than it started with "
+        "(QRT_JOB_MAX_MEMORY_BYTES)"
+    )
+
+
+async def test_circuit_runner_fails_shots_out_of_range_with_one_line(http):
+    from qiskit import QuantumCircuit
+    from qiskit_ibm_runtime import RuntimeEncoder
+
+    bell = QuantumCircuit(2)
+    bell.h(0)
+    bell.cx(0, 1)
+    bell.measure_all()
+    params = json.dumps({"circuits": bell, "shots": -5}, cls=RuntimeEncoder)
+    async with http.post("/jobs", json={"programId": "circuit-runner", "params": [params]}) as r:
+        assert r.status == 200, await r.text()
+        job_id = (await r.json())["id"]
+    job = await wait_for(http, job_id)
+    assert job["status"] == "Failed", job
+    assert job["reason"] == (
+        "params.shots: shots must be an integer from 1 to 100000 (max_shots), not -5"
+    )
 
 
 async def test_priority_jumps_the_queue(http):

@@ -7,6 +7,10 @@ from collections.abc import Iterable
 
 DEFAULT_BACKEND = "aer_simulator"
 
+MAX_SHOTS = 100_000
+"""The most shots one circuit may take: what every backend's configuration advertises as
+`max_shots` (IBM's value), and what the bundled programs refuse beyond."""
+
 SIMULATORS: dict[str, dict[str, str]] = {
     "aer_simulator": {},
     "aer_simulator_statevector": {"method": "statevector"},

@@ -27,6 +27,7 @@ QrtError                        str(): a message for people; `field`: the input 
 │   ├── SandboxUnavailable      the one-shot runner cannot run programs at all
 │   ├── ZygoteGone              the executor's zygote ended (a new one is started)
 │   └── ParamsUndecodable       its params cannot be decoded where the program runs
+├── SimulationFailed            a simulator could not run a job's circuits (says Aer's reason)
 ├── ResultRefused               a result qrt will not keep (not strict JSON, over its limit);
 │                               also a ValueError, as json's own refusals are
 └── ConfigurationError          the configuration cannot work: the service exits, saying why
@@ -65,6 +66,7 @@ __all__ = [
     "QrtError",
     "ResultRefused",
     "SandboxUnavailable",
+    "SimulationFailed",
     "StoreSetupError",
     "StoreUnavailable",
     "TooLarge",
@@ -204,6 +206,11 @@ class ZygoteGone(NotRunnable):
 class ParamsUndecodable(NotRunnable):
     """A job's params cannot be decoded into its program's input (RuntimeDecoder, PlanQK's
     `data` and `params`); the message says why, briefly."""
+
+
+class SimulationFailed(QrtError):
+    """A simulator could not run a job's circuits; the message gives its reason, and a
+    MemoryError cause says an allocation failed (`qrt_common.simulation`)."""
 
 
 class ResultRefused(QrtError, ValueError):

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 from qiskit import QuantumCircuit
+from qiskit.exceptions import QiskitError
 from qiskit.primitives import BackendEstimatorV2, BackendSamplerV2
 from qiskit.primitives.containers import PrimitiveResult, PubResult, SamplerPubResult
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
@@ -43,6 +44,7 @@ from qiskit_ibm_runtime.utils.utils import is_isa_circuit
 
 from .errors import InvalidInput
 from .primitives import DEFAULT_PRECISION, DEFAULT_SHOTS, review_primitive_request
+from .simulation import failure
 
 __all__ = ["run_estimator", "run_sampler"]
 
@@ -75,7 +77,7 @@ def run_sampler(
         _fitting(pubs, backend)
         _set_noise_model(backend, options)
         sampler: Any = aer_sampler(backend, default_shots, seed)
-        ran = sampler.run(pubs).result()
+        ran = _aer_result(sampler.run(pubs))
     else:
         runnable = [
             SamplerPub(_widened(pub.circuit, backend), pub.parameter_values, pub.shots)
@@ -129,7 +131,7 @@ def run_estimator(
             backend,
             {"default_precision": default_precision, "run_options": {"seed_simulator": seed}},
         )
-        ran = estimator.run(pubs).result()
+        ran = _aer_result(estimator.run(pubs))
     else:
         width = backend.target.num_qubits
         runnable = [
@@ -183,6 +185,17 @@ def aer_estimator(backend: AerSimulator, options: dict[str, Any]) -> Any:
     estimator._options = AerEstimatorOptions(**options)
     estimator._backend = backend
     return estimator
+
+
+def _aer_result(job: Any) -> Any:
+    """The result of an Aer primitive's `job`; SimulationFailed (`qrt_common.simulation`)
+    when Aer could not run it (its SamplerV2 raises AerError, its EstimatorV2 the
+    QiskitError of a failed Result)."""
+    try:
+        return job.result()
+    except QiskitError as exc:
+        # Not `from exc`: `failure` sets the cause that says whether memory ran out.
+        raise failure(exc.message)  # noqa: B904
 
 
 def _precision_of(shots: int) -> float:

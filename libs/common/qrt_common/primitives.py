@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .backends import MAX_SHOTS
 from .errors import InvalidInput
 
 __all__ = [
@@ -208,9 +209,10 @@ def _check_pubs(program_id: str, pubs: Any) -> None:
             )
         if program_id == "sampler" and len(pub) == 3:
             shots = pub[2]
-            if shots is not None and (not _is_int(shots) or shots < 1):
+            if shots is not None and (not _is_int(shots) or not 0 < shots <= MAX_SHOTS):
                 raise InvalidInput(
-                    f"{where}[2]: shots must be a positive integer or null, not {shots!r}",
+                    f"{where}[2]: shots must be an integer from 1 to {MAX_SHOTS} (max_shots) "
+                    f"or null, not {shots!r}",
                     field=f"{where}[2]",
                 )
         if program_id == "estimator" and len(pub) == 4:
@@ -280,8 +282,11 @@ class _Review:
 
     def shots_and_precision(self) -> None:
         shots = self.options.get("default_shots")
-        if shots is not None and (not _is_int(shots) or shots < 1):
-            self.refuse("default_shots", f"must be a positive integer, not {shots!r}")
+        if shots is not None and (not _is_int(shots) or not 0 < shots <= MAX_SHOTS):
+            self.refuse(
+                "default_shots",
+                f"must be an integer from 1 to {MAX_SHOTS} (max_shots), not {shots!r}",
+            )
         if "default_shots" in self.options and shots is None and self.program_id == "sampler":
             self.refuse("default_shots", "must be a positive integer, not null")
         precision = self.options.get("default_precision")

@@ -45,8 +45,29 @@ def check_may_run(program: Program, instance: str) -> None:
         )
 
 
+CIRCUIT_TYPE = "QuantumCircuit"
+"""A parameter of this declared type takes a circuit as RuntimeEncoder writes it (QPY in a
+`{"__type__": "QuantumCircuit"}` envelope) or a non-empty list of them, as Qiskit's
+`backend.run` and `transpile` do."""
+
+
+def _is_encoded_circuit(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("__type__") == CIRCUIT_TYPE
+
+
 def _check_type(program: Program, name: str, value: Any) -> None:
     declared = program.parameter_type(name)
+    if declared == CIRCUIT_TYPE:
+        if not (
+            _is_encoded_circuit(value)
+            or (isinstance(value, list) and value and all(map(_is_encoded_circuit, value)))
+        ):
+            raise InvalidInput(
+                f"parameter '{name}' must be a QuantumCircuit or a non-empty list of them "
+                "(RuntimeEncoder-encoded)",
+                field=f"params.{name}",
+            )
+        return
     expected = PARAM_TYPES.get((declared or "").lower())
     if expected is None or (isinstance(value, dict) and "__type__" in value):
         return  # undeclared, exotic or RuntimeEncoder-wrapped: the program decodes it

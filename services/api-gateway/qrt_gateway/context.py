@@ -169,11 +169,13 @@ class Gateway:
 
     async def delete(self, job: Job, who: Principal) -> None:
         """Delete `job` and all it stored for `who`; raises Forbidden unless they are a member
-        of its instance, Conflict while it has not ended."""
+        of its instance, Conflict while it has not ended, NotFound when another delete of it
+        got there first (only one of racing deletes deletes it)."""
         self.require(who, job.instance, Role.MEMBER, "deleting a job")
         if not job.status.is_final:
             raise Conflict(f"job '{job.id}' is {job.status.value}; cancel it before deleting it")
-        await self.store.delete_job(job.id)
+        if not await self.store.delete_job(job.id):
+            raise NotFound(f"job '{job.id}' not found")
 
     async def on_heartbeat(self, body: dict[str, Any]) -> None:
         """Learn which devices the executors offer."""

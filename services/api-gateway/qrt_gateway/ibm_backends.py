@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from qrt_common.accounts import Role
-from qrt_common.backends import SIMULATORS
+from qrt_common.backends import MAX_SHOTS, SIMULATORS
 from qrt_common.errors import InvalidInput, NotFound
 from qrt_common.jobs import JobStatus
 from qrt_common.messages import DeviceReport
@@ -106,7 +106,7 @@ def configuration(
         "conditional": False,
         "open_pulse": False,
         "memory": True,
-        "max_shots": 100_000,
+        "max_shots": MAX_SHOTS,
         "max_experiments": 300,
         "coupling_map": sorted([list(e) for e in edges]) if edges else None,
         "meas_map": [[q] for q in range(qubits)],

@@ -54,9 +54,15 @@ class UserMessenger:
         reason = refusal(text, interim=not final, limits=self.limits)
         if reason is not None:
             raise ResultRefused(reason)
-        # As in Qiskit Runtime, the log shows every published message.
-        print(text, flush=True)
-        self.send(Final(text) if final else Interim(text))
+        if final:
+            # As in Qiskit Runtime, the log shows every published message.
+            print(text, flush=True)
+            self.send(Final(text))
+        else:
+            # The frame first: the executor knows this line for the echo of an interim
+            # result (runner.Echoes), which counts against the interims' limit, not the log's.
+            self.send(Interim(text))
+            print(text, flush=True)
         self.final_published = self.final_published or final
 
     def send(self, frame: Interim | Final | Usage | Failure | DeviceCall) -> None:

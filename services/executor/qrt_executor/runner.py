@@ -9,6 +9,7 @@ import logging
 import signal
 import socket
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -106,17 +107,19 @@ class JobOutput:
         (named when the job fails of it); before anything was logged."""
         self._max_log_bytes, self._log_limit_set_by = max_bytes, set_by
 
-    def log(self, line: str) -> None:
-        """Add one line of output to the job's log."""
+    def log(self, line: str, *, counted: bool = True) -> None:
+        """Add one line of output to the job's log; unless `counted`, its bytes do not count
+        against the log's limit (an echo of what another limit bounds)."""
         if self._truncated:
             return
         size = len(line.encode()) + 1
-        if self._log_bytes + size > self._max_log_bytes:
-            self._truncated = True
-            line, size = f"[qrt] log truncated at {self._max_log_bytes} bytes", 0
-            if not self.overflowed.done():
-                self.overflowed.set_result(None)
-        self._log_bytes += size
+        if counted:
+            if self._log_bytes + size > self._max_log_bytes:
+                self._truncated = True
+                line, size = f"[qrt] log truncated at {self._max_log_bytes} bytes", 0
+                if not self.overflowed.done():
+                    self.overflowed.set_result(None)
+            self._log_bytes += size
         self._pending.append(line + "\n")
         self._pending_bytes += size
         if self._pending_bytes >= LOG_CHUNK_BYTES:
@@ -124,12 +127,12 @@ class JobOutput:
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(LOG_FLUSH_SECONDS, self._flush_log)
 
-    def interim(self, data: str) -> None:
+    def interim(self, data: str) -> bool:
         """Queue an interim result (JSON text already held to the rules of `results.py`),
         unless the attempt's interim results reached QRT_MAX_INTERIMS_BYTES: then it and
-        every later one are dropped, with a note in the log."""
+        every later one are dropped, with a note in the log. Whether it was kept."""
         if self._interims_dropped:
-            return
+            return False
         self._interims_bytes += text_bytes(data)
         if self._interims_bytes > self._max_interims_bytes:
             self._interims_dropped = True
@@ -137,8 +140,9 @@ class JobOutput:
                 f"[qrt] later interim results dropped: this attempt's reached "
                 f"QRT_MAX_INTERIMS_BYTES ({self._max_interims_bytes} bytes)"
             )
-            return
+            return False
         self.event(EventKind.INTERIM, data=data)
+        return True
 
     def _flush_log(self) -> None:
         if self._timer is not None:
@@ -264,11 +268,18 @@ class _SocketLines:
         sock.setblocking(False)
         self._loop.add_reader(sock.fileno(), self._readable)
 
-    def _readable(self) -> None:
+    def pull(self) -> None:
+        """Take every line already written to the socket now, not when the event loop next
+        gets to it."""
+        while not self.ended.done() and self._readable():
+            pass
+
+    def _readable(self) -> bool:
+        """Take what the socket holds (one read); whether there was anything."""
         try:
             chunk = self._sock.recv(65536)
         except (BlockingIOError, InterruptedError):
-            return
+            return False
         except OSError:
             # A killed process may reset its end of the socket: that is the end of its output.
             chunk = b""
@@ -279,12 +290,71 @@ class _SocketLines:
         finally:
             if not chunk:
                 self.stop()
+        return bool(chunk)
 
     def stop(self) -> None:
         """Stop reading (at the end of the output, or when no more is wanted)."""
         if not self.ended.done():
             self._loop.remove_reader(self._sock.fileno())
             self.ended.set_result(None)
+
+
+class Echoes:
+    """Tells a job process's echo of an interim result it published from the rest of its
+    stdout, so that the echo counts against QRT_MAX_INTERIMS_BYTES only, never the log's limit.
+
+    `UserMessenger.publish` sends the interim frame, then prints its text (the log shows every
+    published message, as in Qiskit Runtime): the echo stays on stdout, in order with what the
+    program prints. A stdout line that is the text of the oldest interim frame not yet echoed
+    is its echo: logged without counting when the interim was kept, dropped with it when it
+    was not. The frame was written before the line, so before a line is judged the frames
+    already written are taken (`pull`). At most MAX_PENDING frames wait for their echo, and a
+    line is looked for among the first LOOK_AHEAD (a frame sent without `publish` has none);
+    only the echo of a kept interim goes uncounted, once per interim, so the log stays within
+    its limit plus QRT_MAX_INTERIMS_BYTES.
+    """
+
+    MAX_PENDING = 1024
+    LOOK_AHEAD = 16
+
+    def __init__(self, output: JobOutput) -> None:
+        self._output = output
+        self._pending: deque[tuple[int, int, bool]] = deque()
+        self.pull: Callable[[], None] = lambda: None
+        """Takes the control socket's frames written by now (set once it is read)."""
+
+    def published(self, text: str, *, kept: bool) -> None:
+        """The job process sent interim result `text`; `kept`: the job keeps it."""
+        if len(self._pending) == self.MAX_PENDING:
+            self._pending.popleft()
+        self._pending.append((len(text), hash(text), kept))
+
+    def line(self, line: str) -> None:
+        """Take one line of the job process's stdout."""
+        at = self._echo_of(line)
+        if at is None:
+            self.pull()
+            at = self._echo_of(line)
+            if at is None:
+                self._output.log(line)
+                return
+        for _ in range(at):  # frames sent without an echo (`send`, not `publish`)
+            self._pending.popleft()
+        _, _, kept = self._pending.popleft()
+        if kept:
+            self._output.log(line, counted=False)
+
+    def _echo_of(self, line: str) -> int | None:
+        """Where in the first LOOK_AHEAD pending frames `line` is the echo of one, or None."""
+        size, digest = len(line), None
+        for at, (length, text_hash, _) in enumerate(self._pending):
+            if at == self.LOOK_AHEAD:
+                break
+            if length == size:
+                digest = hash(line) if digest is None else digest
+                if digest == text_hash:
+                    return at
+        return None
 
 
 class DeviceRelay:
@@ -442,7 +512,7 @@ async def run_job(
                     refused.append(reason)
                 return
         if isinstance(frame, Interim):
-            output.interim(frame.data)
+            echoes.published(frame.data, kept=output.interim(frame.data))
         elif isinstance(frame, Final):
             output.event(EventKind.RESULT, data=frame.data)
         elif isinstance(frame, Usage):
@@ -461,15 +531,20 @@ async def run_job(
                 else:
                     output.log(f"[qrt] the failure's body is dropped: {reason}")
 
-    # A PlanQK template's interim results come as stdout lines: those may be as long as one.
+    # A PlanQK template's interim results come as stdout lines: those may be as long as one
+    # (and so may a program's echo of one it published).
     stdout_line = max(MAX_LINE_BYTES, limits.interim_bytes + 64)
+    echoes = Echoes(output)
+    control = _SocketLines(proc.control, take_frame,
+                           # A frame quotes its result: escaped, a JSON text takes at most
+                           # twice its size.
+                           2 * max(limits.result_bytes, limits.interim_bytes) + 65536)  # fmt: skip
+    echoes.pull = control.pull
     readers = [
-        _SocketLines(proc.stdout, on_stdout or output.log, stdout_line),
+        _SocketLines(proc.stdout, on_stdout or echoes.line, stdout_line),
         _SocketLines(proc.stderr, output.log, MAX_LINE_BYTES),
-        # A frame quotes its result: escaped, a JSON text takes at most twice its size.
-        _SocketLines(proc.control, take_frame, 2 * max(limits.result_bytes,
-                                                       limits.interim_bytes) + 65536),
-    ]  # fmt: skip
+        control,
+    ]
     try:
         message = to_json(launch) + b"\n"
         outcome = await _follow(proc, message, readers, time_limit, stop, errors, refused, output)

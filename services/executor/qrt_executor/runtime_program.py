@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import traceback
 
-from qrt_common.errors import InvalidInput, ParamsUndecodable, ResultRefused
+from qrt_common.errors import InvalidInput, ParamsUndecodable, ResultRefused, SimulationFailed
 
 from .job_backends import make_backend
 from .job_protocol import Failure, Launch
@@ -35,6 +35,10 @@ def run_program(launch: Launch, messenger: UserMessenger) -> int:
         # Input the program refused with qrt's own error (a primitive's option, a pub that is
         # not an ISA circuit): its message is the reason; a traceback would only bury it.
         messenger.fail(str(exc))
+        return 1
+    except SimulationFailed as exc:
+        # Aer's own reason says it all, unless the job's memory limit made it fail.
+        messenger.fail(limit_reason(exc, messenger.job_limits) or str(exc))
         return 1
     except SystemExit as exc:
         if exc.code in (0, None):
