@@ -165,8 +165,11 @@ async def test_template_cancel_kills_the_running_process(pool, tmp_path):
     if namespace == os.readlink("/proc/self/ns/pid"):  # the job process shared this namespace
         with pytest.raises(ProcessLookupError):
             os.kill(int(pid), 0)
-    else:  # its own PID namespace: no process is left in it
-        assert not [p for p in _pid_namespaces() if p[1] == namespace]
+    else:  # its own PID namespace: no process is left in it (its `cat` ends right after)
+        await eventually(
+            lambda: not [p for p in _pid_namespaces() if p[1] == namespace],
+            "every process of the job's PID namespace ends",
+        )
 
 
 def _pid_namespaces() -> list[tuple[int, str]]:
