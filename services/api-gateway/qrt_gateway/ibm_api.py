@@ -64,6 +64,7 @@ ERROR_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
+    415: "unsupported_media_type",
     429: "too_many_requests",
     500: "internal_error",
     503: "service_unavailable",
@@ -147,7 +148,10 @@ def ibm_errors() -> Middleware:
             if exc.status < 400:
                 raise
             if exc.status == 413:
-                return error_response(413, "request body is too large")
+                response = error_response(413, "request body is too large")
+                # The rest of the body is not read: this connection ends.
+                response.force_close()
+                return response
             return error_response(exc.status, f"{exc.reason}: {request.method} {request.path}")
         except Exception as exc:
             logger.exception("request failed", extra={"path": request.path})
