@@ -311,3 +311,13 @@ async def test_a_body_declared_at_the_limit_is_read(served):
                b"Content-Length: 1024\r\n\r\n" + body)  # fmt: skip
     answer = await exchange(served, request)
     assert answer.status == 200 and answer.json()["id"]
+
+
+async def test_a_coding_not_decoded_on_ibms_api_is_415_naming_the_header(served):
+    request = (b"POST /api/v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Encoding: compress\r\n"
+               b"Content-Length: 2\r\n\r\n{}")  # fmt: skip
+    answer = await exchange(served, request)
+    assert answer.status == 415
+    error = answer.json()["errors"][0]
+    assert error["code"] == "unsupported_media_type"
+    assert error["target"] == {"type": "header", "name": "Content-Encoding"}

@@ -103,7 +103,7 @@ def error_body(status: int, message: str, field: str | None = None) -> dict[str,
     code = ERROR_CODES.get(status, f"http_{status}")
     error: dict[str, Any] = {"code": code, "message": message, "more_info": "/docs"}
     if field is not None:
-        where = "header" if field == CRN_HEADER else "field"
+        where = "header" if field in (CRN_HEADER, "Content-Encoding") else "field"
         error["target"] = {"type": where, "name": field}
     return {
         "errors": [error],
