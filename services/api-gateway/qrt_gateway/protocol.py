@@ -32,7 +32,8 @@ logger = logging.getLogger(__name__)
 MAX_REQUEST_LINE = 8192
 """Bytes of request target (path and query) the gateway reads; longer is answered 414. It
 differs from MAX_HEADER_FIELD only so that aiohttp's LineTooLong, which says nothing else, tells
-which limit was passed."""
+which limit was passed. (aiohttp's pure-Python parser, used only without its C extension, counts
+the whole request line, and a head line still without its CRLF, against it.)"""
 MAX_HEADER_FIELD = 8190
 """Bytes of a request header's name, or of its name and value, the gateway reads (aiohttp's
 default); longer is answered 431."""
