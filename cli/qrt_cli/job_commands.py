@@ -11,7 +11,7 @@ from qrt_client import JobEnded
 from qrt_client.codec import decode
 
 from . import exits, follow, render
-from .remote import Context, UsageError
+from .remote import Context, UsageError, instance_parts
 
 
 def add_parser(
@@ -87,18 +87,9 @@ def params_of(text: str | None, option: str = "--params") -> dict[str, Any]:
     return params
 
 
-def _instance(text: str | None) -> tuple[str | None, str | None, str | None]:
-    if text is None:
-        return None, None, None
-    parts = text.split("/")
-    if len(parts) != 3 or not all(parts):
-        raise UsageError(f"--instance must be hub/group/project, not {text!r}")
-    return parts[0], parts[1], parts[2]
-
-
 async def _submit(ctx: Context, args: argparse.Namespace) -> int:
     params = params_of(args.params)
-    hub, group, project = _instance(args.instance)
+    hub, group, project = instance_parts(args.instance)
     job = await ctx.client.run(
         args.program, params, backend=args.backend, tags=args.tags, hub=hub, group=group,
         project=project, max_execution_time=args.max_execution_time,

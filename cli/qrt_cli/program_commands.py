@@ -12,7 +12,7 @@ from rich.table import Table
 from qrt_client import Program
 
 from . import exits, render
-from .remote import Context, UsageError
+from .remote import Context, UsageError, instance_parts
 
 
 def add_parser(
@@ -35,6 +35,8 @@ def add_parser(
 
     upload = program_command("upload", "upload a program from a directory or a .zip file")
     upload.add_argument("source", metavar="DIR|ZIP", help="program.py or planqk.json at its top")
+    upload.add_argument("--instance", metavar="HUB/GROUP/PROJECT",
+                        help="the instance that owns it (default: ibm-q/open/main)")  # fmt: skip
     update = program_command("update", "change an uploaded program's code or metadata")
     update.add_argument("program_id", metavar="ID")
     update.add_argument("source", metavar="DIR|ZIP", nargs="?", help="new code")
@@ -108,7 +110,10 @@ async def _show(ctx: Context, args: argparse.Namespace) -> int:
 
 
 async def _upload(ctx: Context, args: argparse.Namespace) -> int:
-    program = await ctx.client.programs.upload(_source(args.source), **_metadata(args))
+    hub, group, project = instance_parts(args.instance)
+    program = await ctx.client.programs.upload(
+        _source(args.source), hub=hub, group=group, project=project, **_metadata(args)
+    )
     _print(ctx, program)
     return exits.OK
 

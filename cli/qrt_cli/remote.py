@@ -28,6 +28,17 @@ class UsageError(Exception):
     """Bad input on the command line (params that are not JSON, a missing file)."""
 
 
+def instance_parts(text: str | None) -> tuple[str | None, str | None, str | None]:
+    """An `--instance` option's `hub/group/project` as (hub, group, project), all None when the
+    option was not given; raises UsageError for a text that is no such triple."""
+    if text is None:
+        return None, None, None
+    parts = text.split("/")
+    if len(parts) != 3 or not all(parts):
+        raise UsageError(f"--instance must be hub/group/project, not {text!r}")
+    return parts[0], parts[1], parts[2]
+
+
 @dataclass
 class Context:
     """What an action gets: the client, where it talks to, how to print."""

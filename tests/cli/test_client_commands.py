@@ -405,6 +405,37 @@ def test_a_bad_key_is_refused_in_one_line_and_login_keeps_only_a_good_one(
     assert run("jobs", "list", "-o", "json").json()["count"] == 1
 
 
+def test_programs_upload_into_the_instance_a_user_belongs_to(
+    run: Qrt, secured, tmp_path, monkeypatch
+):
+    server, key = secured
+    admin = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"})
+    with admin:
+        assert admin.post("/admin/users", json={"name": "carol"}).status_code == 201
+        made = admin.post("/admin/users/carol/keys", json={})
+        assert admin.post("/admin/instances", json={"name": "lab/team/qubits"}).status_code == 201
+        joined = admin.put(
+            "/admin/instances/lab/team/qubits/members/carol", json={"role": "member"}
+        )
+        assert joined.status_code == 200, joined.text
+    monkeypatch.setenv("QRT_URL", server.url)
+    monkeypatch.setenv("QRT_API_KEY", made.json()["key"])
+    source = tmp_path / "adder"
+    source.mkdir()
+    (source / "program.py").write_text(
+        "def main(backend, user_messenger, a, b):\n    return a + b\n"
+    )
+    # carol is no member of the default instance: without --instance the upload is refused.
+    one_line_error(run("programs", "upload", str(source)), exits.REFUSED, "403")
+    uploaded = run("programs", "upload", str(source), "--instance", "lab/team/qubits", "-o", "json")
+    assert uploaded.code == 0, uploaded.err
+    assert uploaded.json()["owner"] == "lab/team/qubits"
+    one_line_error(
+        run("programs", "upload", str(source), "--instance", "lab/team"), exits.USAGE,
+        "hub/group/project",
+    )  # fmt: skip
+
+
 def test_shell_completion_offers_the_commands(config_home: Path, tmp_path: Path):
     out = tmp_path / "completions"
     env = {**os.environ, "_ARGCOMPLETE": "1", "COMP_LINE": "qrt jobs s", "COMP_POINT": "10",

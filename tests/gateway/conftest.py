@@ -22,6 +22,7 @@ from qrt_common.settings import Settings
 from qrt_common.store.sqlite import SQLiteStore
 from qrt_gateway.app import create_app
 from qrt_gateway.context import Gateway
+from qrt_gateway.main import start_server
 from qrt_gateway.streams import StreamHub
 from tests.support.programs import merge_programs
 from tests.support.waiting import eventually
@@ -142,3 +143,21 @@ async def make_gateway(tmp_path: Path, bundled_programs: Path) -> AsyncIterator[
 async def gw(make_gateway: MakeGateway) -> Harness:
     """A gateway with default settings (heartbeat timeout 10 s)."""
     return await make_gateway()
+
+
+@pytest.fixture
+async def served(tmp_path: Path, bundled_programs: Path) -> AsyncIterator[tuple[str, int]]:
+    """The gateway as `qrt gateway` and `qrt dev` serve it (`start_server`: its own connection
+    handling included) on 127.0.0.1, on a real SQLite store: its host and port."""
+    settings = Settings(host="127.0.0.1", port=0, data_dir=tmp_path / "data",
+                        programs_dir=bundled_programs, max_request_bytes=1024)  # fmt: skip
+    async with AsyncExitStack() as stack:
+        store = SQLiteStore(tmp_path / "qrt.db")
+        await store.open()
+        stack.push_async_callback(store.close)
+        bus = SwitchableBus()
+        stack.push_async_callback(bus.close)
+        runner = await start_server(settings, store, bus, ProgramRegistry(bundled_programs))
+        stack.push_async_callback(runner.cleanup)
+        host, port = runner.addresses[0][:2]
+        yield host, port

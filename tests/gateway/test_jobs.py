@@ -158,6 +158,20 @@ async def test_a_job_is_shown_as_the_api_names_it(gw: Harness):
     assert job["maxExecutionTime"] == 300 and job["created"].endswith("Z")
 
 
+async def test_a_listing_leaves_each_jobs_params_out_and_the_job_keeps_them(gw: Harness):
+    big = json.dumps({"data": "x" * 2_000_000})  # params of megabytes each
+    for n in range(3):
+        await stored(gw, f"big{n}", params=big)
+    listing = await gw.call("GET", "/jobs")
+    assert listing["count"] == 3 and all("params" not in job for job in listing["jobs"])
+    assert len(json.dumps(listing)) < 10_000
+    assert {job["id"] for job in listing["jobs"]} == {"big0", "big1", "big2"}
+    assert (await gw.call("GET", "/jobs/big1"))["params"] == [big]
+    summary = await gw.call("GET", "/jobs/big1")
+    del summary["params"]
+    assert summary in listing["jobs"]
+
+
 async def test_an_unknown_job_is_404_everywhere(gw: Harness):
     for method, path in [("GET", "/jobs/nope"), ("GET", "/jobs/nope/logs"),
                          ("GET", "/jobs/nope/results"), ("POST", "/jobs/nope/cancel"),

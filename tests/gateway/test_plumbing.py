@@ -40,6 +40,7 @@ from qrt_gateway.plumbing import (
     time_query,
     validated,
 )
+from tests.support.raw_http import exchange
 
 LIMIT = 1024
 """The body limit of the application under test (the smallest the settings allow)."""
@@ -283,3 +284,40 @@ def test_time_query_refuses_naming_the_parameter():
     error = query_refusal(lambda: time_query(request("created_before=yesterday"), "created_before"))
     assert error.field == "created_before"
     assert str(error) == "query parameter 'created_before' must be an ISO 8601 time"
+
+
+async def test_a_body_declared_over_the_limit_is_413_before_it_is_read(served):
+    # The gateway of `served` takes bodies up to 1024 bytes; this one never sends the rest.
+    request = (b"POST /jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+               b"Content-Length: 99999999999\r\n\r\n{}")  # fmt: skip
+    answer = await exchange(served, request)
+    assert (answer.status, answer.json()) == (413, {
+        "detail": "request body is larger than the limit of 1024 bytes", "field": None,
+    })  # fmt: skip
+
+
+async def test_a_body_declared_over_the_limit_on_ibms_api_is_413_in_ibms_shape(served):
+    request = (b"POST /api/v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               b"Content-Length: 99999999999\r\n\r\n{}")  # fmt: skip
+    answer = await exchange(served, request)
+    assert answer.status == 413
+    assert answer.json()["errors"][0]["code"] == "payload_too_large"
+
+
+async def test_a_body_declared_at_the_limit_is_read(served):
+    job = b'{"programId": "noop"}'
+    body = job + b" " * (1024 - len(job))  # JSON may end in white space
+    request = (b"POST /jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+               b"Content-Length: 1024\r\n\r\n" + body)  # fmt: skip
+    answer = await exchange(served, request)
+    assert answer.status == 200 and answer.json()["id"]
+
+
+async def test_a_coding_not_decoded_on_ibms_api_is_415_naming_the_header(served):
+    request = (b"POST /api/v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Encoding: compress\r\n"
+               b"Content-Length: 2\r\n\r\n{}")  # fmt: skip
+    answer = await exchange(served, request)
+    assert answer.status == 415
+    error = answer.json()["errors"][0]
+    assert error["code"] == "unsupported_media_type"
+    assert error["target"] == {"type": "header", "name": "Content-Encoding"}

@@ -6,7 +6,8 @@ QrtError                        str(): a message for people; `field`: the input 
 │   ├── InvalidProgram          a program's files or metadata
 │   ├── InvalidArchive          an uploaded program archive
 │   │   └── ArchiveTooLarge     ... over its size limit (also TooLarge: HTTP 413)
-│   └── CqasmError              a circuit: names the broken `rule` and its `line`
+│   ├── CqasmError              a circuit: names the broken `rule` and its `line`
+│   └── UnsupportedEncoding     a request body in a content coding qrt does not decode (415)
 ├── TooLarge                    a body or an archive over its limit (HTTP 413)
 ├── Unauthenticated             no usable API key or access token (HTTP 401)
 ├── NotFound                    no such job, program or service (HTTP 404)
@@ -72,6 +73,7 @@ __all__ = [
     "TooLarge",
     "Unauthenticated",
     "Unavailable",
+    "UnsupportedEncoding",
     "ZygoteGone",
 ]
 
@@ -90,6 +92,10 @@ class InvalidInput(QrtError):
 
 class InvalidProgram(InvalidInput):
     """A program's files exist but cannot be used."""
+
+
+class UnsupportedEncoding(InvalidInput):
+    """A request body in a content coding (`Content-Encoding`) qrt does not decode."""
 
 
 class TooLarge(QrtError):

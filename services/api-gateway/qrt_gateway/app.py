@@ -33,7 +33,7 @@ from .context import GATEWAY, Gateway, gateway
 from .ibm_api import ibm_errors
 from .jobs import MAX_OFFSET, MAX_PAGE
 from .openapi import Parameter, Route, openapi_document
-from .plumbing import json_errors, measured
+from .plumbing import body_headers, json_errors, measured
 from .schemas import (
     BackendList,
     ExecutionOut,
@@ -355,6 +355,7 @@ def create_app(context: Gateway) -> web.Application:
             measured,
             json_errors(settings.max_request_bytes),
             ibm_errors(),
+            body_headers(settings.max_request_bytes),
             authenticate(checker),
         ],
     )

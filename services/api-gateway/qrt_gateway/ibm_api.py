@@ -64,6 +64,7 @@ ERROR_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
+    415: "unsupported_media_type",
     429: "too_many_requests",
     500: "internal_error",
     503: "service_unavailable",
@@ -102,7 +103,7 @@ def error_body(status: int, message: str, field: str | None = None) -> dict[str,
     code = ERROR_CODES.get(status, f"http_{status}")
     error: dict[str, Any] = {"code": code, "message": message, "more_info": "/docs"}
     if field is not None:
-        where = "header" if field == CRN_HEADER else "field"
+        where = "header" if field in (CRN_HEADER, "Content-Encoding") else "field"
         error["target"] = {"type": where, "name": field}
     return {
         "errors": [error],
@@ -147,7 +148,10 @@ def ibm_errors() -> Middleware:
             if exc.status < 400:
                 raise
             if exc.status == 413:
-                return error_response(413, "request body is too large")
+                response = error_response(413, "request body is too large")
+                # The rest of the body is not read: this connection ends.
+                response.force_close()
+                return response
             return error_response(exc.status, f"{exc.reason}: {request.method} {request.path}")
         except Exception as exc:
             logger.exception("request failed", extra={"path": request.path})

@@ -25,7 +25,7 @@ from .plumbing import (
     time_query,
     validated,
 )
-from .schemas import JobCreated, JobList, JobOut, JobRequest, dump
+from .schemas import JobCreated, JobList, JobOut, JobRequest, JobSummary, dump
 from .strict import paced_strict_json
 
 MAX_PAGE = 1000
@@ -105,7 +105,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     if not statuses:
         return json_response(dump(JobList(jobs=[], count=0)))
     jobs, total = await gateway(request).store.list_jobs(query)
-    return json_response(dump(JobList(jobs=[JobOut.of(j) for j in jobs], count=total)))
+    return json_response(dump(JobList(jobs=[JobSummary.of(j) for j in jobs], count=total)))
 
 
 async def get_job(request: web.Request) -> web.Response:

@@ -15,6 +15,7 @@ from qrt_common.store.base import JobStore
 
 from .app import create_app
 from .context import Gateway
+from .protocol import GatewayRunner
 from .streams import StreamHub
 
 logger = logging.getLogger("qrt")
@@ -31,7 +32,7 @@ async def start_server(
     """The API listening on QRT_HOST:QRT_PORT (`runner.addresses` gives the bound address);
     `runner.cleanup()` stops it, waiting up to `shutdown_timeout` seconds for open requests."""
     app = create_app(Gateway(settings, store, bus, registry, StreamHub()))
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=shutdown_timeout)
+    runner = GatewayRunner(app, handle_signals=False, shutdown_timeout=shutdown_timeout)
     await runner.setup()
     await web.TCPSite(runner, settings.host, settings.port).start()
     # A garbage collection stops the event loop for as long as it looks at every object that

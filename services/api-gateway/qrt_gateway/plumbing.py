@@ -3,8 +3,9 @@ error answered as JSON that names the problem.
 
 Route handlers raise qrt's own errors (`qrt_common.errors`); `json_errors` answers each with
 its status: InvalidInput 400, Unauthenticated 401 (with `WWW-Authenticate: Bearer`), Forbidden
-403, NotFound 404, Conflict 409, TooLarge 413, LimitReached 429 (with `Retry-After`, the body
-naming the limit), Unavailable 503.
+403, NotFound 404, Conflict 409, TooLarge 413, UnsupportedEncoding 415, LimitReached 429 (with
+`Retry-After`, the body naming the limit), Unavailable 503. What aiohttp refuses before any
+middleware runs is answered in `protocol`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from qrt_common.errors import (
     TooLarge,
     Unauthenticated,
     Unavailable,
+    UnsupportedEncoding,
 )
 from qrt_common.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from qrt_common.submission import checked_idempotency_key
@@ -45,6 +47,7 @@ B = TypeVar("B", bound=BaseModel)
 
 STATUS_OF: tuple[tuple[type[QrtError], int], ...] = (
     (TooLarge, 413),
+    (UnsupportedEncoding, 415),
     (InvalidInput, 400),
     (Unauthenticated, 401),
     (Forbidden, 403),
@@ -243,7 +246,12 @@ def json_errors(max_request_bytes: int) -> Middleware:
             return response
         except web.HTTPRequestEntityTooLarge:
             limit = max_request_bytes
-            return error_response(413, f"request body is larger than the limit of {limit} bytes")
+            response = error_response(
+                413, f"request body is larger than the limit of {limit} bytes"
+            )
+            # The rest of the body is not read: this connection ends.
+            response.force_close()
+            return response
         except web.RequestPayloadError as exc:
             return _unreadable_body(request, exc)
         except web.HTTPException as exc:
@@ -253,6 +261,35 @@ def json_errors(max_request_bytes: int) -> Middleware:
         except Exception as exc:
             logger.exception("request failed", extra={"path": request.path})
             return error_response(500, f"internal error ({type(exc).__name__}); see the log")
+
+    return middleware
+
+
+DECODED_CODINGS = frozenset({"identity", "gzip", "x-gzip", "deflate"})
+"""The request `Content-Encoding`s the gateway decodes (aiohttp's, without the optional
+packages for br and zstd; aiohttp hands any other coding, or a list of codings, on undecoded)."""
+
+
+def body_headers(max_request_bytes: int) -> Middleware:
+    """A middleware refusing, before a byte of the body is read, a body declared larger than
+    `max_request_bytes` (413: `Content-Length: 99999999999` with a short body would otherwise
+    keep the request waiting for bytes that never come) or in a content coding the gateway does
+    not decode (415, RFC 9110 §15.5.16, rather than reading compressed bytes as JSON). Raises
+    HTTPRequestEntityTooLarge and UnsupportedEncoding for the error middlewares to answer."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        declared = request.content_length
+        if declared is not None and declared > max_request_bytes:
+            raise web.HTTPRequestEntityTooLarge(max_request_bytes, declared)
+        coding = request.headers.get("Content-Encoding")
+        if coding is not None and coding.strip().lower() not in DECODED_CODINGS:
+            raise UnsupportedEncoding(
+                f"request body's Content-Encoding {coding!r} is not supported; send the body "
+                "uncompressed, or compressed with gzip or deflate",
+                field="Content-Encoding",
+            )
+        return await handler(request)
 
     return middleware
 

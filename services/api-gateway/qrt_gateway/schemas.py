@@ -129,8 +129,9 @@ class ProgramRef(_Body):
     id: str
 
 
-class JobOut(_Body):
-    """A job as `GET /jobs/{id}` shows it."""
+class JobSummary(_Body):
+    """A job as `GET /jobs` lists it: all `GET /jobs/{id}` shows but its params, which may be
+    megabytes each and would make a page of them as large as all of them together."""
 
     id: str
     program: ProgramRef
@@ -140,7 +141,6 @@ class JobOut(_Body):
     backend: str
     status: str
     reason: str | None = None
-    params: list[str]
     tags: list[str]
     session_id: str | None = Field(None, alias="sessionId")
     priority: int
@@ -151,30 +151,46 @@ class JobOut(_Body):
     attempt: int
 
     @classmethod
+    def fields_of(cls, job: Job) -> dict[str, Any]:
+        """The fields of `job` as this shape names them."""
+        return {
+            "id": job.id,
+            "program": ProgramRef(id=job.program_id),
+            "hub": job.hub,
+            "group": job.group,
+            "project": job.project,
+            "backend": job.backend,
+            "status": job.status.value,
+            "reason": job.reason,
+            "tags": list(job.tags),
+            "session_id": job.session_id,
+            "priority": job.priority,
+            "created": _time(job.created),
+            "started": _time(job.started),
+            "ended": _time(job.ended),
+            "max_execution_time": job.max_execution_time,
+            "attempt": job.attempt,
+        }
+
+    @classmethod
+    def of(cls, job: Job) -> JobSummary:
+        return cls(**cls.fields_of(job))
+
+
+class JobOut(JobSummary):
+    """A job as `GET /jobs/{id}` shows it: `params` holds the params' JSON text."""
+
+    params: list[str]
+
+    @classmethod
     def of(cls, job: Job) -> JobOut:
-        return cls(
-            id=job.id,
-            program=ProgramRef(id=job.program_id),
-            hub=job.hub,
-            group=job.group,
-            project=job.project,
-            backend=job.backend,
-            status=job.status.value,
-            reason=job.reason,
-            params=[job.params],
-            tags=list(job.tags),
-            session_id=job.session_id,
-            priority=job.priority,
-            created=_time(job.created),
-            started=_time(job.started),
-            ended=_time(job.ended),
-            max_execution_time=job.max_execution_time,
-            attempt=job.attempt,
-        )
+        return cls(**cls.fields_of(job), params=[job.params])
 
 
 class JobList(_Body):
-    jobs: list[JobOut]
+    jobs: list[JobSummary] = Field(
+        description="Each job without its params (GET /jobs/{id} has them)."
+    )
     count: int = Field(description="How many jobs match in all, across pages.")
 
 
