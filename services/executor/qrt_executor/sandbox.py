@@ -158,10 +158,19 @@ class PidNamespaces:
         if cat is None:
             return None
         own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            _unshare(CLONE_NEWPID)
-            _check(_libc.setns(own, CLONE_NEWPID), "setns")
-        except OSError:
+        # Tried in a child first: a process whose `unshare` worked but whose `setns` back was
+        # refused (a seccomp profile) would fork every later child into one namespace.
+        probe = os.fork()
+        if probe == 0:
+            code = 1
+            try:
+                _unshare(CLONE_NEWPID)
+                _check(_libc.setns(own, CLONE_NEWPID), "setns")
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(probe, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
             os.close(own)
             return None
         return cls(own, cat)
