@@ -441,3 +441,51 @@ async def test_events_the_store_cannot_write_for_a_full_disk_are_kept_until_it_c
             await scheduler.close()
             await bus.close()
             await store.close()
+
+
+async def test_a_job_ends_only_once_the_log_it_wrote_before_a_full_disk_is_stored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    with small_disk(tmp_path / "disk") as disk:
+        settings = Settings(data_dir=disk.path, heartbeat_interval=0.1, heartbeat_timeout=60.0)
+        store = SQLiteStore(disk.path / "qrt.db")
+        await store.open()
+        bus = TracingBus()
+        scheduler = Scheduler(settings, store, bus, orphan_grace=0)
+        harness = Harness(store, bus, scheduler)
+        await scheduler.start()
+        try:
+            await harness.executor("ex")
+            await harness.submit("a")
+            assignment = await harness.next_assignment("ex")
+            await harness.report("ex", "a", EventKind.RUNNING, assignment.attempt)
+            disk.fill()
+            # As an executor sends them: the log in one message, the end in a later one.
+            log = JobEvent("a", EventKind.LOG, 1, "ex", seq=0, data="tick 0\n")
+            await bus.send(EVENTS_QUEUE, encode(JobEvents("a", [log])))
+
+            def full_disk_retries() -> int:
+                return sum("the disk is full" in record.getMessage()
+                           for record in caplog.records if record.name == "qrt_common.retry")  # fmt: skip
+
+            # After its third failed try the log waits 2 s for its next, longer than the end
+            # would if it did not wait behind the log.
+            await eventually(full_disk_retries, "the log's write fails three times",
+                             until=lambda tries: tries >= 3)  # fmt: skip
+            end = JobEvent("a", EventKind.FINISHED, 1, "ex", status=JobStatus.COMPLETED)
+            await bus.send(EVENTS_QUEUE, encode(JobEvents("a", [end])))
+            disk.free()
+
+            async def status_then_log() -> tuple[JobStatus, str]:
+                status = (await harness.job("a")).status
+                return status, await store.read_log("a")
+
+            _, log_when_ended = await eventually(
+                status_then_log, "job a is Completed",
+                until=lambda seen: seen[0] is JobStatus.COMPLETED, timeout=60,
+            )  # fmt: skip
+            assert log_when_ended == "tick 0\n"
+        finally:
+            await scheduler.close()
+            await bus.close()
+            await store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from qrt_common.errors import IllegalTransition
 from qrt_common.jobs import Job, JobStatus, transition, utcnow
 from qrt_common.messages import UPDATES_TOPIC, EventKind, JobEvent, JobEvents
 from qrt_common.metrics import JOBS_ENDED, REASSIGNMENTS
+from qrt_common.retry import until_available
 from qrt_common.store.base import JobStore
 from qrt_common.timeline import Stage, StageRecord
 from qrt_common.wire import encode
@@ -29,6 +31,9 @@ class Ledger:
 
     Status changes are compare-and-set on the status the ledger read, and events of one job
     are applied one at a time, so a duplicate, late or reordered event never corrupts a job.
+    A job's events are applied in the order their messages came: while the store cannot take
+    one (a full disk), the job's later events wait behind it, so a job never ends before the
+    log it wrote earlier is stored.
     """
 
     def __init__(self, store: JobStore, bus: MessageBus) -> None:
@@ -54,13 +59,19 @@ class Ledger:
 
     async def apply_all(self, events: list[JobEvent]) -> list[bool]:
         """Store what each of one job's `events` says, in order; for each, whether it changed
-        anything. The ones that did are announced together."""
+        anything. The ones that did are announced together. While the store is unavailable
+        (StoreUnavailable: a full disk, MongoDB unreachable) an event is tried again, with
+        `retry.until_available`'s backoff, and the job's later events wait."""
         if not events:
             return []
         applied = []
         async with self._serialized(events[0].job_id):
             for event in events:
-                applied.append(await self._apply(event))
+                # Tried again here, in the job's turn: were the bus to try this message again
+                # later instead, the job's next message (its end, sent once the log was) would
+                # take the turn meanwhile, and the job would end with its log incomplete.
+                apply = functools.partial(self._apply, event)
+                applied.append(await until_available(apply, what="the store"))
         await self._announce([e for e, changed in zip(events, applied, strict=True) if changed])
         return applied
 
