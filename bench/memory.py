@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -43,6 +44,7 @@ from bench.common import free_port  # noqa: E402
 from bench.latency import run_one  # noqa: E402
 
 JOB_PROCESS = "warm job process"
+JOB_NAMESPACE_INIT = "its PID namespace's cat"
 
 
 class Memory(NamedTuple):
@@ -110,10 +112,12 @@ def parents_of(pids: list[int]) -> dict[int, int]:
 
 
 def role(pid: int, parents: dict[int, int]) -> str:
-    """What process `pid` is: `qrt <command>` or its module, and JOB_PROCESS for the zygote's."""
+    """What process `pid` is: `qrt <command>` or its module, and JOB_PROCESS (or, for the `cat`
+    holding a job process's PID namespace, JOB_NAMESPACE_INIT) for the zygote's."""
     parent = parents.get(pid)
     if parent is not None and "qrt_executor.zygote" in command_of(parent):
-        return JOB_PROCESS
+        # Where job processes get PID namespaces, each has a `cat` there as process 1.
+        return JOB_NAMESPACE_INIT if command_of(pid)[:1] == [shutil.which("cat")] else JOB_PROCESS
     words = command_of(pid)
     if "-m" not in words:
         return " ".join(words)[:60]
