@@ -76,6 +76,7 @@ async def test_client_requests_are_v3_and_a_timed_out_socket_is_replaced():
     check_request(json.loads(frames[-1]))  # what the 2200 side sends is v3 too
     with pytest.raises(DeviceUnavailable, match=r"did not answer get_static within 0\.3 s"):
         await asking
+    client.close()
     silent.close(0)
     context.destroy(0)
     # The device comes (back) on the same address: the next request gets through (given more

@@ -25,7 +25,10 @@ class DeviceClient:
     def __init__(self, address: str, *, timeout: float = 10.0) -> None:
         self.address = address
         self.timeout = timeout
-        self._context = zmq.Context()
+        # The process's one context, never collected: a context collected together with a
+        # socket still open blocks the collector in `term()` forever, in whatever thread it
+        # runs (a test run saw it freeze an event loop for 120 s).
+        self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self._socket: zmq.Socket[bytes] | None = None
 
     def _connected(self) -> zmq.Socket[bytes]:
@@ -72,9 +75,8 @@ class DeviceClient:
             raise
 
     def close(self) -> None:
-        """Close the socket and its context."""
+        """Close the socket (the context is the process's, shared)."""
         self._replace()
-        self._context.term()
 
 
 def end_session(client: DeviceClient, session_id: str) -> None:

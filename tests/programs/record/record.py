@@ -3,13 +3,16 @@ import time
 
 
 def main(backend, user_messenger, path, seconds=0.5, ticks=3):
-    """Append `<job> <pid> start|alive|end <time>` lines to `path`, so tests can tell whether
+    """Append `<job> <process> start|alive|end <time>` lines to `path`, so tests can tell whether
     two attempts of one job ever ran at the same time."""
     job = os.environ["QRT_JOB_ID"]
+    # A job process may have a PID namespace of its own, where every one is process 2: the
+    # namespace tells them apart.
+    process = f"{os.getpid()}@{os.readlink('/proc/self/ns/pid')}"
 
     def note(what):
         with open(path, "a") as f:
-            f.write(f"{job} {os.getpid()} {what} {time.time():.6f}\n")
+            f.write(f"{job} {process} {what} {time.time():.6f}\n")
 
     note("start")
     for tick in range(ticks):
