@@ -26,7 +26,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qiskit import QuantumCircuit  # noqa: E402
 from qiskit_aer import AerSimulator  # noqa: E402
 from qiskit_aer.primitives import SamplerV2 as AerSamplerV2  # noqa: E402
 from qiskit_ibm_runtime import RuntimeEncoder, SamplerV2  # noqa: E402
@@ -38,18 +37,11 @@ from qrt_common.programs import ProgramKind  # noqa: E402
 from qrt_executor.job_protocol import Launch  # noqa: E402
 from qrt_executor.pool import WarmPool  # noqa: E402
 from qrt_executor.runner import JobOutput, run_job  # noqa: E402
+from tests.support.primitives import bell  # noqa: E402
 
 PROGRAMS = str(ROOT / "programs")
 NOOP_PROGRAMS = str(ROOT / "bench" / "programs")
 SHOTS = 1000
-
-
-def bell() -> QuantumCircuit:
-    circuit = QuantumCircuit(2)
-    circuit.h(0)
-    circuit.cx(0, 1)
-    circuit.measure_all()
-    return circuit
 
 
 class _Catcher:

@@ -18,7 +18,7 @@ from qiskit_ibm_runtime import RuntimeEncoder
 from qrt_common.backends import MAX_SHOTS
 from qrt_common.jobs import JobStatus
 from tests.support.executors import LoneExecutor, Run
-from tests.support.primitives import submitted_params
+from tests.support.primitives import bell, submitted_params
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -49,14 +49,6 @@ def wide() -> QuantumCircuit:
     circuit.t(0)
     for qubit in range(WIDE - 1):
         circuit.cx(qubit, qubit + 1)
-    circuit.measure_all()
-    return circuit
-
-
-def bell() -> QuantumCircuit:
-    circuit = QuantumCircuit(2)
-    circuit.h(0)
-    circuit.cx(0, 1)
     circuit.measure_all()
     return circuit
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -35,7 +36,7 @@ from qrt_common.settings import Settings
 from qrt_common.store.sqlite import SQLiteStore
 from qrt_common.wire import encode
 from qrt_scheduler.service import Scheduler
-from tests.support.disks import small_disk
+from tests.support.disks import SmallDisk, small_disk
 from tests.support.waiting import eventually
 
 DEAD_LETTERS = "dead letters"
@@ -404,9 +405,12 @@ async def test_a_running_job_no_placement_holds_is_ended_by_a_cancel(harness):
     assert ended.reason == "cancelled on request" and "stuck" in harness.stops
 
 
-async def test_events_the_store_cannot_write_for_a_full_disk_are_kept_until_it_can(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-):
+@contextlib.asynccontextmanager
+async def job_running_on_a_small_disk(
+    tmp_path: Path,
+) -> AsyncIterator[tuple[SmallDisk, SQLiteStore, TracingBus, Harness]]:
+    """A scheduler whose SQLite store lies on a small tmpfs, with job `a` running on executor
+    `ex`; the disk, the store, the bus and the harness."""
     with small_disk(tmp_path / "disk") as disk:
         settings = Settings(data_dir=disk.path, heartbeat_interval=0.1, heartbeat_timeout=60.0)
         store = SQLiteStore(disk.path / "qrt.db")
@@ -420,72 +424,63 @@ async def test_events_the_store_cannot_write_for_a_full_disk_are_kept_until_it_c
             await harness.submit("a")
             assignment = await harness.next_assignment("ex")
             await harness.report("ex", "a", EventKind.RUNNING, assignment.attempt)
-            disk.fill()
-            logs = [JobEvent("a", EventKind.LOG, 1, "ex", seq=n, data=f"line {n}\n" * 200)
-                    for n in range(40)]  # fmt: skip
-            end = JobEvent("a", EventKind.FINISHED, 1, "ex", status=JobStatus.COMPLETED)
-            await bus.send(EVENTS_QUEUE, encode(JobEvents("a", [*logs, end])))
-            await eventually(
-                lambda: "the disk is full" in caplog.text,
-                "the ledger finds the disk full and waits to try again",
-            )
-            assert not await store.is_ready()
-            assert (await harness.job("a")).status is JobStatus.RUNNING
-            disk.free()
-            # Retried in place, not dead-lettered: every line is kept and the job ends.
-            await harness.job_once("a", JobStatus.COMPLETED, timeout=60)
-            assert await store.read_log("a") == "".join(f"line {n}\n" * 200 for n in range(40))
-            assert await store.is_ready()
-            assert DEAD_LETTERS not in bus.sent
+            yield disk, store, bus, harness
         finally:
             await scheduler.close()
             await bus.close()
             await store.close()
+
+
+async def test_events_the_store_cannot_write_for_a_full_disk_are_kept_until_it_can(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    async with job_running_on_a_small_disk(tmp_path) as (disk, store, bus, harness):
+        disk.fill()
+        logs = [JobEvent("a", EventKind.LOG, 1, "ex", seq=n, data=f"line {n}\n" * 200)
+                for n in range(40)]  # fmt: skip
+        end = JobEvent("a", EventKind.FINISHED, 1, "ex", status=JobStatus.COMPLETED)
+        await bus.send(EVENTS_QUEUE, encode(JobEvents("a", [*logs, end])))
+        await eventually(
+            lambda: "the disk is full" in caplog.text,
+            "the ledger finds the disk full and waits to try again",
+        )
+        assert not await store.is_ready()
+        assert (await harness.job("a")).status is JobStatus.RUNNING
+        disk.free()
+        # Retried in place, not dead-lettered: every line is kept and the job ends.
+        await harness.job_once("a", JobStatus.COMPLETED, timeout=60)
+        assert await store.read_log("a") == "".join(f"line {n}\n" * 200 for n in range(40))
+        assert await store.is_ready()
+        assert DEAD_LETTERS not in bus.sent
 
 
 async def test_a_job_ends_only_once_the_log_it_wrote_before_a_full_disk_is_stored(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ):
-    with small_disk(tmp_path / "disk") as disk:
-        settings = Settings(data_dir=disk.path, heartbeat_interval=0.1, heartbeat_timeout=60.0)
-        store = SQLiteStore(disk.path / "qrt.db")
-        await store.open()
-        bus = TracingBus()
-        scheduler = Scheduler(settings, store, bus, orphan_grace=0)
-        harness = Harness(store, bus, scheduler)
-        await scheduler.start()
-        try:
-            await harness.executor("ex")
-            await harness.submit("a")
-            assignment = await harness.next_assignment("ex")
-            await harness.report("ex", "a", EventKind.RUNNING, assignment.attempt)
-            disk.fill()
-            # As an executor sends them: the log in one message, the end in a later one.
-            log = JobEvent("a", EventKind.LOG, 1, "ex", seq=0, data="tick 0\n")
-            await bus.send(EVENTS_QUEUE, encode(JobEvents("a", [log])))
+    async with job_running_on_a_small_disk(tmp_path) as (disk, store, bus, harness):
+        disk.fill()
+        # As an executor sends them: the log in one message, the end in a later one.
+        log = JobEvent("a", EventKind.LOG, 1, "ex", seq=0, data="tick 0\n")
+        await bus.send(EVENTS_QUEUE, encode(JobEvents("a", [log])))
 
-            def full_disk_retries() -> int:
-                return sum("the disk is full" in record.getMessage()
-                           for record in caplog.records if record.name == "qrt_common.retry")  # fmt: skip
+        def full_disk_retries() -> int:
+            return sum("the disk is full" in record.getMessage()
+                       for record in caplog.records if record.name == "qrt_common.retry")  # fmt: skip
 
-            # After its third failed try the log waits 2 s for its next, longer than the end
-            # would if it did not wait behind the log.
-            await eventually(full_disk_retries, "the log's write fails three times",
-                             until=lambda tries: tries >= 3)  # fmt: skip
-            end = JobEvent("a", EventKind.FINISHED, 1, "ex", status=JobStatus.COMPLETED)
-            await bus.send(EVENTS_QUEUE, encode(JobEvents("a", [end])))
-            disk.free()
+        # After its third failed try the log waits 2 s for its next, longer than the end
+        # would if it did not wait behind the log.
+        await eventually(full_disk_retries, "the log's write fails three times",
+                         until=lambda tries: tries >= 3)  # fmt: skip
+        end = JobEvent("a", EventKind.FINISHED, 1, "ex", status=JobStatus.COMPLETED)
+        await bus.send(EVENTS_QUEUE, encode(JobEvents("a", [end])))
+        disk.free()
 
-            async def status_then_log() -> tuple[JobStatus, str]:
-                status = (await harness.job("a")).status
-                return status, await store.read_log("a")
+        async def status_then_log() -> tuple[JobStatus, str]:
+            status = (await harness.job("a")).status
+            return status, await store.read_log("a")
 
-            _, log_when_ended = await eventually(
-                status_then_log, "job a is Completed",
-                until=lambda seen: seen[0] is JobStatus.COMPLETED, timeout=60,
-            )  # fmt: skip
-            assert log_when_ended == "tick 0\n"
-        finally:
-            await scheduler.close()
-            await bus.close()
-            await store.close()
+        _, log_when_ended = await eventually(
+            status_then_log, "job a is Completed",
+            until=lambda seen: seen[0] is JobStatus.COMPLETED, timeout=60,
+        )  # fmt: skip
+        assert log_when_ended == "tick 0\n"

@@ -6,7 +6,17 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from qiskit import QuantumCircuit
 from qiskit_ibm_runtime import EstimatorV2, SamplerV2
+
+
+def bell() -> QuantumCircuit:
+    """The 2-qubit Bell circuit, measured."""
+    circuit = QuantumCircuit(2)
+    circuit.h(0)
+    circuit.cx(0, 1)
+    circuit.measure_all()
+    return circuit
 
 
 class _Catcher:
