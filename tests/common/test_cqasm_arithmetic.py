@@ -190,3 +190,67 @@ def test_finite_expressions_keep_their_values():
             parse(source)
         assert caught.value.rule == "arithmetic" and fragment in str(caught.value)
         assert caught.value.line == 3
+
+
+BIG = "999999999999999999"  # 18 digits: ten of them sum past 2**63
+OVERFLOWS = [
+    # (statement on line 4, the error: the expression that overflows, as evaluated)
+    ("X q[9223372036854775807 + 1]", "integer overflow: 9223372036854775807 + 1 does not fit"),
+    ("X q[-9223372036854775807 - 2]", "integer overflow: -9223372036854775807 - 2 does not"),
+    ("X q[3037000500 * 3037000500]", "integer overflow: 3037000500 * 3037000500 does not"),
+    ("X q[0, " + "*".join(["2"] * 64) + "]", "integer overflow: 4611686018427387904 * 2 does"),
+    (f"X q[-{INT_MIN}]", "integer overflow: -(-9223372036854775808) does not fit"),
+    ("X q[~9223372036854775807 - 1 - 1]", "integer overflow: -9223372036854775808 - 1 does"),
+    ("Rx(9223372036854775807 + 1) q[0]", "9223372036854775807 + 1 does not fit"),
+    ("CRk(9223372036854775807 + true) q[0], q[1]", "9223372036854775807 + 1 does not fit"),
+    # A line too long to be read off the text: its parameter is evaluated all the same.
+    ("Rx(" + " + ".join([BIG] * 12) + ") q[0]", "does not fit in 64 bits"),
+    ("X q[9223372036854775808]", "the integer literal 9223372036854775808 does not fit"),
+    ("X q[-9223372036854775808]", "the integer literal 9223372036854775808 does not fit"),
+    ("Rx(99999999999999999999999) q[0]", "the integer literal 9999999999999999999"),
+]
+
+
+@pytest.mark.parametrize("version", [3, 1])
+@pytest.mark.parametrize(("statement", "fragment"), OVERFLOWS)
+def test_integer_overflow_is_refused_by_rule_arithmetic_naming_it(version, statement, fragment):
+    # libqasm wraps an overflowing integer (`q[9223372036854775807 + 1]` is q[-2**63], an
+    # angle of -2**63 is run) or refuses a long literal as a syntax error; cQASM 1.0's
+    # evaluation is qrt's own: both versions refuse them alike.
+    if version == 1:
+        statement = statement.replace("X q", "x q").replace("Rx(", "rx q[0], (")
+        statement = statement.replace(") q[0]", ")").replace("CRk(", "crk q[0], q[1], (")
+        statement = statement.replace(") q[0], q[1]", ")").replace("~", "-1 - ")
+        if "true" in statement:
+            return  # cQASM 1.0 has no booleans in arithmetic
+    with pytest.raises(CqasmError) as caught:
+        parse((V3 if version == 3 else V1) + statement + "\n")
+    assert (caught.value.rule, caught.value.line) == ("arithmetic", 3 + (version == 3)), (
+        statement,
+        caught.value,
+    )
+    assert fragment in str(caught.value), (statement, caught.value)
+
+
+@pytest.mark.parametrize(
+    ("statement", "qubits", "params"),
+    [
+        ("X q[9223372036854775807 - 9223372036854775806]", (1,), ()),
+        ("X q[" + " + ".join(["1"] * 4) + " - 1000000000000000000 + 999999999999999999]", (3,), ()),
+        ("CRk(9223372036854775807) q[0], q[1]", (0, 1), (9223372036854775807.0,)),
+        (
+            "Rx(1.5707963267948966 + 0.7853981633974483) q[0]",
+            (0,),
+            (1.5707963267948966 + 0.7853981633974483,),
+        ),
+        (
+            "Rx(" + " + ".join(["99999999999999999"] * 12) + ") q[0]",
+            (0,),
+            (12 * 99999999999999999.0,),
+        ),
+    ],
+)
+def test_integers_near_64_bits_keep_their_values(statement, qubits, params):
+    operation = parse(V3 + statement + "\n").operations[0]
+    assert operation.qubits == qubits
+    assert operation.params == pytest.approx(params)

@@ -11,13 +11,16 @@ libqasm sees a circuit:
 - instructions are counted (each is at least one operation; rule `size`), and the operands of
   statements with literal ranges or long index lists (`CNOT q[0:3], q[1:4]`) are read off the
   text, checked against their registers and counted;
-- other statements that divide, take a remainder, shift or index a range (the only ones where
-  libqasm can fault or expand) are parsed by libqasm's syntactic parser alone (no evaluation),
-  and their constant expressions evaluated here with libqasm's types and overloads (a bool
-  promotes to an integer, an integer to a float; both branches of `?:` are evaluated) and
-  `arithmetic`'s checks (rule `arithmetic`); each index range is checked against its register
-  and the operations the statement expands to are counted (rule `size`) before libqasm builds
-  them.
+- an integer literal that does not fit in 64 bits is refused (rule `arithmetic`; libqasm
+  refuses it as a syntax error);
+- other statements that divide, take a remainder, shift or index a range, or whose digits and
+  operators could make an integer of 64 bits or more (`q[9223372036854775807 + 1]`, which
+  libqasm wraps to a negative index or angle), are parsed by libqasm's syntactic parser alone
+  (no evaluation), and their constant expressions evaluated here with libqasm's types and
+  overloads (a bool promotes to an integer, an integer to a float; both branches of `?:` are
+  evaluated) and `arithmetic`'s checks (rule `arithmetic`); each index range is checked
+  against its register and the operations the statement expands to are counted (rule `size`)
+  before libqasm builds them.
 """
 
 from __future__ import annotations
@@ -44,6 +47,11 @@ _DECLARATION = re.compile(
 _RISKY = re.compile(r"[/%:]|<<|>>")
 _VERSION = re.compile(r"^[ \t]*version\b")
 _DECLARES = re.compile(r"[ \t]*(qubit|bit)\b")
+_GROWING = "+-~&|^<>=!"
+_LOG2_10 = math.log2(10)
+_FLOAT = re.compile(r"[0-9]*\.[0-9]*(?:[eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+")
+# An integer literal (not a float's digits, not part of a name) too long to be below 2**63.
+_LONG_LITERAL = re.compile(r"(?<![\w.])[0-9]{19,}(?![\w.])", re.ASCII)
 # A statement whose ranges are all literal (`CNOT q[0:3], q[1:4]`) is checked without a parser.
 _FAULTS = re.compile(r"[/%?]|<<|>>")
 # Outside comments and asm bodies, libqasm's lexer reads ASCII only.
@@ -118,6 +126,30 @@ def _declarations(stripped: str, limits: Limits) -> dict[str, int]:
     return sizes
 
 
+def _may_overflow(text: str) -> bool:
+    """Whether an integer expression in `text` could reach 64 bits by `+ - * ~` and the like
+    (`/`, `%` and shifts are always evaluated: see `_RISKY`).
+
+    A bound, not an evaluation: an expression's magnitude stays below 10**d * 2**g, where d
+    counts its digits and g the operators that can add a bit (`+ - ~ & | ^`, comparisons,
+    `true`): a product adds its factors' digits, a sum or a bitwise operator one bit. So a
+    statement with fewer than 63 bits of digits and such operators cannot overflow.
+    """
+    if len(text) * _LOG2_10 < 63:  # no character adds more than log2(10) bits
+        return False
+    if "." in text or "e" in text or "E" in text:
+        text = _FLOAT.sub("", text)  # a float never becomes an integer again
+    digits = sum(map(text.count, "0123456789"))
+    growth = sum(map(text.count, _GROWING)) + text.count("true")
+    return digits * _LOG2_10 + growth >= 63
+
+
+def _check_literals(stripped: str) -> None:
+    """Refuse an integer literal of 64 bits or more (rule `arithmetic`), naming it."""
+    for match in _LONG_LITERAL.finditer(stripped):
+        arithmetic.literal(match.group(0), stripped.count("\n", 0, match.start()) + 1)
+
+
 def statements(stripped: str) -> tuple[list[int], int]:
     """The line of every statement of `stripped` (comments blanked) but the version and the
     declarations, in libqasm's order, and the first qubit declaration's line."""
@@ -164,7 +196,8 @@ _Literal = list[tuple[str, list[tuple[int, int | None]]]]
 def _literal(statement: str) -> _Literal | None:
     """The indexed operands of a statement whose only ranges have literal ends (`CNOT q[0:3],
     q[1:4]`), or None if it needs the parser."""
-    if _FAULTS.search(statement) or ":" in _INDEXED.sub("", statement):
+    outside = _INDEXED.sub("", statement)
+    if _FAULTS.search(statement) or ":" in outside or _may_overflow(outside):
         return None
     operands: _Literal = []
     for name, entries in _INDEXED.findall(statement):
@@ -384,6 +417,7 @@ def precheck(text: str, limits: Limits) -> None:
         raise CqasmError(f"unexpected character {foreign.group(0)!r}", number)
     check_nesting(stripped, 3, limits.max_nesting)
     registers = _declarations(stripped, limits)
+    _check_literals(stripped)
     # Every instruction is at least one operation: more of them than operations allowed is
     # refused before libqasm reads (and this module parses) any.
     instructions, _ = statements(stripped)
@@ -396,7 +430,7 @@ def precheck(text: str, limits: Limits) -> None:
     keep: list[int] = []
     for n, line in enumerate(lines):
         # A long line may hold a long index list, which libqasm is slow to read: counted too.
-        if not _RISKY.search(line) and len(line) <= _LONG_LINE:
+        if not _RISKY.search(line) and len(line) <= _LONG_LINE and not _may_overflow(line):
             continue
         literal = [_literal(part) for part in line.split(";")]
         if any(operands is None for operands in literal):
