@@ -157,6 +157,31 @@ async def test_a_line_printed_like_an_interim_counts_against_the_log(pool, progr
     )
 
 
+async def test_the_final_result_counts_against_the_result_limit_not_the_log(pool, programs_dir):
+    # The return value is published as the final result, its text printed (as Qiskit Runtime
+    # logs it) before its frame is sent: three times the log's limit.
+    final = json.dumps({"pad": "x" * 30_000})
+    params = {"interims": ["'after'"], "result": "print('before') or {'pad': 'x' * 30_000}"}
+    result = await run(pool, programs_dir, "shaper", params, max_log_bytes=10_000)
+    assert result.outcome == Outcome(JobStatus.COMPLETED), result.log[-300:]
+    assert [e.data for e in result.of(EventKind.RESULT)] == [final]
+    assert result.log.splitlines() == ['"after"', "before", final]
+    # Published with `final=True` and followed by more output: that output has the whole log.
+    params = {"result": "user_messenger.publish('x' * 6_000, final=True) or print('y' * 9_000)"}
+    result = await run(pool, programs_dir, "shaper", params, max_log_bytes=10_000)
+    assert result.outcome == Outcome(JobStatus.COMPLETED), result.log[-300:]
+    assert result.log.splitlines() == [json.dumps("x" * 6_000), "y" * 9_000]
+
+
+async def test_a_line_printed_like_the_final_result_counts_against_the_log(pool, programs_dir):
+    text = json.dumps({"pad": "x" * 30_000})
+    params = {"result": f"print({text!r}) or 'done'"}
+    result = await run(pool, programs_dir, "shaper", params, max_log_bytes=10_000)
+    assert result.outcome == Outcome(
+        JobStatus.FAILED, "log output limit reached: 10000 bytes (QRT_MAX_LOG_BYTES)"
+    )
+
+
 async def test_exception_fails_the_job_with_the_traceback_in_the_log(pool, programs_dir):
     result = await run(pool, programs_dir, "failing")
     assert result.outcome == Outcome(JobStatus.FAILED, "ValueError: boom")

@@ -127,6 +127,18 @@ class JobOutput:
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(LOG_FLUSH_SECONDS, self._flush_log)
 
+    def would_overflow(self, line: str) -> bool:
+        """Whether logging `line` counted would go past the log's limit."""
+        if self._truncated or self._log_bytes + 4 * len(line) + 1 <= self._max_log_bytes:
+            return False  # no character takes more than 4 bytes: the line is not encoded
+        return self._log_bytes + len(line.encode()) + 1 > self._max_log_bytes
+
+    def uncount(self, line: str) -> None:
+        """Take a logged line's bytes off the log's count (it echoed what another limit
+        bounds)."""
+        if not self._truncated:
+            self._log_bytes -= len(line.encode()) + 1
+
     def interim(self, data: str) -> bool:
         """Queue an interim result (JSON text already held to the rules of `results.py`),
         unless the attempt's interim results reached QRT_MAX_INTERIMS_BYTES: then it and
@@ -301,7 +313,8 @@ class _SocketLines:
 
 class Echoes:
     """Tells a job process's echo of an interim result it published from the rest of its
-    stdout, so that the echo counts against QRT_MAX_INTERIMS_BYTES only, never the log's limit.
+    stdout, so that the echo counts against QRT_MAX_INTERIMS_BYTES only, never the log's limit;
+    likewise the echo of its final result, which counts against the result's limit only.
 
     `UserMessenger.publish` sends the interim frame, then prints its text (the log shows every
     published message, as in Qiskit Runtime): the echo stays on stdout, in order with what the
@@ -312,14 +325,26 @@ class Echoes:
     line is looked for among the first LOOK_AHEAD (a frame sent without `publish` has none);
     only the echo of a kept interim goes uncounted, once per interim, so the log stays within
     its limit plus QRT_MAX_INTERIMS_BYTES.
+
+    The final result is printed before its frame is sent, so its echo may come first: a line
+    logged is remembered (the last LOOK_AHEAD) to be uncounted when the first final result's
+    frame turns out to be its text, and a line that would end the log is held until the next
+    line, the end of the output or HOLD_SECONDS, by which time the frame written after it has
+    been taken. Only the first final result's echo goes uncounted (a program may publish
+    several), so the log stays within its limit plus the result's.
     """
 
     MAX_PENDING = 1024
     LOOK_AHEAD = 16
+    HOLD_SECONDS = 5.0
 
     def __init__(self, output: JobOutput) -> None:
         self._output = output
         self._pending: deque[tuple[int, int, bool]] = deque()
+        self._logged: deque[str] = deque(maxlen=self.LOOK_AHEAD)
+        self._held: str | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._final = False
         self.pull: Callable[[], None] = lambda: None
         """Takes the control socket's frames written by now (set once it is read)."""
 
@@ -329,14 +354,49 @@ class Echoes:
             self._pending.popleft()
         self._pending.append((len(text), hash(text), kept))
 
+    def final(self, text: str) -> None:
+        """The job process sent final result `text`, which the job keeps."""
+        if self._final:
+            return
+        self._final = True
+        if self._held == text:
+            self._output.log(text, counted=False)
+            self._release()
+        elif text in self._logged:
+            self._output.uncount(text)
+        else:
+            self.published(text, kept=True)
+
+    def finish(self) -> None:
+        """The output ended (or a held line waited long enough): a line still held is logged
+        as any other."""
+        self.pull()
+        if self._held is not None:
+            self._output.log(self._held)
+            self._release()
+
+    def _release(self) -> None:
+        self._held = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
     def line(self, line: str) -> None:
         """Take one line of the job process's stdout."""
+        if self._held is not None:
+            self.finish()
         at = self._echo_of(line)
         if at is None:
             self.pull()
             at = self._echo_of(line)
             if at is None:
-                self._output.log(line)
+                if self._output.would_overflow(line) and not self._final:
+                    self._held = line
+                    loop = asyncio.get_running_loop()
+                    self._timer = loop.call_later(self.HOLD_SECONDS, self.finish)
+                else:
+                    self._logged.append(line)
+                    self._output.log(line)
                 return
         for _ in range(at):  # frames sent without an echo (`send`, not `publish`)
             self._pending.popleft()
@@ -514,6 +574,7 @@ async def run_job(
         if isinstance(frame, Interim):
             echoes.published(frame.data, kept=output.interim(frame.data))
         elif isinstance(frame, Final):
+            echoes.final(frame.data)
             output.event(EventKind.RESULT, data=frame.data)
         elif isinstance(frame, Usage):
             # Only the job's own backend: any other name a program sends would be a metric
@@ -547,7 +608,9 @@ async def run_job(
     ]
     try:
         message = to_json(launch) + b"\n"
-        outcome = await _follow(proc, message, readers, time_limit, stop, errors, refused, output)
+        outcome = await _follow(
+            proc, message, readers, time_limit, stop, errors, refused, output, echoes.finish
+        )
     finally:
         for reader in readers:
             reader.stop()
@@ -569,6 +632,7 @@ async def _follow(
     errors: list[str],
     refused: list[str],
     output: JobOutput,
+    settle: Callable[[], None],
 ) -> Outcome:
     with contextlib.suppress(OSError):  # a process that died at once: its exit code tells
         await asyncio.get_running_loop().sock_sendall(proc.control, launch)
@@ -581,6 +645,7 @@ async def _follow(
     if unended:
         # Something the program started still holds its output open: end it.
         proc.kill()
+    settle()
     code = await _exit_code(proc)
     if output.overflowed.done():
         return Outcome(JobStatus.FAILED, output.overflow_reason)
