@@ -72,7 +72,7 @@ def _source(text: str) -> Path:
 async def _list(ctx: Context, args: argparse.Namespace) -> int:
     programs = await ctx.client.programs.list(args.owner)
     if ctx.json:
-        ctx.print_json([p.raw for p in programs])
+        ctx.print_json([render.snake_keys(p.raw) for p in programs])
         return exits.OK
     table = Table(box=None, pad_edge=False)
     for column in ("id", "kind", "version", "public", "description"):
@@ -87,7 +87,7 @@ async def _list(ctx: Context, args: argparse.Namespace) -> int:
 
 def _print(ctx: Context, program: Program) -> None:
     if ctx.json:
-        ctx.print_json(program.raw)
+        ctx.print_json(render.snake_keys(program.raw))
         return
     pairs: list[tuple[str, Any]] = [
         ("id", program.id), ("name", program.name), ("kind", program.kind),

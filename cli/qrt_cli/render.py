@@ -63,6 +63,16 @@ def shown(text: str, *, multiline: bool = True) -> str:
     )
 
 
+_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def snake_keys(body: Mapping[str, Any]) -> dict[str, Any]:
+    """`body` (the platform's JSON, camelCase) with its own keys in snake_case, as `-o json`
+    names every field (the `qrt_client` models' names); nested values are left as they are
+    (a program's parameters are its author's)."""
+    return {_HUMP.sub("_", key).lower(): value for key, value in body.items()}
+
+
 def to_json(value: Any, indent: int | None = 2) -> str:
     """`value` as JSON text, results encoded as the platform encodes them (RuntimeEncoder)."""
     return encoded(plain(value), indent=indent, ensure_ascii=False)

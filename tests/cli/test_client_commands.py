@@ -227,6 +227,34 @@ def test_show_as_json_is_the_job(qrt: Qrt):
     assert shown["backend"] == "aer_simulator_statevector" and shown["hub"] == "ibm-q"
 
 
+def snake_case_keys(value: Any) -> list[str]:
+    """The keys of `value` and the objects it holds that are not snake_case."""
+    if isinstance(value, list):
+        return [key for item in value for key in snake_case_keys(item)]
+    if not isinstance(value, dict):
+        return []
+    own = [key for key in value if not re.fullmatch(r"[a-z0-9_]+", key)]
+    return own + snake_case_keys(list(value.values()))
+
+
+def test_json_output_names_fields_in_snake_case_in_every_command(qrt: Qrt):
+    # One convention across the CLI: the qrt_client models' field names, not the HTTP API's
+    # camelCase (`maxExecutionTime`, `isPublic`).
+    job_id = submit(qrt, "noop")
+    job = qrt("jobs", "show", job_id, "-o", "json").json()
+    assert job["max_execution_time"] > 0 and "session_id" in job
+    program = qrt("programs", "show", "sample-program", "-o", "json").json()
+    assert program["max_execution_time"] > 0 and program["is_public"] is True
+    assert {"return_values", "interim_results", "created_at"} <= program.keys()
+    listed = qrt("programs", "list", "-o", "json").json()
+    assert next(p for p in listed if p["id"] == "sample-program") == program
+    # Inside a program's parameters (and return values...) the keys are its author's.
+    authors = {"parameters", "return_values", "interim_results", "backend_requirements"}
+    programs = [{k: v for k, v in p.items() if k not in authors} for p in listed]
+    jobs = qrt("jobs", "list", "-o", "json").json()
+    assert snake_case_keys([job, jobs, programs]) == []
+
+
 def test_programs_upload_show_update_and_delete(qrt: Qrt, tmp_path: Path):
     listed = qrt("programs", "list", "-o", "json").json()
     assert "sample-program" in {p["id"] for p in listed}
