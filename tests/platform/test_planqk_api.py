@@ -117,6 +117,18 @@ async def test_a_qiskit_runtime_program_through_the_service_api(http):
     assert (status, body) == ("SUCCEEDED", "woke up")
     interims = await get_json(http, f"/services/sleeper/{execution_id}/interim-results")
     assert interims == [{"tick": 0}, {"tick": 1}]
+    # The Service API's log holds the program's own lines: what `publish` printed of each
+    # interim result and of the result (which the Qiskit Runtime API's log keeps) is not
+    # repeated there.
+    log = await get_json(http, f"/services/sleeper/{execution_id}/log")
+    assert [entry["message"] for entry in log] == ["tick 0", "tick 1"]
+    assert (await logs_of(http, execution_id)).splitlines() == [
+        '{"tick": 0}',
+        "tick 0",
+        '{"tick": 1}',
+        "tick 1",
+        '"woke up"',
+    ]
     for bad, field, words in (
         ({"data": {"seconds": 1}, "params": {"seconds": 2}}, "params.seconds", "in both"),
         ({"data": {"ticks": 1}}, "params.seconds", "missing required"),

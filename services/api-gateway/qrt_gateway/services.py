@@ -7,6 +7,7 @@ both as its keyword arguments.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from aiohttp import web
@@ -14,7 +15,7 @@ from aiohttp import web
 from qrt_common.accounts import Principal, Role, check_instance_name
 from qrt_common.errors import Conflict, InvalidInput, NotFound, TooLarge
 from qrt_common.jobs import DEFAULT_INSTANCE, Job, JobStatus
-from qrt_common.programs import Program
+from qrt_common.programs import Program, ProgramKind
 from qrt_common.submission import check_may_run, new_job, service_params
 
 from .auth import principal
@@ -52,13 +53,18 @@ async def _program(gw: Gateway, request: web.Request) -> Program:
 
 
 async def _execution(request: web.Request) -> tuple[Gateway, Job]:
+    gw, _, job = await _program_execution(request)
+    return gw, job
+
+
+async def _program_execution(request: web.Request) -> tuple[Gateway, Program, Job]:
     gw = gateway(request)
     program = await _program(gw, request)
     execution_id = request.match_info["execution_id"]
     job = await gw.store.get_job(execution_id)
     if job is None or job.program_id != program.id or principal(request).role(job.instance) is None:
         raise NotFound(f"execution '{execution_id}' of service '{program.id}' not found")
-    return gw, job
+    return gw, program, job
 
 
 def _execution_response(job: Job, status: int = 200, **headers: str) -> web.Response:
@@ -164,21 +170,51 @@ async def get_interim_results(request: web.Request) -> web.StreamResponse:
 
 
 async def get_log(request: web.Request) -> web.StreamResponse:
-    gw, job = await _execution(request)
+    gw, program, job = await _program_execution(request)
     attempt = attempt_query(request, job.attempt)
+    echoes = await _echoes(gw, job, attempt) if program.kind is ProgramKind.QISKIT_RUNTIME else None
     body = JsonBody(request)
     separator = "["
     lines = _Lines()
     async for page in gw.store.log_pages(job.id, attempt=attempt):
         for chunk in page:
             for line in lines.feed(chunk.text):
-                await body.write(separator + _log_entry(line))
-                separator = ","
+                if not _echoed(echoes, line):
+                    await body.write(separator + _log_entry(line))
+                    separator = ","
     for line in lines.end():
-        await body.write(separator + _log_entry(line))
-        separator = ","
+        if not _echoed(echoes, line):
+            await body.write(separator + _log_entry(line))
+            separator = ","
     await body.write("[]" if separator == "[" else "]")
     return await body.finish()
+
+
+async def _echoes(gw: Gateway, job: Job, attempt: int | None) -> Counter[tuple[int, int]]:
+    """The length and hash of each line a Qiskit Runtime program's `publish` printed into the
+    log of `attempt` (None: every attempt): each interim result's text and the result's. The
+    Qiskit Runtime API's log keeps them (as IBM's does); PlanQK's log holds the program's own
+    lines, its interim results and result being served by their own routes."""
+    echoes: Counter[tuple[int, int]] = Counter()
+    async for page in gw.store.interim_pages(job.id, attempt=attempt):
+        for interim in page:
+            echoes[len(interim.data), hash(interim.data)] += 1
+    if attempt is None or attempt == job.attempt:  # the result is the last attempt's
+        result = await gw.store.get_result(job.id)
+        if result is not None:
+            echoes[len(result), hash(result)] += 1
+    return echoes
+
+
+def _echoed(echoes: Counter[tuple[int, int]] | None, line: str) -> bool:
+    """Whether `line` is one of `echoes` not yet seen (then it is seen: each counts once)."""
+    if not echoes:
+        return False
+    key = len(line), hash(line)
+    if echoes[key] == 0:
+        return False
+    echoes[key] -= 1
+    return True
 
 
 def _log_entry(line: str) -> str:
