@@ -11,6 +11,7 @@ import pytest
 from qrt_common.errors import Forbidden, InvalidInput
 from qrt_common.jobs import JobStatus
 from qrt_common.programs import Program, ProgramKind, planqk_input
+from qrt_common.registry import ProgramRegistry, bundled_programs_dir
 from qrt_common.submission import (
     check_may_run,
     new_job,
@@ -243,3 +244,46 @@ def test_the_bundled_primitives_params_are_checked_at_submit():
     # An uploaded program of that name is someone else's: its params are its own business.
     uploaded = Program(id="sampler", name="sampler", module="s.s", owner="h/g/p")
     assert json.loads(program_params(bad, uploaded)) == bad
+
+
+def test_the_bundled_ghz_program_declares_what_its_code_reads():
+    ghz = ProgramRegistry(bundled_programs_dir()).get("planqk-ghz")
+    assert ghz is not None and ghz.kind is ProgramKind.PYTHON_TEMPLATE
+    declared = {p["name"]: (p["type"], p["required"]) for p in ghz.parameters or ()}
+    assert declared == {
+        "data.n_qubits": ("int", False),
+        "params.shots": ("int", False),
+        "params.seed": ("int", False),
+    }
+    assert all(p["description"] for p in ghz.parameters or ())
+    given = {"data": {"n_qubits": 4}, "params": {"shots": 100, "seed": None}}
+    assert json.loads(program_params(given, ghz)) == given
+    assert service_params(ghz, None, None) == planqk_input({}, {})
+    cases: list[tuple[dict[str, Any], dict[str, Any], str, str]] = [
+        ({"n_qubit": 4}, {}, "params.data.n_qubit", "a misspelling of 'data.n_qubits'?"),
+        ({}, {"shot": 100}, "params.params.shot", "a misspelling of 'params.shots'?"),
+        ({}, {"shots": "100"}, "params.params.shots", "must be of type int, got str"),
+        ({"n_qubits": 2.5}, {}, "params.data.n_qubits", "must be of type int, got float"),
+        ({}, {"seed": True}, "params.params.seed", "must be of type int, got bool"),
+    ]
+    for data, params, field, words in cases:
+        with pytest.raises(InvalidInput) as refused:
+            program_params({"data": data, "params": params}, ghz)
+        assert refused.value.field == field and words in str(refused.value), refused.value
+        with pytest.raises(InvalidInput) as refused:
+            service_params(ghz, data, params)
+        assert refused.value.field == field and words in str(refused.value), refused.value
+
+
+def test_a_planqk_program_checks_only_the_inputs_it_declares():
+    declared = Program(
+        id="declared", name="declared", module="declared", kind=ProgramKind.PYTHON_TEMPLATE,
+        parameters=[{"name": "params.shots", "type": "int", "required": True}],
+    )  # fmt: skip
+    # `data` declares nothing: it may hold anything; `params` only what is declared.
+    assert service_params(declared, {"anything": [1]}, {"shots": 5})
+    with pytest.raises(InvalidInput) as missing:
+        service_params(declared, {}, {"shot": 5})
+    assert missing.value.field == "params.params.shots"
+    assert "missing required parameter 'params.shots'" in str(missing.value)
+    assert service_params(TEMPLATE, {"x": 1}, {"y": 2}) == planqk_input({"x": 1}, {"y": 2})

@@ -150,6 +150,14 @@ async def test_a_quantum_program_runs_on_the_jobs_backend(http):
     assert (await wait_for(http, job_id))["status"] == "Completed"
     async with http.get(f"/jobs/{job_id}/results") as response:
         assert json.loads(await response.json())["backend"] == "aer_simulator_statevector"
+    # Its parameters are declared: a misspelled one is refused, not ignored.
+    misspelled = {"data": {"n_qubits": 3}, "params": {"shot": 200}}
+    async with http.post("/services/planqk-ghz/", json=misspelled) as response:
+        error = await response.json()
+        assert response.status == 400 and error["field"] == "params.params.shot", error
+        assert "a misspelling of 'params.shots'?" in error["detail"]
+    async with http.post("/jobs", json={**job, "params": misspelled}) as response:
+        assert response.status == 400 and (await response.json())["field"] == "params.params.shot"
 
 
 @pytest.mark.parametrize(

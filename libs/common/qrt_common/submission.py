@@ -108,7 +108,7 @@ def program_params(raw: Any, program: Program) -> str:
             "params must be a JSON object or a list of one JSON string", field="params"
         )
     if program.kind.is_planqk:
-        return planqk_params(values)
+        return planqk_params(values, program)
     for name in program.required_parameters():
         if name not in values:
             raise InvalidInput(
@@ -129,9 +129,10 @@ def _misspelled(name: str, values: dict[str, Any]) -> str:
     return f"; params has '{close[0]}': a misspelling?" if close else ""
 
 
-def planqk_params(values: dict[str, Any]) -> str:
+def planqk_params(values: dict[str, Any], program: Program | None = None) -> str:
     """The input of a PlanQK program, given as its keyword arguments `data` and `params`;
-    raises InvalidInput for any other key or a value that is not an object."""
+    raises InvalidInput for any other key or a value that is not an object, and for what
+    breaks the parameters `program` declares (see `_check_planqk_inputs`)."""
     for name, value in values.items():
         if name not in ("data", "params"):
             raise InvalidInput(
@@ -139,7 +140,45 @@ def planqk_params(values: dict[str, Any]) -> str:
             )
         if value is not None and not isinstance(value, dict):
             raise InvalidInput(f"'{name}' must be a JSON object", field=f"params.{name}")
-    return planqk_input(values.get("data") or {}, values.get("params") or {})
+    data, params = values.get("data") or {}, values.get("params") or {}
+    if program is not None and program.parameters:
+        _check_planqk_inputs(program, {"data": data, "params": params})
+    return planqk_input(data, params)
+
+
+def _check_planqk_inputs(program: Program, parts: dict[str, dict[str, Any]]) -> None:
+    """A PlanQK program's inputs against the parameters it declares, each named by the object
+    that holds it (`data.n_qubits`, `params.shots`; other names are not checked): required
+    ones given, declared types kept (null, which a template reads as it reads a key left out,
+    is fine for one not required), and in an object that declares any, no key it does not
+    declare (a template reads its inputs with `.get`: a misspelling would go unnoticed)."""
+    declared = {
+        p["name"]: p
+        for p in program.parameters or ()
+        if isinstance(p.get("name"), str) and p["name"].split(".", 1)[0] in parts
+    }
+    given = {
+        f"{part}.{key}": value for part, values in parts.items() for key, value in values.items()
+    }
+    for name, parameter in declared.items():
+        if parameter.get("required") is True and name not in given:
+            raise InvalidInput(
+                f"missing required parameter '{name}'{_misspelled(name, given)}",
+                field=f"params.{name}",
+            )
+    checked = {name.split(".", 1)[0] for name in declared}
+    for name, value in given.items():
+        if name in declared:
+            if value is not None or declared[name].get("required") is True:
+                _check_type(program, name, value)
+        elif name.split(".", 1)[0] in checked:
+            close = difflib.get_close_matches(name, declared, n=1, cutoff=0.75)
+            hint = f"; a misspelling of '{close[0]}'?" if close else ""
+            raise InvalidInput(
+                f"program '{program.id}' takes no parameter '{name}' (it takes "
+                f"{', '.join(declared)}){hint}",
+                field=f"params.{name}",
+            )
 
 
 def service_params(
@@ -149,7 +188,7 @@ def service_params(
     `data` and `params` as they came, a Qiskit Runtime program the keys of both as its keyword
     arguments (a key in both is InvalidInput)."""
     if program.kind.is_planqk:
-        return planqk_params({"data": data, "params": params})
+        return planqk_params({"data": data, "params": params}, program)
     data, params = data or {}, params or {}
     both = sorted(data.keys() & params.keys())
     if both:

@@ -1,6 +1,7 @@
 """A quantum PlanQK program: an n-qubit GHZ circuit run on the job's backend.
 
-data: {"n_qubits": 3}; params: {"shots": 1024, "seed": null}.
+data: {"n_qubits": 3}; params: {"shots": 1024, "seed": null} (as planqk.json declares them;
+null is the default, as leaving the key out is).
 """
 
 from typing import Any
@@ -29,10 +30,15 @@ def ghz(n_qubits: int) -> QuantumCircuit:
     return circuit
 
 
+def _given(values: dict[str, Any], name: str, default: int) -> Any:
+    value = values.get(name)
+    return default if value is None else value
+
+
 def run(data: dict[str, Any] | None = None, params: dict[str, Any] | None = None) -> GhzResult:
     data, params = data or {}, params or {}
-    n_qubits = int(data.get("n_qubits", 3))
-    shots = int(params.get("shots", 1024))
+    n_qubits = int(_given(data, "n_qubits", 3))
+    shots = int(_given(params, "shots", 1024))
     if not 1 <= n_qubits <= 20:
         raise ValueError("n_qubits must be between 1 and 20")
     backend = job_backend()
