@@ -174,6 +174,28 @@ def test_expectation_values_are_plotted_and_other_output_shown_as_json(
     watched.shot("job-expectation-values")
 
 
+def test_a_planqk_programs_form_puts_each_parameter_in_its_object(
+    page: Page, watched: Watched, server: DevServer
+):
+    # planqk-ghz declares data.n_qubits, params.shots and params.seed: the form sends
+    # {"data": {"n_qubits": 2}, "params": {"shots": 64, "seed": 5}}.
+    page.goto(f"{server.url}/ui/#/programs/planqk-ghz")
+    page.fill("[name='param:data.n_qubits']", "2")
+    page.fill("[name='param:params.shots']", "64")
+    page.fill("[name='param:params.seed']", "5")
+    page.click("#submit-job button[type=submit]")
+    page.wait_for_url(re.compile(r"#/jobs/[0-9a-f-]{36}$"))
+    expect(page.locator("#job-header [data-status]")).to_have_text("Completed")
+    job_id = page.url.rsplit("/", 1)[1]
+    job = api(server, "GET", f"/jobs/{job_id}").json()
+    assert json.loads(job["params"][0]) == {
+        "data": {"n_qubits": 2},
+        "params": {"shots": 64, "seed": 5},
+    }
+    result = json.loads(api(server, "GET", f"/jobs/{job_id}/results").json())
+    assert result["shots"] == 64 and set(result["counts"]) <= {"00", "11"}
+
+
 FLOOD = """
 def main(backend, user_messenger, **kwargs):
     print("[proto]", kwargs.get("__proto__"), "\\x1b[31mred\\x1b[0m")

@@ -32,10 +32,18 @@ function control(param) {
   return h("textarea", { name, required: param.required, placeholder: "JSON" });
 }
 
-function readParams(form, parameters) {
+function readParams(form, parameters, planqk) {
   const params = {};
   // defineProperty: a parameter may be named "__proto__", which plain assignment would drop.
-  const set = (name, value) => Object.defineProperty(params, name, { value, enumerable: true, writable: true, configurable: true });
+  const put = (into, name, value) => Object.defineProperty(into, name, { value, enumerable: true, writable: true, configurable: true });
+  // A PlanQK program names its parameters by the object that holds them: data.n_qubits.
+  const set = (name, value) => {
+    const dot = name.indexOf(".");
+    const part = dot > 0 ? name.slice(0, dot) : "";
+    if (!planqk || !["data", "params"].includes(part)) return put(params, name, value);
+    if (!Object.hasOwn(params, part)) put(params, part, {});
+    put(params[part], name.slice(dot + 1), value);
+  };
   for (const param of parameters) {
     const el = form.elements.namedItem(`param:${param.name}`);
     if (!el) continue;
@@ -92,7 +100,7 @@ export async function programPage(view, programId) {
     const tags = String(data.get("tags") || "").split(",").map((t) => t.trim()).filter(Boolean);
     try {
       let params;
-      if (declared) params = readParams(form, parameters);
+      if (declared) params = readParams(form, parameters, program.kind !== "qiskit-runtime");
       else {
         const raw = String(data.get("params-json") || "").trim();
         try {
