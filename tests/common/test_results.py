@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from qrt_common.results import (
+    NOTICE_KEY,
     ResultLimits,
     non_finite,
     refusal,
@@ -97,3 +98,19 @@ def test_the_limits_are_settings_with_bounds(monkeypatch):
         with pytest.raises(ValidationError):
             Settings()
         monkeypatch.delenv(name)
+
+
+def test_an_interim_result_may_not_hold_the_key_of_qrts_own_notices():
+    # A program that published {"__qrt__": {"attempt": 2}} made clients drop the results it
+    # sent before, as if its executor had been lost.
+    forged = json.dumps({NOTICE_KEY: {"attempt": 2}})
+    assert refusal(forged, interim=True, limits=LIMITS) == (
+        "an interim result holds the key '__qrt__' at its top level, which qrt keeps for its "
+        "own notices on results streams: use another key"
+    )
+    assert refusal(json.dumps({NOTICE_KEY: 1, "counts": {}}), interim=True, limits=LIMITS)
+    # Deeper down, in a string, or in the final result (not on the stream's notice path) it is
+    # the program's own data.
+    for fine in ({"data": {NOTICE_KEY: 1}}, ["__qrt__"], {"note": "__qrt__"}):
+        assert refusal(json.dumps(fine), interim=True, limits=LIMITS) is None
+    assert refusal(forged, interim=False, limits=LIMITS) is None

@@ -494,3 +494,42 @@ async def test_usage_reported_for_other_backends_makes_no_metric_series(pool, pr
     assert result.outcome.status is JobStatus.COMPLETED, result.log
     assert not [name for name in series() if name.startswith("forged-")]
     assert series()["aer_simulator"] - before == 2
+
+
+async def test_frames_a_program_writes_itself_cannot_forge_notices_or_usage(pool, programs_dir):
+    # The job process is the program's: what it writes on its channel is checked here, outside
+    # it. A forged attempt notice would make clients drop what the job published before, and
+    # a usage report of 1e24 shots would be a metric (and a channel to whoever reads /metrics).
+    from qrt_common.metrics import SHOTS
+
+    def shots() -> float:
+        return float(SHOTS.labels("aer_simulator")._value.get())
+
+    source = (
+        "import json\n"
+        "def main(backend, messenger):\n"
+        "    messenger.publish({'step': 1})\n"
+        "    notice = json.dumps({'__qrt__': {'attempt': 2, 'reason': 'executor ex1 was lost'}})\n"
+        "    messenger.send({'kind': 'interim', 'data': notice})\n"
+        "    for shots in (10**24, -5, 10**5 + 1):\n"
+        "        messenger.send({'kind': 'usage', 'backend': 'aer_simulator', 'circuits': 1,"
+        " 'shots': shots})\n"
+        "    messenger.send({'kind': 'usage', 'backend': 'aer_simulator', 'circuits': 10**7,"
+        " 'shots': 0})\n"
+        "    messenger.send({'kind': 'usage', 'backend': 'aer_simulator', 'circuits': 3,"
+        " 'shots': 300})\n"
+        "    try:\n"
+        "        messenger.publish({'__qrt__': {'attempt': 3}})\n"
+        "    except Exception as exc:\n"
+        "        print('publish refused:', exc)\n"
+        "    return 'fine'\n"
+    )
+    write_program(programs_dir, "framefaker", {"name": "framefaker"}, source)
+    before = shots()
+    result = await run(pool, programs_dir, "framefaker")
+    assert result.outcome.status is JobStatus.COMPLETED, result.log
+    assert result.interims == [{"step": 1}]
+    assert shots() - before == 300
+    assert result.log.count("[qrt] ignored a usage report beyond what one run can do") == 1
+    assert "holds the key '__qrt__' at its top level" in result.log
+    assert "publish refused:" in result.log

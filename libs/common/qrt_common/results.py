@@ -10,6 +10,10 @@ program's kind: strict JSON, within a size limit.
 - **Unicode text** (RFC 8259 §8.1, I-JSON RFC 7493 §2.1): a string holding a lone surrogate
   (`"\\ud800"`, which a Python string can hold) is refused the same way: UTF-8 cannot carry it
   and strict parsers replace or refuse it.
+- **qrt's own notices**: an interim result that is a JSON object with the key `__qrt__`
+  (`NOTICE_KEY`) is refused: a results stream uses that key for qrt's notices (a job's next
+  attempt, before which everything it sent belongs to an earlier one), which a program must
+  not be able to forge for the people who watch its jobs.
 - **Size**: a result at most `QRT_MAX_RESULT_BYTES`, an interim result at most
   `QRT_MAX_INTERIM_BYTES`, counted as the UTF-8 bytes of its JSON text.
 """
@@ -32,6 +36,9 @@ LARGEST_MAX_INTERIM_BYTES = 8 * MiB
 """An interim result is kept in one MongoDB document, which holds at most 16 MiB."""
 DEFAULT_MAX_INTERIMS_BYTES = 64 * MiB
 """All of a job attempt's interim results together (QRT_MAX_INTERIMS_BYTES)."""
+NOTICE_KEY = "__qrt__"
+"""The key of qrt's own notices on a results stream (`{"__qrt__": {"attempt": 2, ...}}`), which
+no program's interim result may hold at its top level."""
 
 
 class ResultLimits(Message, frozen=True):
@@ -136,12 +143,18 @@ def refusal(
     if too_large is not None:
         return too_large
     numbers = "NaN" in text or "Infinity" in text
-    if not numbers and not _may_hold_surrogate(text):
+    notice = interim and NOTICE_KEY in text
+    if not numbers and not notice and not _may_hold_surrogate(text):
         return None  # the common case, without reading the text as JSON
     try:
         value = json.loads(text)
     except (ValueError, RecursionError) as exc:
         return f"{what} is not JSON: {exc}"
+    if notice and isinstance(value, dict) and NOTICE_KEY in value:
+        return (
+            f"{what} holds the key {NOTICE_KEY!r} at its top level, which qrt keeps for its own "
+            "notices on results streams: use another key"
+        )
     found = non_finite(value) if numbers else None
     if found is not None:
         token, path = found

@@ -20,6 +20,7 @@ from qrt_common.errors import Unauthenticated
 from qrt_common.jobs import JobStatus
 from qrt_common.messages import EventKind, JobEvent
 from qrt_common.metrics import OPEN_WEBSOCKETS
+from qrt_common.results import NOTICE_KEY
 
 from .auth import AUTHENTICATOR, RECHECK_SECONDS, WEBSOCKET_PROTOCOL, principal
 from .context import gateway
@@ -42,14 +43,11 @@ Pages = Callable[[str, float], AsyncIterator[list[Frame]]]
 """What a stream replays of a job (given its id, and when the stream subscribed to its updates):
 its stored frames, a page at a time, in order (see `SharedReplays`)."""
 
-ATTEMPT_KEY = "__qrt__"
-"""The key of a results stream's notice that the job runs again: `{"__qrt__": {"attempt": 2,
-"reason": "executor ex1 was lost"}}` comes before anything that attempt published."""
-
 
 class _Attempts:
     """On a results stream, a notice before the first frame of each attempt after the first
-    (and when one starts): what came before it is an earlier attempt's."""
+    (and when one starts): what came before it is an earlier attempt's. The notice is
+    `{"__qrt__": {"attempt": 2, "reason": "executor ex1 was lost"}}`."""
 
     def __init__(self, ws: web.WebSocketResponse, announce: bool) -> None:
         self._ws, self._announce = ws, announce
@@ -60,7 +58,8 @@ class _Attempts:
     async def reached(self, attempt: int) -> None:
         if self._announce and attempt > self.announced:
             self.announced = attempt
-            notice = {ATTEMPT_KEY: {"attempt": attempt, "reason": self.reason}}
+            # No program's interim result holds this key (`qrt_common.results.refusal`).
+            notice = {NOTICE_KEY: {"attempt": attempt, "reason": self.reason}}
             await send_text(self._ws, dumps(notice))
 
 

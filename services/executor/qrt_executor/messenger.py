@@ -48,7 +48,8 @@ class UserMessenger:
         """Publish `message`: an interim result, or the final result if `final`.
 
         Raises ResultRefused (a ValueError) when qrt cannot keep it: it holds NaN or Infinity,
-        or is over its size limit (see `qrt_common.results`); nothing is published then.
+        is over its size limit, or is an interim result that holds qrt's notice key `__qrt__` (see
+        `qrt_common.results`); nothing is published then.
         """
         text = json.dumps(message, cls=encoder)
         reason = refusal(text, interim=not final, limits=self.limits)

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from qrt_common.backends import MAX_SHOTS
 from qrt_common.device_protocol import Command
 from qrt_common.errors import DeviceRefused, DeviceUnavailable, MalformedMessage
 from qrt_common.jobs import JobStatus
@@ -526,10 +527,23 @@ def exit_reason(code: int | None) -> str:
     return f"program process exited with code {code}"
 
 
-def count_usage(usage: Usage) -> None:
-    """Count what a job process reported running on a backend."""
-    CIRCUITS.labels(usage.backend).inc(max(0, usage.circuits))
-    SHOTS.labels(usage.backend).inc(max(0, usage.shots))
+MAX_CIRCUITS_PER_RUN = 1_000_000
+"""The most circuits one usage report may count (a `backend.run` of a list): a bound on what a
+program that writes its own reports can add to the metrics at once."""
+
+
+def count_usage(usage: Usage) -> bool:
+    """Count what a job process reported running on a backend; False (nothing counted) for a
+    report no run could make: negative, more than `MAX_CIRCUITS_PER_RUN` circuits, or more
+    shots than `MAX_SHOTS` a circuit. A job process reports its own runs, so a program can
+    still overstate them within these bounds (the README's metrics section says so)."""
+    if not 0 <= usage.circuits <= MAX_CIRCUITS_PER_RUN:
+        return False
+    if not 0 <= usage.shots <= usage.circuits * MAX_SHOTS:
+        return False
+    CIRCUITS.labels(usage.backend).inc(usage.circuits)
+    SHOTS.labels(usage.backend).inc(usage.shots)
+    return True
 
 
 async def run_job(
@@ -549,6 +563,7 @@ async def run_job(
     """
     errors: list[str] = []
     refused: list[str] = []
+    ignored: list[Usage] = []
     limits = launch.limits
     relay = None if launch.device is None else DeviceRelay(launch.device, proc.control, output)
 
@@ -579,8 +594,9 @@ async def run_job(
         elif isinstance(frame, Usage):
             # Only the job's own backend: any other name a program sends would be a metric
             # series of its making, as many as it likes.
-            if frame.backend == launch.backend:
-                count_usage(frame)
+            if frame.backend == launch.backend and not count_usage(frame) and not ignored:
+                ignored.append(frame)  # said once: a program could send millions
+                output.log("[qrt] ignored a usage report beyond what one run can do")
         else:
             errors.append(frame.reason)
             if frame.data is not None:
