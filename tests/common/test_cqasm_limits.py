@@ -127,3 +127,15 @@ def test_unitary_power_is_qiskits(gate, exponent):
     matrix = np.asarray(gate.to_matrix(), dtype=complex)
     expected = Operator(matrix).power(exponent).data
     assert np.allclose(unitary_power(matrix, exponent), expected, atol=1e-9)
+
+
+def test_a_long_identifier_is_read_once_not_once_per_letter():
+    # The pre-check's operand pattern tried a match at every letter of an identifier that no
+    # `[` follows, each reading to its end: 20,000 letters took 12 s, 200,000 (a small circuit)
+    # would have held a device past its execute limit. A match now starts only where an
+    # identifier does, so this line is read in linear time.
+    from qrt_common.cqasm.v3check import _INDEXED
+
+    assert _INDEXED.search("ab[0]", 1) is None and _INDEXED.search("ab[0]")
+    with pytest.raises(CqasmError, match="line 3"):
+        parse("version 3.0\nqubit[5] q\n" + "a" * 200_000)

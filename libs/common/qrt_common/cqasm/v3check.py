@@ -56,7 +56,7 @@ _LONG_LITERAL = re.compile(r"(?<![\w.])[0-9]{19,}(?![\w.])", re.ASCII)
 _FAULTS = re.compile(r"[/%?]|<<|>>")
 # Outside comments and asm bodies, libqasm's lexer reads ASCII only.
 _NOT_ASCII = re.compile(r"[^\x00-\x7f]")
-_INDEXED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)[ \t]*\[([^\[\]]*)\]")
+_INDEXED = re.compile(r"(?<![A-Za-z0-9_])([A-Za-z_][A-Za-z0-9_]*)[ \t]*\[([^\[\]]*)\]")
 _LITERAL = re.compile(r"[ \t]*([0-9]{1,19})[ \t]*(?::[ \t]*([0-9]{1,19})[ \t]*)?")
 _CONSTANTS = {"pi": math.pi, "eu": math.e, "tau": math.tau}
 _LOCATION = re.compile(r":(\d+):(\d+)\.\.(\d+)$")
