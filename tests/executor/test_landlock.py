@@ -15,7 +15,7 @@ import pytest
 
 from qrt_executor import landlock
 
-pytestmark = pytest.mark.skipif(
+scoped = pytest.mark.skipif(
     not landlock.scopes(), reason="needs Landlock scopes (ABI 6, Linux 6.12)"
 )
 
@@ -53,6 +53,7 @@ def python(script: str, *args: str) -> list[str]:
     return [sys.executable, "-c", script, *args]
 
 
+@scoped
 def test_a_restricted_process_reaches_only_its_own():
     outside = subprocess.Popen(["sleep", "60"])
     name = f"qrt-landlock-test-{os.getpid()}"
@@ -89,6 +90,7 @@ time.sleep(60)
 """
 
 
+@scoped
 def test_processes_outside_still_signal_a_restricted_one():
     # The executor and the zygote stop, kill and reap job processes from outside.
     sleeper = subprocess.Popen(python(RESTRICTED_SLEEPER), stdout=subprocess.PIPE, text=True)
@@ -114,6 +116,38 @@ while True:
 """
 
 
+@scoped
 def test_the_kernel_s_sigxcpu_still_ends_a_restricted_process_at_its_cpu_limit():
     done = subprocess.run(python(SPINNER), capture_output=True, timeout=120)
     assert done.returncode == -signal.SIGXCPU, done.stderr
+
+
+WITHOUT_LANDLOCK = """
+import ctypes, ctypes.util, errno, json, sys
+# As on a kernel without Landlock: its first system call answers ENOSYS.
+lib = ctypes.CDLL(ctypes.util.find_library("seccomp"))
+lib.seccomp_init.restype = ctypes.c_void_p
+context = ctypes.c_void_p(lib.seccomp_init(0x7FFF0000))  # SCMP_ACT_ALLOW
+number = lib.seccomp_syscall_resolve_name(b"landlock_create_ruleset")
+assert lib.seccomp_rule_add(context, 0x00050000 | errno.ENOSYS, number, 0) == 0
+assert lib.seccomp_load(context) == 0
+exec(sys.argv[1])
+"""
+"""Runs the Python code of its first argument where Landlock's system calls answer ENOSYS."""
+
+REPORT = """
+from qrt_executor import landlock
+print(json.dumps([landlock.abi(), landlock.scopes(), landlock.restrict(),
+                  landlock.unavailable_reason()]))
+"""
+
+
+def test_without_landlock_nothing_is_restricted_and_the_reason_says_so():
+    done = subprocess.run(
+        python(WITHOUT_LANDLOCK, REPORT), capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    abi, scopes, restricted, reason = json.loads(done.stdout)
+    assert (abi, scopes, restricted) == (0, 0, False)
+    assert reason.startswith("job processes are not Landlock-scoped: the kernel has no Landlock")
+    assert "ABI 6 (Linux 6.12)" in reason

@@ -23,6 +23,7 @@ from qrt_common.programs import planqk_input
 from qrt_executor import landlock
 from qrt_executor.runner import Outcome
 from qrt_executor.sandbox import PidNamespaces, python_installation
+from tests.executor.test_landlock import WITHOUT_LANDLOCK
 from tests.support.executors import LoneExecutor, Run
 from tests.support.platform import make_settings
 from tests.support.programs import merge_programs
@@ -418,6 +419,37 @@ async def test_without_a_pid_namespace_a_job_reaches_no_process_but_its_own(tmp_
         with contextlib.suppress(ProcessLookupError):
             neighbour.kill()
         await neighbour.wait()
+
+
+NOOP_JOB = """
+import asyncio
+from pathlib import Path
+from tests.support.executors import LoneExecutor
+
+async def main(root):
+    lone = await LoneExecutor.started(Path(root))
+    try:
+        run = await lone.run("noop", "{}")
+    finally:
+        await lone.close()
+    print(run.outcome.status.value, run.results)
+
+asyncio.run(main(sys.argv[2]))
+"""
+
+
+async def test_where_the_kernel_has_no_landlock_jobs_run_as_before_and_the_executor_says_so(
+    tmp_path,
+):
+    executor = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", WITHOUT_LANDLOCK, NOOP_JOB, str(tmp_path),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )  # fmt: skip
+    out, err = await executor.communicate()
+    assert executor.returncode == 0, err[-2000:]
+    assert out.decode().splitlines()[-1] == "Completed ['ok']"
+    assert err.decode().count("job processes are not Landlock-scoped") == 1, err[-2000:]
 
 
 async def test_without_namespaces_jobs_are_still_filtered_and_not_dumpable(tmp_path):
