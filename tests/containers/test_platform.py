@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from qrt_executor import landlock
 from tests.support.platform import get_json, logs_of, wait_for
 from tests.support.waiting import eventually
 
@@ -209,6 +210,43 @@ async def test_a_job_reaches_no_credential_token_or_broker(
     assert seen["environments holding the broker URL"] == []
     assert seen["token"] in ("FileNotFoundError", "PermissionError"), seen
     assert seen["broker"] != "connected", seen
+
+
+NEIGHBOURS = """
+    import errno, os, signal
+
+
+    def main(backend, user_messenger):
+        # Every process of the executor's container but this job's own: the executor, its
+        # zygote, the warm job processes. SIGSTOP, then SIGCONT at once should it have worked.
+        found = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            outcome = []
+            for number in (signal.SIGSTOP, signal.SIGCONT):
+                try:
+                    os.kill(int(entry), number)
+                    outcome.append("ok")
+                except OSError as exc:
+                    outcome.append(errno.errorcode[exc.errno])
+            found[entry] = outcome
+        return found
+"""
+
+
+async def test_a_job_cannot_signal_the_executor_or_its_other_processes(
+    api: aiohttp.ClientSession, platform: Platform
+):
+    # uid 10001 without capabilities: no PID namespace for jobs, so they see the container's
+    # processes, all of the executor's user; the job's Landlock domain keeps its signals in.
+    if not landlock.scopes():
+        pytest.skip("the kernel has no Landlock scopes (ABI 6, Linux 6.12)")
+    found = await run(api, await upload(api, "neighbours", NEIGHBOURS))
+    assert found.pop("1") == ["EPERM", "EPERM"]  # the executor itself
+    assert found, "no zygote in sight"
+    # ESRCH: a process that ended meanwhile (a warm job process taking its job).
+    assert all(outcome in (["EPERM", "EPERM"], ["ESRCH", "ESRCH"]) for outcome in found.values())
 
 
 SLEEPER = """

@@ -312,14 +312,17 @@ def test_executors_give_job_processes_their_sandbox_settings(values_name: str):
     }
 
 
-SANDBOX_SYSCALLS = {"unshare", "mount", "mount_setattr", "open_tree", "move_mount"}
-"""What qrt_executor.sandbox calls to build a job's walls (RuntimeDefault refuses them all)."""
+SANDBOX_SYSCALLS = {"unshare", "mount", "mount_setattr", "open_tree", "move_mount",
+                    "landlock_create_ruleset", "landlock_restrict_self"}  # fmt: skip
+"""What qrt_executor.sandbox and qrt_executor.landlock call to build a job's walls
+(RuntimeDefault refuses the mount and namespace calls)."""
 
 
 def test_the_executor_s_seccomp_profile_allows_the_sandbox_and_refuses_the_rest():
-    source = (ROOT / "services" / "executor" / "qrt_executor" / "sandbox.py").read_text()
+    executor = ROOT / "services" / "executor" / "qrt_executor"
+    source = "".join((executor / name).read_text() for name in ("sandbox.py", "landlock.py"))
     called = set(re.findall(r"_libc\.(\w+)\(", source)) | {
-        name.removeprefix("SYS_").lower() for name in re.findall(r"syscall\((SYS_\w+)", source)
+        name.removeprefix("SYS_").lower() for name in re.findall(r"syscall\(\s*(SYS_\w+)", source)
     }
     # `setns` is called only where the zygote may create PID namespaces (CAP_SYS_ADMIN), which
     # the chart's executor (uid 10001, no capabilities) may not: its probe's unshare is refused.

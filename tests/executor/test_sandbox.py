@@ -4,8 +4,10 @@ a real executor (warm pool, zygote, job processes) with planted secrets around i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -18,8 +20,10 @@ import pytest_asyncio
 
 from qrt_common.jobs import JobStatus
 from qrt_common.programs import planqk_input
+from qrt_executor import landlock
 from qrt_executor.runner import Outcome
 from qrt_executor.sandbox import PidNamespaces, python_installation
+from tests.executor.test_landlock import WITHOUT_LANDLOCK
 from tests.support.executors import LoneExecutor, Run
 from tests.support.platform import make_settings
 from tests.support.programs import merge_programs
@@ -317,10 +321,135 @@ async def test_a_job_can_signal_no_process_but_its_own(executor):
         # SIGKILL to its namespace's process 1 does not reach it (else the job would die with
         # its namespace); jobs run on, each in its own.
         again = found(await attack(executor, "signal", pid=1, count=1))
-        assert again["probe"] == "ok" and again["pid"] == 2 and again["seen"] == [1, 2], again
+        assert again["pid"] == 2 and again["seen"] == [1, 2], again
+        # Process 1 (the `cat`) lies outside the job's Landlock domain, where there is one.
+        assert again["probe"] == ("EPERM" if landlock.scopes() else "ok"), again
     finally:
         outside.kill()
         await outside.wait()
+
+
+UNPRIVILEGED_EXECUTOR = """
+import asyncio, json, sys
+from pathlib import Path
+from tests.support.executors import LoneExecutor
+
+async def main(root, mode, pid, name):
+    lone = await LoneExecutor.started(Path(root), job_sandbox=mode)
+    try:
+        params = {"attack": "neighbour", "pid": int(pid), "path": name}
+        run = await lone.run("intruder", json.dumps(params))
+    finally:
+        await lone.close()
+    outcome = {"status": run.outcome.status.value, "reason": run.outcome.reason}
+    print(json.dumps({**outcome, "results": run.results, "log": run.log[-2000:]}))
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+"""Runs one `neighbour` attack in a LoneExecutor of its own; prints the run as JSON."""
+
+NEIGHBOUR = """
+import os, socket, sys, time
+server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+server.bind("\\0" + sys.argv[1])
+server.listen(8)
+print("ready", flush=True)
+time.sleep(300)
+"""
+"""A process of the executor's user, outside every job: a secret in its environment, listening
+on an abstract unix socket."""
+
+
+def _without_capabilities() -> list[str]:
+    """What runs a command without CAP_SYS_ADMIN, as the chart's executor (hence no PID
+    namespaces for its jobs), keeping root's uid to read this checkout. It keeps CAP_SETFCAP
+    alone, which a process of uid 0 needs to map uid 0 into its user namespace
+    (user_namespaces(7)); the chart's uid 10001 needs none."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("needs setpriv (util-linux) to run an executor without CAP_SYS_ADMIN")
+    return [setpriv, "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all,+setfcap"]
+
+
+def _state(pid: int) -> str:
+    """The state letter of process `pid` (proc(5)): "T" when stopped."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+@pytest.mark.skipif(not landlock.scopes(), reason="needs Landlock scopes (ABI 6, Linux 6.12)")
+@pytest.mark.parametrize("mode", ["namespaces", "off"])
+async def test_without_a_pid_namespace_a_job_reaches_no_process_but_its_own(tmp_path, mode):
+    # An executor without CAP_SYS_ADMIN forks its jobs into its own PID namespace, where kill(2)
+    # alone would let a job signal every process of the executor's user; with
+    # QRT_JOB_SANDBOX=off the job also shares /proc and the abstract unix sockets with them.
+    drop = _without_capabilities()
+    name = f"qrt-neighbour-{os.getpid()}-{mode}"
+    neighbour = await asyncio.create_subprocess_exec(
+        *drop, sys.executable, "-c", NEIGHBOUR, name,
+        stdout=asyncio.subprocess.PIPE, env={**os.environ, "QRT_NEIGHBOUR_SECRET": SECRET},
+    )  # fmt: skip
+    try:
+        assert neighbour.stdout is not None
+        assert await neighbour.stdout.readline() == b"ready\n"
+        executor = await asyncio.create_subprocess_exec(
+            *drop, sys.executable, "-c", UNPRIVILEGED_EXECUTOR,
+            str(tmp_path), mode, str(neighbour.pid), name,
+            stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )  # fmt: skip
+        out, _ = await executor.communicate()
+        assert executor.returncode == 0, out
+        run = json.loads(out.splitlines()[-1])
+        assert run["status"] == JobStatus.COMPLETED.value, run
+        seen = run["results"][0]
+        # The path without a PID namespace of its own.
+        assert seen["pid_namespace"] == os.readlink("/proc/self/ns/pid"), seen
+        assert seen["SIGSTOP"] == seen["SIGKILL"] == "EPERM", seen
+        assert neighbour.returncode is None
+        assert _state(neighbour.pid) != "T"  # not stopped
+        assert seen["environ"] == "PermissionError: Permission denied", seen
+        assert SECRET not in json.dumps(seen)
+        assert seen["abstract"] in ("EPERM", "ECONNREFUSED"), seen  # its own network: nothing
+        if mode == "off":
+            assert seen["abstract"] == "EPERM", seen
+        # What the job started itself it still stops and kills.
+        assert seen["own_child"] == -9 and seen["itself"] == "ok", seen
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            neighbour.kill()
+        await neighbour.wait()
+
+
+NOOP_JOB = """
+import asyncio
+from pathlib import Path
+from tests.support.executors import LoneExecutor
+
+async def main(root):
+    lone = await LoneExecutor.started(Path(root))
+    try:
+        run = await lone.run("noop", "{}")
+    finally:
+        await lone.close()
+    print(run.outcome.status.value, run.results)
+
+asyncio.run(main(sys.argv[2]))
+"""
+
+
+async def test_where_the_kernel_has_no_landlock_jobs_run_as_before_and_the_executor_says_so(
+    tmp_path,
+):
+    executor = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", WITHOUT_LANDLOCK, NOOP_JOB, str(tmp_path),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )  # fmt: skip
+    out, err = await executor.communicate()
+    assert executor.returncode == 0, err[-2000:]
+    assert out.decode().splitlines()[-1] == "Completed ['ok']"
+    assert err.decode().count("job processes are not Landlock-scoped") == 1, err[-2000:]
 
 
 async def test_without_namespaces_jobs_are_still_filtered_and_not_dumpable(tmp_path):

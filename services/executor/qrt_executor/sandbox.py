@@ -12,7 +12,9 @@ single-threaded job process:
 3. enters a second user and mount namespace, which locks every mount of step 2: the program
    cannot unmount a tmpfs to see what lies beneath or make a mount writable again;
 4. sets its resource limits (`apply_limits`);
-5. loads a seccomp filter (`qrt_executor.seccomp`): no ptrace, no new namespaces or mounts, no
+5. enters a Landlock domain of its own (`qrt_executor.landlock`, where the kernel has Landlock
+   scopes): no signal, ptrace access or abstract unix socket reaches a process outside it;
+6. loads a seccomp filter (`qrt_executor.seccomp`): no ptrace, no new namespaces or mounts, no
    keyrings, BPF or performance counters, and the like.
 
 The network namespace has only a loopback interface, which is down: no TCP, UDP or abstract
@@ -33,7 +35,7 @@ import sys
 import traceback
 from collections.abc import Iterable
 
-from . import seccomp
+from . import landlock, seccomp
 from .job_protocol import JobLimits, Launch, SandboxPolicy
 
 CLONE_NEWNS = 0x00020000
@@ -140,9 +142,11 @@ class PidNamespaces:
     namespace) nor reach its pipe.
 
     Creating a PID namespace takes CAP_SYS_ADMIN: `open` returns None where the zygote lacks it
-    (an executor not running as root), and job processes are forked as before (see the README's
-    "What it does not stop"). The zygote has threads: `unshare(CLONE_NEWPID)` changes only the
-    calling thread's namespace for its next children, and `setns` puts it back after each fork.
+    (an executor not running as root), and job processes are forked as before; the Landlock
+    domain each job process enters (`enter`) then keeps its signals to itself (see the README's
+    "What it does not stop" for kernels without it). The zygote has threads:
+    `unshare(CLONE_NEWPID)` changes only the calling thread's namespace for its next children,
+    and `setns` puts it back after each fork.
     """
 
     def __init__(self, own: int, cat: str) -> None:
@@ -365,19 +369,21 @@ def _installation() -> list[str]:
 def prepare() -> None:
     """Do ahead, in the process job processes are forked from, what every sandbox needs."""
     _installation()
+    landlock.scopes()
 
 
 PR_SET_DUMPABLE = 4
 
 
 def enter(launch: Launch) -> None:
-    """Build `launch`'s sandbox around this job process, set its limits and load its seccomp
-    filter; raises OSError when the sandbox cannot be built.
+    """Build `launch`'s sandbox around this job process, set its limits, enter its Landlock
+    domain and load its seccomp filter; raises OSError when the sandbox cannot be built.
 
     Without namespaces (QRT_JOB_SANDBOX=off: Kubernetes, where the pod walls jobs in) the job
     process is not dumpable, so the other jobs' processes, running as the same user, can
-    neither trace it nor read its memory or environment through /proc; the seccomp filter is
-    loaded there too, and where it cannot be the job runs on, its log saying so."""
+    neither trace it nor read its memory or environment through /proc; the Landlock domain and
+    the seccomp filter are entered there too, and where they cannot be the job runs on, its log
+    saying so."""
     policy = launch.sandbox
     if policy.isolate:
         readable = [launch.search_path, launch.project_dir, *python_installation(policy.hidden)]
@@ -390,13 +396,17 @@ def enter(launch: Launch) -> None:
             isolate(policy, readable, [workdir, *policy.writable])
     apply_limits(policy.limits)
     if policy.isolate:
+        # After the mounts, which a domain handling file access would refuse; before the
+        # filter, which stays free to deny programs Landlock's system calls.
+        landlock.restrict()
         seccomp.load()  # last: building the walls needed what it denies
         return
     _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "not dumpable")
-    try:
-        seccomp.load()
-    except OSError as exc:
-        print(f"[qrt] this job runs without a seccomp filter: {exc}", file=sys.stderr, flush=True)
+    for wall, build in (("Landlock domain", landlock.restrict), ("seccomp filter", seccomp.load)):
+        try:
+            build()
+        except OSError as exc:
+            print(f"[qrt] this job runs without a {wall}: {exc}", file=sys.stderr, flush=True)
 
 
 # What a program sees when it runs into a limit, and which limit (by its setting) that was.

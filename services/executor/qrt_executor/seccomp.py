@@ -6,8 +6,13 @@ Built with libseccomp (the C library every Linux distribution ships, `libseccomp
 ctypes: the names of system calls are resolved for this machine's architecture, and system calls
 of another ABI, such as 32-bit ones on x86_64, kill the process). The zygote compiles it once
 (`prepare`); a warm job process loads the compiled program on itself as the last wall (`load`,
-after its namespaces and limits); bubblewrap loads the same program on one-shot programs
-(`--seccomp`).
+after its namespaces, limits and Landlock domain); bubblewrap loads the same program on
+one-shot programs (`--seccomp`).
+
+Landlock's system calls (`landlock_create_ruleset`, `landlock_add_rule`,
+`landlock_restrict_self`) stay allowed: the job process enters its domain before the filter
+is loaded, and a program that calls them itself only ever restricts itself further (a nested
+domain cannot lift its parent's scopes, nor keep processes outside it from signalling it).
 """
 
 from __future__ import annotations

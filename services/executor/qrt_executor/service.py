@@ -44,6 +44,7 @@ from qrt_common.registry import ProgramRegistry
 from qrt_common.settings import Settings
 from qrt_common.wire import decode, encode
 
+from . import landlock
 from .device_client import DeviceClient, end_session
 from .devices import DeviceDirectory, KnownDevice
 from .job_protocol import DeviceAccess, JobLimits, Launch, SandboxPolicy
@@ -142,6 +143,8 @@ class Executor:
         await asyncio.gather(self.pool.start(), self.devices.start())
         if isinstance(self.one_shot, BubblewrapRunner) and not self.one_shot.available:
             logger.warning("bubblewrap (bwrap) is not installed: one-shot programs will fail")
+        if (unscoped := landlock.unavailable_reason()) is not None:
+            logger.warning(unscoped, extra={"landlock_abi": landlock.abi()})
         await self._bus.subscribe(CONTROL_TOPIC, self._on_control)
         await self._bus.consume(
             executor_queue(self.id), self._on_assignment, prefetch=self.capacity

@@ -5,6 +5,7 @@ import ctypes
 import errno
 import os
 import platform
+import signal
 import socket
 import subprocess
 import threading
@@ -45,6 +46,35 @@ def _read(path):
             return file.read(4096).decode("utf-8", "replace")
     except OSError as exc:
         return f"{type(exc).__name__}: {exc.strerror}"
+
+
+def _neighbour(pid, name):
+    """What a job can do to process `pid` of its user outside it, listening on abstract unix
+    socket `name`, and to a process it started itself."""
+    outcome = {"pid_namespace": os.readlink("/proc/self/ns/pid")}
+    outcome["environ"] = _read(f"/proc/{pid}/environ")
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        client.connect("\0" + name)
+        outcome["abstract"] = "connected"
+    except OSError as exc:
+        outcome["abstract"] = errno.errorcode[exc.errno]
+    finally:
+        client.close()
+    for signal_name in ("SIGSTOP", "SIGKILL"):  # the last, as it would end the process
+        try:
+            os.kill(pid, getattr(signal, signal_name))
+            outcome[signal_name] = "ok"
+        except OSError as exc:
+            outcome[signal_name] = errno.errorcode[exc.errno]
+    # Its own: a subprocess stopped and killed, itself probed.
+    child = subprocess.Popen(["sleep", "60"])
+    child.send_signal(signal.SIGSTOP)
+    child.kill()
+    outcome["own_child"] = child.wait()
+    os.kill(os.getpid(), 0)
+    outcome["itself"] = "ok"
+    return outcome
 
 
 def main(backend, user_messenger, attack, path="", pid=0, count=0, size=0):
@@ -143,6 +173,8 @@ def main(backend, user_messenger, attack, path="", pid=0, count=0, size=0):
         outcome["pid"] = os.getpid()
         outcome["seen"] = sorted(int(entry) for entry in os.listdir("/proc") if entry.isdigit())
         return outcome
+    if attack == "neighbour":
+        return _neighbour(pid, path)
     if attack == "sleep":
         time.sleep(count)
         return "slept"

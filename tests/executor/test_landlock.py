@@ -1,0 +1,153 @@
+"""Landlock scoping against real processes: a process that restricted itself, as every job
+process does, reaches no process outside its domain and all of its own; what lies outside still
+reaches it. (tests/executor/test_sandbox.py runs the same through a real executor.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from qrt_executor import landlock
+
+scoped = pytest.mark.skipif(
+    not landlock.scopes(), reason="needs Landlock scopes (ABI 6, Linux 6.12)"
+)
+
+RESTRICTED = """
+import errno, json, multiprocessing, os, signal, socket, subprocess, sys
+from qrt_executor import landlock
+
+def outcome(action):
+    try:
+        action()
+        return "ok"
+    except OSError as exc:
+        return errno.errorcode[exc.errno]
+
+outside, name = int(sys.argv[1]), sys.argv[2]
+assert landlock.restrict()
+found = {
+    "outside": outcome(lambda: os.kill(outside, signal.SIGKILL)),
+    "parent": outcome(lambda: os.kill(os.getppid(), 0)),
+    "socket": outcome(lambda: socket.socket(socket.AF_UNIX).connect("\\0" + name)),
+}
+child = subprocess.Popen(["sleep", "60"])
+child.send_signal(signal.SIGSTOP)
+child.kill()
+found["child"] = child.wait()
+# A pool's workers are forked here, and ended with SIGTERM when it closes.
+with multiprocessing.get_context("fork").Pool(2) as pool:
+    found["pool"] = pool.map(abs, [-1, -2])
+found["itself"] = outcome(lambda: os.kill(os.getpid(), 0))
+print(json.dumps(found))
+"""
+
+
+def python(script: str, *args: str) -> list[str]:
+    return [sys.executable, "-c", script, *args]
+
+
+@scoped
+def test_a_restricted_process_reaches_only_its_own():
+    outside = subprocess.Popen(["sleep", "60"])
+    name = f"qrt-landlock-test-{os.getpid()}"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind("\0" + name)
+    server.listen(1)
+    try:
+        done = subprocess.run(
+            python(RESTRICTED, str(outside.pid), name), capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        found = json.loads(done.stdout)
+        assert found == {
+            "outside": "EPERM",
+            "parent": "EPERM",
+            "socket": "EPERM",
+            "child": -signal.SIGKILL,
+            "pool": [1, 2],
+            "itself": "ok",
+        }
+        assert outside.poll() is None
+    finally:
+        server.close()
+        outside.kill()
+        outside.wait()
+
+
+RESTRICTED_SLEEPER = """
+import sys, time
+from qrt_executor import landlock
+assert landlock.restrict()
+print("restricted", flush=True)
+time.sleep(60)
+"""
+
+
+@scoped
+def test_processes_outside_still_signal_a_restricted_one():
+    # The executor and the zygote stop, kill and reap job processes from outside.
+    sleeper = subprocess.Popen(python(RESTRICTED_SLEEPER), stdout=subprocess.PIPE, text=True)
+    try:
+        assert sleeper.stdout is not None
+        assert sleeper.stdout.readline() == "restricted\n"
+        os.kill(sleeper.pid, signal.SIGSTOP)
+        os.kill(sleeper.pid, signal.SIGCONT)
+        sleeper.kill()
+        assert sleeper.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+SPINNER = """
+import resource
+from qrt_executor import landlock
+assert landlock.restrict()
+resource.setrlimit(resource.RLIMIT_CPU, (1, 2))
+while True:
+    pass
+"""
+
+
+@scoped
+def test_the_kernel_s_sigxcpu_still_ends_a_restricted_process_at_its_cpu_limit():
+    done = subprocess.run(python(SPINNER), capture_output=True, timeout=120)
+    assert done.returncode == -signal.SIGXCPU, done.stderr
+
+
+WITHOUT_LANDLOCK = """
+import ctypes, ctypes.util, errno, json, sys
+# As on a kernel without Landlock: its first system call answers ENOSYS.
+lib = ctypes.CDLL(ctypes.util.find_library("seccomp"))
+lib.seccomp_init.restype = ctypes.c_void_p
+context = ctypes.c_void_p(lib.seccomp_init(0x7FFF0000))  # SCMP_ACT_ALLOW
+number = lib.seccomp_syscall_resolve_name(b"landlock_create_ruleset")
+assert lib.seccomp_rule_add(context, 0x00050000 | errno.ENOSYS, number, 0) == 0
+assert lib.seccomp_load(context) == 0
+exec(sys.argv[1])
+"""
+"""Runs the Python code of its first argument where Landlock's system calls answer ENOSYS."""
+
+REPORT = """
+from qrt_executor import landlock
+print(json.dumps([landlock.abi(), landlock.scopes(), landlock.restrict(),
+                  landlock.unavailable_reason()]))
+"""
+
+
+def test_without_landlock_nothing_is_restricted_and_the_reason_says_so():
+    done = subprocess.run(
+        python(WITHOUT_LANDLOCK, REPORT), capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    abi, scopes, restricted, reason = json.loads(done.stdout)
+    assert (abi, scopes, restricted) == (0, 0, False)
+    assert reason.startswith("job processes are not Landlock-scoped: the kernel has no Landlock")
+    assert "ABI 6 (Linux 6.12)" in reason
