@@ -3,19 +3,22 @@ counts 1/n in each, so the parts add up to what the whole costs) of every proces
 /proc/<pid>/smaps_rollup, with its RSS and USS (its private pages: what ending it would free),
 after the platform started and ran 20 no-op jobs.
 
-    python bench/memory.py [--baseline DIR] [--rounds 3] [--services]
+    python bench/memory.py [--baseline DIR] [--rounds 3] [--services] [--device-job]
 
 By default it measures `qrt dev` (one process for gateway, scheduler, executor and store, its
-zygote and waiting job processes, the dev device and the device's worker). With `--services`
+zygote and waiting job processes, the dev device, and the device's worker if it runs: it
+starts with the device's first session). With `--device-job` each round then runs two jobs on
+the device (`cqasm-runner`, a Bell pair on Starmon-5), prints how long each took as its client
+saw it (the first waits for the device's worker to start), and measures again. With `--services`
 it measures the services run apart as "Running the services separately" shows (`qrt gateway`,
 `qrt scheduler`, `qrt executor` with its zygote and job processes, `qrt device` and its worker,
 on RabbitMQ at 127.0.0.1:5672 or QRT_TEST_RABBITMQ_URL, SQLite store).
 
 With `--baseline DIR` (another checkout, e.g. `git worktree add /tmp/mem-base <commit>`) each
 round measures that checkout's platform and this one's in turn (A B A B). Prints, per kind of
-process, the median over rounds and the spread (min-max), and the load average before and after;
-asserts nothing about them. The environment passes through (QRT_WARM_POOL_SIZE=1 measures a
-smaller pool).
+process (those that exist: the column n counts them), the median over rounds and the spread
+(min-max), the total, and the load average before and after; asserts nothing about them. The
+environment passes through (QRT_WARM_POOL_SIZE=1 measures a smaller pool).
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ from bench.latency import run_one  # noqa: E402
 
 JOB_PROCESS = "warm job process"
 JOB_NAMESPACE_INIT = "its PID namespace's cat"
+BELL = "version 3.0\nqubit[5] q\nbit[5] b\nH q[2]\nCNOT q[2], q[0]\nb = measure q\n"
+"""A device job's circuit (Starmon-5 couples qubits 0 and 2)."""
+DEVICE_JOBS = 2
 
 
 class Memory(NamedTuple):
@@ -138,6 +144,38 @@ def sample(top: list[int]) -> Sample:
     return found
 
 
+async def device_jobs(url: str, jobs: int = DEVICE_JOBS) -> list[float]:
+    """Seconds each of `jobs` Bell jobs on the dev device took, one at a time, as the client
+    saw them (submitted to ended, over the job's websocket)."""
+    body = {"programId": "cqasm-runner", "backend": "Starmon-5",
+            "params": {"circuit": BELL, "shots": 100}}  # fmt: skip
+    seconds = []
+    async with aiohttp.ClientSession(url) as http:
+        for _ in range(jobs):
+            started = time.perf_counter()
+            async with http.post("/jobs", json=body) as response:
+                job_id = (await response.json())["id"]
+            async with http.ws_connect(f"/stream/jobs/{job_id}") as ws:
+                while (message := await ws.receive()).type is aiohttp.WSMsgType.TEXT:
+                    pass
+            seconds.append(time.perf_counter() - started)
+            assert message.extra == "Completed", (job_id, message.extra)
+    return seconds
+
+
+def programs_of(root: Path, directory: Path, device_job: bool) -> Path:
+    """The programs the platform serves: the no-op job's, and with `device_job` checkout
+    `root`'s `cqasm-runner` too (copied into `directory`)."""
+    if not device_job:
+        return HERE / "programs"
+    shutil.copytree(HERE / "programs" / "noop", directory / "noop")
+    shutil.copytree(root / "programs" / "cqasm_runner", directory / "cqasm_runner")
+    (directory / "programs.ini").write_text(
+        "[programs]\nnoop=noop.noop\ncqasm-runner=cqasm_runner.cqasm_runner\n"
+    )
+    return directory
+
+
 async def noops(url: str, jobs: int) -> list[float]:
     """Seconds each of `jobs` no-op jobs took, one at a time, on the platform at `url`."""
     async with aiohttp.ClientSession(url) as http:
@@ -159,12 +197,13 @@ def warm_up(url: str, jobs: int = 20, timeout: float = 120) -> None:
 
 
 @contextlib.contextmanager
-def dev_of(root: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def dev_of(root: Path, device_job: bool = False) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """A `qrt dev` of checkout `root` (its process and URL), once it ran 20 no-op jobs."""
     data_dir = tempfile.mkdtemp(prefix="qrt-bench-")
+    programs = programs_of(root, Path(tempfile.mkdtemp(prefix="qrt-bench-")), device_job)
     port = free_port()
     command = [sys.executable, "-m", "qrt_cli", "dev", "--port", str(port),
-               "--data-dir", data_dir, "--programs-dir", str(HERE / "programs")]  # fmt: skip
+               "--data-dir", data_dir, "--programs-dir", str(programs)]  # fmt: skip
     process = subprocess.Popen(command, env=environment(root), cwd=data_dir,
                                stdout=subprocess.DEVNULL)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -177,14 +216,15 @@ def dev_of(root: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
 
 
 @contextlib.contextmanager
-def services_of(root: Path) -> Iterator[list[int]]:
+def services_of(root: Path, device_job: bool = False) -> Iterator[tuple[list[int], str]]:
     """`qrt device`, `qrt scheduler`, `qrt executor` (using that device) and `qrt gateway` of
-    checkout `root`, on RabbitMQ in a namespace of their own (their pids), once they ran 20
-    no-op jobs."""
+    checkout `root`, on RabbitMQ in a namespace of their own (their pids, and the gateway's
+    URL), once they ran 20 no-op jobs."""
     from tests.support.mesh import Mesh
 
     with tempfile.TemporaryDirectory(prefix="qrt-bench-") as directory:
-        mesh = Mesh(Path(directory), HERE / "programs")
+        programs = programs_of(root, Path(directory) / "programs", device_job)
+        mesh = Mesh(Path(directory), programs)
         mesh.env.update(environment(root))
         rep = f"tcp://127.0.0.1:{free_port()}"
         pub = f"tcp://127.0.0.1:{free_port()}"
@@ -192,22 +232,41 @@ def services_of(root: Path) -> Iterator[list[int]]:
             mesh.start("device", "device", QRT_DEVICE_REP_ADDRESS=rep, QRT_DEVICE_PUB_ADDRESS=pub)
             mesh.scheduler()
             mesh.executor(QRT_DEVICES=rep)
-            warm_up(mesh.gateway())
-            yield [process.pid for process in mesh.processes.values()]
+            url = mesh.gateway()
+            warm_up(url)
+            yield [process.pid for process in mesh.processes.values()], url
         finally:
             mesh.stop_all()
             asyncio.run(mesh.delete_namespace())
 
 
-def measure(root: Path, services: bool) -> Sample:
-    """The memory of each process of an idle platform run from checkout `root`."""
+class Round(NamedTuple):
+    """What one round measured of one checkout's platform."""
+
+    idle: Sample
+    """After 20 no-op jobs."""
+    device_jobs: list[float]
+    """Seconds of each device job, in order (with `--device-job`)."""
+    after_device_jobs: Sample | None
+    """After the device jobs too (with `--device-job`)."""
+
+
+def measure(root: Path, services: bool, device_job: bool) -> Round:
+    """The memory of each process of an idle platform run from checkout `root` (and with
+    `device_job`, the device jobs' seconds and the memory after them)."""
     with contextlib.ExitStack() as stack:
         if services:
-            top = stack.enter_context(services_of(root))
+            top, url = stack.enter_context(services_of(root, device_job))
         else:
-            top = [stack.enter_context(dev_of(root))[0].pid]
+            process, url = stack.enter_context(dev_of(root, device_job))
+            top = [process.pid]
         time.sleep(3)  # the pool forks its waiting processes again
-        return sample(top)
+        idle = sample(top)
+        if not device_job:
+            return Round(idle, [], None)
+        seconds = asyncio.run(device_jobs(url))
+        time.sleep(3)
+        return Round(idle, seconds, sample(top))
 
 
 def spread(values: list[float]) -> str:
@@ -215,8 +274,10 @@ def spread(values: list[float]) -> str:
 
 
 def report(name: str, root: Path, rounds: list[Sample]) -> None:
-    """Print the median and spread over `rounds` of each role's total PSS (and its processes')."""
+    """Print the median and spread over `rounds` of each role's total PSS (and its processes'),
+    and of all processes together."""
     totals = [sum(m.pss for ms in one.values() for m in ms) for one in rounds]
+    private = [sum(m.uss for ms in one.values() for m in ms) for one in rounds]
     print(f"{name} ({root}): PSS {spread(totals)} MiB over {len(rounds)} rounds"
           f" ({', '.join(f'{t:.0f}' for t in totals)})")  # fmt: skip
     print(f"  {'process':28} {'n':>2}  {'PSS, all, MiB':>20}  {'PSS each':>20}  "
@@ -233,6 +294,17 @@ def report(name: str, root: Path, rounds: list[Sample]) -> None:
               f"{spread([m.pss for m in each]):>20}  "
               f"{statistics.median(m.rss for m in each):8.1f}  "
               f"{statistics.median(m.uss for m in each):8.1f}")  # fmt: skip
+    processes = statistics.median(sum(len(ms) for ms in one.values()) for one in rounds)
+    print(f"  {'all':28} {processes:>2g}  {spread(totals):>20}  {'':>20}  {'':>8}  "
+          f"{statistics.median(private):8.1f}   (USS: all private pages)")  # fmt: skip
+
+
+def report_device_jobs(name: str, rounds: list[Round]) -> None:
+    """Print how long the device jobs took, the first and the others, over `rounds`."""
+    first = [one.device_jobs[0] for one in rounds]
+    then = [s for one in rounds for s in one.device_jobs[1:]]
+    print(f"{name}: a Bell job on the device, as its client saw it: the first {spread(first)} s,"
+          f" the next {spread(then)} s")  # fmt: skip
 
 
 def main() -> None:
@@ -241,20 +313,29 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--services", action="store_true",
                         help="the services run apart on RabbitMQ, not `qrt dev`")  # fmt: skip
+    parser.add_argument("--device-job", action="store_true",
+                        help="then run jobs on the device, and measure again")  # fmt: skip
     args = parser.parse_args()
     trees = {"this": ROOT}
     if args.baseline:
         trees = {"baseline": args.baseline.resolve(), "this": ROOT}
     print("load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
-    samples: dict[str, list[Sample]] = {name: [] for name in trees}
+    results: dict[str, list[Round]] = {name: [] for name in trees}
     for _ in range(args.rounds):
         for name, root in trees.items():
-            samples[name].append(measure(root, args.services))
+            results[name].append(measure(root, args.services, args.device_job))
     print("load average after:  {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     what = "services run apart" if args.services else "qrt dev"
     print(f"idle {what} after 20 no-op jobs; PSS median (min-max); RSS and USS: medians")
     for name, root in trees.items():
-        report(name, root, samples[name])
+        report(name, root, [one.idle for one in results[name]])
+    if not args.device_job:
+        return
+    print(f"\nthe same, after {DEVICE_JOBS} jobs on the device, one at a time")
+    for name in trees:
+        report_device_jobs(name, results[name])
+    for name, root in trees.items():
+        report(name, root, [one.after_device_jobs or {} for one in results[name]])
 
 
 if __name__ == "__main__":

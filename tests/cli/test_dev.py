@@ -78,6 +78,10 @@ async def test_the_dev_device_is_a_process_of_its_own_and_comes_back_when_it_end
         first = device.process.pid
         assert first != os.getpid()
         async with aiohttp.ClientSession(base_url=platform.url) as http:
+            # The device's worker starts with its first session: the first job waits for it.
+            assert children(first) == []
+            started = await submit(http, BELL)
+            assert (await wait_for(http, started, timeout=60))["status"] == "Completed"
             # Native code crashes in the middle of a job's circuit (as Aer did, by SIGSEGV):
             # the job fails, saying so, and the device and qrt dev go on.
             (worker,) = children(first)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
+from qrt_common.errors import DeviceConfigError
 from qrt_device.config import STARMON_5, DeviceConfig, load_config, star
 from tests.support.device_clients import Client, running
 from tests.support.programs import ROOT
@@ -78,3 +81,26 @@ async def test_a_device_of_any_size_runs_with_the_default_calibration(qubits):
         counts = reply["payload"]["results"]
         assert sum(counts.values()) == 200
         assert counts.get("0" * used, 0) + counts.get("1" * used, 0) > 100
+
+
+async def test_a_worker_kept_once_started_is_configured_with_inf(tmp_path):
+    path = tmp_path / "device.toml"
+    path.write_text("worker_idle_seconds = inf\n")
+    config = load_config(path)
+    assert config.worker_idle_seconds == math.inf
+    # What the worker gets: the same configuration, inf included.
+    assert DeviceConfig.model_validate_json(config.model_dump_json()) == config
+    async with running(noise=False, worker_idle_seconds=math.inf) as (device, context):
+        client = Client(context, device.rep_endpoint)
+        await client.call("initialize")
+        reply = await client.execute("version 3.0\nqubit q\nbit b\nX q\nb = measure q\n", 4)
+        assert reply["payload"]["results"] == {"1": 4}, reply
+        assert device.supervisor.running
+
+
+@pytest.mark.parametrize("value", ["0", "-1.0", "nan"])
+def test_a_worker_idle_time_must_be_positive(tmp_path, value):
+    path = tmp_path / "device.toml"
+    path.write_text(f"worker_idle_seconds = {value}\n")
+    with pytest.raises(DeviceConfigError, match="worker_idle_seconds"):
+        load_config(path)

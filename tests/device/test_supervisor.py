@@ -14,7 +14,8 @@ import uuid
 
 import zmq
 
-from tests.support.device_clients import Client, running
+from qrt_device.service import Device
+from tests.support.device_clients import Client, Subscriber, running
 from tests.support.mesh import free_port
 from tests.support.processes import children, cpu_seconds, ended
 from tests.support.programs import ROOT
@@ -34,6 +35,15 @@ SLOW = (
 LONG_RUN = {"max_shots": 10**7, "max_dynamic_work": 2**40}
 
 
+def is_worker(pid: int) -> bool:
+    """True if `pid` is a device's worker process."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return b"qrt_device.worker" in cmdline.read().split(b"\0")
+    except OSError:
+        return False
+
+
 def rounds(count: int) -> str:
     """`count` rounds of H on all five qubits and a measurement of them into the next five bits
     (issue 18's circuit that crashed Aer with shot branching at 70000 shots and more)."""
@@ -41,6 +51,72 @@ def rounds(count: int) -> str:
     for r in range(count):
         lines += ["H q", f"b[{5 * r}:{5 * r + 4}] = measure q"]
     return "\n".join(lines) + "\n"
+
+
+def worker_running(device: Device) -> float:
+    """What the device's `qrt_device_worker_running` gauge says."""
+    (family,) = [f for f in device._gauges() if f.name == "qrt_device_worker_running"]
+    (sample,) = family.samples
+    return float(sample.value)
+
+
+async def test_the_worker_starts_with_the_first_session_not_with_the_device():
+    async with running(noise=False) as (device, context):
+        alice = Client(context, device.rep_endpoint)
+        subscriber = Subscriber(context, device.pub_endpoint)
+        # Before any session: everything but execute is answered, and nothing simulates.
+        assert (await alice.call("get_static"))["status"] == "success"
+        assert (await alice.call("get_dynamic"))["status"] == "success"
+        await subscriber.wait_for("IDLE")
+        assert not device.supervisor.running and device.supervisor.pid is None
+        assert worker_running(device) == 0.0
+        assert not [pid for pid in children(os.getpid()) if is_worker(pid)]
+        await alice.call("initialize")
+        assert device.supervisor.running and worker_running(device) == 1.0
+        # The first execute waits for the worker's start, however long it takes.
+        reply = await alice.execute(GHZ, shots=5)
+        assert reply["status"] == "success" and sum(reply["payload"]["results"].values()) == 5
+        worker = device.supervisor.pid
+        assert worker is not None and is_worker(worker)
+
+
+async def test_an_execute_without_initialize_starts_no_worker():
+    async with running(noise=False) as (device, context):
+        alice = Client(context, device.rep_endpoint)
+        reply = await alice.execute(GHZ, shots=5)
+        assert "execute outside an initialized session" in reply["payload"]["error_msg"]
+        assert not device.supervisor.running
+
+
+async def test_an_idle_worker_ends_and_the_next_execute_starts_another():
+    async with running(noise=False, worker_idle_seconds=0.5, lease_seconds=3600) as (
+        device,
+        context,
+    ):
+        alice = Client(context, device.rep_endpoint)
+        await alice.call("initialize")
+        assert (await alice.execute(GHZ, shots=5))["status"] == "success"
+        await eventually(lambda: not device.supervisor.running, "the idle worker ends", timeout=60)
+        assert worker_running(device) == 0.0
+        await eventually(
+            lambda: [pid for pid in children(os.getpid()) if is_worker(pid)],
+            "its process is gone",
+            until=lambda workers: not workers,
+        )
+        # Still her session: the next execute starts a worker and runs.
+        again = await alice.execute(GHZ, shots=3, job_id=2)
+        assert again["status"] == "success" and sum(again["payload"]["results"].values()) == 3
+
+
+async def test_a_worker_busy_for_longer_than_its_idle_time_is_not_ended_mid_execute():
+    async with running(worker_idle_seconds=0.1, **LONG_RUN) as (device, context):
+        alice = Client(context, device.rep_endpoint)
+        await alice.call("initialize")
+        assert (await alice.execute(GHZ, shots=5))["status"] == "success"
+        # Seconds of simulation, shot by shot with noise: many idle times long.
+        reply = await alice.execute(SLOW, shots=30_000, job_id=2)
+        assert reply["status"] == "success", reply
+        assert sum(reply["payload"]["results"].values()) == 30_000
 
 
 async def test_a_circuit_that_crashes_libqasm_gets_a_failure_and_the_device_goes_on():

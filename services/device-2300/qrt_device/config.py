@@ -77,7 +77,8 @@ def _no_passes() -> dict[str, list[dict[str, Any]]]:
 class DeviceConfig(BaseModel):
     """Everything one simulated 2300 device is."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # `inf` (TOML's too) reaches the worker as JSON's `Infinity`, not as null.
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
 
     name: str = Field("Starmon-5", min_length=1)
     qubits: int = Field(5, ge=1, le=30)
@@ -99,6 +100,9 @@ class DeviceConfig(BaseModel):
     max_dynamic_work: int = Field(2**26, ge=1)
     """Cap of shots x 2^qubits for circuits Aer must simulate shot by shot (mid-circuit
     measurements or conditional gates)."""
+    worker_idle_seconds: float = Field(300.0, gt=0)
+    """The simulator's worker process (Qiskit and Aer, about 110 MiB) starts with the first
+    session and ends after this long without an execute; `inf` keeps it once started."""
     lease_seconds: float = Field(60.0, gt=0)
     """An initialized session silent this long loses its lock."""
     heartbeat_seconds: float = Field(1.0, gt=0)

@@ -114,8 +114,7 @@ class Device:
             self._rep.close()
             self._pub.close()
             raise OSError(f"cannot bind the device's sockets: {exc}") from None
-        # The worker imports and warms up Aer (its first run is slow) before a client waits.
-        self.supervisor.start()
+        # No worker yet: it starts with the first session (see `supervisor.py`).
         self._tasks = [
             asyncio.create_task(self._serve()),
             asyncio.create_task(self._beat()),
@@ -169,6 +168,10 @@ class Device:
                   {(name,): float(self.session is not None)}, ("device",)),
             gauge("qrt_device_lock_holder_info", "The session holding the device.",
                   holder, ("device", "session")),
+            gauge("qrt_device_worker_running",
+                  "1 while the simulator's worker process runs or starts (from the first "
+                  "session until worker_idle_seconds without an execute).",
+                  {(name,): float(self.supervisor.running)}, ("device",)),
         ]  # fmt: skip
 
     # State.
@@ -302,6 +305,9 @@ class Device:
             )
         self.session = request.session_id
         self._last_heard = time.monotonic()
+        # Execution is about to begin (the spec's words for initialize): the simulator's worker
+        # starts now, unless it runs, while the client prepares its first execute.
+        self.supervisor.start()
         await self._state_changed()
         return success(request)
 

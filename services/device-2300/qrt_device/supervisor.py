@@ -1,9 +1,15 @@
-"""The device's side of its worker process: start it, hand it one task at a time, and replace
-it when it dies or runs past the time limit.
+"""The device's side of its worker process: start it when work is coming, hand it one task at
+a time, replace it when it dies or runs past the time limit, and end it once it has been idle
+for `worker_idle_seconds`.
 
 Native code (libqasm's analyzer, Aer) runs only in the worker, so a circuit that makes it
 crash or loop costs that worker alone: the execute gets a failure reply naming the signal or
 the rule, the device goes on answering everyone, and a new worker starts at once.
+
+The worker holds Qiskit, Aer, numpy and scipy (about 110 MiB), which a device without work has
+no use for: it starts with the first session (`initialize`) or task, not with the device, and
+ends after `worker_idle_seconds` without a task. Nothing the device answers needs it but
+`execute`, which waits for its start (about 1.5 s of CPU).
 """
 
 from __future__ import annotations
@@ -11,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import select
 import signal
 import sys
+import time
 from collections.abc import Callable
 
 from qrt_common.errors import MalformedMessage
@@ -151,25 +159,78 @@ class Supervisor:
         self._starting: asyncio.Task[_Worker] | None = None
         self._ending: set[asyncio.Task[int]] = set()
         self._closed = False
+        self._tasks = 0
+        """Tasks waiting for the worker or running on it: while any does, it is not idle."""
+        self._idle_since = time.monotonic()
+        self._retiring: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
-        """Start a worker in the background, so that the first task need not wait for it."""
+        """Start a worker in the background unless one runs or starts already, so that a task
+        about to come need not wait for all of its start (the device calls this on
+        `initialize`)."""
+        if self._closed:
+            return
         self._worker_task()
+        self._idle_since = time.monotonic()
+        self._retire_later(self._config.worker_idle_seconds)
 
     def _worker_task(self) -> asyncio.Task[_Worker]:
         if self._starting is None:
             setup = Setup(self._config_json, self._noise())
             self._starting = asyncio.create_task(_Worker.start(setup))
+            self._starting.add_done_callback(self._forget_if_failed)
         return self._starting
 
-    def _replace(self, worker: _Worker) -> None:
+    def _forget_if_failed(self, starting: asyncio.Task[_Worker]) -> None:
+        # A start that failed (say, timed out on a loaded machine) is not the next task's
+        # answer: that task tries again.
+        if starting.cancelled() or starting is not self._starting:
+            return
+        if (exc := starting.exception()) is not None:
+            self._starting = None
+            logger.error("the simulator did not start: %s", exc)
+
+    def _end(self, worker: _Worker) -> None:
         worker.kill()
         ending = asyncio.create_task(worker.ended())
         self._ending.add(ending)
         ending.add_done_callback(self._ending.discard)
         self._starting = None
+
+    def _replace(self, worker: _Worker) -> None:
+        self._end(worker)
         if not self._closed:
             self._worker_task()
+
+    def _retire_later(self, delay: float) -> None:
+        """Look again in `delay` seconds whether the worker has been idle long enough."""
+        if self._retiring is not None:
+            self._retiring.cancel()
+            self._retiring = None
+        if not self._closed and math.isfinite(delay):
+            self._retiring = asyncio.get_running_loop().call_later(delay, self._retire_if_idle)
+
+    def _retire_if_idle(self) -> None:
+        """End the worker if no task came for `worker_idle_seconds` (a task's end looks again,
+        so a busy or starting worker is left alone)."""
+        self._retiring = None
+        starting = self._starting
+        if self._tasks or starting is None or self._closed:
+            return
+        left = self._idle_since + self._config.worker_idle_seconds - time.monotonic()
+        if left > 0 or not starting.done():
+            self._retire_later(left if left > 0 else 1.0)  # or once it has started
+            return
+        self._starting = None
+        if starting.cancelled() or starting.exception() is not None:
+            return
+        worker = starting.result()
+        logger.info(
+            "simulator worker ended after %g s without work",
+            self._config.worker_idle_seconds,
+            extra={"pid": worker.process.pid},
+        )
+        self._end(worker)
 
     @property
     def pid(self) -> int | None:
@@ -181,16 +242,33 @@ class Supervisor:
             return None
         return starting.result().process.pid
 
+    @property
+    def running(self) -> bool:
+        """True while a worker process runs or starts (it is not needed before work comes)."""
+        return self._starting is not None
+
     async def run(self, task: Task, limit: float) -> Outcome:
         """The outcome of `task`, which may take `limit` seconds (not counting a new worker's
-        start); never raises for what the worker does."""
+        start, which the first task and the first after `worker_idle_seconds` without one
+        wait for); never raises for what the worker does."""
+        self._tasks += 1
+        try:
+            return await self._run(task, limit)
+        finally:
+            self._tasks -= 1
+            if not self._tasks:
+                self._idle_since = time.monotonic()
+                self._retire_later(self._config.worker_idle_seconds)
+
+    async def _run(self, task: Task, limit: float) -> Outcome:
         async with self._lock:
             for _ in range(3):
+                starting = self._worker_task()
                 try:
-                    worker = await asyncio.shield(self._worker_task())
+                    worker = await asyncio.shield(starting)
                 except (OSError, TimeoutError) as exc:
-                    self._starting = None
-                    logger.error("the simulator did not start: %s", exc)
+                    if self._starting is starting:
+                        self._starting = None
                     return Failed(f"the simulator could not start ({exc})")
                 if not worker.ended_while_idle():
                     return await self._run_on(worker, task, limit)
@@ -231,6 +309,7 @@ class Supervisor:
     async def close(self) -> None:
         """Kill the worker, at whatever point it is."""
         self._closed = True
+        self._retire_later(math.inf)
         starting, self._starting = self._starting, None
         if starting is not None:
             if not starting.done():
