@@ -64,14 +64,16 @@ def _params(kind: str) -> str:
     return params
 
 
-def _reaped_cpu() -> float:
-    """Seconds of CPU of the job processes the zygote (this process's child) reaped so far."""
-    total = 0.0
+def _reaped() -> tuple[float, int]:
+    """Seconds of CPU and minor page faults (most of them copies of the zygote's pages) of the
+    job processes the zygote (this process's child) reaped so far."""
+    seconds, faults = 0.0, 0
     for task in os.listdir("/proc/self/task"):
         for pid in Path(f"/proc/self/task/{task}/children").read_text().split():
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
-    return total
+            seconds += (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+            faults += int(fields[8])  # cminflt
+    return seconds, faults
 
 
 async def _jobs(root: Path, jobs: int) -> dict[str, list[float]]:
@@ -118,15 +120,22 @@ async def _jobs(root: Path, jobs: int) -> dict[str, list[float]]:
             await one(kind, n)
     times: dict[str, list[float]] = {kind: [] for kind in KINDS}
     cpu: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    faults: dict[str, list[float]] = {kind: [] for kind in KINDS}
     for n in range(jobs):
         for kind in KINDS:
-            before = _reaped_cpu()
+            cpu_before, faults_before = _reaped()
             started = time.perf_counter()
             await one(kind, n)
             times[kind].append(time.perf_counter() - started)
-            cpu[kind].append(_reaped_cpu() - before)
+            cpu_after, faults_after = _reaped()
+            cpu[kind].append(cpu_after - cpu_before)
+            faults[kind].append(faults_after - faults_before)
     await pool.close()
-    return {**times, **{f"cpu {kind}": cpu[kind] for kind in KINDS}}
+    return {
+        **times,
+        **{f"cpu {kind}": cpu[kind] for kind in KINDS},
+        **{f"faults {kind}": faults[kind] for kind in KINDS},
+    }
 
 
 def _warm_loop(runs: int) -> list[float]:
@@ -211,9 +220,10 @@ def main() -> None:
         for kind in KINDS:
             extra = 1000 * (statistics.median(results[kind]) - noop)
             cpu = 1000 * statistics.mean(results[f"cpu {kind}"])
+            faults = statistics.median(results[f"faults {kind}"])
             print(
                 f"    {kind:15} {spread(results[kind])}   over no-op {extra:+7.1f}   "
-                f"job process CPU {cpu:6.1f}"
+                f"job process CPU {cpu:6.1f}, minor faults {faults:6.0f}"
             )
         print(
             f"    {'warm loop':15} {spread(results['warm loop'])}   (transpile + run, in process)"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -440,3 +441,36 @@ def test_a_target_reached_through_the_passes_is_checked_again(
     assert read == []
     transpile(circuits, backend=prepared, seed_transpiler=3)
     assert read == [warm._kept_target(prepared)]
+
+
+def test_filling_the_heap_holes_leaves_few_free_chunks_below_the_top() -> None:
+    """`fill_heap_holes` takes the free chunks a forked process's `malloc` would otherwise
+    reuse (and copy the pages of): what is free below the heap's top shrinks to what its
+    size classes cannot take."""
+    code = textwrap.dedent(
+        """
+        from qrt_executor import warm
+        import ctypes
+
+        kept = [bytes(size) for size in range(40, 4000, 8) for _ in range(20)]
+        del kept[::2]  # free chunks all over the heap
+        libc = ctypes.CDLL(None)
+        libc.mallinfo2.restype = warm._MallInfo2
+        info = libc.mallinfo2()
+        before = info.fordblks - info.keepcost
+        taken = warm.fill_heap_holes()
+        info = libc.mallinfo2()
+        after = info.fordblks - info.keepcost
+        assert before > 1_000_000 and taken > before // 2 and after < before // 4, (
+            before, taken, after)
+        print("ok")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONMALLOC": "malloc"},
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
