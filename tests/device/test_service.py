@@ -271,6 +271,12 @@ async def test_limits_of_the_device():
             "rule 'size'" in reply["payload"]["error_msg"]
             and "51 operations" in reply["payload"]["error_msg"]
         )
+        # JSON's escapes can carry half a surrogate pair, which no text encodes: refused by
+        # name, and the device answers the next request (it logged a traceback before).
+        half = await client.execute(GHZ + "// \udc80\n")
+        assert half["status"] == "failure", half
+        assert "rule 'encoding': a lone surrogate at character" in half["payload"]["error_msg"]
+        assert (await client.execute(GHZ, shots=3))["status"] == "success"
 
 
 BAD_REQUESTS = [

@@ -356,7 +356,15 @@ class Device:
                 f"{self.config.lease_seconds:g} s is released)"
             )
         config = self.config
-        if len(arguments.circuit.encode()) > config.max_circuit_bytes:
+        try:
+            circuit_bytes = len(arguments.circuit.encode())
+        except UnicodeEncodeError as exc:
+            # JSON's \ud800 escapes can carry half a surrogate pair, which no text encodes.
+            raise DeviceRefused(
+                f"circuit rejected by rule 'encoding': a lone surrogate at character {exc.start}"
+                " (cQASM is UTF-8 text)"
+            ) from None
+        if circuit_bytes > config.max_circuit_bytes:
             raise DeviceRefused(
                 f"circuit rejected by rule 'size': more than {config.max_circuit_bytes} bytes"
             )
