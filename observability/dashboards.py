@@ -122,6 +122,13 @@ FAILURE_RATIO = Chart(
     unit="percentunit",
 )
 
+PROGRAM_PROBLEMS = Chart(
+    "Programs that cannot be loaded",
+    (Query("max(qrt_program_problems)", "programs and programs.ini files"),),
+    description="Counted by each gateway on /readyz and GET /programs, which name each file "
+    "and line; their submits are refused, the other programs run.",
+)
+
 
 def _quantile(q: float, metric: str, by: str = "") -> str:
     group = f"le, {by}" if by else "le"
@@ -168,7 +175,10 @@ def overview() -> Any:
         [
             ("Throughput", [JOBS_PER_SECOND, SUBMITTED]),
             ("Latency", [API_LATENCY, ASSIGNMENT_WAIT]),
-            ("Health", [FAILURE_RATIO, QUEUE_DEPTH, EXECUTORS, JOBS_BY_STATUS]),
+            (
+                "Health",
+                [FAILURE_RATIO, QUEUE_DEPTH, EXECUTORS, JOBS_BY_STATUS, PROGRAM_PROBLEMS],
+            ),
         ],
     )
 
@@ -307,7 +317,10 @@ def gateway() -> Any:
     return dashboard(
         "qrt-gateway",
         "qrt: api-gateway",
-        [("Requests", [REQUESTS, ERRORS, API_LATENCY]), ("Streams", [WEBSOCKETS])],
+        [
+            ("Requests", [REQUESTS, ERRORS, API_LATENCY]),
+            ("Streams and programs", [WEBSOCKETS, PROGRAM_PROBLEMS]),
+        ],
     )
 
 

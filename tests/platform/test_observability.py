@@ -201,6 +201,7 @@ async def test_every_panel_shows_data_and_every_rule_evaluates(mesh: Mesh, prome
             "QrtNoLiveExecutor",
             "QrtQueueGrowing",
             "QrtJobFailureRatioHigh",
+            "QrtProgramsCannotBeLoaded",
             "QrtSchedulerDown",
             "QrtDeviceOffline",
             "QrtDeviceNotIdleForLong",
@@ -214,6 +215,7 @@ async def test_every_panel_shows_data_and_every_rule_evaluates(mesh: Mesh, prome
         # executor is alive, so that one is quiet.
         assert "QrtJobFailureRatioHigh" in firing and "QrtNoLiveExecutor" not in firing
         assert "QrtDeviceOffline" not in firing and "QrtDeviceCalibrationOutOfBounds" not in firing
+        assert "QrtProgramsCannotBeLoaded" not in firing
         # The device's calibration arrives as the protocol maps it, e.g. qi_t1_in_us{qubit="q0"}.
         t1 = await query(http, 'qi_t1_in_us{device="Starmon-5", qubit="q0"}')
         assert len(t1) == 1 and float(t1[0]["value"][1]) > 0

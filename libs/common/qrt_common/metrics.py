@@ -9,7 +9,7 @@ scrape time by collectors, so it is never stale.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -40,6 +40,13 @@ HTTP_LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 OPEN_WEBSOCKETS = Gauge("qrt_gateway_open_websockets", "Websocket streams open on the gateway.")
+PROGRAM_PROBLEMS = Gauge(
+    "qrt_program_problems",
+    "Programs (programs.ini entries) and programs.ini files that cannot be loaded, as the "
+    "gateway last found them on a /readyz or a program listing.",
+)
+"""Set where the gateway reads the registry's problems anyway, not at scrape time: reading it
+may read files, and `/metrics` is answered on the event loop."""
 
 # Scheduler.
 JOBS_SUBMITTED = Counter("qrt_jobs_submitted_total", "Jobs the scheduler was told of.")
@@ -142,12 +149,15 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def readiness(checks: dict[str, ReadinessCheck]) -> web.Response:
-    """The `/readyz` answer: 200 when every check passes, else 503; each check's outcome."""
+async def readiness(
+    checks: dict[str, ReadinessCheck], details: Mapping[str, Any] | None = None
+) -> web.Response:
+    """The `/readyz` answer: 200 when every check passes, else 503; each check's outcome, and
+    `details` (what is worth knowing but does not decide readiness) beside them."""
     results = {name: await check() for name, check in checks.items()}
     ready = all(results.values())
     return web.json_response(
-        {"status": "ready" if ready else "not ready", "checks": results},
+        {"status": "ready" if ready else "not ready", "checks": results, **(details or {})},
         status=200 if ready else 503,
     )
 

@@ -12,7 +12,7 @@ from qrt_common.account_admin import AccountAdmin
 from qrt_common.accounts import load_pepper
 from qrt_common.jobs import JobStatus
 from qrt_common.messages import HEARTBEAT_TOPIC, UPDATES_TOPIC
-from qrt_common.metrics import healthz, metrics_endpoint, readiness
+from qrt_common.metrics import PROGRAM_PROBLEMS, healthz, metrics_endpoint, readiness
 
 from . import (
     accounts,
@@ -169,18 +169,14 @@ def _token_exchange(
 async def readyz(request: web.Request) -> web.Response:
     gw = gateway(request)
     problems = gw.registry.problems()
-
-    async def programs_load() -> bool:
-        return not problems
-
-    answer = await readiness(
-        {"store": gw.store.is_ready, "bus": gw.bus.is_ready, "programs": programs_load}
+    PROGRAM_PROBLEMS.set(len(problems))
+    # A program that cannot be loaded keeps out only itself (its submits are a 409): were it
+    # to make the gateway unready, one typo in a programs directory every gateway pod mounts
+    # would take the whole API out of its Service, every other program with it.
+    return await readiness(
+        {"store": gw.store.is_ready, "bus": gw.bus.is_ready},
+        {"problems": [str(problem) for problem in problems]},
     )
-    if not problems:
-        return answer
-    body = json.loads(answer.text or "{}")
-    body["problems"] = [str(problem) for problem in problems]
-    return web.json_response(body, status=answer.status)
 
 
 ROUTES: tuple[Route, ...] = (
@@ -325,8 +321,9 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/healthz", healthz, "The gateway is alive", "health"),
     Route("GET", "/readyz", readyz, "The gateway's store and bus answer", "health",
           errors=(503,), description="503 while the store cannot be reached or cannot write "
-          "(say, its disk is full), or the bus cannot be reached, or a bundled program "
-          "(programs.ini) cannot be loaded: `problems` names the file and line."),
+          "(say, its disk is full), or the bus cannot be reached. `problems` names each "
+          "programs.ini or program that cannot be loaded (file, line and why); they keep out "
+          "only themselves, so they do not make the gateway unready."),
     Route("GET", "/metrics", metrics_endpoint, "Prometheus metrics", "health",
           extra={"responses": _PROMETHEUS_TEXT}),
     Route("GET", "/backends/{name}", devices.get_backend,

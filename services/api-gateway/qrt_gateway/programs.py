@@ -27,6 +27,7 @@ from qrt_common.errors import (
     ProgramNameTaken,
 )
 from qrt_common.jobs import DEFAULT_INSTANCE, JobStatus, utcnow
+from qrt_common.metrics import PROGRAM_PROBLEMS
 from qrt_common.program_limits import check_within
 from qrt_common.programs import Program, archive_program, new_program_id, with_metadata
 from qrt_common.store.base import JobQuery
@@ -75,9 +76,11 @@ async def list_programs(request: web.Request) -> web.Response:
                 found[program.id] = program
     uploaded = sorted(found.values(), key=lambda p: (p.name, p.id))
     programs = [*gw.registry.all(), *uploaded]
+    problems = gw.registry.problems()
+    PROGRAM_PROBLEMS.set(len(problems))
     errors = [
         ProgramProblemOut(file=p.path, line=p.line, message=p.message, program_id=p.program_id)
-        for p in gw.registry.problems()
+        for p in problems
     ]
     listing = ProgramList(programs=[ProgramOut.of(p) for p in programs], errors=errors)
     return json_response(dump(listing))
