@@ -129,8 +129,9 @@ class Harness:
             until=lambda state: state is not None and state.last_seen >= sent_at,
         )
 
-    async def submit(self, job_id: str, backend: str = "aer_simulator") -> None:
-        job = Job(id=job_id, program_id="p", backend=backend, params="{}", max_execution_time=60)
+    async def submit(self, job_id: str, backend: str = "aer_simulator", hub: str = "ibm-q") -> None:
+        job = Job(id=job_id, program_id="p", backend=backend, params="{}", max_execution_time=60,
+                  hub=hub)  # fmt: skip
         await self.store.add_job(job)
         await self.bus.send(SUBMITTED_QUEUE, encode(JobSubmitted.of(job)))
 
@@ -298,6 +299,30 @@ async def test_jobs_go_where_the_most_capacity_is_free_and_wait_when_none_is(har
     assert Counter(p.executor_id for _, p in placed.items()) == {"big": 3, "small": 1}
     assert [job_id for job_id in ("j0", "j1", "j2", "j3", "j4") if job_id not in placed] == ["j4"]
     assert "j4" in harness.scheduler.pending
+
+
+@pytest.mark.parametrize("harness", [{"instance_max_running_jobs": 2}], indirect=True)
+async def test_an_instance_runs_at_most_its_cap_of_jobs_at_once(harness):
+    # A tester's six sleeping jobs took every place for as long as they liked (up to a year)
+    # while another instance's job waited: the queue only takes turns when a place frees.
+    await harness.executor("ex", capacity=4)
+    for n in range(4):
+        await harness.submit(f"a{n}", hub="alpha")
+    await eventually(lambda: len(harness.scheduler.placed), "alpha's jobs placed",
+                     until=lambda n: n >= 2)  # fmt: skip
+    await harness.settled()  # a third of alpha's would have been placed by now
+    assert sorted(harness.scheduler.placed) == ["a0", "a1"]
+    await harness.submit("b0", hub="beta")
+    await eventually(lambda: "b0" in harness.scheduler.placed, "beta's job is placed at once")
+    await harness.settled()
+    assert sorted(harness.scheduler.placed) == ["a0", "a1", "b0"]  # a place is still free
+    for _ in range(2):
+        await harness.next_assignment("ex")
+    await harness.report("ex", "a0", EventKind.RUNNING, 1)
+    await harness.report("ex", "a0", EventKind.FINISHED, 1, status=JobStatus.COMPLETED)
+    await eventually(lambda: "a2" in harness.scheduler.placed, "alpha's next job once one ended")
+    await harness.settled()
+    assert sorted(harness.scheduler.placed) == ["a1", "a2", "b0"]
 
 
 async def test_a_device_backend_runs_one_job_at_a_time(harness):

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     the first try's job, one after them makes a new job."""
     purge_interval: float = Field(60.0, gt=0)
     """Seconds between the scheduler's sweeps for jobs and logs past their retention."""
+    instance_max_running_jobs: int = Field(0, ge=0)
+    """The most jobs of one instance (hub/group/project) that run, or are placed to run, at
+    once across all executors; 0: no cap. The queue lets instances take turns only when a place
+    frees: set this below the executors' capacity in all when several teams share them, so one
+    instance's long jobs cannot hold every place while another's wait."""
     sweep_interval: float = Field(5.0, gt=0)
     """Seconds between the scheduler's sweeps of the store for queued jobs it does not hold (a
     gateway that stored a job and died before announcing it); such a job waits at most about

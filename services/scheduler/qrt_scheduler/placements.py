@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Container, Iterator
 from dataclasses import dataclass, field, replace
 
@@ -21,6 +22,8 @@ class Placement:
     """The attempt this placement is for: reports of other attempts do not free it."""
     session_id: str | None = None
     """The job's session: a dedicated one runs one job at a time."""
+    instance: str = ""
+    """The job's `hub/group/project`, whose jobs running at once may be capped."""
     since: float = field(default_factory=time.monotonic)
     seen: float = 0.0
     """When the executor last listed it in a heartbeat."""
@@ -108,6 +111,10 @@ class Placements:
     def orphans(self, live: Container[str]) -> dict[str, str]:
         """Job id to executor id, for jobs placed on executors not in `live`."""
         return {j: p.executor_id for j, p in self._by_job.items() if p.executor_id not in live}
+
+    def by_instance(self) -> Counter[str]:
+        """How many jobs of each instance are placed."""
+        return Counter(p.instance for p in self._by_job.values())
 
     def busy(self, exclusive: set[str]) -> set[str]:
         """The exclusive backends (devices) a placed job holds."""

@@ -115,7 +115,7 @@ class Scheduler:
             if job.executor_id is not None:
                 attempt = job.attempt + (job.status is JobStatus.QUEUED)
                 self.placed[job.id] = Placement(
-                    job.executor_id, job.backend, attempt, job.session_id
+                    job.executor_id, job.backend, attempt, job.session_id, job.instance
                 )
         await self._bus.subscribe(HEARTBEAT_TOPIC, self._on_heartbeat)
         await self._bus.consume(SUBMITTED_QUEUE, self._on_submitted, prefetch=64)
@@ -466,7 +466,12 @@ class Scheduler:
         now = time.monotonic()
         holds = {b: h.session_id for b, h in self.holds.items() if h.until > now}
 
+        cap = self._settings.instance_max_running_jobs
+        running = self.placed.by_instance()
+
         def in_turn(job: JobSubmitted) -> bool:
+            if cap and running[job.instance] >= cap:
+                return False
             session_id = job.session_id
             holder = holds.get(job.backend)
             if holder is not None and holder != session_id:
@@ -493,8 +498,11 @@ class Scheduler:
                 self._examined = None
             if job is None or job.status is not JobStatus.QUEUED:
                 continue
-            placement = Placement(executor.id, job.backend, job.attempt + 1, job.session_id)
+            placement = Placement(
+                executor.id, job.backend, job.attempt + 1, job.session_id, job.instance
+            )
             self.placed[job.id] = placement
+            running[job.instance] += 1
             if job.session_id in dedicated:
                 in_session.add(job.session_id)
                 if holds.get(job.backend) == job.session_id:
@@ -617,6 +625,7 @@ class Scheduler:
                     placement.backend,
                     placement.attempt,
                     placement.session_id,
+                    placement.instance,
                 )
                 await self._send_assignment(job, placement.executor_id)
             elif (
