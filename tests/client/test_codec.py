@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -77,6 +80,25 @@ def test_a_directory_too_big_for_any_platform_stops_being_read(tmp_path: Path):
     with pytest.raises(ArchiveError, match=r"over 4,096 bytes by noise-1\.bin"):
         archive_of(source, most_bytes=4096)
     assert len(archive_of(source)) < MOST_ARCHIVE_BYTES
+
+
+def test_an_unreadable_file_is_an_archive_error():
+    # As root every file is readable: the archiving then runs as nobody (setpriv).
+    with tempfile.TemporaryDirectory() as top:
+        source = Path(top) / "prog"
+        source.mkdir()
+        (source / "program.py").write_text("X = 1\n")
+        (source / "secret.py").write_text("X = 2\n")
+        (source / "secret.py").chmod(0)
+        Path(top).chmod(0o755)
+        check = f"from qrt_client.codec import archive_of\narchive_of({str(source)!r})\n"
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        prefix = as_nobody if os.geteuid() == 0 else []
+        ran = subprocess.run([*prefix, sys.executable, "-c", check], capture_output=True, text=True)
+    assert ran.returncode == 1
+    assert ran.stderr.strip().endswith(
+        "qrt_client.errors.ArchiveError: cannot read secret.py: Permission denied"
+    ), ran.stderr
 
 
 def test_most_archive_bytes_is_the_most_the_platform_allows():

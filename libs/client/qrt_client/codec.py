@@ -66,7 +66,8 @@ def archive_of(
     starting with a dot (`.env`, `.venv`, ...) unless `include` names it (a path relative to
     the directory). A symbolic link in it is archived as what it leads to, which must be in
     the directory. Raises FileNotFoundError for a path that does not exist, ArchiveError for
-    a link leading out of the directory or an archive over `most_bytes`."""
+    a link leading out of the directory, a file it cannot read or an archive over
+    `most_bytes`."""
     if isinstance(source, bytes):
         return source
     path = Path(source)
@@ -77,7 +78,10 @@ def archive_of(
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for file, name in _files(root, wanted):
-            archive.write(file, name)
+            try:
+                archive.write(file, name)
+            except OSError as exc:  # unreadable (permissions), or gone since it was listed
+                raise ArchiveError(f"cannot read {name}: {exc.strerror or exc}") from None
             if buffer.tell() > most_bytes:
                 raise ArchiveError(
                     f"{path}: the archive is over {most_bytes:,} bytes by {name} (no platform "
