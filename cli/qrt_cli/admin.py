@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from qrt_common.account_admin import AccountAdmin
 from qrt_common.accounts import ApiKey, check_role, load_pepper
-from qrt_common.errors import ConfigurationError, QrtError
+from qrt_common.errors import ConfigurationError, InvalidInput, QrtError
 from qrt_common.settings import Settings
 from qrt_common.store import open_store
 
@@ -143,9 +143,31 @@ async def _set_admin(admin: AccountAdmin, args: argparse.Namespace) -> None:
     print(f"{args.name} is {'now' if args.admin == 'yes' else 'no longer'} a platform admin")
 
 
+_KEY_OPTIONS = {"label": "--label", "expiresInDays": "--expires-in"}
+"""The options of `keys create` by the fields of the API's KeyRequest they fill."""
+
+
+def _key_request(label: str, expires_in: float | None) -> tuple[str, timedelta | None]:
+    """The label and lifetime of a new key, bounded as `POST /admin/users/{name}/keys` bounds
+    them (the gateway's KeyRequest: one rule for both). Raises InvalidInput naming the option."""
+    # The gateway's modules only when a key is made: every other command starts without them.
+    from qrt_gateway.plumbing import validated
+    from qrt_gateway.schemas import KeyRequest
+
+    try:
+        request = validated(KeyRequest, {"label": label, "expiresInDays": expires_in})
+    except InvalidInput as exc:
+        option = _KEY_OPTIONS.get(exc.field or "", exc.field)
+        why = str(exc).removeprefix(f"{exc.field}: ").removeprefix("Value error, ")
+        unit = " (days)" if option == "--expires-in" else ""
+        raise InvalidInput(f"{option}: {why}{unit}", field=exc.field) from None
+    days = request.expires_in_days
+    return request.label, None if days is None else timedelta(days=days)
+
+
 async def _create_key(admin: AccountAdmin, args: argparse.Namespace) -> None:
-    lifetime = None if args.expires_in is None else timedelta(days=args.expires_in)
-    key, record = await admin.create_key(args.user, expires_in=lifetime, label=args.label)
+    label, lifetime = _key_request(args.label, args.expires_in)
+    key, record = await admin.create_key(args.user, expires_in=lifetime, label=label)
     # The key alone on stdout (for scripts); what it is on stderr.
     print(
         f"API key {record.id} of {record.user}, expires {_when(record.expires)}; it is shown"

@@ -11,7 +11,7 @@ from qrt_client import JobEnded
 from qrt_client.codec import decode
 
 from . import exits, follow, render
-from .remote import Context, UsageError, instance_parts
+from .remote import Context, UsageError, default_instance_hint, instance_parts
 
 
 def add_parser(
@@ -90,10 +90,11 @@ def params_of(text: str | None, option: str = "--params") -> dict[str, Any]:
 async def _submit(ctx: Context, args: argparse.Namespace) -> int:
     params = params_of(args.params)
     hub, group, project = instance_parts(args.instance)
-    job = await ctx.client.run(
-        args.program, params, backend=args.backend, tags=args.tags, hub=hub, group=group,
-        project=project, max_execution_time=args.max_execution_time,
-    )  # fmt: skip
+    with default_instance_hint(args.instance):
+        job = await ctx.client.run(
+            args.program, params, backend=args.backend, tags=args.tags, hub=hub, group=group,
+            project=project, max_execution_time=args.max_execution_time,
+        )  # fmt: skip
     if args.watch:
         if not ctx.json:
             ctx.out.print(f"submitted {job.id}")

@@ -40,12 +40,14 @@ def add_parsers(
 
 
 def login_target(args: argparse.Namespace) -> profiles.Target:
-    """What `qrt login` keeps: the URL given and the key given (or typed in); raises
-    ProfileError for a URL without http:// or https://."""
+    """What `qrt login` keeps: the URL given and the key given (or typed in), without
+    surrounding whitespace; raises ProfileError for a URL without http:// or https://, or a
+    key that holds what no key holds."""
     profiles.check_url(args.url, "qrt login")
-    key = args.key
+    key, given = args.key, "qrt login --key"
     if key is None and sys.stdin.isatty():
-        key = getpass.getpass("API key (empty: none): ").strip() or None
+        key, given = getpass.getpass("API key (empty: none): "), "qrt login"
+    key = profiles.checked_key(key, given)
     return profiles.Target(args.url.rstrip("/"), key, args.profile or profiles.DEFAULT_PROFILE)
 
 

@@ -23,6 +23,9 @@ from typing import Any
 
 import httpx
 
+from qrt_client import InvalidKey
+from qrt_client.transport import check_key
+
 DEFAULT_URL = "http://127.0.0.1:8000"
 """Where `qrt dev` listens by default: the platform when nothing else is configured."""
 DEFAULT_PROFILE = "default"
@@ -95,7 +98,8 @@ def save(profile: str, url: str, key: str | None, path: Path | None = None) -> P
 def resolve(profile: str | None = None, path: Path | None = None) -> Target:
     """The platform to talk to: `QRT_URL` and `QRT_API_KEY` when set, else the named profile
     (`--profile`, else `QRT_PROFILE`, else the file's default), else `DEFAULT_URL` without a
-    key. Raises ProfileError for a profile the file does not have."""
+    key. Raises ProfileError for a profile the file does not have, or a key `checked_key`
+    refuses."""
     config = load(path)
     name = profile or os.environ.get("QRT_PROFILE") or config.get("default")
     profiles = config.get("profiles") or {}
@@ -109,7 +113,22 @@ def resolve(profile: str | None = None, path: Path | None = None) -> Target:
     url = os.environ.get("QRT_URL") or values.get("url") or DEFAULT_URL
     key = os.environ.get("QRT_API_KEY") or values.get("key") or None
     check_url(str(url), "QRT_URL" if os.environ.get("QRT_URL") else f"profile {name}")
-    return Target(str(url), None if key is None else str(key), name if values else None)
+    given = "QRT_API_KEY" if os.environ.get("QRT_API_KEY") else f"profile {name}"
+    return Target(str(url), checked_key(key, given), name if values else None)
+
+
+def checked_key(key: object, given: str) -> str | None:
+    """`key` (from `given`: QRT_API_KEY, a profile, `qrt login --key`) as `check_key` leaves it:
+    surrounding whitespace stripped. Raises ProfileError naming `given` and the problem (never
+    the key) for one that is not text or holds what no key holds."""
+    if key is None:
+        return None
+    if not isinstance(key, str):
+        raise ProfileError(f"{given}: the API key must be text")
+    try:
+        return check_key(key)
+    except InvalidKey as exc:
+        raise ProfileError(f"{given}: {exc}") from None
 
 
 def check_url(url: str, given: str) -> None:

@@ -12,7 +12,7 @@ from rich.table import Table
 from qrt_client import Program
 
 from . import exits, render
-from .remote import Context, UsageError, instance_parts
+from .remote import Context, UsageError, default_instance_hint, instance_parts
 
 
 def add_parser(
@@ -23,8 +23,9 @@ def add_parser(
     programs = commands.add_parser("programs", help="list, show, upload and delete programs")
     actions = programs.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-    def program_command(name: str, summary: str) -> argparse.ArgumentParser:
-        return actions.add_parser(name, help=summary, description=summary, parents=[common])
+    def program_command(name: str, summary: str, more: str = "") -> argparse.ArgumentParser:
+        about = f"{summary}. {more}" if more else summary
+        return actions.add_parser(name, help=summary, description=about, parents=[common])
 
     listing = program_command("list", "list the programs you may run")
     listing.add_argument("--owner", metavar="HUB/GROUP/PROJECT", help="whose uploads to list")
@@ -33,11 +34,20 @@ def add_parser(
     show.add_argument("program_id", metavar="ID")
     show.set_defaults(client_action=_show)
 
-    upload = program_command("upload", "upload a program from a directory or a .zip file")
+    upload = program_command(
+        "upload",
+        "upload a program from a directory or a .zip file",
+        "A directory is zipped without __pycache__, version control directories (.git, ...) "
+        "and other names starting with a dot (.env, .venv, ...): --include adds one. A symbolic "
+        "link is zipped as what it leads to, which must be inside the directory.",
+    )
     upload.add_argument("source", metavar="DIR|ZIP", help="program.py or planqk.json at its top")
     upload.add_argument("--instance", metavar="HUB/GROUP/PROJECT",
                         help="the instance that owns it (default: ibm-q/open/main)")  # fmt: skip
-    update = program_command("update", "change an uploaded program's code or metadata")
+    update = program_command(
+        "update", "change an uploaded program's code or metadata", "A directory is zipped as by "
+        "upload.",
+    )  # fmt: skip
     update.add_argument("program_id", metavar="ID")
     update.add_argument("source", metavar="DIR|ZIP", nargs="?", help="new code")
     for command in (upload, update):
@@ -49,6 +59,11 @@ def add_parser(
                              help="only its instance sees and runs it")  # fmt: skip
         command.add_argument("--public", dest="is_public", action="store_true",
                              help="everyone may see and run it")  # fmt: skip
+        command.add_argument(
+            "--include", action="append", default=[], metavar="PATH",
+            help="a file or directory starting with a dot to zip too, relative to DIR "
+            "(repeatable; version control directories never are)",
+        )  # fmt: skip
     upload.set_defaults(client_action=_upload)
     update.set_defaults(client_action=_update)
 
@@ -111,16 +126,20 @@ async def _show(ctx: Context, args: argparse.Namespace) -> int:
 
 async def _upload(ctx: Context, args: argparse.Namespace) -> int:
     hub, group, project = instance_parts(args.instance)
-    program = await ctx.client.programs.upload(
-        _source(args.source), hub=hub, group=group, project=project, **_metadata(args)
-    )
+    with default_instance_hint(args.instance):
+        program = await ctx.client.programs.upload(
+            _source(args.source), hub=hub, group=group, project=project, include=args.include,
+            **_metadata(args),
+        )  # fmt: skip
     _print(ctx, program)
     return exits.OK
 
 
 async def _update(ctx: Context, args: argparse.Namespace) -> int:
     source = None if args.source is None else _source(args.source)
-    program = await ctx.client.programs.update(args.program_id, source, **_metadata(args))
+    program = await ctx.client.programs.update(
+        args.program_id, source, include=args.include, **_metadata(args)
+    )
     _print(ctx, program)
     return exits.OK
 

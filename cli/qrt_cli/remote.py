@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 from rich.console import Console
 
 from qrt_client import (
     ApiError,
+    ArchiveError,
     AsyncClient,
+    Forbidden,
+    InvalidKey,
     QrtError,
     StreamError,
     TransportError,
@@ -37,6 +41,22 @@ def instance_parts(text: str | None) -> tuple[str | None, str | None, str | None
     if len(parts) != 3 or not all(parts):
         raise UsageError(f"--instance must be hub/group/project, not {text!r}")
     return parts[0], parts[1], parts[2]
+
+
+@contextlib.contextmanager
+def default_instance_hint(instance: str | None) -> Iterator[None]:
+    """Around a call that was given `--instance` (or not): a 403 without one says that the
+    platform chose its default instance, and how to name another."""
+    try:
+        yield
+    except Forbidden as exc:
+        if instance is not None:
+            raise
+        hint = (
+            "; without --instance the platform's default instance is used: name one you are a "
+            "member of with --instance HUB/GROUP/PROJECT"
+        )
+        raise Forbidden(exc.status, exc.detail + hint, exc.field) from None
 
 
 @dataclass
@@ -88,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         return asyncio.run(_run(args, target, as_json))
     except KeyboardInterrupt:
         return _fail("qrt: interrupted (the job goes on)", exits.INTERRUPTED, as_json)
-    except UsageError as exc:
+    except (UsageError, ArchiveError, InvalidKey) as exc:
         return _fail(f"qrt: {exc}", exits.USAGE, as_json)
     except Unauthorized as exc:
         how = "qrt login --key KEY" if target.key is None else "qrt login with a valid key"

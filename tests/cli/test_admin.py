@@ -110,7 +110,21 @@ def test_an_instances_own_caps(capsys):
         (["keys", "create", "nobody"], "no user 'nobody'"),
         (["keys", "revoke", "0123456789abcdef"], "no key '0123456789abcdef'"),
         (["keys", "revoke", "../x"], "no key '../x'"),
-        (["keys", "create", "alice", "--expires-in", "0"], "lifetime must be positive"),
+        (["keys", "create", "alice", "--expires-in", "0"], "--expires-in: Input should be greater"),
+        # The API's bounds (KeyRequest), not an OverflowError traceback or a 5000-character label
+        (
+            ["keys", "create", "alice", "--expires-in", "99999999"],
+            "--expires-in: Input should be less than or equal to 36500 (days)",
+        ),
+        (["keys", "create", "alice", "--expires-in", "nan"], "--expires-in: "),
+        (
+            ["keys", "create", "alice", "--label", "x" * 5000],
+            "--label: String should have at most 200 characters",
+        ),
+        (
+            ["keys", "create", "alice", "--label", "a\u202eb"],
+            "--label: must not contain control or formatting characters (U+202E at position 1)",
+        ),
         (["users", "add", "alice"], "user 'alice' exists already"),
         (["users", "add", "a b"], "user name 'a b' must be"),
         (["users", "remove", "nobody"], "no user 'nobody'"),

@@ -456,8 +456,12 @@ def test_programs_upload_into_the_instance_a_user_belongs_to(
     (source / "program.py").write_text(
         "def main(backend, user_messenger, a, b):\n    return a + b\n"
     )
-    # carol is no member of the default instance: without --instance the upload is refused.
-    one_line_error(run("programs", "upload", str(source)), exits.REFUSED, "403")
+    # carol is no member of the default instance: without --instance the upload is refused,
+    # saying how to name hers (as a submit is).
+    one_line_error(run("programs", "upload", str(source)), exits.REFUSED, "403",
+                   "without --instance the platform's default instance is used")  # fmt: skip
+    one_line_error(run("jobs", "submit", "hello-quantum"), exits.REFUSED, "403",
+                   "--instance HUB/GROUP/PROJECT")  # fmt: skip
     uploaded = run("programs", "upload", str(source), "--instance", "lab/team/qubits", "-o", "json")
     assert uploaded.code == 0, uploaded.err
     assert uploaded.json()["owner"] == "lab/team/qubits"
@@ -607,3 +611,122 @@ def test_result_of_a_cancelled_job_says_it_has_none(qrt: Qrt, dev: DevServer):
     answer = httpx.get(f"{dev.url}/jobs/{job_id}/results")
     assert answer.status_code == 409
     assert answer.json()["detail"].startswith(f"job '{job_id}' ended Cancelled")
+
+
+def test_a_key_with_surrounding_whitespace_works_and_a_malformed_one_is_a_usage_error(
+    run: Qrt, secured, config_home: Path, monkeypatch
+):
+    server, key = secured
+    secret = key.rsplit("_", 1)[1]
+    monkeypatch.setenv("QRT_URL", server.url)
+    monkeypatch.setenv("QRT_API_KEY", f"{key} ")  # as a shell's "$KEY " gives it
+    assert run("jobs", "list").code == exits.OK
+    for bad in (f"{key[:10]} {key[10:]}", f"{key}\n{key}", f"{key}\x1b"):
+        monkeypatch.setenv("QRT_API_KEY", bad)
+        ran = run("jobs", "list", "-o", "json")
+        one_line_error(ran, exits.USAGE, "QRT_API_KEY: the API key holds", "qrt_<id>_<secret>")
+        assert secret not in ran.err + ran.out and key[4:20] not in ran.err + ran.out
+    monkeypatch.delenv("QRT_API_KEY")
+    monkeypatch.delenv("QRT_URL")
+    assert run("login", server.url, "--key", f"{key}\n").code == exits.OK  # $(cat keyfile)
+    assert f'key = "{key}"' in (config_home / "qrt" / "config.toml").read_text()
+    assert run("jobs", "list").code == exits.OK
+    ran = run("login", server.url, "--key", f"{key}\ttab")
+    one_line_error(ran, exits.USAGE, "qrt login --key: the API key holds")
+    assert secret not in ran.err
+
+
+def test_watch_shows_a_published_lookalike_of_a_notice_as_an_interim_result(
+    qrt: Qrt, tmp_path: Path
+):
+    source = tmp_path / "lookalike"
+    source.mkdir()
+    (source / "program.py").write_text(
+        "def main(backend, user_messenger):\n"
+        '    user_messenger.publish({"__qrt__": {"attempt": "not-a-number"}})\n'
+        '    return "done"\n'
+    )
+    uploaded = qrt("programs", "upload", str(source), "-o", "json")
+    assert uploaded.code == 0, uploaded.err
+    ran = qrt("jobs", "submit", uploaded.json()["id"], "--watch", "-o", "json")
+    assert ran.code == exits.OK and "Traceback" not in ran.err, ran.err
+    events = [line for line in ran.lines() if line["event"] in ("interim", "result")]
+    assert events == [
+        {"event": "interim", "value": {"__qrt__": {"attempt": "not-a-number"}}},
+        {"event": "result", "value": "done"},
+    ]
+    job_id = ran.lines()[0]["job"]["id"]
+    watched = qrt("jobs", "watch", job_id)
+    assert watched.code == exits.OK and "not-a-number" in watched.out, watched.err
+
+
+def test_watch_of_a_job_whose_key_is_revoked_exits_5(secured, config_home: Path):
+    server, admin_key = secured
+    admin = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {admin_key}"})
+    with admin:
+        assert admin.post("/admin/users", json={"name": "frank"}).status_code == 201
+        made = admin.post("/admin/users/frank/keys", json={}).json()
+        assert admin.post("/admin/instances", json={"name": "lab/team/watch"}).status_code == 201
+        member = admin.put("/admin/instances/lab/team/watch/members/frank", json={"role": "member"})
+        assert member.status_code == 200, member.text
+        env = {**os.environ, "QRT_URL": server.url, "QRT_API_KEY": made["key"]}
+        submitted = subprocess.run(
+            [*QRT, "jobs", "submit", "sleeper", "--params", '{"seconds": 600, "ticks": 300}',
+             "--instance", "lab/team/watch"], env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert submitted.returncode == 0, submitted.stderr
+        job_id = submitted.stdout.strip()
+        argv = [*QRT, "jobs", "watch", job_id, "-o", "json"]
+        with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) as watch:  # fmt: skip
+            assert watch.stdout is not None
+            for line in watch.stdout:  # watching: the job's first interim result came
+                if json.loads(line)["event"] == "interim":
+                    break
+            assert admin.delete(f"/admin/keys/{made['id']}").status_code == 204
+            out, err = watch.communicate(timeout=120)
+        admin.post(f"/jobs/{job_id}/cancel")
+    assert watch.returncode == exits.REFUSED, err
+    assert err.startswith("qrt: 401 ") and "Traceback" not in err and len(err.splitlines()) == 1
+    assert made["key"] not in err + out and made["key"].rsplit("_", 1)[1] not in err + out
+
+
+LISTING = """import os
+
+
+def main(backend, user_messenger):
+    here = os.path.dirname(os.path.abspath(__file__))
+    return sorted(
+        os.path.relpath(os.path.join(directory, name), here)
+        for directory, _, names in os.walk(here) if "__pycache__" not in directory
+        for name in names
+    )
+"""
+
+
+def test_programs_upload_leaves_out_vcs_and_dot_names_and_refuses_links_out(
+    qrt: Qrt, tmp_path: Path
+):
+    source = tmp_path / "lister"
+    (source / ".git").mkdir(parents=True)
+    (source / ".git" / "config").write_text("[core]\n")
+    (source / ".env").write_text("API_TOKEN=hunter2\n")
+    (source / ".shots.json").write_text("{}")
+    (source / "program.py").write_text(LISTING)
+    uploaded = qrt("programs", "upload", str(source), "--include", ".shots.json", "-o", "json")
+    assert uploaded.code == 0, uploaded.err
+    ran = qrt("jobs", "submit", uploaded.json()["id"], "--watch", "-o", "json")
+    assert ran.code == 0 and ran.lines()[-2]["value"] == [".shots.json", "program.py"], ran.out
+    outside = tmp_path / "id_rsa"
+    outside.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    (source / "key").symlink_to(outside)
+    one_line_error(
+        qrt("programs", "upload", str(source)), exits.USAGE, "key is a symbolic link to",
+        str(outside), "outside the program's directory",
+    )  # fmt: skip
+    (source / "key").unlink()
+    (source / "noise.bin").write_bytes(os.urandom(9 * 1024 * 1024))
+    one_line_error(
+        qrt("programs", "upload", str(source)), exits.USAGE, "over 8,388,608 bytes by noise.bin"
+    )
+    assert "--include" in qrt("programs", "upload", "--help").out

@@ -1,15 +1,19 @@
-"""A job's stream when the job runs again: the client passes on the platform's notice, so a
-caller can tell the earlier attempt's interim results from the last one's."""
+"""A job's stream: when the job runs again the client passes on the platform's notice, so a
+caller can tell the earlier attempt's interim results from the last one's; what only looks like
+a notice is an interim result; a key revoked mid-stream is Unauthorized."""
 
 from __future__ import annotations
 
+import json
 import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from qrt_client import Attempt, Client, Interim, Log, Result
+from qrt_client import Attempt, Client, Interim, Log, Result, Unauthorized
+from tests.client.conftest import member_key
 from tests.support.dev import DevServer
 from tests.support.programs import merge_programs
 from tests.support.waiting import eventually_sync
@@ -51,3 +55,57 @@ def test_a_job_cut_off_by_a_restart_streams_its_second_attempt_after_a_notice(ow
         assert not any(isinstance(e, Result) for e in seen)
         assert "[qrt] attempt 2" in job.logs() and job.logs(attempt=2).startswith("[qrt] attempt 2")
         job.cancel()
+
+
+NOTICE_LOOKALIKES = [
+    {"__qrt__": {"attempt": "not-a-number"}},
+    {"__qrt__": {"attempt": True}},
+    {"__qrt__": {"attempt": 0, "reason": "zero"}},
+    {"__qrt__": {"attempt": 2, "reason": 5}},
+    {"__qrt__": {"attempt": 2, "by": "a program"}},
+    {"__qrt__": ["attempt", 2]},
+    {"__qrt__": {"attempt": 2.5}},
+]
+"""What a program may publish that looks like the platform's notice of another attempt."""
+
+
+def lookalike_program(directory: Path) -> Path:
+    """A program that publishes every NOTICE_LOOKALIKES, then returns "done"."""
+    directory.mkdir()
+    (directory / "program.py").write_text(
+        "import json\n\n\ndef main(backend, user_messenger):\n"
+        f"    for value in json.loads({json.dumps(json.dumps(NOTICE_LOOKALIKES))}):\n"
+        "        user_messenger.publish(value)\n"
+        '    return "done"\n'
+    )
+    return directory
+
+
+def test_a_published_lookalike_of_a_notice_is_an_interim_result(client: Client, tmp_path: Path):
+    program = client.programs.upload(lookalike_program(tmp_path / "lookalikes"))
+    job = client.run(program.id)
+    assert job.result(timeout=120) == "done"
+    events = [e for e in job.stream() if not isinstance(e, Log)]
+    assert events[:-1] == [Interim(value) for value in NOTICE_LOOKALIKES]
+    assert events[-1] == Result("done")
+
+
+def test_a_key_revoked_while_its_job_is_followed_ends_the_stream_unauthorized(secured):
+    server, admin_key = secured
+    key, key_id = member_key(server, admin_key, "erin", "lab/team/streams")
+    with Client(server.url, key) as client:
+        job = client.run(
+            "sleeper", {"seconds": 600, "ticks": 300}, hub="lab", group="team", project="streams"
+        )
+        stream = job.stream(logs=False)
+        assert next(stream) == Interim({"tick": 0})
+        with httpx.Client(base_url=server.url) as admin:
+            revoked = admin.delete(
+                f"/admin/keys/{key_id}", headers={"Authorization": f"Bearer {admin_key}"}
+            )
+            assert revoked.status_code == 204, revoked.text
+            with pytest.raises(Unauthorized) as refused:
+                for _ in stream:
+                    pass
+            assert refused.value.status == 401 and key not in str(refused.value)
+            admin.post(f"/jobs/{job.id}/cancel", headers={"Authorization": f"Bearer {admin_key}"})

@@ -14,9 +14,11 @@ Errors are in `qrt_client.errors` (all subclasses of `QrtError`).
 from .aio import AsyncClient, AsyncJob, AsyncPrograms
 from .errors import (
     ApiError,
+    ArchiveError,
     Conflict,
     Forbidden,
     InvalidInput,
+    InvalidKey,
     JobCancelled,
     JobEnded,
     JobFailed,
@@ -51,6 +53,7 @@ from .sync import Client, Job, Programs, Services
 __all__ = [
     "FINAL_STATUSES",
     "ApiError",
+    "ArchiveError",
     "AsyncClient",
     "AsyncJob",
     "AsyncPrograms",
@@ -65,6 +68,7 @@ __all__ = [
     "Forbidden",
     "Interim",
     "InvalidInput",
+    "InvalidKey",
     "Job",
     "JobCancelled",
     "JobEnded",

@@ -7,10 +7,11 @@ async with AsyncClient("http://127.0.0.1:8000") as client:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import uuid
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Collection, Mapping, Sequence
 from datetime import datetime
 from pathlib import PurePath
 from types import TracebackType
@@ -21,7 +22,7 @@ import httpx
 
 from . import streams
 from .codec import archive_of, decode, encode_params
-from .errors import ApiError, JobCancelled, JobEnded, JobFailed
+from .errors import ApiError, JobCancelled, JobEnded, JobFailed, TooLarge
 from .models import Backend, BackendDetail, Event, JobInfo, JobPage, Program
 from .polling import poll_until
 from .services import AsyncServices
@@ -121,6 +122,22 @@ class AsyncJob:
             yield event
 
 
+async def _archive(
+    source: str | os.PathLike[str] | bytes, include: Collection[str | os.PathLike[str]]
+) -> bytes:
+    """`archive_of(source)`, off the event loop: a directory may take a while to read."""
+    return await asyncio.to_thread(archive_of, source, include=include)
+
+
+async def _sized(request: Awaitable[httpx.Response], data: bytes) -> httpx.Response:
+    """The answer to `request`, which sends the archive `data`; a 413 says how big it was."""
+    try:
+        return await request
+    except TooLarge as exc:
+        detail = f"{exc.detail} (the archive is {len(data):,} bytes)"
+        raise TooLarge(exc.status, detail, exc.field) from None
+
+
 class _NoResult:
     pass
 
@@ -158,22 +175,27 @@ class AsyncPrograms:
         hub: str | None = None,
         group: str | None = None,
         project: str | None = None,
+        include: Collection[str | os.PathLike[str]] = (),
     ) -> Program:
         """Upload a program and return it (its id is the name plus a random suffix). `source`
-        is a directory (`program.py` with `main()`, or `planqk.json`, at its top), a `.zip`
-        file, or the zip's bytes; `name` defaults to the directory's or file's name. Raises
-        InvalidInput naming the field at fault, Conflict if the name is taken, TooLarge."""
+        is a directory (`program.py` with `main()`, or `planqk.json`, at its top; archived as
+        `codec.archive_of` says: without `.git`, `.env` or other dot names unless `include`
+        names them), a `.zip` file, or the zip's bytes; `name` defaults to the directory's or
+        file's name. Raises InvalidInput naming the field at fault, Conflict if the name is
+        taken, TooLarge (its detail says the archive's size), ArchiveError for a directory
+        with a link leading out of it or an archive over `codec.MOST_ARCHIVE_BYTES`."""
         if name is None:
             if isinstance(source, bytes):
                 raise ValueError("name is required when the archive is given as bytes")
             name = PurePath(os.fspath(source)).stem
+        data = await _archive(source, include)
         body: dict[str, Any] = {
             "name": name,
-            "data": base64.b64encode(archive_of(source)).decode(),
+            "data": base64.b64encode(data).decode(),
             **_given(description=description, maxExecutionTime=max_execution_time,
                      isPublic=is_public, spec=spec, hub=hub, group=group, project=project),
         }  # fmt: skip
-        response = await self._transport.request("POST", "/programs", json=body)
+        response = await _sized(self._transport.request("POST", "/programs", json=body), data)
         return await self.show(response.json()["id"])
 
     async def update(
@@ -186,16 +208,19 @@ class AsyncPrograms:
         max_execution_time: int | None = None,
         is_public: bool | None = None,
         spec: Mapping[str, Any] | None = None,
+        include: Collection[str | os.PathLike[str]] = (),
     ) -> Program:
-        """Change an uploaded program: new code from `source` (as in `upload`; new jobs run it)
+        """Change an uploaded program: new code from `source` (as in `upload`, with `include`;
+        new jobs run it)
         and the metadata given (what is left out stays). Returns the program as it now is.
         Raises Forbidden for a bundled program."""
         program: Program | None = None
         if source is not None:
             path = f"/programs/{program_id}/data"
             headers = {"Content-Type": "application/zip"}
-            response = await self._transport.request(
-                "PUT", path, content=archive_of(source), headers=headers
+            data = await _archive(source, include)
+            response = await _sized(
+                self._transport.request("PUT", path, content=data, headers=headers), data
             )
             program = Program.of(response.json())
         changes = _given(name=name, description=description, isPublic=is_public,

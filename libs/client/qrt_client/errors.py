@@ -1,10 +1,14 @@
 """Every error the client raises, in one hierarchy (catch `QrtError` for all of them)::
 
 QrtError
+├── InvalidKey              an API key that cannot be sent (also a ValueError); names no key
+├── ArchiveError            a program directory that is not uploaded as it is (a symlink
+│                           leading out of it, an archive over MOST_ARCHIVE_BYTES; a ValueError)
 ├── TransportError          the platform could not be reached (after the retries a call makes)
 ├── ApiError                the platform answered with an error: .status, .detail, .field
 │   ├── InvalidInput        400: bad input; .field names it (e.g. "params.iterations")
-│   ├── Unauthorized        401: no key, or a key the platform does not know
+│   ├── Unauthorized        401: no key, or a key the platform does not know (also a
+│   │                       stream closed with 4401: the key was revoked or expired)
 │   ├── Forbidden           403: not allowed (a bundled program changed, a private one run)
 │   ├── NotFound            404: no such program or job
 │   ├── Conflict            409: not in this state (cancel an ended job, delete a running one)
@@ -25,6 +29,16 @@ from typing import Any
 
 class QrtError(Exception):
     """The base of every error the client raises."""
+
+
+class InvalidKey(QrtError, ValueError):
+    """The API key given cannot go into a request (a space, line break or other character no
+    key holds); the message says which character where, never the key."""
+
+
+class ArchiveError(QrtError, ValueError):
+    """A program directory that is not uploaded as it is: a symbolic link in it leads out of
+    it, or its archive is over the most any platform accepts."""
 
 
 class TransportError(QrtError):

@@ -20,7 +20,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from .codec import decode
-from .errors import StreamError, TransportError, api_error
+from .errors import Forbidden, StreamError, TransportError, Unauthorized, api_error
 from .models import Attempt, Event, Interim, Log, Result
 
 HOLD_SECONDS = 0.5
@@ -33,20 +33,37 @@ Probe = Callable[[], Awaitable[bool]]
 
 
 def _attempt_of(text: str) -> Attempt | None:
+    """The platform's notice in a results frame, or None for anything else. A frame that
+    only looks like one (`{"__qrt__": {"attempt": "x"}}`, which a program could publish) is
+    no notice: it goes out as the interim result it is, never as an error."""
     if ATTEMPT_KEY not in text:
         return None
     try:
         body = json.loads(text)
     except ValueError:
         return None
-    if (
-        isinstance(body, dict)
-        and set(body) == {ATTEMPT_KEY}
-        and isinstance(body[ATTEMPT_KEY], dict)
-    ):
-        notice: dict[str, Any] = body[ATTEMPT_KEY]
-        return Attempt(attempt=int(notice.get("attempt", 0)), reason=notice.get("reason"))
-    return None
+    if not (isinstance(body, dict) and set(body) == {ATTEMPT_KEY}):
+        return None
+    notice = body[ATTEMPT_KEY]
+    if not isinstance(notice, dict) or not set(notice) <= {"attempt", "reason"}:
+        return None
+    attempt, reason = notice.get("attempt"), notice.get("reason")
+    # bool is an int to Python, not an attempt number to anyone.
+    if type(attempt) is not int or attempt < 1 or not isinstance(reason, str | None):
+        return None
+    return Attempt(attempt=attempt, reason=reason)
+
+
+def _value(text: str) -> Any:
+    """A results frame's value: decoded as RuntimeDecoder does, else (an encoding it cannot
+    undo, which a program may publish) as the plain JSON it is, else the text itself."""
+    try:
+        return decode(text)
+    except Exception:  # RuntimeDecoder raises whatever its decoders raise on a bad value
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
 
 
 async def _connect(url: str, headers: dict[str, str]) -> ClientConnection:
@@ -64,11 +81,22 @@ async def _connect(url: str, headers: dict[str, str]) -> ClientConnection:
         raise TransportError(f"{url}: {exc!r}") from exc
 
 
+CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN = 4401, 4403
+"""Close codes of a stream whose credentials lapsed (a key revoked or expired, a membership
+taken away): 4000 plus the HTTP status a request would now get."""
+
+
 def _closed(exc: websockets.ConnectionClosed) -> None:
-    """Raise unless the stream closed normally (code 1000: the job ended)."""
+    """Raise unless the stream closed normally (code 1000: the job ended): Unauthorized or
+    Forbidden when the credentials lapsed, else StreamError."""
     frame = exc.rcvd
     if frame is None or frame.code != 1000:
-        raise StreamError(frame.code if frame else None, frame.reason if frame else str(exc))
+        code, reason = (frame.code, frame.reason) if frame else (None, str(exc))
+        if code == CLOSE_UNAUTHORIZED:
+            raise Unauthorized(401, reason or "the API key is no longer valid")
+        if code == CLOSE_FORBIDDEN:
+            raise Forbidden(403, reason or "no longer allowed to follow the job")
+        raise StreamError(code, reason)
 
 
 async def results(
@@ -89,17 +117,17 @@ async def results(
                         if await ended():
                             job_ended = True
                         else:
-                            yield Interim(decode(held))
+                            yield Interim(_value(held))
                             held = None
                         continue
             except websockets.ConnectionClosed as exc:
                 _closed(exc)
                 if held is not None:
-                    yield Result(decode(held)) if await has_result() else Interim(decode(held))
+                    yield Result(_value(held)) if await has_result() else Interim(_value(held))
                 return
             assert isinstance(text, str)
             if held is not None:
-                yield Interim(decode(held))
+                yield Interim(_value(held))
                 held = None
             notice = _attempt_of(text)
             if notice is not None:

@@ -124,8 +124,9 @@ class Programs:
         return self._loop.call(self._programs.show(program_id))
 
     def upload(self, source: str | os.PathLike[str] | bytes, **metadata: Any) -> Program:
-        """Upload a program from a directory, a `.zip` file or zip bytes; `metadata`: `name`,
-        `description`, `max_execution_time`, `is_public`, `spec`, `hub`, `group`, `project`."""
+        """Upload a program from a directory (without `.git`, `.env` and other dot names), a
+        `.zip` file or zip bytes; `metadata`: `name`, `description`, `max_execution_time`,
+        `is_public`, `spec`, `hub`, `group`, `project`, `include` (dot names to archive)."""
         return self._loop.call(self._programs.upload(source, **metadata))
 
     def update(
@@ -135,7 +136,8 @@ class Programs:
         **metadata: Any,
     ) -> Program:
         """New code from `source` and/or new metadata (`name`, `description`,
-        `max_execution_time`, `is_public`, `spec`) for an uploaded program."""
+        `max_execution_time`, `is_public`, `spec`; `include` as for `upload`) for an uploaded
+        program."""
         return self._loop.call(self._programs.update(program_id, source, **metadata))
 
     def delete(self, program_id: str) -> None:

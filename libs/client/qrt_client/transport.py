@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from .errors import TransportError, api_error
+from .errors import InvalidKey, TransportError, api_error
 
 DEFAULT_RETRIES = 5
 """How many times a call that is safe to repeat (a read, a submit with its Idempotency-Key) is
@@ -26,8 +26,44 @@ def backoff(retry: int, first_pause: float = FIRST_PAUSE) -> float:
     return pause * (1 - random.random() / 4)
 
 
+def check_key(key: str | None) -> str | None:
+    """`key` as it is sent: without surrounding whitespace (a newline from `$(cat file)`, a
+    space pasted along), None for no key or an empty one. Raises InvalidKey, naming the
+    character and its position but never the key, for one holding anything but printable
+    ASCII: no API key does (`qrt_<id>_<secret>`), and an HTTP header cannot carry it."""
+    if key is None:
+        return None
+    key = key.strip()
+    for at, char in enumerate(key):
+        if not "!" <= char <= "~":
+            raise InvalidKey(
+                f"the API key holds {_named(char)} at position {at + 1}; an API key is "
+                "qrt_<id>_<secret>, printable ASCII without spaces"
+            )
+    return key or None
+
+
+def _named(char: str) -> str:
+    if char == " ":
+        return "a space"
+    if char.isprintable():
+        return f"U+{ord(char):04X} (not ASCII)"
+    return f"a control or non-printing character (U+{ord(char):04X})"
+
+
+def redacted(text: str, key: str | None) -> str:
+    """`text` with `key` (and its secret, the part after its last `_`) left out: an error
+    message must not hand the key on to a log or a terminal's scrollback."""
+    if not key:
+        return text
+    secret = key.rsplit("_", 1)[-1]
+    text = text.replace(key, "<API key>")
+    return text.replace(secret, "<secret>") if len(secret) >= 8 else text
+
+
 class Transport:
-    """One httpx connection pool to the platform at `url`; `key` goes as a bearer token."""
+    """One httpx connection pool to the platform at `url`; `key` goes as a bearer token (after
+    `check_key`: surrounding whitespace stripped, InvalidKey for a key no header can carry)."""
 
     def __init__(
         self,
@@ -40,6 +76,7 @@ class Transport:
         first_pause: float = FIRST_PAUSE,
     ) -> None:
         self.url = url.rstrip("/")
+        self.key = key = check_key(key)
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.retries, self.first_pause = retries, first_pause
         self.http = httpx.AsyncClient(
@@ -73,7 +110,10 @@ class Transport:
                 )
             except httpx.TransportError as exc:
                 if last:
-                    raise TransportError(f"{method} {self.url}{path}: {exc!r}") from exc
+                    said = f"{method} {self.url}{path}: {exc!r}"
+                    if redacted(said, self.key) != said:  # the cause would show the key
+                        raise TransportError(redacted(said, self.key)) from None
+                    raise TransportError(said) from exc
             else:
                 if response.status_code == 503 and not last:
                     await response.aclose()
