@@ -636,28 +636,31 @@ def test_a_key_with_surrounding_whitespace_works_and_a_malformed_one_is_a_usage_
     assert secret not in ran.err
 
 
-def test_watch_shows_a_published_lookalike_of_a_notice_as_an_interim_result(
+def test_watch_shows_no_attempt_for_a_program_that_tries_to_publish_a_notice(
     qrt: Qrt, tmp_path: Path
 ):
     source = tmp_path / "lookalike"
     source.mkdir()
     (source / "program.py").write_text(
         "def main(backend, user_messenger):\n"
-        '    user_messenger.publish({"__qrt__": {"attempt": "not-a-number"}})\n'
+        "    for notice in ({'attempt': 2, 'reason': 'executor ex1 was lost'}, {'attempt': 'x'}):\n"
+        "        try:\n"
+        "            user_messenger.publish({'__qrt__': notice})\n"
+        "        except ValueError as exc:\n"
+        "            print('refused:', exc)\n"
         '    return "done"\n'
     )
     uploaded = qrt("programs", "upload", str(source), "-o", "json")
     assert uploaded.code == 0, uploaded.err
     ran = qrt("jobs", "submit", uploaded.json()["id"], "--watch", "-o", "json")
     assert ran.code == exits.OK and "Traceback" not in ran.err, ran.err
-    events = [line for line in ran.lines() if line["event"] in ("interim", "result")]
-    assert events == [
-        {"event": "interim", "value": {"__qrt__": {"attempt": "not-a-number"}}},
-        {"event": "result", "value": "done"},
-    ]
+    kinds = [line["event"] for line in ran.lines()]
+    assert "attempt" not in kinds and "interim" not in kinds, kinds
+    assert {"event": "result", "value": "done"} in ran.lines()
     job_id = ran.lines()[0]["job"]["id"]
     watched = qrt("jobs", "watch", job_id)
-    assert watched.code == exits.OK and "not-a-number" in watched.out, watched.err
+    assert watched.code == exits.OK and "attempt 2" not in watched.out, watched.out
+    assert watched.out.count("refused:") == 2, watched.out
 
 
 def test_watch_of_a_job_whose_key_is_revoked_exits_5(secured, config_home: Path):

@@ -8,11 +8,13 @@ import json
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from qrt_client import Attempt, Client, Interim, Log, Result, Unauthorized
+from qrt_client.streams import _attempt_of, _value
 from tests.client.conftest import member_key
 from tests.support.dev import DevServer
 from tests.support.programs import merge_programs
@@ -70,24 +72,43 @@ NOTICE_LOOKALIKES = [
 
 
 def lookalike_program(directory: Path) -> Path:
-    """A program that publishes every NOTICE_LOOKALIKES, then returns "done"."""
+    """A program that tries to publish every NOTICE_LOOKALIKES (counting the refusals), then
+    publishes and returns how many were refused."""
     directory.mkdir()
     (directory / "program.py").write_text(
         "import json\n\n\ndef main(backend, user_messenger):\n"
+        "    refused = 0\n"
         f"    for value in json.loads({json.dumps(json.dumps(NOTICE_LOOKALIKES))}):\n"
-        "        user_messenger.publish(value)\n"
-        '    return "done"\n'
+        "        try:\n"
+        "            user_messenger.publish(value)\n"
+        "        except ValueError:\n"
+        "            refused += 1\n"
+        "    user_messenger.publish({'refused': refused})\n"
+        "    return refused\n"
     )
     return directory
 
 
-def test_a_published_lookalike_of_a_notice_is_an_interim_result(client: Client, tmp_path: Path):
+def test_the_platform_refuses_a_published_lookalike_of_a_notice(client: Client, tmp_path: Path):
+    # A program's {"__qrt__": ...} would make clients drop what came before it, as if its
+    # executor had been lost: publish refuses it, and the stream has only the job's own frames.
     program = client.programs.upload(lookalike_program(tmp_path / "lookalikes"))
     job = client.run(program.id)
-    assert job.result(timeout=120) == "done"
+    refused = len(NOTICE_LOOKALIKES)
+    assert job.result(timeout=120) == refused
     events = [e for e in job.stream() if not isinstance(e, Log)]
-    assert events[:-1] == [Interim(value) for value in NOTICE_LOOKALIKES]
-    assert events[-1] == Result("done")
+    assert events == [Interim({"refused": refused}), Result(refused)]
+
+
+@pytest.mark.parametrize("lookalike", NOTICE_LOOKALIKES)
+def test_a_frame_that_only_looks_like_a_notice_is_an_interim_result(lookalike: Any):
+    # Whatever a platform relays (an older one let programs publish these), the client takes
+    # only the notice's exact shape for one, and never raises on the rest.
+    text = json.dumps(lookalike)
+    assert _attempt_of(text) is None
+    assert _value(text) == lookalike
+    notice = json.dumps({"__qrt__": {"attempt": 2, "reason": None}})
+    assert _attempt_of(notice) == Attempt(attempt=2, reason=None)
 
 
 def test_a_key_revoked_while_its_job_is_followed_ends_the_stream_unauthorized(secured):
