@@ -456,15 +456,21 @@ def test_programs_upload_into_the_instance_a_user_belongs_to(
     (source / "program.py").write_text(
         "def main(backend, user_messenger, a, b):\n    return a + b\n"
     )
-    # carol is no member of the default instance: without --instance the upload is refused,
-    # saying how to name hers (as a submit is).
+    # carol is no member of the default instance: without --instance her upload goes to her
+    # one instance; once she belongs to two it is refused, saying how to name one (as a submit).
+    alone = run("programs", "upload", str(source), "-o", "json")
+    assert alone.code == 0 and alone.json()["owner"] == "lab/team/qubits", alone.err
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}) as admin:
+        assert admin.post("/admin/instances", json={"name": "lab/team/more"}).status_code == 201
+        joined = admin.put("/admin/instances/lab/team/more/members/carol", json={"role": "member"})
+        assert joined.status_code == 200, joined.text
     one_line_error(run("programs", "upload", str(source)), exits.REFUSED, "403",
                    "without --instance the platform's default instance is used")  # fmt: skip
     one_line_error(run("jobs", "submit", "hello-quantum"), exits.REFUSED, "403",
                    "--instance HUB/GROUP/PROJECT")  # fmt: skip
-    uploaded = run("programs", "upload", str(source), "--instance", "lab/team/qubits", "-o", "json")
+    uploaded = run("programs", "upload", str(source), "--instance", "lab/team/more", "-o", "json")
     assert uploaded.code == 0, uploaded.err
-    assert uploaded.json()["owner"] == "lab/team/qubits"
+    assert uploaded.json()["owner"] == "lab/team/more"
     one_line_error(
         run("programs", "upload", str(source), "--instance", "lab/team"), exits.USAGE,
         "hub/group/project",

@@ -130,3 +130,29 @@ def test_a_key_revoked_while_its_job_is_followed_ends_the_stream_unauthorized(se
                     pass
             assert refused.value.status == 401 and key not in str(refused.value)
             admin.post(f"/jobs/{job.id}/cancel", headers={"Authorization": f"Bearer {admin_key}"})
+
+
+def test_work_that_names_no_instance_goes_to_the_callers_one_instance(secured, tmp_path: Path):
+    # A member of one instance only, who may not submit in the default one: a submit or an
+    # upload that names none goes there, as a Service API execution does; one who belongs to
+    # two must choose (403 for the default instance, naming it).
+    server, admin_key = secured
+    key, _ = member_key(server, admin_key, "frank", "solo/team/one")
+    with Client(server.url, key) as client:
+        job = client.run("hello-quantum", {"greeting": "hi"})
+        assert job.result(timeout=120) is not None
+        info = client.job(job.id).info()
+        assert (info.hub, info.group, info.project) == ("solo", "team", "one")
+        source = tmp_path / "mine"
+        source.mkdir()
+        (source / "program.py").write_text("def main(backend, user_messenger):\n    return 1\n")
+        assert client.programs.upload(source).owner == "solo/team/one"
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {admin_key}"}) as a:
+        assert a.post("/admin/instances", json={"name": "solo/team/two"}).status_code == 201
+        joined = a.put("/admin/instances/solo/team/two/members/frank", json={"role": "member"})
+        assert joined.status_code == 200, joined.text
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}) as frank:
+        refused = frank.post(
+            "/jobs", json={"programId": "hello-quantum", "params": {"greeting": "hi"}}
+        )
+        assert refused.status_code == 403 and "ibm-q/open/main" in refused.text, refused.text

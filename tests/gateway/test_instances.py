@@ -110,9 +110,13 @@ async def test_members_submit_cancel_and_delete_readers_only_read(users: Users):
     await users.gw.move(job_id, JobStatus.CANCELLED)
     await users.call("carol", "DELETE", f"/jobs/{job_id}", 403)
     await users.call("root", "DELETE", f"/jobs/{job_id}", 204)
-    # A platform admin submits anywhere, and the default instance is no exception for others.
+    # A platform admin submits anywhere; a member who names no instance submits in their one
+    # instance (as a Service API execution), a reader of it in none: the default one, refused.
     await users.call("root", "POST", "/jobs", json={"programId": "noop", **where(B)})
-    await users.call("alice", "POST", "/jobs", 403, json={"programId": "noop"})
+    named_none = (await users.call("alice", "POST", "/jobs", json={"programId": "noop"}))["id"]
+    assert (await users.gw.job(named_none)).instance == A
+    refused = await users.call("carol", "POST", "/jobs", 403, json={"programId": "noop"})
+    assert "ibm-q/open/main" in refused["detail"]
 
 
 EXECUTION_ROUTES = [

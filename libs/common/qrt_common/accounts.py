@@ -124,6 +124,18 @@ class Principal:
         """The instances whose jobs they see; None: every one (a platform admin)."""
         return None if self.admin else tuple(self.roles)
 
+    def submit_instance(self, default: str) -> str | None:
+        """Where their work goes when they name no instance: `default` if they may submit
+        there, else the one instance where they may; None when that leaves a choice (or none)."""
+        if self.may(default, Role.MEMBER):
+            return default
+        mine = self.member_of()
+        return mine[0] if len(mine) == 1 else None
+
+    def member_of(self) -> list[str]:
+        """The instances where they may submit (as a member or more), sorted."""
+        return sorted(name for name, role in self.roles.items() if role.allows(Role.MEMBER))
+
 
 SINGLE_USER = Principal("qrt", admin=True)
 """Whom every request acts for when keys are off (`qrt dev` without `--auth`)."""

@@ -37,6 +37,9 @@ async def create_job(request: web.Request) -> web.Response:
     who = principal(request)
     body = validated(JobRequest, await read_json(request))
     instance = f"{body.hub}/{body.group}/{body.project}"
+    if not body.model_fields_set & {"hub", "group", "project"}:
+        # Named none: the default instance, else the caller's one instance (as PlanQK's API).
+        instance = who.submit_instance(instance) or instance
     gw.require(who, instance, Role.MEMBER, "submitting a job")
     program = await gw.visible_program(body.program_id, who)
     if program is None:

@@ -150,6 +150,9 @@ async def upload_program(request: web.Request) -> web.Response:
     who = principal(request)
     body = validated(ProgramRequest, await read_json(request))
     owner = f"{body.hub}/{body.group}/{body.project}"
+    if not body.model_fields_set & {"hub", "group", "project"}:
+        # Named none: the default instance, else the caller's one instance (as PlanQK's API).
+        owner = who.submit_instance(owner) or owner
     gw.require(who, owner, Role.MEMBER, "uploading a program")
     await _check_room(gw, owner)
     program_id = new_program_id(body.name)

@@ -119,14 +119,13 @@ def _instance(request: web.Request, program: Program, who: Principal) -> str:
         return check_instance_name(named)
     if program.owner is not None and who.role(program.owner) is not None:
         return program.owner
-    if who.may(DEFAULT_INSTANCE, Role.MEMBER):
-        return DEFAULT_INSTANCE
-    mine = [name for name, role in who.roles.items() if role.allows(Role.MEMBER)]
-    if len(mine) == 1:
-        return mine[0]
+    instance = who.submit_instance(DEFAULT_INSTANCE)
+    if instance is not None:
+        return instance
+    mine = who.member_of()
     raise InvalidInput(
         "name the instance the execution belongs to: ?instance=hub/group/project"
-        + (f" (one of {', '.join(sorted(mine))})" if mine else " (you may submit in none)"),
+        + (f" (one of {', '.join(mine)})" if mine else " (you may submit in none)"),
         field="instance",
     )
 
