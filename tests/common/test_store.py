@@ -33,6 +33,7 @@ from qrt_common.store.base import (
     AddInterim,
     AppendLog,
     JobQuery,
+    JobStep,
     JobStore,
     ReplaceJob,
     SetResult,
@@ -210,13 +211,13 @@ async def test_steps_are_made_in_order_up_to_a_status_change_that_found_the_job_
     running = transition(job, JobStatus.RUNNING, executor_id="ex")
     done = transition(running, JobStatus.COMPLETED)
     start = StageRecord(1, Stage.RUNNING, T0 + timedelta(seconds=5), "ex")
-    steps = [ReplaceJob(running, JobStatus.QUEUED, start), AppendLog(1, 0, "hi\n"),
+    steps: list[JobStep] = [ReplaceJob(running, JobStatus.QUEUED, start), AppendLog(1, 0, "hi\n"),
              AddInterim(1, 0, "1"), SetResult('"r"'), ReplaceJob(done, JobStatus.RUNNING)]  # fmt: skip
     assert await store.write_steps(job.id, steps) == [True] * 5
     assert await store.get_job(job.id) == done and await store.job_stages(job.id) == [start]
     assert await store.read_log(job.id) == "hi\n" and await store.get_result(job.id) == '"r"'
     # Made again: the first step finds the job moved on, and nothing after it is made.
-    again = [ReplaceJob(running, JobStatus.QUEUED), AppendLog(1, 1, "more\n")]
+    again: list[JobStep] = [ReplaceJob(running, JobStatus.QUEUED), AppendLog(1, 1, "more\n")]
     assert await store.write_steps(job.id, again) == [False]
     assert await store.read_log(job.id) == "hi\n"
     assert await store.write_steps(job.id, [AppendLog(1, 0, "hi\n"), SetResult("2")]) == [
