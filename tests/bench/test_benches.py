@@ -14,7 +14,8 @@ from bench.common import interleaved, paired_difference, percentile, spread
 
 ROOT = Path(__file__).resolve().parents[2]
 
-BENCHES = ["auth", "device", "heavy_reads", "ibm_client", "latency", "mesh", "primitives"]
+BENCHES = ["auth", "device", "heavy_reads", "ibm_client", "latency", "mesh", "primitives",
+           "store_path"]  # fmt: skip
 
 
 @pytest.mark.bench

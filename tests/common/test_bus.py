@@ -91,6 +91,20 @@ async def test_poison_goes_to_dead_letters_and_the_queue_goes_on():
     await bus.close()
 
 
+async def test_the_in_process_bus_hands_over_what_json_carries():
+    bus = InMemoryBus()
+    got: asyncio.Queue = asyncio.Queue()
+    await bus.subscribe("t", got.put)
+    await bus.consume("q", got.put)
+    # A lone surrogate (a client's JSON may hold one), a tuple, a float: as a broker would.
+    body = {"text": "a \udc80 b", "pair": (1, 2), "at": 1.5, "none": None, "nested": {"k": [True]}}
+    await bus.publish("t", body)
+    await bus.send("q", body)
+    expected = {**body, "pair": [1, 2]}
+    assert [await asyncio.wait_for(got.get(), 5) for _ in range(2)] == [expected, expected]
+    await bus.close()
+
+
 async def test_transient_failures_are_retried_then_dead_lettered():
     bus = InMemoryBus(retry_delay=0.001)
     attempts: list = []

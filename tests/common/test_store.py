@@ -27,10 +27,21 @@ from qrt_common.jobs import Job, JobStatus, transition
 from qrt_common.programs import Program, ProgramKind
 from qrt_common.retry import Backoff
 from qrt_common.store import sqlite as sqlite_store
-from qrt_common.store.base import FIRST_PAGE, PAGE_BYTES, JobQuery, JobStore
+from qrt_common.store.base import (
+    FIRST_PAGE,
+    PAGE_BYTES,
+    AddInterim,
+    AppendLog,
+    JobQuery,
+    JobStep,
+    JobStore,
+    ReplaceJob,
+    SetResult,
+)
 from qrt_common.store.mongo import MongoStore
 from qrt_common.store.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA
 from qrt_common.store.sqlite import SQLiteStore
+from qrt_common.timeline import Stage, StageRecord
 from tests.support.disks import small_disk
 from tests.support.waiting import eventually
 
@@ -161,6 +172,57 @@ async def test_replace_is_compare_and_set(store: JobStore):
                                        expected=JobStatus.QUEUED)  # fmt: skip
     assert (await store.get_job(job.id)) == running
     assert not await store.replace_job(make_job(2), expected=JobStatus.QUEUED)
+
+
+async def test_a_listing_without_params_leaves_them_out_and_unchanged(store: JobStore):
+    job = make_job(1, params='{"big": "' + "x" * 100_000 + '"}', tags=("t",))
+    await store.add_job(job)
+    (listed,), total = await store.list_jobs(JobQuery(with_params=False))
+    assert total == 1
+    assert listed == replace(job, params="")
+    assert (await store.list_jobs(JobQuery()))[0] == [job]
+    # A job read without its params and written back keeps them: params are written once.
+    running = transition(listed, JobStatus.RUNNING)
+    assert await store.replace_job(running, expected=JobStatus.QUEUED)
+    assert await store.get_job(job.id) == replace(running, params=job.params)
+    assert (await store.list_jobs(JobQuery(tags=["t"])))[0][0].params == job.params
+
+
+async def test_a_status_change_stores_its_timeline_entry_with_it(store: JobStore):
+    job = make_job(1)
+    await store.add_job(job)
+    running = transition(job, JobStatus.RUNNING, executor_id="ex")
+    entry = StageRecord(1, Stage.RUNNING, T0 + timedelta(seconds=5), "ex")
+    assert await store.replace_job(running, expected=JobStatus.QUEUED, stage=entry)
+    assert await store.job_stages(job.id) == [entry]
+    # A change that does not happen adds no entry either.
+    late = StageRecord(1, Stage.FINISHED, T0 + timedelta(seconds=6), "ex", "Cancelled")
+    done = transition(job, JobStatus.CANCELLED)
+    assert not await store.replace_job(done, expected=JobStatus.QUEUED, stage=late)
+    assert await store.job_stages(job.id) == [entry]
+    assert (await store.get_job(job.id)) == running
+
+
+async def test_steps_are_made_in_order_up_to_a_status_change_that_found_the_job_moved(
+    store: JobStore,
+):
+    job = make_job(1)
+    await store.add_job(job)
+    running = transition(job, JobStatus.RUNNING, executor_id="ex")
+    done = transition(running, JobStatus.COMPLETED)
+    start = StageRecord(1, Stage.RUNNING, T0 + timedelta(seconds=5), "ex")
+    steps: list[JobStep] = [ReplaceJob(running, JobStatus.QUEUED, start), AppendLog(1, 0, "hi\n"),
+             AddInterim(1, 0, "1"), SetResult('"r"'), ReplaceJob(done, JobStatus.RUNNING)]  # fmt: skip
+    assert await store.write_steps(job.id, steps) == [True] * 5
+    assert await store.get_job(job.id) == done and await store.job_stages(job.id) == [start]
+    assert await store.read_log(job.id) == "hi\n" and await store.get_result(job.id) == '"r"'
+    # Made again: the first step finds the job moved on, and nothing after it is made.
+    again: list[JobStep] = [ReplaceJob(running, JobStatus.QUEUED), AppendLog(1, 1, "more\n")]
+    assert await store.write_steps(job.id, again) == [False]
+    assert await store.read_log(job.id) == "hi\n"
+    assert await store.write_steps(job.id, [AppendLog(1, 0, "hi\n"), SetResult("2")]) == [
+        False, False,
+    ]  # fmt: skip
 
 
 async def test_concurrent_status_changes_have_one_winner(store: JobStore):
@@ -396,6 +458,19 @@ async def test_a_store_refuses_a_newer_schema(stores: tuple[JobStore, Reopen]):
         await store._db["meta"].update_one({"_id": "schema"}, {"$set": {"version": 999}})  # type: ignore[attr-defined]
     with pytest.raises(Exception, match="schema 999, newer than this qrt"):
         await reopen()
+
+
+async def test_sqlite_keeps_a_job_whose_text_json_alone_can_write(tmp_path: Path):
+    store = SQLiteStore(tmp_path / "qrt.db")
+    await store.open()
+    try:
+        job = make_job(1, reason="lone \udc80 surrogate", tags=("é",))
+        await store.add_job(job)
+        assert await store.get_job(job.id) == job
+        (listed,), _ = await store.list_jobs(JobQuery(with_params=False))
+        assert listed == replace(job, params="")
+    finally:
+        await store.close()
 
 
 async def test_sqlite_schema_1_is_migrated(tmp_path: Path):

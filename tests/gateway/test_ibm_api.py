@@ -16,6 +16,7 @@ from qrt_common.device_protocol import PROTOCOL_VERSION, StaticInfo
 from qrt_common.messages import DeviceReport, Heartbeat
 from qrt_common.store.base import JobQuery
 from qrt_common.wire import encode
+from qrt_gateway.ibm_jobs import MAX_PAGE_WITH_PARAMS
 
 from .conftest import Harness
 
@@ -78,6 +79,21 @@ async def test_a_job_is_stored_in_the_crns_instance_and_shown_as_ibm_shows_it(gw
     await refused(gw, "GET", f"/jobs/{job.id}", 404, f"job '{job.id}' not found", headers=other)
     await refused(gw, "DELETE", f"/jobs/{job.id}", 409, "is Queued; cancel it before deleting it")
     assert await ibm(gw, "GET", f"/jobs/{job.id}/results", 204) is None
+
+
+async def test_a_page_with_params_is_capped(gw: Harness):
+    for _ in range(MAX_PAGE_WITH_PARAMS + 2):
+        await submit(gw)
+    listed = await ibm(gw, "GET", "/jobs?exclude_params=false")
+    assert listed["limit"] == MAX_PAGE_WITH_PARAMS and listed["count"] == MAX_PAGE_WITH_PARAMS + 2
+    assert len(listed["jobs"]) == MAX_PAGE_WITH_PARAMS
+    assert all(job["params"] == sampler_params() for job in listed["jobs"])
+    await refused(gw, "GET", f"/jobs?exclude_params=false&limit={MAX_PAGE_WITH_PARAMS + 1}", 400,
+                  f"'limit' must be between 1 and {MAX_PAGE_WITH_PARAMS}", "limit")  # fmt: skip
+    # Without params (what qiskit-ibm-runtime asks for) a page may be as long as ever.
+    listed = await ibm(gw, "GET", "/jobs?exclude_params=true&limit=1000")
+    assert len(listed["jobs"]) == MAX_PAGE_WITH_PARAMS + 2
+    assert all("params" not in job for job in listed["jobs"])
 
 
 @pytest.mark.parametrize(("fields", "message", "field"), [

@@ -11,6 +11,7 @@ from qrt_common.bus.memory import InMemoryBus
 from qrt_common.jobs import Job, JobStatus
 from qrt_common.messages import EventKind, JobEvent
 from qrt_common.store.sqlite import SQLiteStore
+from qrt_common.timeline import Stage
 from qrt_common.wire import decode, encode
 from qrt_scheduler.ledger import Ledger
 
@@ -126,3 +127,45 @@ async def test_only_the_placed_executor_and_live_attempt_give_the_result(ledger)
     assert await store.get_result("j") is None
     assert await ledger.apply(event(EventKind.RESULT, data='"mine"'))
     assert await store.get_result("j") == '"mine"'
+
+
+async def test_one_message_of_a_job_is_one_commit(ledger):
+    ledger, store = ledger
+    statements: list[str] = []
+    store._inline.set_trace_callback(statements.append)
+    try:
+        applied = await ledger.apply_all([
+            event(EventKind.RUNNING),
+            event(EventKind.LOG, seq=0, data="hi\n"),
+            event(EventKind.RESULT, data='"r"'),
+            event(EventKind.FINISHED, status="Completed"),
+        ])  # fmt: skip
+    finally:
+        store._inline.set_trace_callback(None)
+    assert applied == [True, True, True, True]
+    # A short job's start, log, result and end, as its executor sends them: one write.
+    assert statements.count("COMMIT") == 1
+    assert await status(store) is JobStatus.COMPLETED
+    assert await store.read_log("j") == "hi\n" and await store.get_result("j") == '"r"'
+    stages = [record.stage for record in await store.job_stages("j")]
+    assert stages == [Stage.RUNNING, Stage.FINISHED]
+
+
+async def test_each_event_of_a_message_is_judged_on_what_the_ones_before_it_left(ledger):
+    ledger, store = ledger
+    job = await store.get_job("j")
+    assert job is not None
+    assert await ledger.change_status(job, JobStatus.CANCELLED, "cancelled on request")
+    # Cancelled before it started: its start, result and end change nothing, its log is kept.
+    applied = await ledger.apply_all([
+        event(EventKind.RUNNING),
+        event(EventKind.LOG, seq=0, data="late\n"),
+        event(EventKind.RESULT, data='"r"'),
+        event(EventKind.FINISHED, status="Completed"),
+    ])  # fmt: skip
+    assert applied == [False, True, False, False]
+    assert await status(store) is JobStatus.CANCELLED and await store.get_result("j") is None
+    # A repeat of a whole message changes nothing at all.
+    messages = [event(EventKind.RUNNING, attempt=2), event(EventKind.FINISHED, attempt=2,
+                status="Failed", reason="x")]  # fmt: skip
+    assert await ledger.apply_all(messages) == [False, False]

@@ -34,6 +34,7 @@ from qrt_common.messages import (
 )
 from qrt_common.settings import Settings
 from qrt_common.store.sqlite import SQLiteStore
+from qrt_common.timeline import StageRecord
 from qrt_common.wire import encode
 from qrt_scheduler.service import Scheduler
 from tests.support.disks import SmallDisk, small_disk
@@ -255,11 +256,11 @@ async def test_a_lost_executors_job_is_taken_back_once_the_store_answers_again(
     replace_job = harness.store.replace_job
     failures: list[JobStatus] = []
 
-    async def failing_once(job: Job, *, expected: JobStatus) -> bool:
+    async def failing_once(job: Job, *, expected: JobStatus, stage: StageRecord | None) -> bool:
         if not failures:
             failures.append(job.status)
             raise StoreUnavailable("the store is restarting")
-        replaced: bool = await replace_job(job, expected=expected)
+        replaced: bool = await replace_job(job, expected=expected, stage=stage)
         return replaced
 
     monkeypatch.setattr(harness.store, "replace_job", failing_once)

@@ -176,10 +176,16 @@ def plain(value: Any) -> Any:
     return value
 
 
+_JOB_FIELDS = tuple(Job.__dataclass_fields__)
+
+
 def job_to_dict(job: Job) -> dict[str, Any]:
     """A job as a JSON-ready dict, the form the stores keep."""
-    doc: dict[str, Any] = plain(job)
+    # Field by field rather than through `plain`: every field is a scalar but these five, and
+    # the stores do this on every change of every job.
+    doc: dict[str, Any] = {name: getattr(job, name) for name in _JOB_FIELDS}
     doc.update(
+        tags=list(job.tags),
         status=job.status.value,
         created=to_iso(job.created),
         started=to_iso(job.started),

@@ -191,7 +191,7 @@ class Gateway:
         counts = []
         for status in (JobStatus.QUEUED, JobStatus.RUNNING):
             _, count = await self.store.list_jobs(
-                JobQuery(limit=1, statuses=(status,), backend=backend)
+                JobQuery(limit=1, statuses=(status,), backend=backend, with_params=False)
             )
             counts.append(count)
         return counts[0], counts[1]

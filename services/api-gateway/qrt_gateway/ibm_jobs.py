@@ -34,6 +34,11 @@ from .schemas import MAX_ID_CHARS, MAX_TAG_CHARS, MAX_TAGS, SHOWN_AS_IS, STRICT
 
 MAX_PAGE = 1000
 """The most jobs one page lists (as qrt's own `GET /jobs`)."""
+MAX_PAGE_WITH_PARAMS = 10
+"""The most jobs one page lists with their params (`exclude_params=false`): a job's params
+may be as large as a request (QRT_MAX_REQUEST_BYTES), so a page holds at most this many
+requests' worth. qiskit-ibm-runtime always sends `exclude_params=true` (10 jobs a page unless
+told otherwise)."""
 MAX_OFFSET = 2**62
 
 _Tag = Annotated[str, Field(min_length=1, max_length=MAX_TAG_CHARS), SHOWN_AS_IS]
@@ -206,7 +211,11 @@ async def list_jobs(request: web.Request) -> web.Response:
     gw.require(principal(request), instance, Role.READER, "listing jobs")
     pending = bool_query(request, "pending")
     statuses = () if pending is None else {s for s in JobStatus if s.is_final != pending}
-    limit = int_query(request, "limit", 200, 1, MAX_PAGE)
+    with_params = bool_query(request, "exclude_params") is False
+    if with_params:
+        limit = int_query(request, "limit", MAX_PAGE_WITH_PARAMS, 1, MAX_PAGE_WITH_PARAMS)
+    else:
+        limit = int_query(request, "limit", 200, 1, MAX_PAGE)
     offset = int_query(request, "offset", 0, 0, MAX_OFFSET)
     query = JobQuery(
         limit=limit,
@@ -220,9 +229,9 @@ async def list_jobs(request: web.Request) -> web.Response:
         created_after=time_query(request, "created_after"),
         created_before=time_query(request, "created_before"),
         oldest_first=_order(request),
+        with_params=with_params,
     )
     jobs, total = await gw.store.list_jobs(query)
-    with_params = bool_query(request, "exclude_params") is False
     listed = ", ".join(job_json(job, with_params=with_params) for job in jobs)
     text = f'{{"jobs": [{listed}], "count": {total}, "limit": {limit}, "offset": {offset}}}'
     return json_response(text)
@@ -233,7 +242,8 @@ _OBJECT = {"type": "object"}
 _TIME = {"format": "date-time"}
 _LIST_FILTERS = (
     CRN_PARAMETER,
-    Parameter("limit", "Page size, 1 to 1000 (default 200).", "integer",
+    Parameter("limit", "Page size, 1 to 1000 (default 200); with exclude_params=false 1 to "
+              f"{MAX_PAGE_WITH_PARAMS} (default {MAX_PAGE_WITH_PARAMS}).", "integer",
               constraints={"minimum": 1, "maximum": MAX_PAGE}),
     Parameter("offset", "How many matching jobs to skip.", "integer",
               constraints={"minimum": 0, "maximum": MAX_OFFSET}),
@@ -246,7 +256,8 @@ _LIST_FILTERS = (
     Parameter("created_before", "Only jobs created before this ISO 8601 time.", constraints=_TIME),
     Parameter("sort", "DESC (newest first, the default) or ASC.",
               constraints={"enum": ["ASC", "DESC"]}),
-    Parameter("exclude_params", "false: include each job's params.", "boolean"),
+    Parameter("exclude_params", "false: include each job's params (then at most "
+              f"{MAX_PAGE_WITH_PARAMS} jobs a page).", "boolean"),
 )  # fmt: skip
 
 ROUTES: tuple[Route, ...] = (

@@ -135,7 +135,9 @@ async def cancel_session(request: web.Request) -> web.Response:
         )
         await gw.store.replace_session(cancelled)
     # Its queued jobs will not run; running ones run to their end (IBM's rule).
-    query = JobQuery(session_id=session.id, statuses=[JobStatus.QUEUED], limit=MAX_CANCELLED)
+    query = JobQuery(
+        session_id=session.id, statuses=[JobStatus.QUEUED], limit=MAX_CANCELLED, with_params=False
+    )
     queued, _ = await gw.store.list_jobs(query)
     for job in queued:
         with contextlib.suppress(Conflict):  # it ended meanwhile

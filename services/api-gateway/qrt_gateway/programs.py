@@ -259,7 +259,9 @@ async def delete_program(request: web.Request) -> web.Response:
     gw = gateway(request)
     program = await _uploaded(gw, request)
     pending = (JobStatus.QUEUED, JobStatus.RUNNING)
-    _, count = await gw.store.list_jobs(JobQuery(limit=1, program_id=program.id, statuses=pending))
+    _, count = await gw.store.list_jobs(
+        JobQuery(limit=1, program_id=program.id, statuses=pending, with_params=False)
+    )
     if count:
         raise Conflict(
             f"program '{program.id}' has {count} queued or running job(s); "

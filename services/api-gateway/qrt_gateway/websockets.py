@@ -150,11 +150,8 @@ def _corked(ws: web.WebSocketResponse) -> Iterator[None]:
 
 async def _lapsed(request: web.Request, instance: str) -> str:
     """Return (why) once the credentials `request` came with no longer reach `instance`,
-    checking every RECHECK_SECONDS; never returns with keys off."""
-    checker = request.app.get(AUTHENTICATOR)
-    if checker is None:  # nothing to lapse: wait until the stream ends
-        never: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        return await never
+    checking every RECHECK_SECONDS (with keys on: `request.app` has an AUTHENTICATOR)."""
+    checker = request.app[AUTHENTICATOR]
     authorization = request.headers.get("Authorization")
     while True:
         await asyncio.sleep(RECHECK_SECONDS)
@@ -196,7 +193,11 @@ async def _follow(request: web.Request, kind: EventKind, pages: Pages) -> web.We
         ws = web.WebSocketResponse(heartbeat=30, protocols=(WEBSOCKET_PROTOCOL,))
         await ws.prepare(request)
         client = asyncio.create_task(_client_gone(ws))
-        lapse = asyncio.create_task(_lapsed(request, job.instance))
+        lapse: asyncio.Future[str]
+        if request.app.get(AUTHENTICATOR) is None:  # nothing to lapse: no task to watch it
+            lapse = asyncio.get_running_loop().create_future()
+        else:
+            lapse = asyncio.create_task(_lapsed(request, job.instance))
         stoppers = (client, lapse)
         attempts = _Attempts(ws, announce=kind is EventKind.INTERIM)
         if job.status is JobStatus.QUEUED:
@@ -281,7 +282,7 @@ async def _follow(request: web.Request, kind: EventKind, pages: Pages) -> web.We
 
 
 async def _next(
-    inbox: asyncio.Queue[JobEvent], stoppers: tuple[asyncio.Task[Any], ...]
+    inbox: asyncio.Queue[JobEvent], stoppers: tuple[asyncio.Future[Any], ...]
 ) -> JobEvent | None:
     """The next update, or None when one of `stoppers` ended (the client left, its credentials
     lapsed) or nothing came for a while."""

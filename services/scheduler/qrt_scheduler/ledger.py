@@ -16,7 +16,15 @@ from qrt_common.jobs import Job, JobStatus, transition, utcnow
 from qrt_common.messages import UPDATES_TOPIC, EventKind, JobEvent, JobEvents
 from qrt_common.metrics import JOBS_ENDED, REASSIGNMENTS
 from qrt_common.retry import until_available
-from qrt_common.store.base import JobStore
+from qrt_common.store.base import (
+    AddInterim,
+    AddStage,
+    AppendLog,
+    JobStep,
+    JobStore,
+    ReplaceJob,
+    SetResult,
+)
 from qrt_common.timeline import Stage, StageRecord
 from qrt_common.wire import encode
 
@@ -59,19 +67,20 @@ class Ledger:
 
     async def apply_all(self, events: list[JobEvent]) -> list[bool]:
         """Store what each of one job's `events` says, in order; for each, whether it changed
-        anything. The ones that did are announced together. While the store is unavailable
-        (StoreUnavailable: a full disk, MongoDB unreachable) an event is tried again, with
-        `retry.until_available`'s backoff, and the job's later events wait."""
+        anything. The ones that did are announced together. What they change is one write
+        where the store has transactions (`JobStore.write_steps`). While the store is
+        unavailable (StoreUnavailable: a full disk, MongoDB unreachable) the write is tried
+        again, with `retry.until_available`'s backoff, and the job's later events wait."""
         if not events:
             return []
-        applied = []
+        applied: list[bool] = []
         async with self._serialized(events[0].job_id):
-            for event in events:
+            while len(applied) < len(events):
                 # Tried again here, in the job's turn: were the bus to try this message again
                 # later instead, the job's next message (its end, sent once the log was) would
                 # take the turn meanwhile, and the job would end with its log incomplete.
-                apply = functools.partial(self._apply, event)
-                applied.append(await until_available(apply, what="the store"))
+                rest = functools.partial(self._apply_some, events[len(applied) :])
+                applied += await until_available(rest, what="the store")
         await self._announce([e for e, changed in zip(events, applied, strict=True) if changed])
         return applied
 
@@ -86,100 +95,91 @@ class Ledger:
         except Exception as exc:
             logger.warning("job update not announced: %s", exc, extra={"job_id": job_id})
 
-    async def _apply(self, event: JobEvent) -> bool:
-        job_id, attempt = event.job_id, event.attempt
+    async def _apply_some(self, events: list[JobEvent]) -> list[bool]:
+        """Store what `events` say, from the first, in one `write_steps`: for each event it got
+        to (at least the first), whether it changed anything.
+
+        Each event is judged against the job as the events before it left it (one read of the
+        job for them all); should a status change find the job moved on (a compare-and-set
+        that failed), the events after it are left for the next call, which reads the job
+        again."""
+        job = None
+        if any(event.kind not in _OUTPUT for event in events):
+            job = await self._store.get_job(events[0].job_id)
+        steps: list[JobStep] = []
+        step_of: list[int | None] = []  # each event's step (its index), None: nothing to do
+        for event in events:
+            step = self._plan(event, job)
+            if step is None:
+                step_of.append(None)
+                continue
+            step_of.append(len(steps))
+            steps.append(step)
+            if isinstance(step, ReplaceJob):
+                job = step.job
+        if not steps:
+            return [False] * len(events)
+        done = await self._store.write_steps(events[0].job_id, steps)
+        for step, changed in zip(steps, done, strict=False):
+            if changed and isinstance(step, ReplaceJob):
+                _count(step)
+        reached = len(events)
+        if len(done) < len(steps):  # up to the event of the last step made
+            reached = step_of.index(len(done) - 1) + 1
+        return [k is not None and done[k] for k in step_of[:reached]]
+
+    def _plan(self, event: JobEvent, job: Job | None) -> JobStep | None:
+        """The write `event` makes of `job` (as stored, or as this message's earlier events
+        left it), or None when it changes nothing."""
+        attempt = event.attempt
         if event.kind is EventKind.LOG:
-            return await self._store.append_log(job_id, attempt, event.seq, event.data or "")
+            return AppendLog(attempt, event.seq, event.data or "")
         if event.kind is EventKind.INTERIM:
-            return await self._store.add_interim(job_id, attempt, event.seq, event.data or "")
-        job = await self._store.get_job(job_id)
+            return AddInterim(attempt, event.seq, event.data or "")
         if job is None:
-            return False
+            return None
         # Only the executor a job is placed on may start it, give its result, release it or
         # end it; an attempt it has since lost (or an older one) may not.
         assigned_here = job.executor_id == event.executor_id
+        live = job.status is JobStatus.RUNNING and attempt == job.attempt and assigned_here
         if event.kind is EventKind.RESULT:
-            live = job.status is JobStatus.RUNNING and attempt == job.attempt and assigned_here
-            return live and await self._store.set_result(job_id, event.data or "")
+            return SetResult(event.data or "") if live else None
         at = datetime.fromtimestamp(event.at, UTC)
         if event.kind is EventKind.RUNNING:
             if job.status is not JobStatus.QUEUED or attempt != job.attempt + 1:
-                return False
+                return None
             if not assigned_here:
-                return False
-            return await self._move(job, JobStatus.RUNNING, at=at, executor_id=event.executor_id)
+                return None
+            return _transition(job, JobStatus.RUNNING, at=at, executor_id=event.executor_id)
         if event.kind is EventKind.STAGE:
-            live = job.status is JobStatus.RUNNING and attempt == job.attempt and assigned_here
             if not live or event.stage is None or event.stage in _LEDGER_STAGES:
-                return False
-            record = StageRecord(attempt, event.stage, at, event.executor_id, event.data)
-            return await self._store.add_stage(job_id, record)
+                return None
+            return AddStage(StageRecord(attempt, event.stage, at, event.executor_id, event.data))
         if event.kind is EventKind.RELEASED:
-            if job.status is JobStatus.RUNNING and attempt == job.attempt and assigned_here:
-                return await self._move(job, JobStatus.QUEUED, reason=event.reason)
+            if live:
+                return _transition(job, JobStatus.QUEUED, reason=event.reason)
             if job.status is JobStatus.QUEUED and job.executor_id == event.executor_id:
-                return await self.assign(job, None)
-            return False
+                return _placing(job, None)
+            return None
         # FINISHED: only the attempt the store knows about may end the job.
-        started = job.status is JobStatus.RUNNING and attempt == job.attempt and assigned_here
         never_started = (
             job.status is JobStatus.QUEUED and attempt == job.attempt + 1 and assigned_here
         )
-        if not (started or never_started) or event.status is None:
-            return False
-        return await self._move(job, event.status, at=at, reason=event.reason)
+        if not (live or never_started) or event.status is None:
+            return None
+        return _transition(job, event.status, at=at, reason=event.reason)
 
-    async def _move(
-        self,
-        job: Job,
-        to: JobStatus,
-        *,
-        at: datetime | None = None,
-        reason: str | None = None,
-        executor_id: str | None = None,
-    ) -> bool:
-        try:
-            moved = transition(job, to, at=at, reason=reason, executor_id=executor_id)
-        except IllegalTransition as exc:
-            logger.info("ignored: %s", exc, extra={"job_id": job.id})
+    async def _write(self, step: ReplaceJob | None) -> bool:
+        if step is None:
             return False
-        if not await self._store.replace_job(moved, expected=job.status):
-            return False
-        if to is JobStatus.RUNNING:
-            record = StageRecord(moved.attempt, Stage.RUNNING, moved.started or utcnow(),
-                                 moved.executor_id)  # fmt: skip
-        elif to is JobStatus.QUEUED:
-            record = StageRecord(moved.attempt + 1, Stage.QUEUED, at or utcnow())
-        else:
-            record = StageRecord(moved.attempt, Stage.FINISHED, moved.ended or utcnow(),
-                                 job.executor_id, to.value)  # fmt: skip
-        await self._record(job.id, record)
-        if to.is_final:
-            JOBS_ENDED.labels(to.value).inc()
-        elif to is JobStatus.QUEUED:
-            REASSIGNMENTS.inc()
-        return True
+        changed = await self._store.replace_job(step.job, expected=step.expected, stage=step.stage)
+        if changed:
+            _count(step)
+        return changed
 
     async def assign(self, job: Job, executor_id: str | None) -> bool:
         """Record that `executor_id` (None: no executor) is to run the queued `job`."""
-        if job.status is not JobStatus.QUEUED:
-            return False
-        placed = dataclasses.replace(job, executor_id=executor_id)
-        if not await self._store.replace_job(placed, expected=JobStatus.QUEUED):
-            return False
-        if executor_id is not None:
-            await self._record(job.id, StageRecord(job.attempt + 1, Stage.ASSIGNED, utcnow(),
-                                                   executor_id))  # fmt: skip
-        return True
-
-    async def _record(self, job_id: str, record: StageRecord) -> None:
-        """Add a timeline entry for a change made already: a store that fails it costs the
-        timeline its entry, never the change."""
-        try:
-            await self._store.add_stage(job_id, record)
-        except Exception as exc:
-            where = {"job_id": job_id, "stage": record.stage.value}
-            logger.warning("timeline entry not stored: %s", exc, extra=where)
+        return await self._write(_placing(job, executor_id))
 
     async def request_cancel(self, job: Job) -> bool:
         """Record on the running `job` that it is to be cancelled."""
@@ -198,7 +198,58 @@ class Ledger:
             reason=reason,
         )
         async with self._serialized(job.id):
-            moved = await self._move(job, to, reason=reason)
+            moved = await self._write(_transition(job, to, reason=reason))
         if moved:
             await self._announce([event])
         return moved
+
+
+_OUTPUT = frozenset({EventKind.LOG, EventKind.INTERIM})
+"""Events stored whatever the job's state: no read of the job is needed for them."""
+
+
+def _transition(
+    job: Job,
+    to: JobStatus,
+    *,
+    at: datetime | None = None,
+    reason: str | None = None,
+    executor_id: str | None = None,
+) -> ReplaceJob | None:
+    """The write that moves `job` to `to`, with the change's timeline entry; None (logged)
+    when the move is not allowed."""
+    try:
+        moved = transition(job, to, at=at, reason=reason, executor_id=executor_id)
+    except IllegalTransition as exc:
+        logger.info("ignored: %s", exc, extra={"job_id": job.id})
+        return None
+    if to is JobStatus.RUNNING:
+        record = StageRecord(moved.attempt, Stage.RUNNING, moved.started or utcnow(),
+                             moved.executor_id)  # fmt: skip
+    elif to is JobStatus.QUEUED:
+        record = StageRecord(moved.attempt + 1, Stage.QUEUED, at or utcnow())
+    else:
+        record = StageRecord(moved.attempt, Stage.FINISHED, moved.ended or utcnow(),
+                             job.executor_id, to.value)  # fmt: skip
+    return ReplaceJob(moved, job.status, record)
+
+
+def _placing(job: Job, executor_id: str | None) -> ReplaceJob | None:
+    """The write that places the queued `job` on `executor_id` (None: takes it back from its
+    executor); None unless the job is queued."""
+    if job.status is not JobStatus.QUEUED:
+        return None
+    placed = dataclasses.replace(job, executor_id=executor_id)
+    record = None
+    if executor_id is not None:
+        record = StageRecord(job.attempt + 1, Stage.ASSIGNED, utcnow(), executor_id)
+    return ReplaceJob(placed, JobStatus.QUEUED, record)
+
+
+def _count(step: ReplaceJob) -> None:
+    """Count a status change made."""
+    to = step.job.status
+    if to.is_final:
+        JOBS_ENDED.labels(to.value).inc()
+    elif to is JobStatus.QUEUED and step.expected is JobStatus.RUNNING:
+        REASSIGNMENTS.inc()

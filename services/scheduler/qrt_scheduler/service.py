@@ -106,8 +106,12 @@ class Scheduler:
     async def start(self) -> None:
         """Re-read queue and placements from the store, then follow the bus."""
         self._started_at = time.monotonic()
-        queued, _ = await self._store.list_jobs(JobQuery(statuses=[JobStatus.QUEUED], limit=ALL))
-        running, _ = await self._store.list_jobs(JobQuery(statuses=[JobStatus.RUNNING], limit=ALL))
+        queued, _ = await self._store.list_jobs(
+            JobQuery(statuses=[JobStatus.QUEUED], limit=ALL, with_params=False)
+        )
+        running, _ = await self._store.list_jobs(
+            JobQuery(statuses=[JobStatus.RUNNING], limit=ALL, with_params=False)
+        )
         await self._learn_sessions([*queued, *running])
         self._adopt(queued)
         self.cancelling = {job.id for job in running if job.cancel_requested}
@@ -189,7 +193,9 @@ class Scheduler:
         a job and died before announcing it must not strand it. A job stored within the last
         sweep interval is left to its announcement. Returns how many jobs were picked up."""
         settled = utcnow() - timedelta(seconds=self._settings.sweep_interval)
-        query = JobQuery(statuses=[JobStatus.QUEUED], created_before=settled, limit=ALL)
+        query = JobQuery(
+            statuses=[JobStatus.QUEUED], created_before=settled, limit=ALL, with_params=False
+        )
         queued, _ = await self._store.list_jobs(query)
         await self._learn_sessions(queued)
         adopted = self._adopt(queued)

@@ -8,15 +8,24 @@ import logging
 from collections.abc import Awaitable
 from typing import Any
 
+import msgspec
+
 from ..errors import MalformedMessage
 from .base import REDELIVERY_LIMIT, Handler, MessageBus, dead_letter_reason, handle_patiently
 
 logger = logging.getLogger(__name__)
 
 
+_JSON = msgspec.json.Encoder()
+
+
 def _copy(body: dict[str, Any]) -> dict[str, Any]:
-    # A JSON round trip gives in-process consumers exactly what a broker would hand them.
-    result: dict[str, Any] = json.loads(json.dumps(body))
+    # A JSON round trip gives in-process consumers exactly what a broker would hand them;
+    # msgspec's takes a tenth of json's time, which every message of every job paid.
+    try:
+        result: dict[str, Any] = msgspec.json.decode(_JSON.encode(body))
+    except UnicodeEncodeError:  # a lone surrogate (from a client's JSON), which json escapes
+        result = json.loads(json.dumps(body))
     return result
 
 

@@ -39,6 +39,54 @@ class JobQuery:
     created_before: datetime | None = None
     oldest_first: bool = False
     """List the oldest jobs first (IBM's `sort=ASC`) instead of the newest."""
+    with_params: bool = True
+    """False: the store does not read the jobs' params (which may be megabytes each), and each
+    listed job's `params` is empty; for listings that do not show them."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaceJob:
+    """A step of `JobStore.write_steps`: `replace_job(job, expected=..., stage=...)`."""
+
+    job: Job
+    expected: JobStatus
+    stage: StageRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AddStage:
+    """A step of `JobStore.write_steps`: `add_stage`."""
+
+    record: StageRecord
+
+
+@dataclass(frozen=True, slots=True)
+class AppendLog:
+    """A step of `JobStore.write_steps`: `append_log`."""
+
+    attempt: int
+    seq: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class AddInterim:
+    """A step of `JobStore.write_steps`: `add_interim`."""
+
+    attempt: int
+    index: int
+    data: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetResult:
+    """A step of `JobStore.write_steps`: `set_result`."""
+
+    data: str
+
+
+JobStep = ReplaceJob | AddStage | AppendLog | AddInterim | SetResult
+"""One write of `JobStore.write_steps`, about one job."""
 
 
 READ_PAGE = 500
@@ -139,8 +187,46 @@ class JobStore(AccountStore, ABC):
         """One page of the matching jobs, newest first, and how many match in all."""
 
     @abstractmethod
-    async def replace_job(self, job: Job, *, expected: JobStatus) -> bool:
-        """Write `job` only if the stored job still has status `expected`; True if it did."""
+    async def replace_job(
+        self, job: Job, *, expected: JobStatus, stage: StageRecord | None = None
+    ) -> bool:
+        """Write `job` only if the stored job still has status `expected`; True if it did.
+        A job's params never change once it is added: they are not written again (a job
+        listed without them may be written back). With `stage`, the change's timeline entry
+        is added with it (as `add_stage` does), in one write where the store has them."""
+
+    async def write_steps(self, job_id: str, steps: Sequence[JobStep]) -> list[bool]:
+        """Make `steps` (writes about job `job_id`), in order; what each returned, as the
+        method it names would. A `ReplaceJob` that finds the job moved on (False) is the last
+        step made: the later ones assumed it, and the answer is shorter than `steps`.
+
+        Where the store has transactions (SQLite) the steps made are one write: all of them
+        or, when it raises, none. Otherwise they are made one by one, and a failure after some
+        returns those (the caller goes on from there); a failure of the first one raises
+        (StoreUnavailable while the store is unavailable)."""
+        done: list[bool] = []
+        for step in steps:
+            try:
+                changed = await self._write_step(job_id, step)
+            except Exception:
+                if done:
+                    return done
+                raise
+            done.append(changed)
+            if isinstance(step, ReplaceJob) and not changed:
+                break
+        return done
+
+    async def _write_step(self, job_id: str, step: JobStep) -> bool:
+        if isinstance(step, ReplaceJob):
+            return await self.replace_job(step.job, expected=step.expected, stage=step.stage)
+        if isinstance(step, AddStage):
+            return await self.add_stage(job_id, step.record)
+        if isinstance(step, AppendLog):
+            return await self.append_log(job_id, step.attempt, step.seq, step.text)
+        if isinstance(step, AddInterim):
+            return await self.add_interim(job_id, step.attempt, step.index, step.data)
+        return await self.set_result(job_id, step.data)
 
     @abstractmethod
     async def delete_job(self, job_id: str) -> bool:

@@ -114,8 +114,11 @@ def _job_document(job: Job) -> Document:
     return doc
 
 
-def _job_from_document(doc: Mapping[str, Any]) -> Job:
-    return job_from_dict({**doc, "id": doc["_id"]})
+def _job_from_document(doc: Mapping[str, Any], params: str | None = None) -> Job:
+    """The job of `doc`; with `params`, a document read without them (a projection)."""
+    if params is None:
+        return job_from_dict({**doc, "id": doc["_id"]})
+    return job_from_dict({**doc, "id": doc["_id"], "params": params})
 
 
 def _program_document(program: Program, archive: ProgramArchive | None) -> Document:
@@ -359,8 +362,10 @@ class MongoStore(JobStore):
             return [], total
 
         async def page() -> list[Document]:
+            # Without params a listing leaves them in the database: megabytes a job, maybe.
+            projection = None if query.with_params else {"params": False}
             cursor = (
-                jobs.find(where)
+                jobs.find(where, projection)
                 .sort(
                     [
                         ("created_us", ASCENDING if query.oldest_first else DESCENDING),
@@ -372,12 +377,15 @@ class MongoStore(JobStore):
             )
             return list(await cursor.to_list(length=query.limit))
 
-        return [_job_from_document(doc) for doc in await self._retrying(page)], total
+        params = None if query.with_params else ""
+        return [_job_from_document(doc, params) for doc in await self._retrying(page)], total
 
-    async def replace_job(self, job: Job, *, expected: JobStatus) -> bool:
+    async def replace_job(
+        self, job: Job, *, expected: JobStatus, stage: StageRecord | None = None
+    ) -> bool:
         jobs = self._collection("jobs")
         fields = _job_document(job)
-        del fields["_id"]
+        del fields["_id"], fields["params"]  # set once, by add_job
         tries = 0
 
         async def compare_and_set() -> bool:
@@ -393,10 +401,18 @@ class MongoStore(JobStore):
             if before is not None or tries == 1:
                 return before is not None
             # A retry whose first try landed: the job is now exactly what we wrote.
-            now = await jobs.find_one({"_id": job.id})
-            return now is not None and _job_from_document(now) == job
+            now = await jobs.find_one({"_id": job.id}, projection={"params": False})
+            return now is not None and _job_from_document(now, job.params) == job
 
-        return bool(await self._retrying(compare_and_set))
+        if not await self._retrying(compare_and_set):
+            return False
+        if stage is not None:
+            try:
+                await self.add_stage(job.id, stage)
+            except Exception as exc:  # the timeline loses its entry, never the change
+                where = {"job_id": job.id, "stage": stage.stage.value}
+                logger.warning("timeline entry not stored: %s", exc, extra=where)
+        return True
 
     async def delete_job(self, job_id: str) -> bool:
         jobs = self._collection("jobs")

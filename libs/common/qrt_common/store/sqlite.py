@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from ..accounts import ApiKey, Instance, Membership, Role, User
 from ..archives import ProgramArchive
 from ..errors import AccountExists, ProgramNameTaken, StoreSetupError, StoreUnavailable
@@ -24,11 +26,23 @@ from ..jobs import Job, JobStatus, epoch_us, from_iso, job_from_dict, job_to_dic
 from ..programs import Program, program_from_dict, program_to_dict
 from ..sessions import JobTimes, Session, session_from_dict, session_to_dict
 from ..timeline import StageRecord, stage_from_dict
-from .base import Interim, JobQuery, JobStore, LogChunk, PartKey, WriteHealth
+from .base import (
+    AddInterim,
+    AddStage,
+    AppendLog,
+    Interim,
+    JobQuery,
+    JobStep,
+    JobStore,
+    LogChunk,
+    PartKey,
+    ReplaceJob,
+    WriteHealth,
+)
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 """The layout this code writes; the `meta` table says which layout the file holds."""
 
 _SCHEMA_1 = """
@@ -133,9 +147,18 @@ ALTER TABLE instances ADD COLUMN max_active_jobs INTEGER;
 ALTER TABLE instances ADD COLUMN submits_per_minute INTEGER;
 """
 
+# A job's params in a table of their own: a listing never reads them, and a status change
+# rewrites the job's row (SQLite rewrites a whole row on UPDATE), not its params.
+_SCHEMA_8 = """
+CREATE TABLE IF NOT EXISTS job_params (job_id TEXT PRIMARY KEY, params TEXT NOT NULL);
+INSERT OR IGNORE INTO job_params (job_id, params)
+    SELECT id, coalesce(json_extract(doc, '$.params'), '') FROM jobs;
+UPDATE jobs SET doc = json_remove(doc, '$.params')
+"""
+
 MIGRATIONS = {
     1: _SCHEMA_1, 2: _SCHEMA_2, 3: _SCHEMA_3, 4: _SCHEMA_4, 5: _SCHEMA_5, 6: _SCHEMA_6,
-    7: _SCHEMA_7,
+    7: _SCHEMA_7, 8: _SCHEMA_8,
 }  # fmt: skip
 """Step `n` brings a file from schema `n - 1` to `n`, in one transaction."""
 
@@ -217,7 +240,7 @@ class SQLiteStore(JobStore):
             return False
         probe = "INSERT OR REPLACE INTO meta (key, value) VALUES ('ready_probe', ?)"
         try:
-            _commit(self._inline, [lambda db: db.execute(probe, (str(time.time()),))])
+            _commit_one(self._inline, lambda db: db.execute(probe, (str(time.time()),)))
         except sqlite3.Error as exc:
             if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
                 return self._health.failure is None  # another writer holds the file: it writes
@@ -276,23 +299,26 @@ class SQLiteStore(JobStore):
         def statement(db: sqlite3.Connection) -> int:
             return db.execute(sql, args).rowcount
 
-        if self._inline is not None and _size(args) <= INLINE_WRITE_BYTES:
+        return int(await self._write_unit(statement, _size(args)))
+
+    async def _write_unit(self, statement: Statement, size: int) -> Any:
+        """Run `statement` (one or several writes that belong together) in a transaction of
+        its own; what it returns. `size`: the text and bytes it writes, which decide whether
+        it runs on the loop's connection. Raises as `_write` does."""
+        if self._inline is not None and size <= INLINE_WRITE_BYTES:
             try:
-                (outcome,) = _commit(self._inline, [statement])
-                if isinstance(outcome, BaseException):
-                    raise outcome
+                outcome = _commit_one(self._inline, statement)
             except sqlite3.Error as exc:
                 if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
-                    return int(await self._transact(statement))
+                    return await self._transact(statement)
                 unavailable = self._unavailable(exc)
                 if unavailable is None:
                     raise
                 raise unavailable from exc
             self._after_inline_write()
             self._health.succeeded()
-            rowcount: int = outcome
-            return rowcount
-        return int(await self._transact(statement))
+            return outcome
+        return await self._transact(statement)
 
     def _after_inline_write(self) -> None:
         self._inline_writes += 1
@@ -350,38 +376,43 @@ class SQLiteStore(JobStore):
     async def _add_job(self, job: Job) -> Job | None:
         """`job` stored, or the job that holds its idempotency key; None if that one went
         between the two looks."""
-        try:
-            await self._write(
+        row = (
+            job.id,
+            job.program_id,
+            job.backend,
+            job.status.value,
+            job.hub,
+            job.group,
+            job.project,
+            _sortable(job.created),
+            job.session_id,
+            None if job.ended is None else _sortable(job.ended),
+            job.idempotency_key,
+            _job_doc(job),
+        )
+
+        def insert(db: sqlite3.Connection) -> None:
+            db.execute(
                 "INSERT INTO jobs (id, program_id, backend, status, hub, grp, project, created,"
                 " session_id, ended, idempotency_key, doc)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    job.id,
-                    job.program_id,
-                    job.backend,
-                    job.status.value,
-                    job.hub,
-                    job.group,
-                    job.project,
-                    _sortable(job.created),
-                    job.session_id,
-                    None if job.ended is None else _sortable(job.ended),
-                    job.idempotency_key,
-                    json.dumps(job_to_dict(job)),
-                ),
+                row,
             )
+            db.execute(
+                "INSERT INTO job_params (job_id, params) VALUES (?, ?)", (job.id, job.params)
+            )
+
+        try:
+            await self._write_unit(insert, _size(row) + len(job.params))
         except sqlite3.IntegrityError:
             if job.idempotency_key is None:
                 raise
-            rows = await self._look_up(
-                "SELECT doc FROM jobs WHERE idempotency_key = ?", (job.idempotency_key,)
-            )
-            return job_from_dict(json.loads(rows[0][0])) if rows else None
+            return await self.job_with_idempotency_key(job.idempotency_key)
         return job
 
     async def get_job(self, job_id: str) -> Job | None:
-        rows = await self._look_up("SELECT doc FROM jobs WHERE id = ?", (job_id,))
-        return job_from_dict(json.loads(rows[0][0])) if rows else None
+        rows = await self._look_up(f"{_SELECT_JOB} WHERE jobs.id = ?", (job_id,))
+        return _job(rows[0]) if rows else None
 
     async def list_jobs(self, query: JobQuery) -> tuple[list[Job], int]:
         where: list[str] = []
@@ -418,22 +449,39 @@ class SQLiteStore(JobStore):
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         total = int((await self._read(f"SELECT count(*) FROM jobs{clause}", args))[0][0])
         order = "ASC" if query.oldest_first else "DESC"
-        sql = f"SELECT doc FROM jobs{clause} ORDER BY created {order}, id LIMIT ? OFFSET ?"
+        # Without params the listing reads the jobs table alone: params may be megabytes a job.
+        select = _SELECT_JOB if query.with_params else "SELECT doc, '' FROM jobs"
+        sql = f"{select}{clause} ORDER BY created {order}, id LIMIT ? OFFSET ?"
         rows = await self._read(sql, [*args, query.limit, query.offset])
-        return [job_from_dict(json.loads(r[0])) for r in rows], total
+        return [_job(row) for row in rows], total
 
-    async def replace_job(self, job: Job, *, expected: JobStatus) -> bool:
-        changed = await self._write(
-            "UPDATE jobs SET status = ?, ended = ?, doc = ? WHERE id = ? AND status = ?",
-            (
-                job.status.value,
-                None if job.ended is None else _sortable(job.ended),
-                json.dumps(job_to_dict(job)),
-                job.id,
-                expected.value,
-            ),
-        )
-        return changed == 1
+    async def replace_job(
+        self, job: Job, *, expected: JobStatus, stage: StageRecord | None = None
+    ) -> bool:
+        done: list[bool] = await self.write_steps(job.id, [ReplaceJob(job, expected, stage)])
+        return done[0]
+
+    async def write_steps(self, job_id: str, steps: Sequence[JobStep]) -> list[bool]:
+        # All in one transaction: a job's events of one message (its start, log, result and
+        # end, for a short job) cost one commit, not one each.
+        rows = [_step_row(job_id, step) for step in steps]
+
+        def write(db: sqlite3.Connection) -> list[bool]:
+            done: list[bool] = []
+            for step, (sql, args) in zip(steps, rows, strict=True):
+                if not isinstance(step, ReplaceJob):
+                    done.append(db.execute(sql, args).rowcount == 1)
+                    continue
+                if db.execute(sql, args).rowcount != 1:
+                    done.append(False)
+                    break
+                if step.stage is not None:
+                    db.execute(_INSERT_STAGE, _stage_row(job_id, step.stage))
+                done.append(True)
+            return done
+
+        done: list[bool] = await self._write_unit(write, sum(_size(args) for _, args in rows))
+        return done
 
     async def delete_job(self, job_id: str) -> bool:
         return await self._delete_jobs("id = ?", (job_id,)) == 1
@@ -445,7 +493,7 @@ class SQLiteStore(JobStore):
             db.execute(f"CREATE TEMP TABLE doomed AS SELECT id FROM jobs WHERE {where}", args)
             try:
                 deleted = db.execute("DELETE FROM jobs WHERE id IN doomed").rowcount
-                for table in ("logs", "interims", "results", "stages"):
+                for table in ("job_params", "logs", "interims", "results", "stages"):
                     db.execute(f"DELETE FROM {table} WHERE job_id IN doomed")
             finally:
                 db.execute("DROP TABLE doomed")
@@ -455,11 +503,8 @@ class SQLiteStore(JobStore):
         return deleted
 
     async def append_log(self, job_id: str, attempt: int, seq: int, text: str) -> bool:
-        sql = (
-            "INSERT OR IGNORE INTO logs (job_id, attempt, seq, text, written)"
-            " VALUES (?, ?, ?, ?, ?)"
-        )
-        return await self._write(sql, (job_id, attempt, seq, text, epoch_us(utcnow()))) == 1
+        args = (job_id, attempt, seq, text, epoch_us(utcnow()))
+        return await self._write(_INSERT_LOG, args) == 1
 
     async def log_chunks(
         self,
@@ -510,8 +555,7 @@ class SQLiteStore(JobStore):
         return await self._read(sql, args)
 
     async def add_interim(self, job_id: str, attempt: int, index: int, data: str) -> bool:
-        sql = "INSERT OR IGNORE INTO interims (job_id, attempt, idx, data) VALUES (?, ?, ?, ?)"
-        return await self._write(sql, (job_id, attempt, index, data)) == 1
+        return await self._write(_INSERT_INTERIM, (job_id, attempt, index, data)) == 1
 
     async def list_interims(
         self,
@@ -529,8 +573,7 @@ class SQLiteStore(JobStore):
         return Interim(attempt=rows[0][0], index=rows[0][1], data=rows[0][2]) if rows else None
 
     async def set_result(self, job_id: str, data: str) -> bool:
-        sql = "INSERT OR IGNORE INTO results (job_id, data) VALUES (?, ?)"
-        return await self._write(sql, (job_id, data)) == 1
+        return await self._write(_INSERT_RESULT, (job_id, data)) == 1
 
     async def get_result(self, job_id: str) -> str | None:
         # In the reader's thread: a result may be tens of megabytes.
@@ -753,19 +796,7 @@ class SQLiteStore(JobStore):
         return [JobTimes(JobStatus(r[0]), from_iso(r[1]), from_iso(r[2])) for r in rows]
 
     async def add_stage(self, job_id: str, record: StageRecord) -> bool:
-        sql = (
-            "INSERT OR IGNORE INTO stages (job_id, attempt, stage, at_us, executor_id, detail)"
-            " VALUES (?, ?, ?, ?, ?, ?)"
-        )
-        args = (
-            job_id,
-            record.attempt,
-            record.stage.value,
-            record.at_us,
-            record.executor_id,
-            record.detail,
-        )
-        return await self._write(sql, args) == 1
+        return await self._write(_INSERT_STAGE, _stage_row(job_id, record)) == 1
 
     async def job_stages(self, job_id: str) -> list[StageRecord]:
         sql = (
@@ -783,8 +814,8 @@ class SQLiteStore(JobStore):
         return await self._write(sql, (max_active_jobs, submits_per_minute, name)) == 1
 
     async def job_with_idempotency_key(self, key: str) -> Job | None:
-        rows = await self._look_up("SELECT doc FROM jobs WHERE idempotency_key = ?", (key,))
-        return job_from_dict(json.loads(rows[0][0])) if rows else None
+        rows = await self._look_up(f"{_SELECT_JOB} WHERE idempotency_key = ?", (key,))
+        return _job(rows[0]) if rows else None
 
     async def active_jobs_of(self, submitter: str | None) -> int:
         # The status index narrows to the active jobs, which the caps keep few.
@@ -806,6 +837,63 @@ class SQLiteStore(JobStore):
 
 
 _ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+_JSON = msgspec.json.Encoder()
+_SELECT_JOB = "SELECT doc, params FROM jobs JOIN job_params ON job_params.job_id = jobs.id"
+"""A job's row and its params: `_job`'s two columns (a WHERE clause follows)."""
+_INSERT_LOG = (
+    "INSERT OR IGNORE INTO logs (job_id, attempt, seq, text, written) VALUES (?, ?, ?, ?, ?)"
+)
+_INSERT_INTERIM = "INSERT OR IGNORE INTO interims (job_id, attempt, idx, data) VALUES (?, ?, ?, ?)"
+_INSERT_RESULT = "INSERT OR IGNORE INTO results (job_id, data) VALUES (?, ?)"
+_REPLACE_JOB = "UPDATE jobs SET status = ?, ended = ?, doc = ? WHERE id = ? AND status = ?"
+_INSERT_STAGE = (
+    "INSERT OR IGNORE INTO stages (job_id, attempt, stage, at_us, executor_id, detail)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+def _job_doc(job: Job) -> str:
+    """The `doc` column of `job`: all of it but its params, which `job_params` holds."""
+    doc = job_to_dict(job)
+    del doc["params"]
+    try:
+        # msgspec's encoder: a job is written on each of its changes, and json.dumps took a
+        # tenth of a no-op job's CPU in this process.
+        return _JSON.encode(doc).decode()
+    except UnicodeEncodeError:  # a lone surrogate (say, in a reason), which json escapes
+        return json.dumps(doc)
+
+
+def _job(row: Any) -> Job:
+    """The job of a row (doc, params)."""
+    try:
+        doc = msgspec.json.decode(row[0])
+    except msgspec.DecodeError:  # an escaped lone surrogate, as json.dumps writes one
+        doc = json.loads(row[0])
+    doc["params"] = row[1]
+    return job_from_dict(doc)
+
+
+def _step_row(job_id: str, step: JobStep) -> tuple[str, tuple[Any, ...]]:
+    """The statement of `step` (a ReplaceJob's stage aside) and its arguments."""
+    if isinstance(step, ReplaceJob):
+        job = step.job
+        ended = None if job.ended is None else _sortable(job.ended)
+        return _REPLACE_JOB, (job.status.value, ended, _job_doc(job), job.id, step.expected.value)
+    if isinstance(step, AddStage):
+        return _INSERT_STAGE, _stage_row(job_id, step.record)
+    if isinstance(step, AppendLog):
+        return _INSERT_LOG, (job_id, step.attempt, step.seq, step.text, epoch_us(utcnow()))
+    if isinstance(step, AddInterim):
+        return _INSERT_INTERIM, (job_id, step.attempt, step.index, step.data)
+    return _INSERT_RESULT, (job_id, step.data)
+
+
+def _stage_row(job_id: str, record: StageRecord) -> tuple[Any, ...]:
+    return (job_id, record.attempt, record.stage.value, record.at_us, record.executor_id,
+            record.detail)  # fmt: skip
+
+
 _INSTANCE_COLUMNS = "name, created, max_active_jobs, submits_per_minute"
 _KEY_COLUMNS = "id, user, digest, created, expires, revoked, last_used, label"
 
@@ -935,6 +1023,20 @@ def _commit(db: sqlite3.Connection, statements: list[Statement]) -> list[Any]:
             db.execute("ROLLBACK")
         raise
     return outcomes
+
+
+def _commit_one(db: sqlite3.Connection, statement: Statement) -> Any:
+    """Run `statement` in a transaction of its own; what it returns. What it raises undoes it
+    all and is raised (`_commit`'s savepoints are for statements that share a transaction)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        outcome = statement(db)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return outcome
 
 
 def _connect(
