@@ -83,7 +83,7 @@ def hold_store(settings: Settings) -> IO[str] | None:
     if not url.startswith("sqlite:///"):
         return None
     database = Path(url.removeprefix("sqlite:///"))
-    database.parent.mkdir(parents=True, exist_ok=True)
+    database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     lock = open(database.with_name(database.name + ".dev-lock"), "a+")  # noqa: SIM115
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

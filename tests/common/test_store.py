@@ -985,3 +985,23 @@ async def test_a_job_is_found_by_its_idempotency_key(store: JobStore):
     found = await store.job_with_idempotency_key("alice k1")
     assert found is not None and found.id == "j1"
     assert await store.job_with_idempotency_key("alice k2") is None
+
+
+async def test_a_new_sqlite_store_is_readable_by_its_owner_only(tmp_path: Path):
+    # Found by a tester: qrt.db and its -wal and -shm were 0644 in a 0755 directory, so any
+    # local user read every job's params and results.
+    path = tmp_path / "data" / "qrt.db"
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        await store.add_job(
+            Job(id="j", program_id="p", backend="b", params="{}", max_execution_time=60)
+        )
+        made = [path.parent, path, *path.parent.glob("qrt.db-*")]
+        assert {p.name for p in made} >= {"data", "qrt.db", "qrt.db-wal", "qrt.db-shm"}
+        assert {p.name: oct(p.stat().st_mode & 0o777) for p in made} == {
+            "data": "0o700",
+            **{p.name: "0o600" for p in made[1:]},
+        }
+    finally:
+        await store.close()

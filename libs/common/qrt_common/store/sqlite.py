@@ -206,7 +206,7 @@ class SQLiteStore(JobStore):
         self._health = WriteHealth()
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _make_private(self.path)
         try:
             self._writer = await _Connection.open(self.path, "qrt-sqlite-writer")
             await self._writer.run(_migrate, self.path)
@@ -1037,6 +1037,15 @@ def _commit_one(db: sqlite3.Connection, statement: Statement) -> Any:
             db.execute("ROLLBACK")
         raise
     return outcome
+
+
+def _make_private(path: Path) -> None:
+    """Make the database's directory (mode 0700) and file (0600) where they are not there yet:
+    the file holds every job's params and results and the API keys' digests, and SQLite makes
+    its `-wal` and `-shm` files with the database file's mode. Existing ones keep theirs."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _connect(
