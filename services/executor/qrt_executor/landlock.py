@@ -29,9 +29,10 @@ from then on inherits the domain.
   ABIs `REFER`, `TRUNCATE`, `IOCTL_DEV`), so whatever its `Rule`s do not allow beneath a
   directory, or on a file, is refused with EACCES, even to root. `qrt_executor.sandbox` makes
   the rules (`sandbox.file_rules`): a job reads only the system's directories, Python's and
-  its program's, and writes only its own directories. Rules name paths, opened in the job
-  process when it restricts itself (after its mounts are built): what it sees is what they
-  refer to.
+  its program's, and writes only its own directories. A rule ties to the inode its path
+  names: the system's and /etc's, which the job's mounts leave as they are, are opened once in
+  the zygote (`OpenedRules`); the job's own directories and what its mounts make anew (its
+  /tmp, /proc) are opened in the job process as it restricts itself, after its mounts.
 
 The ruleset handles no network access (the sandbox's network namespace is the network wall).
 What the kernel offers is found once per process (`scopes`, `fs_access`, in the zygote before
@@ -43,6 +44,7 @@ at start (`unavailable_reason`).
 from __future__ import annotations
 
 import ctypes
+import errno
 import functools
 import os
 from collections.abc import Iterable
@@ -277,8 +279,13 @@ def _open(rule: Rule, handled: int) -> tuple[int, int] | None:
         allowed &= FILE_ACCESS
     try:
         return os.open(rule.path, flags), allowed
-    except OSError:  # not there (or not a directory): nothing beneath it to allow
-        return None
+    except OSError as exc:
+        if exc.errno in _ABSENT:  # nothing there (that this process may name) to allow
+            return None
+        raise OSError(exc.errno, f"landlock: open {rule.path}: {exc.strerror}") from exc
+
+
+_ABSENT = (errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.ELOOP)
 
 
 def unavailable_reason() -> str | None:

@@ -12,11 +12,11 @@ single-threaded job process:
    tmpfs of its own (HOME and TMPDIR, gone when the job ends) and puts the kept mounts back;
 3. enters a second user and mount namespace, which locks every mount of step 2: the program
    cannot unmount a tmpfs to see what lies beneath or make a mount writable again;
-4. sets its resource limits (`apply_limits`);
-5. enters a Landlock domain of its own (`qrt_executor.landlock`, where the kernel has Landlock):
+4. enters a Landlock domain of its own (`qrt_executor.landlock`, where the kernel has Landlock):
    no signal, ptrace access or abstract unix socket reaches a process outside it, and no file
    access reaches beyond `file_rules` (the system's directories, `/etc` but its secrets,
    Python's and the program's directories to read, the job's own to write), even as root;
+5. sets its resource limits (`apply_limits`);
 6. loads a seccomp filter (`qrt_executor.seccomp`): no ptrace, no new namespaces or mounts, no
    keyrings, BPF or performance counters, and the like.
 
@@ -566,9 +566,10 @@ def enter(launch: Launch) -> None:
 
     Without namespaces (QRT_JOB_SANDBOX=off: Kubernetes, where the pod walls jobs in) the job
     process is not dumpable, so the other jobs' processes, running as the same user, can
-    neither trace it nor read its memory or environment through /proc; the Landlock domain and
-    the seccomp filter are entered there too, and where they cannot be the job runs on, its log
-    saying so."""
+    neither trace it nor read its memory or environment through /proc; the Landlock domain
+    (its file rules the one file wall there: a job whose domain the kernel refuses fails) and
+    the seccomp filter are entered there too, and where the filter cannot be the job runs on,
+    its log saying so."""
     policy = launch.sandbox
     if policy.isolate:
         readable = [launch.search_path, launch.project_dir, *python_installation(policy.hidden)]
@@ -579,31 +580,27 @@ def enter(launch: Launch) -> None:
             isolate(policy, readable, policy.writable, scratch=[workdir])
         else:
             isolate(policy, readable, [workdir, *policy.writable])
+    if not policy.isolate:
+        _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "not dumpable")
+        if landlock.fs_access():
+            # The machine's /tmp (other jobs' directories, the executor's unpacked programs)
+            # is out of reach: the job's temporary files go where it may write.
+            workdir = os.path.realpath(launch.workdir)
+            os.environ["HOME"] = os.environ["TMPDIR"] = workdir
+            tempfile.tempdir = None
+    # After the mounts, which a domain handling file access would refuse (and so that the
+    # rules' paths are what the job sees); before the limits, under which the fds of its
+    # rules could not all be opened; before the filter, which stays free to deny programs
+    # Landlock's system calls. It is the one file wall without namespaces: no fallback.
+    landlock.restrict(job_rules(launch), _opened_system_rules() if landlock.fs_access() else None)
     apply_limits(policy.limits)
-    rules = job_rules(launch)
-    opened = _opened_system_rules() if landlock.fs_access() else None
     if policy.isolate:
-        # After the mounts, which a domain handling file access would refuse (and so that the
-        # rules' paths are what the job sees); before the filter, which stays free to deny
-        # programs Landlock's system calls.
-        landlock.restrict(rules, opened)
         seccomp.load()  # last: building the walls needed what it denies
         return
-    _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "not dumpable")
-    if landlock.fs_access():
-        # The machine's /tmp (other jobs' directories, the executor's unpacked programs) is
-        # out of reach: the job's temporary files go where it may write.
-        workdir = os.path.realpath(launch.workdir)
-        os.environ["HOME"] = os.environ["TMPDIR"] = workdir
-        tempfile.tempdir = None
-    for wall, build in (
-        ("Landlock domain", lambda: landlock.restrict(rules, opened)),
-        ("seccomp filter", seccomp.load),
-    ):
-        try:
-            build()
-        except OSError as exc:
-            print(f"[qrt] this job runs without a {wall}: {exc}", file=sys.stderr, flush=True)
+    try:
+        seccomp.load()
+    except OSError as exc:
+        print(f"[qrt] this job runs without a seccomp filter: {exc}", file=sys.stderr, flush=True)
 
 
 # What a program sees when it runs into a limit, and which limit (by its setting) that was.
