@@ -469,19 +469,24 @@ def _etc_entries(
     return whole, rules
 
 
-@functools.cache
-def _etc() -> tuple[tuple[landlock.Rule, ...], tuple[str, ...]]:
+def _walk_etc() -> tuple[list[landlock.Rule], list[str]]:
     secrets: list[str] = []
     try:
         readable = _world_readable(os.stat(ETC).st_mode)
     except OSError:
         readable = False
     if not readable:
-        return (), ()
+        return [], []
     whole, rules = _etc_entries(ETC, "", secrets)
     if whole:
-        return (landlock.Rule(ETC, landlock.READ),), ()
-    return (landlock.Rule(ETC, landlock.ACCESS_FS_READ_DIR), *rules), tuple(secrets)
+        return [landlock.Rule(ETC, landlock.READ)], []
+    return [landlock.Rule(ETC, landlock.ACCESS_FS_READ_DIR), *rules], secrets
+
+
+@functools.cache
+def _etc() -> tuple[tuple[landlock.Rule, ...], tuple[str, ...]]:
+    rules, secrets = _walk_etc()
+    return tuple(rules), tuple(secrets)
 
 
 def etc_rules() -> tuple[landlock.Rule, ...]:
