@@ -151,3 +151,104 @@ def test_without_landlock_nothing_is_restricted_and_the_reason_says_so():
     assert (abi, scopes, restricted) == (0, 0, False)
     assert reason.startswith("job processes are not Landlock-scoped: the kernel has no Landlock")
     assert "ABI 6 (Linux 6.12)" in reason
+
+
+file_walled = pytest.mark.skipif(not landlock.fs_access(), reason="needs Landlock (Linux 5.13)")
+
+WALLED = """
+import errno, json, os, sys
+from qrt_executor import landlock
+
+def outcome(action):
+    try:
+        result = action()
+        return "ok" if result is None or isinstance(result, int) else result
+    except OSError as exc:
+        return errno.errorcode[exc.errno]
+
+def read(path):
+    with open(path) as file:
+        return file.read()
+
+def write(path):
+    with open(path, "w") as file:
+        file.write("mine")
+
+readable, writable, outside, single = sys.argv[1:5]
+rules = [
+    landlock.Rule(readable, landlock.READ),
+    landlock.Rule(writable, landlock.WRITE),
+    landlock.Rule(single, landlock.READ, directory=False),
+    landlock.Rule(readable + "/not-there", landlock.WRITE),  # adds nothing
+]
+assert landlock.restrict(rules)
+found = {
+    "read": outcome(lambda: read(readable + "/file")),
+    "list": outcome(lambda: len(os.listdir(readable))),
+    "write_readable": outcome(lambda: write(readable + "/new")),
+    "read_outside": outcome(lambda: read(outside + "/file")),
+    "list_outside": outcome(lambda: os.listdir(outside)),
+    "single": outcome(lambda: read(single)),
+    "beside_single": outcome(lambda: read(single + "-beside")),
+    "write": outcome(lambda: write(writable + "/new")),
+    "rename": outcome(lambda: (os.mkdir(writable + "/d"),
+                               os.rename(writable + "/new", writable + "/d/moved"))[0]),
+    "truncate": outcome(lambda: os.truncate(writable + "/d/moved", 0)),
+    "run_outside": outcome(lambda: os.execv(outside + "/file", ["x"])),
+}
+print(json.dumps(found))
+"""
+
+
+@file_walled
+def test_file_rules_allow_what_they_name_and_nothing_else_even_to_root(tmp_path):
+    readable, writable, outside = tmp_path / "readable", tmp_path / "writable", tmp_path / "out"
+    for directory in (readable, writable, outside):
+        directory.mkdir()
+        (directory / "file").write_text("secret")
+    single = tmp_path / "single"
+    single.write_text("single")
+    (tmp_path / "single-beside").write_text("secret")
+    (outside / "file").chmod(0o755)
+    for path in (outside / "file", tmp_path / "single-beside"):
+        path.chmod(0o600 if path.name != "file" else 0o700)
+    done = subprocess.run(
+        python(WALLED, str(readable), str(writable), str(outside), str(single)),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "read": "secret",
+        "list": "ok",
+        "write_readable": "EACCES",
+        "read_outside": "EACCES",
+        "list_outside": "EACCES",
+        "single": "single",
+        "beside_single": "EACCES",
+        "write": "ok",
+        "rename": "ok",
+        "truncate": "ok",
+        "run_outside": "EACCES",
+    }
+    assert not (readable / "new").exists()
+
+
+@file_walled
+def test_the_ruleset_handles_every_file_access_right_the_kernel_knows():
+    handled = landlock.fs_access()
+    abi = landlock.abi()
+    assert handled & landlock.ACCESS_FS_READ_FILE
+    assert bool(handled & landlock.ACCESS_FS_REFER) == (abi >= 2)
+    assert bool(handled & landlock.ACCESS_FS_TRUNCATE) == (abi >= 3)
+    assert bool(handled & landlock.ACCESS_FS_IOCTL_DEV) == (abi >= 5)
+
+
+@file_walled
+def test_without_rules_the_domain_handles_no_file_access(tmp_path):
+    # The scopes alone, as before file rules: everything readable stays readable.
+    (tmp_path / "file").write_text("readable")
+    script = "from qrt_executor import landlock\nlandlock.restrict()\n"
+    script += f"print(open({str(tmp_path / 'file')!r}).read())"
+    done = subprocess.run(python(script), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "readable\n"

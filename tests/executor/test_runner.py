@@ -260,7 +260,8 @@ async def test_stop_kills_the_program_and_what_it_started(pool, programs_dir, tm
         return JobStatus.CANCELLED
 
     cancel = asyncio.ensure_future(cancel_once_seen())
-    result = await run(pool, programs_dir, "spawner", params, stop=cancel)
+    # The job writes only in its working directory (its Landlock domain).
+    result = await run(pool, programs_dir, "spawner", params, stop=cancel, workdir=tmp_path)
     assert result.outcome == Outcome(JobStatus.CANCELLED, "cancelled on request")
     [grandchild] = grandchildren
     await eventually(lambda: gone(grandchild), "the program's own child process ends with it")

@@ -7,10 +7,13 @@ import asyncio
 import contextlib
 import json
 import os
+import pwd
 import shutil
 import socket
+import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,9 +24,11 @@ import pytest_asyncio
 from qrt_common.jobs import JobStatus
 from qrt_common.programs import planqk_input
 from qrt_executor import landlock
+from qrt_executor.oneshot import BubblewrapRunner, OneShotInput, run_one_shot
 from qrt_executor.runner import Outcome
-from qrt_executor.sandbox import PidNamespaces, python_installation
+from qrt_executor.sandbox import PidNamespaces, etc_rules, etc_secrets, python_installation, within
 from tests.executor.test_landlock import WITHOUT_LANDLOCK
+from tests.executor.test_oneshot_and_template import collector, result_of
 from tests.support.executors import LoneExecutor, Run
 from tests.support.platform import make_settings
 from tests.support.programs import merge_programs
@@ -518,3 +523,182 @@ def test_python_installed_under_tmp_stays_readable_and_the_rest_of_tmp_does_not(
                           timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["found", "False"]
+
+
+def _secret_in(directory: Path, *parts: str) -> Path:
+    """A root-only (0600) file holding SECRET at `directory`/`parts`, in a new directory of
+    `directory` (removed by the caller); skips where none can be made."""
+    try:
+        made = Path(tempfile.mkdtemp(prefix=".qrt-fswall-test-", dir=directory))
+    except OSError as exc:
+        pytest.skip(f"cannot make a directory in {directory}: {exc}")
+    path = made.joinpath(*parts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(SECRET)
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture(scope="module")
+def executor_home_profile() -> Iterator[Path]:
+    """A `qrt login` profile (cli/qrt_cli/profiles.py) under the executor user's home, as
+    `qrt dev` run by an operator who logged in as admin leaves it."""
+    home = Path(pwd.getpwuid(os.getuid()).pw_dir)
+    path = _secret_in(home, ".config", "qrt", "config.toml")
+    yield path
+    shutil.rmtree(path.parents[2])
+
+
+@pytest.fixture(scope="module")
+def other_checkout_secret() -> Iterator[Path]:
+    """A 0600 file beside this checkout (another checkout, another user's work), in none of the
+    directories a job may read."""
+    path = _secret_in(Path(__file__).resolve().parents[3], "other-checkout", ".env")
+    yield path
+    shutil.rmtree(path.parents[1])
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=["namespaces", "off"])
+async def walled(request, tmp_path_factory) -> AsyncIterator[LoneExecutor]:
+    """An executor of each sandbox mode (run by root here: the `qrt dev` case)."""
+    lone = await LoneExecutor.started(tmp_path_factory.mktemp(request.param),
+                                      job_sandbox=request.param)  # fmt: skip
+    yield lone
+    await lone.close()
+
+
+def _refused(seen: Any) -> bool:
+    return isinstance(seen, str) and seen.startswith(("PermissionError", "FileNotFoundError"))
+
+
+async def test_a_job_reads_no_file_of_the_executor_user_s_home(walled, executor_home_profile):
+    assert text(str(executor_home_profile)) == SECRET  # there, readable outside
+    seen = found(await attack(walled, "read", path=str(executor_home_profile)))
+    assert _refused(seen), seen
+    home = executor_home_profile.parents[2]
+    listed = found(await attack(walled, "list", path=str(home.parent)))
+    assert _refused(listed) or home.name not in listed, listed
+
+
+async def test_a_job_reads_no_root_only_file_outside_what_it_may_read(
+    walled, other_checkout_secret
+):
+    assert text(str(other_checkout_secret)) == SECRET
+    seen = found(await attack(walled, "read", path=str(other_checkout_secret)))
+    assert _refused(seen), seen
+    listed = found(await attack(walled, "list", path=str(other_checkout_secret.parents[1])))
+    assert _refused(listed), listed
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root reads /etc/shadow")
+async def test_a_job_run_by_root_reads_no_shadow_file_nor_lists_root_s_home(walled):
+    assert text("/etc/shadow")  # root reads it outside
+    assert _refused(found(await attack(walled, "read", path="/etc/shadow")))
+    listed = found(await attack(walled, "list", path="/root"))
+    assert _refused(listed) or listed == [], listed
+    # What jobs read of /etc stays readable.
+    assert "root:" in found(await attack(walled, "read", path="/etc/passwd"))
+
+
+async def test_what_programs_do_still_works_behind_the_file_walls(walled):
+    seen = found(await attack(walled, "legitimate"))
+    assert seen == {
+        "lazy_import": "qiskit.qasm3",
+        "simulate": ["00", "11"],
+        "fork_pool": [1, 2],
+        "spawn_pool": [1, 2],
+        "workdir": "mine",
+        "tmp": "mine",
+        "home": "mine",
+        "subprocess": 0,
+    }, seen
+
+
+HOME_READ_WITHOUT_LANDLOCK = """
+import asyncio, json
+from pathlib import Path
+from tests.support.executors import LoneExecutor
+
+async def main(root, path):
+    lone = await LoneExecutor.started(Path(root))
+    try:
+        run = await lone.run("intruder", json.dumps({"attack": "read", "path": path}))
+    finally:
+        await lone.close()
+    print(json.dumps([run.outcome.status.value, run.results]))
+
+asyncio.run(main(sys.argv[2], sys.argv[3]))
+"""
+
+
+async def test_without_landlock_the_home_directories_are_still_hidden(
+    tmp_path, executor_home_profile
+):
+    executor = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", WITHOUT_LANDLOCK, HOME_READ_WITHOUT_LANDLOCK, str(tmp_path),
+        str(executor_home_profile),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )  # fmt: skip
+    out, err = await executor.communicate()
+    assert executor.returncode == 0, err[-2000:]
+    status, results = json.loads(out.decode().splitlines()[-1])
+    assert status == JobStatus.COMPLETED.value, err[-2000:]
+    assert results[0].startswith("FileNotFoundError"), results
+
+
+def test_etc_rules_leave_out_what_is_not_world_readable_and_the_named_secrets():
+    readable = [rule.path for rule in etc_rules() if rule.access & landlock.ACCESS_FS_READ_FILE]
+    assert any(within("/etc/passwd", path) for path in readable)
+    for path in readable:
+        assert os.stat(path).st_mode & stat.S_IROTH, path
+    for secret in etc_secrets():
+        assert not any(within(secret, path) for path in readable), secret
+    for name in ("shadow", "gshadow", "ssl/private", "sudoers"):
+        if os.path.exists(f"/etc/{name}"):
+            assert f"/etc/{name}" in etc_secrets()
+
+
+ONE_SHOT_READER = """
+import json, os, sys
+def read(path):
+    try:
+        with open(path) as file:
+            return file.read()
+    except OSError as exc:
+        return type(exc).__name__
+def listing(path):
+    try:
+        return sorted(os.listdir(path))
+    except OSError as exc:
+        return type(exc).__name__
+found = {name: read(path) for name, path in json.loads(sys.argv[1]).items()}
+found["root"] = listing("/root")
+found["python"] = sys.version_info[0]
+print("PlanQK:Job:Result:", json.dumps(found))
+"""
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="one-shot programs need bubblewrap")
+async def test_a_one_shot_program_reads_no_home_directory_nor_shadow_file(
+    tmp_path, executor_home_profile
+):
+    paths = {"profile": str(executor_home_profile), "shadow": "/etc/shadow",
+             "passwd": "/etc/passwd"}  # fmt: skip
+    events, output = collector()
+    inputs = OneShotInput("job-1", "aer_simulator", "{}", "{}")
+    command = ("python3", "-c", ONE_SHOT_READER, json.dumps(paths))
+    stop = asyncio.get_running_loop().create_future()
+    outcome = await run_one_shot(BubblewrapRunner(), command, str(tmp_path), inputs, output,
+                                 time_limit=60, stop=stop)  # fmt: skip
+    await output.close()
+    run = Run(outcome, events)
+    assert run.outcome.status is JobStatus.COMPLETED, run.log[-2000:]
+    seen = result_of(run)
+    assert seen["profile"] in ("FileNotFoundError", "PermissionError"), seen
+    assert SECRET not in json.dumps(seen)
+    if os.geteuid() == 0 and text("/etc/shadow") is not None:
+        assert seen["shadow"] in ("", "PermissionError"), seen  # an empty file there
+    assert "root:" in seen["passwd"]
+    assert executor_home_profile.parents[2].name not in seen["root"], seen
+    assert seen["python"] == 3  # `python3` still found (pyenv's lies under /root here)

@@ -1,5 +1,5 @@
-"""Landlock scoping for job processes: a job cannot signal, nor connect to an abstract unix
-socket of, any process outside what it started itself.
+"""Landlock for job processes: a job cannot signal, nor connect to an abstract unix socket of,
+any process outside what it started itself, and reaches only the files its rules allow.
 
 A job process runs as the executor's user, and kill(2) lets a process signal every process of
 its user. Where the zygote may create PID namespaces (`sandbox.PidNamespaces`) a job sees and
@@ -24,22 +24,68 @@ from then on inherits the domain.
   `/proc/<pid>/environ` and `maps`, even of the commands another job executes (which `execve`
   makes dumpable again).
 
-The ruleset handles no file system or network access: the sandbox's mounts stay the file walls.
-Scopes are found once per process (`scopes`, in the zygote before it forks job processes);
-where the kernel has none (ABI < 6, Landlock not enabled at boot, a seccomp profile refusing
-its system calls) job processes run as before, and the executor says so once at start.
+- File system access (ABI 1, Linux 5.13): the ruleset handles every access right the running
+  ABI knows (`fs_access`: reading, writing, executing, making and removing, and from later
+  ABIs `REFER`, `TRUNCATE`, `IOCTL_DEV`), so whatever its `Rule`s do not allow beneath a
+  directory, or on a file, is refused with EACCES, even to root. `qrt_executor.sandbox` makes
+  the rules (`sandbox.file_rules`): a job reads only the system's directories, Python's and
+  its program's, and writes only its own directories. A rule ties to the inode its path
+  names: the system's and /etc's, which the job's mounts leave as they are, are opened once in
+  the zygote (`OpenedRules`); the job's own directories and what its mounts make anew (its
+  /tmp, /proc) are opened in the job process as it restricts itself, after its mounts.
+
+The ruleset handles no network access (the sandbox's network namespace is the network wall).
+What the kernel offers is found once per process (`scopes`, `fs_access`, in the zygote before
+it forks job processes); where it has nothing of it (Landlock not enabled at boot, a seccomp
+profile refusing its system calls) job processes run as before, and the executor says so once
+at start (`unavailable_reason`).
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import functools
 import os
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 # x86_64 and aarch64 share the numbers of these newer system calls (the generic table).
 SYS_LANDLOCK_CREATE_RULESET = 444
 SYS_LANDLOCK_RESTRICT_SELF = 446
+SYS_LANDLOCK_ADD_RULE = 445
 LANDLOCK_CREATE_RULESET_VERSION = 1
+LANDLOCK_RULE_PATH_BENEATH = 1
+ACCESS_FS_EXECUTE = 1 << 0
+ACCESS_FS_WRITE_FILE = 1 << 1
+ACCESS_FS_READ_FILE = 1 << 2
+ACCESS_FS_READ_DIR = 1 << 3
+ACCESS_FS_REFER = 1 << 13
+ACCESS_FS_TRUNCATE = 1 << 14
+ACCESS_FS_IOCTL_DEV = 1 << 15
+
+FS_ACCESS_BY_ABI = {
+    1: (1 << 13) - 1,  # EXECUTE ... MAKE_SYM
+    2: ACCESS_FS_REFER,
+    3: ACCESS_FS_TRUNCATE,
+    5: ACCESS_FS_IOCTL_DEV,
+}
+"""The file system access rights a ruleset handles, by the Landlock ABI that brought them."""
+
+FILE_ACCESS = (
+    ACCESS_FS_EXECUTE | ACCESS_FS_WRITE_FILE | ACCESS_FS_READ_FILE | ACCESS_FS_TRUNCATE
+    | ACCESS_FS_IOCTL_DEV
+)  # fmt: skip
+"""The rights a rule on a file (not a directory) may grant (the others concern directories)."""
+
+READ = ACCESS_FS_READ_FILE | ACCESS_FS_READ_DIR
+"""Read files and list directories."""
+RUN = READ | ACCESS_FS_EXECUTE
+"""Read, and execute files (programs, shared libraries mapped executable)."""
+WRITE = sum(FS_ACCESS_BY_ABI.values())
+"""Everything: read, write, execute, make, remove, rename into, truncate."""
+DEVICE = ACCESS_FS_READ_FILE | ACCESS_FS_WRITE_FILE | ACCESS_FS_TRUNCATE | ACCESS_FS_IOCTL_DEV
+"""Read, write and control a device file (`/dev/null`, a terminal)."""
 LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET = 0x1
 LANDLOCK_SCOPE_SIGNAL = 0x2
 PR_SET_NO_NEW_PRIVS = 38
@@ -51,6 +97,24 @@ SCOPING_ABI = min(SCOPES_BY_ABI)
 """The first Landlock ABI with scopes (Linux 6.12)."""
 
 _libc = ctypes.CDLL(None, use_errno=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """Allow `access` (`READ`, `RUN`, `WRITE`, `DEVICE` or other `ACCESS_FS_*` bits) beneath
+    the directory `path`, or on the file `path` when `directory` is False (of which only
+    `FILE_ACCESS` counts). A path that does not exist (or is not of that kind) adds nothing."""
+
+    path: str
+    access: int
+    directory: bool = True
+
+
+class _PathBeneathAttr(ctypes.Structure):
+    """The kernel's `struct landlock_path_beneath_attr` (packed)."""
+
+    _pack_ = 1
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
 
 
 class _RulesetAttr(ctypes.Structure):
@@ -91,14 +155,29 @@ def scopes() -> int:
     if not wanted:
         return 0
     try:
-        os.close(_ruleset(wanted))
+        os.close(_ruleset(0, wanted))
     except OSError:
         return 0
     return wanted
 
 
-def _ruleset(scoped: int) -> int:
-    attr = _RulesetAttr(0, 0, scoped)
+@functools.cache
+def fs_access() -> int:
+    """The `ACCESS_FS_*` bits a job process's ruleset handles here: all that the running ABI
+    knows; 0 where there is no Landlock. Probed once per process."""
+    version = abi()
+    handled = sum(bits for since, bits in FS_ACCESS_BY_ABI.items() if version >= since)
+    if not handled:
+        return 0
+    try:
+        os.close(_ruleset(handled, 0))
+    except OSError:
+        return 0
+    return handled
+
+
+def _ruleset(handled: int, scoped: int) -> int:
+    attr = _RulesetAttr(handled, 0, scoped)
     fd = _libc.syscall(
         SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)), 0
     )
@@ -107,29 +186,124 @@ def _ruleset(scoped: int) -> int:
     return int(fd)
 
 
-def restrict() -> bool:
+class OpenedRules:
+    """`Rule`s whose paths are opened now (`O_PATH`), once, in the process job processes are
+    forked from: a job process then adds them to its ruleset without a path lookup each
+    (about 6 µs a rule otherwise, for the two hundred /etc entries), from one array its fork
+    shares rather than copies. A rule ties to the inode its path names, which the job's mounts
+    leave as they are (they lay new file systems over other directories, or clone mounts of
+    the same inodes): rules on what a job's mounts make anew (its /tmp, /proc) are not for
+    this. Paths that do not exist are left out; the process that restricts itself with them
+    closes its copies (`restrict`)."""
+
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        handled = fs_access()
+        found = [(rule.path, _open(rule, handled)) for rule in rules]
+        opened = [(path, fd_access) for path, fd_access in found if fd_access is not None]
+        self.paths = [path for path, _ in opened]
+        self._attrs = (_PathBeneathAttr * len(opened))(
+            *(_PathBeneathAttr(access, fd) for _, (fd, access) in opened)
+        )
+        self._count = len(opened)
+        self._fds = sorted(fd for _, (fd, _) in opened)
+
+    def _add_to(self, ruleset: int) -> None:
+        size = ctypes.sizeof(_PathBeneathAttr)
+        for index in range(self._count):
+            attr = ctypes.byref(self._attrs, index * size)
+            if _libc.syscall(SYS_LANDLOCK_ADD_RULE, ruleset, LANDLOCK_RULE_PATH_BENEATH, attr, 0):
+                raise _failed(f"allow {self.paths[index]}")
+
+    def close(self) -> None:
+        """Close this process's copies of the paths (the rules stay in its domain)."""
+        fds, self._fds, self._count = self._fds, [], 0
+        if fds and fds[-1] - fds[0] + 1 == len(fds):
+            os.closerange(fds[0], fds[-1] + 1)  # one close_range(2): opened one after another
+            return
+        for fd in fds:
+            os.close(fd)
+
+
+def restrict(rules: Iterable[Rule] | None = None, opened: OpenedRules | None = None) -> bool:
     """Put this single-threaded process (and all it starts from now on) in a Landlock domain of
     its own, scoped by `scopes()`, with no_new_privs set (landlock_restrict_self(2) needs it of
-    a process without CAP_SYS_ADMIN). False, and nothing done, where the kernel has no scopes;
-    raises OSError when the kernel refuses what `scopes` found it has."""
-    scoped = scopes()
-    if not scoped:
-        return False
-    if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        raise _failed("no_new_privs")
-    ruleset = _ruleset(scoped)
+    a process without CAP_SYS_ADMIN): one ruleset, restricted once. With `rules` or `opened`
+    (both None: no file walls) the domain also handles `fs_access()`, allowing only what they
+    allow: an empty list allows no file access at all. `opened` is closed when this returns.
+    False, and nothing done, where the kernel has neither; raises OSError when the kernel
+    refuses what `scopes` and `fs_access` found it has."""
     try:
-        if _libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0) != 0:
-            raise _failed("restrict self")
+        scoped = scopes()
+        walled = rules is not None or opened is not None
+        handled = fs_access() if walled else 0
+        if not scoped and not handled:
+            return False
+        if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            raise _failed("no_new_privs")
+        ruleset = _ruleset(handled, scoped)
+        try:
+            if handled:
+                if opened is not None:
+                    opened._add_to(ruleset)
+                for rule in rules or ():
+                    found = _open(rule, handled)
+                    if found is not None:
+                        try:
+                            attr = _PathBeneathAttr(found[1], found[0])
+                            if _libc.syscall(
+                                SYS_LANDLOCK_ADD_RULE,
+                                ruleset,
+                                LANDLOCK_RULE_PATH_BENEATH,
+                                ctypes.byref(attr),
+                                0,
+                            ):
+                                raise _failed(f"allow {rule.path}")  # fmt: skip
+                        finally:
+                            os.close(found[0])
+            if _libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0) != 0:
+                raise _failed("restrict self")
+        finally:
+            os.close(ruleset)
+        return True
     finally:
-        os.close(ruleset)
-    return True
+        if opened is not None:
+            opened.close()
+
+
+_O_PATH = getattr(os, "O_PATH", 0o10000000)
+
+
+def _open(rule: Rule, handled: int) -> tuple[int, int] | None:
+    """A path fd of `rule`'s path and the rights it grants there; None where it is not."""
+    allowed = rule.access & handled
+    flags = _O_PATH | os.O_CLOEXEC
+    if rule.directory:
+        flags |= os.O_DIRECTORY
+    else:
+        allowed &= FILE_ACCESS
+    try:
+        return os.open(rule.path, flags), allowed
+    except OSError as exc:
+        if exc.errno in _ABSENT:  # nothing there (that this process may name) to allow
+            return None
+        raise OSError(exc.errno, f"landlock: open {rule.path}: {exc.strerror}") from exc
+
+
+_ABSENT = (errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.ELOOP)
 
 
 def unavailable_reason() -> str | None:
-    """Why job processes here are not scoped, in words (None: they are)."""
+    """Why job processes here are not scoped (or not walled in by file rules), in words
+    (None: they are both)."""
     if scopes():
         return None
+    if fs_access():
+        return (
+            f"job processes are not Landlock-scoped: the kernel's Landlock ABI is {abi()}, "
+            f"scoping needs ABI {SCOPING_ABI} (Linux 6.12); where they share the executor's PID "
+            "namespace (no CAP_SYS_ADMIN) they can signal the executor's processes (their file "
+            "walls hold)"
+        )
     version = abi()
     if version == 0:
         found = "the kernel has no Landlock (not built, not enabled at boot, or refused here)"
@@ -138,5 +312,6 @@ def unavailable_reason() -> str | None:
     return (
         f"job processes are not Landlock-scoped: {found}, scoping needs ABI {SCOPING_ABI} "
         "(Linux 6.12); where they share the executor's PID namespace (no CAP_SYS_ADMIN) they "
-        "can signal the executor's processes"
+        "can signal the executor's processes, and they read every file the executor's user "
+        "may read outside the sandbox's hidden directories"
     )

@@ -29,7 +29,15 @@ from . import seccomp
 from .job_protocol import JobLimits
 from .markers import PlanQKStdout
 from .runner import DRAIN_SECONDS, MAX_LINE_BYTES, JobOutput, Outcome, exit_reason, output_lines
-from .sandbox import DEFAULT_HIDDEN, memory_reason, signal_reason
+from .sandbox import (
+    DEFAULT_HIDDEN,
+    etc_secrets,
+    homes,
+    memory_reason,
+    python_installation,
+    signal_reason,
+    within,
+)
 
 INPUT_DIR = "/var/input"
 """Where a one-shot program finds `data.json` and `params.json`."""
@@ -224,7 +232,10 @@ class BubblewrapRunner(OneShotRunner):
     The sandbox sees the machine's file system read-only, has no network, its own user,
     process, IPC and host name namespaces, an empty `/tmp` of `limits.temp_bytes`, no
     capabilities, only the environment given here, and dies with the executor. `hidden`
-    directories (the platform's data, `/run`) appear empty inside. `limits` become the
+    directories (the platform's data, `/run`) and the home directories (`/root`, `/home`, the
+    executor user's: a `qrt login` profile holds an API key) appear empty inside, but for the
+    executor's Python installation where it lies there; /etc's secrets (`sandbox.etc_secrets`:
+    `/etc/shadow`, what is not world-readable) appear empty too. `limits` become the
     resource limits of the sandbox and everything in it (`prlimit`; memory counts from zero).
     """
 
@@ -235,7 +246,8 @@ class BubblewrapRunner(OneShotRunner):
         limits: JobLimits | None = None,
         writable: Sequence[Path] = (),
     ) -> None:
-        self._hidden = [path.resolve() for path in [*hidden, *map(Path, DEFAULT_HIDDEN)]]
+        hidden = [*hidden, *map(Path, DEFAULT_HIDDEN), *map(Path, homes())]
+        self._hidden = [path.resolve() for path in hidden]
         self._bwrap = bwrap
         self.limits = limits or JobLimits()
         self._writable = [path.resolve() for path in writable]
@@ -266,6 +278,17 @@ class BubblewrapRunner(OneShotRunner):
         for path in self._hidden:
             if path.is_dir() and not path.is_relative_to("/var") and not path.is_symlink():
                 args += ["--tmpfs", os.fspath(path)]
+        for secret in etc_secrets():
+            if os.path.isdir(secret):
+                args += ["--tmpfs", secret, "--remount-ro", secret]
+            else:
+                args += ["--ro-bind", os.devnull, secret]
+        kept: list[str] = []
+        for installed in python_installation([os.fspath(path) for path in self._hidden]):
+            # Outermost first; /var's entries are bound already.
+            if not installed.startswith("/var/") and not any(within(installed, k) for k in kept):
+                kept.append(installed)
+                args += ["--ro-bind", installed, installed]
         # The project may live under a directory the sandbox gets empty (/tmp): bind it back.
         args += ["--ro-bind", project_dir, project_dir]
         for path in self._writable:

@@ -7,15 +7,22 @@ single-threaded job process:
    0 inside, so it works unprivileged on a stock Linux);
 2. keeps what the job needs (its program's directories read-only, its working directory
    writable) as detached mounts, makes the whole file system read-only, lays empty tmpfs over
-   the hidden directories (the store's data, `/run`, `/dev/shm`, ...), gives `/tmp` a fresh
+   the hidden directories (the store's data, `/run`, `/dev/shm`, ..., and the home directories:
+   `/root`, `/home` and the executor user's, `homes`), gives `/tmp` a fresh
    tmpfs of its own (HOME and TMPDIR, gone when the job ends) and puts the kept mounts back;
 3. enters a second user and mount namespace, which locks every mount of step 2: the program
    cannot unmount a tmpfs to see what lies beneath or make a mount writable again;
-4. sets its resource limits (`apply_limits`);
-5. enters a Landlock domain of its own (`qrt_executor.landlock`, where the kernel has Landlock
-   scopes): no signal, ptrace access or abstract unix socket reaches a process outside it;
+4. enters a Landlock domain of its own (`qrt_executor.landlock`, where the kernel has Landlock):
+   no signal, ptrace access or abstract unix socket reaches a process outside it, and no file
+   access reaches beyond `file_rules` (the system's directories, `/etc` but its secrets,
+   Python's and the program's directories to read, the job's own to write), even as root;
+5. sets its resource limits (`apply_limits`);
 6. loads a seccomp filter (`qrt_executor.seccomp`): no ptrace, no new namespaces or mounts, no
    keyrings, BPF or performance counters, and the like.
+
+With QRT_JOB_SANDBOX=off only steps 4 to 6 are taken: the Landlock domain's file rules are
+then the one file wall (the job's HOME and TMPDIR become its working directory, the machine's
+`/tmp` being out of its reach).
 
 The network namespace has only a loopback interface, which is down: no TCP, UDP or abstract
 unix socket of the machine is reachable. The job's device requests go through the executor on
@@ -27,11 +34,15 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import functools
 import os
+import pwd
 import resource
 import shutil
 import signal
+import stat
 import sys
+import tempfile
 import traceback
 from collections.abc import Iterable
 
@@ -64,8 +75,40 @@ SYS_MOUNT_SETATTR = 442
 JOB_TMP = "/tmp"
 """The job's own temporary directory (HOME and TMPDIR), a tmpfs inside its sandbox."""
 
+JOB_SHM = "/dev/shm"
+"""Where POSIX semaphores live (multiprocessing's locks): in the job's namespaces a small
+writable tmpfs of its own (SHM_BYTES), not the machine's."""
+
+SHM_BYTES = 1 << 20
+"""The size of the job's own /dev/shm: a few hundred semaphores, not a place for data (it is
+not counted in QRT_JOB_TEMP_BYTES)."""
+
 DEFAULT_HIDDEN = ("/run", "/var/run", "/var/tmp", "/dev/shm", "/dev/mqueue")
 """Directories a job never needs and where sockets and other processes' files live."""
+
+HOME_DIRECTORIES = ("/root", "/home")
+"""Where users' own files (a `qrt login` profile holding an API key, SSH keys) live: hidden
+from jobs like DEFAULT_HIDDEN, with the executor user's home (`homes`)."""
+
+SYSTEM_DIRECTORIES = ("/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin")
+"""Programs and libraries a job may read and run (Landlock's `file_rules`)."""
+
+KERNEL_DIRECTORIES = ("/proc", "/sys")
+"""What a job may read of the kernel's views (OpenBLAS reads /sys/devices/system/cpu, Python
+/proc/self/*): other processes' memory and environments stay Landlock's ptrace walls'."""
+
+ETC = "/etc"
+ETC_SECRETS = (
+    "shadow", "shadow-", "gshadow", "gshadow-", "sudoers", "sudoers.d", "ssh", "ssl/private",
+    "security/opasswd",
+)  # fmt: skip
+"""Entries of /etc (relative to it) a job never reads, whatever their mode; besides these (and
+`credstore*`) a job reads only the world-readable ones (`etc_rules`)."""
+
+DEVICES = "/dev"
+DEVICE_FILES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/tty")
+"""Devices a job reads and writes; `/dev/random` and `/dev/urandom` it reads; the rest of /dev
+(disks, memory) it only lists."""
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -250,7 +293,8 @@ def _directories(paths: Iterable[str]) -> list[str]:
     return sorted(found - {"/"}, key=lambda path: (path.count("/"), path))
 
 
-def _within(path: str, directory: str) -> bool:
+def within(path: str, directory: str) -> bool:
+    """Whether `path` is `directory` or lies beneath it (both real and absolute)."""
     return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
@@ -285,14 +329,16 @@ def isolate(
     kept = [path for path, _, _ in trees]
     hidden: list[str] = []
     inside_kept: list[str] = []
-    for path in _directories([*DEFAULT_HIDDEN, *policy.hidden]):
-        if any(_within(path, k) for k in kept):
+    for path in _directories([*DEFAULT_HIDDEN, *homes(), *policy.hidden]):
+        if any(within(path, k) for k in kept):
             inside_kept.append(path)
             hidden.append(path)
-        elif not any(_within(path, outer) for outer in [JOB_TMP, *hidden]):
+        elif not any(within(path, outer) for outer in [JOB_TMP, *hidden]):
             hidden.append(path)
     for path in hidden:
-        if path not in inside_kept:
+        if path == JOB_SHM:
+            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"size={SHM_BYTES},mode=1777")
+        elif path not in inside_kept:
             _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
     size = f"size={policy.limits.temp_bytes}," if policy.limits.temp_bytes else ""
     _mount("tmpfs", JOB_TMP, "tmpfs", MS_NOSUID | MS_NODEV, f"{size}mode=1777")
@@ -308,7 +354,8 @@ def isolate(
     for path in inside_kept:
         _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
     for path in hidden:
-        _set_readonly(path, recursive=False)
+        if path != JOB_SHM:
+            _set_readonly(path, recursive=False)
     # A second user namespace locks all of the above (mount_namespaces(7), "restrictions on
     # mount namespaces"): its root cannot undo what the first one's root did.
     _unshare(CLONE_NEWUSER | CLONE_NEWNS)
@@ -345,10 +392,12 @@ def _lower(kind: int, value: int, slack: int = 0) -> None:
 def python_installation(hidden: Iterable[str] = ()) -> list[str]:
     """The directories Python itself reads from (its prefixes, every `sys.path` entry: the
     venv, an editable install's sources) that lie where a sandbox hides or replaces everything
-    (`/tmp`, the hidden directories): a qrt installed under /tmp must still find the metadata
-    and modules it reads lazily (Qiskit's transpiler plugins are found by entry points)."""
-    covered = [os.path.realpath(outer) for outer in (JOB_TMP, *DEFAULT_HIDDEN, *hidden)]
-    return [path for path in _installation() if any(_within(path, outer) for outer in covered)]
+    (`/tmp`, the hidden directories, the home directories): a qrt installed under /tmp, or a
+    Python under /root/.pyenv, must still find the metadata and modules it reads lazily
+    (Qiskit's transpiler plugins are found by entry points)."""
+    places = (JOB_TMP, *DEFAULT_HIDDEN, *homes(), *hidden)
+    covered = [os.path.realpath(outer) for outer in places]
+    return [path for path in _installation() if any(within(path, outer) for outer in covered)]
 
 
 _installations: dict[tuple[str, ...], list[str]] = {}
@@ -366,10 +415,151 @@ def _installation() -> list[str]:
     return found
 
 
+@functools.cache
+def homes() -> tuple[str, ...]:
+    """The home directories a job sees empty: HOME_DIRECTORIES and the home of this process's
+    user (from the password database: a zygote's HOME is the job's /tmp), unless that is `/`
+    or holds a system directory. Found once per process."""
+    found = list(HOME_DIRECTORIES)
+    with contextlib.suppress(KeyError):
+        home = os.path.realpath(pwd.getpwuid(os.getuid()).pw_dir)
+        system = [*SYSTEM_DIRECTORIES, ETC, *KERNEL_DIRECTORIES, DEVICES, JOB_TMP]
+        if home not in found and not any(within(path, home) for path in system):
+            found.append(home)
+    return tuple(found)
+
+
+def _world_readable(mode: int) -> bool:
+    wanted = stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(mode) else 0)
+    return mode & wanted == wanted
+
+
+def _etc_entries(
+    directory: str, relative: str, secrets: list[str]
+) -> tuple[bool, list[landlock.Rule]]:
+    """The rules that allow reading the world-readable entries beneath `directory` (but
+    ETC_SECRETS), one for the whole directory where it holds nothing else; and whether it
+    does not. What is left out goes to `secrets`."""
+    try:
+        entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+    except OSError:
+        secrets.append(directory)
+        return False, []
+    whole, rules = True, []
+    for entry in entries:
+        name = f"{relative}{entry.name}"
+        try:
+            mode = entry.stat(follow_symlinks=False).st_mode
+        except OSError:
+            mode = 0
+        if stat.S_ISLNK(mode):  # what it points to is allowed, or not, on its own
+            continue
+        if name in ETC_SECRETS or entry.name.startswith("credstore") or not _world_readable(mode):
+            whole = False
+            secrets.append(entry.path)
+        elif stat.S_ISDIR(mode):
+            inner_whole, inner = _etc_entries(entry.path, f"{name}/", secrets)
+            if inner_whole:
+                rules.append(landlock.Rule(entry.path, landlock.READ))
+            else:
+                whole = False
+                rules += [landlock.Rule(entry.path, landlock.ACCESS_FS_READ_DIR), *inner]
+        else:
+            rules.append(landlock.Rule(entry.path, landlock.READ, directory=False))
+    return whole, rules
+
+
+def _walk_etc() -> tuple[list[landlock.Rule], list[str]]:
+    secrets: list[str] = []
+    try:
+        readable = _world_readable(os.stat(ETC).st_mode)
+    except OSError:
+        readable = False
+    if not readable:
+        return [], []
+    whole, rules = _etc_entries(ETC, "", secrets)
+    if whole:
+        return [landlock.Rule(ETC, landlock.READ)], []
+    return [landlock.Rule(ETC, landlock.ACCESS_FS_READ_DIR), *rules], secrets
+
+
+@functools.cache
+def _etc() -> tuple[tuple[landlock.Rule, ...], tuple[str, ...]]:
+    rules, secrets = _walk_etc()
+    return tuple(rules), tuple(secrets)
+
+
+def etc_rules() -> tuple[landlock.Rule, ...]:
+    """Landlock rules allowing a job to read /etc but its secrets: the entries that are not
+    world-readable (`/etc/shadow`, `/etc/ssl/private`, a root-only 0600 or 0640 file: root
+    would read them all) and ETC_SECRETS, whatever their mode. Decided by the modes found
+    once per process, in the zygote (`prepare`): a file made in /etc later is out of a job's
+    reach. /etc stays listable (names are no secret)."""
+    return _etc()[0]
+
+
+def etc_secrets() -> tuple[str, ...]:
+    """The entries of /etc that `etc_rules` leave out (outermost only), for a sandbox that
+    hides them by mounts (`qrt_executor.oneshot`'s bubblewrap)."""
+    return _etc()[1]
+
+
+@functools.cache
+def _system_rules() -> tuple[landlock.Rule, ...]:
+    """The rules every job shares: the system's and Python's directories, /etc, /dev."""
+    rules = [landlock.Rule(path, landlock.RUN) for path in SYSTEM_DIRECTORIES]
+    python: list[str] = []
+    for path in _installation():  # outermost first: a rule covers what lies beneath
+        if not any(within(path, outer) for outer in python):
+            python.append(path)
+    rules += [landlock.Rule(path, landlock.RUN) for path in python]
+    rules += etc_rules()
+    rules.append(landlock.Rule(DEVICES, landlock.ACCESS_FS_READ_DIR))
+    rules += [landlock.Rule(path, landlock.DEVICE, directory=False) for path in DEVICE_FILES]
+    rules += [
+        landlock.Rule(path, landlock.ACCESS_FS_READ_FILE, directory=False)
+        for path in ("/dev/random", "/dev/urandom")
+    ]
+    return tuple(rules)
+
+
+@functools.cache
+def _opened_system_rules() -> landlock.OpenedRules:
+    """`_system_rules`, opened once: in the zygote (`prepare`), for every job process."""
+    return landlock.OpenedRules(_system_rules())
+
+
+def job_rules(launch: Launch) -> list[landlock.Rule]:
+    """The Landlock rules of `launch`'s own directories: read (and run) its program's, read
+    /proc and /sys; read and write its working directory, /dev/shm, its /tmp (in its
+    namespaces: its own tmpfs) and QRT_JOB_WRITABLE_PATHS."""
+    program = [path for path in (launch.search_path, launch.project_dir) if path]
+    rules = [landlock.Rule(path, landlock.RUN) for path in program]
+    # Opened here: the job's /proc may be a new one of its PID namespace (other inodes).
+    rules += [landlock.Rule(path, landlock.READ) for path in KERNEL_DIRECTORIES]
+    # /dev/shm: the job's own in its namespaces, the machine's (shared by jobs) without them.
+    writable = [launch.workdir, JOB_SHM, *launch.sandbox.writable]
+    if launch.sandbox.isolate:
+        writable.append(JOB_TMP)
+    rules += [landlock.Rule(path, landlock.WRITE) for path in writable]
+    return rules
+
+
+def file_rules(launch: Launch) -> list[landlock.Rule]:
+    """All the Landlock rules of `launch`'s job process: read the system's directories (but
+    /etc's secrets, `etc_rules`; of /dev, the few devices jobs use), Python's and the
+    program's; write its own directories (`job_rules`); nothing else (not the home
+    directories, /srv, /var, /opt, other checkouts, the executor's other temporary files)."""
+    return [*_system_rules(), *job_rules(launch)]
+
+
 def prepare() -> None:
     """Do ahead, in the process job processes are forked from, what every sandbox needs."""
     _installation()
+    homes()
     landlock.scopes()
+    if landlock.fs_access():
+        _opened_system_rules()
 
 
 PR_SET_DUMPABLE = 4
@@ -381,32 +571,41 @@ def enter(launch: Launch) -> None:
 
     Without namespaces (QRT_JOB_SANDBOX=off: Kubernetes, where the pod walls jobs in) the job
     process is not dumpable, so the other jobs' processes, running as the same user, can
-    neither trace it nor read its memory or environment through /proc; the Landlock domain and
-    the seccomp filter are entered there too, and where they cannot be the job runs on, its log
-    saying so."""
+    neither trace it nor read its memory or environment through /proc; the Landlock domain
+    (its file rules the one file wall there: a job whose domain the kernel refuses fails) and
+    the seccomp filter are entered there too, and where the filter cannot be the job runs on,
+    its log saying so."""
     policy = launch.sandbox
     if policy.isolate:
         readable = [launch.search_path, launch.project_dir, *python_installation(policy.hidden)]
         # A working directory in the machine's /tmp is made in the job's own instead: bound in,
         # it would let a job fill the machine's disk, whatever QRT_JOB_TEMP_BYTES says.
         workdir = os.path.realpath(launch.workdir)
-        if _within(workdir, JOB_TMP):
+        if within(workdir, JOB_TMP):
             isolate(policy, readable, policy.writable, scratch=[workdir])
         else:
             isolate(policy, readable, [workdir, *policy.writable])
+    if not policy.isolate:
+        _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "not dumpable")
+        if landlock.fs_access():
+            # The machine's /tmp (other jobs' directories, the executor's unpacked programs)
+            # is out of reach: the job's temporary files go where it may write.
+            workdir = os.path.realpath(launch.workdir)
+            os.environ["HOME"] = os.environ["TMPDIR"] = workdir
+            tempfile.tempdir = None
+    # After the mounts, which a domain handling file access would refuse (and so that the
+    # rules' paths are what the job sees); before the limits, under which the fds of its
+    # rules could not all be opened; before the filter, which stays free to deny programs
+    # Landlock's system calls. It is the one file wall without namespaces: no fallback.
+    landlock.restrict(job_rules(launch), _opened_system_rules() if landlock.fs_access() else None)
     apply_limits(policy.limits)
     if policy.isolate:
-        # After the mounts, which a domain handling file access would refuse; before the
-        # filter, which stays free to deny programs Landlock's system calls.
-        landlock.restrict()
         seccomp.load()  # last: building the walls needed what it denies
         return
-    _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "not dumpable")
-    for wall, build in (("Landlock domain", landlock.restrict), ("seccomp filter", seccomp.load)):
-        try:
-            build()
-        except OSError as exc:
-            print(f"[qrt] this job runs without a {wall}: {exc}", file=sys.stderr, flush=True)
+    try:
+        seccomp.load()
+    except OSError as exc:
+        print(f"[qrt] this job runs without a seccomp filter: {exc}", file=sys.stderr, flush=True)
 
 
 # What a program sees when it runs into a limit, and which limit (by its setting) that was.
@@ -485,7 +684,7 @@ def _own_reason(exc: BaseException, limits: JobLimits) -> str | None:
 def _temp_full(exc: OSError) -> bool:
     """Whether an ENOSPC came from the job's own /tmp: named in the error, or full now."""
     if isinstance(exc.filename, str):
-        return _within(os.path.abspath(exc.filename), JOB_TMP)
+        return within(os.path.abspath(exc.filename), JOB_TMP)
     try:
         return os.statvfs(JOB_TMP).f_bavail == 0
     except OSError:

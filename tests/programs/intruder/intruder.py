@@ -77,7 +77,62 @@ def _neighbour(pid, name):
     return outcome
 
 
+def _attempt(action):
+    try:
+        return action()
+    except Exception as exc:  # what failed, and how, is what the test wants to see
+        return f"{type(exc).__name__}: {exc}"
+
+
+def _write_and_read(path):
+    with open(path, "w") as file:
+        file.write("mine")
+    with open(path) as file:
+        return file.read()
+
+
+def _simulate():
+    from qiskit import QuantumCircuit, transpile
+    from qiskit_aer import AerSimulator
+
+    circuit = QuantumCircuit(2)
+    circuit.h(0)
+    circuit.cx(0, 1)
+    circuit.measure_all()
+    simulator = AerSimulator()
+    # Level 3 looks its plugins up by entry points: metadata read from site-packages now.
+    compiled = transpile(circuit, simulator, optimization_level=3, seed_transpiler=1)
+    counts = simulator.run(compiled, shots=100, seed_simulator=1).result().get_counts()
+    return sorted(counts)
+
+
+def _pool(method):
+    import multiprocessing
+
+    with multiprocessing.get_context(method).Pool(2) as pool:
+        return pool.map(abs, [-1, -2])
+
+
+def _legitimate():
+    """What programs do and must still do in the sandbox."""
+    import importlib
+    import tempfile
+
+    return {
+        "lazy_import": _attempt(lambda: importlib.import_module("qiskit.qasm3").__name__),
+        "simulate": _attempt(_simulate),
+        "fork_pool": _attempt(lambda: _pool("fork")),
+        "spawn_pool": _attempt(lambda: _pool("spawn")),
+        "workdir": _attempt(lambda: _write_and_read("written-here")),
+        "tmp": _attempt(lambda: _write_and_read(os.path.join(tempfile.gettempdir(), "mine"))),
+        "home": _attempt(lambda: _write_and_read(os.path.expanduser("~/.mine"))),
+        "subprocess": _attempt(lambda: subprocess.run(["ls", "/usr"], check=True).returncode),
+    }
+
+
 def main(backend, user_messenger, attack, path="", pid=0, count=0, size=0):
+    if attack == "legitimate":
+        return _legitimate()
     if attack == "environment":
         return {
             "environ": dict(os.environ),
