@@ -69,7 +69,14 @@ async def create_session(request: web.Request) -> web.Response:
     gw.require_backend(backend)
     settings = gw.settings
     max_ttl = _int_field(body, "max_ttl", settings.session_max_ttl, settings.session_max_ttl)
-    interactive = _int_field(body, "interactive_ttl", settings.session_interactive_ttl, max_ttl)
+    # The interactive TTL holds a device idle for every other user: the operator bounds it.
+    most_interactive = min(settings.session_max_interactive_ttl, max_ttl)
+    interactive = _int_field(
+        body,
+        "interactive_ttl",
+        min(settings.session_interactive_ttl, most_interactive),
+        most_interactive,
+    )
     session = Session(
         id=new_session_id(),
         mode=mode,
