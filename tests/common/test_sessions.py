@@ -12,6 +12,7 @@ from qrt_common.sessions import (
     SessionActivity,
     SessionMode,
     SessionState,
+    expires_at,
     session_from_dict,
     session_state,
     session_to_dict,
@@ -45,6 +46,19 @@ def test_a_session_is_open_until_a_job_starts_then_active_inactive_and_closed():
     assert session_state(SESSION, done, at(104)) is SessionState.INACTIVE
     assert session_state(SESSION, done, at(105)) is SessionState.CLOSED
     assert not takes_jobs(SESSION, done, at(105))
+
+
+def test_a_session_that_never_gets_a_job_ends_its_max_ttl_after_it_was_made():
+    assert session_state(SESSION, activity(), at(99)) is SessionState.OPEN
+    assert session_state(SESSION, activity(), at(100)) is SessionState.CLOSED
+    assert not takes_jobs(SESSION, activity(), at(100))
+    # Jobs that ended before starting (cancelled in the queue) do not keep it open either.
+    cancelled = activity(JobTimes(JobStatus.CANCELLED, None, at(3)))
+    assert session_state(SESSION, cancelled, at(100)) is SessionState.CLOSED
+    # A first job still waiting for its turn keeps it open: its time starts with that job.
+    queued = activity(JobTimes(JobStatus.QUEUED, None, None))
+    assert session_state(SESSION, queued, at(1000)) is SessionState.OPEN
+    assert expires_at(SESSION, queued) is None
 
 
 def test_a_closed_session_runs_its_jobs_to_the_end_and_a_cancelled_one_is_closed_at_once():

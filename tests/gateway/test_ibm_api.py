@@ -186,7 +186,7 @@ async def test_a_devices_calibration_becomes_ibm_properties(gw: Harness):
     )
     status = await ibm(gw, "GET", "/backends/Tiny-3/status")
     assert status == {"state": True, "status": "active", "message": "available", "length_queue": 0,
-                      "backend_version": str(PROTOCOL_VERSION)}  # fmt: skip
+                      "backend_version": str(PROTOCOL_VERSION), "session_hold": None}  # fmt: skip
     listed = {d["name"]: d for d in (await ibm(gw, "GET", "/backends"))["devices"]}
     assert listed["Tiny-3"]["qubits"] == 3 and listed["aer_simulator"]["qubits"] == 30
 

@@ -24,6 +24,7 @@ from qrt_gateway.quotas import CAP_RETRY_SECONDS, TokenBuckets
 from qrt_gateway.streams import StreamHub
 
 from .conftest import Harness, MakeGateway, SwitchableBus
+from .test_ibm_api import HEADERS, ibm
 
 PEPPER = "quota test pepper"
 STARTER = "/services/planqk-starter/"
@@ -217,3 +218,20 @@ def test_a_token_bucket_refills_at_its_rate_up_to_its_size():
         buckets.take("u", 0.5, 3)
     assert buckets.wait("u", 0.5, 3) > 0
     assert buckets.wait("v", 0.5, 3) == 0  # another caller's bucket is full
+
+
+async def test_making_sessions_counts_against_the_submit_rate(make_gateway):
+    gw = await make_gateway(user_submits_per_minute=1, user_submit_burst=2)
+    await ibm(gw, "POST", "/sessions", json={"mode": "batch", "backend": "aer_simulator"})
+    await gw.submit()
+    async with gw.client.post(
+        "/api/v1/sessions", json={"mode": "batch", "backend": "aer_simulator"}, headers=HEADERS
+    ) as response:
+        body = await response.json()
+        assert response.status == 429, body
+        assert int(response.headers["Retry-After"]) >= 1
+    assert "jobs or sessions" in body["detail"] and "QRT_USER_SUBMITS_PER_MINUTE" in body["detail"]
+    # A job is refused as well: both took from the one bucket.
+    assert (await refused(gw.client, "POST", "/jobs", json={"programId": "noop"}))["limit"] == (
+        "user_submit_rate"
+    )

@@ -184,6 +184,20 @@ async def test_failures_are_failed_with_a_code_and_detail(http, service, params,
         assert "Traceback (most recent call last)" in await logs_of(http, execution_id)
 
 
+@pytest.mark.parametrize(
+    ("data", "params", "detail"),
+    [
+        ({"values": [1, "two"]}, {}, 'data.values[1] must be a number, not str "two"'),
+        ({"values": [1, True]}, {}, "data.values[1] must be a number, not bool true"),
+        ({"values": {"a": 1}}, {}, "data.values must be a list of numbers, not dict"),
+        ({"values": [1]}, {"round_off": "yes"}, 'params.round_off must be true or false, not "yes"'),
+    ],
+)  # fmt: skip
+async def test_the_starter_refuses_bad_input_naming_it(http, data, params, detail):
+    _, status, body = await run(http, "planqk-starter", {"data": data, "params": params})
+    assert (status, body) == ("FAILED", {"code": "400", "detail": detail})
+
+
 async def test_a_one_shot_program_over_http(http):
     execution_id, status, body = await run(http, "planqk-oneshot-sum", STARTER_INPUT)
     assert (status, body) == ("SUCCEEDED", {"sum": 43, "count": 5})

@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 from datetime import timedelta
 
+import pytest
+
 from qrt_common.jobs import Job, JobStatus, utcnow
 from qrt_common.messages import (
     EVENTS_QUEUE,
@@ -171,6 +173,14 @@ async def test_a_dedicated_session_keeps_its_device_between_its_jobs_until_close
 async def test_a_device_hold_runs_out_after_the_interactive_ttl(harness):
     h = harness
     await device_session(h, interactive_ttl=1)
+    await eventually(lambda: placed(h, ["other"]), "the device goes to another job",
+                     until=lambda p: p == ["other"])  # fmt: skip
+
+
+@pytest.mark.parametrize("harness", [{"session_max_interactive_ttl": 1}], indirect=True)
+async def test_a_device_hold_never_outlasts_the_operators_bound(harness):
+    h = harness
+    await device_session(h, interactive_ttl=3600)  # stored before the bound was lowered
     await eventually(lambda: placed(h, ["other"]), "the device goes to another job",
                      until=lambda p: p == ["other"])  # fmt: skip
 

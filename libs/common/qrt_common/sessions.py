@@ -4,7 +4,8 @@ Runtime has them (`POST /api/v1/sessions`).
 A *dedicated* session runs its jobs one at a time, in the order they were submitted, on the
 session's backend; a *batch* runs its jobs as capacity allows. A session stops taking jobs when
 it is closed (`accepting_jobs` false), cancelled, or `max_ttl` seconds after its first job
-started (IBM's rule: the session's time starts with its first job).
+started (IBM's rule: the session's time starts with its first job). One that never gets a job
+to start, and has none waiting, ends `max_ttl` seconds after it was made.
 """
 
 from __future__ import annotations
@@ -133,9 +134,13 @@ class SessionActivity:
 
 
 def expires_at(session: Session, activity: SessionActivity) -> datetime | None:
-    """When the session reaches its `max_ttl` (None while no job of it started)."""
+    """When the session reaches its `max_ttl`: from its first job's start, or, while none of
+    its jobs started and none waits, from its making; None while its first job waits."""
     if activity.started_at is None:
-        return None
+        # Else a session made and forgotten would stay open, and count, for ever.
+        if activity.pending:
+            return None
+        return session.created + timedelta(seconds=session.max_ttl)
     return activity.started_at + timedelta(seconds=session.max_ttl)
 
 

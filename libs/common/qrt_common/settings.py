@@ -187,7 +187,11 @@ class Settings(BaseSettings):
     `max_ttl`; a session asking for more gets this)."""
     session_interactive_ttl: int = Field(60, ge=1)
     """Seconds without a job after which a started session is `inactive` (IBM's
-    `interactive_ttl`)."""
+    `interactive_ttl`), for a session that asks for none."""
+    session_max_interactive_ttl: int = Field(300, ge=1)
+    """Most seconds a dedicated session keeps its device between its jobs: an
+    `interactive_ttl` asked for, or set above, is cut to this (IBM fixes it at 5 minutes and
+    lets no user change it), so no session holds a device idle for longer."""
 
     log_format: Literal["json", "text"] = "json"
     """How services write their logs: one JSON object a line, or `text`, a readable line each

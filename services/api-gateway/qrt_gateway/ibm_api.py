@@ -32,6 +32,7 @@ from qrt_common.errors import InvalidInput, LimitReached, QrtError
 from qrt_common.jobs import Job, JobStatus, utcnow
 
 from .openapi import Parameter
+from .pacing import ClientGone
 from .plumbing import STATUS_OF, json_response
 from .schemas import TIME_FORMAT
 
@@ -153,6 +154,8 @@ def ibm_errors() -> Middleware:
                 response.force_close()
                 return response
             return error_response(exc.status, f"{exc.reason}: {request.method} {request.path}")
+        except ClientGone:
+            raise  # not an error: json_errors lets the connection end quietly
         except Exception as exc:
             logger.exception("request failed", extra={"path": request.path})
             return error_response(500, f"internal error ({type(exc).__name__}); see the log")

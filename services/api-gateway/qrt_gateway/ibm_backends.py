@@ -36,6 +36,7 @@ from .auth import principal
 from .context import Gateway, gateway
 from .device_board import is_number, per_pair, per_qubit
 from .ibm_api import CRN_PARAMETER, PREFIX, ibm_json, instance_crn, request_instance
+from .ibm_sessions import device_hold, hold_json
 from .openapi import Parameter, Route
 
 if TYPE_CHECKING:
@@ -275,13 +276,17 @@ async def get_status(request: web.Request) -> web.Response:
     gw = gateway(request)
     name = request.match_info["name"]
     config, _ = await describe(gw, name)
-    return ibm_json({
+    status = {
         "state": True,
         "status": "active",
         "message": "available",
         "length_queue": (await gw.queue(name))[0],
         "backend_version": config["backend_version"],
-    })  # fmt: skip
+    }
+    # qrt's own key: which dedicated session keeps the device idle for its next job, if any.
+    hold = await device_hold(gw, name)
+    status["session_hold"] = None if hold is None else hold_json(hold, principal(request))
+    return ibm_json(status)
 
 
 async def get_usage(request: web.Request) -> web.Response:

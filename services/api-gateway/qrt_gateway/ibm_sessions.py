@@ -11,12 +11,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
-from qrt_common.accounts import Role
+from qrt_common.accounts import Principal, Role
+from qrt_common.backends import SIMULATORS
 from qrt_common.errors import Conflict, InvalidInput, NotFound
 from qrt_common.jobs import JobStatus, utcnow
 from qrt_common.sessions import (
@@ -39,6 +40,55 @@ from .session_rules import session_activity
 
 MAX_CANCELLED = 100_000
 """Queued jobs one cancel of a session cancels at most."""
+HOLD_LOOKBACK = 20
+"""Ended jobs of a device read to find the one that ended last (the device runs one at a
+time, so the last ended is among the newest made)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeviceHold:
+    """A dedicated session keeping a device idle for its next job."""
+
+    session: Session
+    until: datetime
+
+
+async def device_hold(gw: Gateway, backend: str) -> DeviceHold | None:
+    """The session holding device `backend` between its jobs now, by the scheduler's rule: the
+    dedicated session of the job that ended last on it, while the session takes jobs and less
+    than its interactive TTL (cut to QRT_SESSION_MAX_INTERACTIVE_TTL) passed since that end.
+    None for a simulator or when no session holds it. (A scheduler restarted meanwhile has let
+    the device go, though this still names the session.)"""
+    if backend in SIMULATORS:
+        return None
+    final = [status for status in JobStatus if status.is_final]
+    ended, _ = await gw.store.list_jobs(
+        JobQuery(backend=backend, statuses=final, limit=HOLD_LOOKBACK)
+    )
+    # A job that never started (cancelled in the queue) never had the device.
+    times = [(j.ended, j.session_id) for j in ended if j.ended and j.started is not None]
+    last_end, session_id = max(times, key=lambda t: t[0], default=(None, None))
+    if last_end is None or session_id is None:
+        return None
+    session = await gw.store.get_session(session_id)
+    if session is None or session.mode is not SessionMode.DEDICATED:
+        return None
+    if session.cancelled or not session.accepting_jobs:
+        return None
+    ttl = min(session.interactive_ttl, gw.settings.session_max_interactive_ttl)
+    until = last_end + timedelta(seconds=ttl)
+    return DeviceHold(session, until) if utcnow() < until else None
+
+
+def hold_json(hold: DeviceHold, who: Principal) -> dict[str, Any]:
+    """A hold as a backend's status shows it: when it ends for everybody; which session holds
+    it, its instance and user only for the session's own instance and platform admins (who
+    may then cancel it: `DELETE /api/v1/sessions/{id}/close`)."""
+    session = hold.session
+    shown: dict[str, Any] = {"until": ibm_time(hold.until)}
+    if who.role(session.instance) is not None:
+        shown.update(session_id=session.id, instance=session.instance, user_id=session.owner)
+    return shown
 
 
 def _int_field(body: dict[str, Any], name: str, default: int, most: int) -> int:
@@ -69,7 +119,14 @@ async def create_session(request: web.Request) -> web.Response:
     gw.require_backend(backend)
     settings = gw.settings
     max_ttl = _int_field(body, "max_ttl", settings.session_max_ttl, settings.session_max_ttl)
-    interactive = _int_field(body, "interactive_ttl", settings.session_interactive_ttl, max_ttl)
+    # The interactive TTL holds a device idle for every other user: the operator bounds it.
+    most_interactive = min(settings.session_max_interactive_ttl, max_ttl)
+    interactive = _int_field(
+        body,
+        "interactive_ttl",
+        min(settings.session_interactive_ttl, most_interactive),
+        most_interactive,
+    )
     session = Session(
         id=new_session_id(),
         mode=mode,
@@ -79,6 +136,7 @@ async def create_session(request: web.Request) -> web.Response:
         interactive_ttl=interactive,
         owner=who.user if who.key_id is not None else None,
     )
+    await gw.quotas.admit_session(session.owner, instance)
     await gw.store.add_session(session)
     return json_response(json.dumps(details(session, SessionActivity())))
 

@@ -51,6 +51,17 @@ class Pacer:
             self._since, self._steps = time.monotonic(), 0
 
 
+class ClientGone(ConnectionResetError):
+    """The client closed its connection while a body was being written to it: nothing failed
+    on this side. `response` is the one begun; the error middleware hands it back to aiohttp,
+    which ends the connection without an error (a client that hangs up mid-download must not
+    fill the log with tracebacks)."""
+
+    def __init__(self, response: web.StreamResponse) -> None:
+        super().__init__("the client closed the connection during the answer")
+        self.response = response
+
+
 class JsonBody:
     """A 200 response whose JSON body is written in pieces (chunked transfer encoding).
 
@@ -88,23 +99,26 @@ class JsonBody:
             await self.write(string_content(text[start : start + STRING_SLICE]))
 
     async def _flush(self) -> None:
-        if not self._response.prepared:
-            await self._response.prepare(self._request)
         data = utf8("".join(self._pending))
         self._pending, self._size = [], 0
-        if data:
-            await self._response.write(data)
+        try:
+            if not self._response.prepared:
+                await self._response.prepare(self._request)
+            if data:
+                await self._response.write(data)
+        except ConnectionError as exc:
+            raise ClientGone(self._response) from exc
 
     async def finish(self) -> web.StreamResponse:
-        """Send the rest of the body and end it; the response, for the handler to return."""
+        """Send the rest of the body and end it; the response, for the handler to return.
+        Raises ClientGone (as every write) if the client went away meanwhile."""
         if not self._response.prepared:  # all of it fits one piece: no chunked encoding
-            data = utf8("".join(self._pending))
-            self._pending = []
-            self._response.content_length = len(data)
-            await self._response.prepare(self._request)
-            await self._response.write(data)
+            self._response.content_length = len(utf8("".join(self._pending)))
         await self._flush()
-        await self._response.write_eof()
+        try:
+            await self._response.write_eof()
+        except ConnectionError as exc:
+            raise ClientGone(self._response) from exc
         return self._response
 
 

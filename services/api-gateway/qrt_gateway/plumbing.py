@@ -36,7 +36,7 @@ from qrt_common.errors import (
 from qrt_common.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from qrt_common.submission import checked_idempotency_key
 
-from .pacing import utf8
+from .pacing import ClientGone, utf8
 from .schemas import ErrorOut, LimitErrorOut, dump
 
 logger = logging.getLogger(__name__)
@@ -258,6 +258,11 @@ def json_errors(max_request_bytes: int) -> Middleware:
             if exc.status < 400:
                 raise
             return error_response(exc.status, exc.reason)
+        except ClientGone as gone:
+            # Any client can hang up mid-download, as often as it likes: not an error here.
+            logger.info("client closed the connection during the answer",
+                        extra={"path": request.path})  # fmt: skip
+            return gone.response
         except Exception as exc:
             logger.exception("request failed", extra={"path": request.path})
             return error_response(500, f"internal error ({type(exc).__name__}); see the log")

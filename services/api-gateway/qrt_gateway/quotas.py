@@ -1,5 +1,5 @@
 """Limits on submits: how fast each user, and each instance with a rate of its own, may submit
-jobs, and how many of their jobs may be queued or running at once. Every submit route goes
+jobs (and make sessions, which count as submits), and how many of their jobs may be queued or running at once. Every submit route goes
 through `Gateway.submit`, which asks `Quotas.admit` before anything is stored; a submit beyond a
 limit raises LimitReached (HTTP 429 with `Retry-After`, the body naming the limit).
 
@@ -112,19 +112,33 @@ class Quotas:
     async def admit(self, job: Job) -> None:
         """Count `job`'s submit against its submitter's and instance's limits; raises
         LimitReached naming the first limit it is over (and takes nothing from the others)."""
-        settings = self.settings
         user = job.submitter if job.submitter is not None else SINGLE_USER.user
         instance = await self.store.get_instance(job.instance)
+        self._take_submit(job.submitter, user, instance, "jobs")
+        await self._check_caps(job, user, instance)
+
+    async def admit_session(self, submitter: str | None, instance_name: str) -> None:
+        """Count a new session against the same submit rates as a job (each is a record the
+        store keeps, and a session may hold a device): raises LimitReached as `admit` does.
+        `submitter` is None for the single user of a platform without accounts."""
+        user = submitter if submitter is not None else SINGLE_USER.user
+        instance = await self.store.get_instance(instance_name)
+        self._take_submit(submitter, user, instance, "jobs or sessions")
+
+    def _take_submit(
+        self, submitter: str | None, user: str, instance: Instance | None, what: str
+    ) -> None:
+        settings = self.settings
         rates: list[_Rate] = []
         if settings.user_submits_per_minute:
             rates.append(
                 _Rate(
-                    f"user {job.submitter or ''}",
+                    f"user {submitter or ''}",
                     settings.user_submits_per_minute,
                     settings.user_submit_burst,
                     "user_submit_rate",
-                    f"user {user} may submit {settings.user_submits_per_minute} jobs a minute, "
-                    f"{settings.user_submit_burst} at once (QRT_USER_SUBMITS_PER_MINUTE, "
+                    f"user {user} may submit {settings.user_submits_per_minute} {what} a "
+                    f"minute, {settings.user_submit_burst} at once (QRT_USER_SUBMITS_PER_MINUTE, "
                     "QRT_USER_SUBMIT_BURST)",
                 )
             )
@@ -136,7 +150,7 @@ class Quotas:
                     per_minute,
                     per_minute,
                     "instance_submit_rate",
-                    f"instance {instance.name} may submit {per_minute} jobs a minute (its "
+                    f"instance {instance.name} may submit {per_minute} {what} a minute (its "
                     "submits_per_minute)",
                 )
             )
@@ -150,7 +164,6 @@ class Quotas:
                 )
         for rate in rates:
             self.buckets.take(rate.bucket, rate.per_minute / 60, rate.burst)
-        await self._check_caps(job, user, instance)
 
     async def _check_caps(self, job: Job, user: str, instance: Instance | None) -> None:
         cap = self.settings.user_max_active_jobs

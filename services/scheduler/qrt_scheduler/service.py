@@ -224,7 +224,8 @@ class Scheduler:
             return False
         if ended.backend not in self.executors.exclusive_backends():
             return False
-        ttl = float(session.interactive_ttl)
+        # Bounded here too: a session stored before the operator lowered the bound keeps none.
+        ttl = float(min(session.interactive_ttl, self._settings.session_max_interactive_ttl))
         self.holds[ended.backend] = DeviceHold(session.id, time.monotonic() + ttl)
         # When it runs out, the jobs it held back may go.
         asyncio.get_running_loop().call_later(ttl, self._wake.set)
