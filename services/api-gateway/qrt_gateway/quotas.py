@@ -1,7 +1,8 @@
 """Limits on submits: how fast each user, and each instance with a rate of its own, may submit
-jobs (and make sessions, which count as submits), and how many of their jobs may be queued or running at once. Every submit route goes
-through `Gateway.submit`, which asks `Quotas.admit` before anything is stored; a submit beyond a
-limit raises LimitReached (HTTP 429 with `Retry-After`, the body naming the limit).
+jobs (and make sessions, which count as submits), and how many of their jobs may be queued or
+running at once. Every submit route goes through `Gateway.submit`, which asks `Quotas.admit`
+before anything is stored; a submit beyond a limit raises LimitReached (HTTP 429 with
+`Retry-After`, the body naming the limit).
 
 What is shared and what is not, with several gateway replicas: the caps on queued and running
 jobs are counted in the store, so they hold across every replica (a few submits arriving at the
