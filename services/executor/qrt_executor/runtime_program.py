@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import traceback
 
-from qrt_common.errors import InvalidInput, ParamsUndecodable, ResultRefused, SimulationFailed
+from qrt_common.errors import (
+    DeviceRefused,
+    InvalidInput,
+    ParamsUndecodable,
+    ResultRefused,
+    SimulationFailed,
+)
 
 from .job_backends import make_backend
 from .job_protocol import Failure, Launch
@@ -31,9 +37,10 @@ def run_program(launch: Launch, messenger: UserMessenger) -> int:
                 messenger.fail(str(exc))
                 return 1
         return 0
-    except (ParamsUndecodable, InvalidInput) as exc:
-        # Input the program refused with qrt's own error (a primitive's option, a pub that is
-        # not an ISA circuit): its message is the reason; a traceback would only bury it.
+    except (ParamsUndecodable, InvalidInput, DeviceRefused) as exc:
+        # Input the program or the device refused with qrt's own error (a primitive's option, a
+        # pub that is not an ISA circuit, a circuit the device's rules refuse): its message is
+        # the reason; a traceback would only bury it.
         messenger.fail(str(exc))
         return 1
     except SimulationFailed as exc:
