@@ -22,9 +22,9 @@ import pytest
 from qrt_cli import exits, remote
 from qrt_cli.main import main
 from qrt_client import AsyncClient
-from tests.support.dev import DevServer
+from tests.support.dev import DevServer, serving_with_keys
 from tests.support.mesh import free_port
-from tests.support.programs import ROOT, merge_programs
+from tests.support.programs import ROOT
 from tests.support.proxies import FlakyProxy
 from tests.support.waiting import eventually_sync
 
@@ -404,17 +404,8 @@ def test_connection_refused_names_the_url_in_one_line(run: Qrt, config_home: Pat
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DevServer, str]]:
     """A `qrt dev --auth`, and a platform admin's key made with `qrt admin`."""
-    root = tmp_path_factory.mktemp("cli-auth")
-    data = root / "data"
-    admin = [*QRT, "admin", "--data-dir", str(data)]
-    subprocess.run([*admin, "users", "add", "alice", "--admin"], check=True, capture_output=True)
-    made = subprocess.run(
-        [*admin, "keys", "create", "alice"], check=True, capture_output=True, text=True
-    )
-    server = DevServer(data, merge_programs(root / "programs"), options=["--auth"])
-    server.start()
-    yield server, made.stdout.strip()
-    server.kill()
+    with serving_with_keys(tmp_path_factory.mktemp("cli-auth")) as served:
+        yield served
 
 
 def test_a_bad_key_is_refused_in_one_line_and_login_keeps_only_a_good_one(

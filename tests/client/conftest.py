@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from qrt_client import Client
-from tests.support.dev import DevServer
-from tests.support.programs import merge_programs
+from tests.support.dev import DevServer, serving_with_keys
 
 
 @pytest.fixture
@@ -23,17 +20,8 @@ def client(qrt_dev: DevServer) -> Iterator[Client]:
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DevServer, str]]:
     """A `qrt dev --auth` of the module's own, and a platform admin's key (`qrt admin`)."""
-    root = tmp_path_factory.mktemp("client-auth")
-    data = root / "data"
-    admin = [sys.executable, "-m", "qrt_cli", "admin", "--data-dir", str(data)]
-    subprocess.run([*admin, "users", "add", "alice", "--admin"], check=True, capture_output=True)
-    made = subprocess.run(
-        [*admin, "keys", "create", "alice"], check=True, capture_output=True, text=True
-    )
-    server = DevServer(data, merge_programs(root / "programs"), options=["--auth"])
-    server.start()
-    yield server, made.stdout.strip()
-    server.kill()
+    with serving_with_keys(tmp_path_factory.mktemp("client-auth")) as served:
+        yield served
 
 
 def member_key(server: DevServer, admin_key: str, user: str, instance: str) -> tuple[str, str]:

@@ -71,3 +71,21 @@ def serving(root: Path) -> Iterator[DevServer]:
         yield server
     finally:
         server.kill()
+
+
+@contextmanager
+def serving_with_keys(root: Path) -> Iterator[tuple[DevServer, str]]:
+    """A `qrt dev --auth` with its data and the test programs under `root`, and the key of a
+    platform admin `alice` made beforehand with `qrt admin`, for the block."""
+    data = root / "data"
+    admin = [sys.executable, "-m", "qrt_cli", "admin", "--data-dir", str(data)]
+    subprocess.run([*admin, "users", "add", "alice", "--admin"], check=True, capture_output=True)
+    made = subprocess.run(
+        [*admin, "keys", "create", "alice"], check=True, capture_output=True, text=True
+    )
+    server = DevServer(data, merge_programs(root / "programs"), options=["--auth"])
+    server.start()
+    try:
+        yield server, made.stdout.strip()
+    finally:
+        server.kill()
