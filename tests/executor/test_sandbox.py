@@ -681,10 +681,10 @@ print("PlanQK:Job:Result:", json.dumps(found))
 
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="one-shot programs need bubblewrap")
 async def test_a_one_shot_program_reads_no_home_directory_nor_shadow_file(
-    tmp_path, executor_home_profile
+    tmp_path, executor_home_profile, other_checkout_secret
 ):
     paths = {"profile": str(executor_home_profile), "shadow": "/etc/shadow",
-             "passwd": "/etc/passwd"}  # fmt: skip
+             "passwd": "/etc/passwd", "other": str(other_checkout_secret)}  # fmt: skip
     events, output = collector()
     inputs = OneShotInput("job-1", "aer_simulator", "{}", "{}")
     command = ("python3", "-c", ONE_SHOT_READER, json.dumps(paths))
@@ -702,3 +702,7 @@ async def test_a_one_shot_program_reads_no_home_directory_nor_shadow_file(
     assert "root:" in seen["passwd"]
     assert executor_home_profile.parents[2].name not in seen["root"], seen
     assert seen["python"] == 3  # `python3` still found (pyenv's lies under /root here)
+    if landlock.fs_access():
+        # bubblewrap's view of the machine is read-only, but all of it, and a root executor's
+        # program owns root's 0600 files: Landlock's rules leave it what a job process reads.
+        assert seen["other"] == "PermissionError", seen

@@ -103,8 +103,10 @@ def prometheus(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         process.wait(30)
 
 
-async def query(http: aiohttp.ClientSession, expr: str) -> list[dict]:
-    async with http.get("/api/v1/query", params={"query": expr}) as response:
+async def query(http: aiohttp.ClientSession, expr: str, at: datetime | None = None) -> list[dict]:
+    """`expr`'s instant vector now, or evaluated at the moment `at`."""
+    params = {"query": expr} if at is None else {"query": expr, "time": f"{at.timestamp():.3f}"}
+    async with http.get("/api/v1/query", params=params) as response:
         body = await response.json()
     assert body["status"] == "success", (expr, body)
     return list(body["data"]["result"])
@@ -186,9 +188,12 @@ async def test_every_panel_shows_data_and_every_rule_evaluates(mesh: Mesh, prome
         what = "Prometheus sees every service up, every job done and the calibration"
         await eventually(seen, what, until=everything)
 
+        # Every panel at one moment, when all the jobs are in: one by one, on a busy machine,
+        # the last would look at a rate window the jobs have left by then.
+        settled = datetime.now(UTC)
         empty = []
         for board, title, expr in dashboard_queries():
-            result = await query(http, expr)
+            result = await query(http, expr, at=settled)
             values = [float(r["value"][1]) for r in result]
             if not values or all(math.isnan(v) for v in values):
                 empty.append(f"{board} / {title}: {expr}")

@@ -191,6 +191,7 @@ async def test_failures_are_failed_with_a_code_and_detail(http, service, params,
         ({"values": [1, True]}, {}, "data.values[1] must be a number, not bool true"),
         ({"values": {"a": 1}}, {}, "data.values must be a list of numbers, not dict"),
         ({"values": [1]}, {"round_off": "yes"}, 'params.round_off must be true or false, not "yes"'),
+        ({"values": [1e308, 1e308]}, {}, "the sum of data.values is beyond a float's range"),
     ],
 )  # fmt: skip
 async def test_the_starter_refuses_bad_input_naming_it(http, data, params, detail):

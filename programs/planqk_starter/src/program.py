@@ -6,6 +6,7 @@ as PlanQK services report bad input (code "500" stays for the program's own fail
 """
 
 import json
+import math
 import time
 from typing import Any
 
@@ -28,6 +29,8 @@ def _bad_input(data: Any, params: Any) -> str | None:
                 f"data.values[{index}] must be a number, not {type(value).__name__} "
                 f"{json.dumps(value)[:80]}"
             )
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"data.values[{index}] must be a finite number, not {value}"
     round_off = params.get("round_off", False)
     if not isinstance(round_off, bool):
         return f"params.round_off must be true or false, not {json.dumps(round_off)[:80]}"
@@ -51,6 +54,9 @@ def run(
         total = 0
         for value in values:
             total += value
+            if isinstance(total, float) and not math.isfinite(total):
+                beyond = "the sum of data.values is beyond a float's range"
+                return ErrorResponse(code="400", detail=beyond)
             print("PlanQK:Job:InterimResult:", json.dumps({"sum": total}))
         if round_off:
             total = round(total)

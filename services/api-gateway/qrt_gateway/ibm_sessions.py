@@ -40,9 +40,10 @@ from .session_rules import session_activity
 
 MAX_CANCELLED = 100_000
 """Queued jobs one cancel of a session cancels at most."""
-HOLD_LOOKBACK = 20
+HOLD_LOOKBACK = 200
 """Ended jobs of a device read to find the one that ended last (the device runs one at a
-time, so the last ended is among the newest made)."""
+time, so the last ended is among the newest made, unless this many newer ones were cancelled
+in the queue or the session's job waited behind this many)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -63,7 +64,7 @@ async def device_hold(gw: Gateway, backend: str) -> DeviceHold | None:
         return None
     final = [status for status in JobStatus if status.is_final]
     ended, _ = await gw.store.list_jobs(
-        JobQuery(backend=backend, statuses=final, limit=HOLD_LOOKBACK)
+        JobQuery(backend=backend, statuses=final, limit=HOLD_LOOKBACK, with_params=False)
     )
     # A job that never started (cancelled in the queue) never had the device.
     times = [(j.ended, j.session_id) for j in ended if j.ended and j.started is not None]

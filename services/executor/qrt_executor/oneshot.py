@@ -13,6 +13,7 @@ import contextlib
 import os
 import shutil
 import signal
+import sys
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -25,7 +26,7 @@ from qrt_common.jobs import JobStatus
 from qrt_common.messages import EventKind
 from qrt_common.results import ResultLimits
 
-from . import seccomp
+from . import confine, landlock, seccomp
 from .job_protocol import JobLimits
 from .markers import PlanQKStdout
 from .runner import DRAIN_SECONDS, MAX_LINE_BYTES, JobOutput, Outcome, exit_reason, output_lines
@@ -34,6 +35,7 @@ from .sandbox import (
     etc_secrets,
     homes,
     memory_reason,
+    one_shot_rules,
     python_installation,
     signal_reason,
     within,
@@ -316,6 +318,17 @@ class BubblewrapRunner(OneShotRunner):
             "QRT_BACKEND": inputs.backend,
         }
 
+    def _walled(self, command: Sequence[str], project_dir: str) -> list[str]:
+        """`command` run inside its Landlock domain (`confine`), where the kernel has
+        Landlock's file rules: bubblewrap's read-only view of the machine still shows every
+        file its owner bits allow, which to a root executor is all of them (other checkouts,
+        /srv, root's 0600 files). Where there is no Landlock, `command` as it is."""
+        if not landlock.fs_access():
+            return list(command)
+        writable = [os.fspath(path) for path in self._writable]
+        rules = one_shot_rules(project_dir, INPUT_DIR, writable)
+        return confine.command_line(sys.executable, rules, command)
+
     def _prlimit(self, limits: JobLimits) -> list[str]:
         """The `prlimit` command line that sets `limits` (empty: none to set or no prlimit)."""
         options = []
@@ -357,7 +370,8 @@ class BubblewrapRunner(OneShotRunner):
             limits = inputs.limits or self.limits
             process = await asyncio.create_subprocess_exec(
                 *self._prlimit(limits), bwrap, "--seccomp", str(filter_read),
-                *self._arguments(project_dir, input_dir, inputs), "--", *command,
+                *self._arguments(project_dir, input_dir, inputs), "--",
+                *self._walled(command, project_dir),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,

@@ -68,6 +68,7 @@ class Zygote:
             sys.executable, "-P", "-m", "qrt_executor.zygote",
             str(theirs.fileno()), str(os.getpid()),
             pass_fds=(theirs.fileno(),), env=zygote_environment(os.environ),
+            stdin=asyncio.subprocess.DEVNULL,  # jobs never read the operator's terminal
         )  # fmt: skip
         theirs.close()
         ours.setblocking(False)

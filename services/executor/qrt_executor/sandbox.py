@@ -545,6 +545,21 @@ def job_rules(launch: Launch) -> list[landlock.Rule]:
     return rules
 
 
+def one_shot_rules(
+    project_dir: str, input_dir: str, writable: Iterable[str] = ()
+) -> list[landlock.Rule]:
+    """The Landlock rules of a one-shot program in its bubblewrap sandbox (`qrt_executor.
+    confine` enters them there): what a job process reads (the system's, Python's and /etc's
+    world-readable entries, a few devices, /proc and /sys), its project's directory and its
+    input; it writes only the sandbox's own /tmp, /var/tmp and /dev/shm, and `writable`."""
+    rules = [*_system_rules(), landlock.Rule(project_dir, landlock.RUN)]
+    rules.append(landlock.Rule(input_dir, landlock.READ))
+    rules += [landlock.Rule(path, landlock.READ) for path in KERNEL_DIRECTORIES]
+    places = (JOB_TMP, "/var/tmp", JOB_SHM, *writable)
+    rules += [landlock.Rule(path, landlock.WRITE) for path in places]
+    return rules
+
+
 def file_rules(launch: Launch) -> list[landlock.Rule]:
     """All the Landlock rules of `launch`'s job process: read the system's directories (but
     /etc's secrets, `etc_rules`; of /dev, the few devices jobs use), Python's and the
