@@ -647,6 +647,48 @@ async def test_without_landlock_the_home_directories_are_still_hidden(
     assert results[0].startswith("FileNotFoundError"), results
 
 
+PARENT_READ_WITHOUT_LANDLOCK = """
+import asyncio, json
+from pathlib import Path
+from tests.support.executors import LoneExecutor
+
+async def main(root, mode, profile):
+    lone = await LoneExecutor.started(Path(root), job_sandbox=mode)
+    try:
+        found = []
+        for path in ("/proc/{parent}/environ", "/proc/{parent}/root" + profile):
+            run = await lone.run("intruder", json.dumps({"attack": "read", "path": path}))
+            found += run.results
+    finally:
+        await lone.close()
+    print(json.dumps(found))
+
+asyncio.run(main(sys.argv[2], sys.argv[3], sys.argv[4]))
+"""
+
+
+@pytest.mark.parametrize("mode", ["namespaces", "off"])
+async def test_without_landlock_nor_a_pid_namespace_a_job_cannot_reach_into_the_zygote(
+    tmp_path, executor_home_profile, mode
+):
+    # The zygote is not dumpable: its /proc entries are not the job's to read, though both
+    # run as the executor's user, so nothing there reaches past the job's own mounts.
+    executor = await asyncio.create_subprocess_exec(
+        *_without_capabilities(), sys.executable, "-c", WITHOUT_LANDLOCK,
+        PARENT_READ_WITHOUT_LANDLOCK, str(tmp_path), mode, str(executor_home_profile),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )  # fmt: skip
+    out, err = await executor.communicate()
+    assert executor.returncode == 0, err[-2000:]
+    environ, profile = json.loads(out.decode().splitlines()[-1])
+    assert environ.startswith("PermissionError") and profile.startswith("PermissionError"), (
+        environ,
+        profile,
+    )
+    assert SECRET not in environ + profile
+
+
 def test_etc_rules_leave_out_what_is_not_world_readable_and_the_named_secrets():
     readable = [rule.path for rule in etc_rules() if rule.access & landlock.ACCESS_FS_READ_FILE]
     assert any(within("/etc/passwd", path) for path in readable)

@@ -592,6 +592,10 @@ def enter(launch: Launch) -> None:
     its log saying so."""
     policy = launch.sandbox
     if policy.isolate:
+        # Forked from the zygote, which is not dumpable: a process that is not owns nothing
+        # of its /proc/self, and a job process writes its user namespace's maps there. Its own
+        # namespaces wall it in from then on, as they did before the zygote was not dumpable.
+        _check(_libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "dumpable")
         readable = [launch.search_path, launch.project_dir, *python_installation(policy.hidden)]
         # A working directory in the machine's /tmp is made in the job's own instead: bound in,
         # it would let a job fill the machine's disk, whatever QRT_JOB_TEMP_BYTES says.

