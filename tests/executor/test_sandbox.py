@@ -598,6 +598,14 @@ async def test_a_job_run_by_root_reads_no_shadow_file_nor_lists_root_s_home(wall
     assert _refused(listed) or listed == [], listed
     # What jobs read of /etc stays readable.
     assert "root:" in found(await attack(walled, "read", path="/etc/passwd"))
+    # Nor kernel memory, through /proc which the rules grant whole: with no namespaces
+    # (QRT_JOB_SANDBOX=off) the job gives up root's capabilities; in them, it holds them in
+    # its own user namespace only.
+    assert _refused(found(await attack(walled, "read", path="/proc/kcore")))
+    status = found(await attack(walled, "read", path="/proc/self/status"))
+    effective = next(line for line in status.splitlines() if line.startswith("CapEff:"))
+    if not walled.executor.sandbox.isolate:
+        assert int(effective.split()[1], 16) == 0, effective
 
 
 async def test_what_programs_do_still_works_behind_the_file_walls(walled):

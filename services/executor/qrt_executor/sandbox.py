@@ -578,6 +578,47 @@ def prepare() -> None:
 
 
 PR_SET_DUMPABLE = 4
+PR_CAPBSET_DROP = 24
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+CAP_LAST_CAP = "/proc/sys/kernel/cap_last_cap"
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
+
+
+def drop_capabilities() -> None:
+    """Give up every capability, for good: the bounding set where this process may (with
+    CAP_SETPCAP), no_new_privs (so that executing a program, which offers uid 0 its bounding
+    set, gains nothing it does not hold: capabilities(7)), then the effective, permitted and
+    inheritable sets. For a job process of a root executor without namespaces: it keeps root's
+    uid, which owns its files, but not what root may do beyond that (read /proc/kcore with
+    CAP_SYS_RAWIO, files of other users with CAP_DAC_OVERRIDE, anything a capability
+    bypasses). Raises OSError when the kernel refuses."""
+    try:
+        with open(CAP_LAST_CAP) as file:
+            last = int(file.read())
+    except (OSError, ValueError):
+        last = 63
+    for capability in range(last + 1):
+        if _libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
+            code = ctypes.get_errno()
+            if code == errno.EPERM:  # no CAP_SETPCAP: no_new_privs keeps exec from granting
+                break
+            if code != errno.EINVAL:  # EINVAL: a capability this kernel does not have
+                raise OSError(code, f"drop capability {capability}: {os.strerror(code)}")
+    _check(_libc.prctl(landlock.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    nothing = (_CapData * 2)()
+    _check(_libc.capset(ctypes.byref(header), nothing), "drop capabilities")
 
 
 def enter(launch: Launch) -> None:
@@ -606,6 +647,11 @@ def enter(launch: Launch) -> None:
             isolate(policy, readable, [workdir, *policy.writable])
     if not policy.isolate:
         _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "not dumpable")
+        if os.geteuid() == 0:
+            # No namespaces make root's capabilities the job's own (in them, they count in
+            # the job's user namespace only): the file rules grant /proc whole, /proc/kcore
+            # included.
+            drop_capabilities()
         if landlock.fs_access():
             # The machine's /tmp (other jobs' directories, the executor's unpacked programs)
             # is out of reach: the job's temporary files go where it may write.
