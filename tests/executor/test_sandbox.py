@@ -558,6 +558,14 @@ def other_checkout_secret() -> Iterator[Path]:
     shutil.rmtree(path.parents[1])
 
 
+@pytest.fixture(scope="module")
+def srv_secret() -> Iterator[Path]:
+    """A 0600 file under /srv, which bubblewrap's read-only view of the machine shows."""
+    path = _secret_in(Path("/srv"), "site", ".env")
+    yield path
+    shutil.rmtree(path.parents[1])
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=["namespaces", "off"])
 async def walled(request, tmp_path_factory) -> AsyncIterator[LoneExecutor]:
     """An executor of each sandbox mode (run by root here: the `qrt dev` case)."""
@@ -731,10 +739,11 @@ print("PlanQK:Job:Result:", json.dumps(found))
 
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="one-shot programs need bubblewrap")
 async def test_a_one_shot_program_reads_no_home_directory_nor_shadow_file(
-    tmp_path, executor_home_profile, other_checkout_secret
+    tmp_path, executor_home_profile, other_checkout_secret, srv_secret
 ):
     paths = {"profile": str(executor_home_profile), "shadow": "/etc/shadow",
-             "passwd": "/etc/passwd", "other": str(other_checkout_secret)}  # fmt: skip
+             "passwd": "/etc/passwd", "other": str(other_checkout_secret),
+             "srv": str(srv_secret)}  # fmt: skip
     events, output = collector()
     inputs = OneShotInput("job-1", "aer_simulator", "{}", "{}")
     command = ("python3", "-c", ONE_SHOT_READER, json.dumps(paths))
@@ -755,4 +764,7 @@ async def test_a_one_shot_program_reads_no_home_directory_nor_shadow_file(
     if landlock.fs_access():
         # bubblewrap's view of the machine is read-only, but all of it, and a root executor's
         # program owns root's 0600 files: Landlock's rules leave it what a job process reads.
-        assert seen["other"] == "PermissionError", seen
+        assert seen["srv"] == "PermissionError", seen
+        # (Beside a checkout under /tmp it is not there at all: bubblewrap's /tmp is empty.)
+        outside_tmp = not within(str(other_checkout_secret), "/tmp")
+        assert seen["other"] == "PermissionError" if outside_tmp else _refused(seen["other"])
