@@ -51,7 +51,7 @@ test: install system-packages
 
 # Minutes of random kills (pytest -m chaos); the main suite leaves them out.
 test-chaos: install system-packages
-	timeout 900 $(BIN)/pytest -q -m chaos tests/platform/test_chaos.py
+	timeout 900 $(BIN)/pytest -q -o faulthandler_timeout=600 -m chaos tests/platform/test_chaos.py
 
 # The four images, built with podman from services/*/Dockerfile on a Python base made from
 # Debian's packages (containers/images.sh; cached: a warm build takes seconds).
