@@ -46,6 +46,7 @@ def test_kinds_come_from_planqk_json_and_the_files(tmp_path):
     [
         ({"command": "python3 main.py"}, None, "non-empty list of strings"),
         ({"command": []}, None, "non-empty list of strings"),
+        ({"command": ["py\u0000thon3"]}, None, "without NUL"),
         ({"runtime": "DOCKER"}, None, "add the command its container runs"),
         ({"runtime": "PYTHON_TEMPLATE"}, None, "a Python template needs it"),
         ([1], "def run(): ...", "must be a JSON object"),

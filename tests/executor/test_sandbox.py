@@ -663,6 +663,40 @@ async def test_without_landlock_the_home_directories_are_still_hidden(
     assert results[0].startswith("FileNotFoundError"), results
 
 
+ONE_SHOT_WRITER = """
+import json, os
+def fill(path, mib):
+    try:
+        with open(path, "wb") as file:
+            for _ in range(mib):
+                file.write(b"x" * (1 << 20))
+                file.flush()
+        return "written"
+    except OSError as exc:
+        return type(exc).__name__ + ": " + str(exc.strerror)
+found = {"shm": fill("/dev/shm/big", 4), "run": fill("/run/big", 1), "dev": fill("/dev/big", 1),
+         "var_tmp": os.path.realpath("/var/tmp")}
+print("PlanQK:Job:Result:", json.dumps(found))
+"""
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="one-shot programs need bubblewrap")
+async def test_a_one_shot_program_writes_memory_only_within_its_limits(tmp_path):
+    # tmpfs pages are memory no limit of the program counts: each place it may write is sized.
+    events, output = collector()
+    inputs = OneShotInput("job-1", "aer_simulator", "{}", "{}")
+    stop = asyncio.get_running_loop().create_future()
+    outcome = await run_one_shot(BubblewrapRunner(), ("python3", "-c", ONE_SHOT_WRITER),
+                                 str(tmp_path), inputs, output, time_limit=60, stop=stop)  # fmt: skip
+    await output.close()
+    run = Run(outcome, events)
+    assert run.outcome.status is JobStatus.COMPLETED, run.log[-2000:]
+    seen = result_of(run)
+    assert seen["shm"] == "OSError: No space left on device", seen  # 1 MiB, as a job's
+    assert seen["run"] != "written" and seen["dev"] != "written", seen
+    assert seen["var_tmp"] == "/tmp", seen  # counted in /tmp's QRT_JOB_TEMP_BYTES
+
+
 PARENT_READ_WITHOUT_LANDLOCK = """
 import asyncio, json
 from pathlib import Path

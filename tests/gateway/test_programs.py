@@ -265,6 +265,7 @@ async def test_metadata_of_the_wrong_type_or_size_is_refused_at_upload(gw: Harne
         ('{"description": ["a"]}', "'description' must be a string, not a list"),
         ('{"version": 2}', "'version' must be a string"),
         ('{"parameters": [{"name": 1}]}', "'parameters[0]': 'name' must be a string"),
+        ('{"parameters": ' + "[" * 5000 + "]" * 5000 + "}", "program.json is nested too deeply"),
     ],
 )
 async def test_metadata_files_of_the_wrong_type_are_refused_naming_data(gw: Harness, meta, words):

@@ -245,6 +245,8 @@ def _read_metadata(path: Path) -> Any:
         raise InvalidProgram(f"{path} does not exist") from None
     except (OSError, ValueError) as exc:
         raise InvalidProgram(f"{path}: {exc}") from exc
+    except RecursionError:
+        raise InvalidProgram(f"{path.name} is nested too deeply") from None
 
 
 def load_program(program_id: str, module: str, programs_dir: Path) -> Program:
@@ -285,9 +287,12 @@ def _planqk_project(program_id: str, module: str, meta_path: Path) -> Program:
         if not (
             isinstance(command, list)
             and command
-            and all(isinstance(part, str) and part for part in command)
+            # An argument holding NUL cannot reach execve(2).
+            and all(isinstance(part, str) and part and "\0" not in part for part in command)
         ):
-            raise InvalidProgram(f"{meta_path}: 'command' must be a non-empty list of strings")
+            raise InvalidProgram(
+                f"{meta_path}: 'command' must be a non-empty list of strings without NUL"
+            )
         return program_from_metadata(program_id, module, meta, ProgramKind.ONE_SHOT, tuple(command))
     if meta.get("runtime") == "DOCKER":
         raise InvalidProgram(

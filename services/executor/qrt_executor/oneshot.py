@@ -32,6 +32,8 @@ from .markers import PlanQKStdout
 from .runner import DRAIN_SECONDS, MAX_LINE_BYTES, JobOutput, Outcome, exit_reason, output_lines
 from .sandbox import (
     DEFAULT_HIDDEN,
+    JOB_SHM,
+    SHM_BYTES,
     etc_secrets,
     homes,
     memory_reason,
@@ -260,7 +262,12 @@ class BubblewrapRunner(OneShotRunner):
         return shutil.which(self._bwrap) is not None
 
     def _arguments(self, project_dir: str, input_dir: str, inputs: OneShotInput) -> list[str]:
-        args = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        # Every place the program may write is a tmpfs of a size: tmpfs pages are memory that
+        # no limit of the program's counts (its /dev, unsized, is read-only; /dev/shm takes
+        # what a job process's does; /var/tmp is /tmp).
+        args = ["--ro-bind", "/", "/", "--dev", "/dev", "--remount-ro", "/dev"]
+        args += ["--perms", "1777", "--size", str(SHM_BYTES), "--tmpfs", JOB_SHM]
+        args += ["--proc", "/proc"]
         limits = inputs.limits or self.limits
         if limits.temp_bytes:
             args += ["--size", str(limits.temp_bytes)]
@@ -276,9 +283,14 @@ class BubblewrapRunner(OneShotRunner):
                 args += ["--symlink", os.readlink(entry.path), target]
             else:
                 args += ["--ro-bind", entry.path, target]
-        args += ["--ro-bind", input_dir, INPUT_DIR, "--tmpfs", "/var/tmp", "--remount-ro", "/var"]
+        args += ["--ro-bind", input_dir, INPUT_DIR, "--symlink", "../tmp", "/var/tmp"]
+        args += ["--remount-ro", "/var"]
+        emptied = []
         for path in self._hidden:
-            if path.is_dir() and not path.is_relative_to("/var") and not path.is_symlink():
+            # bubblewrap's /var and /dev are made anew: nothing of the machine's is there.
+            made_anew = path.is_relative_to("/var") or path.is_relative_to("/dev")
+            if path.is_dir() and not made_anew and not path.is_symlink():
+                emptied.append(os.fspath(path))
                 args += ["--tmpfs", os.fspath(path)]
         for secret in etc_secrets():
             if os.path.isdir(secret):
@@ -296,6 +308,8 @@ class BubblewrapRunner(OneShotRunner):
         for path in self._writable:
             if path.is_dir():
                 args += ["--bind", os.fspath(path), os.fspath(path)]
+        for emptied_path in emptied:  # after what was bound back into them
+            args += ["--remount-ro", emptied_path]
         args.append("--clearenv")
         for name, value in self._environment(inputs).items():
             args += ["--setenv", name, value]
