@@ -4,6 +4,7 @@ for are bounded by the operator's settings."""
 from __future__ import annotations
 
 from qrt_common.jobs import Job, JobStatus, utcnow
+from qrt_common.store.base import JobQuery
 
 from .conftest import Harness, MakeGateway
 from .test_ibm_api import announce, device_report, ibm
@@ -46,3 +47,15 @@ async def test_a_devices_status_names_the_session_holding_it(gw: Harness):
     assert (await ibm(gw, "GET", "/backends/Tiny-3/status"))["session_hold"] is None
     # A simulator is never held.
     assert (await ibm(gw, "GET", "/backends/aer_simulator/status"))["session_hold"] is None
+
+
+async def test_a_device_job_runs_at_most_the_operators_time_on_a_device(make_gateway: MakeGateway):
+    gw = await make_gateway(device_max_execution_time=30)  # noop's own limit is 60 s
+    await announce(gw, device_report({}))
+    on_device = await gw.call("POST", "/jobs", json={"programId": "noop", "backend": "Tiny-3",
+                                                     "maxExecutionTime": 31536000})  # fmt: skip
+    on_aer = await gw.call("POST", "/jobs", json={"programId": "noop",
+                                                  "maxExecutionTime": 50})  # fmt: skip
+    jobs = {job.id: job for job in (await gw.gateway.store.list_jobs(JobQuery()))[0]}
+    assert jobs[on_device["id"]].max_execution_time == 30
+    assert jobs[on_aer["id"]].max_execution_time == 50  # a simulator's stays as asked

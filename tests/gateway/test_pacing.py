@@ -99,3 +99,27 @@ async def test_a_client_hanging_up_mid_download_is_no_error(
     url = f"http://{host}:{port}/jobs/{job_id}"
     async with aiohttp.ClientSession() as http, http.get(url) as response:
         assert response.status == 200
+
+
+async def test_a_client_hanging_up_mid_upload_is_no_error(
+    served: tuple[str, int], caplog: pytest.LogCaptureFixture
+):
+    host, port = served
+    caplog.set_level(logging.INFO)
+    _, writer = await asyncio.open_connection(host, port)
+    head = f"POST /jobs HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+    writer.write(f"{head}Content-Length: 1000\r\n\r\n".encode() + b'{"programId": "no')
+    await writer.drain()
+    sock = writer.get_extra_info("socket")
+    await asyncio.sleep(0.2)  # the gateway is reading the body
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+    writer.close()
+
+    def hung_up() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "closed the connection" in r.getMessage()]
+
+    await eventually(hung_up, "the gateway saw the client go", until=bool)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [(r.name, r.getMessage()) for r in errors]
+    async with aiohttp.ClientSession() as http, http.get(f"http://{host}:{port}/jobs") as response:
+        assert response.status == 200

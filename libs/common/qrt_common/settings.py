@@ -193,6 +193,11 @@ class Settings(BaseSettings):
     `interactive_ttl` asked for, or set above, is cut to this (IBM fixes it at 5 minutes and
     lets no user change it), so no session holds a device idle for longer."""
 
+    device_max_execution_time: int = Field(3600, ge=1)
+    """Most seconds a job on a device (not a simulator) may run: a longer time limit, the
+    program's or the one asked for, is cut to this when the job is submitted. A device runs one
+    job at a time, so this bounds how long one job keeps every other user's waiting."""
+
     log_format: Literal["json", "text"] = "json"
     """How services write their logs: one JSON object a line, or `text`, a readable line each
     (`qrt dev --log-format text`)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
@@ -130,13 +130,18 @@ class Gateway:
             )
 
     async def submit(self, job: Job, *, session_must_exist: bool = False) -> Job:
-        """Store `job` and announce it to the scheduler; returns it, or, for a retry of an
-        idempotent submit, the job the first try made (announced again while it waits: the
-        first try may have died before it could). Raises LimitReached (and keeps no job) for a
+        """Store `job` and announce it to the scheduler; returns it (on a device, its time limit
+        cut to QRT_DEVICE_MAX_EXECUTION_TIME), or, for a retry of an idempotent submit, the job
+        the first try made (announced again while it waits: the first try may have died before
+        it could). Raises LimitReached (and keeps no job) for a
         new job over its submitter's or instance's limits (`quotas`), Conflict for a key used
         again for another request, BusUnavailable (and keeps no job) if a new job cannot be
         announced; raises as `check_session` does for a job joining a session it may not join
         (`session_must_exist`: IBM's API, where a session id must name a stored session)."""
+        most = self.settings.device_max_execution_time
+        if job.backend not in SIMULATORS and job.max_execution_time > most:
+            # A device runs one job at a time: every other user's jobs for it wait this long.
+            job = replace(job, max_execution_time=most)
         earlier = None
         if job.idempotency_key is not None:
             earlier = await self.store.job_with_idempotency_key(job.idempotency_key)

@@ -263,6 +263,11 @@ def json_errors(max_request_bytes: int) -> Middleware:
             logger.info("client closed the connection during the answer",
                         extra={"path": request.path})  # fmt: skip
             return gone.response
+        except ConnectionResetError:
+            # A client that hangs up in the middle of its upload: nobody is left to answer.
+            logger.info("client closed the connection during the request",
+                        extra={"path": request.path})  # fmt: skip
+            return error_response(400, "the client closed the connection during the request")
         except Exception as exc:
             logger.exception("request failed", extra={"path": request.path})
             return error_response(500, f"internal error ({type(exc).__name__}); see the log")
