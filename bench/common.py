@@ -1,15 +1,18 @@
 """What the benchmarks share: free ports, competitors run in turn (A B A B ...), and lines with
 a median, its spread and the machine's load.
 
-One way to do each thing: a benchmark takes its port from `free_port`, times competitors with
-`interleaved`, prints them with `summary` (or `spread` inside a line of its own) and says the
-load average with `load`.
+One way to do each thing: a benchmark takes its port from `free_port`, its scratch directories
+from `scratch_directory`, times competitors with `interleaved`, prints them with `summary` (or
+`spread` inside a line of its own) and says the load average with `load`.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,9 +29,18 @@ __all__ = [
     "load",
     "paired_difference",
     "percentile",
+    "scratch_directory",
     "spread",
     "summary",
 ]
+
+
+def scratch_directory() -> str:
+    """A new directory under the temporary directory, removed with what it holds when this
+    process exits (a benchmark's data, programs and job working directories)."""
+    path = tempfile.mkdtemp(prefix="qrt-bench-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def percentile(values: Sequence[float], q: float) -> float:

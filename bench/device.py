@@ -26,7 +26,6 @@ import random
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -46,7 +45,14 @@ from qrt_executor.device_client import DeviceClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import free_port, interleaved, load, paired_difference, summary  # noqa: E402
+from bench.common import (  # noqa: E402
+    free_port,
+    interleaved,
+    load,
+    paired_difference,
+    scratch_directory,
+    summary,
+)
 from bench.cpu_per_job import cpu_seconds  # noqa: E402
 from bench.memory import tree  # noqa: E402
 
@@ -96,7 +102,7 @@ def start_device(config: str) -> tuple[subprocess.Popen[bytes], str]:
     """`qrt device` with `config` on free loopback ports (requests, publishing, and its health
     and metrics on port 0), once it answers: its process and request address. A port taken
     between choosing and binding makes the device exit; then it starts again on others."""
-    path = Path(tempfile.mkdtemp(prefix="qrt-bench-")) / "device.toml"
+    path = Path(scratch_directory()) / "device.toml"
     path.write_text(config)
     for _ in range(3):
         rep = f"tcp://127.0.0.1:{free_port()}"

@@ -18,7 +18,6 @@ import os
 import resource
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import scratch_directory  # noqa: E402
 from qrt_common.jobs import JobStatus  # noqa: E402
 from qrt_common.programs import ProgramKind  # noqa: E402
 from qrt_common.settings import Settings  # noqa: E402
@@ -62,7 +62,7 @@ async def through_the_pool(jobs: int, sandboxed: bool) -> None:
     """Run `jobs` no-op jobs, in the sandbox QRT_JOB_* settings describe or in none."""
     settings = Settings(job_sandbox="namespaces" if sandboxed else "off")
     sandbox = sandbox_policy(settings)
-    workdir = tempfile.mkdtemp(prefix="qrt-bench-")
+    workdir = scratch_directory()
     pool = WarmPool(2)
     await pool.start()
     zygote = pool._zygote._process

@@ -43,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import free_port  # noqa: E402
+from bench.common import free_port, scratch_directory  # noqa: E402
 from bench.latency import run_one  # noqa: E402
 
 JOB_PROCESS = "warm job process"
@@ -199,8 +199,8 @@ def warm_up(url: str, jobs: int = 20, timeout: float = 120) -> None:
 @contextlib.contextmanager
 def dev_of(root: Path, device_job: bool = False) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """A `qrt dev` of checkout `root` (its process and URL), once it ran 20 no-op jobs."""
-    data_dir = tempfile.mkdtemp(prefix="qrt-bench-")
-    programs = programs_of(root, Path(tempfile.mkdtemp(prefix="qrt-bench-")), device_job)
+    data_dir = scratch_directory()
+    programs = programs_of(root, Path(scratch_directory()), device_job)
     port = free_port()
     command = [sys.executable, "-m", "qrt_cli", "dev", "--port", str(port),
                "--data-dir", data_dir, "--programs-dir", str(programs)]  # fmt: skip

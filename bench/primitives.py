@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Awaitable, Callable
@@ -31,7 +30,7 @@ from qiskit_aer.primitives import SamplerV2 as AerSamplerV2  # noqa: E402
 from qiskit_ibm_runtime import RuntimeEncoder, SamplerV2  # noqa: E402
 from qiskit_ibm_runtime.decoders.result_decoder import ResultDecoder  # noqa: E402
 
-from bench.common import load, summary  # noqa: E402
+from bench.common import load, scratch_directory, summary  # noqa: E402
 from qrt_common.jobs import JobStatus  # noqa: E402
 from qrt_common.programs import ProgramKind  # noqa: E402
 from qrt_executor.job_protocol import Launch  # noqa: E402
@@ -69,7 +68,7 @@ async def compare(runs: int) -> tuple[list[float], list[float], list[float]]:
     """Seconds of Aer's SamplerV2 in this process, of a `sampler` job and of a no-op job in a
     warm job process, `runs` rounds of the three in turn (after 5 untimed rounds)."""
     sampler_params = client_params()
-    workdir = tempfile.mkdtemp(prefix="qrt-bench-")
+    workdir = scratch_directory()
     aer, circuit = AerSamplerV2(), bell()
     pool = WarmPool(2)
     await pool.start()

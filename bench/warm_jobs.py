@@ -22,7 +22,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -78,6 +77,7 @@ def _reaped() -> tuple[float, int]:
 
 async def _jobs(root: Path, jobs: int) -> dict[str, list[float]]:
     """Seconds per job of each kind, interleaved job by job, through a warm pool of `root`."""
+    from bench.common import scratch_directory
     from qrt_common.jobs import JobStatus
     from qrt_common.programs import ProgramKind
     from qrt_executor.job_protocol import Launch
@@ -90,7 +90,7 @@ async def _jobs(root: Path, jobs: int) -> dict[str, list[float]]:
         "sampler": ("sampler.sampler", root / "programs"),
     }
     params = {kind: _params(kind) for kind in KINDS}
-    workdir = tempfile.mkdtemp(prefix="qrt-bench-")
+    workdir = scratch_directory()
     pool = WarmPool(2)
     await pool.start()
 
