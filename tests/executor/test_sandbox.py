@@ -426,6 +426,22 @@ async def test_without_a_pid_namespace_a_job_reaches_no_process_but_its_own(tmp_
         await neighbour.wait()
 
 
+async def run_without_landlock(
+    script: str, *args: str, drop: list[str] | None = None
+) -> tuple[str, str]:
+    """The stdout and stderr of Python `script` (`args` its sys.argv[2:]) run where Landlock's
+    system calls answer ENOSYS (`WITHOUT_LANDLOCK`), behind the command `drop` if any; it must
+    exit 0."""
+    executor = await asyncio.create_subprocess_exec(
+        *(drop or []), sys.executable, "-c", WITHOUT_LANDLOCK, script, *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )  # fmt: skip
+    out, err = await executor.communicate()
+    assert executor.returncode == 0, err[-2000:]
+    return out.decode(), err.decode()
+
+
 NOOP_JOB = """
 import asyncio
 from pathlib import Path
@@ -446,15 +462,9 @@ asyncio.run(main(sys.argv[2]))
 async def test_where_the_kernel_has_no_landlock_jobs_run_as_before_and_the_executor_says_so(
     tmp_path,
 ):
-    executor = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", WITHOUT_LANDLOCK, NOOP_JOB, str(tmp_path),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )  # fmt: skip
-    out, err = await executor.communicate()
-    assert executor.returncode == 0, err[-2000:]
-    assert out.decode().splitlines()[-1] == "Completed ['ok']"
-    assert err.decode().count("job processes are not Landlock-scoped") == 1, err[-2000:]
+    out, err = await run_without_landlock(NOOP_JOB, str(tmp_path))
+    assert out.splitlines()[-1] == "Completed ['ok']"
+    assert err.count("job processes are not Landlock-scoped") == 1, err[-2000:]
 
 
 async def test_without_namespaces_jobs_are_still_filtered_and_not_dumpable(tmp_path):
@@ -650,15 +660,10 @@ asyncio.run(main(sys.argv[2], sys.argv[3]))
 async def test_without_landlock_the_home_directories_are_still_hidden(
     tmp_path, executor_home_profile
 ):
-    executor = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", WITHOUT_LANDLOCK, HOME_READ_WITHOUT_LANDLOCK, str(tmp_path),
-        str(executor_home_profile),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )  # fmt: skip
-    out, err = await executor.communicate()
-    assert executor.returncode == 0, err[-2000:]
-    status, results = json.loads(out.decode().splitlines()[-1])
+    out, err = await run_without_landlock(
+        HOME_READ_WITHOUT_LANDLOCK, str(tmp_path), str(executor_home_profile)
+    )
+    status, results = json.loads(out.splitlines()[-1])
     assert status == JobStatus.COMPLETED.value, err[-2000:]
     assert results[0].startswith("FileNotFoundError"), results
 
@@ -723,15 +728,14 @@ async def test_without_landlock_nor_a_pid_namespace_a_job_cannot_reach_into_the_
 ):
     # The zygote is not dumpable: its /proc entries are not the job's to read, though both
     # run as the executor's user, so nothing there reaches past the job's own mounts.
-    executor = await asyncio.create_subprocess_exec(
-        *_without_capabilities(), sys.executable, "-c", WITHOUT_LANDLOCK,
-        PARENT_READ_WITHOUT_LANDLOCK, str(tmp_path), mode, str(executor_home_profile),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )  # fmt: skip
-    out, err = await executor.communicate()
-    assert executor.returncode == 0, err[-2000:]
-    environ, profile = json.loads(out.decode().splitlines()[-1])
+    out, _ = await run_without_landlock(
+        PARENT_READ_WITHOUT_LANDLOCK,
+        str(tmp_path),
+        mode,
+        str(executor_home_profile),
+        drop=_without_capabilities(),
+    )
+    environ, profile = json.loads(out.splitlines()[-1])
     assert environ.startswith("PermissionError") and profile.startswith("PermissionError"), (
         environ,
         profile,

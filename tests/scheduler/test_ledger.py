@@ -35,6 +35,16 @@ def event(kind: EventKind, attempt: int = 1, **fields) -> JobEvent:
     return decode(JobEvent, encode(sent))
 
 
+def short_run(log: str) -> list[JobEvent]:
+    """A short job's start, one log line `log`, result and end, in one message."""
+    return [
+        event(EventKind.RUNNING),
+        event(EventKind.LOG, seq=0, data=log),
+        event(EventKind.RESULT, data='"r"'),
+        event(EventKind.FINISHED, status="Completed"),
+    ]
+
+
 async def status(store: SQLiteStore) -> JobStatus:
     job = await store.get_job("j")
     assert job is not None
@@ -134,12 +144,7 @@ async def test_one_message_of_a_job_is_one_commit(ledger):
     statements: list[str] = []
     store._inline.set_trace_callback(statements.append)
     try:
-        applied = await ledger.apply_all([
-            event(EventKind.RUNNING),
-            event(EventKind.LOG, seq=0, data="hi\n"),
-            event(EventKind.RESULT, data='"r"'),
-            event(EventKind.FINISHED, status="Completed"),
-        ])  # fmt: skip
+        applied = await ledger.apply_all(short_run("hi\n"))
     finally:
         store._inline.set_trace_callback(None)
     assert applied == [True, True, True, True]
@@ -157,12 +162,7 @@ async def test_each_event_of_a_message_is_judged_on_what_the_ones_before_it_left
     assert job is not None
     assert await ledger.change_status(job, JobStatus.CANCELLED, "cancelled on request")
     # Cancelled before it started: its start, result and end change nothing, its log is kept.
-    applied = await ledger.apply_all([
-        event(EventKind.RUNNING),
-        event(EventKind.LOG, seq=0, data="late\n"),
-        event(EventKind.RESULT, data='"r"'),
-        event(EventKind.FINISHED, status="Completed"),
-    ])  # fmt: skip
+    applied = await ledger.apply_all(short_run("late\n"))
     assert applied == [False, True, False, False]
     assert await status(store) is JobStatus.CANCELLED and await store.get_result("j") is None
     # A repeat of a whole message changes nothing at all.

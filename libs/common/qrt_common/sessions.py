@@ -164,6 +164,13 @@ def session_state(
     return SessionState.INACTIVE
 
 
+def hold_seconds(session: Session, most: int) -> int:
+    """Seconds a dedicated session keeps its device idle after one of its jobs ended: its
+    `interactive_ttl`, cut to `most` (QRT_SESSION_MAX_INTERACTIVE_TTL; a session stored before
+    the operator lowered the bound is held no longer either)."""
+    return min(session.interactive_ttl, most)
+
+
 def takes_jobs(session: Session, activity: SessionActivity, now: datetime | None = None) -> bool:
     """Whether a job may join the session now."""
     state = session_state(session, activity, now)

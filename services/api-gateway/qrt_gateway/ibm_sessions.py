@@ -26,6 +26,7 @@ from qrt_common.sessions import (
     SessionMode,
     SessionState,
     expires_at,
+    hold_seconds,
     new_session_id,
     session_state,
 )
@@ -76,7 +77,7 @@ async def device_hold(gw: Gateway, backend: str) -> DeviceHold | None:
         return None
     if session.cancelled or not session.accepting_jobs:
         return None
-    ttl = min(session.interactive_ttl, gw.settings.session_max_interactive_ttl)
+    ttl = hold_seconds(session, gw.settings.session_max_interactive_ttl)
     until = last_end + timedelta(seconds=ttl)
     return DeviceHold(session, until) if utcnow() < until else None
 

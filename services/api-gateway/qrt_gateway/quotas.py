@@ -115,21 +115,19 @@ class Quotas:
         LimitReached naming the first limit it is over (and takes nothing from the others)."""
         user = job.submitter if job.submitter is not None else SINGLE_USER.user
         instance = await self.store.get_instance(job.instance)
-        self._take_submit(job.submitter, user, instance, "jobs")
+        self._take_submit(job.submitter, instance, "jobs")
         await self._check_caps(job, user, instance)
 
     async def admit_session(self, submitter: str | None, instance_name: str) -> None:
         """Count a new session against the same submit rates as a job (each is a record the
         store keeps, and a session may hold a device): raises LimitReached as `admit` does.
         `submitter` is None for the single user of a platform without accounts."""
-        user = submitter if submitter is not None else SINGLE_USER.user
         instance = await self.store.get_instance(instance_name)
-        self._take_submit(submitter, user, instance, "jobs or sessions")
+        self._take_submit(submitter, instance, "jobs or sessions")
 
-    def _take_submit(
-        self, submitter: str | None, user: str, instance: Instance | None, what: str
-    ) -> None:
+    def _take_submit(self, submitter: str | None, instance: Instance | None, what: str) -> None:
         settings = self.settings
+        user = submitter if submitter is not None else SINGLE_USER.user
         rates: list[_Rate] = []
         if settings.user_submits_per_minute:
             rates.append(

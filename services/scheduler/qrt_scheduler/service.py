@@ -44,7 +44,7 @@ from qrt_common.metrics import (
     gauge,
     register,
 )
-from qrt_common.sessions import Session, SessionActivity, SessionMode, expires_at
+from qrt_common.sessions import Session, SessionActivity, SessionMode, expires_at, hold_seconds
 from qrt_common.settings import Settings
 from qrt_common.store.base import JobQuery, JobStore
 from qrt_common.wire import decode, encode
@@ -224,8 +224,7 @@ class Scheduler:
             return False
         if ended.backend not in self.executors.exclusive_backends():
             return False
-        # Bounded here too: a session stored before the operator lowered the bound keeps none.
-        ttl = float(min(session.interactive_ttl, self._settings.session_max_interactive_ttl))
+        ttl = float(hold_seconds(session, self._settings.session_max_interactive_ttl))
         self.holds[ended.backend] = DeviceHold(session.id, time.monotonic() + ttl)
         # When it runs out, the jobs it held back may go.
         asyncio.get_running_loop().call_later(ttl, self._wake.set)
