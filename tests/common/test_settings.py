@@ -33,3 +33,12 @@ def test_an_executor_counts_as_lost_after_ten_silent_seconds_by_default(monkeypa
     settings = Settings()
     assert (settings.heartbeat_interval, settings.heartbeat_timeout) == (2.0, 10.0)
     assert settings.max_attempts == 3
+
+
+def test_job_preload_takes_module_names_and_refuses_anything_else(monkeypatch):
+    monkeypatch.setenv("QRT_JOB_PRELOAD", " qiskit_ibm_runtime, qiskit_nature.second_q ,")
+    assert Settings().job_preload_modules == ["qiskit_ibm_runtime", "qiskit_nature.second_q"]
+    for wrong in ("os; rm -rf /", "a..b", "../evil", "1module"):
+        monkeypatch.setenv("QRT_JOB_PRELOAD", wrong)
+        with pytest.raises(ValidationError, match="no module name"):
+            Settings()

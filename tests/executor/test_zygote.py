@@ -175,3 +175,60 @@ async def test_a_job_s_openmp_threads_sleep_once_their_work_is_done(
     [result] = run.results
     assert result["team"] >= 2, result
     assert any(set(look.values()) <= {"S"} for look in result["looks"]), result
+
+
+IBM_RUNTIME_USER = """
+import sys
+
+
+def main(backend, user_messenger):
+    client_loaded = "qiskit_ibm_runtime.qiskit_runtime_service" in sys.modules
+    import qiskit_ibm_runtime
+    import qiskit_ibm_runtime.json as codec
+    from qiskit_ibm_runtime import QiskitRuntimeService, SamplerV2
+
+    return {
+        "client_loaded_at_start": client_loaded,
+        "service": QiskitRuntimeService.__name__,
+        "sampler": SamplerV2.__name__,
+        "same_codec": qiskit_ibm_runtime.RuntimeEncoder is codec.RuntimeEncoder,
+    }
+"""
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_job_starts_without_qiskit_ibm_runtime_s_client_and_gets_it_when_it_asks(
+    pool: WarmPool, programs_dir: Path
+) -> None:
+    """The zygote holds qiskit-ibm-runtime's codec, not the package's client (88 MiB); a program
+    that uses the package gets all of it, the codec its job was decoded with included."""
+    write_program(programs_dir, "ibmuser", {"name": "ibmuser"}, IBM_RUNTIME_USER)
+    run = await run_job_of(pool, programs_dir, "ibmuser", time_limit=120)
+    assert run.results == [
+        {
+            "client_loaded_at_start": False,
+            "service": "QiskitRuntimeService",
+            "sampler": "SamplerV2",
+            "same_codec": True,
+        }
+    ], run
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_qrt_job_preload_loads_what_it_names_and_names_what_it_cannot(
+    programs_dir: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """QRT_JOB_PRELOAD's modules start loaded in every job (qiskit_ibm_runtime whole); one that
+    does not import is named on the executor's log, and jobs still run."""
+    write_program(programs_dir, "ibmuser", {"name": "ibmuser"}, IBM_RUNTIME_USER)
+    preloaded = WarmPool(size=1, preload=["qiskit_ibm_runtime", "no_such_module_qrt", "colorsys"])
+    await preloaded.start()
+    try:
+        run = await run_job_of(preloaded, programs_dir, "ibmuser", time_limit=120)
+    finally:
+        await preloaded.close()
+    [result] = run.results
+    assert result["client_loaded_at_start"] is True and result["same_codec"] is True
+    err = capfd.readouterr().err
+    assert "QRT_JOB_PRELOAD: could not import no_such_module_qrt" in err, err
+    assert "colorsys" not in err

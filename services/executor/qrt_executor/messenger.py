@@ -9,16 +9,13 @@ import sys
 import threading
 from typing import Any
 
-import qiskit_ibm_runtime
+from qiskit_ibm_runtime.json import RuntimeEncoder
 
 from qrt_common.errors import ResultRefused
 from qrt_common.results import ResultLimits, refusal
 from qrt_common.wire import from_json, to_json
 
 from .job_protocol import DeviceAnswer, DeviceCall, Failure, Final, Interim, JobLimits, Usage
-
-RuntimeEncoder: type[json.JSONEncoder] = qiskit_ibm_runtime.RuntimeEncoder
-RuntimeDecoder: type[json.JSONDecoder] = qiskit_ibm_runtime.RuntimeDecoder
 
 
 class UserMessenger:

@@ -9,6 +9,7 @@ import os
 import socket
 import sys
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qrt_common.errors import ZygoteGone
@@ -46,9 +47,11 @@ class JobProcess:
 
 
 class Zygote:
-    """The executor's end of a zygote process (see `qrt_executor.zygote`)."""
+    """The executor's end of a zygote process (see `qrt_executor.zygote`), which imports the
+    modules `preload` names besides its own (QRT_JOB_PRELOAD)."""
 
-    def __init__(self) -> None:
+    def __init__(self, preload: Sequence[str] = ()) -> None:
+        self.preload = tuple(preload)
         self._channel: socket.socket | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._forks: deque[asyncio.Future[int]] = deque()
@@ -66,7 +69,7 @@ class Zygote:
         # readable (in the images it is /tmp, which would replace the job's own /tmp).
         self._process = await asyncio.create_subprocess_exec(
             sys.executable, "-P", "-m", "qrt_executor.zygote",
-            str(theirs.fileno()), str(os.getpid()),
+            str(theirs.fileno()), str(os.getpid()), ",".join(self.preload),
             pass_fds=(theirs.fileno(),), env=zygote_environment(os.environ),
             stdin=asyncio.subprocess.DEVNULL,  # jobs never read the operator's terminal
         )  # fmt: skip
@@ -169,11 +172,12 @@ class Zygote:
 
 
 class WarmPool:
-    """Keeps `size` job processes forked and waiting; each runs exactly one job."""
+    """Keeps `size` job processes forked and waiting; each runs exactly one job. They start
+    with the modules `preload` names imported (see `Zygote`)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, preload: Sequence[str] = ()) -> None:
         self.size = size
-        self._zygote = Zygote()
+        self._zygote = Zygote(preload)
         self._idle: deque[JobProcess] = deque()
         self._refill: asyncio.Task[None] | None = None
         self._restarting = asyncio.Lock()
@@ -201,7 +205,7 @@ class WarmPool:
                 if self._zygote is zygote:  # nobody replaced it while we waited
                     logger.error("the zygote ended; starting a new one")
                     await zygote.close()
-                    fresh = Zygote()
+                    fresh = Zygote(zygote.preload)
                     await fresh.start()
                     self._zygote = fresh
             return await self._zygote.fork()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import traceback
 
+from qiskit_ibm_runtime.json import RuntimeDecoder
+
 from qrt_common.errors import (
     DeviceRefused,
     InvalidInput,
@@ -16,7 +18,7 @@ from qrt_common.errors import (
 from .job_backends import make_backend
 from .job_protocol import Failure, Launch
 from .loader import entry_point
-from .messenger import RuntimeDecoder, UserMessenger
+from .messenger import UserMessenger
 from .params import keyword_arguments
 from .sandbox import limit_reason
 

@@ -116,7 +116,7 @@ class Executor:
         self._settings = settings
         self._bus = bus
         self.programs = ProgramLocator(registry, settings.max_program_bytes)
-        self.pool = pool or WarmPool(settings.warm_pool_size)
+        self.pool = pool or WarmPool(settings.warm_pool_size, settings.job_preload_modules)
         self.running: dict[str, _Running] = {}
         self.sandbox = sandbox_policy(settings)
         self.one_shot = one_shot or BubblewrapRunner(

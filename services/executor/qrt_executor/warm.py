@@ -51,7 +51,7 @@ from qiskit.utils import default_num_processes
 from qiskit_aer import AerSimulator
 from qiskit_aer.backends.aerbackend import AerBackend
 from qiskit_aer.jobs import utils as aer_jobs
-from qiskit_ibm_runtime import RuntimeDecoder, RuntimeEncoder
+from qiskit_ibm_runtime.json import RuntimeDecoder, RuntimeEncoder
 
 from qrt_common.backends import SIMULATORS
 from qrt_common.primitive_runs import run_estimator, run_sampler

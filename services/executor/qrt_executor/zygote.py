@@ -23,7 +23,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from qrt_common.processes import become_subreaper, end_with_parent, keep_proc_entry_private
@@ -37,10 +37,14 @@ PRELOAD = (
     "qrt_executor.device_backend",
     "qiskit",
     "qiskit_aer",
-    "qiskit_ibm_runtime",
+    "qiskit_ibm_runtime.json",  # RuntimeEncoder and RuntimeDecoder, not the package's client
     "qrt_common.primitive_runs",  # the sampler and estimator programs: ~25 ms a job otherwise
 )
 """Modules imported once in the zygote, so job processes start with them loaded."""
+
+DEFERRED = "qiskit_ibm_runtime"
+"""The package whose `__init__` the zygote leaves to the jobs that use it (see
+`qrt_executor.deferred_package`), unless QRT_JOB_PRELOAD names it."""
 
 OPENMP_SETTINGS = {"OMP_WAIT_POLICY": "passive"}
 """What the OpenMP runtime Aer bundles (libgomp) reads once, when `PRELOAD` loads it.
@@ -161,10 +165,28 @@ def _set_for_imports(settings: Mapping[str, str]) -> Iterator[None]:
             os.environ.pop(name, None)
 
 
-def serve(channel: socket.socket, parent: int) -> None:
+def _preload(modules: Sequence[str]) -> None:
+    """Import `PRELOAD` and `modules` (QRT_JOB_PRELOAD); one of `modules` that fails to import
+    is named on stderr (the executor's log) and left to the jobs that use it."""
+    from qrt_executor.deferred_package import defer_package
+
+    if DEFERRED not in modules:
+        defer_package(DEFERRED)
+    with _set_for_imports(OPENMP_SETTINGS):
+        for name in PRELOAD:
+            importlib.import_module(name)
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # whatever its import raises, jobs still run without it
+            print(f"[qrt] QRT_JOB_PRELOAD: could not import {name}: {exc!r}", file=sys.stderr)
+
+
+def serve(channel: socket.socket, parent: int, preload: Sequence[str] = ()) -> None:
     """Fork a job process for every `fork` message until the executor (process `parent`)
     closes the channel or ends; either ends every job process too. Until the imports are done
-    SIGTERM ends the zygote as it is (nothing to clean up, nothing to say)."""
+    SIGTERM ends the zygote as it is (nothing to clean up, nothing to say). Job processes
+    start with `PRELOAD` and `preload` (module names) imported."""
     # SIGTERM, not SIGKILL: its handler ends the job processes too.
     end_with_parent(parent, signal.SIGTERM)
     # What a job leaves behind when its process ends comes here, to be killed.
@@ -174,9 +196,7 @@ def serve(channel: socket.socket, parent: int) -> None:
     # own mounts. Job processes it forks become dumpable again where they need it (`enter`).
     keep_proc_entry_private()
     _restore_environment()
-    with _set_for_imports(OPENMP_SETTINGS):
-        for name in PRELOAD:
-            importlib.import_module(name)
+    _preload(preload)
     from qrt_common import device_protocol, wire
     from qrt_executor import child, job_backends, job_protocol, sandbox, seccomp, warm
 
@@ -264,4 +284,8 @@ def serve(channel: socket.socket, parent: int) -> None:
 
 
 if __name__ == "__main__":
-    serve(socket.socket(fileno=int(sys.argv[1])), parent=int(sys.argv[2]))
+    serve(
+        socket.socket(fileno=int(sys.argv[1])),
+        parent=int(sys.argv[2]),
+        preload=[name for name in (sys.argv[3] if len(sys.argv) > 3 else "").split(",") if name],
+    )

@@ -1,0 +1,79 @@
+"""A package whose `__init__` runs on the first use of a name it defines, while its submodules
+import at once: what lets the zygote load qiskit-ibm-runtime's codec (`qiskit_ibm_runtime.json`)
+without the rest of that package.
+
+`import qiskit_ibm_runtime` runs the package's `__init__`, which imports its client for IBM's
+cloud and all that needs (requests, cryptography, IBM's cloud SDKs, samplomatic): about 1200
+modules, 88 MiB and 0.6-0.8 s (qiskit-ibm-runtime 0.51). A job process needs none of it to
+decode its params and encode its results, and every module the zygote holds is memory each
+executor keeps and mappings each fork and exit of a job process walk. A program that uses the
+package (`from qiskit_ibm_runtime import QiskitRuntimeService`, `qiskit_ibm_runtime.SamplerV2`)
+still gets all of it: its first such use runs the `__init__`, in that job's process.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import threading
+from types import ModuleType
+from typing import Any
+
+
+class DeferredPackageError(ImportError):
+    """The package cannot be deferred: it is not an installed package, or is imported already."""
+
+
+class _Completion:
+    """The deferred package's module `__getattr__` (PEP 562): runs its `__init__` once, then
+    answers from it."""
+
+    def __init__(self, package: ModuleType) -> None:
+        self.package = package
+        self.lock = threading.RLock()
+        self.running = False
+
+    def __call__(self, attribute: str) -> Any:
+        package = self.package
+        with self.lock:
+            # While `__init__` runs, the import system asks for names it has not defined yet
+            # (`from . import sub` checks the attribute before importing): not there, as in
+            # any import in progress.
+            if self.running:
+                raise AttributeError(f"module {package.__name__!r} has no attribute {attribute!r}")
+            # Another thread may have run it while this one waited for the lock.
+            if package.__dict__.get("__getattr__") is self:
+                self.running = True
+                try:
+                    package.__spec__.loader.exec_module(package)  # type: ignore[union-attr]
+                finally:
+                    self.running = False
+                if package.__dict__.get("__getattr__") is self:
+                    del package.__dict__["__getattr__"]
+        return getattr(package, attribute)
+
+
+def defer_package(name: str) -> ModuleType:
+    """Put package `name` in `sys.modules` with its `__init__` not run yet, and return it.
+
+    Its submodules import as usual (`import name.sub`, `from name.sub import x`); the first
+    name asked of the package itself that it does not hold yet (`name.Thing`, `from name
+    import Thing`, `hasattr(name, "Thing")`) runs its `__init__` in the same module object,
+    once, and is answered from it. An `__init__` that raises leaves the package deferred (the
+    next such use tries again), as a failed import would. Raises DeferredPackageError when
+    `name` is not an installed package or is imported already.
+    """
+    if name in sys.modules:
+        raise DeferredPackageError(f"{name} is imported already")
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None or spec.submodule_search_locations is None:
+        raise DeferredPackageError(f"{name} is not an installed package")
+    package = importlib.util.module_from_spec(spec)
+    package.__getattr__ = _Completion(package)  # type: ignore[method-assign]
+    sys.modules[name] = package
+    return package
+
+
+def is_deferred(package: ModuleType) -> bool:
+    """Whether `package` came from `defer_package` and has not run its `__init__` yet."""
+    return isinstance(package.__dict__.get("__getattr__"), _Completion)
