@@ -73,6 +73,13 @@ def test_the_first_name_asked_of_the_package_runs_its_init_once(package):
     assert sys.modules[name] is deferred
 
 
+def test_dir_lists_what_init_defines(package):
+    name, runs = package
+    deferred = defer_package(name)
+    assert {"Client", "encode", "codec"} <= set(dir(deferred))
+    assert len(runs) == 1 and "__dir__" not in vars(deferred)
+
+
 def test_a_name_the_package_does_not_define_is_still_an_attribute_error(package):
     name, runs = package
     deferred = defer_package(name)

@@ -25,8 +25,8 @@ class DeferredPackageError(ImportError):
 
 
 class _Completion:
-    """The deferred package's module `__getattr__` (PEP 562): runs its `__init__` once, then
-    answers from it."""
+    """The deferred package's module `__getattr__` and `__dir__` (PEP 562): run its
+    `__init__` once, then answer from it."""
 
     def __init__(self, package: ModuleType) -> None:
         self.package = package
@@ -34,13 +34,24 @@ class _Completion:
         self.running = False
 
     def __call__(self, attribute: str) -> Any:
+        if not self._complete():
+            raise AttributeError(f"module {self.package.__name__!r} has no attribute {attribute!r}")
+        return getattr(self.package, attribute)
+
+    def names(self) -> list[str]:
+        """What `dir(package)` lists: the names its `__init__` defines too."""
+        self._complete()
+        return sorted(self.package.__dict__)
+
+    def _complete(self) -> bool:
+        """Run the package's `__init__` unless it ran; False while it runs in this thread."""
         package = self.package
         with self.lock:
             # While `__init__` runs, the import system asks for names it has not defined yet
             # (`from . import sub` checks the attribute before importing): not there, as in
             # any import in progress.
             if self.running:
-                raise AttributeError(f"module {package.__name__!r} has no attribute {attribute!r}")
+                return False
             # Another thread may have run it while this one waited for the lock.
             if package.__dict__.get("__getattr__") is self:
                 self.running = True
@@ -48,9 +59,10 @@ class _Completion:
                     package.__spec__.loader.exec_module(package)  # type: ignore[union-attr]
                 finally:
                     self.running = False
-                if package.__dict__.get("__getattr__") is self:
-                    del package.__dict__["__getattr__"]
-        return getattr(package, attribute)
+                for name, ours in (("__getattr__", self), ("__dir__", self.names)):
+                    if package.__dict__.get(name) == ours:
+                        del package.__dict__[name]
+        return True
 
 
 def defer_package(name: str) -> ModuleType:
@@ -58,10 +70,10 @@ def defer_package(name: str) -> ModuleType:
 
     Its submodules import as usual (`import name.sub`, `from name.sub import x`); the first
     name asked of the package itself that it does not hold yet (`name.Thing`, `from name
-    import Thing`, `hasattr(name, "Thing")`) runs its `__init__` in the same module object,
-    once, and is answered from it. An `__init__` that raises leaves the package deferred (the
-    next such use tries again), as a failed import would. Raises DeferredPackageError when
-    `name` is not an installed package or is imported already.
+    import Thing`, `hasattr(name, "Thing")`, and `dir(name)`) runs its `__init__` in the same
+    module object, once, and is answered from it. An `__init__` that raises leaves the package
+    deferred (the next such use tries again), as a failed import would. Raises
+    DeferredPackageError when `name` is not an installed package or is imported already.
     """
     if name in sys.modules:
         raise DeferredPackageError(f"{name} is imported already")
@@ -69,7 +81,9 @@ def defer_package(name: str) -> ModuleType:
     if spec is None or spec.loader is None or spec.submodule_search_locations is None:
         raise DeferredPackageError(f"{name} is not an installed package")
     package = importlib.util.module_from_spec(spec)
-    package.__getattr__ = _Completion(package)  # type: ignore[method-assign]
+    completion = _Completion(package)
+    package.__getattr__ = completion  # type: ignore[method-assign]
+    package.__dir__ = completion.names  # type: ignore[method-assign]
     sys.modules[name] = package
     return package
 
