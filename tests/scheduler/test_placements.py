@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 from qrt_common.messages import Heartbeat, JobSubmitted
 from qrt_scheduler.executors import LiveExecutors
 from qrt_scheduler.placements import Placement, Placements
@@ -132,3 +134,29 @@ def test_a_job_for_a_busy_device_waits():
     assert placements.choose(submitted("j2", DEVICE), live, busy) is None
     chosen = placements.choose(submitted("j3"), live, busy)
     assert chosen is not None and chosen.id == "lab"
+
+
+def test_each_executor_s_load_follows_every_change_of_the_placements():
+    """The load a dispatch round reads is kept as placements change (it is asked for every
+    waiting job and every executor); checked against a count of the placements themselves."""
+    rng = random.Random(7)
+    placed = Placements()
+    executors = ["ex-a", "ex-b", "ex-c"]
+    for step in range(3000):
+        job = f"job-{rng.randrange(40)}"
+        executor = rng.choice(executors)
+        attempt = rng.randrange(1, 3)
+        action = rng.randrange(5)
+        if action == 0:
+            placed[job] = Placement(executor, "aer_simulator", attempt)
+        elif action == 1:
+            placed.pop(job)
+        elif action == 2:
+            placed.restore(job, Placement(executor, "aer_simulator", attempt))
+        elif action == 3:
+            placed.release(job, executor, attempt)
+        elif job in placed:
+            placed.confirm(job, float(step))
+        for name in executors:
+            expected = sum(1 for _, p in placed.items() if p.executor_id == name)
+            assert placed.load(name) == expected, (step, name)

@@ -48,6 +48,8 @@ class Placements:
 
     def __init__(self) -> None:
         self._by_job: dict[str, Placement] = {}
+        self._load: Counter[str] = Counter()
+        """Placements by executor id: a dispatch round asks for every waiting job."""
 
     def __contains__(self, job_id: object) -> bool:
         return job_id in self._by_job
@@ -56,7 +58,9 @@ class Placements:
         return self._by_job[job_id]
 
     def __setitem__(self, job_id: str, placement: Placement) -> None:
+        self.pop(job_id)
         self._by_job[job_id] = placement
+        self._load[placement.executor_id] += 1
 
     def __len__(self) -> int:
         return len(self._by_job)
@@ -74,11 +78,20 @@ class Placements:
 
     def pop(self, job_id: str) -> Placement | None:
         """Remove and return the job's placement, if it has one."""
-        return self._by_job.pop(job_id, None)
+        placement = self._by_job.pop(job_id, None)
+        if placement is not None:
+            self._unload(placement.executor_id)
+        return placement
+
+    def _unload(self, executor_id: str) -> None:
+        self._load[executor_id] -= 1
+        if not self._load[executor_id]:
+            del self._load[executor_id]
 
     def restore(self, job_id: str, placement: Placement) -> None:
         """Put `placement` back, unless the job was placed again meanwhile."""
-        self._by_job.setdefault(job_id, placement)
+        if job_id not in self._by_job:
+            self[job_id] = placement
 
     def holds(self, job_id: str, executor_id: str, attempt: int) -> bool:
         """True if the job is placed on `executor_id` for `attempt`."""
@@ -97,7 +110,7 @@ class Placements:
         of an earlier attempt, possibly from the same executor); True if it was freed."""
         if not self.holds(job_id, executor_id, attempt):
             return False
-        del self._by_job[job_id]
+        self.pop(job_id)
         return True
 
     def on(self, executor_id: str) -> list[str]:
@@ -106,7 +119,7 @@ class Placements:
 
     def load(self, executor_id: str) -> int:
         """How many jobs are placed on `executor_id`."""
-        return sum(1 for p in self._by_job.values() if p.executor_id == executor_id)
+        return self._load[executor_id]
 
     def orphans(self, live: Container[str]) -> dict[str, str]:
         """Job id to executor id, for jobs placed on executors not in `live`."""
