@@ -174,14 +174,24 @@ def write(path):
     with open(path, "w") as file:
         file.write("mine")
 
-readable, writable, outside, single = sys.argv[1:5]
+readable, writable, outside, single, how = sys.argv[1:6]
 rules = [
     landlock.Rule(readable, landlock.READ),
     landlock.Rule(writable, landlock.WRITE),
     landlock.Rule(single, landlock.READ, directory=False),
     landlock.Rule(readable + "/not-there", landlock.WRITE),  # adds nothing
 ]
-assert landlock.restrict(rules)
+if how == "filled ahead":  # as a job process does while it waits for its job
+    ahead = landlock.FilledRuleset(landlock.OpenedRules([rules[0], rules[2]]))
+    assert landlock.restrict([rules[1], rules[3]], filled=ahead)
+    try:
+        ahead.take()
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("a filled ruleset was taken twice")
+else:
+    assert landlock.restrict(rules)
 found = {
     "read": outcome(lambda: read(readable + "/file")),
     "list": outcome(lambda: len(os.listdir(readable))),
@@ -201,7 +211,8 @@ print(json.dumps(found))
 
 
 @file_walled
-def test_file_rules_allow_what_they_name_and_nothing_else_even_to_root(tmp_path):
+@pytest.mark.parametrize("how", ["all at once", "filled ahead"])
+def test_file_rules_allow_what_they_name_and_nothing_else_even_to_root(tmp_path, how):
     readable, writable, outside = tmp_path / "readable", tmp_path / "writable", tmp_path / "out"
     for directory in (readable, writable, outside):
         directory.mkdir()
@@ -213,7 +224,7 @@ def test_file_rules_allow_what_they_name_and_nothing_else_even_to_root(tmp_path)
     for path in (outside / "file", tmp_path / "single-beside"):
         path.chmod(0o600 if path.name != "file" else 0o700)
     done = subprocess.run(
-        python(WALLED, str(readable), str(writable), str(outside), str(single)),
+        python(WALLED, str(readable), str(writable), str(outside), str(single), how),
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 
+import pytest
+
+from qrt_executor import landlock
 from qrt_executor.pool import WarmPool
 from tests.support.waiting import eventually
 
@@ -121,5 +125,36 @@ async def test_answers_the_zygote_sends_together_each_reach_their_fork():
         assert codes == [0] * 6 and zygote.alive
         for proc in procs:
             proc.close()
+    finally:
+        await pool.close()
+
+
+def _fds(pid: int) -> list[str]:
+    """What the open file descriptors of process `pid` point to."""
+    found = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):  # closed meanwhile
+            found.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+    return found
+
+
+@pytest.mark.skipif(not landlock.fs_access(), reason="needs Landlock's file rules")
+async def test_a_waiting_process_fills_its_landlock_ruleset_before_its_job_comes():
+    """The system's ~220 rules go into the job process's ruleset while it waits (so its job
+    does not wait for them), and the paths the zygote opened for them are closed by then."""
+    pool = WarmPool(size=0)
+    await pool.start()
+    try:
+        proc = await pool.acquire()
+        fds = await eventually(
+            lambda: _fds(proc.pid),
+            "the waiting process fills its ruleset",
+            until=lambda fds: "anon_inode:[landlock-ruleset]" in fds,
+        )
+        # Its three sockets, stdin, the ruleset: none of the zygote's O_PATH fds of the rules.
+        assert len(fds) < 10, fds
+        proc.control.close()
+        assert await asyncio.wait_for(proc.exited, 5) == 0
+        proc.close()
     finally:
         await pool.close()

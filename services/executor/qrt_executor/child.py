@@ -73,6 +73,7 @@ def serve(control: socket.socket, stdout: int, stderr: int) -> None:
     os.dup2(stderr, 2)
     os.close(stdout)
     os.close(stderr)
+    filled = sandbox.fill_ahead()
     line = _read_line(control)
     if not line:
         os._exit(0)
@@ -85,7 +86,7 @@ def serve(control: socket.socket, stdout: int, stderr: int) -> None:
     os.environ["QRT_JOB_ID"] = launch.job_id
     messenger = UserMessenger(control, launch.limits, launch.sandbox.limits)
     try:
-        sandbox.enter(launch)
+        sandbox.enter(launch, filled)
     except OSError as exc:
         messenger.fail(
             f"the job's sandbox could not be built ({exc}); QRT_JOB_SANDBOX=off runs jobs "
