@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import pytest
 
 from qrt_common.jobs import JobStatus
 from tests.support.executors import LoneExecutor
+from tests.support.platform import make_settings
+from tests.support.programs import merge_programs
 
 
 @pytest.fixture
@@ -40,5 +43,26 @@ async def test_jobs_of_an_executor_started_in_tmp_write_their_own_tmp(
         assert run.results[0] == "wrote"
         run = await lone.run("intruder", json.dumps({"attack": "list", "path": "/tmp"}))
         assert elsewhere.name not in run.results[0]
+    finally:
+        await lone.close()
+
+
+async def test_an_executor_compiles_the_registered_programs_its_jobs_may_not(tmp_path: Path):
+    """Job processes cannot write `__pycache__` beside their program: the executor compiles the
+    registered programs at its start, so jobs load bytecode; a file that does not compile is
+    left for its job to report."""
+    programs = merge_programs(tmp_path / "programs")
+    for cache in list(programs.rglob("__pycache__")):
+        shutil.rmtree(cache)
+    broken = programs / "hello_quantum" / "broken_helper.py"
+    broken.write_text("def f(:\n")
+    lone = LoneExecutor(make_settings(tmp_path, programs, warm_pool_size=1))
+    await lone.start()
+    try:
+        compiled = {path.name.split(".")[0] for path in programs.rglob("__pycache__/*.pyc")}
+        assert {"circuit_runner", "sampler", "hello_quantum"} <= compiled, compiled
+        assert "broken_helper" not in compiled
+        run = await lone.run("hello-quantum", json.dumps({"greeting": "hi"}))
+        assert run.outcome.status is JobStatus.COMPLETED, run.log[-2000:]
     finally:
         await lone.close()

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import compileall
+import contextlib
 import os
 import shutil
 import tempfile
@@ -45,6 +47,17 @@ class ProgramLocator:
         self._cache: OrderedDict[str, Path] = OrderedDict()
         self._root: Path | None = None
         self._lock = asyncio.Lock()
+
+    def compile_registered(self) -> None:
+        """Compile the registered programs' Python files into their `__pycache__` directories,
+        where this process may write (blocking: run it in a thread). A job process may not
+        write there, so without it every job compiles its program's source again (about
+        0.5 ms for circuit-runner's 50 lines, 3 ms per 1000 lines); files that do not compile
+        are left to the job, which reports the error. These are the operator's files: an
+        uploaded program's are never compiled in the executor's process."""
+        for directory in self._registry.directories:
+            with contextlib.suppress(OSError):
+                compileall.compile_dir(directory.directory, quiet=2, workers=1)
 
     async def locate(self, assignment: Assignment, in_use: Collection[str]) -> LocatedProgram:
         """The assignment's program; `in_use` names the digests running jobs use."""

@@ -140,7 +140,11 @@ class Executor:
 
     async def start(self) -> None:
         """Warm the pool, find the devices, then announce this executor and take assignments."""
-        await asyncio.gather(self.pool.start(), self.devices.start())
+        await asyncio.gather(
+            self.pool.start(),
+            self.devices.start(),
+            asyncio.to_thread(self.programs.compile_registered),
+        )
         if isinstance(self.one_shot, BubblewrapRunner) and not self.one_shot.available:
             logger.warning("bubblewrap (bwrap) is not installed: one-shot programs will fail")
         if (unscoped := landlock.unavailable_reason()) is not None:
