@@ -78,3 +78,13 @@ async def test_least_recently_used_archives_go_unless_running(
     assert files_in(first.search_path) == files_in(second.search_path) == {"program.py"}
     await programs.locate(assignment("c", code("c")), ())
     assert files_in(first.search_path) == files_in(second.search_path) == set()
+
+
+async def test_an_upload_is_to_be_compiled_when_it_is_located_the_second_time_only(
+    programs: ProgramLocator,
+):
+    flags = [(await programs.locate(assignment("up-c", code("c")), ())).compile_now]
+    flags += [(await programs.locate(assignment("up-c", code("c")), ())).compile_now]
+    flags += [(await programs.locate(assignment("up-c", code("c")), ())).compile_now]
+    assert flags == [False, True, False]
+    assert not (await programs.locate(assignment("sample-program"), ())).compile_now

@@ -36,6 +36,9 @@ class LocatedProgram:
     """What the job process puts on `sys.path` to import the program's module."""
     project_dir: str
     """A PlanQK project's directory (what its job runs in)."""
+    compile_now: bool = False
+    """An uploaded program located for the second time (once): worth compiling (see
+    `qrt_executor.precompile`)."""
 
 
 class ProgramLocator:
@@ -47,6 +50,8 @@ class ProgramLocator:
         self._cache: OrderedDict[str, Path] = OrderedDict()
         self._root: Path | None = None
         self._lock = asyncio.Lock()
+        self._located: set[str] = set()
+        """Digests of the cached archives located more than once."""
 
     def compile_registered(self) -> None:
         """Compile the registered programs' Python files into their `__pycache__` directories,
@@ -70,28 +75,34 @@ class ProgramLocator:
             project_dir = self._registry.project_dir(program)
             search_path = self._registry.search_path_of(program)
             return LocatedProgram(program, search_path, project_dir)
-        directory = await self._unpacked(
-            assignment.program_digest, assignment.program_archive, in_use
-        )
+        digest = assignment.program_digest
+        directory, again = await self._unpacked(digest, assignment.program_archive, in_use)
         try:
             program = await asyncio.to_thread(archive_program, assignment.program_id, directory)
         except InvalidProgram as exc:
             raise ProgramNotRunnable(f"the uploaded program cannot run: {exc}") from None
-        return LocatedProgram(program, os.fspath(directory), os.fspath(directory))
+        compile_now = again and digest not in self._located
+        if again:
+            self._located.add(digest)
+        return LocatedProgram(program, os.fspath(directory), os.fspath(directory), compile_now)
 
-    async def _unpacked(self, digest: str, encoded: str, in_use: Collection[str]) -> Path:
+    async def _unpacked(
+        self, digest: str, encoded: str, in_use: Collection[str]
+    ) -> tuple[Path, bool]:
+        """The directory of the archive, and whether it was unpacked before."""
         async with self._lock:
             directory = self._cache.get(digest)
             if directory is not None:
                 self._cache.move_to_end(digest)
-                return directory
+                return directory, True
             directory = await asyncio.to_thread(self._unpack, digest, encoded)
             self._cache[digest] = directory
             for old in [d for d in self._cache if d not in in_use and d != digest]:
                 if len(self._cache) <= CACHED_ARCHIVES:
                     break
+                self._located.discard(old)
                 await asyncio.to_thread(shutil.rmtree, self._cache.pop(old).parent, True)
-            return directory
+            return directory, False
 
     def _unpack(self, digest: str, encoded: str) -> Path:
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import os
 import shutil
 import signal
@@ -260,6 +261,15 @@ class BubblewrapRunner(OneShotRunner):
     def available(self) -> bool:
         """True when bubblewrap is installed."""
         return shutil.which(self._bwrap) is not None
+
+    def writing(self, directory: str, limits: JobLimits) -> BubblewrapRunner:
+        """A runner like this one whose sandboxes may write `directory` and nowhere else
+        outside their own temporary directories (not this one's writable paths), within
+        `limits`."""
+        runner = copy.copy(self)
+        runner._writable = [Path(directory).resolve()]
+        runner.limits = limits
+        return runner
 
     def _arguments(self, project_dir: str, input_dir: str, inputs: OneShotInput) -> list[str]:
         # Every place the program may write is a tmpfs of a size: tmpfs pages are memory that

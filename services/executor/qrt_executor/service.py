@@ -53,6 +53,7 @@ from .markers import PlanQKStdout
 from .oneshot import BubblewrapRunner, OneShotInput, OneShotRunner, run_one_shot
 from .params import planqk_arguments
 from .pool import WarmPool
+from .precompile import Precompiler
 from .runner import JobOutput, Outcome, run_job
 
 logger = logging.getLogger(__name__)
@@ -123,6 +124,9 @@ class Executor:
             hidden=[Path(path) for path in self.sandbox.hidden],
             limits=self.sandbox.limits,
             writable=[Path(path) for path in self.sandbox.writable],
+        )
+        self._precompiler = (
+            Precompiler(self.one_shot) if isinstance(self.one_shot, BubblewrapRunner) else None
         )
         self._stopped: OrderedDict[tuple[str, int], JobStatus] = OrderedDict()
         self._finished: OrderedDict[tuple[str, int], None] = OrderedDict()
@@ -301,6 +305,8 @@ class Executor:
         except ProgramNotRunnable as exc:
             return Outcome(JobStatus.FAILED, str(exc))
         program = located.program
+        if located.compile_now and self._precompiler is not None:
+            self._precompiler.later(located.search_path)
         sandbox = self._sandbox_of(program, output)
         device = self.devices.get(assignment.backend)
         if device is None and assignment.backend not in SIMULATORS:
@@ -453,4 +459,6 @@ class Executor:
             await self.beat(leaving=True)
         await self.devices.close()
         await self.pool.close()
+        if self._precompiler is not None:
+            await self._precompiler.close()
         self.programs.close()
