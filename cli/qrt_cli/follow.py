@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.status import Status
 
 from qrt_client import AsyncClient, Attempt, Event, Interim, JobInfo, Log, Result
@@ -116,4 +117,5 @@ def _show(event: Event, out: Console, as_json: bool, emit: Callable[..., None]) 
         if as_json:
             emit("attempt", attempt=event.attempt, reason=event.reason)
         else:
-            out.print(f"attempt {event.attempt}: {event.reason or 'the job runs again'}")
+            reason = render.shown(event.reason or "the job runs again", multiline=False)
+            out.print(f"attempt {event.attempt}: {escape(reason)}")

@@ -147,7 +147,7 @@ async def _result(ctx: Context, args: argparse.Namespace) -> int:
             ctx.print_json({"id": job.id, "status": ended.status, "reason": ended.reason,
                             "result": ended.result})  # fmt: skip
         else:
-            print(f"qrt: {ended}", file=sys.stderr)
+            print(render.shown(f"qrt: {ended}", multiline=False), file=sys.stderr)
         return exits.of_status(ended.status)
     if ctx.json:
         ctx.print_json({"id": job.id, "status": "Completed", "result": value})

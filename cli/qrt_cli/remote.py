@@ -143,7 +143,8 @@ def _api(exc: ApiError) -> str:
 def _fail(
     message: str, code: int, as_json: bool, status: int | None = None, field: str | None = None
 ) -> int:
-    print(message, file=sys.stderr)
+    # The platform's words may quote a program's (a failure's reason): no terminal escapes.
+    print(render.shown(message, multiline=False), file=sys.stderr)
     if as_json:
         error = {"error": message.removeprefix("qrt: "), "status": status, "field": field}
         print(render.to_json(error, indent=None))

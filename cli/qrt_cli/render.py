@@ -149,7 +149,7 @@ def show_value(out: Console, label: str, value: Any) -> None:
         text = rest if isinstance(rest, str) else to_json(rest, None)
         if len(text) > 100:
             text = to_json(rest)
-        out.print(f"{label}: {escape(text)}")
+        out.print(f"{label}: {escape(shown(text))}")
     elif not tables:
         out.print(f"{label}: {escape(to_json(rest, None))}")
     else:
@@ -168,7 +168,7 @@ def elapsed(info: JobInfo, now: datetime | None = None) -> float:
 
 def status_line(info: JobInfo) -> str:
     """`<id>  <status>  <elapsed>` and the reason, if any."""
-    reason = f"  ({info.reason})" if info.reason else ""
+    reason = f"  ({shown(info.reason, multiline=False)})" if info.reason else ""
     return f"{info.id}  {info.status}  {elapsed(info):.1f} s{reason}"
 
 

@@ -731,3 +731,18 @@ def test_programs_upload_leaves_out_vcs_and_dot_names_and_refuses_links_out(
         qrt("programs", "upload", str(source)), exits.USAGE, "over 8,388,608 bytes by noise.bin"
     )
     assert "--include" in qrt("programs", "upload", "--help").out
+
+
+def test_results_and_reasons_reach_the_terminal_with_control_characters_escaped(qrt: Qrt):
+    """A program's words (a string result, an exception's message) cannot drive the reader's
+    terminal (clear it, set its title): ESC and BEL are shown escaped."""
+    text = "'title \\x1b]0;owned\\x07 clear \\x1b[2J'"
+    job_id = submit(qrt, "shaper", "--params", json.dumps({"result": text}))
+    ran = qrt("jobs", "result", job_id, "--timeout", "120")
+    assert ran.code == 0 and "\x1b" not in ran.out and "\x07" not in ran.out, ran.out
+    assert "\\x1b]0;owned\\x07" in ran.out
+    raising = "(_ for _ in ()).throw(ValueError('bad \\x1b[2J input'))"
+    job_id = submit(qrt, "shaper", "--params", json.dumps({"result": raising}))
+    ran = qrt("jobs", "result", job_id, "--timeout", "120")
+    one_line_error(ran, exits.FAILED, "bad \\x1b[2J input")
+    assert "\x1b" not in ran.err

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -13,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from qrt_client import ArchiveError, Client, TooLarge
-from qrt_client.codec import MOST_ARCHIVE_BYTES, archive_of
+from qrt_client import ArchiveError, Client, ResultUndecodable, TooLarge
+from qrt_client.codec import MOST_ARCHIVE_BYTES, archive_of, decode
 from qrt_common.settings import Settings
 
 
@@ -116,3 +117,20 @@ def test_a_413_says_how_big_the_archive_was(client: Client, tmp_path: Path):
     size = len(archive_of(source))
     with pytest.raises(TooLarge, match=f"the archive is {size:,} bytes"):
         client.programs.upload(source)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("[" * 1000 + "]" * 1000, "nested too deeply"),
+        ("1" * 4301, "Exceeds the limit (4300 digits)"),
+        ('{"__type__": "ndarray", "__value__": "not base64"}', "cannot be decoded"),
+        ("{not json", "cannot be decoded"),
+    ],
+    ids=["deep", "huge-integer", "bad-encoded-value", "not-json"],
+)
+def test_a_result_the_client_cannot_decode_is_one_error_of_the_client(text, words):
+    """What an older platform kept unchecked is a `ResultUndecodable` (a QrtError the CLI says
+    in one line), never a RecursionError or ValueError from deep inside the decoder."""
+    with pytest.raises(ResultUndecodable, match=re.escape(words)):
+        decode(text)

@@ -114,3 +114,22 @@ def test_an_interim_result_may_not_hold_the_key_of_qrts_own_notices():
     for fine in ({"data": {NOTICE_KEY: 1}}, ["__qrt__"], {"note": "__qrt__"}):
         assert refusal(json.dumps(fine), interim=True, limits=LIMITS) is None
     assert refusal(forged, interim=False, limits=LIMITS) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("not json at all", "the result is not JSON: Expecting value"),
+        ("[1, 2", "the result is not JSON: Expecting ',' delimiter"),
+        ("[" * 1000 + "]" * 1000, "the result is nested too deeply"),
+        ("1" * 4301, "the result is not JSON: Exceeds the limit (4300 digits)"),
+    ],
+    ids=["words", "cut-short", "nested-1000-deep", "a-4301-digit-integer"],
+)
+def test_a_result_no_client_could_read_back_is_refused(text, reason):
+    """What a program sends past qrt's messenger (a raw frame) is read before it is kept: a
+    client (qiskit-ibm-runtime's json.loads) must be able to read it back."""
+    limits = ResultLimits(1 << 20, 1 << 20)
+    found = refusal(text, interim=False, limits=limits)
+    assert found is not None and found.startswith(reason), found
+    assert refusal(json.dumps([[[1]]] * 10 + [10**4000]), interim=True, limits=limits) is None

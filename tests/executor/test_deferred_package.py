@@ -73,6 +73,20 @@ def test_the_first_name_asked_of_the_package_runs_its_init_once(package):
     assert sys.modules[name] is deferred
 
 
+def test_what_a_program_set_on_the_package_before_its_init_ran_stays(package):
+    """A monkeypatch made before the first use is what a process that imported the package
+    whole would keep: its `__init__` ran before the program did."""
+    name, runs = package
+    deferred = defer_package(name)
+    patched = type("Patched", (), {})
+    setattr(deferred, "Client", patched)  # noqa: B010 - a monkeypatch, as a program makes it
+    setattr(deferred, "__version__", "patched")  # noqa: B010
+    exec(f"from {name} import encode", {})  # runs __init__, which binds Client
+    assert len(runs) == 1
+    assert deferred.Client is patched and deferred.__version__ == "patched"
+    assert deferred.codec is sys.modules[f"{name}.codec"]
+
+
 def test_dir_lists_what_init_defines(package):
     name, runs = package
     deferred = defer_package(name)

@@ -135,6 +135,16 @@ async def test_what_bypasses_publish_is_held_to_the_rule_by_the_executor(executo
     assert f"[qrt] an interim result holds NaN at $.x; {NO_NAN}" in run.log
 
 
+async def test_a_frame_no_client_could_read_back_is_refused_by_the_executor(executor):
+    deep = "[" * 1000 + "]" * 1000
+    frames = [["interim", deep], ["interim", "[1, 2"], ["final", "not json at all"]]
+    run = await executor.run("shaper", json.dumps({"frames": frames}))
+    assert run.outcome.status is JobStatus.FAILED
+    assert (run.outcome.reason or "").startswith("the result is not JSON: Expecting value")
+    assert run.interims == [] and run.results == []
+    assert "[qrt] an interim result is nested too deeply" in run.log
+
+
 async def test_a_failures_body_is_held_to_the_rule_too(executor):
     frames = [["failure", '{"code": "500", "detail": NaN}']]
     run = await executor.run("shaper", json.dumps({"frames": frames}))

@@ -74,6 +74,8 @@ async def test_a_results_stream_sends_strict_json_frames(gw: Harness):
         ("[Infinity, -Infinity, 1e400]", "[null, null, null]"),
         ('"NaN and Infinity in a string"', '"NaN and Infinity in a string"'),
         ("not json", '"not json"'),
+        # What an executor now refuses, but a store may hold: never a 500.
+        ("[" * 1000 + "]" * 1000, json.dumps("[" * 1000 + "]" * 1000)),
         (
             '{"big": NaN, "pad": "' + "x" * 70_000 + '"}',
             '{"big": null, "pad": "' + "x" * 70_000 + '"}',

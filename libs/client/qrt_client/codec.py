@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import ArchiveError
+from .errors import ArchiveError, ResultUndecodable
 
 ENVELOPE = '"__type__"'
 """What every value RuntimeEncoder encodes its own way carries in its JSON text."""
@@ -31,12 +31,18 @@ def to_json(value: Any, **options: Any) -> str:
 
 def decode(text: str) -> Any:
     """A result or interim result (RuntimeEncoder JSON text) as the Python value it encodes
-    (RuntimeDecoder, imported only for text that holds an encoded value)."""
-    if ENVELOPE not in text:
-        return json.loads(text)
-    from qiskit_ibm_runtime import RuntimeDecoder
+    (RuntimeDecoder, imported only for text that holds an encoded value); raises
+    ResultUndecodable for text it cannot decode."""
+    try:
+        if ENVELOPE not in text:
+            return json.loads(text)
+        from qiskit_ibm_runtime import RuntimeDecoder
 
-    return json.loads(text, cls=RuntimeDecoder)
+        return json.loads(text, cls=RuntimeDecoder)
+    except RecursionError:
+        raise ResultUndecodable("the result is nested too deeply to decode") from None
+    except ValueError as exc:
+        raise ResultUndecodable(f"the result cannot be decoded: {exc}") from None
 
 
 def encode_params(params: Mapping[str, Any] | None) -> list[str]:

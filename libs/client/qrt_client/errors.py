@@ -19,6 +19,8 @@ QrtError
 │   ├── JobFailed           "Failed", or "Cancelled - Ran too long" (the platform stopped it)
 │   └── JobCancelled        "Cancelled": somebody cancelled it
 ├── WaitTimeout             wait()/result() ran out of time (also a TimeoutError)
+├── ResultUndecodable       a result or interim result this client cannot read back (nested
+│                           too deeply, an integer of over 4300 digits; also a ValueError)
 └── StreamError             a job's stream closed abnormally (.code, .reason)
 """
 
@@ -125,6 +127,13 @@ class JobCancelled(JobEnded):
 
 class WaitTimeout(QrtError, TimeoutError):
     """The job had not ended within the time `wait()` or `result()` was given."""
+
+
+class ResultUndecodable(QrtError, ValueError):
+    """A result or interim result (JSON text the platform kept) that this client cannot decode:
+    nested deeper than Python's parser goes, an integer of more digits than Python converts
+    (`sys.set_int_max_str_digits`), or an encoded value RuntimeDecoder refuses. Platforms of
+    this version refuse such results when the program sends them; older ones kept them."""
 
 
 class StreamError(QrtError):

@@ -36,6 +36,13 @@ LARGEST_MAX_INTERIM_BYTES = 8 * MiB
 """An interim result is kept in one MongoDB document, which holds at most 16 MiB."""
 DEFAULT_MAX_INTERIMS_BYTES = 64 * MiB
 """All of a job attempt's interim results together (QRT_MAX_INTERIMS_BYTES)."""
+READ_CHARS = 1 << 20
+"""Results and interim results up to this length are read as JSON whole before they are kept:
+one that a client could not read back (not JSON, nested too deeply, an integer of more digits
+than Python converts) is refused. A longer one (only `json.dumps` writes those, unless a
+program bypasses qrt's messenger) is searched for the words of what it may hold instead, since
+reading tens of MiB would hold up every other job of its executor."""
+
 NOTICE_KEY = "__qrt__"
 """The key of qrt's own notices on a results stream (`{"__qrt__": {"attempt": 2, ...}}`), which
 no program's interim result may hold at its top level."""
@@ -144,11 +151,17 @@ def refusal(
         return too_large
     numbers = "NaN" in text or "Infinity" in text
     notice = interim and NOTICE_KEY in text
-    if not numbers and not notice and not _may_hold_surrogate(text):
-        return None  # the common case, without reading the text as JSON
+    read = len(text) <= READ_CHARS
+    if not read and not numbers and not notice and not _may_hold_surrogate(text):
+        return None  # a long text, written by json.dumps, read only for what it may hold
     try:
         value = json.loads(text)
-    except (ValueError, RecursionError) as exc:
+    except RecursionError:
+        return (
+            f"{what} is nested too deeply: JSON parsers stop at some depth (Python's, which "
+            "qiskit-ibm-runtime's clients use, at about 1000 levels)"
+        )
+    except ValueError as exc:
         return f"{what} is not JSON: {exc}"
     if notice and isinstance(value, dict) and NOTICE_KEY in value:
         return (

@@ -65,7 +65,7 @@ async def paced_strict_json(text: str, pacer: Pacer) -> str:
 def _checked(text: str) -> str:
     try:
         msgspec.json.decode(text)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # (a store may hold what executors refuse)
         return _repaired(text)
     return text
 

@@ -24,6 +24,13 @@ class DeferredPackageError(ImportError):
     """The package cannot be deferred: it is not an installed package, or is imported already."""
 
 
+_MODULE_ATTRIBUTES = frozenset(
+    ("__name__", "__doc__", "__package__", "__loader__", "__spec__", "__path__", "__file__",
+     "__cached__", "__builtins__", "__getattr__", "__dir__")
+)  # fmt: skip
+"""What the import system sets on a module (and the deferral's hooks): not a program's."""
+
+
 class _Completion:
     """The deferred package's module `__getattr__` and `__dir__` (PEP 562): run its
     `__init__` once, then answer from it."""
@@ -54,11 +61,19 @@ class _Completion:
                 return False
             # Another thread may have run it while this one waited for the lock.
             if package.__dict__.get("__getattr__") is self:
+                # What a program set on the package before (a monkeypatch) stays: in a process
+                # that imported it whole, `__init__` would have run before the program did.
+                kept = {
+                    name: value
+                    for name, value in package.__dict__.items()
+                    if name not in _MODULE_ATTRIBUTES and not isinstance(value, ModuleType)
+                }
                 self.running = True
                 try:
                     package.__spec__.loader.exec_module(package)  # type: ignore[union-attr]
                 finally:
                     self.running = False
+                package.__dict__.update(kept)
                 for name, ours in (("__getattr__", self), ("__dir__", self.names)):
                     if package.__dict__.get(name) == ours:
                         del package.__dict__[name]
