@@ -21,7 +21,7 @@ from qrt_common.programs import ProgramKind
 from qrt_common.results import DEFAULT_MAX_INTERIMS_BYTES
 from qrt_executor.job_protocol import Launch
 from qrt_executor.pool import WarmPool
-from qrt_executor.runner import MAX_LINE_BYTES, JobOutput, LineSplitter, Outcome, run_job
+from qrt_executor.runner import MAX_LINE_BYTES, JobOutput, LineSplitter, Outcome, Pace, run_job
 from tests.support.executors import Run
 from tests.support.programs import write_program
 from tests.support.waiting import eventually
@@ -534,3 +534,32 @@ async def test_frames_a_program_writes_itself_cannot_forge_notices_or_usage(pool
     assert result.log.count("[qrt] ignored a usage report beyond what one run can do") == 1
     assert "holds the key '__qrt__' at its top level" in result.log
     assert "publish refused:" in result.log
+
+
+FLOODER = """
+def main(backend, user_messenger, count):
+    for n in range(count):
+        user_messenger.publish({"i": n})
+    print("flooded")
+    return {"sent": count}
+"""
+
+
+async def test_a_job_sending_lines_past_its_pace_waits_and_loses_nothing(
+    pool, programs_dir, monkeypatch
+):
+    """A job's three sockets deliver at most Pace.RATE lines a second after Pace.BURST (here
+    1000 and 1000): past it the job waits for the executor, whose event loop other jobs and
+    the API share, and every frame and line still arrives, in order."""
+    monkeypatch.setattr(Pace, "RATE", 1000.0)
+    monkeypatch.setattr(Pace, "BURST", 1000.0)
+    write_program(programs_dir, "flooder", {"name": "flooder"}, FLOODER)
+    started = time.monotonic()
+    # Each publish is a frame and its echo on stdout: 6000 lines.
+    result = await run(pool, programs_dir, "flooder", {"count": 3000}, time_limit=120)
+    took = time.monotonic() - started
+    assert result.outcome == Outcome(JobStatus.COMPLETED), result.log[-2000:]
+    assert result.interims == [{"i": n} for n in range(3000)]
+    assert result.results == [{"sent": 3000}] and "flooded" in result.log
+    # Paced: what the sockets buffer (a few hundred KiB) is read at once when the job ends.
+    assert took >= 2.5, took

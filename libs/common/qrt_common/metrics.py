@@ -24,6 +24,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from .connections import CappedRunner
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 7200.0)
 
@@ -181,7 +183,7 @@ async def serve_operations(
     """An HTTP server with only the health and metrics endpoints, for services without an API."""
     app = web.Application()
     app.add_routes(health_routes(checks))
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    runner = CappedRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner

@@ -12,7 +12,6 @@ every path, `/api/v1` too: the path was never read.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -24,6 +23,8 @@ from aiohttp.http_exceptions import (
     HttpProcessingError,
     LineTooLong,
 )
+
+from qrt_common.connections import CappedConnection, CappedRunner, CappedServer
 
 from .plumbing import error_response
 
@@ -68,8 +69,9 @@ def _one_line(exc: HttpProcessingError) -> str:
     return " ".join(str(exc.message).split())
 
 
-class _Connection(web.RequestHandler):
-    """One client connection of the gateway, answering what it cannot parse as JSON."""
+class _Connection(CappedConnection):
+    """One client connection of the gateway, answering what it cannot parse as JSON (and
+    counted against the process's connection limit: `qrt_common.connections`)."""
 
     def handle_error(
         self,
@@ -114,27 +116,18 @@ class _Connection(web.RequestHandler):
         super().log_exception(*args, **kw)
 
 
-class _Server(web.Server):
-    def __call__(self) -> web.RequestHandler:
-        return _Connection(self, loop=self._loop, **self._kwargs)
+class _Server(CappedServer):
+    connection_class = _Connection
 
 
-class GatewayRunner(web.AppRunner):
-    """An `AppRunner` whose connections answer requests aiohttp cannot parse as JSON, reading
+class GatewayRunner(CappedRunner):
+    """A `CappedRunner` whose connections answer requests aiohttp cannot parse as JSON, reading
     request targets up to MAX_REQUEST_LINE bytes and headers up to MAX_HEADER_FIELD bytes."""
+
+    server_class = _Server
 
     def __init__(self, app: web.Application, **kwargs: Any) -> None:
         kwargs.setdefault("max_line_size", MAX_REQUEST_LINE)
         kwargs.setdefault("max_field_size", MAX_HEADER_FIELD)
         kwargs.setdefault("max_headers", MAX_HEADERS)
         super().__init__(app, **kwargs)
-
-    async def _make_server(self) -> web.Server:
-        server = await super()._make_server()
-        return _Server(
-            server.request_handler,
-            request_factory=server.request_factory,
-            handler_cancellation=server.handler_cancellation,
-            loop=asyncio.get_running_loop(),
-            **server._kwargs,
-        )

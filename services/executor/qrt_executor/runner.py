@@ -265,21 +265,77 @@ async def output_lines(reader: asyncio.StreamReader, max_line: int | None) -> As
         yield line
 
 
+class Pace:
+    """How many lines a job's three sockets together deliver: RATE a second after the first
+    BURST. Past that the executor stops reading them until the budget has refilled, so the
+    job's writes block (it waits) instead of the event loop, which the executor's other jobs
+    share, and under `qrt dev` the API too: four jobs sending usage frames as fast as they could
+    held `qrt dev` at 100% of a core, and another user's `GET /jobs` took 180-500 ms instead of
+    2. Once the job process ended, what it left in its sockets is read without a pause
+    (`finish`)."""
+
+    RATE = 5000.0
+    BURST = 50000.0
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._tokens = self.BURST
+        self._stamp = self._loop.time()
+        self._paused = False
+        self._finished = False
+        self.readers: list[_SocketLines] = []
+
+    def spend(self, lines: int) -> None:
+        """`lines` were taken; pause the readers while the budget is spent."""
+        if self._finished or not lines:
+            return
+        now = self._loop.time()
+        self._tokens = min(self.BURST, self._tokens + (now - self._stamp) * self.RATE) - lines
+        self._stamp = now
+        if self._tokens < 0 and not self._paused:
+            self._paused = True
+            for reader in self.readers:
+                reader.pause()
+            self._loop.call_later(-self._tokens / self.RATE, self._resume)
+
+    def finish(self) -> None:
+        """No more pauses: the job process ended."""
+        self._finished = True
+        self._resume()
+
+    def _resume(self) -> None:
+        if self._paused:
+            self._paused = False
+            for reader in self.readers:
+                reader.resume()
+
+
 class _SocketLines:
     """Hands each line a job process writes to one of its sockets to `take`, straight from the
-    event loop's reader callback (no stream, transport or task per socket: a job has three).
-    `ended` resolves at the end of the output."""
+    event loop's reader callback (no stream, transport or task per socket: a job has three),
+    at the `pace` of its job. `ended` resolves at the end of the output."""
 
     def __init__(
-        self, sock: socket.socket, take: Callable[[str], None], max_line: int | None
+        self, sock: socket.socket, take: Callable[[str], None], max_line: int | None, pace: Pace
     ) -> None:
         self._sock = sock
         self._take = take
         self._splitter = LineSplitter(max_line)
         self._loop = asyncio.get_running_loop()
+        self._pace = pace
+        pace.readers.append(self)
         self.ended: asyncio.Future[None] = self._loop.create_future()
         sock.setblocking(False)
         self._loop.add_reader(sock.fileno(), self._readable)
+
+    def pause(self) -> None:
+        """Stop reading until `resume`."""
+        if not self.ended.done():
+            self._loop.remove_reader(self._sock.fileno())
+
+    def resume(self) -> None:
+        if not self.ended.done():
+            self._loop.add_reader(self._sock.fileno(), self._readable)
 
     def pull(self) -> None:
         """Take every line already written to the socket now, not when the event loop next
@@ -303,6 +359,7 @@ class _SocketLines:
         finally:
             if not chunk:
                 self.stop()
+        self._pace.spend(len(lines))
         return bool(chunk)
 
     def stop(self) -> None:
@@ -612,20 +669,22 @@ async def run_job(
     # (and so may a program's echo of one it published).
     stdout_line = max(MAX_LINE_BYTES, limits.interim_bytes + 64)
     echoes = Echoes(output)
+    pace = Pace()
     control = _SocketLines(proc.control, take_frame,
                            # A frame quotes its result: escaped, a JSON text takes at most
                            # twice its size.
-                           2 * max(limits.result_bytes, limits.interim_bytes) + 65536)  # fmt: skip
+                           2 * max(limits.result_bytes, limits.interim_bytes) + 65536,
+                           pace)  # fmt: skip
     echoes.pull = control.pull
     readers = [
-        _SocketLines(proc.stdout, on_stdout or echoes.line, stdout_line),
-        _SocketLines(proc.stderr, output.log, MAX_LINE_BYTES),
+        _SocketLines(proc.stdout, on_stdout or echoes.line, stdout_line, pace),
+        _SocketLines(proc.stderr, output.log, MAX_LINE_BYTES, pace),
         control,
     ]
     try:
         message = to_json(launch) + b"\n"
         outcome = await _follow(
-            proc, message, readers, time_limit, stop, errors, refused, output, echoes.finish
+            proc, message, readers, pace, time_limit, stop, errors, refused, output, echoes.finish
         )
     finally:
         for reader in readers:
@@ -643,6 +702,7 @@ async def _follow(
     proc: JobProcess,
     launch: bytes,
     readers: list[_SocketLines],
+    pace: Pace,
     time_limit: float,
     stop: asyncio.Future[JobStatus],
     errors: list[str],
@@ -657,6 +717,7 @@ async def _follow(
     done, _ = await asyncio.wait(waiting, timeout=time_limit, return_when=asyncio.FIRST_COMPLETED)
     if exited not in done:
         proc.kill()
+    pace.finish()
     _, unended = await asyncio.wait([reader.ended for reader in readers], timeout=DRAIN_SECONDS)
     if unended:
         # Something the program started still holds its output open: end it.
