@@ -113,6 +113,8 @@ def test_program_kinds_in_archives(tmp_path: Path):
     [
         ({"main.py": "def main(): pass"}, "no entry point: the archive holds neither program.py"),
         ({"program.py": "def run(): pass"}, "program.py has no main() function"),
+        ({"program.py": "main = 5"}, "program.py (line 1) binds main to a constant, not a"),
+        ({"program.py": "def main(): 0\nmain = [main]"}, "binds main to a list, not a function"),
         ({"program.py": "def main(:"}, "program.py (line 1) is not valid Python"),
         ({"program.py": "x = " + "(" * 100_000}, "too many nested parentheses"),
         ({"program.py": "def main(): pass", "program.json": "{"}, "program.json"),
@@ -144,3 +146,17 @@ def test_archives_the_zip_reader_rejects_are_refused_saying_why(tmp_path: Path, 
                                  "name-local", "truncated"}  # fmt: skip
     with pytest.raises(InvalidArchive, match=re.escape(words)):
         unpack_archive(DAMAGED_ZIPS[kind], tmp_path / "p", limit=LIMIT)
+
+
+def test_an_entry_point_bound_to_what_may_be_a_function_is_taken(tmp_path: Path):
+    """Only a value that is never callable is refused: a name bound to another function, a
+    call's result, or rebound to a function after a placeholder may be `main`."""
+    for source in (
+        "def _real(backend, messenger): 0\nmain = _real",
+        "import functools\nmain = functools.partial(print)",
+        "main = None\ndef main(backend, messenger): 0",
+    ):
+        files: dict[str, str | bytes] = {"program.py": source}
+        assert archive_program("x", unpacked(tmp_path / str(len(source)), files)).kind is (
+            ProgramKind.QISKIT_RUNTIME
+        )

@@ -343,6 +343,7 @@ def _check_defines(source_path: Path, name: str) -> None:
         line = getattr(exc, "lineno", None)
         where = f" (line {line})" if line else ""
         raise InvalidProgram(f"{source_path}{where} is not valid Python: {exc}") from None
+    last: ast.stmt | None = None  # the module's last top-level binding of `name`
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             bound = {node.name}
@@ -353,8 +354,21 @@ def _check_defines(source_path: Path, name: str) -> None:
         else:
             continue
         if name in bound:
-            return
-    raise InvalidProgram(f"{source_path} has no {name}() function")
+            last = node
+    if last is None:
+        raise InvalidProgram(f"{source_path} has no {name}() function")
+    if isinstance(last, ast.Assign) and isinstance(last.value, _NOT_CALLABLE):
+        raise InvalidProgram(
+            f"{source_path} (line {last.lineno}) binds {name} to a "
+            f"{type(last.value).__name__.lower()}, not a function: define {name}()"
+        )
+
+
+_NOT_CALLABLE = (
+    ast.Constant, ast.List, ast.Tuple, ast.Dict, ast.Set, ast.JoinedStr,
+    ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp,
+)  # fmt: skip
+"""Expressions whose value is never callable: `main = 5` binds no entry point."""
 
 
 _METADATA_FIELDS = (
