@@ -168,7 +168,8 @@ def elapsed(info: JobInfo, now: datetime | None = None) -> float:
 
 def status_line(info: JobInfo) -> str:
     """`<id>  <status>  <elapsed>` and the reason, if any."""
-    reason = f"  ({shown(info.reason, multiline=False)})" if info.reason else ""
+    # Printed as rich markup (a status line): a program's "[/]" must not be read as markup.
+    reason = f"  ({escape(shown(info.reason, multiline=False))})" if info.reason else ""
     return f"{info.id}  {info.status}  {elapsed(info):.1f} s{reason}"
 
 

@@ -746,3 +746,9 @@ def test_results_and_reasons_reach_the_terminal_with_control_characters_escaped(
     ran = qrt("jobs", "result", job_id, "--timeout", "120")
     one_line_error(ran, exits.FAILED, "bad \\x1b[2J input")
     assert "\x1b" not in ran.err
+    # rich markup in a reason is text: "[/]" once broke `watch` with a MarkupError.
+    marked = "(_ for _ in ()).throw(ValueError('[/] [link=https://x]here[/link]'))"
+    job_id = submit(qrt, "shaper", "--params", json.dumps({"result": marked}))
+    ran = qrt("jobs", "watch", job_id)
+    assert ran.code == exits.FAILED and "MarkupError" not in ran.err + ran.out, ran.err
+    assert "[/] [link=https://x]here[/link]" in ran.out

@@ -134,3 +134,8 @@ def test_a_result_the_client_cannot_decode_is_one_error_of_the_client(text, word
     in one line), never a RecursionError or ValueError from deep inside the decoder."""
     with pytest.raises(ResultUndecodable, match=re.escape(words)):
         decode(text)
+
+
+def test_a_value_runtime_decoder_chokes_on_is_undecodable_too():
+    with pytest.raises(ResultUndecodable, match="TypeError"):
+        decode('{"__type__": "complex", "__value__": 5}')

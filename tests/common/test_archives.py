@@ -155,6 +155,8 @@ def test_an_entry_point_bound_to_what_may_be_a_function_is_taken(tmp_path: Path)
         "def _real(backend, messenger): 0\nmain = _real",
         "import functools\nmain = functools.partial(print)",
         "main = None\ndef main(backend, messenger): 0",
+        "main = None\ntry:\n    from impl import main\nexcept ImportError:\n    def main(): 0",
+        "main = None\nif True:\n    main = print",
     ):
         files: dict[str, str | bytes] = {"program.py": source}
         assert archive_program("x", unpacked(tmp_path / str(len(source)), files)).kind is (

@@ -43,6 +43,10 @@ def decode(text: str) -> Any:
         raise ResultUndecodable("the result is nested too deeply to decode") from None
     except ValueError as exc:
         raise ResultUndecodable(f"the result cannot be decoded: {exc}") from None
+    except Exception as exc:  # RuntimeDecoder's hooks raise TypeError, zlib.error, QPY's own
+        raise ResultUndecodable(
+            f"the result cannot be decoded: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def encode_params(params: Mapping[str, Any] | None) -> list[str]:

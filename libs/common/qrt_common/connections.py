@@ -11,6 +11,8 @@ and its broker need too.
   limit a new connection closes the oldest one with no request in progress (so that clients
   holding connections open and silent cannot keep out one that asks something), or, where
   every connection is busy with a request, is closed itself; one WARNING a minute says so.
+  (A request whose body comes a byte at a time is busy until it completes: nothing here
+  bounds that; a reverse proxy's body timeout does.)
 """
 
 from __future__ import annotations

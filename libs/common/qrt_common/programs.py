@@ -357,11 +357,31 @@ def _check_defines(source_path: Path, name: str) -> None:
             last = node
     if last is None:
         raise InvalidProgram(f"{source_path} has no {name}() function")
-    if isinstance(last, ast.Assign) and isinstance(last.value, _NOT_CALLABLE):
+    if (
+        isinstance(last, ast.Assign)
+        and isinstance(last.value, _NOT_CALLABLE)
+        # An `if`, `try` or `with` after it may bind it again.
+        and not any(_binds(node, name) for node in tree.body if node.lineno > last.lineno)
+    ):
         raise InvalidProgram(
             f"{source_path} (line {last.lineno}) binds {name} to a "
             f"{type(last.value).__name__.lower()}, not a function: define {name}()"
         )
+
+
+def _binds(statement: ast.stmt, name: str) -> bool:
+    """Whether `statement`, or anything nested in it, binds `name` (a definition, an import,
+    an assignment)."""
+    for node in ast.walk(statement):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            if node.name == name:
+                return True
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            if any((alias.asname or alias.name).split(".")[0] == name for alias in node.names):
+                return True
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.id == name:
+            return True
+    return False
 
 
 _NOT_CALLABLE = (

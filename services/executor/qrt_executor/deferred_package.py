@@ -73,7 +73,7 @@ class _Completion:
                     package.__spec__.loader.exec_module(package)  # type: ignore[union-attr]
                 finally:
                     self.running = False
-                package.__dict__.update(kept)
+                    package.__dict__.update(kept)
                 for name, ours in (("__getattr__", self), ("__dir__", self.names)):
                     if package.__dict__.get(name) == ours:
                         del package.__dict__[name]

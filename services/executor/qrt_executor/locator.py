@@ -77,13 +77,13 @@ class ProgramLocator:
             return LocatedProgram(program, search_path, project_dir)
         digest = assignment.program_digest
         directory, again = await self._unpacked(digest, assignment.program_archive, in_use)
+        compile_now = again and digest not in self._located
+        if again:
+            self._located.add(digest)
         try:
             program = await asyncio.to_thread(archive_program, assignment.program_id, directory)
         except InvalidProgram as exc:
             raise ProgramNotRunnable(f"the uploaded program cannot run: {exc}") from None
-        compile_now = again and digest not in self._located
-        if again:
-            self._located.add(digest)
         return LocatedProgram(program, os.fspath(directory), os.fspath(directory), compile_now)
 
     async def _unpacked(

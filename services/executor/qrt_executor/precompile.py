@@ -33,22 +33,38 @@ SECONDS = 60.0
 """How long a compilation may take before it is killed (the jobs then compile the program
 themselves, as they did)."""
 
+WAITING = 8
+"""Compilations that may wait for the one running; more are not made (their programs' jobs
+compile them, as before)."""
+
 
 class Precompiler:
     """Compiles uploaded programs in the background, in `runner`'s sandbox."""
 
     def __init__(self, runner: BubblewrapRunner) -> None:
         self._runner = runner
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], str] = {}
+        self._one_at_a_time = asyncio.Semaphore(1)
 
-    def later(self, directory: str) -> None:
-        """Compile the program in `directory` (an unpacked upload) in the background; nothing
-        where bubblewrap is not installed."""
-        if not self._runner.available:
+    @property
+    def compiling(self) -> set[str]:
+        """The digests of the programs being compiled or waiting to be: their directories must
+        stay (`ProgramLocator.locate`'s `in_use`)."""
+        return set(self._tasks.values())
+
+    def later(self, directory: str, digest: str) -> None:
+        """Compile the program in `directory` (the unpacked upload of `digest`) in the
+        background, one at a time; nothing where bubblewrap is not installed or WAITING
+        compilations wait already."""
+        if not self._runner.available or len(self._tasks) > WAITING:
             return
-        task = asyncio.create_task(self._compile(directory))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task = asyncio.create_task(self._compile_in_turn(directory))
+        self._tasks[task] = digest
+        task.add_done_callback(self._tasks.pop)
+
+    async def _compile_in_turn(self, directory: str) -> None:
+        async with self._one_at_a_time:
+            await self._compile(directory)
 
     async def _compile(self, directory: str) -> None:
         runner = self._runner.writing(directory, LIMITS)

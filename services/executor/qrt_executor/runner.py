@@ -140,6 +140,11 @@ class JobOutput:
         if not self._truncated:
             self._log_bytes -= len(line.encode()) + 1
 
+    @property
+    def interims_dropped(self) -> bool:
+        """Whether this attempt's interim results reached QRT_MAX_INTERIMS_BYTES."""
+        return self._interims_dropped
+
     def interim(self, data: str) -> bool:
         """Queue an interim result (JSON text already held to the rules of `results.py`),
         unless the attempt's interim results reached QRT_MAX_INTERIMS_BYTES: then it and
@@ -266,16 +271,18 @@ async def output_lines(reader: asyncio.StreamReader, max_line: int | None) -> As
 
 
 class Pace:
-    """How many lines a job's three sockets together deliver: RATE a second after the first
-    BURST. Past that the executor stops reading them until the budget has refilled, so the
-    job's writes block (it waits) instead of the event loop, which the executor's other jobs
-    share, and under `qrt dev` the API too: four jobs sending usage frames as fast as they could
-    held `qrt dev` at 100% of a core, and another user's `GET /jobs` took 180-500 ms instead of
-    2. Once the job process ended, what it left in its sockets is read without a pause
-    (`finish`)."""
+    """How much a job's three sockets together deliver: RATE a second after the first BURST,
+    counted in lines, each BYTES_A_LINE bytes of them counting as one line more (a frame of 1
+    MiB is read as JSON whole: `qrt_common.results`). Past that the executor stops reading
+    them until the budget has refilled, so the job's writes block (it waits) instead of the
+    event loop, which the executor's other jobs share, and under `qrt dev` the API too: four
+    jobs sending usage frames as fast as they could held `qrt dev` at 100% of a core, and
+    another user's `GET /jobs` took 180-500 ms instead of 2. Once the job process ended, what
+    it left in its sockets is read without a pause (`finish`)."""
 
     RATE = 5000.0
     BURST = 50000.0
+    BYTES_A_LINE = 400
 
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -285,12 +292,14 @@ class Pace:
         self._finished = False
         self.readers: list[_SocketLines] = []
 
-    def spend(self, lines: int) -> None:
-        """`lines` were taken; pause the readers while the budget is spent."""
-        if self._finished or not lines:
+    def spend(self, lines: int, size: int) -> None:
+        """`lines` of `size` bytes in all were taken; pause the readers while the budget is
+        spent."""
+        if self._finished or not size:
             return
         now = self._loop.time()
-        self._tokens = min(self.BURST, self._tokens + (now - self._stamp) * self.RATE) - lines
+        cost = lines + size / self.BYTES_A_LINE
+        self._tokens = min(self.BURST, self._tokens + (now - self._stamp) * self.RATE) - cost
         self._stamp = now
         if self._tokens < 0 and not self._paused:
             self._paused = True
@@ -359,7 +368,7 @@ class _SocketLines:
         finally:
             if not chunk:
                 self.stop()
-        self._pace.spend(len(lines))
+        self._pace.spend(len(lines), len(chunk))
         return bool(chunk)
 
     def stop(self) -> None:
@@ -635,6 +644,9 @@ async def run_job(
                 output.log("[qrt] ignored a device request of a job without a device")
             else:
                 relay.take(frame)
+            return
+        if isinstance(frame, Interim) and output.interims_dropped:
+            echoes.published(frame.data, kept=False)  # not even read: it goes anyway
             return
         if isinstance(frame, Interim | Final):
             reason = refusal(frame.data, interim=isinstance(frame, Interim), limits=limits)

@@ -300,13 +300,15 @@ class Executor:
         if stop.done():
             return Outcome(stop.result(), "cancelled on request")
         in_use = {entry.assignment.program_digest or "" for entry in self.running.values()}
+        if self._precompiler is not None:
+            in_use |= self._precompiler.compiling
         try:
             located = await self.programs.locate(assignment, in_use)
         except ProgramNotRunnable as exc:
             return Outcome(JobStatus.FAILED, str(exc))
         program = located.program
         if located.compile_now and self._precompiler is not None:
-            self._precompiler.later(located.search_path)
+            self._precompiler.later(located.search_path, assignment.program_digest or "")
         sandbox = self._sandbox_of(program, output)
         device = self.devices.get(assignment.backend)
         if device is None and assignment.backend not in SIMULATORS:
