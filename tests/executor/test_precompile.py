@@ -3,18 +3,12 @@ its later jobs load bytecode; the sandbox writes nowhere else."""
 
 from __future__ import annotations
 
-import base64
-import secrets
 import shutil
 from pathlib import Path
 
 import pytest
 
-from qrt_common.archives import archive_digest
 from qrt_common.jobs import JobStatus
-from qrt_common.messages import Assignment, EventKind, executor_queue
-from qrt_common.wire import encode
-from qrt_executor.runner import Outcome
 from tests.support.executors import LoneExecutor, Run
 from tests.support.programs import zip_of
 from tests.support.waiting import eventually
@@ -35,19 +29,9 @@ HELPER = "def answer():\n    return 42\n" + "".join(f"X{n} = {n}\n" for n in ran
 
 
 async def run_uploaded(lone: LoneExecutor, archive: bytes) -> Run:
-    job_id = f"job-{secrets.token_hex(4)}"
-    assignment = Assignment(
-        job_id, "uploaded", "aer_simulator", "{}", 120, 1,
-        archive_digest(archive), base64.b64encode(archive).decode(),
-    )  # fmt: skip
-    await lone.bus.send(executor_queue(lone.executor.id), encode(assignment))
-    [end] = await eventually(
-        lambda: [e for e in lone.events[job_id] if e.kind is EventKind.FINISHED],
-        f"job {job_id} ends",
-        timeout=120,
-    )
-    assert end.status is JobStatus.COMPLETED, end
-    return Run(Outcome(end.status, end.reason), list(lone.events[job_id]))
+    run = await lone.run("uploaded", "{}", archive=archive)
+    assert run.outcome.status is JobStatus.COMPLETED, run.log
+    return run
 
 
 async def test_a_program_run_twice_is_compiled_and_its_next_jobs_load_bytecode(tmp_path: Path):

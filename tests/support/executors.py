@@ -4,12 +4,14 @@ job attempt came to."""
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from qrt_common.archives import archive_digest
 from qrt_common.bus.memory import InMemoryBus
 from qrt_common.messages import (
     EVENTS_QUEUE,
@@ -82,16 +84,26 @@ class LoneExecutor:
         await self.bus.consume(EVENTS_QUEUE, collect)
         await self.executor.start()
 
-    async def assign(self, program: str, params: str, *, time_limit: int = 120) -> str:
-        """Give the executor a job of `program` with `params` (the text a job keeps); its id."""
+    async def assign(
+        self, program: str, params: str, *, time_limit: int = 120, archive: bytes | None = None
+    ) -> str:
+        """Give the executor a job of `program` with `params` (the text a job keeps), uploaded
+        as `archive` if given (a zip); its id."""
         job_id = f"job-{secrets.token_hex(4)}"
-        assignment = Assignment(job_id, program, "aer_simulator", params, time_limit, 1)
+        digest, encoded = None, None
+        if archive is not None:
+            digest, encoded = archive_digest(archive), base64.b64encode(archive).decode()
+        assignment = Assignment(
+            job_id, program, "aer_simulator", params, time_limit, 1, digest, encoded
+        )
         await self.bus.send(executor_queue(self.executor.id), encode(assignment))
         return job_id
 
-    async def run(self, program: str, params: str, *, time_limit: int = 120) -> Run:
-        """Run a job of `program` with `params` to its end."""
-        job_id = await self.assign(program, params, time_limit=time_limit)
+    async def run(
+        self, program: str, params: str, *, time_limit: int = 120, archive: bytes | None = None
+    ) -> Run:
+        """Run a job of `program` (uploaded as `archive`, if given) with `params` to its end."""
+        job_id = await self.assign(program, params, time_limit=time_limit, archive=archive)
 
         def finished() -> list[JobEvent]:
             return [e for e in self.events[job_id] if e.kind is EventKind.FINISHED]

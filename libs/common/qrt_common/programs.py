@@ -343,25 +343,20 @@ def _check_defines(source_path: Path, name: str) -> None:
         line = getattr(exc, "lineno", None)
         where = f" (line {line})" if line else ""
         raise InvalidProgram(f"{source_path}{where} is not valid Python: {exc}") from None
-    last: ast.stmt | None = None  # the module's last top-level binding of `name`
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            bound = {node.name}
-        elif isinstance(node, ast.Import | ast.ImportFrom):
-            bound = {(alias.asname or alias.name).split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.Assign):
-            bound = {t.id for t in node.targets if isinstance(t, ast.Name)}
-        else:
-            continue
-        if name in bound:
-            last = node
+    # The module's last top-level binding of `name`.
+    last = next((node for node in reversed(tree.body) if name in _bound_by(node)), None)
     if last is None:
         raise InvalidProgram(f"{source_path} has no {name}() function")
     if (
         isinstance(last, ast.Assign)
         and isinstance(last.value, _NOT_CALLABLE)
         # An `if`, `try` or `with` after it may bind it again.
-        and not any(_binds(node, name) for node in tree.body if node.lineno > last.lineno)
+        and not any(
+            name in _bound_by(inner)
+            for node in tree.body
+            if node.lineno > last.lineno
+            for inner in ast.walk(node)
+        )
     ):
         raise InvalidProgram(
             f"{source_path} (line {last.lineno}) binds {name} to a "
@@ -369,19 +364,17 @@ def _check_defines(source_path: Path, name: str) -> None:
         )
 
 
-def _binds(statement: ast.stmt, name: str) -> bool:
-    """Whether `statement`, or anything nested in it, binds `name` (a definition, an import,
-    an assignment)."""
-    for node in ast.walk(statement):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            if node.name == name:
-                return True
-        elif isinstance(node, ast.Import | ast.ImportFrom):
-            if any((alias.asname or alias.name).split(".")[0] == name for alias in node.names):
-                return True
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.id == name:
-            return True
-    return False
+def _bound_by(node: ast.AST) -> set[str]:
+    """The names `node` itself binds: a definition's, an import's, an assignment's targets'."""
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return {node.name}
+    if isinstance(node, ast.Import | ast.ImportFrom):
+        return {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+    if isinstance(node, ast.Assign):
+        return {target.id for target in node.targets if isinstance(target, ast.Name)}
+    if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+        return {node.id}
+    return set()
 
 
 _NOT_CALLABLE = (

@@ -676,11 +676,8 @@ def enter(launch: Launch, filled: landlock.FilledRuleset | None = None) -> None:
     # rules' paths are what the job sees); before the limits, under which the fds of its
     # rules could not all be opened; before the filter, which stays free to deny programs
     # Landlock's system calls. It is the one file wall without namespaces: no fallback.
-    if filled is not None:
-        landlock.restrict(job_rules(launch), filled=filled)
-    else:
-        opened = _opened_system_rules() if landlock.fs_access() else None
-        landlock.restrict(job_rules(launch), opened)
+    opened = _opened_system_rules() if filled is None and landlock.fs_access() else None
+    landlock.restrict(job_rules(launch), opened, filled)
     apply_limits(policy.limits)
     if policy.isolate:
         seccomp.load()  # last: building the walls needed what it denies
