@@ -236,3 +236,19 @@ def test_a_subreaper_keeps_what_leaves_its_session_and_kill_tree_ends_it(tmp_pat
     finally:
         root.kill()
         root.wait()
+
+
+def test_kill_tree_by_pidfd_spares_a_process_that_took_the_ended_ones_pid():
+    # A job's end may be reported before its process exits (runner): the kill that follows
+    # must not reach whatever process has its pid by then.
+    ended = subprocess.Popen(["true"])
+    pidfd = os.pidfd_open(ended.pid)
+    ended.wait()
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        kill_tree(other.pid, pidfd)  # as though `other` had taken the ended process's pid
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+        os.close(pidfd)

@@ -25,15 +25,16 @@ from qrt_common.jobs import JobStatus
 from qrt_common.programs import planqk_input
 from qrt_executor import landlock
 from qrt_executor.oneshot import BubblewrapRunner, OneShotInput, run_one_shot
-from qrt_executor.runner import Outcome
+from qrt_executor.runner import DRAIN_SECONDS, Outcome
 from qrt_executor.sandbox import PidNamespaces, etc_rules, etc_secrets, python_installation, within
 from tests.executor.test_landlock import WITHOUT_LANDLOCK
 from tests.executor.test_oneshot_and_template import collector, result_of
 from tests.support.executors import LoneExecutor, Run
 from tests.support.platform import make_settings
-from tests.support.programs import merge_programs
+from tests.support.programs import merge_programs, zip_of
 from tests.support.sandbox import PLANTED_SECRET, TOKEN_PATH
 from tests.support.sandbox import planted_token as planted_token_at_kubernetes_path
+from tests.support.waiting import eventually
 
 # Plants a token at the one path Kubernetes mounts it (tests/support/sandbox.py): never at
 # the same time as another test that does.
@@ -806,3 +807,146 @@ async def test_a_one_shot_program_reads_no_home_directory_nor_shadow_file(
         # (Beside a checkout under /tmp it is not there at all: bubblewrap's /tmp is empty.)
         outside_tmp = not within(str(other_checkout_secret), "/tmp")
         assert seen["other"] == "PermissionError" if outside_tmp else _refused(seen["other"])
+
+
+async def test_a_program_that_says_it_exited_and_runs_on_is_killed(executor):
+    # A job process says its exit code and closes its sockets right before it exits, so its
+    # end is reported without waiting for the kernel to tear it down (child._exit). A program
+    # can say the same and run on: the job ends as it said, and the process goes with it.
+    name = f"qrt-liar-{os.getpid() % 10000}"
+    run = await attack(executor, "lie-about-exit", path=name)
+    assert run.outcome.status is JobStatus.COMPLETED, run.outcome
+
+    def running() -> list[str]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            with contextlib.suppress(OSError):
+                if entry.name.isdigit() and (entry / "comm").read_text().strip() == name:
+                    found.append(entry.name)
+        return found
+
+    await eventually(running, "the lying program's process is gone", until=lambda pids: not pids)
+
+
+UPLOADED = """
+import os
+
+
+def main(backend, user_messenger, other=""):
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(os.path.dirname(here))  # the executor's unpacked programs
+    try:
+        other_text = open(other).read()
+    except OSError as exc:
+        other_text = type(exc).__name__
+    return {
+        "own": open(os.path.join(here, "data.txt")).read(),
+        "other": other_text,
+        "unpacked": sorted(os.listdir(root)),
+    }
+"""
+
+
+async def test_an_uploaded_program_reads_its_own_files_and_no_other_uploaded_program(executor):
+    # The executor unpacks uploaded programs under /tmp, which a job sees as a tmpfs of its
+    # own: its program's directory is put back, no other.
+    other = zip_of({"program.py": UPLOADED, "data.txt": SECRET})
+    mine = zip_of({"program.py": UPLOADED, "data.txt": "mine"})
+    first = await executor.run("uploaded-other", "{}", archive=other)
+    assert first.outcome.status is JobStatus.COMPLETED, first.log
+    [other_dir] = [
+        path for path in executor.executor.programs._cache.values()
+        if (path / "data.txt").read_text() == SECRET
+    ]  # fmt: skip
+    params = json.dumps({"other": str(other_dir / "data.txt")})
+    run = await executor.run("uploaded-mine", params, archive=mine)
+    assert run.outcome.status is JobStatus.COMPLETED, run.log
+    seen = run.results[0]
+    assert seen["own"] == "mine"
+    assert seen["other"] == "FileNotFoundError"
+    assert len(seen["unpacked"]) == 1  # its own archive's directory alone
+    assert str(other_dir.parent.name) not in seen["unpacked"]
+
+
+LAUNCH_FOR_OTHER_WALLS = """
+import os, sys
+from qrt_executor import sandbox
+from qrt_executor.job_protocol import Launch, SandboxPolicy
+from qrt_common.programs import ProgramKind
+ahead = sandbox.build_ahead(SandboxPolicy(hidden=("/srv",)))
+launch = Launch(job_id="j", kind=ProgramKind.QISKIT_RUNTIME, module="m", search_path="/",
+                project_dir="/", backend="b", params="{}", workdir="/tmp/w",
+                sandbox=SandboxPolicy())
+try:
+    sandbox.enter(launch, None, ahead)
+except OSError as exc:
+    print(exc, flush=True)
+    sys.exit(0)
+sys.exit(1)
+"""
+
+
+def test_a_job_process_runs_no_launch_for_other_walls_than_it_built():
+    # The executor sends its own policy (the pool's); a launch with other walls than the
+    # process built ahead fails the job rather than run it in the wrong ones.
+    done = subprocess.run([sys.executable, "-c", LAUNCH_FOR_OTHER_WALLS], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "prepared for another sandbox policy" in done.stdout
+
+
+def plant(path: Path) -> None:
+    """A secret at `path`, its directories made."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(SECRET)
+
+
+async def test_a_directory_to_hide_made_after_the_job_process_started_is_hidden(tmp_path):
+    # A job process lays its tmpfs while it waits for its job; a directory to hide that is
+    # made meanwhile (outside /tmp, which every job gets a tmpfs over) is hidden all the same.
+    later = Path(f"/srv/qrt-hidden-later-{os.getpid()}")
+    shutil.rmtree(later, ignore_errors=True)
+    programs = merge_programs(tmp_path / "programs")
+    settings = make_settings(tmp_path, programs, job_hidden_paths=str(later), warm_pool_size=1)
+    lone = LoneExecutor(settings)
+    await lone.start()
+    try:
+        await eventually(lambda: lone.executor.pool.idle, "a job process waits", until=bool)
+        plant(later / "secret")
+        seen = found(await attack(lone, "read", path=str(later / "secret")))
+        assert seen.startswith("FileNotFoundError"), seen
+    finally:
+        await lone.close()
+        shutil.rmtree(later, ignore_errors=True)
+
+
+@pytest.mark.parametrize("parent", ["/srv", "/var/tmp"], ids=["elsewhere", "in-a-hidden-dir"])
+async def test_a_working_directory_outside_tmp_is_writable(tmp_path, parent):
+    # TMPDIR elsewhere than /tmp: the job's working directory is put back writable, wherever
+    # it lies (/var/tmp is one of the directories a job sees empty).
+    workdirs = Path(parent) / f"qrt-workdirs-{os.getpid()}"
+    workdirs.mkdir(parents=True, exist_ok=True)
+    was, tempfile.tempdir = tempfile.tempdir, str(workdirs)
+    try:
+        lone = LoneExecutor(make_settings(tmp_path, merge_programs(tmp_path / "programs")))
+    finally:
+        tempfile.tempdir = was
+    await lone.start()
+    try:
+        assert found(await attack(lone, "write", path="mine")) == "wrote"
+    finally:
+        await lone.close()
+        shutil.rmtree(workdirs, ignore_errors=True)
+
+
+async def test_a_forked_child_returning_from_main_does_not_end_the_job(executor):
+    # The job process goes on for longer than an ended job's output may take to drain.
+    run = await attack(executor, "fork-and-return", count=DRAIN_SECONDS + 0.5)
+    assert found(run) == "parent done"
+
+
+async def test_a_program_that_says_it_exited_and_keeps_writing_is_killed_and_fails(executor):
+    # Its output stays paced, and its real exit (killed) decides, not what it said.
+    run = await attack(executor, "lie-and-stay")
+    assert run.outcome.status is JobStatus.FAILED, run.outcome
+    assert "SIGKILL" in (run.outcome.reason or ""), run.outcome

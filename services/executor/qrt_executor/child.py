@@ -7,6 +7,7 @@ every job process starts with them already loaded.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import socket
@@ -19,7 +20,7 @@ from qrt_common.wire import from_json
 
 from . import sandbox
 from .job_backends import report_usage_to
-from .job_protocol import Launch
+from .job_protocol import Exit, Launch, SandboxPolicy
 from .messenger import UserMessenger
 from .runtime_program import run_program
 from .template import run_template
@@ -61,19 +62,24 @@ def _read_line(sock: socket.socket) -> bytes:
     return b"".join(parts)
 
 
-def serve(control: socket.socket, stdout: int, stderr: int) -> None:
+def serve(
+    control: socket.socket, stdout: int, stderr: int, policy: SandboxPolicy | None = None
+) -> None:
     """Wait for one job on `control`, run it with stdout and stderr on the given file
-    descriptors (of sockets), exit. `prepare_output` ran in the process forked from."""
+    descriptors (of sockets), exit. `prepare_output` ran in the process forked from. With
+    `policy` (the executor's), the sandbox's namespaces and mounts are built while it waits."""
     # A session of its own keeps a terminal's signals (Ctrl-C on `qrt dev`) away from the job;
     # as a subreaper it keeps whatever the program starts in its tree, for `kill_tree` and the
     # zygote to end with it.
     os.setsid()
     become_subreaper()
+    job_process = os.getpid()
     os.dup2(stdout, 1)
     os.dup2(stderr, 2)
     os.close(stdout)
     os.close(stderr)
     filled = sandbox.fill_ahead()
+    ahead = sandbox.build_ahead(policy)
     line = _read_line(control)
     if not line:
         os._exit(0)
@@ -86,7 +92,7 @@ def serve(control: socket.socket, stdout: int, stderr: int) -> None:
     os.environ["QRT_JOB_ID"] = launch.job_id
     messenger = UserMessenger(control, launch.limits, launch.sandbox.limits)
     try:
-        sandbox.enter(launch, filled)
+        sandbox.enter(launch, filled, ahead)
     except OSError as exc:
         messenger.fail(
             f"the job's sandbox could not be built ({exc}); QRT_JOB_SANDBOX=off runs jobs "
@@ -99,6 +105,34 @@ def serve(control: socket.socket, stdout: int, stderr: int) -> None:
         code = run_template(launch, messenger)
     else:
         code = run_program(launch, messenger)
+    _exit(code, control, messenger, job_process)
+
+
+def _nothing_else_runs() -> bool:
+    """Whether no process this one started (or was handed, as a subreaper) still runs; the
+    ended ones are reaped."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return True
+        if pid == 0:
+            return False
+
+
+def _exit(code: int, control: socket.socket, messenger: UserMessenger, job_process: int) -> None:
+    """Flush the job's output and exit with `code`. When this is the job process (not a child
+    the program forked that returned from it too) and nothing the program started still runs,
+    say `code` first (`Exit`) and close the sockets: the executor then ends the job without
+    waiting for the kernel to tear this process down."""
     sys.stdout.flush()
     sys.stderr.flush()
+    if os.getpid() == job_process and _nothing_else_runs():
+        with contextlib.suppress(OSError):
+            messenger.send(Exit(code))
+            # A copy of these a program made (os.dup) keeps them open until the exit: the
+            # executor then waits for it, as it would have.
+            os.close(1)
+            os.close(2)
+            control.close()
     os._exit(code)

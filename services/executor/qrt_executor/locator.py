@@ -41,6 +41,13 @@ class LocatedProgram:
     `qrt_executor.precompile`)."""
 
 
+def _real(*paths: str) -> tuple[str, ...]:
+    """`paths` made real, as the job's sandbox takes the directories it puts back
+    (`sandbox.isolate_job`); found for each job, since a deployment may swap a symlink to a new
+    release. A few `lstat`s of cached entries: less than a thread hop."""
+    return tuple(os.path.realpath(path) for path in paths)
+
+
 class ProgramLocator:
     """Finds the program of each assignment, unpacking uploaded ones as they come."""
 
@@ -72,8 +79,9 @@ class ProgramLocator:
                 raise ProgramNotRunnable(
                     f"program {assignment.program_id!r} is no longer registered"
                 )
-            project_dir = self._registry.project_dir(program)
-            search_path = self._registry.search_path_of(program)
+            search_path, project_dir = _real(
+                self._registry.search_path_of(program), self._registry.project_dir(program)
+            )
             return LocatedProgram(program, search_path, project_dir)
         digest = assignment.program_digest
         directory, again = await self._unpacked(digest, assignment.program_archive, in_use)
@@ -112,7 +120,7 @@ class ProgramLocator:
         if archive_digest(data) != digest:
             raise ProgramNotRunnable(f"the program archive does not match its digest {digest}")
         if self._root is None:
-            self._root = Path(tempfile.mkdtemp(prefix="qrt-programs-"))
+            self._root = Path(os.path.realpath(tempfile.mkdtemp(prefix="qrt-programs-")))
         # A directory of its own, in the cache only once complete.
         staging = Path(tempfile.mkdtemp(dir=self._root))
         try:

@@ -15,7 +15,16 @@ from qrt_common.errors import ResultRefused
 from qrt_common.results import ResultLimits, refusal
 from qrt_common.wire import from_json, to_json
 
-from .job_protocol import DeviceAnswer, DeviceCall, Failure, Final, Interim, JobLimits, Usage
+from .job_protocol import (
+    DeviceAnswer,
+    DeviceCall,
+    Exit,
+    Failure,
+    Final,
+    Interim,
+    JobLimits,
+    Usage,
+)
 
 
 class UserMessenger:
@@ -63,7 +72,7 @@ class UserMessenger:
             print(text, flush=True)
         self.final_published = self.final_published or final
 
-    def send(self, frame: Interim | Final | Usage | Failure | DeviceCall) -> None:
+    def send(self, frame: Interim | Final | Usage | Failure | DeviceCall | Exit) -> None:
         """Write one frame to the executor (from any thread)."""
         line = to_json(frame) + b"\n"
         with self._lock:

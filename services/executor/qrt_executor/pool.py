@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qrt_common.errors import ZygoteGone
+from qrt_common.wire import to_json
 
+from .job_protocol import SandboxPolicy
 from .process_tree import kill_tree
 from .zygote import zygote_environment
 
@@ -32,10 +34,13 @@ class JobProcess:
     stderr: socket.socket
     exited: asyncio.Future[int | None]
     """Resolves to the exit code (negative: the killing signal), or None if it was lost."""
+    pidfd: int | None = None
+    """A pidfd of the process, opened as it was forked: killing it once it ended (its end
+    reported before its exit: `runner`) never reaches a process that took its pid since."""
 
     def kill(self) -> None:
         """Kill the process and everything it started, in whatever session."""
-        kill_tree(self.pid)
+        kill_tree(self.pid, self.pidfd)
 
     def exit_code(self) -> int | None:
         """The exit code, or None while the process runs."""
@@ -44,14 +49,20 @@ class JobProcess:
     def close(self) -> None:
         for sock in (self.control, self.stdout, self.stderr):
             sock.close()
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
 
 
 class Zygote:
     """The executor's end of a zygote process (see `qrt_executor.zygote`), which imports the
-    modules `preload` names besides its own (QRT_JOB_PRELOAD)."""
+    modules `preload` names besides its own (QRT_JOB_PRELOAD); its job processes build the
+    walls of `policy` (the executor's sandbox) while they wait for a job, and run only jobs
+    launched with that policy."""
 
-    def __init__(self, preload: Sequence[str] = ()) -> None:
+    def __init__(self, preload: Sequence[str] = (), policy: SandboxPolicy | None = None) -> None:
         self.preload = tuple(preload)
+        self.policy = policy
         self._channel: socket.socket | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._forks: deque[asyncio.Future[int]] = deque()
@@ -70,6 +81,7 @@ class Zygote:
         self._process = await asyncio.create_subprocess_exec(
             sys.executable, "-P", "-m", "qrt_executor.zygote",
             str(theirs.fileno()), str(os.getpid()), ",".join(self.preload),
+            to_json(self.policy).decode() if self.policy is not None else "",
             pass_fds=(theirs.fileno(),), env=zygote_environment(os.environ),
             stdin=asyncio.subprocess.DEVNULL,  # jobs never read the operator's terminal
         )  # fmt: skip
@@ -153,7 +165,10 @@ class Zygote:
             theirs.close()
         pid = await forked
         control, stdout, stderr = (ours for ours, _ in pairs)
-        return JobProcess(pid, control, stdout, stderr, self._exits[pid])
+        pidfd = None
+        with contextlib.suppress(OSError):  # a kernel before 5.3: signalled by its pid
+            pidfd = os.pidfd_open(pid)
+        return JobProcess(pid, control, stdout, stderr, self._exits[pid], pidfd)
 
     async def close(self) -> None:
         # The reader first, so it stops watching the channel's descriptor before that closes.
@@ -173,11 +188,14 @@ class Zygote:
 
 class WarmPool:
     """Keeps `size` job processes forked and waiting; each runs exactly one job. They start
-    with the modules `preload` names imported (see `Zygote`)."""
+    with the modules `preload` names imported and the walls of sandbox `policy` built (see
+    `Zygote`)."""
 
-    def __init__(self, size: int, preload: Sequence[str] = ()) -> None:
+    def __init__(
+        self, size: int, preload: Sequence[str] = (), policy: SandboxPolicy | None = None
+    ) -> None:
         self.size = size
-        self._zygote = Zygote(preload)
+        self._zygote = Zygote(preload, policy)
         self._idle: deque[JobProcess] = deque()
         self._refill: asyncio.Task[None] | None = None
         self._restarting = asyncio.Lock()
@@ -205,7 +223,7 @@ class WarmPool:
                 if self._zygote is zygote:  # nobody replaced it while we waited
                     logger.error("the zygote ended; starting a new one")
                     await zygote.close()
-                    fresh = Zygote(zygote.preload)
+                    fresh = Zygote(zygote.preload, zygote.policy)
                     await fresh.start()
                     self._zygote = fresh
             return await self._zygote.fork()

@@ -81,21 +81,35 @@ def _kill(pid: int, sig: signal.Signals) -> None:
         os.kill(pid, sig)
 
 
-def kill_tree(root: int) -> None:
-    """SIGKILL process `root` (a subreaper: see the module) and every process below it.
+def kill_tree(root: int, pidfd: int | None = None) -> None:
+    """SIGKILL process `root` (a subreaper: see the module) and every process below it; with
+    `pidfd` (a pidfd of `root`, opened while it was known to run), nothing at all once `root`
+    has ended, since its pid may be another process's by then.
 
     `root` is stopped first so that it forks nothing more; its descendants are killed in rounds
     until none is left that was not killed already (a process with SIGKILL pending cannot fork,
     so each round can only find children born before the last one's signal); `root` last, so
     that no orphan leaves its tree before. Safe on a process that has ended.
     """
-    _kill(root, signal.SIGSTOP)
+    if pidfd is not None:
+        try:
+            signal.pidfd_send_signal(pidfd, signal.SIGSTOP)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            pass
+    else:
+        _kill(root, signal.SIGSTOP)
     killed: set[int] = set()
     while fresh := [pid for pid in live_descendants(root) if pid not in killed]:
         for pid in fresh:
             _kill(pid, signal.SIGKILL)
         killed.update(fresh)
-    _kill(root, signal.SIGKILL)
+    if pidfd is None:
+        _kill(root, signal.SIGKILL)
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
 
 
 def kill_strangers(known: Collection[int]) -> None:

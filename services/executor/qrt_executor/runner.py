@@ -29,6 +29,7 @@ from .job_protocol import (
     DeviceAccess,
     DeviceAnswer,
     DeviceCall,
+    Exit,
     Failure,
     Final,
     Frame,
@@ -632,12 +633,17 @@ async def run_job(
     ignored: list[Usage] = []
     limits = launch.limits
     relay = None if launch.device is None else DeviceRelay(launch.device, proc.control, output)
+    told: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
     def take_frame(line: str) -> None:
         try:
-            frame: Interim | Final | Usage | Failure | DeviceCall = from_json(Frame, line)
+            frame: Interim | Final | Usage | Failure | DeviceCall | Exit = from_json(Frame, line)
         except MalformedMessage:
             output.log("[qrt] ignored a malformed frame from the program process")
+            return
+        if isinstance(frame, Exit):
+            if not told.done():
+                told.set_result(frame.code)
             return
         if isinstance(frame, DeviceCall):
             if relay is None:
@@ -696,8 +702,9 @@ async def run_job(
     try:
         message = to_json(launch) + b"\n"
         outcome = await _follow(
-            proc, message, readers, pace, time_limit, stop, errors, refused, output, echoes.finish
-        )
+            proc, message, readers, pace, time_limit, stop, told, errors, refused, output,
+            echoes.finish,
+        )  # fmt: skip
     finally:
         for reader in readers:
             reader.stop()
@@ -717,28 +724,45 @@ async def _follow(
     pace: Pace,
     time_limit: float,
     stop: asyncio.Future[JobStatus],
+    told: asyncio.Future[int],
     errors: list[str],
     refused: list[str],
     output: JobOutput,
     settle: Callable[[], None],
 ) -> Outcome:
+    """Follow the job process to its end: its exit, or its `Exit` frame (`told`) followed by
+    the end of its output, which comes when it closes its sockets before it exits. Until one
+    of those, its output stays paced and a stop or its log's overflow still ends it; one that
+    said it exits and neither closes its sockets nor exits within `DRAIN_SECONDS` is killed,
+    and its real exit code counts."""
     with contextlib.suppress(OSError):  # a process that died at once: its exit code tells
         await asyncio.get_running_loop().sock_sendall(proc.control, launch)
     exited = proc.exited
-    waiting: set[asyncio.Future[Any]] = {exited, stop, output.overflowed}
+    waiting: set[asyncio.Future[Any]] = {exited, told, stop, output.overflowed}
     done, _ = await asyncio.wait(waiting, timeout=time_limit, return_when=asyncio.FIRST_COMPLETED)
-    if exited not in done:
+    ended = exited in done or told in done
+    closed_first = False  # its sockets closed as it said, before its exit: its word counts
+    if not ended:
         proc.kill()
+    elif exited not in done:
+        closed = asyncio.gather(*(reader.ended for reader in readers))
+        waiting = {closed, exited, stop, output.overflowed}
+        finished, _ = await asyncio.wait(
+            waiting, timeout=DRAIN_SECONDS, return_when=asyncio.FIRST_COMPLETED
+        )
+        closed_first = closed in finished and exited not in finished
+        if not closed_first and exited not in finished:
+            proc.kill()
     pace.finish()
     _, unended = await asyncio.wait([reader.ended for reader in readers], timeout=DRAIN_SECONDS)
     if unended:
         # Something the program started still holds its output open: end it.
         proc.kill()
     settle()
-    code = await _exit_code(proc)
+    code = told.result() if closed_first and not unended else await _exit_code(proc)
     if output.overflowed.done():
         return Outcome(JobStatus.FAILED, output.overflow_reason)
-    if exited not in done:
+    if not ended:
         if stop in done:
             return Outcome(stop.result(), "cancelled on request")
         return Outcome(JobStatus.CANCELLED_RAN_TOO_LONG, f"ran longer than {time_limit:g} s")

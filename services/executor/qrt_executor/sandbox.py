@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import errno
 import functools
 import os
@@ -58,6 +59,7 @@ MS_RDONLY = 0x1
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
 MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
 AT_FDCWD = -100
@@ -156,6 +158,39 @@ def _set_readonly(
 def _clone_tree(path: str) -> int:
     flags = OPEN_TREE_CLONE | AT_RECURSIVE | os.O_CLOEXEC
     return _check(_libc.syscall(SYS_OPEN_TREE, AT_FDCWD, path.encode(), flags), f"keep {path}")
+
+
+def _beneath(isolation: Isolation, path: str) -> tuple[int, str]:
+    """Where to look `path` (real, absolute) up from: the innermost directory a tmpfs covers
+    that holds it (its descriptor and the rest of the path), else the view as it is now."""
+    found = max((c for c in isolation.beneath if within(path, c)), key=len, default=None)
+    if found is None:
+        return AT_FDCWD, path
+    return isolation.beneath[found], path[len(found) :].lstrip("/")
+
+
+def _job_directories(isolation: Isolation, paths: Iterable[str]) -> list[str]:
+    """The directories among `paths` (real and absolute) as they were before anything was
+    hidden, outermost first, each once: what `_directories` finds in this process's view."""
+    found = set()
+    for path in paths:
+        normal = os.path.normpath(path) if path else ""
+        if not normal.startswith("/") or normal == "/":
+            continue
+        start, rest = _beneath(isolation, normal)
+        with contextlib.suppress(OSError):
+            if stat.S_ISDIR(
+                os.stat(rest or ".", dir_fd=None if start == AT_FDCWD else start).st_mode
+            ):
+                found.add(normal)
+    return sorted(found, key=lambda path: (path.count("/"), path))
+
+
+def _clone_beneath(isolation: Isolation, path: str) -> int:
+    """A detached copy of `path` as it was before anything was hidden (`_beneath`)."""
+    start, rest = _beneath(isolation, path)
+    flags = OPEN_TREE_CLONE | AT_RECURSIVE | os.O_CLOEXEC | (0 if rest else AT_EMPTY_PATH)
+    return _check(_libc.syscall(SYS_OPEN_TREE, start, rest.encode(), flags), f"keep {path}")
 
 
 def _attach(tree: int, path: str) -> None:
@@ -298,13 +333,188 @@ def within(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
+@dataclasses.dataclass(slots=True)
+class Isolation:
+    """A job process's namespaces and mounts as far as they depend on its executor's policy
+    alone (`isolate_ahead`), waiting for the job's own directories (`isolate_job`)."""
+
+    policy: SandboxPolicy
+    kept: list[str]
+    """The directories put back so far."""
+    to_hide: list[str]
+    """Every directory a job sees empty (`_to_hide`): the ones inside a kept directory are
+    hidden again once it is back."""
+    hidden: list[str]
+    """Where a tmpfs lies over a hidden directory; made read-only once the job's own
+    directories are in (their mount points may have to be made in one)."""
+    missing: list[str]
+    """The places to hide that were no directory when the tmpfs were laid: one made since is
+    hidden when the job comes (`isolate_job`)."""
+    beneath: dict[str, int]
+    """For each directory a tmpfs covers now (the hidden ones and /tmp), a file descriptor
+    (O_PATH) of it opened before: the way to the job's own directories beneath it, since a path
+    looked up from it does not cross into the tmpfs above it. Closed before anything of the
+    job runs."""
+
+    def close(self) -> None:
+        """Let go of every way beneath the tmpfs."""
+        for fd in self.beneath.values():
+            os.close(fd)
+        self.beneath.clear()
+
+
+def _hidden_places(policy: SandboxPolicy) -> list[str]:
+    return [*DEFAULT_HIDDEN, *homes(), *policy.hidden]
+
+
+def _to_hide(policy: SandboxPolicy) -> list[str]:
+    return _directories(_hidden_places(policy))
+
+
+def _open_beneath(path: str, beneath: dict[str, int], real: str | None = None) -> None:
+    """Keep a way to what `path` (real, unless `real` says what it is) holds now, before a
+    tmpfs covers it (`Isolation.beneath`)."""
+    beneath[real or path] = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def _hide(path: str) -> None:
+    if path == JOB_SHM:
+        _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"size={SHM_BYTES},mode=1777")
+    else:
+        _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
+
+
+def _put_back(trees: list[tuple[str, int, bool]]) -> None:
+    """Attach each (path, detached tree, writable) at its path, read-only unless writable (a
+    writable one cloned once `/` was read-only is made writable again, unless the machine's
+    own mount is read-only: that one stays locked so)."""
+    for path, tree, is_writable in trees:
+        if not is_writable:
+            _set_readonly("", dirfd=tree)
+        else:
+            with contextlib.suppress(PermissionError):
+                _set_readonly("", dirfd=tree, recursive=False, undo=True)
+        with contextlib.suppress(OSError):  # it exists already unless a tmpfs covers it now
+            os.makedirs(path, exist_ok=True)
+        _attach(tree, path)
+        os.close(tree)
+
+
+def isolate_ahead(
+    policy: SandboxPolicy, readable: Iterable[str] = (), writable: Iterable[str] = ()
+) -> Isolation:
+    """Steps 1 and 2 of the module doc for `policy`, with `readable` and `writable` put back:
+    what a job process builds while it waits for its job (`build_ahead`), so that the job does
+    not wait for it (about 1.5 ms). Raises OSError when the kernel refuses a step (no
+    unprivileged user namespaces, an old kernel); the process is then unusable for a job.
+    The process is not dumpable when this returns (it must be to write its maps)."""
+    uid, gid = os.getuid(), os.getgid()
+    # Forked from the zygote, which is not dumpable: a process that is not owns nothing of its
+    # /proc/self, where the user namespace's maps are written.
+    _check(_libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "dumpable")
+    try:
+        _unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC)
+        _map_to_root(uid, gid)
+    finally:
+        # Until its job comes: another job of the same user without Landlock's ptrace wall
+        # could otherwise reach into the process that will run the next job.
+        _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "not dumpable")
+    _mount("none", "/", "", MS_REC | MS_PRIVATE)
+    beneath: dict[str, int] = {}
+    try:
+        kept_rw = _directories(writable)
+        kept_ro = [path for path in _directories(readable) if path not in kept_rw]
+        trees = [(path, _clone_tree(path), True) for path in kept_rw]
+        trees += [(path, _clone_tree(path), False) for path in kept_ro]
+        _set_readonly("/")
+        # The second user namespace's maps are written there (proc itself refuses what matters).
+        _set_readonly("/proc", recursive=False, undo=True)
+        # A hidden directory inside a kept one (the data directory in the programs directory)
+        # is hidden again once the kept one is back; one under /tmp or under another hidden
+        # directory is hidden with it.
+        kept = [path for path, _, _ in trees]
+        to_hide = _to_hide(policy)
+        hidden: list[str] = []
+        inside_kept: list[str] = []
+        for path in to_hide:
+            if any(within(path, k) for k in kept):
+                inside_kept.append(path)
+            elif not any(within(path, outer) for outer in [JOB_TMP, *hidden]):
+                hidden.append(path)
+        for path in hidden:
+            _open_beneath(path, beneath)
+            _hide(path)
+        _open_beneath(JOB_TMP, beneath, os.path.realpath(JOB_TMP))
+        _mount(
+            "tmpfs", JOB_TMP, "tmpfs", MS_NOSUID | MS_NODEV, f"{_tmp_size(policy.limits)}mode=1777"
+        )
+        _put_back(trees)
+        for path in inside_kept:
+            _open_beneath(path, beneath)
+            _hide(path)
+    except BaseException:
+        for fd in beneath.values():
+            os.close(fd)
+        raise
+    missing = [place for place in _hidden_places(policy) if not os.path.isdir(place)]
+    return Isolation(policy, kept, to_hide, [*hidden, *inside_kept], missing, beneath)
+
+
+def isolate_job(
+    isolation: Isolation,
+    readable: Iterable[str] = (),
+    writable: Iterable[str] = (),
+    scratch: Iterable[str] = (),
+) -> None:
+    """Finish `isolation` for one job (steps 2 and 3 of the module doc): put back its
+    `readable` directories read-only and its `writable` ones writable, even under a hidden
+    directory or /tmp (taken from beneath the tmpfs, `Isolation.beneath`: real, absolute
+    paths, as the executor sends them; one that is no directory there is left out, as
+    `isolate` leaves it out); make the `scratch` directories (under /tmp) anew, empty, in the
+    job's own /tmp, so what is written there counts in its size; then lock every mount.
+    Raises OSError when the kernel refuses."""
+    try:
+        kept_rw = _job_directories(isolation, writable)
+        already = {*kept_rw, *isolation.kept}
+        kept_ro = [path for path in _job_directories(isolation, readable) if path not in already]
+        trees = [(path, _clone_beneath(isolation, path), True) for path in kept_rw]
+        trees += [(path, _clone_beneath(isolation, path), False) for path in kept_ro]
+    finally:
+        isolation.close()
+    for path in scratch:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    _put_back(trees)
+    kept = [path for path, _, _ in trees]
+    hidden = list(isolation.hidden)
+    for path in isolation.to_hide:
+        if any(within(path, k) for k in kept):
+            _hide(path)
+            hidden.append(path)
+    # Made while this process waited for its job (a data directory created after the executor
+    # started): hidden all the same, unless /tmp or a hidden directory covers it already.
+    for path in _directories(isolation.missing):
+        inside = any(within(path, k) for k in kept)
+        if inside or not any(within(path, outer) for outer in [JOB_TMP, *hidden]):
+            _hide(path)
+            hidden.append(path)
+    for path in hidden:
+        if path != JOB_SHM:
+            _set_readonly(path, recursive=False)
+    # A second user namespace locks all of the above (mount_namespaces(7), "restrictions on
+    # mount namespaces"): its root cannot undo what the first one's root did.
+    _check(_libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "dumpable")
+    _unshare(CLONE_NEWUSER | CLONE_NEWNS)
+    _map_to_root(0, 0)
+
+
 def isolate(
     policy: SandboxPolicy,
     readable: Iterable[str],
     writable: Iterable[str],
     scratch: Iterable[str] = (),
 ) -> None:
-    """Wall this process (single-threaded, not yet running user code) in; see the module doc.
+    """Wall this process (single-threaded, not yet running user code) in; see the module doc:
+    `isolate_ahead` and `isolate_job` at once.
 
     `readable` directories stay visible read-only and `writable` ones writable, even under a
     hidden directory or /tmp. `scratch` directories (under /tmp) are made anew, empty, in the
@@ -312,54 +522,7 @@ def isolate(
     kernel refuses a step (no unprivileged user namespaces, an old kernel); the process is
     then unusable for a job.
     """
-    uid, gid = os.getuid(), os.getgid()
-    _unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC)
-    _map_to_root(uid, gid)
-    _mount("none", "/", "", MS_REC | MS_PRIVATE)
-    kept_rw = _directories(writable)
-    kept_ro = [path for path in _directories(readable) if path not in kept_rw]
-    trees = [(path, _clone_tree(path), True) for path in kept_rw]
-    trees += [(path, _clone_tree(path), False) for path in kept_ro]
-    _set_readonly("/")
-    # The second user namespace's maps are written there (proc itself refuses what matters).
-    _set_readonly("/proc", recursive=False, undo=True)
-    # A hidden directory inside a kept one (the data directory in the programs directory) is
-    # hidden again once the kept one is back; one under /tmp or under another hidden directory
-    # is hidden with it.
-    kept = [path for path, _, _ in trees]
-    hidden: list[str] = []
-    inside_kept: list[str] = []
-    for path in _directories([*DEFAULT_HIDDEN, *homes(), *policy.hidden]):
-        if any(within(path, k) for k in kept):
-            inside_kept.append(path)
-            hidden.append(path)
-        elif not any(within(path, outer) for outer in [JOB_TMP, *hidden]):
-            hidden.append(path)
-    for path in hidden:
-        if path == JOB_SHM:
-            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"size={SHM_BYTES},mode=1777")
-        elif path not in inside_kept:
-            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
-    size = f"size={policy.limits.temp_bytes}," if policy.limits.temp_bytes else ""
-    _mount("tmpfs", JOB_TMP, "tmpfs", MS_NOSUID | MS_NODEV, f"{size}mode=1777")
-    for path in scratch:
-        os.makedirs(path, mode=0o700, exist_ok=True)
-    for path, tree, is_writable in trees:
-        if not is_writable:
-            _set_readonly("", dirfd=tree)
-        with contextlib.suppress(OSError):  # it exists already unless a tmpfs covers it now
-            os.makedirs(path, exist_ok=True)
-        _attach(tree, path)
-        os.close(tree)
-    for path in inside_kept:
-        _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
-    for path in hidden:
-        if path != JOB_SHM:
-            _set_readonly(path, recursive=False)
-    # A second user namespace locks all of the above (mount_namespaces(7), "restrictions on
-    # mount namespaces"): its root cannot undo what the first one's root did.
-    _unshare(CLONE_NEWUSER | CLONE_NEWNS)
-    _map_to_root(0, 0)
+    isolate_job(isolate_ahead(policy, readable, writable), scratch=scratch)
 
 
 def apply_limits(limits: JobLimits) -> None:
@@ -634,10 +797,70 @@ def drop_capabilities() -> None:
     _check(_libc.capset(ctypes.byref(header), nothing), "drop capabilities")
 
 
-def enter(launch: Launch, filled: landlock.FilledRuleset | None = None) -> None:
-    """Build `launch`'s sandbox around this job process, set its limits, enter its Landlock
-    domain (its ruleset `filled` with the system's rules already, if given: `fill_ahead`) and
-    load its seccomp filter; raises OSError when the sandbox cannot be built.
+class Ahead:
+    """What a job process built of its sandbox while it waited for its job (`build_ahead`):
+    its namespaces and mounts for `policy`, or why the kernel refused them."""
+
+    def __init__(self, policy: SandboxPolicy) -> None:
+        self.policy = policy
+        self.isolation: Isolation | None = None
+        self.error: OSError | None = None
+        try:
+            # QRT_JOB_WRITABLE_PATHS are put back when the job comes: one made or replaced
+            # while this process waited is the one the job writes.
+            self.isolation = isolate_ahead(policy, python_installation(policy.hidden))
+        except OSError as exc:
+            self.error = exc
+
+    def finish(
+        self, launch: Launch, readable: list[str], writable: list[str], scratch: list[str]
+    ) -> None:
+        """`isolate_job` for `launch`, its /tmp resized to the launch's limit (a program may
+        declare its own); raises OSError when the namespaces could not be built, or were
+        built for walls other than the launch's."""
+        if self.error is not None:
+            raise self.error
+        wanted = launch.sandbox
+        isolation, self.isolation = self.isolation, None
+        if isolation is None or _walls(wanted) != _walls(self.policy):
+            if isolation is not None:
+                isolation.close()
+            raise OSError(errno.EINVAL, "the job process was prepared for another sandbox policy")
+        if wanted.limits.temp_bytes != self.policy.limits.temp_bytes:
+            _mount("tmpfs", JOB_TMP, "tmpfs", MS_REMOUNT | MS_NOSUID | MS_NODEV,
+                   f"{_tmp_size(wanted.limits)}mode=1777")  # fmt: skip
+        isolate_job(isolation, readable, writable, scratch)
+
+
+def _walls(policy: SandboxPolicy) -> tuple[object, ...]:
+    """What of `policy` the namespaces and mounts depend on (its limits but /tmp's size are
+    set once the job comes)."""
+    return (policy.isolate, policy.hidden, policy.writable)
+
+
+def _tmp_size(limits: JobLimits) -> str:
+    # tmpfs's own default is half the machine's memory.
+    return f"size={limits.temp_bytes}," if limits.temp_bytes else "size=50%,"
+
+
+def build_ahead(policy: SandboxPolicy | None) -> Ahead | None:
+    """The namespaces and mounts of `policy`'s sandbox, built by a job process while it waits
+    for its job (`isolate_ahead`, about 1.5 ms), or None without a policy or one without
+    namespaces (`enter` then builds all of it)."""
+    if policy is None or not policy.isolate:
+        return None
+    return Ahead(policy)
+
+
+def enter(
+    launch: Launch,
+    filled: landlock.FilledRuleset | None = None,
+    ahead: Ahead | None = None,
+) -> None:
+    """Build `launch`'s sandbox around this job process (finishing what it built `ahead` for
+    its executor's policy, if it did), set its limits, enter its Landlock domain (its ruleset
+    `filled` with the system's rules already, if given: `fill_ahead`) and load its seccomp
+    filter; raises OSError when the sandbox cannot be built.
 
     Without namespaces (QRT_JOB_SANDBOX=off: Kubernetes, where the pod walls jobs in) the job
     process is not dumpable, so the other jobs' processes, running as the same user, can
@@ -646,19 +869,19 @@ def enter(launch: Launch, filled: landlock.FilledRuleset | None = None) -> None:
     the seccomp filter are entered there too, and where the filter cannot be the job runs on,
     its log saying so."""
     policy = launch.sandbox
+    if ahead is not None and not policy.isolate:
+        raise OSError(errno.EINVAL, "the job process was prepared for another sandbox policy")
     if policy.isolate:
-        # Forked from the zygote, which is not dumpable: a process that is not owns nothing
-        # of its /proc/self, and a job process writes its user namespace's maps there. Its own
-        # namespaces wall it in from then on, as they did before the zygote was not dumpable.
-        _check(_libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "dumpable")
-        readable = [launch.search_path, launch.project_dir, *python_installation(policy.hidden)]
+        program = [launch.search_path, launch.project_dir]
         # A working directory in the machine's /tmp is made in the job's own instead: bound in,
         # it would let a job fill the machine's disk, whatever QRT_JOB_TEMP_BYTES says.
         workdir = os.path.realpath(launch.workdir)
-        if within(workdir, JOB_TMP):
-            isolate(policy, readable, policy.writable, scratch=[workdir])
+        job_writable, scratch = ([], [workdir]) if within(workdir, JOB_TMP) else ([workdir], [])
+        if ahead is not None:
+            ahead.finish(launch, program, [*job_writable, *policy.writable], scratch)
         else:
-            isolate(policy, readable, [workdir, *policy.writable])
+            readable = [*program, *python_installation(policy.hidden)]
+            isolate(policy, readable, [*job_writable, *policy.writable], scratch)
     if not policy.isolate:
         _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "not dumpable")
         if os.geteuid() == 0:

@@ -30,6 +30,7 @@ from qrt_common.processes import become_subreaper, end_with_parent, keep_proc_en
 from qrt_executor.process_tree import kill_strangers, kill_tree
 
 if TYPE_CHECKING:
+    from qrt_executor.job_protocol import SandboxPolicy
     from qrt_executor.sandbox import PidNamespaces
 
 PRELOAD = (
@@ -60,11 +61,11 @@ RESTORE = "QRT_ZYGOTE_RESTORE"
 (null: unset), put back once the zygote started."""
 
 
-def _child(fds: list[int]) -> None:
+def _child(fds: list[int], policy: SandboxPolicy | None) -> None:
     from qrt_executor import child
 
     control, stdout, stderr = fds
-    child.serve(socket.socket(fileno=control), stdout, stderr)
+    child.serve(socket.socket(fileno=control), stdout, stderr, policy)
 
 
 def _reap(channel: socket.socket, children: set[int], namespaces: PidNamespaces | None) -> None:
@@ -182,11 +183,17 @@ def _preload(modules: Sequence[str]) -> None:
             print(f"[qrt] QRT_JOB_PRELOAD: could not import {name}: {exc!r}", file=sys.stderr)
 
 
-def serve(channel: socket.socket, parent: int, preload: Sequence[str] = ()) -> None:
+def serve(
+    channel: socket.socket, parent: int, preload: Sequence[str] = (), policy: str = ""
+) -> None:
     """Fork a job process for every `fork` message until the executor (process `parent`)
     closes the channel or ends; either ends every job process too. Until the imports are done
     SIGTERM ends the zygote as it is (nothing to clean up, nothing to say). Job processes
-    start with `PRELOAD` and `preload` (module names) imported."""
+    start with `PRELOAD` and `preload` (module names) imported and, given the executor's
+    sandbox `policy` (a `SandboxPolicy` as JSON), build its walls while they wait for a job."""
+    # Passed to it inheritable: no `cat` it starts (`PidNamespaces`), which a job without
+    # Landlock could reach through /proc/1/fd, may hold the executor's channel.
+    os.set_inheritable(channel.fileno(), False)
     # SIGTERM, not SIGKILL: its handler ends the job processes too.
     end_with_parent(parent, signal.SIGTERM)
     # What a job leaves behind when its process ends comes here, to be killed.
@@ -201,6 +208,7 @@ def serve(channel: socket.socket, parent: int, preload: Sequence[str] = ()) -> N
     from qrt_executor import child, job_backends, job_protocol, sandbox, seccomp, warm
 
     wire.prepare([*job_protocol.MESSAGES, *device_protocol.CLIENT_MESSAGES])
+    ahead = wire.from_json(job_protocol.SandboxPolicy, policy) if policy else None
     seccomp.prepare()
     job_backends.build_simulators()
     warm.warm_targets(job_backends.prebuilt_simulators())
@@ -261,6 +269,12 @@ def serve(channel: socket.socket, parent: int, preload: Sequence[str] = ()) -> N
                 for fd in fds:
                     os.close(fd)
                 continue
+            # Close-on-exec (Python 3.11's `recv_fds` drops its flags argument): the `cat` a
+            # fork starts (`PidNamespaces`) must not hold the job's sockets open, or the
+            # executor would see their end only once the job process had exited and been
+            # reaped, not when it closes them (`child._exit`).
+            for fd in fds:
+                os.set_inheritable(fd, False)
             pid = fork()
             if pid == 0:
                 try:
@@ -271,7 +285,7 @@ def serve(channel: socket.socket, parent: int, preload: Sequence[str] = ()) -> N
                     signal.signal(signal.SIGTERM, signal.SIG_DFL)
                     os.close(wakeup_r)
                     os.close(wakeup_w)
-                    _child(fds)
+                    _child(fds, ahead)
                 finally:
                     os._exit(70)
             children.add(pid)
@@ -288,4 +302,5 @@ if __name__ == "__main__":
         socket.socket(fileno=int(sys.argv[1])),
         parent=int(sys.argv[2]),
         preload=[name for name in (sys.argv[3] if len(sys.argv) > 3 else "").split(",") if name],
+        policy=sys.argv[4] if len(sys.argv) > 4 else "",
     )

@@ -233,4 +233,30 @@ def main(backend, user_messenger, attack, path="", pid=0, count=0, size=0):
     if attack == "sleep":
         time.sleep(count)
         return "slept"
+    if attack == "fork-and-return":
+        # A child that returns from main() (sys.exit in it), as a forked worker does, while
+        # the job process itself goes on: the job ends with the job process, not the child.
+        child = os.fork()
+        if child == 0:
+            raise SystemExit(0)
+        os.waitpid(child, 0)
+        time.sleep(count)
+        return "parent done"
+    if attack == "lie-and-stay":
+        # Says it exited, and goes on printing with its sockets open.
+        user_messenger._channel.sendall(b'{"kind":"exit","code":0}\n')
+        while True:
+            print("still here", flush=True)
+            time.sleep(0.01)
+    if attack == "lie-about-exit":
+        # Says it exited (the frame qrt's own code sends last), closes its sockets, and runs on
+        # under the name `path`: the executor takes its word, and kills it.
+        channel = user_messenger._channel
+        channel.sendall(b'{"kind":"exit","code":0}\n')
+        os.close(1)
+        os.close(2)
+        channel.close()
+        ctypes.CDLL(None).prctl(15, path.encode(), 0, 0, 0)  # PR_SET_NAME
+        while True:
+            time.sleep(0.01)
     raise ValueError(f"unknown attack {attack!r}")
