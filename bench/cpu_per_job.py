@@ -24,6 +24,7 @@ import os
 import resource
 import statistics
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -79,7 +80,10 @@ def by_role(pid: int) -> dict[str, float]:
         which = role(each, parents)
         if which == "warm job process":
             continue  # counted in the zygote's reaped children once it ends
-        own, reaped = cpu_seconds(each)
+        try:
+            own, reaped = cpu_seconds(each)
+        except OSError:  # ended meanwhile (a job's `cat`): counted where it was reaped
+            continue
         seconds[which] = seconds.get(which, 0.0) + own
         if reaped:
             seconds[f"{which}: reaped"] = seconds.get(f"{which}: reaped", 0.0) + reaped
@@ -92,6 +96,9 @@ def measure(root: Path, jobs: int) -> tuple[dict[str, float], list[float]]:
         before = by_role(process.pid)
         outside = machine_busy(), kernel_threads(), client_seconds()
         latencies = asyncio.run(noops(url, jobs))
+        # A job's end is reported before its process has exited: the last one's is reaped,
+        # and counted, by now.
+        time.sleep(0.5)
         outside_after = machine_busy(), kernel_threads(), client_seconds()
         after = by_role(process.pid)
     per_job = {k: 1000 * (after[k] - before.get(k, 0.0)) / jobs for k in after}

@@ -63,7 +63,7 @@ async def through_the_pool(jobs: int, sandboxed: bool) -> None:
     settings = Settings(job_sandbox="namespaces" if sandboxed else "off")
     sandbox = sandbox_policy(settings)
     workdir = scratch_directory()
-    pool = WarmPool(2)
+    pool = WarmPool(2, policy=sandbox)  # as an executor's: walls built while they wait
     await pool.start()
     zygote = pool._zygote._process
     assert zygote is not None
@@ -71,7 +71,8 @@ async def through_the_pool(jobs: int, sandboxed: bool) -> None:
     async def send(batch: list[Any]) -> None:
         pass
 
-    async def one(n: int) -> None:
+    async def one(n: int) -> asyncio.Future[int | None]:
+        """Run job `n` to its reported end; its process's exit, which may come later."""
         proc = await pool.acquire()
         output = JobOutput(f"job-{n}", 1, "ex", send, max_log_bytes=1 << 20)
         stop: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -82,15 +83,17 @@ async def through_the_pool(jobs: int, sandboxed: bool) -> None:
         finally:
             proc.close()
         await output.close()
+        return proc.exited
 
     for n in range(20):  # warm up
-        await one(n)
+        await (await one(n))
     cpu0, faults0 = reaped(zygote.pid)
     own0 = resource.getrusage(resource.RUSAGE_SELF)
     started = time.monotonic()
     for n in range(jobs):
-        await one(n)
+        exited = await one(n)
     wall = time.monotonic() - started
+    await exited  # the last one reaped: counted
     cpu1, faults1 = reaped(zygote.pid)
     own1 = resource.getrusage(resource.RUSAGE_SELF)
     own = (own1.ru_utime + own1.ru_stime) - (own0.ru_utime + own0.ru_stime)

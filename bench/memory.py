@@ -108,7 +108,11 @@ def memory(pid: int) -> Memory:
 
 
 def command_of(pid: int) -> list[str]:
-    raw = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    """The command line of `pid`; empty for a process that has ended meanwhile."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return []
     return [word.decode(errors="replace") for word in raw if word]
 
 

@@ -94,7 +94,8 @@ async def _jobs(root: Path, jobs: int) -> dict[str, list[float]]:
     pool = WarmPool(2)
     await pool.start()
 
-    async def one(kind: str, n: int) -> None:
+    async def one(kind: str, n: int) -> asyncio.Future[int | None]:
+        """Run a job of `kind` to its reported end; its process's exit, which may come later."""
         module, where = modules[kind]
         launch = Launch(
             job_id=f"job-{n}", kind=ProgramKind.QISKIT_RUNTIME, module=module,
@@ -114,6 +115,7 @@ async def _jobs(root: Path, jobs: int) -> dict[str, list[float]]:
         finally:
             proc.close()
         await output.close()
+        return proc.exited
 
     for n in range(3):  # the pool's first processes
         for kind in KINDS:
@@ -125,8 +127,9 @@ async def _jobs(root: Path, jobs: int) -> dict[str, list[float]]:
         for kind in KINDS:
             cpu_before, faults_before = _reaped()
             started = time.perf_counter()
-            await one(kind, n)
+            exited = await one(kind, n)
             times[kind].append(time.perf_counter() - started)
+            await exited  # reaped: its CPU and faults are counted now, not with the next job's
             cpu_after, faults_after = _reaped()
             cpu[kind].append(cpu_after - cpu_before)
             faults[kind].append(faults_after - faults_before)
