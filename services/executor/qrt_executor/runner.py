@@ -622,7 +622,8 @@ async def run_job(
     stop: asyncio.Future[JobStatus],
     on_stdout: Callable[[str], None] | None = None,
 ) -> Outcome:
-    """Hand `launch` to `proc` and follow it until it exits, runs out of time or is stopped.
+    """Hand `launch` to `proc` and follow it until it exits (or says it does and closes its
+    sockets: `Exit`), runs out of time or is stopped.
 
     Each stdout line goes to `on_stdout` (the log by default); stderr lines go to the log.
     Results and interim results follow qrt's rule (`qrt_common.results`) here too, whatever the

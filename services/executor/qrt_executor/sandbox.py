@@ -1,15 +1,18 @@
-"""The walls a job process builds around itself once its job arrives, before the program runs.
+"""The walls a job process builds around itself before its program runs: most of them while it
+waits for its job (`build_ahead`, for the executor's policy), the rest once the job arrives
+(`enter`).
 
 Forked from the zygote (which has threads, so it cannot enter a user namespace itself), the
 single-threaded job process:
 
 1. enters new user, mount, network and IPC namespaces (the user namespace maps its own uid to
    0 inside, so it works unprivileged on a stock Linux);
-2. keeps what the job needs (its program's directories read-only, its working directory
-   writable) as detached mounts, makes the whole file system read-only, lays empty tmpfs over
-   the hidden directories (the store's data, `/run`, `/dev/shm`, ..., and the home directories:
-   `/root`, `/home` and the executor user's, `homes`), gives `/tmp` a fresh
-   tmpfs of its own (HOME and TMPDIR, gone when the job ends) and puts the kept mounts back;
+2. makes the whole file system read-only, lays empty tmpfs over the hidden directories (the
+   store's data, `/run`, `/dev/shm`, ..., and the home directories: `/root`, `/home` and the
+   executor user's, `homes`) and gives `/tmp` a fresh tmpfs of its own (HOME and TMPDIR, gone
+   when the job ends), keeping Python's directories that lie there; once the job has come, it
+   puts back what the job needs (its program's directories read-only, its working directory
+   and QRT_JOB_WRITABLE_PATHS writable), taken from beneath the tmpfs (`Isolation.beneath`);
 3. enters a second user and mount namespace, which locks every mount of step 2: the program
    cannot unmount a tmpfs to see what lies beneath or make a mount writable again;
 4. enters a Landlock domain of its own (`qrt_executor.landlock`, where the kernel has Landlock):
