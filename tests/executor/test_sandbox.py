@@ -950,3 +950,29 @@ async def test_a_program_that_says_it_exited_and_keeps_writing_is_killed_and_fai
     run = await attack(executor, "lie-and-stay")
     assert run.outcome.status is JobStatus.FAILED, run.outcome
     assert "SIGKILL" in (run.outcome.reason or ""), run.outcome
+
+
+async def test_a_link_planted_in_a_shared_directory_leads_no_later_job_to_the_store(tmp_path):
+    # QRT_JOB_WRITABLE_PATHS within one another: a job makes a part of the inner one a link
+    # (`team` -> `..`), which would take the inner one to the data directory beside them. A
+    # later job's walls follow no link: the inner one is left out, the store stays hidden.
+    shared, data = tmp_path / "shared", tmp_path / "data"
+    shared.mkdir()
+    inner = shared / "team" / "data"
+    settings = make_settings(
+        tmp_path, merge_programs(tmp_path / "programs"), data_dir=data,
+        job_writable_paths=f"{shared},{inner}", warm_pool_size=1,
+    )  # fmt: skip
+    lone = LoneExecutor(settings)
+    await lone.start()
+    try:
+        plant(data / "secret.txt")
+        assert found(await attack(lone, "link", path=str(shared / "team"), target="..")) == "linked"
+        seen = found(await attack(lone, "read", path=str(inner / "secret.txt")))
+        assert SECRET not in seen, seen
+        assert found(await attack(lone, "write", path=str(inner / "owned"))).startswith(
+            ("FileNotFoundError", "PermissionError", "OSError")
+        )
+        assert not (data / "owned").exists()
+    finally:
+        await lone.close()

@@ -52,6 +52,9 @@ MAX_LINE_BYTES = 1024 * 1024
 DRAIN_SECONDS = 2.0
 """How long output may still arrive after the process exited before the rest is dropped."""
 
+CLOSE_SECONDS = 0.1
+"""How long a job process that said it exits at its time limit has to close its sockets."""
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
@@ -739,6 +742,8 @@ async def _follow(
     with contextlib.suppress(OSError):  # a process that died at once: its exit code tells
         await asyncio.get_running_loop().sock_sendall(proc.control, launch)
     exited = proc.exited
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + time_limit
     waiting: set[asyncio.Future[Any]] = {exited, told, stop, output.overflowed}
     done, _ = await asyncio.wait(waiting, timeout=time_limit, return_when=asyncio.FIRST_COMPLETED)
     ended = exited in done or told in done
@@ -748,8 +753,11 @@ async def _follow(
     elif exited not in done:
         closed = asyncio.gather(*(reader.ended for reader in readers))
         waiting = {closed, exited, stop, output.overflowed}
+        # Not past its time limit, whatever it said (but for the moment its sockets' end
+        # takes to be read).
+        grace = max(CLOSE_SECONDS, min(DRAIN_SECONDS, deadline - loop.time()))
         finished, _ = await asyncio.wait(
-            waiting, timeout=DRAIN_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            waiting, timeout=grace, return_when=asyncio.FIRST_COMPLETED
         )
         closed_first = closed in finished and exited not in finished
         if not closed_first and exited not in finished:

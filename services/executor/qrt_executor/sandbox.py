@@ -172,28 +172,54 @@ def _beneath(isolation: Isolation, path: str) -> tuple[int, str]:
     return isolation.beneath[found], path[len(found) :].lstrip("/")
 
 
-def _job_directories(isolation: Isolation, paths: Iterable[str]) -> list[str]:
-    """The directories among `paths` (real and absolute) as they were before anything was
-    hidden, outermost first, each once: what `_directories` finds in this process's view."""
-    found = set()
-    for path in paths:
-        normal = os.path.normpath(path) if path else ""
-        if not normal.startswith("/") or normal == "/":
-            continue
-        start, rest = _beneath(isolation, normal)
-        with contextlib.suppress(OSError):
-            if stat.S_ISDIR(
-                os.stat(rest or ".", dir_fd=None if start == AT_FDCWD else start).st_mode
-            ):
-                found.add(normal)
-    return sorted(found, key=lambda path: (path.count("/"), path))
-
-
-def _clone_beneath(isolation: Isolation, path: str) -> int:
-    """A detached copy of `path` as it was before anything was hidden (`_beneath`)."""
+def _open_real(isolation: Isolation, path: str) -> int | None:
+    """An `O_PATH` descriptor of directory `path` (absolute) as it was before anything was
+    hidden (`_beneath`), looked up one name at a time without following a symbolic link: a
+    link a job planted in a directory jobs write (QRT_JOB_WRITABLE_PATHS within one another)
+    must not lead a later job's walls to the store. None when some part of it is no
+    directory, or a link."""
     start, rest = _beneath(isolation, path)
-    flags = OPEN_TREE_CLONE | AT_RECURSIVE | os.O_CLOEXEC | (0 if rest else AT_EMPTY_PATH)
-    return _check(_libc.syscall(SYS_OPEN_TREE, start, rest.encode(), flags), f"keep {path}")
+    names = [name for name in rest.split("/") if name]
+    flags = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        current = os.open(
+            "/" if start == AT_FDCWD else ".", flags, dir_fd=None if start == AT_FDCWD else start
+        )
+    except OSError:
+        return None
+    for name in names:
+        try:
+            following = os.open(name, flags, dir_fd=current)
+        except OSError:  # missing, no directory, or a link (O_NOFOLLOW with O_DIRECTORY)
+            os.close(current)
+            return None
+        os.close(current)
+        current = following
+    return current
+
+
+def _job_directories(isolation: Isolation, paths: Iterable[str]) -> dict[str, int]:
+    """The directories among `paths` (real and absolute) as they were before anything was
+    hidden, outermost first, each once, with an `O_PATH` descriptor each (`_open_real`): what
+    `_directories` finds in this process's view, links left out."""
+    found: dict[str, int] = {}
+    for path in sorted({os.path.normpath(path) for path in paths if path}):
+        if not path.startswith("/") or path == "/":
+            continue
+        opened = _open_real(isolation, path)
+        if opened is not None:
+            found[path] = opened
+    return dict(sorted(found.items(), key=lambda item: (item[0].count("/"), item[0])))
+
+
+def _clone_opened(opened: int, path: str) -> int:
+    """A detached copy of the directory `opened` (an `O_PATH` descriptor of `path`), which it
+    closes."""
+    flags = OPEN_TREE_CLONE | AT_RECURSIVE | os.O_CLOEXEC | AT_EMPTY_PATH
+    try:
+        return _check(_libc.syscall(SYS_OPEN_TREE, opened, b"", flags), f"keep {path}")
+    finally:
+        os.close(opened)
 
 
 def _attach(tree: int, path: str) -> None:
@@ -476,13 +502,23 @@ def isolate_job(
     `isolate` leaves it out); make the `scratch` directories (under /tmp) anew, empty, in the
     job's own /tmp, so what is written there counts in its size; then lock every mount.
     Raises OSError when the kernel refuses."""
+    trees: list[tuple[str, int, bool]] = []
+    kept_rw: dict[str, int] = {}
+    kept_ro: dict[str, int] = {}
     try:
         kept_rw = _job_directories(isolation, writable)
-        already = {*kept_rw, *isolation.kept}
-        kept_ro = [path for path in _job_directories(isolation, readable) if path not in already]
-        trees = [(path, _clone_beneath(isolation, path), True) for path in kept_rw]
-        trees += [(path, _clone_beneath(isolation, path), False) for path in kept_ro]
+        kept_ro = _job_directories(isolation, readable)
+        for path in [*kept_ro]:
+            if path in kept_rw or path in isolation.kept:
+                os.close(kept_ro.pop(path))
+        for group, is_writable in ((kept_rw, True), (kept_ro, False)):
+            while group:
+                path = next(iter(group))
+                trees.append((path, _clone_opened(group.pop(path), path), is_writable))
     finally:
+        for group in (kept_rw, kept_ro):
+            for opened in group.values():
+                os.close(opened)
         isolation.close()
     for path in scratch:
         os.makedirs(path, mode=0o700, exist_ok=True)
@@ -880,11 +916,12 @@ def enter(
         # it would let a job fill the machine's disk, whatever QRT_JOB_TEMP_BYTES says.
         workdir = os.path.realpath(launch.workdir)
         job_writable, scratch = ([], [workdir]) if within(workdir, JOB_TMP) else ([workdir], [])
+        writable = [*job_writable, *policy.writable]
         if ahead is not None:
-            ahead.finish(launch, program, [*job_writable, *policy.writable], scratch)
+            ahead.finish(launch, program, writable, scratch)
         else:
-            readable = [*program, *python_installation(policy.hidden)]
-            isolate(policy, readable, [*job_writable, *policy.writable], scratch)
+            isolation = isolate_ahead(policy, python_installation(policy.hidden))
+            isolate_job(isolation, program, writable, scratch)
     if not policy.isolate:
         _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "not dumpable")
         if os.geteuid() == 0:

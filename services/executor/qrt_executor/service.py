@@ -91,10 +91,12 @@ def sandbox_policy(settings: Settings) -> SandboxPolicy:
         open_files=settings.job_max_open_files,
         temp_bytes=settings.job_temp_bytes,
     )
+    # Real, resolved once as the executor starts: a job process follows no symbolic link
+    # when it puts them back (one a job planted there would lead elsewhere).
     return SandboxPolicy(
         isolate=settings.job_sandbox == "namespaces",
-        hidden=tuple(settings.job_hidden_dirs),
-        writable=tuple(settings.job_writable_dirs),
+        hidden=tuple(os.path.realpath(path) for path in settings.job_hidden_dirs),
+        writable=tuple(os.path.realpath(path) for path in settings.job_writable_dirs),
         limits=limits,
     )
 

@@ -130,7 +130,7 @@ def _legitimate():
     }
 
 
-def main(backend, user_messenger, attack, path="", pid=0, count=0, size=0):
+def main(backend, user_messenger, attack, path="", pid=0, count=0, size=0, target=""):
     if attack == "legitimate":
         return _legitimate()
     if attack == "environment":
@@ -147,6 +147,12 @@ def main(backend, user_messenger, attack, path="", pid=0, count=0, size=0):
             return sorted(os.listdir(path))
         except OSError as exc:
             return f"{type(exc).__name__}: {exc.strerror}"
+    if attack == "link":
+        try:
+            os.symlink(target, path)
+        except OSError as exc:
+            return f"{type(exc).__name__}: {exc.strerror}"
+        return "linked"
     if attack == "write":
         try:
             with open(path, "w") as file:
