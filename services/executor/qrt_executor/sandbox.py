@@ -48,7 +48,7 @@ import stat
 import sys
 import tempfile
 import traceback
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from . import landlock, seccomp
 from .job_protocol import JobLimits, Launch, SandboxPolicy
@@ -198,28 +198,24 @@ def _open_real(isolation: Isolation, path: str) -> int | None:
     return current
 
 
-def _job_directories(isolation: Isolation, paths: Iterable[str]) -> dict[str, int]:
-    """The directories among `paths` (real and absolute) as they were before anything was
-    hidden, outermost first, each once, with an `O_PATH` descriptor each (`_open_real`): what
-    `_directories` finds in this process's view, links left out."""
-    found: dict[str, int] = {}
-    for path in sorted({os.path.normpath(path) for path in paths if path}):
-        if not path.startswith("/") or path == "/":
-            continue
-        opened = _open_real(isolation, path)
-        if opened is not None:
+def _job_directories(
+    isolation: Isolation, paths: Iterable[str], besides: Collection[str] = ()
+) -> dict[str, int]:
+    """The directories among `paths` (real and absolute) but `besides`, as they were before
+    anything was hidden, outermost first, each once, with an `O_PATH` descriptor each
+    (`_open_real`): what `_directories` finds in this process's view, links left out."""
+    normal = {os.path.normpath(path) for path in paths if path.startswith("/")}
+    found = {}
+    for path in _outermost_first(normal - {"/", *besides}):
+        if (opened := _open_real(isolation, path)) is not None:
             found[path] = opened
-    return dict(sorted(found.items(), key=lambda item: (item[0].count("/"), item[0])))
+    return found
 
 
 def _clone_opened(opened: int, path: str) -> int:
-    """A detached copy of the directory `opened` (an `O_PATH` descriptor of `path`), which it
-    closes."""
+    """A detached copy of the directory `opened` (an `O_PATH` descriptor of `path`)."""
     flags = OPEN_TREE_CLONE | AT_RECURSIVE | os.O_CLOEXEC | AT_EMPTY_PATH
-    try:
-        return _check(_libc.syscall(SYS_OPEN_TREE, opened, b"", flags), f"keep {path}")
-    finally:
-        os.close(opened)
+    return _check(_libc.syscall(SYS_OPEN_TREE, opened, b"", flags), f"keep {path}")
 
 
 def _attach(tree: int, path: str) -> None:
@@ -351,10 +347,14 @@ def _map_to_root(uid: int, gid: int) -> None:
             file.write(text)
 
 
+def _outermost_first(paths: Iterable[str]) -> list[str]:
+    return sorted(paths, key=lambda path: (path.count("/"), path))
+
+
 def _directories(paths: Iterable[str]) -> list[str]:
     """The real, existing directories among `paths`, outermost first, each once."""
     found = {os.path.realpath(path) for path in paths if path and os.path.isdir(path)}
-    return sorted(found - {"/"}, key=lambda path: (path.count("/"), path))
+    return _outermost_first(found - {"/"})
 
 
 def within(path: str, directory: str) -> bool:
@@ -502,23 +502,16 @@ def isolate_job(
     `isolate` leaves it out); make the `scratch` directories (under /tmp) anew, empty, in the
     job's own /tmp, so what is written there counts in its size; then lock every mount.
     Raises OSError when the kernel refuses."""
-    trees: list[tuple[str, int, bool]] = []
     kept_rw: dict[str, int] = {}
     kept_ro: dict[str, int] = {}
     try:
         kept_rw = _job_directories(isolation, writable)
-        kept_ro = _job_directories(isolation, readable)
-        for path in [*kept_ro]:
-            if path in kept_rw or path in isolation.kept:
-                os.close(kept_ro.pop(path))
-        for group, is_writable in ((kept_rw, True), (kept_ro, False)):
-            while group:
-                path = next(iter(group))
-                trees.append((path, _clone_opened(group.pop(path), path), is_writable))
+        kept_ro = _job_directories(isolation, readable, besides=[*kept_rw, *isolation.kept])
+        trees = [(path, _clone_opened(fd, path), True) for path, fd in kept_rw.items()]
+        trees += [(path, _clone_opened(fd, path), False) for path, fd in kept_ro.items()]
     finally:
-        for group in (kept_rw, kept_ro):
-            for opened in group.values():
-                os.close(opened)
+        for opened in [*kept_rw.values(), *kept_ro.values()]:
+            os.close(opened)
         isolation.close()
     for path in scratch:
         os.makedirs(path, mode=0o700, exist_ok=True)
@@ -908,9 +901,8 @@ def enter(
     the seccomp filter are entered there too, and where the filter cannot be the job runs on,
     its log saying so."""
     policy = launch.sandbox
-    if ahead is not None and not policy.isolate:
-        raise OSError(errno.EINVAL, "the job process was prepared for another sandbox policy")
-    if policy.isolate:
+    # With walls built ahead, `finish` refuses a launch for others (or for none).
+    if policy.isolate or ahead is not None:
         program = [launch.search_path, launch.project_dir]
         # A working directory in the machine's /tmp is made in the job's own instead: bound in,
         # it would let a job fill the machine's disk, whatever QRT_JOB_TEMP_BYTES says.
